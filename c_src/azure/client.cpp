@@ -1,0 +1,308 @@
+// Executes marketplace operations: token, request, retry, paging. Runs on the engine thread except
+// call()/cancel(), which only post work to it.
+#include "azmp/client.hpp"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "azmp/url_policy.hpp"
+
+namespace azmp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t steady_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::int64_t unix_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool is_list_op(OpKind k) {
+    return k == OpKind::ListSubscriptions || k == OpKind::ListAvailablePlans || k == OpKind::ListOperations ||
+           k == OpKind::GetUsageEvents;
+}
+
+double jitter01() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+}  // namespace
+
+std::string new_guid() {
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) {
+        // Request ids are for tracing, not security: fall back to a PRNG rather than fail the call.
+        thread_local std::mt19937_64 rng{std::random_device{}()};
+        for (auto& c : b) c = static_cast<unsigned char>(rng());
+    }
+    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+    char out[37];
+    std::snprintf(out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                  b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return out;
+}
+
+std::optional<Error> validate_config(const ClientConfig& cfg) {
+    const auto& c = cfg.credentials;
+    if (c.tenant_id.empty()) return Error::badarg("tenant_id");
+    if (c.client_id.empty()) return Error::badarg("client_id");
+    if (c.client_secret.empty()) return Error::badarg("client_secret");
+    if (!endpoint_allowed(cfg.marketplace_url)) return Error::badarg("marketplace_url");
+    if (!endpoint_allowed(c.login_url)) return Error::badarg("login_url");
+    if (cfg.timeout_ms <= 0) return Error::badarg("timeout_ms");
+    if (cfg.connect_timeout_ms <= 0) return Error::badarg("connect_timeout_ms");
+    if (cfg.max_in_flight == 0) return Error::badarg("max_in_flight");
+    if (cfg.retry.max_attempts < 1 || cfg.retry.max_attempts > 100) return Error::badarg("retry");
+    if (cfg.retry.base_delay_ms < 0 || cfg.retry.max_delay_ms < 0 || cfg.retry.max_retry_after_ms < 0)
+        return Error::badarg("retry");
+    return std::nullopt;
+}
+
+struct Client::CallState {
+    CallId id = 0;
+    Operation op;
+    CallDone done;
+    std::string request_id;      // kept across retries of one request
+    std::string correlation_id;  // kept for the whole call
+    int attempt = 1;
+    bool reauthenticated = false;  // a 401 forces one token refresh, once
+    std::uint64_t token_generation = 0;
+    Clock::time_point deadline;
+    Engine::TransferId transfer = 0;
+    std::optional<std::string> next_url;
+    boost::json::array pages;
+    bool finished = false;
+};
+
+struct Client::TokenState {
+    std::string access_token;  // empty: none
+    std::int64_t obtained_at_s = 0;
+    std::int64_t expires_in_s = 0;
+    std::uint64_t generation = 0;
+    bool refreshing = false;
+    int attempt = 1;
+    std::vector<std::weak_ptr<CallState>> waiters;
+};
+
+Client::Client(ClientConfig cfg, Engine& engine)
+    : cfg_(std::move(cfg)), engine_(engine), token_(std::make_shared<TokenState>()) {
+    while (!cfg_.marketplace_url.empty() && cfg_.marketplace_url.back() == '/') cfg_.marketplace_url.pop_back();
+    auto& login = cfg_.credentials.login_url;
+    while (!login.empty() && login.back() == '/') login.pop_back();
+}
+
+ClientStats Client::stats() const {
+    return {token_requests_.load(std::memory_order_relaxed), in_flight_.load(std::memory_order_relaxed)};
+}
+
+std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
+    if (auto err = validate(op)) return *err;
+    if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= cfg_.max_in_flight) {
+        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        return Error::overloaded();
+    }
+    auto st = std::make_shared<CallState>();
+    st->id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    st->op = std::move(op);
+    st->done = std::move(done);
+    st->request_id = new_guid();
+    st->correlation_id = new_guid();
+    st->deadline = Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms);
+    CallId id = st->id;
+    auto self = shared_from_this();
+    if (!engine_.post([self, st] {
+            self->calls_.emplace(st->id, st);
+            self->with_token(st);
+        })) {
+        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        return Error::transport("the engine is stopped; reload the plugin");
+    }
+    return id;
+}
+
+void Client::cancel(CallId id) {
+    auto self = shared_from_this();
+    engine_.post([self, id] {
+        auto it = self->calls_.find(id);
+        if (it == self->calls_.end()) return;
+        auto st = it->second;
+        if (st->transfer) self->engine_.cancel_transfer(st->transfer);
+        st->finished = true;
+        self->calls_.erase(it);
+        self->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    });
+}
+
+void Client::with_token(const std::shared_ptr<CallState>& st) {
+    auto& t = *token_;
+    if (!t.access_token.empty() && !token_needs_refresh(t.obtained_at_s, t.expires_in_s, steady_s())) {
+        send(st);
+        return;
+    }
+    t.waiters.push_back(st);
+    if (!t.refreshing) refresh_token();
+}
+
+TransferOptions Client::transfer_options(long timeout_ms) const {
+    return TransferOptions{cfg_.ca_file, std::min(cfg_.connect_timeout_ms, timeout_ms), timeout_ms};
+}
+
+void Client::refresh_token() {
+    token_->refreshing = true;
+    token_requests_.fetch_add(1, std::memory_order_relaxed);
+    auto self = shared_from_this();
+    engine_.start_transfer(build_token_request(cfg_.credentials), transfer_options(cfg_.timeout_ms),
+                           [self](TransferResult&& r) { self->on_token(std::move(r)); });
+}
+
+void Client::on_token(TransferResult&& r) {
+    auto& t = *token_;
+    std::variant<Token, Error> outcome = Error::transport(r.detail);
+    std::optional<std::int64_t> retry_after;
+    bool retryable = false;
+    if (r.curl_code != 0) {
+        outcome = r.timed_out ? Error::timeout() : Error::transport(r.detail);
+        retryable = true;
+    } else {
+        outcome = parse_token_response(r.response);
+        retryable = is_retryable_status(r.response.status);
+        retry_after = retry_after_ms(r.response, unix_s());
+    }
+    if (std::holds_alternative<Error>(outcome) && retryable && t.attempt < cfg_.retry.max_attempts) {
+        auto delay = backoff_ms(cfg_.retry, t.attempt, jitter01(), retry_after);
+        ++t.attempt;
+        auto self = shared_from_this();
+        if (engine_.post_after(std::chrono::milliseconds(delay), [self] {
+                self->token_requests_.fetch_add(1, std::memory_order_relaxed);
+                self->engine_.start_transfer(build_token_request(self->cfg_.credentials),
+                                             self->transfer_options(self->cfg_.timeout_ms),
+                                             [self](TransferResult&& rr) { self->on_token(std::move(rr)); });
+            }))
+            return;
+    }
+    t.refreshing = false;
+    t.attempt = 1;
+    auto waiters = std::move(t.waiters);
+    t.waiters.clear();
+    if (auto* tok = std::get_if<Token>(&outcome)) {
+        t.access_token = std::move(tok->access_token);
+        t.expires_in_s = tok->expires_in_s;
+        t.obtained_at_s = steady_s();
+        ++t.generation;
+        for (auto& w : waiters)
+            if (auto st = w.lock(); st && !st->finished) send(st);
+    } else {
+        const Error& err = std::get<Error>(outcome);
+        for (auto& w : waiters)
+            if (auto st = w.lock(); st && !st->finished) finish(st, err);
+    }
+}
+
+void Client::send(const std::shared_ptr<CallState>& st) {
+    if (st->finished) return;
+    auto remaining =
+        std::chrono::duration_cast<std::chrono::milliseconds>(st->deadline - Clock::now()).count();
+    if (remaining <= 0) {
+        finish(st, Error::timeout());
+        return;
+    }
+    HttpRequest req;
+    if (st->next_url) {
+        req.method = Method::Get;
+        req.url = *st->next_url;
+    } else {
+        req = build_request(st->op, cfg_.marketplace_url);
+    }
+    req.headers.emplace_back("Authorization", "Bearer " + token_->access_token);
+    req.headers.emplace_back("x-ms-requestid", st->request_id);
+    req.headers.emplace_back("x-ms-correlationid", st->correlation_id);
+    req.headers.emplace_back("Accept", "application/json");
+    st->token_generation = token_->generation;
+    auto self = shared_from_this();
+    st->transfer = engine_.start_transfer(std::move(req), transfer_options(static_cast<long>(remaining)),
+                                          [self, st](TransferResult&& r) { self->on_response(st, std::move(r)); });
+}
+
+void Client::on_response(const std::shared_ptr<CallState>& st, TransferResult&& r) {
+    st->transfer = 0;
+    if (st->finished) return;
+    if (r.curl_code != 0) {
+        if (r.timed_out && Clock::now() >= st->deadline) {
+            finish(st, Error::timeout());
+            return;
+        }
+        retry_or_fail(st, r.timed_out ? Error::timeout() : Error::transport(r.detail), std::nullopt);
+        return;
+    }
+    const HttpResponse& resp = r.response;
+    if (resp.status == 401 && !st->reauthenticated) {
+        // Azure no longer accepts our token (revoked, clock skew): refresh once, then retry once.
+        st->reauthenticated = true;
+        if (st->token_generation == token_->generation) token_->access_token.clear();
+        with_token(st);
+        return;
+    }
+    if (is_retryable_status(resp.status)) {
+        retry_or_fail(st, Error::http(resp.status, resp.body), retry_after_ms(resp, unix_s()));
+        return;
+    }
+    Interpretation in = interpret_response(st->op, resp);
+    if (auto* err = std::get_if<Error>(&in.result)) {
+        finish(st, std::move(*err));
+        return;
+    }
+    auto& value = std::get<OpValue>(in.result);
+    if (!is_list_op(st->op.kind)) {
+        finish(st, std::move(value));
+        return;
+    }
+    append_page(st->pages, std::move(value.value));
+    if (in.next_link) {
+        if (!same_origin(*in.next_link, cfg_.marketplace_url)) {
+            finish(st, Error::bad_response("@nextLink points outside the configured marketplace_url"));
+            return;
+        }
+        st->next_url = std::move(in.next_link);
+        st->request_id = new_guid();  // a new page is a new request
+        st->attempt = 1;
+        send(st);
+        return;
+    }
+    OpValue all;
+    all.kind = OpValue::Kind::Value;
+    all.value = std::move(st->pages);
+    finish(st, std::move(all));
+}
+
+void Client::retry_or_fail(const std::shared_ptr<CallState>& st, Error err, std::optional<std::int64_t> retry_after) {
+    if (st->attempt < cfg_.retry.max_attempts) {
+        auto delay = backoff_ms(cfg_.retry, st->attempt, jitter01(), retry_after);
+        if (Clock::now() + std::chrono::milliseconds(delay) < st->deadline) {
+            ++st->attempt;
+            auto self = shared_from_this();
+            if (engine_.post_after(std::chrono::milliseconds(delay), [self, st] { self->send(st); })) return;
+        }
+    }
+    finish(st, std::move(err));
+}
+
+void Client::finish(const std::shared_ptr<CallState>& st, CallResult&& result) {
+    if (st->finished) return;
+    st->finished = true;
+    calls_.erase(st->id);
+    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    auto done = std::move(st->done);
+    done(std::move(result));
+}
+
+}  // namespace azmp

@@ -1,0 +1,38 @@
+// Conversions between Erlang terms and the library's C++ values. No Azure logic here.
+#pragma once
+
+#include <erl_nif.h>
+
+#include <boost/json/value.hpp>
+
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "azmp/client.hpp"
+#include "azmp/error.hpp"
+#include "azmp/operations.hpp"
+
+namespace azmp::nif {
+
+ERL_NIF_TERM atom(ErlNifEnv* env, const char* name);
+ERL_NIF_TERM make_binary(ErlNifEnv* env, std::string_view s);
+ERL_NIF_TERM ok_tuple(ErlNifEnv* env, ERL_NIF_TERM value);
+ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason);
+
+// JSON -> maps with binary keys, lists, binaries, integers/floats, true/false, null.
+ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v);
+
+// timeout | overloaded | {http, Status, Body} | {transport, D} | {bad_response, D} | {auth, D} | {badarg, Field}
+ERL_NIF_TERM error_to_term(ErlNifEnv* env, const Error& e);
+
+// ok | {ok, Value} | {ok, OperationId} | {error, Reason}
+ERL_NIF_TERM result_to_term(ErlNifEnv* env, const CallResult& r);
+
+// A map of client options -> ClientConfig, or the Error naming the offending field.
+std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM map);
+
+// (OpName atom, Args map) -> Operation, or the Error naming the offending field.
+std::variant<Operation, Error> operation_from_terms(ErlNifEnv* env, ERL_NIF_TERM op, ERL_NIF_TERM args);
+
+}  // namespace azmp::nif

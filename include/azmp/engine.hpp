@@ -1,0 +1,70 @@
+// The I/O engine: one library-owned thread driving a libcurl multi handle. Everything that touches
+// curl or per-client mutable state runs on that thread, so callers (NIF calls on schedulers) only
+// enqueue work and return at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "azmp/http.hpp"
+
+namespace azmp {
+
+// How one HTTP exchange went at the transport level. `curl_code` 0 means a response arrived
+// (whatever its status); otherwise `detail` names the failure.
+struct TransferResult {
+    int curl_code = 0;
+    bool timed_out = false;
+    std::string detail;
+    HttpResponse response;
+};
+
+struct TransferOptions {
+    std::string ca_file;  // empty: the system trust store
+    long connect_timeout_ms = 5000;
+    long timeout_ms = 30000;  // whole exchange
+};
+
+struct EngineStats {
+    std::uint64_t transfers_started = 0;
+    std::uint64_t transfers_active = 0;
+    std::uint64_t connections_opened = 0;  // new TCP connections (reuse shows as fewer)
+};
+
+class Engine {
+public:
+    using TransferId = std::uint64_t;
+    using Task = std::function<void()>;
+    using TransferDone = std::function<void(TransferResult&&)>;
+
+    Engine();
+    ~Engine();  // stop() + join
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Runs `task` on the engine thread. False once stopping (the task is dropped).
+    bool post(Task task);
+    // Runs `task` on the engine thread after `delay`.
+    bool post_after(std::chrono::milliseconds delay, Task task);
+
+    // Engine thread only: starts an HTTP exchange; `done` runs on the engine thread.
+    TransferId start_transfer(HttpRequest req, const TransferOptions& opts, TransferDone done);
+    // Engine thread only: abandons a transfer; its `done` never runs.
+    void cancel_transfer(TransferId id);
+
+    // Stops accepting work, aborts transfers still running (their `done` runs with an error so
+    // every caller hears back), runs pending tasks, and joins the thread. Idempotent.
+    void stop();
+
+    EngineStats stats() const;
+    bool on_engine_thread() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace azmp
