@@ -94,7 +94,7 @@ struct Client::TokenState {
     std::vector<std::weak_ptr<CallState>> waiters;
 };
 
-Client::Client(ClientConfig cfg, Engine& engine)
+Client::Client(ClientConfig cfg, std::shared_ptr<Engine> engine)
     : cfg_(std::move(cfg)), engine_(engine), token_(std::make_shared<TokenState>()) {
     while (!cfg_.marketplace_url.empty() && cfg_.marketplace_url.back() == '/') cfg_.marketplace_url.pop_back();
     auto& login = cfg_.credentials.login_url;
@@ -105,8 +105,24 @@ ClientStats Client::stats() const {
     return {token_requests_.load(std::memory_order_relaxed), in_flight_.load(std::memory_order_relaxed)};
 }
 
-std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
+std::shared_ptr<Engine> Client::engine() const {
+    std::lock_guard lk(engine_mu_);
+    return engine_.lock();
+}
+
+std::shared_ptr<Engine> Client::bind(const std::shared_ptr<Engine>& current) {
+    std::lock_guard lk(engine_mu_);
+    if (auto e = engine_.lock(); e && !e->stopped()) return e;
+    // The old engine is stopped and joined: it failed every call it had, and no thread of it runs.
+    engine_ = current;
+    *token_ = TokenState{};
+    calls_.clear();
+    return current;
+}
+
+std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done, const std::shared_ptr<Engine>& current) {
     if (auto err = validate(op)) return *err;
+    auto engine = bind(current);
     if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= cfg_.max_in_flight) {
         in_flight_.fetch_sub(1, std::memory_order_acq_rel);
         return Error::overloaded();
@@ -120,7 +136,7 @@ std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
     st->deadline = Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms);
     CallId id = st->id;
     auto self = shared_from_this();
-    if (!engine_.post([self, st] {
+    if (!engine->post([self, st] {
             self->calls_.emplace(st->id, st);
             self->with_token(st);
         })) {
@@ -131,12 +147,14 @@ std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
 }
 
 void Client::cancel(CallId id) {
+    auto engine = this->engine();
+    if (!engine) return;
     auto self = shared_from_this();
-    engine_.post([self, id] {
+    engine->post([self, engine, id] {
         auto it = self->calls_.find(id);
         if (it == self->calls_.end()) return;
         auto st = it->second;
-        if (st->transfer) self->engine_.cancel_transfer(st->transfer);
+        if (st->transfer) engine->cancel_transfer(st->transfer);
         st->finished = true;
         self->calls_.erase(it);
         self->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
@@ -161,7 +179,7 @@ void Client::refresh_token() {
     token_->refreshing = true;
     token_requests_.fetch_add(1, std::memory_order_relaxed);
     auto self = shared_from_this();
-    engine_.start_transfer(build_token_request(cfg_.credentials), transfer_options(cfg_.timeout_ms),
+    engine()->start_transfer(build_token_request(cfg_.credentials), transfer_options(cfg_.timeout_ms),
                            [self](TransferResult&& r) { self->on_token(std::move(r)); });
 }
 
@@ -182,9 +200,9 @@ void Client::on_token(TransferResult&& r) {
         auto delay = backoff_ms(cfg_.retry, t.attempt, jitter01(), retry_after);
         ++t.attempt;
         auto self = shared_from_this();
-        if (engine_.post_after(std::chrono::milliseconds(delay), [self] {
+        if (engine()->post_after(std::chrono::milliseconds(delay), [self] {
                 self->token_requests_.fetch_add(1, std::memory_order_relaxed);
-                self->engine_.start_transfer(build_token_request(self->cfg_.credentials),
+                self->engine()->start_transfer(build_token_request(self->cfg_.credentials),
                                              self->transfer_options(self->cfg_.timeout_ms),
                                              [self](TransferResult&& rr) { self->on_token(std::move(rr)); });
             }))
@@ -229,7 +247,7 @@ void Client::send(const std::shared_ptr<CallState>& st) {
     req.headers.emplace_back("Accept", "application/json");
     st->token_generation = token_->generation;
     auto self = shared_from_this();
-    st->transfer = engine_.start_transfer(std::move(req), transfer_options(static_cast<long>(remaining)),
+    st->transfer = engine()->start_transfer(std::move(req), transfer_options(static_cast<long>(remaining)),
                                           [self, st](TransferResult&& r) { self->on_response(st, std::move(r)); });
 }
 
@@ -290,7 +308,7 @@ void Client::retry_or_fail(const std::shared_ptr<CallState>& st, Error err, std:
         if (Clock::now() + std::chrono::milliseconds(delay) < st->deadline) {
             ++st->attempt;
             auto self = shared_from_this();
-            if (engine_.post_after(std::chrono::milliseconds(delay), [self, st] { self->send(st); })) return;
+            if (engine()->post_after(std::chrono::milliseconds(delay), [self, st] { self->send(st); })) return;
         }
     }
     finish(st, std::move(err));

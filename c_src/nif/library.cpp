@@ -24,7 +24,7 @@ struct Library {
     int abi = kAbiVersion;
     const void* image = nullptr;  // identifies this loaded image
     std::atomic<int> module_refs{1};
-    std::unique_ptr<Engine> engine;
+    std::shared_ptr<Engine> engine;
     ErlNifResourceType* client_type = nullptr;
     ErlNifResourceType* call_type = nullptr;
 };
@@ -78,7 +78,7 @@ int on_load(ErlNifEnv* env, void** priv, ERL_NIF_TERM load_info) {
         auto lib = std::make_unique<Library>();
         lib->image = &kImageTag;
         if (!open_resource_types(env, lib.get())) return 2;
-        lib->engine = std::make_unique<Engine>();
+        lib->engine = std::make_shared<Engine>();
         *priv = lib.release();
         return 0;
     } catch (...) {
@@ -138,7 +138,7 @@ ERL_NIF_TERM client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (!res) return raise_internal(env, "out of memory");
     long timeout_ms = cfg.timeout_ms;
     try {
-        new (res) ClientRes{std::make_shared<Client>(std::move(cfg), *lib->engine), timeout_ms};
+        new (res) ClientRes{std::make_shared<Client>(std::move(cfg), lib->engine), timeout_ms};
     } catch (...) {
         // Not constructed: give the memory back without running the destructor.
         new (res) ClientRes{};
@@ -214,7 +214,7 @@ ERL_NIF_TERM request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (enif_monitor_process(env, call, &caller, &call->monitor) == 0) call->monitoring.store(true);
     auto pending = std::make_shared<PendingReply>(call, caller);
     auto started = cres->client->call(std::move(std::get<Operation>(parsed)),
-                                      [pending](CallResult&& r) { pending->send(std::move(r)); });
+                                      [pending](CallResult&& r) { pending->send(std::move(r)); }, lib->engine);
     if (auto* err = std::get_if<Error>(&started)) {
         pending->armed = false;
         release_call(env, call);

@@ -15,7 +15,8 @@ std::string_view method_name(Method m) noexcept;
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// Case-insensitive header lookup (HTTP header names are case-insensitive).
+// Case-insensitive header lookup (HTTP header names are case-insensitive). The first match wins; its
+// value comes back without surrounding whitespace.
 std::optional<std::string> find_header(const Headers& headers, std::string_view name);
 
 struct HttpRequest {

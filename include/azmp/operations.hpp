@@ -65,7 +65,9 @@ struct Operation {
 };
 
 // Checks what Azure would refuse anyway (empty ids, batch size, time format) before sending.
-// Returns the name of the offending field (as the Erlang API names it) or nothing.
+// Returns Error::badarg naming the offending field (as the Erlang API names it: subscription_id, plan_id,
+// operation_id, token, quantity, events, resource_id, dimension, effective_start_time, usage_start_date),
+// or nothing when `op` may be sent.
 std::optional<Error> validate(const Operation& op);
 
 // Builds the request for `op` against `marketplace_base` (e.g. https://marketplaceapi.microsoft.com/api,
@@ -91,10 +93,13 @@ struct Interpretation {
 // spaces (trimmed), quantity as string or number (normalised to a number), unknown fields (kept),
 // missing optional fields. A 2xx body that does not parse or lacks a required field is BadResponse;
 // a non-2xx is Http (except 409 on PostUsage: the already accepted event is returned as a Value).
-// List operations return Value holding a JSON array of the page's items.
+// List operations return Value holding a JSON array of the page's items (an absent list is an empty one).
+// Resolve requires a string "id"; its bodies never appear in errors. PostUsageBatch returns the object
+// with its "result" array and an integer "count" (taken from the array when Azure omits it).
 Interpretation interpret_response(const Operation& op, const HttpResponse& resp);
 
 // Appends page items (an array, as returned by interpret_response for a list op) to `acc`.
+// A `page` that is not an array adds nothing.
 void append_page(boost::json::array& acc, boost::json::value&& page);
 
 // True when `next_link` may be followed: same scheme, host and port as `marketplace_base`,

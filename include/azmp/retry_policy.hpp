@@ -20,11 +20,11 @@ struct RetryConfig {
 // the executor decides that without a response.)
 bool is_retryable_status(long status) noexcept;
 
-// Parses Retry-After: delta-seconds or an HTTP-date (relative to `now_unix_s`). Nothing when absent
-// or unparseable.
+// Parses Retry-After: delta-seconds or an HTTP-date (relative to `now_unix_s`; a past date gives 0).
+// Nothing when absent or unparseable.
 std::optional<std::int64_t> retry_after_ms(const HttpResponse& resp, std::int64_t now_unix_s);
 
-// Delay before attempt `attempt + 1` (attempt counts from 1): full-jitter exponential backoff,
+// Delay before attempt `attempt + 1` (attempt counts from 1; lower values count as 1): full-jitter exponential backoff,
 // base * 2^(attempt-1) capped at max_delay, scaled by `jitter01` in [0,1); a Retry-After, when
 // given, is honoured (capped at max_retry_after_ms) and wins over the computed value.
 std::int64_t backoff_ms(const RetryConfig& cfg, int attempt, double jitter01,

@@ -73,7 +73,7 @@ audience(v2, P, Cfg) ->
         undefined ->
             err(400, <<"invalid_request">>, 900144,
                 <<"The request body must contain the following parameter: 'scope'.">>);
-        <<?APP_ID/binary, "/.default">> -> issue(v2, Cfg);
+        <<"20e940b3-4c77-4b0b-9a53-9e16a1b010a7/.default">> -> issue(v2, Cfg);
         Scope ->
             case binary:split(Scope, <<"/.default">>) of
                 [R, <<>>] when R =/= <<>> -> invalid_resource(R, Cfg);

@@ -1,0 +1,370 @@
+%% @doc Local Azure Marketplace emulator: Microsoft Entra token endpoints and
+%% JWKS, SaaS Fulfillment v2 with state and Metering, on real HTTP and HTTPS
+%% listeners on 127.0.0.1, with fault injection. Test and demo
+%% infrastructure only.
+%%
+%% The marketplace API is under "/api" (marketplace_url = Url ++ "/api"),
+%% Entra at the root (login_url = Url), control endpoints under "/_emulator".
+%%
+%% This gen_server owns the state (subscriptions, operations, usage,
+%% faults, stats). Connections are served by one process each
+%% (azmp_emulator_http); delays are slept in those processes, never here.
+-module(azmp_emulator).
+-behaviour(gen_server).
+
+-export([start/1, start_link/1, stop/1,
+         http_url/1, https_url/1, ca_file/1, other_ca_file/1, jwks_url/1, info/1,
+         add_subscription/2, subscription/2, add_operation/3,
+         inject/3, set_delay/2, expire_tokens/1,
+         stats/1, reset_stats/1, sign_jwt/2,
+         standalone/1, start_standalone/1, main/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-type emu() :: pid().
+-type op() :: token | resolve | activate | get_subscription | list_subscriptions
+            | list_available_plans | update_subscription | delete_subscription
+            | list_operations | get_operation | update_operation | usage_event
+            | batch_usage_event | usage_events | jwks | any.
+-type fault() :: {status, 100..599} | {status, 429, non_neg_integer()} | reset
+               | {stall, non_neg_integer()} | truncated | malformed
+               | {delay, non_neg_integer()}.
+-export_type([emu/0, op/0, fault/0]).
+
+-define(OPS, [token, resolve, activate, get_subscription, list_subscriptions,
+              list_available_plans, update_subscription, delete_subscription,
+              list_operations, get_operation, update_operation, usage_event,
+              batch_usage_event, usage_events, jwks, openid_configuration,
+              not_found, method_not_allowed, any]).
+-define(ACCEPTORS, 8).
+
+%%% ------------------------------------------------------------ lifecycle
+
+%% @doc Start an emulator. Opts (all optional): http_port (0), https_port (0
+%% | none), tenant_id, client_id, client_secret, token_ttl_s (3599), dir,
+%% page_size (2), operation_ms (200: when publisher-initiated operations
+%% complete), plans ([<<"payg">>, <<"payg-premium">>]), dimensions
+%% ([<<"sessions">>, <<"traffic">>, <<"connections">>]).
+-spec start(map()) -> {ok, emu()} | {error, term()}.
+start(Opts) ->
+    {ok, _} = application:ensure_all_started(ssl),
+    gen_server:start(?MODULE, Opts, []).
+
+-spec start_link(map()) -> {ok, emu()} | {error, term()}.
+start_link(Opts) ->
+    {ok, _} = application:ensure_all_started(ssl),
+    gen_server:start_link(?MODULE, Opts, []).
+
+-spec stop(emu()) -> ok.
+stop(Emu) -> gen_server:stop(Emu).
+
+%%% ------------------------------------------------------------- addresses
+
+-spec http_url(emu()) -> binary().
+http_url(Emu) -> url(http, call(Emu, {port, http})).
+
+%% @doc https://127.0.0.1:PORT (the certificate also covers localhost).
+-spec https_url(emu()) -> binary().
+https_url(Emu) -> url(https, call(Emu, {port, https})).
+
+-spec ca_file(emu()) -> file:filename().
+ca_file(Emu) -> call(Emu, {file, ca_file}).
+
+-spec other_ca_file(emu()) -> file:filename().
+other_ca_file(Emu) -> call(Emu, {file, other_ca_file}).
+
+%% @doc The tenant's JWKS (v2 keys) URL, on HTTPS unless it is disabled.
+-spec jwks_url(emu()) -> binary().
+jwks_url(Emu) ->
+    #{tenant_id := T} = Info = info(Emu),
+    Base = case maps:get(https_url, Info) of
+               undefined -> maps:get(http_url, Info);
+               U -> U
+           end,
+    <<Base/binary, "/", T/binary, "/discovery/v2.0/keys">>.
+
+%% @doc Everything a client needs: urls, tenant, client id and secret, files.
+-spec info(emu()) -> map().
+info(Emu) ->
+    I = call(Emu, info),
+    Https = case maps:get(https_port, I) of
+                undefined -> undefined;
+                P -> url(https, P)
+            end,
+    I#{http_url => url(http, maps:get(http_port, I)), https_url => Https}.
+
+url(_, undefined) -> error(https_disabled);
+url(Scheme, Port) ->
+    <<(atom_to_binary(Scheme, latin1))/binary, "://127.0.0.1:", (integer_to_binary(Port))/binary>>.
+
+%%% ---------------------------------------------------------------- state
+
+%% @doc Add a subscription. Map keys (optional): plan_id, offer_id, quantity,
+%% status, name, beneficiary_email (or email), purchaser_email, is_free_trial,
+%% is_test, term (<<"P1M">> or #{term_unit, start_date, end_date}), id,
+%% token, marketplace_token_ttl_s (86400; 0 = the token is already expired).
+-spec add_subscription(emu(), map()) -> {ok, #{id := binary(), token := binary()}}.
+add_subscription(Emu, Map) -> call(Emu, {add_subscription, Map}).
+
+%% @doc The emulator's own view: atom keys (id, status, plan_id, quantity,
+%% activations, token, operations, ...).
+-spec subscription(emu(), binary()) -> {ok, map()} | {error, not_found}.
+subscription(Emu, SubId) -> call(Emu, {subscription, SubId}).
+
+%% @doc An Azure-initiated operation on a subscription (what a webhook
+%% announces): Map has action (<<"ChangePlan">>, <<"ChangeQuantity">>,
+%% <<"Suspend">>, <<"Reinstate">>, <<"Unsubscribe">>, <<"Renew">>) and
+%% optionally plan_id, quantity, id. ChangePlan/ChangeQuantity stay
+%% InProgress until PATCHed; the others apply at once (Succeeded).
+-spec add_operation(emu(), binary(), map()) -> {ok, binary()} | {error, not_found}.
+add_operation(Emu, SubId, Map) -> call(Emu, {add_operation, SubId, Map}).
+
+%%% --------------------------------------------------------------- faults
+
+%% @doc Queue faults for an operation; one is consumed per matching request,
+%% in order. Faults for `any' apply when the operation has none queued.
+-spec inject(emu(), op(), [fault()]) -> ok.
+inject(Emu, Op, Faults) when is_list(Faults) ->
+    lists:member(Op, ?OPS) orelse error({badarg, Op}),
+    lists:foreach(fun check_fault/1, Faults),
+    call(Emu, {inject, Op, Faults}).
+
+check_fault({status, C}) when is_integer(C) -> ok;
+check_fault({status, 429, S}) when is_integer(S), S >= 0 -> ok;
+check_fault(reset) -> ok;
+check_fault({stall, Ms}) when is_integer(Ms), Ms >= 0 -> ok;
+check_fault(truncated) -> ok;
+check_fault(malformed) -> ok;
+check_fault({delay, Ms}) when is_integer(Ms), Ms >= 0 -> ok;
+check_fault(F) -> error({bad_fault, F}).
+
+%% @doc Every answer (except /_emulator) waits Ms first.
+-spec set_delay(emu(), non_neg_integer()) -> ok.
+set_delay(Emu, Ms) when is_integer(Ms), Ms >= 0 -> call(Emu, {set_delay, Ms}).
+
+%% @doc Invalidate every access token issued so far.
+-spec expire_tokens(emu()) -> ok.
+expire_tokens(Emu) -> call(Emu, expire_tokens).
+
+%%% ---------------------------------------------------------------- stats
+
+%% @doc #{token_requests, requests (newest last), by_op}.
+-spec stats(emu()) -> #{token_requests := non_neg_integer(), requests := [map()],
+                        by_op := #{atom() => non_neg_integer()}}.
+stats(Emu) -> call(Emu, stats).
+
+-spec reset_stats(emu()) -> ok.
+reset_stats(Emu) -> call(Emu, reset_stats).
+
+%%% ------------------------------------------------------------------ JWT
+
+%% @doc RS256 JWT of Claims, signed with the emulator's key (kid in header);
+%% verifiable with the JWKS it serves.
+-spec sign_jwt(emu(), map()) -> binary().
+sign_jwt(Emu, Claims) -> azmp_emulator_jwt:sign(call(Emu, key), Claims).
+
+%%% ----------------------------------------------------------- standalone
+
+%% @doc `erl -noshell -pa DIR -s azmp_emulator standalone 8443': HTTP on
+%% 8443, HTTPS on 8444. Returns; the node keeps running.
+-spec standalone([atom() | string()]) -> ok.
+standalone([Port]) -> {ok, _} = start_standalone(to_int(Port)), ok;
+standalone([]) -> {ok, _} = start_standalone(8443), ok.
+
+%% @doc escript-style entry: start and block forever.
+-spec main([string()]) -> no_return().
+main(Args) ->
+    ok = standalone(Args),
+    receive after infinity -> ok end.
+
+-spec start_standalone(inet:port_number()) -> {ok, emu()}.
+start_standalone(Port) ->
+    {ok, Emu} = start(#{http_port => Port, https_port => Port + 1}),
+    I = info(Emu),
+    io:format("Azure Marketplace emulator~n"
+              "  http:   ~s   (login_url; marketplace_url = ~s/api)~n"
+              "  https:  ~s   (also https://localhost:~b)~n"
+              "  CA:     ~s~n"
+              "  tenant: ~s  client_id: ~s  client_secret: ~s~n"
+              "  JWKS:   ~s~n"
+              "Control:~n"
+              "  curl -X POST ~s/_emulator/subscriptions -d '{\"planId\":\"payg\"}'   -> {id, token}~n"
+              "  curl -X POST ~s/_emulator/faults -d '{\"op\":\"resolve\",\"faults\":[{\"status\":503},{\"status\":429,\"retryAfter\":2},\"reset\",{\"stall\":5000},\"truncated\",\"malformed\",{\"delay\":1000}]}'~n"
+              "  curl ~s/_emulator/stats ; POST /_emulator/reset_stats, /_emulator/expire_tokens,~n"
+              "  /_emulator/delay {\"ms\":N}, /_emulator/operations {subscriptionId, action, planId, quantity};~n"
+              "  GET /_emulator/subscriptions/{id}~n",
+              [maps:get(http_url, I), maps:get(http_url, I), maps:get(https_url, I), Port + 1,
+               maps:get(ca_file, I), maps:get(tenant_id, I), maps:get(client_id, I),
+               maps:get(client_secret, I), jwks_url(Emu),
+               maps:get(http_url, I), maps:get(http_url, I), maps:get(http_url, I)]),
+    {ok, Emu}.
+
+to_int(A) when is_atom(A) -> list_to_integer(atom_to_list(A));
+to_int(L) when is_list(L) -> list_to_integer(L);
+to_int(I) when is_integer(I) -> I.
+
+call(Emu, Msg) -> gen_server:call(Emu, Msg, 30000).
+
+%%% ----------------------------------------------------------- gen_server
+
+init(Opts) ->
+    process_flag(trap_exit, true),
+    Key = azmp_emulator_jwt:new_key(),
+    Cfg = #{tenant_id => maps:get(tenant_id, Opts, <<"tenant-1">>),
+            client_id => maps:get(client_id, Opts, <<"client-1">>),
+            client_secret => maps:get(client_secret, Opts, <<"secret-1">>),
+            token_ttl_s => maps:get(token_ttl_s, Opts, 3599),
+            key => Key},
+    Tokens = ets:new(azmp_emulator_tokens, [set, public, {read_concurrency, true},
+                                            {write_concurrency, true}]),
+    Settings = ets:new(azmp_emulator_settings, [set, public, {read_concurrency, true}]),
+    ets:insert(Settings, {delay, 0}),
+    ConnCtx = #{emu => self(), cfg => Cfg, tokens => Tokens, settings => Settings},
+    Handler = fun(Req) -> azmp_emulator_router:handle(ConnCtx, Req) end,
+    HttpsPort = maps:get(https_port, Opts, 0),
+    try
+        {ok, HL, HP} = azmp_emulator_http:listen(tcp, maps:get(http_port, Opts, 0), []),
+        _ = azmp_emulator_http:start_acceptors(tcp, HL, ?ACCEPTORS, Handler, self()),
+        {Files, Listeners, SP} =
+            case HttpsPort of
+                none ->
+                    {#{ca_file => undefined, other_ca_file => undefined}, [{tcp, HL}], undefined};
+                _ ->
+                    Dir = case maps:get(dir, Opts, undefined) of
+                              undefined -> azmp_emulator_certs:fresh_dir();
+                              D -> D
+                          end,
+                    F = azmp_emulator_certs:generate(Dir),
+                    {ok, SL, P} = azmp_emulator_http:listen(
+                                    ssl, HttpsPort,
+                                    [{certfile, maps:get(server_cert, F)},
+                                     {keyfile, maps:get(server_key, F)}]),
+                    _ = azmp_emulator_http:start_acceptors(ssl, SL, ?ACCEPTORS, Handler, self()),
+                    {F, [{tcp, HL}, {ssl, SL}], P}
+            end,
+        Plans = maps:get(plans, Opts, [<<"payg">>, <<"payg-premium">>]),
+        State = #{cfg => #{page_size => maps:get(page_size, Opts, 2),
+                           operation_ms => maps:get(operation_ms, Opts, 200),
+                           plans => Plans,
+                           dimensions => maps:get(dimensions, Opts,
+                                                  [<<"sessions">>, <<"traffic">>,
+                                                   <<"connections">>])},
+                  entra => Cfg, key => Key, tokens => Tokens, settings => Settings,
+                  listeners => Listeners, http_port => HP, https_port => SP,
+                  files => Files,
+                  subs => #{}, mp_tokens => #{}, ops => #{}, usage => #{}, events => [],
+                  faults => #{}, stats => empty_stats()},
+        {ok, State}
+    catch
+        error:Reason -> {stop, Reason}
+    end.
+
+empty_stats() -> #{token_requests => 0, requests => [], by_op => #{}}.
+
+handle_call({take_fault, Op}, _From, State = #{faults := Faults}) ->
+    case Faults of
+        #{Op := [F | Rest]} -> {reply, F, State#{faults := Faults#{Op := Rest}}};
+        #{any := [F | Rest]} -> {reply, F, State#{faults := Faults#{any := Rest}}};
+        _ -> {reply, none, State}
+    end;
+handle_call({api, Op, Args, Req, Commit}, _From, State) ->
+    NowMs = erlang:system_time(millisecond),
+    State1 = azmp_emulator_fulfillment:advance(NowMs, State),
+    Ctx = #{base_url => maps:get(base_url, Req), now_ms => NowMs, now_s => NowMs div 1000},
+    {Resp, State2} = case check_request(Req, State1) of
+                         ok -> dispatch(Op, Args, Req, Ctx, State1);
+                         Error -> {Error, State1}
+                     end,
+    {reply, Resp, case Commit of
+                      true -> State2;
+                      false -> State1
+                  end};
+handle_call({port, http}, _From, State) -> {reply, maps:get(http_port, State), State};
+handle_call({port, https}, _From, State) -> {reply, maps:get(https_port, State), State};
+handle_call({file, Which}, _From, State = #{files := F}) -> {reply, maps:get(Which, F), State};
+handle_call(info, _From, State = #{entra := E, files := F}) ->
+    {reply, #{http_port => maps:get(http_port, State), https_port => maps:get(https_port, State),
+              tenant_id => maps:get(tenant_id, E), client_id => maps:get(client_id, E),
+              client_secret => maps:get(client_secret, E),
+              ca_file => maps:get(ca_file, F), other_ca_file => maps:get(other_ca_file, F)},
+     State};
+handle_call(key, _From, State) -> {reply, maps:get(key, State), State};
+handle_call({add_subscription, Opts}, _From, State) ->
+    {Sub, State1} = azmp_emulator_fulfillment:new_subscription(
+                      Opts, erlang:system_time(second), State),
+    {reply, {ok, maps:with([id, token], Sub)}, State1};
+handle_call({subscription, Id}, _From, State) ->
+    State1 = azmp_emulator_fulfillment:advance(erlang:system_time(millisecond), State),
+    {reply, azmp_emulator_fulfillment:view(Id, State1), State1};
+handle_call({add_operation, SubId, Opts}, _From, State) ->
+    case azmp_emulator_fulfillment:add_operation(SubId, Opts, State) of
+        {ok, OpId, State1} -> {reply, {ok, OpId}, State1};
+        Error -> {reply, Error, State}
+    end;
+handle_call({inject, Op, New}, _From, State = #{faults := Faults}) ->
+    {reply, ok, State#{faults := Faults#{Op => maps:get(Op, Faults, []) ++ New}}};
+handle_call({set_delay, Ms}, _From, State = #{settings := Tab}) ->
+    ets:insert(Tab, {delay, Ms}),
+    {reply, ok, State};
+handle_call(expire_tokens, _From, State = #{tokens := Tab}) ->
+    ets:delete_all_objects(Tab),
+    {reply, ok, State};
+handle_call(stats, _From, State = #{stats := S = #{requests := R}}) ->
+    {reply, S#{requests := lists:reverse(R)}, State};
+handle_call(reset_stats, _From, State) ->
+    {reply, ok, State#{stats := empty_stats()}};
+handle_call(_Other, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+handle_cast({record, Entry = #{op := Op}}, State = #{stats := S}) ->
+    #{token_requests := TR, requests := R, by_op := ByOp} = S,
+    S1 = S#{token_requests := TR + case Op of token -> 1; _ -> 0 end,
+            requests := [Entry | R],
+            by_op := ByOp#{Op => maps:get(Op, ByOp, 0) + 1}},
+    {noreply, State#{stats := S1}};
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+handle_info(_Info, State) ->
+    {noreply, State}.
+
+terminate(_Reason, #{listeners := Listeners}) ->
+    lists:foreach(fun({tcp, L}) -> gen_tcp:close(L);
+                     ({ssl, L}) -> ssl:close(L)
+                  end, Listeners);
+terminate(_Reason, _State) ->
+    ok.
+
+%%% ----------------------------------------------------------- API checks
+
+%% Bearer token issued by us, unexpired, not invalidated; api-version.
+check_request(#{headers := Headers, query := Q}, #{tokens := Tab}) ->
+    Now = erlang:system_time(second),
+    Auth = azmp_emulator_util:header(<<"authorization">>, Headers),
+    Valid = case Auth of
+                <<B:7/binary, Token/binary>> when B =:= <<"Bearer ">>; B =:= <<"bearer ">> ->
+                    case ets:lookup(Tab, string:trim(Token)) of
+                        [{_, Exp}] -> Exp > Now;
+                        [] -> false
+                    end;
+                _ -> false
+            end,
+    Version = lists:keyfind(<<"api-version">>, 1, azmp_emulator_util:query(Q)),
+    if
+        not Valid ->
+            {401, [{<<"www-authenticate">>, <<"Bearer">>}],
+             #{<<"error">> => #{<<"code">> => <<"Unauthorized">>,
+                                <<"message">> => <<"The authentication token was not provided "
+                                                   "or is invalid or expired.">>}}};
+        Version =/= {<<"api-version">>, <<"2018-08-31">>} ->
+            azmp_emulator_fulfillment:err(
+              400, <<"BadArgument">>,
+              <<"The api-version query parameter is missing or not supported; "
+                "use api-version=2018-08-31.">>);
+        true -> ok
+    end.
+
+dispatch(Op, _Args, Req, Ctx, State)
+  when Op =:= usage_event; Op =:= batch_usage_event; Op =:= usage_events ->
+    azmp_emulator_metering:handle(Op, Req, Ctx, State);
+dispatch(Op, Args, Req, Ctx, State) ->
+    azmp_emulator_fulfillment:handle(Op, Args, Req, Ctx, State).

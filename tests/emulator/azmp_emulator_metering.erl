@@ -1,0 +1,221 @@
+%% @doc Marketplace Metering API v1 with Azure's rules, as pure functions
+%% over the emulator state: at most one accepted event per resource,
+%% dimension and hour of effectiveStartTime; events older than 24 h are
+%% Expired; batches hold 1..25 events, each with its own status.
+%% Shapes follow meteringapi.v1.json.
+-module(azmp_emulator_metering).
+
+-export([handle/4]).
+
+-type state() :: map().
+-type resp() :: {integer(), [{binary(), binary()}], term()}.
+
+-define(MAX_BATCH, 25).
+-define(HOUR, 3600).
+-define(DAY, 86400).
+-define(FUTURE_SLACK, 300).
+
+%% @doc usage_event | batch_usage_event | usage_events.
+-spec handle(atom(), azmp_emulator_http:request(), map(), state()) -> {resp(), state()}.
+handle(usage_event, #{body := Body}, Ctx, State) ->
+    case azmp_emulator_json:decode(Body) of
+        {ok, Event} when is_map(Event) ->
+            case event(Event, maps:get(now_s, Ctx), State) of
+                {<<"Accepted">>, Msg, State1} -> {{200, [], Msg}, State1};
+                {<<"Duplicate">>, Msg, _} -> {{409, [], conflict(Msg)}, State};
+                {Code, Msg, _} -> {{400, [], bad_request(Code, Msg)}, State}
+            end;
+        _ ->
+            {{400, [], bad_request(<<"BadArgument">>, #{<<"message">> =>
+                                                            <<"The request body is invalid.">>,
+                                                        <<"target">> => <<"usageEvent">>})},
+             State}
+    end;
+handle(batch_usage_event, #{body := Body}, Ctx, State) ->
+    case azmp_emulator_json:decode(Body) of
+        {ok, #{<<"request">> := Events}} when is_list(Events), length(Events) > ?MAX_BATCH ->
+            {{400, [], #{<<"code">> => <<"BadArgument">>,
+                         <<"message">> => <<"The batch contained more than 25 usage events.">>,
+                         <<"target">> => <<"request">>}}, State};
+        {ok, #{<<"request">> := [_ | _] = Events}} ->
+            NowS = maps:get(now_s, Ctx),
+            {Results, State1} =
+                lists:mapfoldl(fun(E, S) when is_map(E) ->
+                                       {Status, Msg, S1} = event(E, NowS, S),
+                                       {batch_item(Status, Msg, E), S1};
+                                  (E, S) ->
+                                       {batch_item(<<"BadArgument">>,
+                                                   #{<<"message">> => <<"Invalid event.">>}, E), S}
+                               end, State, Events),
+            {{200, [], #{<<"result">> => Results, <<"count">> => length(Results)}}, State1};
+        _ ->
+            {{400, [], #{<<"code">> => <<"BadArgument">>,
+                         <<"message">> => <<"The request must contain 1 to 25 usage events.">>,
+                         <<"target">> => <<"request">>}}, State}
+    end;
+handle(usage_events, #{query := Q}, Ctx, State) ->
+    Query = [{string:lowercase(K), V} || {K, V} <- azmp_emulator_util:query(Q)],
+    Get = fun(K) -> case lists:keyfind(K, 1, Query) of
+                        {_, V} when is_binary(V), V =/= <<>> -> V;
+                        _ -> undefined
+                    end
+          end,
+    case {parse_date(Get(<<"usagestartdate">>), start),
+          parse_date(Get(<<"usageenddate">>), {finish, maps:get(now_s, Ctx)})} of
+        {{ok, Start}, {ok, End}} ->
+            Filters = [{offer_id, Get(<<"offerid">>)}, {plan_id, Get(<<"planid">>)},
+                       {dimension, Get(<<"dimension">>)},
+                       {azure_subscription_id, Get(<<"azuresubscriptionid">>)}],
+            Recon = Get(<<"reconstatus">>),
+            Events = [E || E = #{time := T} <- maps:get(events, State),
+                           T >= Start, T =< End,
+                           lists:all(fun({_, undefined}) -> true;
+                                        ({K, V}) -> maps:get(K, E) =:= V
+                                     end, Filters),
+                           Recon =:= undefined orelse Recon =:= <<"Accepted">>],
+            {{200, [], aggregate(Events)}, State};
+        _ ->
+            {{400, [], #{<<"code">> => <<"BadArgument">>,
+                         <<"message">> => <<"usageStartDate is required and must be an "
+                                            "ISO 8601 date-time.">>,
+                         <<"target">> => <<"usageStartDate">>}}, State}
+    end.
+
+%%% ---------------------------------------------------------------- events
+
+%% {Status, Message, NewState}; Message is the accepted message (Accepted,
+%% Duplicate) or an error detail.
+event(E, NowS, State = #{subs := Subs, usage := Usage, cfg := Cfg}) ->
+    Rid = maps:get(<<"resourceId">>, E, undefined),
+    Dim = maps:get(<<"dimension">>, E, undefined),
+    Plan = maps:get(<<"planId">>, E, undefined),
+    Qty = maps:get(<<"quantity">>, E, undefined),
+    Time = azmp_emulator_util:parse_time(maps:get(<<"effectiveStartTime">>, E, undefined)),
+    if
+        not is_binary(Rid) -> detail(<<"BadArgument">>, <<"resourceId is required.">>,
+                                     <<"resourceId">>, State);
+        not is_binary(Dim) -> detail(<<"BadArgument">>, <<"dimension is required.">>,
+                                     <<"dimension">>, State);
+        not is_binary(Plan) -> detail(<<"BadArgument">>, <<"planId is required.">>,
+                                      <<"planId">>, State);
+        Time =:= error -> detail(<<"BadArgument">>, <<"effectiveStartTime is invalid.">>,
+                                 <<"effectiveStartTime">>, State);
+        true ->
+            {ok, T} = Time,
+            case Subs of
+                #{Rid := Sub} ->
+                    Dims = maps:get(dimensions, Cfg),
+                    Key = {Rid, Dim, T - (T rem ?HOUR)},
+                    if
+                        map_get(status, Sub) =/= <<"Subscribed">> ->
+                            detail(<<"ResourceNotActive">>,
+                                   <<"The resource is not in Subscribed state.">>,
+                                   <<"resourceId">>, State);
+                        map_get(plan_id, Sub) =/= Plan ->
+                            detail(<<"BadArgument">>,
+                                   <<"The planId does not match the resource's plan.">>,
+                                   <<"planId">>, State);
+                        not is_number(Qty) orelse Qty =< 0 ->
+                            detail(<<"InvalidQuantity">>,
+                                   <<"The quantity must be a number greater than 0.">>,
+                                   <<"quantity">>, State);
+                        T < NowS - ?DAY ->
+                            detail(<<"Expired">>,
+                                   <<"The effectiveStartTime is older than 24 hours.">>,
+                                   <<"effectiveStartTime">>, State);
+                        T > NowS + ?FUTURE_SLACK ->
+                            detail(<<"BadArgument">>,
+                                   <<"The effectiveStartTime is in the future.">>,
+                                   <<"effectiveStartTime">>, State);
+                        true ->
+                            case {lists:member(Dim, Dims), Usage} of
+                                {false, _} ->
+                                    detail(<<"InvalidDimension">>,
+                                           <<"The dimension '", Dim/binary,
+                                             "' is not defined for the plan.">>,
+                                           <<"dimension">>, State);
+                                {true, #{Key := Accepted}} ->
+                                    {<<"Duplicate">>, Accepted, State};
+                                {true, _} ->
+                                    accept(E, Sub, Key, T, NowS, State)
+                            end
+                    end;
+                _ ->
+                    detail(<<"ResourceNotFound">>,
+                           <<"The resource '", Rid/binary, "' was not found.">>,
+                           <<"resourceId">>, State)
+            end
+    end.
+
+accept(E, Sub, Key, T, NowS, State = #{usage := Usage, events := Events}) ->
+    Msg = #{<<"usageEventId">> => azmp_emulator_util:uuid(),
+            <<"status">> => <<"Accepted">>,
+            <<"messageTime">> => azmp_emulator_util:iso8601(NowS),
+            <<"resourceId">> => maps:get(<<"resourceId">>, E),
+            <<"quantity">> => maps:get(<<"quantity">>, E),
+            <<"dimension">> => maps:get(<<"dimension">>, E),
+            <<"effectiveStartTime">> => maps:get(<<"effectiveStartTime">>, E),
+            <<"planId">> => maps:get(<<"planId">>, E)},
+    Event = #{resource_id => maps:get(id, Sub), dimension => maps:get(<<"dimension">>, E),
+              plan_id => maps:get(plan_id, Sub), offer_id => maps:get(offer_id, Sub),
+              azure_subscription_id => maps:get(azure_subscription_id, Sub),
+              quantity => maps:get(<<"quantity">>, E), time => T},
+    {<<"Accepted">>, Msg, State#{usage := Usage#{Key => Msg}, events := [Event | Events]}}.
+
+detail(Code, Message, Target, State) ->
+    {Code, #{<<"message">> => Message, <<"target">> => Target, <<"code">> => Code}, State}.
+
+conflict(Accepted) ->
+    #{<<"additionalInfo">> => #{<<"acceptedMessage">> => Accepted},
+      <<"message">> => <<"This usage event already exist.">>,
+      <<"code">> => <<"Conflict">>}.
+
+bad_request(Code, Detail) ->
+    #{<<"code">> => <<"BadArgument">>,
+      <<"message">> => <<"One or more errors have occurred.">>,
+      <<"target">> => <<"usageEventRequest">>,
+      <<"details">> => [Detail#{<<"code">> => Code}]}.
+
+batch_item(<<"Accepted">>, Msg, _E) -> Msg;
+batch_item(<<"Duplicate">>, Accepted, E) ->
+    (echo(E))#{<<"status">> => <<"Duplicate">>,
+               <<"messageTime">> => azmp_emulator_util:iso8601(erlang:system_time(second)),
+               <<"error">> => conflict(Accepted)};
+batch_item(Status, Detail, E) ->
+    (echo(E))#{<<"status">> => Status,
+               <<"messageTime">> => azmp_emulator_util:iso8601(erlang:system_time(second)),
+               <<"error">> => Detail}.
+
+echo(E) when is_map(E) ->
+    maps:with([<<"resourceId">>, <<"resourceUri">>, <<"quantity">>, <<"dimension">>,
+               <<"effectiveStartTime">>, <<"planId">>], E);
+echo(_) -> #{}.
+
+%%% ------------------------------------------------------------- reporting
+
+parse_date(undefined, start) -> error;
+parse_date(undefined, {finish, NowS}) -> {ok, NowS};
+parse_date(V, Which) ->
+    case azmp_emulator_util:parse_time(V) of
+        {ok, T} when Which =/= start, byte_size(V) =:= 10 -> {ok, T + ?DAY - 1};
+        {ok, T} -> {ok, T};
+        error -> error
+    end.
+
+aggregate(Events) ->
+    Groups = lists:foldl(
+               fun(E = #{time := T, quantity := Q}, Acc) ->
+                       K = {T - (T rem ?DAY), maps:get(resource_id, E),
+                            maps:get(dimension, E), maps:get(plan_id, E)},
+                       {Sum, N, _} = maps:get(K, Acc, {0, 0, E}),
+                       Acc#{K => {Sum + Q, N + 1, E}}
+               end, #{}, Events),
+    [#{<<"usageDate">> => azmp_emulator_util:iso8601(Day),
+       <<"usageResourceId">> => Rid, <<"dimension">> => Dim, <<"planId">> => Plan,
+       <<"planName">> => Plan, <<"offerId">> => maps:get(offer_id, E),
+       <<"offerName">> => maps:get(offer_id, E), <<"offerType">> => <<"SaaS">>,
+       <<"azureSubscriptionId">> => maps:get(azure_subscription_id, E),
+       <<"reconStatus">> => <<"Accepted">>,
+       <<"submittedQuantity">> => Sum, <<"processedQuantity">> => Sum,
+       <<"submittedCount">> => N}
+     || {{Day, Rid, Dim, Plan}, {Sum, N, E}} <- lists:sort(maps:to_list(Groups))].
