@@ -15,7 +15,7 @@
 -export([start/1, start_link/1, stop/1,
          http_url/1, https_url/1, ca_file/1, other_ca_file/1, jwks_url/1, info/1,
          add_subscription/2, subscription/2, add_operation/3,
-         inject/3, set_delay/2, expire_tokens/1,
+         inject/3, clear_faults/2, set_delay/2, expire_tokens/1,
          stats/1, reset_stats/1, sign_jwt/2,
          standalone/1, start_standalone/1, main/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -40,7 +40,8 @@
 %%% ------------------------------------------------------------ lifecycle
 
 %% @doc Start an emulator. Opts (all optional): http_port (0), https_port (0
-%% | none), tenant_id, client_id, client_secret, token_ttl_s (3599), dir,
+%% | none), tenant_id, client_id, client_secret, token_ttl_s (3599), dir (for
+%% the PEM files; default a fresh /tmp dir, removed again by stop/1),
 %% page_size (2), operation_ms (200: when publisher-initiated operations
 %% complete), plans ([<<"payg">>, <<"payg-premium">>]), dimensions
 %% ([<<"sessions">>, <<"traffic">>, <<"connections">>]).
@@ -122,6 +123,10 @@ add_operation(Emu, SubId, Map) -> call(Emu, {add_operation, SubId, Map}).
 
 %% @doc Queue faults for an operation; one is consumed per matching request,
 %% in order. Faults for `any' apply when the operation has none queued.
+%% @doc Drops the faults still queued for Op.
+-spec clear_faults(emu(), op()) -> ok.
+clear_faults(Emu, Op) -> call(Emu, {clear_faults, Op}).
+
 -spec inject(emu(), op(), [fault()]) -> ok.
 inject(Emu, Op, Faults) when is_list(Faults) ->
     lists:member(Op, ?OPS) orelse error({badarg, Op}),
@@ -224,22 +229,25 @@ init(Opts) ->
     try
         {ok, HL, HP} = azmp_emulator_http:listen(tcp, maps:get(http_port, Opts, 0), []),
         _ = azmp_emulator_http:start_acceptors(tcp, HL, ?ACCEPTORS, Handler, self()),
-        {Files, Listeners, SP} =
+        {Files, Listeners, SP, OwnedDir} =
             case HttpsPort of
                 none ->
-                    {#{ca_file => undefined, other_ca_file => undefined}, [{tcp, HL}], undefined};
+                    {#{ca_file => undefined, other_ca_file => undefined}, [{tcp, HL}],
+                     undefined, undefined};
                 _ ->
-                    Dir = case maps:get(dir, Opts, undefined) of
-                              undefined -> azmp_emulator_certs:fresh_dir();
-                              D -> D
-                          end,
+                    {Dir, Owned} = case maps:get(dir, Opts, undefined) of
+                                       undefined ->
+                                           Fresh = azmp_emulator_certs:fresh_dir(),
+                                           {Fresh, Fresh};
+                                       D -> {D, undefined}
+                                   end,
                     F = azmp_emulator_certs:generate(Dir),
                     {ok, SL, P} = azmp_emulator_http:listen(
                                     ssl, HttpsPort,
                                     [{certfile, maps:get(server_cert, F)},
                                      {keyfile, maps:get(server_key, F)}]),
                     _ = azmp_emulator_http:start_acceptors(ssl, SL, ?ACCEPTORS, Handler, self()),
-                    {F, [{tcp, HL}, {ssl, SL}], P}
+                    {F, [{tcp, HL}, {ssl, SL}], P, Owned}
             end,
         Plans = maps:get(plans, Opts, [<<"payg">>, <<"payg-premium">>]),
         State = #{cfg => #{page_size => maps:get(page_size, Opts, 2),
@@ -250,7 +258,7 @@ init(Opts) ->
                                                    <<"connections">>])},
                   entra => Cfg, key => Key, tokens => Tokens, settings => Settings,
                   listeners => Listeners, http_port => HP, https_port => SP,
-                  files => Files,
+                  files => Files, owned_dir => OwnedDir,
                   subs => #{}, mp_tokens => #{}, ops => #{}, usage => #{}, events => [],
                   faults => #{}, stats => empty_stats()},
         {ok, State}
@@ -302,6 +310,8 @@ handle_call({add_operation, SubId, Opts}, _From, State) ->
     end;
 handle_call({inject, Op, New}, _From, State = #{faults := Faults}) ->
     {reply, ok, State#{faults := Faults#{Op => maps:get(Op, Faults, []) ++ New}}};
+handle_call({clear_faults, Op}, _From, State = #{faults := Faults}) ->
+    {reply, ok, State#{faults := maps:remove(Op, Faults)}};
 handle_call({set_delay, Ms}, _From, State = #{settings := Tab}) ->
     ets:insert(Tab, {delay, Ms}),
     {reply, ok, State};
@@ -327,10 +337,13 @@ handle_cast(_Msg, State) ->
 handle_info(_Info, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{listeners := Listeners}) ->
+terminate(_Reason, #{listeners := Listeners, owned_dir := Dir}) ->
     lists:foreach(fun({tcp, L}) -> gen_tcp:close(L);
                      ({ssl, L}) -> ssl:close(L)
-                  end, Listeners);
+                  end, Listeners),
+    %% a certificate directory we created ourselves goes away with us
+    _ = Dir =:= undefined orelse file:del_dir_r(Dir),
+    ok;
 terminate(_Reason, _State) ->
     ok.
 

@@ -1,6 +1,8 @@
 %% @doc Test PKI for the emulator's HTTPS listener, made with the openssl CLI:
 %% a CA, a server certificate it signs (SAN IP:127.0.0.1, DNS:localhost,
 %% RSA 2048) and an unrelated second CA for "wrong CA fails closed" tests.
+%% The SAN also carries DNS:127.0.0.1 because OTP's ssl (httpc) checks an
+%% IP-literal host as a DNS name; OpenSSL/libcurl use the IP entry.
 -module(azmp_emulator_certs).
 
 -export([generate/1, fresh_dir/0]).
@@ -30,7 +32,7 @@ generate(Dir) ->
                          "basicConstraints=critical,CA:FALSE\n"
                          "keyUsage=critical,digitalSignature,keyEncipherment\n"
                          "extendedKeyUsage=serverAuth\n"
-                         "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
+                         "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:127.0.0.1\n"),
     ok = openssl(["req", "-new", "-newkey", "rsa:2048", "-nodes",
                   "-keyout", F("server.key"), "-out", F("server.csr"),
                   "-subj", "/CN=localhost"]),

@@ -40,7 +40,7 @@ listen(Transport, Port, Extra) ->
                 Err -> Err
             end;
         ssl ->
-            SslOpts = [{versions, ['tlsv1.2', 'tlsv1.3']} | Opts],
+            SslOpts = [{versions, ['tlsv1.2', 'tlsv1.3']}, {log_level, error} | Opts],
             case ssl:listen(Port, SslOpts) of
                 {ok, L} -> {ok, {_, Real}} = ssl:sockname(L), {ok, L, Real};
                 Err -> Err

@@ -41,11 +41,14 @@ run(Emu, Fault, Op, Outcome) ->
     Count =
         case Outcome of
             recovers -> ?ATTEMPTS - 1;
+            %% libcurl itself resends a request once when a reused connection dies before any
+            %% answer (reset, or closed after a stall): such faults can take two per attempt.
+            exhausts when Fault =:= reset; element(1, Fault) =:= stall -> 2 * ?ATTEMPTS;
             exhausts -> ?ATTEMPTS
         end,
     ok = azmp_emulator:inject(Emu, Op, lists:duplicate(Count, Fault)),
     Result = call(C, Op, SubId),
-    ok = azmp_emulator:inject(Emu, Op, []),
+    ok = azmp_emulator:clear_faults(Emu, Op),
     case Outcome of
         recovers -> check_success(Emu, C, Op, SubId, Result);
         exhausts -> check_error(Fault, Result)
@@ -77,9 +80,8 @@ check_error({status, S}, Result) -> ?assertMatch({error, {http, S, _}}, Result);
 check_error({status, S, _}, Result) -> ?assertMatch({error, {http, S, _}}, Result);
 check_error(reset, Result) -> ?assertMatch({error, {transport, _}}, Result);
 check_error(truncated, Result) -> ?assertMatch({error, {transport, _}}, Result);
-check_error({stall, _}, Result) ->
-    ?assert(element(1, Result) =:= error andalso
-            (element(2, Result) =:= timeout orelse element(1, element(2, Result)) =:= transport)).
+check_error({stall, _}, {error, timeout}) -> ok;
+check_error({stall, _}, Result) -> ?assertMatch({error, {transport, _}}, Result).
 
 malformed_read(Emu) ->
     C = azmp_test_env:client(Emu, #{transport => http}),
@@ -91,7 +93,7 @@ malformed_read(Emu) ->
 token_fault(Emu) ->
     C = azmp_test_env:client(Emu, #{transport => http}),
     {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),
-    ok = azmp_emulator:inject(Emu, token, [{status, 503}, reset]),
+    ok = azmp_emulator:inject(Emu, token, [{status, 503}, {status, 500}]),
     ?assertMatch({ok, _}, ?C:get_subscription(C, SubId)),
     ?assertMatch(#{token_requests := 3}, ?C:stats(C)).
 
@@ -101,5 +103,5 @@ stall_timeout(Emu) ->
     {ok, _} = ?C:get_subscription(C, SubId),
     ok = azmp_emulator:inject(Emu, get_subscription, [{stall, 3000}]),
     Result = ?C:get_subscription(C, SubId),
-    ok = azmp_emulator:inject(Emu, get_subscription, []),
+    ok = azmp_emulator:clear_faults(Emu, get_subscription),
     ?assertEqual({error, timeout}, Result).

@@ -5,7 +5,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(NIF, emqx_azure_marketplace_nif).
--define(NUMTESTS, 100000).
+-define(NUMTESTS, list_to_integer(os:getenv("AZMP_PROPER_NUMTESTS", "100000"))).
 
 -define(OPS, [resolve, activate, get_subscription, list_subscriptions, list_available_plans, change_plan,
               change_quantity, delete_subscription, list_operations, get_operation, update_operation,
@@ -30,7 +30,7 @@ nif_fuzz_test_() ->
          [{atom_to_list(Name), {timeout, 600, fun() -> check(Name, Prop) end}}
           || {Name, Prop} <- [
                  {client_new, prop_client_new()},
-                 {request_any, prop_request_any()},
+                 {request_any, prop_request_term()},
                  {request_shaped, prop_request_shaped(Client)},
                  {cancel, prop_one_arg(fun ?NIF:cancel/1)},
                  {client_stats, prop_one_arg(fun ?NIF:client_stats/1)},
@@ -39,7 +39,7 @@ nif_fuzz_test_() ->
      end}.
 
 check(Name, Prop) ->
-    Result = proper:quickcheck(Prop, [{numtests, ?NUMTESTS}, quiet, {on_output, fun(_, _) -> ok end}]),
+    Result = proper:quickcheck(Prop, [{numtests, ?NUMTESTS}, {max_size, 30}, quiet, {on_output, fun(_, _) -> ok end}]),
     flush(),
     ?assertEqual({Name, true}, {Name, Result}).
 
@@ -56,13 +56,13 @@ acceptable(F) ->
     end =:= true.
 
 prop_client_new() ->
-    ?FORALL(T, oneof([any(), shaped_map()]), acceptable(fun() -> ?NIF:client_new(T) end)).
+    ?FORALL(T, oneof([random_term(), shaped_map()]), acceptable(fun() -> ?NIF:client_new(T) end)).
 
-prop_request_any() ->
-    ?FORALL({A, B, C}, {any(), any(), any()}, acceptable(fun() -> ?NIF:request(A, B, C) end)).
+prop_request_term() ->
+    ?FORALL({A, B, C}, {random_term(), random_term(), random_term()}, acceptable(fun() -> ?NIF:request(A, B, C) end)).
 
 prop_request_shaped(Client) ->
-    ?FORALL({Op, Args}, {oneof([elements(?OPS), atom()]), shaped_map()},
+    ?FORALL({Op, Args}, {oneof([elements(?OPS), atom_term()]), shaped_map()},
             begin
                 R = acceptable(fun() -> ?NIF:request(Client, Op, Args) end),
                 flush(),
@@ -70,7 +70,7 @@ prop_request_shaped(Client) ->
             end).
 
 prop_one_arg(F) ->
-    ?FORALL(T, any(), acceptable(fun() -> F(T) end)).
+    ?FORALL(T, random_term(), acceptable(fun() -> F(T) end)).
 
 prop_info() ->
     ?FORALL(_, integer(), acceptable(fun() -> ?NIF:info() end)).
@@ -78,14 +78,37 @@ prop_info() ->
 %% Maps whose keys are the ones the library looks for, with values of any shape (and sometimes the
 %% right shape), so that the deeper validation paths are exercised too.
 shaped_map() ->
-    ?LET(Pairs, list({elements(?KEYS), value()}), maps:from_list(Pairs)).
+    ?LET(Pairs, ?LET(N, range(0, 6), vector(N, {elements(?KEYS), value()})), maps:from_list(Pairs)).
 
 value() ->
-    oneof([any(), binary(), integer(), float(), atom(), elements([v1, v2, success, failure]),
-           list(shaped_leaf()), shaped_leaf()]).
+    oneof([random_term(), binary(), integer(), float(), atom_term(), elements([v1, v2, success, failure]),
+           ?LET(N, range(0, 3), vector(N, shaped_leaf())), shaped_leaf()]).
 
 shaped_leaf() ->
-    ?LET(Pairs, list({elements(?KEYS), oneof([binary(), integer(), float(), any()])}), maps:from_list(Pairs)).
+    ?LET(Pairs, ?LET(N, range(0, 6), vector(N, {elements(?KEYS), oneof([binary(), integer(), float(), random_term()])})),
+         maps:from_list(Pairs)).
+
+%% Random terms of every type. PropEr's any() makes up new atoms, and 100,000 runs of it would
+%% fill the atom table; atoms here come from a fixed pool instead.
+random_term() ->
+    ?SIZED(Size, random_term(Size)).
+
+random_term(0) ->
+    oneof([integer(), float(), binary(), bitstring(), atom_term(), exactly(self()), exactly(make_ref()),
+           exactly(fun erlang:self/0), exactly([])]);
+random_term(Size) ->
+    Smaller = random_term(Size div 4),
+    Few = ?LET(N, range(0, 4), vector(N, Smaller)),
+    frequency([
+        {4, random_term(0)},
+        {1, ?LAZY(Few)},
+        {1, ?LAZY(?LET(L, Few, list_to_tuple(L)))},
+        {1, ?LAZY(?LET(Ks, Few, maps:from_list([{K, K} || K <- Ks])))},
+        {1, ?LAZY(?LET({H, T}, {Smaller, Smaller}, [H | T]))}
+    ]).
+
+atom_term() ->
+    elements(?OPS ++ ?KEYS ++ [ok, error, true, false, undefined, nil, v1, v2, v3, success, failure, x]).
 
 flush() ->
     receive {azmp_reply, _, _} -> flush()
