@@ -105,7 +105,10 @@ loop(S, Ctx, Buf, Continued) ->
             Req = Req0#{scheme => scheme(Ctx), local_port => maps:get(local_port, Ctx)},
             Handler = maps:get(handler, Ctx),
             Reply = try Handler(Req)
-                    catch C:E:St ->
+                    catch exit:{noproc, _} ->
+                            %% The emulator was stopped while this connection was open.
+                            exit(normal);
+                          C:E:St ->
                             error_logger:error_msg("azmp_emulator handler crash ~p:~p ~p~n",
                                                    [C, E, St]),
                             {response, 500, [{<<"content-type">>, <<"application/json">>}],
