@@ -49,7 +49,7 @@ test: deps
 demo: deps
 	rebar3 as test compile
 	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
-	  _build/test/lib/emqx_azure_marketplace/tests/erl -eval 'azmp_demo:main(), halt(0).'
+	  _build/test/lib/emqx_azure_marketplace/tests/demo -eval "azmp_demo:main()"
 
 bench: deps
 	rebar3 as test compile
