@@ -163,7 +163,7 @@ stats(#client{nif = Nif}) -> emqx_azure_marketplace_nif:client_stats(Nif).
 %% Internals
 
 call(#client{nif = Nif, timeout_ms = Timeout}, Op, Args) ->
-    case emqx_azure_marketplace_nif:request(Nif, Op, Args) of
+    case request(Nif, Op, Args) of
         {ok, Call} ->
             receive
                 {azmp_reply, Call, Result} -> Result
@@ -179,6 +179,15 @@ call(#client{nif = Nif, timeout_ms = Timeout}, Op, Args) ->
     end;
 call(_NotAClient, _Op, _Args) ->
     {error, {badarg, client}}.
+
+%% The arguments are built here, so a badarg can only mean the client itself is not one the loaded
+%% library knows: made by an older version of the library before an upgrade. Make a new one.
+request(Nif, Op, Args) ->
+    try
+        emqx_azure_marketplace_nif:request(Nif, Op, Args)
+    catch
+        error:badarg -> {error, {badarg, client}}
+    end.
 
 normalise_config(Config) ->
     maps:map(

@@ -2,10 +2,12 @@
 // call()/cancel(), which only post work to it.
 #include "azmp/client.hpp"
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <random>
 #include <vector>
 
@@ -84,6 +86,8 @@ struct Client::CallState {
     bool finished = false;
 };
 
+// One cached token per tenant and client (and secret, endpoint and login URL): clients created with
+// the same credentials share it, and its single refresh in flight. Engine thread only.
 struct Client::TokenState {
     std::string access_token;  // empty: none
     std::int64_t obtained_at_s = 0;
@@ -91,38 +95,53 @@ struct Client::TokenState {
     std::uint64_t generation = 0;
     bool refreshing = false;
     int attempt = 1;
-    std::vector<std::weak_ptr<CallState>> waiters;
+    std::vector<std::pair<std::weak_ptr<Client>, std::weak_ptr<CallState>>> waiters;
 };
 
-Client::Client(ClientConfig cfg, std::shared_ptr<Engine> engine)
-    : cfg_(std::move(cfg)), engine_(engine), token_(std::make_shared<TokenState>()) {
+namespace {
+
+// The registry key: the secret enters it only as a SHA-256 digest.
+std::string token_key(const Credentials& c) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(c.client_secret.data(), c.client_secret.size(), digest, &len, EVP_sha256(), nullptr);
+    std::string key = c.login_url + '\n' + c.tenant_id + '\n' + c.client_id + '\n' +
+                      (c.endpoint == TokenEndpoint::V1 ? "v1" : "v2") + '\n';
+    key.append(reinterpret_cast<const char*>(digest), len);
+    return key;
+}
+
+}  // namespace
+
+std::shared_ptr<Client::TokenState> Client::shared_token_state(const Credentials& c) {
+    static std::mutex mu;
+    static std::unordered_map<std::string, std::weak_ptr<TokenState>> registry;
+    std::lock_guard lk(mu);
+    std::erase_if(registry, [](const auto& kv) { return kv.second.expired(); });
+    auto& slot = registry[token_key(c)];
+    auto state = slot.lock();
+    if (!state) {
+        state = std::make_shared<TokenState>();
+        slot = state;
+    }
+    return state;
+}
+
+Client::Client(ClientConfig cfg, const std::shared_ptr<Engine>& engine) : cfg_(std::move(cfg)), engine_(engine) {
     while (!cfg_.marketplace_url.empty() && cfg_.marketplace_url.back() == '/') cfg_.marketplace_url.pop_back();
     auto& login = cfg_.credentials.login_url;
     while (!login.empty() && login.back() == '/') login.pop_back();
+    token_ = shared_token_state(cfg_.credentials);
 }
 
 ClientStats Client::stats() const {
     return {token_requests_.load(std::memory_order_relaxed), in_flight_.load(std::memory_order_relaxed)};
 }
 
-std::shared_ptr<Engine> Client::engine() const {
-    std::lock_guard lk(engine_mu_);
-    return engine_.lock();
-}
-
-std::shared_ptr<Engine> Client::bind(const std::shared_ptr<Engine>& current) {
-    std::lock_guard lk(engine_mu_);
-    if (auto e = engine_.lock(); e && !e->stopped()) return e;
-    // The old engine is stopped and joined: it failed every call it had, and no thread of it runs.
-    engine_ = current;
-    *token_ = TokenState{};
-    calls_.clear();
-    return current;
-}
-
-std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done, const std::shared_ptr<Engine>& current) {
+std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
     if (auto err = validate(op)) return *err;
-    auto engine = bind(current);
+    auto engine = this->engine();
+    if (!engine) return Error::transport("the engine is stopped; reload the plugin");
     if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= cfg_.max_in_flight) {
         in_flight_.fetch_sub(1, std::memory_order_acq_rel);
         return Error::overloaded();
@@ -167,7 +186,7 @@ void Client::with_token(const std::shared_ptr<CallState>& st) {
         send(st);
         return;
     }
-    t.waiters.push_back(st);
+    t.waiters.emplace_back(weak_from_this(), st);
     if (!t.refreshing) refresh_token();
 }
 
@@ -212,17 +231,19 @@ void Client::on_token(TransferResult&& r) {
     t.attempt = 1;
     auto waiters = std::move(t.waiters);
     t.waiters.clear();
-    if (auto* tok = std::get_if<Token>(&outcome)) {
+    auto* tok = std::get_if<Token>(&outcome);
+    if (tok) {
         t.access_token = std::move(tok->access_token);
         t.expires_in_s = tok->expires_in_s;
         t.obtained_at_s = steady_s();
         ++t.generation;
-        for (auto& w : waiters)
-            if (auto st = w.lock(); st && !st->finished) send(st);
-    } else {
-        const Error& err = std::get<Error>(outcome);
-        for (auto& w : waiters)
-            if (auto st = w.lock(); st && !st->finished) finish(st, err);
+    }
+    for (auto& [wc, ws] : waiters) {
+        auto client = wc.lock();
+        auto st = ws.lock();
+        if (!client || !st || st->finished) continue;
+        if (tok) client->send(st);
+        else client->finish(st, std::get<Error>(outcome));
     }
 }
 

@@ -84,7 +84,6 @@ struct Engine::Impl {
     std::vector<Timer> incoming_timers;
     std::uint64_t timer_seq = 0;
     bool stopping = false;
-    std::atomic<bool> joined{false};
 
     std::unordered_map<TransferId, std::unique_ptr<Transfer>> active;  // engine thread only
     TransferId next_id = 1;
@@ -150,10 +149,8 @@ void Engine::stop() {
     }
     curl_multi_wakeup(impl_->multi);
     if (impl_->thread.joinable()) impl_->thread.join();
-    impl_->joined.store(true);
 }
 
-bool Engine::stopped() const { return impl_->joined.load(); }
 
 EngineStats Engine::stats() const {
     EngineStats s;

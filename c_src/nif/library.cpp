@@ -3,6 +3,8 @@
 #include <erl_nif.h>
 
 #include <atomic>
+#include <cstdio>
+#include <string>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -58,12 +60,22 @@ void call_down(ErlNifEnv*, void* obj, ErlNifPid*, ErlNifMonitor*) {
     if (auto client = c->client.lock()) client->cancel(c->id);
 }
 
+// Resource type names carry the loaded image's identity. Reloading the same image takes its
+// resources over (same code, same layouts). A different image (a new version of the file) gets types
+// of its own: objects made by the old image keep the old image loaded, and are destroyed by its
+// code, until the last one is gone; only then does the VM unload it (and we join its engine).
+std::string type_name(const char* base) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s_%p", base, static_cast<const void*>(&kImageTag));
+    return buf;
+}
+
 bool open_resource_types(ErlNifEnv* env, Library* lib) {
     auto flags = static_cast<ErlNifResourceFlags>(ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER);
     ErlNifResourceTypeInit client_init{client_dtor, nullptr, nullptr, 0, nullptr};
     ErlNifResourceTypeInit call_init{call_dtor, nullptr, call_down, 0, nullptr};
-    lib->client_type = enif_open_resource_type_x(env, "azmp_client", &client_init, flags, nullptr);
-    lib->call_type = enif_open_resource_type_x(env, "azmp_call", &call_init, flags, nullptr);
+    lib->client_type = enif_open_resource_type_x(env, type_name("azmp_client").c_str(), &client_init, flags, nullptr);
+    lib->call_type = enif_open_resource_type_x(env, type_name("azmp_call").c_str(), &call_init, flags, nullptr);
     return lib->client_type && lib->call_type;
 }
 
@@ -96,7 +108,8 @@ int on_upgrade(ErlNifEnv* env, void** priv, void** old_priv, ERL_NIF_TERM load_i
         *priv = old;
         return 0;
     }
-    // A different image (a new file): its own engine; the old one drains when the old code is purged.
+    // A different image (a new file): its own engine and resource types. The old engine keeps
+    // serving the calls it has until the old image's last object is gone (see type_name).
     return on_load(env, priv, load_info);
 }
 
@@ -214,7 +227,7 @@ ERL_NIF_TERM request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (enif_monitor_process(env, call, &caller, &call->monitor) == 0) call->monitoring.store(true);
     auto pending = std::make_shared<PendingReply>(call, caller);
     auto started = cres->client->call(std::move(std::get<Operation>(parsed)),
-                                      [pending](CallResult&& r) { pending->send(std::move(r)); }, lib->engine);
+                                      [pending](CallResult&& r) { pending->send(std::move(r)); });
     if (auto* err = std::get_if<Error>(&started)) {
         pending->armed = false;
         release_call(env, call);

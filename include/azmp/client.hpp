@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -48,13 +47,11 @@ class Client : public std::enable_shared_from_this<Client> {
 public:
     using CallId = std::uint64_t;
 
-    Client(ClientConfig cfg, std::shared_ptr<Engine> engine);
+    Client(ClientConfig cfg, const std::shared_ptr<Engine>& engine);
 
-    // Starts `op` on `engine`; `done` runs exactly once on the engine thread unless the call is
-    // cancelled. Refusals (badarg, overloaded) are returned at once and `done` never runs.
-    // A client whose engine has been stopped (the library was unloaded and loaded again) moves to
-    // `engine`: its old engine thread is gone, so nothing else can touch its state.
-    std::variant<CallId, Error> call(Operation op, CallDone done, const std::shared_ptr<Engine>& engine);
+    // Starts `op`; `done` runs exactly once on the engine thread unless the call is cancelled.
+    // Refusals (badarg, overloaded, engine stopped) are returned at once and `done` never runs.
+    std::variant<CallId, Error> call(Operation op, CallDone done);
 
     // Abandons a call (its caller has gone): its transfer is dropped and `done` never runs.
     void cancel(CallId id);
@@ -65,6 +62,7 @@ private:
     struct CallState;
     struct TokenState;
 
+    static std::shared_ptr<TokenState> shared_token_state(const Credentials& c);
     void with_token(const std::shared_ptr<CallState>& st);
     void refresh_token();
     void on_token(TransferResult&& r);
@@ -74,13 +72,11 @@ private:
     void finish(const std::shared_ptr<CallState>& st, CallResult&& result);
     TransferOptions transfer_options(long timeout_ms) const;
 
-    // The engine this client runs on (null when it has stopped).
-    std::shared_ptr<Engine> bind(const std::shared_ptr<Engine>& current);
-    std::shared_ptr<Engine> engine() const;
+    // The engine this client runs on; null once the library is unloading.
+    std::shared_ptr<Engine> engine() const { return engine_.lock(); }
 
     ClientConfig cfg_;
-    mutable std::mutex engine_mu_;
-    std::weak_ptr<Engine> engine_;
+    const std::weak_ptr<Engine> engine_;
     std::atomic<std::uint64_t> next_id_{1};
     std::atomic<std::uint64_t> in_flight_{0};
     std::atomic<std::uint64_t> token_requests_{0};

@@ -59,9 +59,6 @@ public:
     // every caller hears back), runs pending tasks, and joins the thread. Idempotent.
     void stop();
 
-    // True once stop() has joined the thread.
-    bool stopped() const;
-
     EngineStats stats() const;
     bool on_engine_thread() const;
 

@@ -10,6 +10,7 @@ concurrency_test_() ->
         [
             {"1,000 concurrent callers needing a token: one token request",
              {timeout, 60, fun() -> single_token_flight(Emu) end}},
+            {"clients with the same credentials share one token", fun() -> shared_token(Emu) end},
             {"beyond max_in_flight: overloaded", {timeout, 30, fun() -> overloaded(Emu) end}},
             {"a caller that dies has its call cancelled", {timeout, 30, fun() -> caller_dies(Emu) end}}
         ]
@@ -25,6 +26,26 @@ single_token_flight(Emu) ->
     ?assertEqual(1000, length([ok || {ok, #{<<"id">> := Id}} <- Results, Id =:= SubId])),
     ?assertEqual(T0 + 1, maps:get(token_requests, azmp_emulator:stats(Emu))),
     ?assertMatch(#{token_requests := 1, in_flight := 0}, ?C:stats(C)).
+
+shared_token(_Emu) ->
+    %% A fresh emulator URL (its own login_url) so that no earlier token is cached for it.
+    Emu2 = azmp_test_env:start_emulator(),
+    try
+        {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu2, #{}),
+        [C1, C2] = [azmp_test_env:client(Emu2, #{transport => http}) || _ <- [1, 2]],
+        {ok, _} = ?C:get_subscription(C1, SubId),
+        {ok, _} = ?C:get_subscription(C2, SubId),
+        ?assertEqual(1, maps:get(token_requests, azmp_emulator:stats(Emu2))),
+        ?assertMatch(#{token_requests := 1}, ?C:stats(C1)),
+        ?assertMatch(#{token_requests := 0}, ?C:stats(C2)),
+        %% v1 tokens are another cache entry.
+        C3 = azmp_test_env:client(Emu2, #{transport => http, token_endpoint => v1}),
+        {ok, _} = ?C:get_subscription(C3, SubId),
+        ?assertEqual(2, maps:get(token_requests, azmp_emulator:stats(Emu2)))
+    after
+        azmp_test_env:stop_emulator(Emu2)
+    end,
+    ok.
 
 overloaded(Emu) ->
     C = azmp_test_env:client(Emu, #{transport => http, max_in_flight => 5}),

@@ -131,8 +131,7 @@ reauth(Emu) ->
     T0 = token_requests(Emu),
     ok = azmp_emulator:expire_tokens(Emu),
     {ok, _} = ?C:get_subscription(C, SubId),
-    ?assertEqual(T0 + 1, token_requests(Emu)),
-    #{token_requests := 2} = ?C:stats(C).
+    ?assertEqual(T0 + 1, token_requests(Emu)).
 
 request_ids(Emu) ->
     C = azmp_test_env:client(Emu, #{transport => http}),
