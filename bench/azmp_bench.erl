@@ -24,6 +24,8 @@ main() -> main(#{}).
 -spec main(map()) -> ok.
 main(Opts) ->
     T0 = erlang:monotonic_time(millisecond),
+    %% Before anything loads the NIF library: its engine thread is not one of these.
+    ok = azmp_bench_os:remember_vm_threads(),
     try
         run(Opts),
         io:format("~nTotal benchmark time: ~.1f s~n", [(erlang:monotonic_time(millisecond) - T0) / 1000])
@@ -39,21 +41,42 @@ run(Opts) ->
     Rounds = maps:get(rounds, Opts, ?ROUNDS),
     Burst = maps:get(burst, Opts, ?BURST),
     {ok, _} = application:ensure_all_started(inets),
-    {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+    %% The NIF library loads with its module; the plugin application itself is not started.
     _ = erlang:system_flag(scheduler_wall_time, true),
     header(),
-    Srv = azmp_bench_server:start(),
     try
-        Results = phases(Srv, RoundCalls, Rounds, Burst),
+        Results = phases(RoundCalls, Rounds, Burst),
         summary(Results)
     after
-        azmp_bench_server:stop(Srv),
-        io:format("~nEmulator VM (OS pid ~s) stopped: ~s~n",
-                  [azmp_bench_server:os_pid(Srv),
-                   case azmp_bench_os:alive(azmp_bench_server:os_pid(Srv)) of
-                       true -> "NO, still running";
-                       false -> "yes"
-                   end])
+        [stop_server(S) || S <- get_servers()]
+    end.
+
+%% Every emulator VM started is remembered, so that a failure stops them too.
+start_server() ->
+    Srv = azmp_bench_server:start(),
+    put(azmp_bench_servers, [Srv | get_servers()]),
+    io:format("  emulator VM started: OS pid ~s, ~s~n",
+              [azmp_bench_server:os_pid(Srv), azmp_bench_server:url(Srv)]),
+    Srv.
+
+get_servers() ->
+    case get(azmp_bench_servers) of
+        undefined -> [];
+        L -> L
+    end.
+
+stop_server(Srv) ->
+    Pid = azmp_bench_server:os_pid(Srv),
+    case azmp_bench_os:alive(Pid) of
+        true ->
+            azmp_bench_server:stop(Srv),
+            io:format("  emulator VM (OS pid ~s) stopped: ~s~n",
+                      [Pid, case azmp_bench_os:alive(Pid) of
+                                true -> "NO, still running";
+                                false -> "yes"
+                            end]);
+        false ->
+            ok
     end.
 
 header() ->
@@ -68,10 +91,10 @@ header() ->
 
 %%% ------------------------------------------------------------------ phases
 
-phases(Srv, RoundCalls, Rounds, Burst) ->
+phases(RoundCalls, Rounds, Burst) ->
+    Srv = start_server(),
     Url = azmp_bench_server:url(Srv),
     SrvPid = azmp_bench_server:os_pid(Srv),
-    io:format("  emulator VM: OS pid ~s, ~s~n", [SrvPid, Url]),
     #{<<"id">> := SubId} = azmp_bench_server:control(Srv, <<"subscriptions">>,
                                                      #{<<"planId">> => <<"payg">>}),
     SubUrl = binary_to_list(<<Url/binary, "/api/saas/subscriptions/", SubId/binary,
@@ -124,20 +147,42 @@ phases(Srv, RoundCalls, Rounds, Burst) ->
     BNif = burst_measure(SrvPid, Burst, Nif,
                          fun(_Counter) -> maps:get(in_flight, emqx_azure_marketplace_client:stats(C)) end,
                          fun() -> maps:with([transfers_active], emqx_azure_marketplace_nif:info()) end),
+    %% The engine keeps the burst's connections idle in libcurl's cache: too many descriptors
+    %% for httpc's 10,000 on top (ulimit -n). A new emulator VM closes them at the server; libcurl
+    %% drops dead connections when the next transfer starts (at most once a second).
+    FdsKept = azmp_bench_os:fd_count(self),
+    stop_server(Srv),
+    Srv2 = start_server(),
+    Url2 = azmp_bench_server:url(Srv2),
+    #{<<"id">> := SubId2} = azmp_bench_server:control(Srv2, <<"subscriptions">>,
+                                                      #{<<"planId">> => <<"payg">>}),
+    _ = azmp_bench_server:control(Srv2, <<"delay">>, #{<<"ms">> => ?DELAY_MS}),
+    timer:sleep(1100),
+    C2 = azmp_bench_load:nif_client(Url2, #{}),
+    ok = (azmp_bench_load:nif_call(C2, SubId2))(),
+    FdsPruned = azmp_bench_os:fd_count(self),
+    io:format("  client descriptors after the NIF burst: ~b; after the emulator VM's restart and one"
+              " more NIF call: ~b~n", [FdsKept, FdsPruned]),
     io:format("  httpc burst running (profile with max_sessions ~b) ...~n", [Burst]),
+    SubUrl2 = binary_to_list(<<Url2/binary, "/api/saas/subscriptions/", SubId2/binary,
+                               "?api-version=2018-08-31">>),
+    Token2 = azmp_bench_load:token(Url2),
     ok = azmp_bench_load:httpc_setup(?BURST_PROFILE, Burst, 1),
-    HttpcBurst = azmp_bench_load:httpc_call(?BURST_PROFILE, SubUrl, Token, true),
-    BHttpc = burst_measure(SrvPid, Burst, HttpcBurst, fun(Counter) -> Counter end,
-                           fun() -> #{} end),
+    HttpcBurst = azmp_bench_load:httpc_call(?BURST_PROFILE, SubUrl2, Token2, true),
+    BHttpc = burst_measure(azmp_bench_server:os_pid(Srv2), Burst, HttpcBurst,
+                           fun(Counter) -> Counter end, fun() -> #{} end),
     {BurstSessions, _, _} = httpc:which_sessions(?BURST_PROFILE),
     ok = azmp_bench_load:httpc_stop(?BURST_PROFILE),
-    print_bursts(BNif, BHttpc, length(BurstSessions)),
+    io:format("  NIF entry point timing running ...~n"),
+    %% The client record is opaque; its second element is the NIF resource.
+    NifTimes = azmp_bench_burst:nif_request_timing(element(2, C2), SubId2, Burst),
+    print_bursts(BNif, BHttpc, length(BurstSessions), NifTimes),
 
     %% ---- 4. server
     print_server(P1, BNif, BHttpc),
     #{p1 => P1, conns_per_1000 => ConnsPer1000, conns_total => ConnsWarm + ConnsMeasured,
       conns_measured => ConnsMeasured, burst_nif => BNif, burst_httpc => BHttpc,
-      nif_calls => TotalNifCalls}.
+      nif_calls => TotalNifCalls, nif_times => NifTimes}.
 
 conns() -> maps:get(connections_opened, emqx_azure_marketplace_nif:info()).
 
@@ -258,12 +303,13 @@ print_phase1(P1, PerRound) ->
                [G | [per_call(maps:get(G, maps:get(groups, maps:get(K, P1)), 0),
                               maps:get(calls, maps:get(K, P1))) || K <- [nif, httpc, httpc_raw]]])
      || G <- Groups],
-    io:format("    (schedulers' CPU includes busy-waiting when idle; 'sched busy' above excludes it)~n").
+    io:format("    (schedulers' CPU includes busy-waiting when idle; 'sched busy' above excludes it but is"
+              " wall time,~n     so it also counts time the OS took the core away from a busy scheduler)~n").
 
 ratio(#{cpu_us := A, calls := CA}, #{cpu_us := B, calls := CB}) ->
     per_call(A, CA) / max(1.0e-9, per_call(B, CB)).
 
-print_bursts(BNif, BHttpc, HttpcSessions) ->
+print_bursts(BNif, BHttpc, HttpcSessions, NifTimes) ->
     Rows = [{"NIF", BNif}, {"httpc + JSON decode (baseline)", BHttpc}],
     io:format("  ~-32s ~7s ~6s ~8s ~8s ~8s ~8s ~10s ~11s~n",
               ["client", "calls", "errors", "lat p50", "lat p99", "lat max", "wall s", "client CPU",
@@ -288,10 +334,29 @@ print_bursts(BNif, BHttpc, HttpcSessions) ->
                                                        end]),
          [io:format("        e.g. ~s: ~P~n", [W, I, 12]) || {W, I} <- lists:sublist(Ex, 3)]
      end || {Name, B} <- Rows],
-    #{long_schedule := #{count := NC}} = maps:get(burst, BNif),
-    #{long_schedule := #{count := HC}} = maps:get(burst, BHttpc),
-    io:format("    >> NIF: ~b (target 0: ~s); httpc baseline with ~b concurrent calls: ~b~n",
-              [NC, yes_no(NC =:= 0), maps:get(n, maps:get(burst, BHttpc)), HC]),
+    NC = lib_events(BNif),
+    HC = lib_events(BHttpc),
+    io:format("    >> outside the bench harness: NIF ~b (target 0: ~s); httpc baseline with ~b concurrent"
+              " calls: ~b~n", [NC, yes_no(NC =:= 0), maps:get(n, maps:get(burst, BHttpc)), HC]),
+    io:format("    OS preemptions of the client's scheduler threads (nonvoluntary context switches): "
+              "NIF burst ~b, httpc burst ~b~n",
+              [maps:get(scheduler_preemptions, maps:get(burst, BNif)),
+               maps:get(scheduler_preemptions, maps:get(burst, BHttpc))]),
+    Len = length(NifTimes),
+    io:format("    NIF entry point emqx_azure_marketplace_nif:request/3, ~b calls released at once, "
+              "time on the scheduler:~n      p50 ~b us, p99 ~b us, p99.9 ~b us, max ~b us; ~b of ~b took >= 1 ms~n",
+              [Len, nth_pct(NifTimes, 0.5), nth_pct(NifTimes, 0.99), nth_pct(NifTimes, 0.999),
+               lists:last(NifTimes), length([T || T <- NifTimes, T >= 1000]), Len]),
+    io:format("~n  Client CPU during the bursts by thread group, us/call:~n"),
+    BGroups = lists:usort(maps:keys(maps:get(groups, BNif)) ++ maps:keys(maps:get(groups, BHttpc))),
+    io:format("    ~-45s ~10s ~10s~n", ["", "NIF", "httpc+dec"]),
+    [io:format("    ~-45s ~10.1f ~10.1f~n",
+               [G | [per_call(maps:get(G, maps:get(groups, B), 0), maps:get(n, maps:get(burst, B)))
+                     || B <- [BNif, BHttpc]]])
+     || G <- BGroups],
+    io:format("    kernel listen-queue drops on this machine during the burst (TcpExt ListenOverflows"
+              "+ListenDrops): NIF ~b, httpc ~b~n",
+              [maps:get(listen_drops, maps:get(burst, BNif)), maps:get(listen_drops, maps:get(burst, BHttpc))]),
     io:format("~n  3. Memory, threads, descriptors of the client VM (baseline: the ~b callers "
               "already spawned, idle):~n", [maps:get(n, maps:get(burst, BNif))]),
     io:format("    ~-32s ~9s ~9s ~9s ~9s ~7s ~22s ~7s ~14s~n",
@@ -300,8 +365,9 @@ print_bursts(BNif, BHttpc, HttpcSessions) ->
               ["", "before", "in flight", "peak", "flight", "", "before/during/after", "", "before/in flight/after"]),
     [begin
          #{burst := #{before := Bf, 'after' := Af, samples := S, hwm_kib := Hwm}} = B,
-         io:format("    ~-32s ~9.1f ~9.1f ~9s ~9b ~7b ~22s ~7s ~14s~n",
-                   [Name, mib(maps:get(rss_kib, Bf)), extra_in_flight(B),
+         io:format("    ~-32s ~9.1f ~9s ~9s ~9b ~7b ~22s ~7s ~14s~n",
+                   [Name, mib(maps:get(rss_kib, Bf)),
+                    io_lib:format("~.1f~s", [extra_in_flight(B), star(B)]),
                     case Hwm of
                         undefined -> "n/a";
                         _ -> io_lib:format("~.1f", [mib(max(Hwm, maps:get(rss_max_kib, S)) - maps:get(rss_kib, Bf))])
@@ -314,14 +380,40 @@ print_bursts(BNif, BHttpc, HttpcSessions) ->
     #{burst := #{samples := NS}} = BNif,
     io:format("    NIF engine while all in flight: ~p; httpc sessions at the end: ~b~n",
               [maps:get(extra_in_flight, NS), HttpcSessions]),
+    [begin
+         #{burst := #{before := Bf, samples := S}} = B,
+         ErlExtra = mib(maps:get(erlang_in_flight_kib, S) - maps:get(erlang_kib, Bf)),
+         io:format("    ~s extra in flight: ~.1f MiB, of which Erlang's allocators (erlang:memory(total))"
+                   " ~.1f MiB, the rest (C/C++ heap: libcurl, the engine, libc) ~.1f MiB; per call ~.1f KiB~n",
+                   [Name, extra_in_flight(B), ErlExtra, extra_in_flight(B) - ErlExtra,
+                    extra_in_flight(B) * 1024 / maps:get(n, maps:get(burst, B))])
+     end || {Name, B} <- Rows, maps:get(all_in_flight_samples, maps:get(samples, maps:get(burst, B))) > 0],
+    [io:format("    ~s: never all ~b in flight at once (max ~b): its figures are at the fullest sample~n",
+               [Name, maps:get(n, maps:get(burst, B)), maps:get(max_in_flight, maps:get(samples, maps:get(burst, B)))])
+     || {Name, B} <- Rows, maps:get(all_in_flight_samples, maps:get(samples, maps:get(burst, B))) =:= 0],
     io:format("    ('in flight': max RSS over the samples taken while the library reported all ~b calls"
-              " in flight and none had finished; 'peak': max over the whole burst, VmHWM)~n",
+              " in flight and none had finished;~n     * = never all at once: RSS at the sample with the"
+              " most calls in flight ('max in flight'); 'peak': max over the whole burst, VmHWM)~n",
               [maps:get(n, maps:get(burst, BNif))]).
+
+lib_events(#{burst := #{long_schedule := #{by_who := ByWho}}}) ->
+    lists:sum([C || {W, C} <- maps:to_list(ByWho), binary:match(W, <<"bench harness">>) =:= nomatch]).
+
+nth_pct(Sorted, P) ->
+    lists:nth(max(1, min(length(Sorted), round(P * length(Sorted)))), Sorted).
 
 extra_in_flight(#{burst := #{before := Bf, samples := S}}) ->
     case maps:get(all_in_flight_samples, S) of
-        0 -> -1.0;
+        0 -> mib(maps:get(rss_at_max_in_flight_kib, S, 0) - maps:get(rss_kib, Bf));
         _ -> mib(maps:get(rss_in_flight_max_kib, S) - maps:get(rss_kib, Bf))
+    end.
+
+%% "*" when not all N calls were ever in flight at once: the figure is then the RSS at the
+%% fullest sample.
+star(#{burst := #{samples := S}}) ->
+    case maps:get(all_in_flight_samples, S) of
+        0 -> "*";
+        _ -> ""
     end.
 
 threads_str(Bf, S, Af) ->
@@ -357,12 +449,15 @@ print_server(P1, BNif, BHttpc) ->
 %%% ----------------------------------------------------------------- summary
 
 summary(#{p1 := P1, conns_total := Conns, conns_measured := ConnsM, conns_per_1000 := CP1k,
-          burst_nif := BNif, burst_httpc := BHttpc}) ->
+          burst_nif := BNif, burst_httpc := BHttpc} = Results) ->
     #{nif := N, httpc := H} = P1,
     Ratio = ratio(N, H),
     #{burst := #{long_schedule := #{count := LS}, samples := S, before := Bf, 'after' := Af,
                  n := BN, errors := BE}} = BNif,
-    #{burst := #{long_schedule := #{count := HLS}, n := HN}} = BHttpc,
+    #{burst := #{n := HN}} = BHttpc,
+    HLS = lib_events(BHttpc),
+    NifLS = lib_events(BNif),
+    NifMax = lists:last(maps:get(nif_times, Results)),
     Extra = extra_in_flight(BNif),
     ThreadsDuring = maps:get(threads_in_flight, S),
     ThreadsConst = ThreadsDuring =/= [] andalso
@@ -378,12 +473,15 @@ summary(#{p1 := P1, conns_total := Conns, conns_measured := ConnsM, conns_per_10
           io_lib:format("~b in all, ~.2f/1000 calls, ~b measured", [Conns, CP1k, ConnsM]),
           "<= 64, 0 measured", yes_no(Conns =< ?CONCURRENCY andalso ConnsM =:= 0)},
          {"2. long_schedule events, NIF, 10k in flight",
-          io_lib:format("~b (httpc ~b at ~b)", [LS, HLS, HN]), "0", yes_no(LS =:= 0)},
+          io_lib:format("~b (~b with harness; httpc ~b at ~b)", [NifLS, LS, HLS, HN]), "0",
+          yes_no(NifLS =:= 0)},
+         {"2. NIF request/3 max time on a scheduler",
+          io_lib:format("~b us", [NifMax]), "< 1000 us", yes_no(NifMax < 1000)},
          {"3. in_flight reached",
           io_lib:format("~b of ~b (errors ~b)", [MaxIF, BN, BE]), io_lib:format("~b", [BN]),
           yes_no(MaxIF >= BN)},
          {"3. extra RSS, NIF, all in flight",
-          io_lib:format("~.1f MiB (httpc ~.1f)", [Extra, HttpcExtra]),
+          io_lib:format("~.1f MiB (httpc ~.1f~s)", [Extra, HttpcExtra, star(BHttpc)]),
           io_lib:format("<= ~b MiB", [?RSS_TARGET_MIB]), yes_no(Extra >= 0 andalso Extra =< ?RSS_TARGET_MIB)},
          {"3. threads before/during/after, NIF",
           threads_str(Bf, S, Af), "constant", yes_no(ThreadsConst)}],

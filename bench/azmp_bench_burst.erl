@@ -2,9 +2,10 @@
 %% threads and descriptors while they are all in flight. See README.md (figures 2 and 3).
 -module(azmp_bench_burst).
 
--export([run/4]).
+-export([run/4, nif_request_timing/3]).
 
 -define(SAMPLE_MS, 20).
+-define(FD_EVERY, 10).
 -define(MAX_EVENTS_KEPT, 8).
 
 %% @doc CallFun: one call (ok | {error, _}); InFlight: fun(StartedMinusDone) -> the library's own
@@ -21,13 +22,19 @@ run(N, CallFun, InFlight, ExtraSample) ->
     erlang:garbage_collect(),
     timer:sleep(300),
     Before = #{rss_kib => azmp_bench_os:rss_kib(self), threads => azmp_bench_os:thread_count(self),
-               fds => azmp_bench_os:fd_count(self)},
+               fds => azmp_bench_os:fd_count(self), erlang_kib => erlang:memory(total) div 1024},
+    Preempt0 = azmp_bench_os:scheduler_preemptions(),
+    Drops0 = azmp_bench_os:tcp_listen_drops(),
     HwmReset = azmp_bench_os:reset_hwm(self),
     CallerSet = maps:from_keys(Callers, true),
     Mon = spawn(fun() -> monitor_collector(CallerSet, #{}, 0, []) end),
     _ = erlang:system_monitor(Mon, [{long_schedule, 1}]),
     T0 = erlang:monotonic_time(microsecond),
-    Sampler = spawn_link(fun() -> sampler(N, Ctr, InFlight, ExtraSample, init_samples()) end),
+    Sampler = spawn_link(fun() ->
+                                 sampler(N, Ctr, InFlight, ExtraSample, init_samples())
+                         end),
+    Mon ! {harness, Sampler, <<"bench harness (sampler)">>},
+    Mon ! {harness, self(), <<"bench harness (release loop, collecting replies)">>},
     lists:foreach(fun(P) -> P ! go end, Callers),
     {Lat, Errors, FirstError} = collect(N, [], 0, none),
     T1 = erlang:monotonic_time(microsecond),
@@ -36,6 +43,8 @@ run(N, CallFun, InFlight, ExtraSample) ->
     _ = erlang:system_monitor(undefined),
     Mon ! {report, self()},
     LongSched = receive {Mon, R} -> R after 10000 -> error(monitor_timeout) end,
+    Preempt = azmp_bench_os:scheduler_preemptions() - Preempt0,
+    Drops = azmp_bench_os:tcp_listen_drops() - Drops0,
     Hwm = azmp_bench_os:hwm_kib(self),
     timer:sleep(500),
     After = #{rss_kib => azmp_bench_os:rss_kib(self), threads => azmp_bench_os:thread_count(self),
@@ -47,7 +56,7 @@ run(N, CallFun, InFlight, ExtraSample) ->
                   min => hd(Sorted)},
       before => Before, 'after' => After, samples => Samples,
       hwm_kib => case HwmReset of true -> Hwm; false -> undefined end,
-      long_schedule => LongSched}.
+      long_schedule => LongSched, scheduler_preemptions => Preempt, listen_drops => Drops}.
 
 caller(F, Ctr, Coord) ->
     receive go -> ok end,
@@ -71,13 +80,34 @@ collect(N, Lat, Err, FE) ->
 pct(Sorted, P) ->
     lists:nth(max(1, min(length(Sorted), round(P * length(Sorted)))), Sorted).
 
+%%% ------------------------------------------------- NIF entry point timing
+
+%% @doc How long the NIF entry point itself runs on a scheduler: N processes each time one
+%% emqx_azure_marketplace_nif:request/3 (what emqx_azure_marketplace_client does before its
+%% receive), all released at once, then wait for their replies. -> sorted durations in us.
+-spec nif_request_timing(term(), binary(), pos_integer()) -> [non_neg_integer()].
+nif_request_timing(NifClient, SubId, N) ->
+    Coord = self(),
+    Pids = [spawn(fun() ->
+                          receive go -> ok end,
+                          T0 = erlang:monotonic_time(nanosecond),
+                          {ok, Call} = emqx_azure_marketplace_nif:request(
+                                         NifClient, get_subscription, #{subscription_id => SubId}),
+                          T1 = erlang:monotonic_time(nanosecond),
+                          receive {azmp_reply, Call, _} -> ok after 120000 -> ok end,
+                          Coord ! {azmp_bench_nif_us, (T1 - T0) div 1000}
+                  end) || _ <- lists:seq(1, N)],
+    lists:foreach(fun(P) -> P ! go end, Pids),
+    lists:sort([receive {azmp_bench_nif_us, Us} -> Us after 300000 -> error(nif_timing_stuck) end
+                || _ <- Pids]).
+
 %%% ----------------------------------------------------------------- sampler
 
 init_samples() ->
     #{all_in_flight_samples => 0, max_in_flight => 0, max_started => 0,
       rss_in_flight_max_kib => 0, rss_max_kib => 0,
       threads_in_flight => [], threads_all => [], fds_in_flight_max => 0, fds_max => 0,
-      extra_in_flight => #{}}.
+      erlang_in_flight_kib => 0, extra_in_flight => #{}}.
 
 %% Samples every ?SAMPLE_MS; "in flight" samples are those where the library reports all N calls
 %% in flight and none has finished yet.
@@ -90,10 +120,22 @@ sampler(N, Ctr, InFlight, Extra, Acc) ->
             Lib = InFlight(Started - Done),
             Rss = azmp_bench_os:rss_kib(self),
             Thr = azmp_bench_os:thread_count(self),
-            Fds = azmp_bench_os:fd_count(self),
+            %% Listing 10,000 descriptors is not free: only every ?FD_EVERY-th sample.
+            Tick = maps:get(tick, Acc, 0),
+            Fds = case Tick rem ?FD_EVERY of
+                      0 -> azmp_bench_os:fd_count(self);
+                      _ -> maps:get(last_fds, Acc, 0)
+                  end,
             #{max_in_flight := MaxIF, max_started := MaxS, rss_max_kib := RssMax,
               threads_all := TA, fds_max := FdsMax} = Acc,
-            Acc1 = Acc#{max_in_flight := max(MaxIF, Lib), max_started := max(MaxS, Started),
+            %% RSS at the fullest moment: the fallback when a library never reaches all N at once.
+            RssAtMax = if
+                           Lib > MaxIF -> Rss;
+                           Lib =:= MaxIF -> max(Rss, maps:get(rss_at_max_in_flight_kib, Acc, 0));
+                           true -> maps:get(rss_at_max_in_flight_kib, Acc, 0)
+                       end,
+            Acc1 = Acc#{tick => Tick + 1, last_fds => Fds, rss_at_max_in_flight_kib => RssAtMax,
+                        max_in_flight := max(MaxIF, Lib), max_started := max(MaxS, Started),
                         rss_max_kib := max(RssMax, Rss), threads_all := add_uniq(Thr, TA),
                         fds_max := max(FdsMax, Fds)},
             Acc2 = case Lib >= N andalso Done =:= 0 of
@@ -102,6 +144,10 @@ sampler(N, Ctr, InFlight, Extra, Acc) ->
                              threads_in_flight := TIF, fds_in_flight_max := FIF} = Acc1,
                            Acc1#{all_in_flight_samples := K + 1,
                                  rss_in_flight_max_kib := max(RIF, Rss),
+                                 erlang_in_flight_kib := case Rss >= RIF of
+                                                             true -> erlang:memory(total) div 1024;
+                                                             false -> maps:get(erlang_in_flight_kib, Acc1)
+                                                         end,
                                  threads_in_flight := add_uniq(Thr, TIF),
                                  fds_in_flight_max := max(FIF, Fds),
                                  extra_in_flight := Extra()};
@@ -122,6 +168,8 @@ add_uniq(X, L) ->
 %% another process (labelled by registered name or initial call).
 monitor_collector(Callers, ByWho, Count, Kept) ->
     receive
+        {harness, Pid, Label} ->
+            monitor_collector(Callers#{Pid => Label}, ByWho, Count, Kept);
         {monitor, Who, long_schedule, Info} ->
             Label = label(Who, Callers),
             Kept1 = case length(Kept) < ?MAX_EVENTS_KEPT of
@@ -139,7 +187,11 @@ label(Port, _) when is_port(Port) ->
         {name, Name} -> iolist_to_binary(["port ", Name]);
         undefined -> <<"port">>
     end;
-label(Pid, Callers) when is_map_key(Pid, Callers) -> <<"caller process">>;
+label(Pid, Callers) when is_map_key(Pid, Callers) ->
+    case maps:get(Pid, Callers) of
+        true -> <<"caller process">>;
+        Label -> Label
+    end;
 label(Pid, _) ->
     case erlang:process_info(Pid, [registered_name, initial_call, dictionary]) of
         undefined -> <<"exited process">>;

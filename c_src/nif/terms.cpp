@@ -1,5 +1,7 @@
 #include "terms.hpp"
 
+#include "azmp/url_policy.hpp"
+
 #include <boost/json.hpp>
 
 #include <cmath>
@@ -271,6 +273,98 @@ std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM 
     if (err) return *err;
     if (auto bad = validate_config(cfg)) return *bad;
     return cfg;
+}
+
+std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* env, ERL_NIF_TERM map) {
+    WebhookAuthConfig cfg;
+    cfg.login_url = std::string(kDefaultLoginUrl);
+    auto err = for_each_entry(env, map, "config", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
+        if (k == "login_url") return set_string(env, v, k, cfg.login_url);
+        if (k == "tenant_id") return set_string(env, v, k, cfg.tenant_id);
+        if (k == "audience") return set_string(env, v, k, cfg.audience);
+        if (k == "ca_file") return set_string(env, v, k, cfg.ca_file);
+        if (k == "timeout_ms" || k == "min_refresh_interval_s" || k == "skew_s") {
+            auto n = non_negative_int(env, v);
+            if (!n || (k == "timeout_ms" && *n == 0)) return Error::badarg(k);
+            if (k == "timeout_ms") cfg.timeout_ms = *n;
+            else if (k == "min_refresh_interval_s") cfg.min_refresh_interval_s = *n;
+            else cfg.skew_s = *n;
+            return std::nullopt;
+        }
+        if (k == "authorized_apps") {
+            std::vector<std::string> apps;
+            ERL_NIF_TERM head, tail = v;
+            while (enif_get_list_cell(env, tail, &head, &tail)) {
+                auto s = binary_string(env, head);
+                if (!s || apps.size() >= 16) return Error::badarg(k);
+                apps.push_back(std::move(*s));
+            }
+            if (!enif_is_empty_list(env, tail) || apps.empty()) return Error::badarg(k);
+            cfg.authorized_apps = std::move(apps);
+            return std::nullopt;
+        }
+        return Error::badarg(k);
+    });
+    if (err) return *err;
+    while (!cfg.login_url.empty() && cfg.login_url.back() == '/') cfg.login_url.pop_back();
+    if (cfg.tenant_id.empty()) return Error::badarg("tenant_id");
+    if (cfg.audience.empty()) return Error::badarg("audience");
+    if (!endpoint_allowed(cfg.login_url)) return Error::badarg("login_url");
+    return cfg;
+}
+
+std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, int depth) {
+    // Deeper than any document we produce: refuse rather than recurse without bound.
+    if (depth > 64) return std::nullopt;
+    ErlNifBinary bin;
+    if (enif_is_binary(env, t) && enif_inspect_binary(env, t, &bin))
+        return boost::json::value(boost::json::string_view(reinterpret_cast<const char*>(bin.data), bin.size));
+    if (enif_is_atom(env, t)) {
+        auto name = atom_name(env, t);
+        if (!name) return std::nullopt;
+        if (*name == "true") return boost::json::value(true);
+        if (*name == "false") return boost::json::value(false);
+        if (*name == "null" || *name == "undefined") return boost::json::value(nullptr);
+        return boost::json::value(*name);
+    }
+    ErlNifSInt64 i;
+    if (enif_get_int64(env, t, &i)) return boost::json::value(static_cast<std::int64_t>(i));
+    double d;
+    if (enif_get_double(env, t, &d)) return boost::json::value(d);
+    if (enif_is_list(env, t)) {
+        boost::json::array a;
+        ERL_NIF_TERM head, tail = t;
+        while (enif_get_list_cell(env, tail, &head, &tail)) {
+            auto v = term_to_json(env, head, depth + 1);
+            if (!v) return std::nullopt;
+            a.push_back(std::move(*v));
+        }
+        if (!enif_is_empty_list(env, tail)) return std::nullopt;
+        return boost::json::value(std::move(a));
+    }
+    if (enif_is_map(env, t)) {
+        boost::json::object o;
+        ErlNifMapIterator it;
+        if (!enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return std::nullopt;
+        bool ok = true;
+        ERL_NIF_TERM k, v;
+        while (ok && enif_map_iterator_get_pair(env, &it, &k, &v)) {
+            std::string key;
+            if (enif_inspect_binary(env, k, &bin)) key.assign(reinterpret_cast<const char*>(bin.data), bin.size);
+            else if (auto a = atom_name(env, k)) key = std::move(*a);
+            else ok = false;
+            if (ok) {
+                auto jv = term_to_json(env, v, depth + 1);
+                if (jv) o[key] = std::move(*jv);
+                else ok = false;
+            }
+            enif_map_iterator_next(env, &it);
+        }
+        enif_map_iterator_destroy(env, &it);
+        if (!ok) return std::nullopt;
+        return boost::json::value(std::move(o));
+    }
+    return std::nullopt;
 }
 
 std::variant<Operation, Error> operation_from_terms(ErlNifEnv* env, ERL_NIF_TERM op_term, ERL_NIF_TERM args) {

@@ -12,6 +12,7 @@
 #include "azmp/client.hpp"
 #include "azmp/error.hpp"
 #include "azmp/operations.hpp"
+#include "azmp/webhook_auth.hpp"
 
 namespace azmp::nif {
 
@@ -31,6 +32,13 @@ ERL_NIF_TERM result_to_term(ErlNifEnv* env, const CallResult& r);
 
 // A map of client options -> ClientConfig, or the Error naming the offending field.
 std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM map);
+
+// A map of webhook authentication options -> WebhookAuthConfig, or the Error naming the field.
+std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* env, ERL_NIF_TERM map);
+
+// Erlang term -> JSON: maps (binary or atom keys), lists, binaries (UTF-8 strings), integers,
+// floats, true/false/null, other atoms as strings. Nothing for anything else (pids, tuples, ...).
+std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, int depth = 0);
 
 // (OpName atom, Args map) -> Operation, or the Error naming the offending field.
 std::variant<Operation, Error> operation_from_terms(ErlNifEnv* env, ERL_NIF_TERM op, ERL_NIF_TERM args);

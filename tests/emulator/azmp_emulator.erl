@@ -17,6 +17,8 @@
          add_subscription/2, subscription/2, add_operation/3,
          inject/3, clear_faults/2, set_delay/2, expire_tokens/1,
          stats/1, reset_stats/1, sign_jwt/2,
+         send_webhook/4, send_webhook/5, send_webhook_detailed/5, webhooks/1,
+         rotate_signing_key/1, signing_kid/1,
          standalone/1, start_standalone/1, main/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -48,11 +50,13 @@
 -spec start(map()) -> {ok, emu()} | {error, term()}.
 start(Opts) ->
     {ok, _} = application:ensure_all_started(ssl),
+    {ok, _} = application:ensure_all_started(inets),
     gen_server:start(?MODULE, Opts, []).
 
 -spec start_link(map()) -> {ok, emu()} | {error, term()}.
 start_link(Opts) ->
     {ok, _} = application:ensure_all_started(ssl),
+    {ok, _} = application:ensure_all_started(inets),
     gen_server:start_link(?MODULE, Opts, []).
 
 -spec stop(emu()) -> ok.
@@ -167,6 +171,113 @@ reset_stats(Emu) -> call(Emu, reset_stats).
 -spec sign_jwt(emu(), map()) -> binary().
 sign_jwt(Emu, Claims) -> azmp_emulator_jwt:sign(call(Emu, key), Claims).
 
+%% @doc The kid the emulator signs with now (tokens, webhooks, sign_jwt/2).
+-spec signing_kid(emu()) -> binary().
+signing_kid(Emu) -> azmp_emulator_jwt:kid(call(Emu, key)).
+
+%% @doc Key rotation: a new RSA key is added to the JWKS and signs everything
+%% from now on; the previous keys stay in the JWKS. Returns the new kid.
+-spec rotate_signing_key(emu()) -> binary().
+rotate_signing_key(Emu) ->
+    Key = azmp_emulator_jwt:new_key(),
+    ok = call(Emu, {rotate_signing_key, Key}),
+    azmp_emulator_jwt:kid(Key).
+
+%%% ------------------------------------------------------------- webhooks
+
+-type webhook_opts() :: #{plan_id => binary(), quantity => pos_integer(),
+                          operation_id => binary(), redeliver => binary(),
+                          token_version => v1 | v2,
+                          forge => azmp_emulator_webhook:forge(),
+                          hs256_secret => pem | der, timeout_ms => pos_integer(),
+                          ssl => list(), headers => [{iodata(), iodata()}]}.
+
+-spec send_webhook(emu(), binary(), atom() | binary(), binary()) ->
+          {ok, integer(), binary()} | {error, term()}.
+send_webhook(Emu, TargetUrl, Action, SubId) ->
+    send_webhook(Emu, TargetUrl, Action, SubId, #{}).
+
+%% @doc Do what Azure does for an Azure-initiated operation: create the
+%% operation (as add_operation/3: ChangePlan/ChangeQuantity InProgress until
+%% the publisher PATCHes it, the others Succeeded and applied), then POST
+%% the documented webhook JSON to TargetUrl with `Authorization: Bearer JWT'
+%% (RS256, the emulator's current signing key, aud = client_id, tid,
+%% azp/appid = the marketplace app) and return the endpoint's answer.
+%%
+%% Action: 'ChangePlan' | 'ChangeQuantity' | 'Renew' | 'Suspend' |
+%% 'Unsubscribe' | 'Reinstate', as atom or binary. Opts:
+%%   plan_id (ChangePlan; default: the first configured plan other than the
+%%   current one), quantity (ChangeQuantity; default current + 1),
+%%   operation_id (use this id; an existing id is an error, see redeliver),
+%%   redeliver => OperationId (send the same payload again, byte for byte,
+%%   with a fresh token; changes nothing), token_version (v1 | v2, default
+%%   v2), forge (see azmp_emulator_webhook:forge_kinds/0; a forged webhook
+%%   does NOT create or apply the operation: the state is unchanged),
+%%   hs256_secret (pem | der, for forge hs256_public_key; default pem),
+%%   timeout_ms (15000), ssl (httpc ssl options for an https target),
+%%   headers (extra request headers).
+%% The HTTP request runs in the calling process; the webhook handler may call
+%% the emulator meanwhile.
+-spec send_webhook(emu(), binary(), atom() | binary(), binary(), webhook_opts()) ->
+          {ok, integer(), binary()} | {error, term()}.
+send_webhook(Emu, TargetUrl, Action, SubId, Opts) ->
+    case send_webhook_detailed(Emu, TargetUrl, Action, SubId, Opts) of
+        {ok, #{status := Status, body := Body}} -> {ok, Status, Body};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc As send_webhook/5, but answers #{status, body, operation_id, token,
+%% payload} (token is undefined for forge no_token).
+-spec send_webhook_detailed(emu(), binary(), atom() | binary(), binary(), webhook_opts()) ->
+          {ok, map()} | {error, term()}.
+send_webhook_detailed(Emu, TargetUrl, Action0, SubId, Opts) ->
+    Checked = [azmp_emulator_webhook:action(Action0),
+               azmp_emulator_webhook:forge_kind(maps:get(forge, Opts, none)),
+               token_version(maps:get(token_version, Opts, v2))],
+    case [E || {error, _} = E <- Checked] of
+        [Error | _] -> Error;
+        [] ->
+            [{ok, Action}, {ok, Forge}, {ok, Version}] = Checked,
+            Opts1 = Opts#{forge => Forge, token_version => Version},
+            case call(Emu, {prepare_webhook, Action, to_bin(SubId), Opts1}) of
+                {ok, #{operation_id := OpId, payload := Payload, token_ctx := TCtx,
+                       httpc := Httpc}} ->
+                    Token = azmp_emulator_webhook:token(Forge, TCtx,
+                                                        erlang:system_time(second)),
+                    Target = to_bin(TargetUrl),
+                    Result = azmp_emulator_webhook:post(Httpc, Target, Payload, Token, Opts),
+                    gen_server:cast(Emu, {webhook_sent,
+                                          #{operation_id => OpId, subscription_id => SubId,
+                                            action => Action, target => Target,
+                                            forge => Forge, token_version => Version,
+                                            redelivery => maps:is_key(redeliver, Opts),
+                                            token => Token, payload => Payload,
+                                            result => Result,
+                                            time => erlang:system_time(millisecond)}}),
+                    case Result of
+                        {ok, Status, Body} ->
+                            {ok, #{status => Status, body => Body, operation_id => OpId,
+                                   token => Token, payload => Payload}};
+                        {error, _} = E -> E
+                    end;
+                {error, _} = E -> E
+            end
+    end.
+
+%% @doc The webhooks sent so far, oldest first: operation_id,
+%% subscription_id, action, target, forge, token_version, redelivery, token,
+%% payload (the bytes sent), result, time. Cleared by reset_stats/1.
+-spec webhooks(emu()) -> [map()].
+webhooks(Emu) -> call(Emu, webhooks).
+
+token_version(V) when V =:= v1; V =:= <<"v1">>; V =:= <<"1.0">>; V =:= 1 -> {ok, v1};
+token_version(V) when V =:= v2; V =:= <<"v2">>; V =:= <<"2.0">>; V =:= 2 -> {ok, v2};
+token_version(V) -> {error, {bad_token_version, V}}.
+
+to_bin(B) when is_binary(B) -> B;
+to_bin(L) when is_list(L) -> unicode:characters_to_binary(L);
+to_bin(A) when is_atom(A) -> atom_to_binary(A, utf8).
+
 %%% ----------------------------------------------------------- standalone
 
 %% @doc `erl -noshell -pa DIR -s azmp_emulator standalone 8443': HTTP on
@@ -196,11 +307,16 @@ start_standalone(Port) ->
               "  curl -X POST ~s/_emulator/faults -d '{\"op\":\"resolve\",\"faults\":[{\"status\":503},{\"status\":429,\"retryAfter\":2},\"reset\",{\"stall\":5000},\"truncated\",\"malformed\",{\"delay\":1000}]}'~n"
               "  curl ~s/_emulator/stats ; POST /_emulator/reset_stats, /_emulator/expire_tokens,~n"
               "  /_emulator/delay {\"ms\":N}, /_emulator/operations {subscriptionId, action, planId, quantity};~n"
-              "  GET /_emulator/subscriptions/{id}~n",
+              "  GET /_emulator/subscriptions/{id}~n"
+              "Signed webhooks to the publisher (forge: no_token, bad_signature, other_key, alg_none,~n"
+              "  hs256_public_key, wrong_aud, wrong_tid, wrong_azp, expired, not_yet_valid, unknown_kid):~n"
+              "  curl -X POST ~s/_emulator/webhooks -d '{\"target\":\"http://127.0.0.1:8080/azure/webhook\",\"action\":\"Suspend\",\"subscriptionId\":\"ID\"}'~n"
+              "  POST /_emulator/rotate_signing_key ; GET /_emulator/webhooks~n",
               [maps:get(http_url, I), maps:get(http_url, I), maps:get(https_url, I), Port + 1,
                maps:get(ca_file, I), maps:get(tenant_id, I), maps:get(client_id, I),
                maps:get(client_secret, I), jwks_url(Emu),
-               maps:get(http_url, I), maps:get(http_url, I), maps:get(http_url, I)]),
+               maps:get(http_url, I), maps:get(http_url, I), maps:get(http_url, I),
+               maps:get(http_url, I)]),
     {ok, Emu}.
 
 to_int(A) when is_atom(A) -> list_to_integer(atom_to_list(A));
@@ -223,6 +339,8 @@ init(Opts) ->
                                             {write_concurrency, true}]),
     Settings = ets:new(azmp_emulator_settings, [set, public, {read_concurrency, true}]),
     ets:insert(Settings, {delay, 0}),
+    %% signing key and published keys, changed by rotate_signing_key/1
+    ets:insert(Settings, {keys, Key, [Key]}),
     ConnCtx = #{emu => self(), cfg => Cfg, tokens => Tokens, settings => Settings},
     Handler = fun(Req) -> azmp_emulator_router:handle(ConnCtx, Req) end,
     HttpsPort = maps:get(https_port, Opts, 0),
@@ -250,6 +368,11 @@ init(Opts) ->
                     {F, [{tcp, HL}, {ssl, SL}], P, Owned}
             end,
         Plans = maps:get(plans, Opts, [<<"payg">>, <<"payg-premium">>]),
+        %% webhooks are POSTed with a stand-alone httpc of our own (unique
+        %% profile name: stand-alone profiles use named ETS tables)
+        Profile = list_to_atom("azmp_emulator_webhooks_" ++
+                                   integer_to_list(erlang:unique_integer([positive]))),
+        {ok, Httpc} = inets:start(httpc, [{profile, Profile}], stand_alone),
         State = #{cfg => #{page_size => maps:get(page_size, Opts, 2),
                            operation_ms => maps:get(operation_ms, Opts, 200),
                            plans => Plans,
@@ -260,7 +383,10 @@ init(Opts) ->
                   listeners => Listeners, http_port => HP, https_port => SP,
                   files => Files, owned_dir => OwnedDir,
                   subs => #{}, mp_tokens => #{}, ops => #{}, usage => #{}, events => [],
-                  faults => #{}, stats => empty_stats()},
+                  faults => #{}, stats => empty_stats(),
+                  keys => [Key], forge_key => undefined, httpc => Httpc,
+                  webhooks => [], webhook_payloads => #{},
+                  marketplace_oid => azmp_emulator_util:uuid()},
         {ok, State}
     catch
         error:Reason -> {stop, Reason}
@@ -321,7 +447,30 @@ handle_call(expire_tokens, _From, State = #{tokens := Tab}) ->
 handle_call(stats, _From, State = #{stats := S = #{requests := R}}) ->
     {reply, S#{requests := lists:reverse(R)}, State};
 handle_call(reset_stats, _From, State) ->
-    {reply, ok, State#{stats := empty_stats()}};
+    {reply, ok, State#{stats := empty_stats(), webhooks := []}};
+handle_call(webhooks, _From, State = #{webhooks := W}) ->
+    {reply, lists:reverse(W), State};
+handle_call({rotate_signing_key, Key}, _From,
+            State = #{keys := Keys, settings := Tab, entra := E}) ->
+    All = Keys ++ [Key],
+    ets:insert(Tab, {keys, Key, All}),
+    {reply, ok, State#{key := Key, keys := All, entra := E#{key := Key}}};
+handle_call({prepare_webhook, Action, SubId, Opts}, _From, State0) ->
+    State = azmp_emulator_fulfillment:advance(erlang:system_time(millisecond), State0),
+    case prepare_webhook(Action, SubId, Opts, State) of
+        {ok, OpId, Payload, State1} ->
+            State2 = with_forge_key(maps:get(forge, Opts), State1),
+            #{entra := E, key := Key, httpc := Httpc} = State2,
+            TCtx = #{key => Key, forge_key => maps:get(forge_key, State2),
+                     tenant_id => maps:get(tenant_id, E), client_id => maps:get(client_id, E),
+                     oid => maps:get(marketplace_oid, State2),
+                     version => maps:get(token_version, Opts),
+                     hs256_secret => maps:get(hs256_secret, Opts, pem)},
+            {reply, {ok, #{operation_id => OpId, payload => Payload, token_ctx => TCtx,
+                           httpc => Httpc}}, State2};
+        {error, _} = Error ->
+            {reply, Error, State}
+    end;
 handle_call(_Other, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -331,13 +480,27 @@ handle_cast({record, Entry = #{op := Op}}, State = #{stats := S}) ->
             requests := [Entry | R],
             by_op := ByOp#{Op => maps:get(Op, ByOp, 0) + 1}},
     {noreply, State#{stats := S1}};
+handle_cast({webhook_sent, Entry}, State = #{webhooks := W, stats := S}) ->
+    #{requests := R, by_op := ByOp} = S,
+    #{operation_id := OpId, action := Action, target := Target, forge := Forge,
+      result := Result} = Entry,
+    Status = case Result of
+                 {ok, St, _} -> St;
+                 {error, _} -> error
+             end,
+    Record = #{op => webhook, method => <<"POST">>, path => Target, status => Status,
+               fault => none, request_id => undefined, correlation_id => undefined,
+               operation_id => OpId, action => Action, forge => Forge},
+    S1 = S#{requests := [Record | R], by_op := ByOp#{webhook => maps:get(webhook, ByOp, 0) + 1}},
+    {noreply, State#{webhooks := [Entry | W], stats := S1}};
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
 handle_info(_Info, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{listeners := Listeners, owned_dir := Dir}) ->
+terminate(_Reason, #{listeners := Listeners, owned_dir := Dir, httpc := Httpc}) ->
+    _ = (catch inets:stop(stand_alone, Httpc)),
     lists:foreach(fun({tcp, L}) -> gen_tcp:close(L);
                      ({ssl, L}) -> ssl:close(L)
                   end, Listeners),
@@ -346,6 +509,87 @@ terminate(_Reason, #{listeners := Listeners, owned_dir := Dir}) ->
     ok;
 terminate(_Reason, _State) ->
     ok.
+
+%%% ------------------------------------------------------------- webhooks
+
+%% -> {ok, OpId, PayloadBytes, State} | {error, Reason}. A forged webhook's
+%% operation is built on a throw-away copy of the state: nothing changes.
+prepare_webhook(Action, SubId, Opts, State = #{webhook_payloads := Sent, ops := Ops}) ->
+    Forged = maps:get(forge, Opts) =/= none,
+    case maps:get(redeliver, Opts, undefined) of
+        undefined ->
+            case maps:get(subs, State) of
+                #{SubId := Sub} ->
+                    OpId0 = maps:get(operation_id, Opts, undefined),
+                    case OpId0 =/= undefined andalso maps:is_key(OpId0, Ops) of
+                        true ->
+                            {error, {operation_exists, OpId0}};
+                        false ->
+                            OpOpts = operation_opts(Action, Sub, Opts, State),
+                            {ok, OpId, S1} =
+                                azmp_emulator_fulfillment:add_operation(SubId, OpOpts, State),
+                            {ok, Body} = azmp_emulator_fulfillment:webhook_body(OpId, S1),
+                            Payload = azmp_emulator_json:encode(Body),
+                            case Forged of
+                                true -> {ok, OpId, Payload, State};
+                                false -> {ok, OpId, Payload,
+                                          S1#{webhook_payloads := Sent#{OpId => Payload}}}
+                            end
+                    end;
+                _ -> {error, not_found}
+            end;
+        OpId ->
+            case Ops of
+                #{OpId := #{subscription_id := SubId, action := Action}} ->
+                    case Sent of
+                        #{OpId := Payload} -> {ok, OpId, Payload, State};
+                        _ ->
+                            %% an operation made by add_operation/3 or by the
+                            %% publisher: its payload as of now
+                            {ok, Body} = azmp_emulator_fulfillment:webhook_body(OpId, State),
+                            Payload = azmp_emulator_json:encode(Body),
+                            {ok, OpId, Payload,
+                             case Forged of
+                                 true -> State;
+                                 false -> State#{webhook_payloads := Sent#{OpId => Payload}}
+                             end}
+                    end;
+                #{OpId := #{subscription_id := S, action := A}} ->
+                    {error, {redeliver_mismatch, #{operation_id => OpId, subscription_id => S,
+                                                   action => A}}};
+                _ -> {error, not_found}
+            end
+    end.
+
+operation_opts(Action, Sub, Opts, #{cfg := Cfg}) ->
+    Base = #{action => Action},
+    Base1 = case maps:get(operation_id, Opts, undefined) of
+                undefined -> Base;
+                Id -> Base#{id => to_bin(Id)}
+            end,
+    case Action of
+        <<"ChangePlan">> ->
+            Current = maps:get(plan_id, Sub),
+            Default = case [P || P <- maps:get(plans, Cfg), P =/= Current] of
+                          [P | _] -> P;
+                          [] -> Current
+                      end,
+            Base1#{plan_id => to_bin(maps:get(plan_id, Opts, Default))};
+        <<"ChangeQuantity">> ->
+            Current = case maps:get(quantity, Sub) of
+                          Q when is_integer(Q) -> Q;
+                          _ -> 0
+                      end,
+            Base1#{quantity => maps:get(quantity, Opts, Current + 1)};
+        _ -> Base1
+    end.
+
+%% The second RSA key forgeries sign with (made once, when first needed).
+with_forge_key(Forge, State = #{forge_key := undefined})
+  when Forge =:= other_key; Forge =:= unknown_kid ->
+    State#{forge_key := azmp_emulator_jwt:new_key()};
+with_forge_key(_, State) ->
+    State.
 
 %%% ----------------------------------------------------------- API checks
 

@@ -13,6 +13,13 @@
 %%   POST /_emulator/expire_tokens
 %%   GET  /_emulator/stats ; POST /_emulator/reset_stats
 %%   POST /_emulator/sign_jwt        {claims} -> {jwt}
+%%   POST /_emulator/webhooks        {target, action, subscriptionId, planId, quantity,
+%%                                    operationId, redeliver, forge, tokenVersion,
+%%                                    hs256Secret, timeoutMs}
+%%                                    -> {status, body, operationId} (502 {error} when
+%%                                    the target cannot be reached)
+%%   GET  /_emulator/webhooks        -> the webhooks sent so far
+%%   POST /_emulator/rotate_signing_key -> {kid}
 -module(azmp_emulator_control).
 
 -export([handle/3]).
@@ -74,8 +81,56 @@ route(<<"POST">>, [<<"reset_stats">>], _In, Emu) ->
     #{};
 route(<<"POST">>, [<<"sign_jwt">>], #{<<"claims">> := Claims}, Emu) ->
     #{<<"jwt">> => azmp_emulator:sign_jwt(Emu, Claims)};
+route(<<"POST">>, [<<"webhooks">>], In, Emu) ->
+    Get = fun(K) -> case maps:get(K, In, undefined) of
+                        undefined -> throw({400, <<"missing ", K/binary>>});
+                        V -> V
+                    end
+          end,
+    Opts = maps:from_list(
+             [{K, V} || {JK, K} <- [{<<"planId">>, plan_id}, {<<"quantity">>, quantity},
+                                    {<<"operationId">>, operation_id},
+                                    {<<"redeliver">>, redeliver}, {<<"forge">>, forge},
+                                    {<<"tokenVersion">>, token_version},
+                                    {<<"hs256Secret">>, hs256_secret},
+                                    {<<"timeoutMs">>, timeout_ms}],
+                        V0 <- [maps:get(JK, In, undefined)], V0 =/= undefined, V0 =/= null,
+                        V <- [webhook_opt(K, V0)]]),
+    case azmp_emulator:send_webhook_detailed(Emu, Get(<<"target">>), Get(<<"action">>),
+                                             Get(<<"subscriptionId">>), Opts) of
+        {ok, #{status := Status, body := Body, operation_id := OpId}} ->
+            #{<<"status">> => Status, <<"operationId">> => OpId,
+              <<"body">> => case azmp_emulator_json:decode(Body) of
+                                {ok, J} -> J;
+                                _ -> Body
+                            end};
+        {error, not_found} ->
+            throw({404, <<"not found">>});
+        {error, Reason} ->
+            throw({case Reason of
+                       {bad_action, _} -> 400;
+                       {bad_forge, _} -> 400;
+                       {bad_token_version, _} -> 400;
+                       {operation_exists, _} -> 409;
+                       {redeliver_mismatch, _} -> 409;
+                       _ -> 502
+                   end, iolist_to_binary(io_lib:format("~p", [Reason]))})
+    end;
+route(<<"GET">>, [<<"webhooks">>], _In, Emu) ->
+    jsonable([maps:remove(result, W#{status => case maps:get(result, W) of
+                                                     {ok, S, _} -> S;
+                                                     {error, R} -> iolist_to_binary(
+                                                                     io_lib:format("~p", [R]))
+                                                 end})
+              || W <- azmp_emulator:webhooks(Emu)]);
+route(<<"POST">>, [<<"rotate_signing_key">>], _In, Emu) ->
+    #{<<"kid">> => azmp_emulator:rotate_signing_key(Emu)};
 route(_, _, _, _) ->
     throw({404, <<"unknown control endpoint">>}).
+
+webhook_opt(hs256_secret, <<"der">>) -> der;
+webhook_opt(hs256_secret, _) -> pem;
+webhook_opt(_, V) -> V.
 
 fault(<<"reset">>) -> reset;
 fault(<<"truncated">>) -> truncated;

@@ -140,9 +140,11 @@ err(Status, Error, Code, Desc) ->
      undefined}.
 
 %% @doc GET /{tenant}/discovery/[v2.0/]keys; "common" is accepted as well.
+%% Publishes every key in Cfg's `keys' (after a rotation the old key stays),
+%% or just `key'.
 -spec jwks(binary(), map()) -> result().
-jwks(Tenant, #{tenant_id := T, key := Key}) when Tenant =:= T; Tenant =:= <<"common">> ->
-    {200, azmp_emulator_jwt:jwks(Key), undefined};
+jwks(Tenant, #{tenant_id := T, key := Key} = Cfg) when Tenant =:= T; Tenant =:= <<"common">> ->
+    {200, azmp_emulator_jwt:jwks(maps:get(keys, Cfg, [Key])), undefined};
 jwks(Tenant, _Cfg) ->
     err(400, <<"invalid_tenant">>, 90002,
         [<<"Tenant '">>, Tenant, <<"' not found.">>]).

@@ -9,7 +9,7 @@
 -module(azmp_emulator_fulfillment).
 
 -export([new_subscription/3, handle/5, advance/2, add_operation/3, err/3,
-         render_subscription/2, view/2, plans/1]).
+         render_subscription/2, view/2, plans/1, webhook_body/2]).
 
 -type state() :: map().
 -type resp() :: {integer(), [{binary(), binary()}], map() | binary()}.
@@ -102,6 +102,29 @@ add_operation(SubId, Opts, State = #{subs := Subs}) ->
             end;
         _ -> {error, not_found}
     end.
+
+%% @doc The webhook payload Azure POSTs for an operation, as documented:
+%% the operation's fields, operationRequestSource "Azure", the subscription
+%% as it is now (for ChangePlan still on the old plan; after Suspend already
+%% Suspended) and purchaseToken null. quantity is null when unset.
+-spec webhook_body(binary(), state()) -> {ok, map()} | {error, not_found}.
+webhook_body(OpId, #{ops := Ops, subs := Subs}) ->
+    case Ops of
+        #{OpId := O = #{subscription_id := SubId}} ->
+            Sub = maps:get(SubId, Subs),
+            Rendered = render_subscription(Sub, plain),
+            Op = render_operation(O),
+            {ok, Op#{<<"quantity">> => null_if_undefined(maps:get(quantity, O)),
+                     <<"operationRequestSource">> => <<"Azure">>,
+                     <<"subscription">> =>
+                         Rendered#{<<"quantity">> =>
+                                       null_if_undefined(maps:get(quantity, Sub))},
+                     <<"purchaseToken">> => null}};
+        _ -> {error, not_found}
+    end.
+
+null_if_undefined(undefined) -> null;
+null_if_undefined(V) -> V.
 
 %%% ------------------------------------------------------------- the API
 

@@ -4,8 +4,8 @@
 
 -include_lib("public_key/include/public_key.hrl").
 
--export([new_key/0, kid/1, sign/2, verify/2, jwks/1,
-         b64url/1, b64url_decode/1]).
+-export([new_key/0, kid/1, with_kid/2, sign/2, sign/3, verify/2, jwks/1,
+         public/1, public_pem/1, public_der/1, b64url/1, b64url_decode/1]).
 
 -opaque key() :: #{priv := #'RSAPrivateKey'{}, kid := binary()}.
 -export_type([key/0]).
@@ -21,11 +21,21 @@ new_key() ->
 -spec kid(key()) -> binary().
 kid(#{kid := Kid}) -> Kid.
 
+%% @doc The same private key under another key id (forged tokens: another
+%% key announcing a known kid, or an unknown kid).
+-spec with_kid(key(), binary()) -> key().
+with_kid(Key, Kid) -> Key#{kid := Kid}.
+
 %% @doc Compact RS256 JWS of the claims (a map encodable by azmp_emulator_json).
 -spec sign(key(), map()) -> binary().
-sign(#{priv := Priv, kid := Kid}, Claims) ->
-    Header = #{<<"alg">> => <<"RS256">>, <<"typ">> => <<"JWT">>,
-               <<"kid">> => Kid, <<"x5t">> => Kid},
+sign(Key, Claims) -> sign(Key, Claims, #{}).
+
+%% @doc As sign/2 with extra or overriding header members (the signature is
+%% always RS256 with the key, whatever `alg' the header then claims).
+-spec sign(key(), map(), map()) -> binary().
+sign(#{priv := Priv, kid := Kid}, Claims, HeaderExtra) ->
+    Header = maps:merge(#{<<"alg">> => <<"RS256">>, <<"typ">> => <<"JWT">>,
+                          <<"kid">> => Kid, <<"x5t">> => Kid}, HeaderExtra),
     Input = <<(b64url(azmp_emulator_json:encode(Header)))/binary, $.,
               (b64url(azmp_emulator_json:encode(Claims)))/binary>>,
     Sig = public_key:sign(Input, sha256, Priv),
@@ -48,16 +58,39 @@ verify(#{priv := Priv, kid := Kid}, Jwt) ->
     catch _:_ -> {error, malformed}
     end.
 
-%% @doc The JWKS document ({"keys":[...]}) for the key.
--spec jwks(key()) -> map().
-jwks(#{priv := Priv, kid := Kid}) ->
+%% @doc The JWKS document ({"keys":[...]}) for the key, or for several keys
+%% (in the order given).
+-spec jwks(key() | [key()]) -> map().
+jwks(Keys) when is_list(Keys) ->
+    #{<<"keys">> => [jwk(K) || K <- Keys]};
+jwks(Key) ->
+    jwks([Key]).
+
+jwk(#{priv := Priv, kid := Kid}) ->
     #'RSAPublicKey'{modulus = N, publicExponent = E} = public_key(Priv),
-    #{<<"keys">> =>
-          [#{<<"kty">> => <<"RSA">>, <<"use">> => <<"sig">>,
-             <<"alg">> => <<"RS256">>,
-             <<"kid">> => Kid, <<"x5t">> => Kid,
-             <<"n">> => b64url(binary:encode_unsigned(N)),
-             <<"e">> => b64url(binary:encode_unsigned(E))}]}.
+    #{<<"kty">> => <<"RSA">>, <<"use">> => <<"sig">>,
+      <<"alg">> => <<"RS256">>,
+      <<"kid">> => Kid, <<"x5t">> => Kid,
+      <<"n">> => b64url(binary:encode_unsigned(N)),
+      <<"e">> => b64url(binary:encode_unsigned(E))}.
+
+%% @doc The public half of the key.
+-spec public(key()) -> #'RSAPublicKey'{}.
+public(#{priv := Priv}) -> public_key(Priv).
+
+%% @doc The public key as a PEM "PUBLIC KEY" (SubjectPublicKeyInfo) block:
+%% what an HS256 key-confusion forgery uses as its HMAC secret.
+-spec public_pem(key()) -> binary().
+public_pem(Key) ->
+    Entry = public_key:pem_entry_encode('SubjectPublicKeyInfo', public(Key)),
+    public_key:pem_encode([Entry]).
+
+%% @doc The public key as DER (SubjectPublicKeyInfo).
+-spec public_der(key()) -> binary().
+public_der(Key) ->
+    {'SubjectPublicKeyInfo', Der, not_encrypted} =
+        public_key:pem_entry_encode('SubjectPublicKeyInfo', public(Key)),
+    Der.
 
 public_key(#'RSAPrivateKey'{modulus = N, publicExponent = E}) ->
     #'RSAPublicKey'{modulus = N, publicExponent = E}.

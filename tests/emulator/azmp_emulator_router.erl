@@ -88,7 +88,8 @@ add_ms_headers({Kind, Status, Headers, Body}, ReqId, CorrId) ->
                     {<<"x-ms-correlationid">>, Id(CorrId)} | Headers], Body}.
 
 %% -> {Status, Headers, BodyTerm}; Commit = false: no side effect.
-process(token, #{version := V, tenant := T}, Req, #{cfg := Cfg, tokens := Tab}, Commit) ->
+process(token, #{version := V, tenant := T}, Req, Ctx = #{tokens := Tab}, Commit) ->
+    Cfg = live_cfg(Ctx),
     Form = azmp_emulator_util:query(maps:get(body, Req)),
     {Status, Body, Issued} = azmp_emulator_entra:token(V, T, Form, Cfg),
     case {Issued, Commit} of
@@ -96,8 +97,8 @@ process(token, #{version := V, tenant := T}, Req, #{cfg := Cfg, tokens := Tab}, 
         _ -> ok
     end,
     {Status, [{<<"cache-control">>, <<"no-store, no-cache">>}], Body};
-process(jwks, #{tenant := T}, _Req, #{cfg := Cfg}, _Commit) ->
-    {Status, Body, _} = azmp_emulator_entra:jwks(T, Cfg),
+process(jwks, #{tenant := T}, _Req, Ctx, _Commit) ->
+    {Status, Body, _} = azmp_emulator_entra:jwks(T, live_cfg(Ctx)),
     {Status, [], Body};
 process(openid_configuration, #{tenant := T}, Req, #{cfg := Cfg}, _Commit) ->
     {Status, Body, _} = azmp_emulator_entra:openid_configuration(T, base_url(Req), Cfg),
@@ -109,6 +110,14 @@ process(method_not_allowed, _, _Req, _Ctx, _Commit) ->
                                   <<"The HTTP method is not allowed on this resource.">>);
 process(Op, Args, Req, #{emu := Emu}, Commit) ->
     gen_server:call(Emu, {api, Op, Args, Req#{base_url => base_url(Req)}, Commit}, infinity).
+
+%% The Entra config with the current signing key and the published keys
+%% (azmp_emulator:rotate_signing_key/1 changes them at run time).
+live_cfg(#{cfg := Cfg, settings := Tab}) ->
+    case ets:lookup(Tab, keys) of
+        [{keys, Signing, All}] -> Cfg#{key := Signing, keys => All};
+        [] -> Cfg
+    end.
 
 base_url(#{scheme := Scheme, headers := Headers, local_port := Port}) ->
     Host = case azmp_emulator_util:header(<<"host">>, Headers) of

@@ -2,6 +2,7 @@
 -module(azmp_test_env).
 
 -export([start_emulator/0, start_emulator/1, stop_emulator/1, client/2, client_config/2, wait_until/2]).
+-export([start_plugin/1, start_plugin/2, stop_plugin/1, webhook_url/0, await_status/2]).
 
 start_emulator() -> start_emulator(#{}).
 
@@ -47,4 +48,42 @@ wait_until(F, TimeoutMs) ->
         false ->
             timer:sleep(20),
             wait_until(F, TimeoutMs - 20)
+    end.
+
+%% The plugin application against Emu, on this node: Mnesia in a fresh directory, the in-memory
+%% platform, fast ticks. Returns what stop_plugin/1 needs.
+start_plugin(Emu) -> start_plugin(Emu, #{}).
+
+start_plugin(Emu, Extra) ->
+    Dir = filename:join("/tmp", "azmp_mnesia_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = application:set_env(mnesia, dir, Dir),
+    {ok, _} = emqx_azure_marketplace_platform_mem:start(),
+    ok = emqx_azure_marketplace_platform_mem:reset(),
+    emqx_azure_marketplace_clock:reset(),
+    Azure = client_config(Emu, #{transport => https, timeout_ms => 5000,
+                                 retry => #{max_attempts => 2, base_delay_ms => 10, max_delay_ms => 50}}),
+    Env = maps:merge(#{azure => Azure, http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
+                       retry_base_s => 1, retry_max_s => 2, lease_s => 5}, Extra),
+    [ok = application:set_env(emqx_azure_marketplace, K, V) || {K, V} <- maps:to_list(Env)],
+    {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+    #{dir => Dir}.
+
+stop_plugin(#{dir := Dir}) ->
+    ok = application:stop(emqx_azure_marketplace),
+    stopped = mnesia:stop(),
+    ok = mnesia:delete_schema([node()]),
+    _ = file:del_dir_r(Dir),
+    emqx_azure_marketplace_clock:reset(),
+    ok.
+
+%% The plugin's webhook URL.
+webhook_url() ->
+    iolist_to_binary(["http://127.0.0.1:", integer_to_list(emqx_azure_marketplace_app:http_port()), "/azure/webhook"]).
+
+%% Waits until the account's link status has the given status; returns the status map.
+await_status(Account, Status) ->
+    F = fun() -> maps:get(status, emqx_azure_marketplace:link_status(Account)) =:= Status end,
+    case wait_until(F, 15000) of
+        true -> emqx_azure_marketplace:link_status(Account);
+        false -> error({status_not_reached, Account, Status, emqx_azure_marketplace:link_status(Account)})
     end.

@@ -1,0 +1,81 @@
+// Entry points of the marketplace client: create, call (asynchronous), cancel, stats.
+#include <new>
+
+#include "resources.hpp"
+
+namespace azmp::nif {
+
+// client_new(Config :: map()) -> {ok, {ClientRes, TimeoutMs}} | {error, Reason}
+ERL_NIF_TERM client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+    if (!enif_is_map(env, argv[0])) return enif_make_badarg(env);
+    auto parsed = config_from_term(env, argv[0]);
+    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
+    Library* lib = library(env);
+    auto& cfg = std::get<ClientConfig>(parsed);
+    auto* res = static_cast<ClientRes*>(enif_alloc_resource(lib->client_type, sizeof(ClientRes)));
+    if (!res) return raise_internal(env, "out of memory");
+    long timeout_ms = cfg.timeout_ms;
+    try {
+        new (res) ClientRes{std::make_shared<Client>(std::move(cfg), lib->engine), timeout_ms};
+    } catch (...) {
+        // Not constructed: give the memory back with an empty object for the destructor.
+        new (res) ClientRes{};
+        enif_release_resource(res);
+        throw;
+    }
+    ERL_NIF_TERM term = enif_make_resource(env, res);
+    enif_release_resource(res);
+    return ok_tuple(env, enif_make_tuple2(env, term, enif_make_long(env, timeout_ms)));
+}
+
+// client_request(ClientRes, Op :: atom(), Args :: map()) -> {ok, CallRes} | {error, Reason}
+// The result arrives as {azmp_reply, CallRes, Result}.
+ERL_NIF_TERM client_request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+    Library* lib = library(env);
+    ClientRes* cres = nullptr;
+    if (!enif_get_resource(env, argv[0], lib->client_type, reinterpret_cast<void**>(&cres)) || !cres->client)
+        return enif_make_badarg(env);
+    if (!enif_is_atom(env, argv[1]) || !enif_is_map(env, argv[2])) return enif_make_badarg(env);
+    auto parsed = operation_from_terms(env, argv[1], argv[2]);
+    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
+
+    NewCall c = new_call(env);
+    if (!c.call) return enif_make_badarg(env);
+    c.call->client = cres->client;
+    auto pending = c.pending;
+    auto started = cres->client->call(std::move(std::get<Operation>(parsed)), [pending](CallResult&& r) {
+        pending->send([&r](ErlNifEnv* e) { return result_to_term(e, r); });
+    });
+    if (auto* err = std::get_if<Error>(&started)) {
+        abandon_call(env, c);
+        return error_tuple(env, error_to_term(env, *err));
+    }
+    c.call->id = std::get<Client::CallId>(started);
+    return ok_tuple(env, c.term);
+}
+
+// client_cancel(CallRes) -> ok: the caller gave up waiting.
+ERL_NIF_TERM client_cancel(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+    CallRes* call = nullptr;
+    if (!enif_get_resource(env, argv[0], library(env)->call_type, reinterpret_cast<void**>(&call)))
+        return enif_make_badarg(env);
+    if (!call->replied.load())
+        if (auto client = call->client.lock()) client->cancel(call->id);
+    return atom(env, "ok");
+}
+
+// client_stats(ClientRes) -> #{token_requests, in_flight}
+ERL_NIF_TERM client_stats(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+    ClientRes* cres = nullptr;
+    if (!enif_get_resource(env, argv[0], library(env)->client_type, reinterpret_cast<void**>(&cres)) ||
+        !cres->client)
+        return enif_make_badarg(env);
+    ClientStats s = cres->client->stats();
+    ERL_NIF_TERM keys[] = {atom(env, "token_requests"), atom(env, "in_flight")};
+    ERL_NIF_TERM vals[] = {enif_make_uint64(env, s.token_requests), enif_make_uint64(env, s.in_flight)};
+    ERL_NIF_TERM m;
+    enif_make_map_from_arrays(env, keys, vals, 2, &m);
+    return m;
+}
+
+}  // namespace azmp::nif

@@ -1,0 +1,121 @@
+// What the NIF entry points share: the library's state, its resource objects, and the delivery of
+// asynchronous replies. Internal to the NIF layer.
+#pragma once
+
+#include <erl_nif.h>
+
+#include <atomic>
+#include <memory>
+
+#include "azmp/client.hpp"
+#include "azmp/engine.hpp"
+#include "azmp/webhook_auth.hpp"
+#include "terms.hpp"
+
+namespace azmp::nif {
+
+// Bumped whenever the Erlang stubs and this library stop agreeing on functions, terms or resource
+// layouts. The Erlang module passes the number it was written for as load_info.
+inline constexpr int kAbiVersion = 2;
+
+// Library-wide state, shared by every module instance that loaded this very image (a reload of the
+// same file reuses the same image, so an upgrade keeps the engine and its in-flight calls).
+struct Library {
+    int abi = kAbiVersion;
+    const void* image = nullptr;  // identifies this loaded image
+    std::atomic<int> module_refs{1};
+    std::shared_ptr<Engine> engine;
+    ErlNifResourceType* client_type = nullptr;
+    ErlNifResourceType* call_type = nullptr;
+    ErlNifResourceType* auth_type = nullptr;
+};
+
+inline Library* library(ErlNifEnv* env) { return static_cast<Library*>(enif_priv_data(env)); }
+
+// Resource: a client (config, token cache), owned jointly with in-flight calls.
+struct ClientRes {
+    std::shared_ptr<Client> client;
+    long timeout_ms = 0;
+};
+
+// Resource: a webhook authenticator (expectations, JWKS cache).
+struct AuthRes {
+    std::shared_ptr<WebhookAuthenticator> auth;
+};
+
+// Resource: one asynchronous call; monitors its caller so that a caller that dies cancels it.
+struct CallRes {
+    std::weak_ptr<Client> client;  // empty for calls that cannot be cancelled
+    Client::CallId id = 0;
+    ErlNifMonitor monitor;
+    std::atomic<bool> monitoring{false};
+    std::atomic<bool> replied{false};
+};
+
+// Raises erlang:error({azmp_internal_error, What}).
+ERL_NIF_TERM raise_internal(ErlNifEnv* env, const char* what);
+
+// Stops monitoring the caller and drops the reference the call kept on its resource.
+// `env` is the calling scheduler's env, or null on the engine thread.
+void release_call(ErlNifEnv* env, CallRes* call);
+
+// Owns a call's resource reference from the NIF call until the reply is sent, or until the call is
+// dropped without one (cancelled): whichever happens, the reference is released exactly once.
+struct PendingReply {
+    CallRes* call;
+    ErlNifPid caller;
+    bool armed = true;  // disarmed when the NIF call cleans up a refused call itself
+    bool sent = false;
+
+    PendingReply(CallRes* c, ErlNifPid p) : call(c), caller(p) {}
+    PendingReply(const PendingReply&) = delete;
+    PendingReply& operator=(const PendingReply&) = delete;
+    ~PendingReply() {
+        if (armed && !sent) release_call(nullptr, call);  // cancelled: runs on the engine thread
+    }
+
+    // Sends {azmp_reply, CallRes, build(Env)} to the caller. Runs on the engine thread.
+    template <typename Build>
+    void send(Build&& build) noexcept {
+        sent = true;
+        call->replied.store(true);
+        if (ErlNifEnv* msg_env = enif_alloc_env()) {
+            ERL_NIF_TERM tag = atom(msg_env, "azmp_reply");
+            ERL_NIF_TERM ref = enif_make_resource(msg_env, call);
+            ERL_NIF_TERM body;
+            try {
+                body = build(msg_env);
+            } catch (...) {
+                body = error_tuple(msg_env, enif_make_tuple2(msg_env, atom(msg_env, "transport"),
+                                                             atom(msg_env, "reply_too_large")));
+            }
+            enif_send(nullptr, &caller, msg_env, enif_make_tuple3(msg_env, tag, ref, body));
+            enif_free_env(msg_env);
+        }
+        release_call(nullptr, call);
+    }
+};
+
+// A new call resource monitoring the calling process, with its pending reply. Null when the
+// caller cannot be monitored or memory is short.
+struct NewCall {
+    CallRes* call = nullptr;
+    ERL_NIF_TERM term = 0;
+    std::shared_ptr<PendingReply> pending;
+};
+NewCall new_call(ErlNifEnv* env);
+
+// Undoes new_call() for a call that was refused before it started.
+void abandon_call(ErlNifEnv* env, NewCall& c);
+
+// Entry points, one file per family.
+ERL_NIF_TERM client_new(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM client_request(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM client_cancel(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM client_stats(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM webhook_auth_new(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM webhook_authenticate(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM json_decode(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+ERL_NIF_TERM json_encode(ErlNifEnv*, int, const ERL_NIF_TERM[]);
+
+}  // namespace azmp::nif

@@ -1,0 +1,59 @@
+// Entry points of webhook authentication: create an authenticator, check a bearer token.
+#include <new>
+
+#include "resources.hpp"
+
+namespace azmp::nif {
+
+// webhook_auth_new(Config :: map()) -> {ok, AuthRes} | {error, {badarg, Field}}
+ERL_NIF_TERM webhook_auth_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+    if (!enif_is_map(env, argv[0])) return enif_make_badarg(env);
+    auto parsed = webhook_auth_config_from_term(env, argv[0]);
+    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
+    Library* lib = library(env);
+    auto* res = static_cast<AuthRes*>(enif_alloc_resource(lib->auth_type, sizeof(AuthRes)));
+    if (!res) return raise_internal(env, "out of memory");
+    try {
+        new (res) AuthRes{std::make_shared<WebhookAuthenticator>(std::move(std::get<WebhookAuthConfig>(parsed)),
+                                                                 lib->engine)};
+    } catch (...) {
+        new (res) AuthRes{};
+        enif_release_resource(res);
+        throw;
+    }
+    ERL_NIF_TERM term = enif_make_resource(env, res);
+    enif_release_resource(res);
+    return ok_tuple(env, term);
+}
+
+// webhook_authenticate(AuthRes, Authorization :: binary(), Now :: integer()) -> {ok, CallRes}
+// The verdict arrives as {azmp_reply, CallRes, {ok, Claims} | {error, Reason :: atom()}}.
+ERL_NIF_TERM webhook_authenticate(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+    AuthRes* res = nullptr;
+    ErlNifBinary header;
+    ErlNifSInt64 now;
+    if (!enif_get_resource(env, argv[0], library(env)->auth_type, reinterpret_cast<void**>(&res)) || !res->auth ||
+        !enif_inspect_binary(env, argv[1], &header) || !enif_get_int64(env, argv[2], &now))
+        return enif_make_badarg(env);
+    // A bearer token is a few kilobytes; anything far larger is not one.
+    if (header.size > 64 * 1024) return error_tuple(env, atom(env, "malformed"));
+    NewCall c = new_call(env);
+    if (!c.call) return enif_make_badarg(env);
+    auto pending = c.pending;
+    bool started = res->auth->authenticate(
+        std::string(reinterpret_cast<const char*>(header.data), header.size), now, [pending](AuthResult&& r) {
+            pending->send([&r](ErlNifEnv* e) {
+                if (auto* claims = std::get_if<boost::json::object>(&r))
+                    return ok_tuple(e, json_to_term(e, boost::json::value(std::move(*claims))));
+                return error_tuple(e, atom(e, std::get<std::string>(r).c_str()));
+            });
+        });
+    if (!started) {
+        abandon_call(env, c);
+        return error_tuple(env, enif_make_tuple2(env, atom(env, "transport"),
+                                                 make_binary(env, "the engine is stopped; reload the plugin")));
+    }
+    return ok_tuple(env, c.term);
+}
+
+}  // namespace azmp::nif

@@ -1,0 +1,75 @@
+%% @doc The plugin application: Mnesia tables, the Azure client and webhook authenticator (made once
+%% from the `azure' env and kept in persistent_term), and the supervision tree.
+-module(emqx_azure_marketplace_app).
+
+-behaviour(application).
+
+-export([start/2, stop/1]).
+-export([client/0, webhook_auth/0, http_port/0]).
+
+-define(CLIENT_KEY, {?MODULE, client}).
+-define(AUTH_KEY, {?MODULE, webhook_auth}).
+
+-spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
+start(_Type, _Args) ->
+    Azure = application:get_env(emqx_azure_marketplace, azure, #{}),
+    maybe_start(
+        [
+            fun ensure_mnesia/0,
+            fun() -> make_client(Azure) end,
+            fun() -> make_webhook_auth(Azure) end
+        ],
+        fun emqx_azure_marketplace_sup:start_link/0
+    ).
+
+maybe_start([], Then) ->
+    Then();
+maybe_start([Step | Rest], Then) ->
+    case Step() of
+        ok -> maybe_start(Rest, Then);
+        {error, _} = Error -> Error
+    end.
+
+-spec stop(term()) -> ok.
+stop(_State) ->
+    _ = persistent_term:erase(?CLIENT_KEY),
+    _ = persistent_term:erase(?AUTH_KEY),
+    ok.
+
+%% @doc The plugin's Azure client.
+-spec client() -> emqx_azure_marketplace_client:client().
+client() -> persistent_term:get(?CLIENT_KEY).
+
+-spec webhook_auth() -> emqx_azure_marketplace_nif:auth_res().
+webhook_auth() -> persistent_term:get(?AUTH_KEY).
+
+%% @doc The port of the HTTP endpoints, when they run.
+-spec http_port() -> inet:port_number() | undefined.
+http_port() -> emqx_azure_marketplace_sup:http_port().
+
+make_client(Azure) ->
+    case emqx_azure_marketplace_client:new(Azure) of
+        {ok, C} -> persistent_term:put(?CLIENT_KEY, C);
+        {error, Reason} -> {error, {azure_config, Reason}}
+    end.
+
+%% Webhooks are signed for our app (aud = our client id) by our tenant's Entra.
+make_webhook_auth(Azure) ->
+    Cfg0 = maps:with([login_url, tenant_id, ca_file], Azure),
+    Cfg = Cfg0#{audience => maps:get(client_id, Azure, <<>>)},
+    Cfg1 = case Cfg of #{ca_file := F} when is_list(F) -> Cfg#{ca_file := list_to_binary(F)}; _ -> Cfg end,
+    case emqx_azure_marketplace_nif:webhook_auth_new(Cfg1) of
+        {ok, Auth} -> persistent_term:put(?AUTH_KEY, Auth);
+        {error, Reason} -> {error, {azure_config, Reason}}
+    end.
+
+%% The control plane normally runs Mnesia; standalone (demo, tests) we start it with a disc schema.
+ensure_mnesia() ->
+    case mnesia:system_info(is_running) of
+        yes -> ok;
+        _ ->
+            _ = mnesia:create_schema([node()]),
+            {ok, _} = application:ensure_all_started(mnesia),
+            ok
+    end,
+    emqx_azure_marketplace_store:ensure_tables().

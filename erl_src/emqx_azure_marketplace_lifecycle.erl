@@ -1,0 +1,129 @@
+%% @doc Applies a subscription event (from a webhook, an unlink, or the reconciliation) to an
+%% account: the state transition comes from the C++ core, made in a Mnesia transaction so that only
+%% one caller performs it; then the deployments and the payment method follow.
+-module(emqx_azure_marketplace_lifecycle).
+
+-export([link_state/1, apply_event/3, schedule/4]).
+
+-include("emqx_azure_marketplace.hrl").
+-include_lib("kernel/include/logger.hrl").
+
+-define(NIF, emqx_azure_marketplace_nif).
+-define(PLATFORM, emqx_azure_marketplace_platform).
+
+-type event() :: change_plan | change_quantity | renew | suspend | reinstate | unsubscribe.
+-export_type([event/0]).
+
+%% @doc The account's link state as the core's decisions take it: a link in progress is `pending'.
+-spec link_state(binary()) -> emqx_azure_marketplace_nif:link_state().
+link_state(Account) ->
+    case emqx_azure_marketplace_store:link(Account) of
+        #azmp_link{state = S} ->
+            S;
+        undefined ->
+            case emqx_azure_marketplace_store:job(Account) of
+                #azmp_job{phase = P} when P =/= failed -> pending;
+                _ -> none
+            end
+    end.
+
+%% @doc Applies Event to the account's link. `ignored' when the event does not apply in the
+%% current state (redelivered, out of order, or already done by someone else).
+-spec apply_event(binary(), event(), map()) -> ok | ignored | {error, not_linked}.
+apply_event(Account, Event, Info) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    Transition = fun() ->
+        case mnesia:wread({azmp_link, Account}) of
+            [L = #azmp_link{state = Old}] ->
+                case ?NIF:next_link_state(Old, Event) of
+                    {ok, New} ->
+                        L1 = update(L#azmp_link{state = New, updated_at = Now}, Event, Info),
+                        mnesia:write(L1),
+                        {changed, Old, L1};
+                    ignore ->
+                        ignored
+                end;
+            [] ->
+                not_linked
+        end
+    end,
+    case emqx_azure_marketplace_store:transaction(Transition) of
+        {ok, {changed, Old, L}} ->
+            ?LOG_INFO(#{msg => "azure_marketplace_subscription_event", account_id => Account, event => Event,
+                        from => Old, to => L#azmp_link.state, subscription_id => L#azmp_link.subscription_id}),
+            effects(Event, L, Now);
+        {ok, ignored} -> ignored;
+        {ok, not_linked} -> {error, not_linked};
+        {error, Reason} -> erlang:error({azmp_store, Reason})
+    end.
+
+update(L, change_plan, #{plan_id := Plan}) -> L#azmp_link{plan_id = Plan};
+update(L, change_quantity, #{quantity := Q}) -> L#azmp_link{quantity = Q};
+update(L, renew, #{term := Term}) -> L#azmp_link{term = Term};
+update(L, _, _) -> L.
+
+effects(suspend, L = #azmp_link{account_id = A}, Now) ->
+    Stopped = [Id || D = #{id := Id} <- ?PLATFORM:deployments(A), stop =:= action(suspended, D, Now)],
+    [ok = ?PLATFORM:stop_deployment(A, Id) || Id <- Stopped],
+    {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
+        case mnesia:wread({azmp_link, A}) of
+            [Cur] -> mnesia:write(Cur#azmp_link{suspended_deployments = Stopped});
+            [] -> ok
+        end
+    end),
+    ?PLATFORM:notify(A, #{kind => subscription_suspended, subscription_id => L#azmp_link.subscription_id}),
+    ok;
+effects(reinstate, L = #azmp_link{account_id = A, suspended_deployments = Ids}, _Now) ->
+    [ok = ?PLATFORM:start_deployment(A, Id) || Id <- Ids],
+    {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
+        case mnesia:wread({azmp_link, A}) of
+            [Cur] -> mnesia:write(Cur#azmp_link{suspended_deployments = []});
+            [] -> ok
+        end
+    end),
+    ?PLATFORM:notify(A, #{kind => subscription_reinstated, subscription_id => L#azmp_link.subscription_id}),
+    ok;
+effects(unsubscribe, L = #azmp_link{account_id = A}, Now) ->
+    ok = ?PLATFORM:set_payment_method(A, none),
+    lists:foreach(
+        fun(D = #{id := Id}) ->
+            case ?NIF:decide_deployment(unsubscribed, D, Now) of
+                {stop, _Reason} ->
+                    ok = ?PLATFORM:stop_deployment(A, Id),
+                    schedule(A, Id, delete, Now + 3 * 86400);
+                {delete, At} ->
+                    schedule(A, Id, delete, At);
+                keep ->
+                    %% A trial runs until its trial ends: stop it then.
+                    schedule(A, Id, stop, trial_end(D, Now))
+            end
+        end,
+        ?PLATFORM:deployments(A)
+    ),
+    ?PLATFORM:notify(A, #{kind => subscription_cancelled, subscription_id => L#azmp_link.subscription_id}),
+    ok;
+effects(_Event, _L, _Now) ->
+    ok.
+
+action(State, D, Now) ->
+    case ?NIF:decide_deployment(State, D, Now) of
+        {stop, _} -> stop;
+        _ -> keep
+    end.
+
+trial_end(#{trial_ends_at := T}, _Now) when is_integer(T) -> T;
+trial_end(_, Now) -> Now.
+
+%% @doc Records a deadline (idempotent: one per account, deployment and kind).
+-spec schedule(binary(), binary(), stop | delete, integer()) -> ok.
+schedule(Account, Deployment, Kind, At) ->
+    Key = {Account, Deployment, Kind},
+    {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
+        case mnesia:wread({azmp_deadline, Key}) of
+            [_] -> ok;
+            [] ->
+                mnesia:write(#azmp_deadline{key = Key, account_id = Account, deployment_id = Deployment,
+                                            kind = Kind, at = At})
+        end
+    end),
+    ok.

@@ -1,0 +1,34 @@
+%% @doc Supervises the linking jobs runner, the deadlines runner, the reconciliation and, when
+%% configured (`http' env: `#{port => P, ip => IP}'), the HTTP endpoints.
+-module(emqx_azure_marketplace_sup).
+
+-behaviour(supervisor).
+
+-export([start_link/0, http_port/0]).
+-export([init/1]).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    Workers = [
+        worker(emqx_azure_marketplace_linker),
+        worker(emqx_azure_marketplace_deadlines),
+        worker(emqx_azure_marketplace_reconciler)
+    ],
+    Http =
+        case application:get_env(emqx_azure_marketplace, http, disabled) of
+            disabled -> [];
+            Opts -> [#{id => http, start => {emqx_azure_marketplace_http, start_link, [Opts]}}]
+        end,
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, Workers ++ Http}}.
+
+worker(M) -> #{id => M, start => {M, start_link, []}}.
+
+-spec http_port() -> inet:port_number() | undefined.
+http_port() ->
+    case [P || {http, P, _, _} <- supervisor:which_children(?MODULE), is_pid(P)] of
+        [Pid] -> emqx_azure_marketplace_http:port(Pid);
+        [] -> undefined
+    end.

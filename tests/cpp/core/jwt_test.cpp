@@ -1,0 +1,334 @@
+#include "azmp/jwt.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+
+#include "../../../c_src/core/base64url.hpp"
+#include "jwt_test_util.hpp"
+
+namespace azmp {
+namespace {
+
+namespace json = boost::json;
+using namespace jwt_test;
+
+constexpr std::int64_t kNow = 1767225600;  // 2026-01-01T00:00:00Z
+
+// Two keys made once per process (RSA key generation is the slow part of these tests).
+const TestKey& key_a() {
+    static const TestKey k = make_key("kid-A-nOo3ZDrODXEK1jKWhXslHR_KXEg");
+    return k;
+}
+const TestKey& key_b() {
+    static const TestKey k = make_key("kid-B-l3sQ-50cCH4xBVZLHTGwnSR7680");
+    return k;
+}
+
+KeySet keys_ab() {
+    auto ks = parse_jwks(jwks({&key_a(), &key_b()}));
+    if (!ks) throw std::runtime_error("parse_jwks failed on a good JWKS");
+    return *ks;
+}
+
+JwtExpectations expect(std::int64_t now = kNow) {
+    JwtExpectations e;
+    e.audience = std::string(kAudience);
+    e.tenant_id = std::string(kTenant);
+    e.authorized_apps = {std::string(kMarketplaceApp)};
+    e.now = now;
+    e.skew_s = 300;
+    return e;
+}
+
+std::optional<JwtError> error_of(const std::variant<json::object, JwtError>& r) {
+    if (const auto* e = std::get_if<JwtError>(&r)) return *e;
+    return std::nullopt;
+}
+
+#define EXPECT_JWT_OK(r)                                                                               \
+    EXPECT_TRUE(std::holds_alternative<json::object>(r))                                               \
+        << "error: " << jwt_error_name(std::get<JwtError>(r))
+
+TEST(Base64Url, RoundTripsEveryTailLength) {
+    std::string bytes;
+    for (int len = 0; len < 40; ++len) {
+        std::string decoded;
+        ASSERT_TRUE(detail::base64url_decode(b64url(bytes), decoded)) << len;
+        EXPECT_EQ(decoded, bytes) << len;  // padding bytes are not counted as data
+        bytes.push_back(static_cast<char>(0xf0 + len % 16));
+    }
+}
+
+TEST(Base64Url, RejectsWhatIsNotBase64Url) {
+    std::string out = "stale";
+    EXPECT_FALSE(detail::base64url_decode("A", out));  // 6 bits
+    EXPECT_TRUE(out.empty());
+    for (std::string_view bad : {"AB==", "A+B/", "AB C", " ABC", "ABC\n", "AB.C", "ABCDE"})
+        EXPECT_FALSE(detail::base64url_decode(bad, out)) << bad;
+    EXPECT_TRUE(detail::base64url_decode("-_-_", out));
+    EXPECT_EQ(out, "\xfb\xff\xbf");
+}
+
+TEST(Jwks, ParsesRsaSigningKeys) {
+    auto ks = parse_jwks(jwks({&key_a(), &key_b()}));
+    ASSERT_TRUE(ks);
+    EXPECT_EQ(ks->size(), 2u);
+    EXPECT_TRUE(ks->contains(key_a().kid));
+    EXPECT_TRUE(ks->contains(key_b().kid));
+}
+
+TEST(Jwks, SkipsKeysThatAreNotRsaSigningKeys) {
+    json::object enc = jwk(key_b());
+    enc["use"] = "enc";
+    enc["kid"] = "enc-key";
+    json::object ec{{"kty", "EC"}, {"use", "sig"}, {"kid", "ec-key"}, {"crv", "P-256"},
+                    {"x", "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"},
+                    {"y", "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}};
+    json::object rs384 = jwk(key_b());
+    rs384["alg"] = "RS384";
+    rs384["kid"] = "rs384-key";
+    json::object no_kid = jwk(key_b());
+    no_kid.erase("kid");
+    json::object bad_n = jwk(key_b());
+    bad_n["n"] = "not base64url!";
+    bad_n["kid"] = "bad-n";
+    json::object small = jwk(key_b());
+    small["n"] = b64url(std::string(128, '\xff'));  // 1024 bits: too small
+    small["kid"] = "small";
+    json::object with_alg = jwk(key_a());
+    with_alg["alg"] = "RS256";
+    json::object doc{{"keys", json::array{enc, ec, rs384, no_kid, bad_n, small, 42, "x", with_alg}}};
+    auto ks = parse_jwks(json::serialize(doc));
+    ASSERT_TRUE(ks);
+    EXPECT_EQ(ks->size(), 1u);
+    EXPECT_TRUE(ks->contains(key_a().kid));
+}
+
+TEST(Jwks, MalformedDocumentsGiveNothing) {
+    EXPECT_FALSE(parse_jwks(""));
+    EXPECT_FALSE(parse_jwks("not json"));
+    EXPECT_FALSE(parse_jwks("{\"keys\":"));
+    EXPECT_FALSE(parse_jwks("[]"));
+    EXPECT_FALSE(parse_jwks("{}"));
+    EXPECT_FALSE(parse_jwks("{\"keys\":{}}"));
+    EXPECT_FALSE(parse_jwks("{\"keys\":\"abc\"}"));
+    auto empty = parse_jwks("{\"keys\":[]}");
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->empty());
+}
+
+TEST(Jwt, ValidV1TokenWithAppid) {
+    const auto claims = entra_claims(kNow, false);
+    auto r = verify_jwt(sign_token(key_a(), claims), keys_ab(), expect());
+    EXPECT_JWT_OK(r);
+    if (auto* c = std::get_if<json::object>(&r)) {
+        EXPECT_EQ(c->at("appid").as_string(), kMarketplaceApp);
+        EXPECT_EQ(c->at("ver").as_string(), "1.0");
+    }
+}
+
+TEST(Jwt, ValidV2TokenWithAzp) {
+    auto r = verify_jwt(sign_token(key_b(), entra_claims(kNow, true)), keys_ab(), expect());
+    EXPECT_JWT_OK(r);
+}
+
+TEST(Jwt, AudienceMayBeAnArray) {
+    auto claims = entra_claims(kNow);
+    claims["aud"] = json::array{"api://something-else", kAudience};
+    EXPECT_JWT_OK(verify_jwt(sign_token(key_a(), claims), keys_ab(), expect()));
+    claims["aud"] = json::array{"api://something-else", 7};
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), claims), keys_ab(), expect())), JwtError::WrongAudience);
+}
+
+TEST(Jwt, FractionalTimesAreAccepted) {
+    auto claims = entra_claims(kNow);
+    claims["exp"] = static_cast<double>(kNow) + 100.5;
+    claims["nbf"] = static_cast<double>(kNow) - 10.25;
+    EXPECT_JWT_OK(verify_jwt(sign_token(key_a(), claims), keys_ab(), expect()));
+}
+
+TEST(Jwt, MalformedTokens) {
+    const auto ks = keys_ab();
+    const std::string good = sign_token(key_a(), entra_claims(kNow));
+    const auto d1 = good.find('.');
+    const auto d2 = good.find('.', d1 + 1);
+    for (std::string_view bad : {"", "abc", "a.b", "a.b.c.d", "..", ".a.b", "a..b", "***.***.***", "!!!!"}) {
+        EXPECT_EQ(error_of(verify_jwt(bad, ks, expect())), JwtError::Malformed) << bad;
+        EXPECT_FALSE(jwt_kid(bad)) << bad;
+    }
+    EXPECT_EQ(error_of(verify_jwt(good + ".", ks, expect())), JwtError::Malformed);
+    // Bad base64url: standard alphabet, padding, whitespace, an impossible length.
+    EXPECT_EQ(error_of(verify_jwt(good.substr(0, d1) + "=" + good.substr(d1), ks, expect())), JwtError::Malformed);
+    EXPECT_EQ(error_of(verify_jwt(good.substr(0, d2 + 1) + "+/" + good.substr(d2 + 3), ks, expect())),
+              JwtError::Malformed);
+    EXPECT_EQ(error_of(verify_jwt(good.substr(0, d2 + 1) + "AAA" + good.substr(d2 + 1), ks, expect())),
+              JwtError::Malformed);  // 342 + 3 characters: not a length base64 can have
+    EXPECT_EQ(error_of(verify_jwt(" " + good, ks, expect())), JwtError::Malformed);
+    // Header that is not JSON, or JSON but not an object.
+    const std::string rest = good.substr(d1);
+    EXPECT_EQ(error_of(verify_jwt(b64url("{\"alg\":\"RS256\"") + rest, ks, expect())), JwtError::Malformed);
+    EXPECT_EQ(error_of(verify_jwt(b64url("[\"RS256\"]") + rest, ks, expect())), JwtError::Malformed);
+    // A correctly signed payload that is not a JSON object.
+    for (std::string_view payload : {"not json", "[1,2]", "\"str\""}) {
+        const std::string input = b64url(json::serialize(rs256_header(key_a().kid))) + "." + b64url(payload);
+        const std::string tok = input + "." + b64url(sign_rs256(key_a().pkey.get(), input));
+        EXPECT_EQ(error_of(verify_jwt(tok, ks, expect())), JwtError::Malformed) << payload;
+    }
+}
+
+TEST(Jwt, KidIsReadFromTheHeader) {
+    EXPECT_EQ(jwt_kid(sign_token(key_a(), entra_claims(kNow))), key_a().kid);
+    EXPECT_EQ(jwt_kid(sign_token(key_a(), entra_claims(kNow), "other")), "other");
+    const std::string no_kid = b64url("{\"alg\":\"RS256\"}") + ".e30.";
+    EXPECT_FALSE(jwt_kid(no_kid));
+}
+
+TEST(Jwt, AlgNoneIsRefused) {
+    json::object header{{"typ", "JWT"}, {"alg", "none"}, {"kid", key_a().kid}};
+    const std::string tok = signing_input(header, entra_claims(kNow)) + ".";
+    EXPECT_EQ(error_of(verify_jwt(tok, keys_ab(), expect())), JwtError::BadAlgorithm);
+    header["alg"] = "None";
+    EXPECT_EQ(error_of(verify_jwt(signing_input(header, entra_claims(kNow)) + ".", keys_ab(), expect())),
+              JwtError::BadAlgorithm);
+    header.erase("alg");
+    EXPECT_EQ(error_of(verify_jwt(signing_input(header, entra_claims(kNow)) + ".", keys_ab(), expect())),
+              JwtError::BadAlgorithm);
+}
+
+TEST(Jwt, Hs256WithThePublicKeyAsSecretIsRefused) {
+    json::object header{{"typ", "JWT"}, {"alg", "HS256"}, {"kid", key_a().kid}};
+    const std::string input = signing_input(header, entra_claims(kNow));
+    const std::string pem = public_key_pem(key_a().pkey.get());
+    ASSERT_NE(pem.find("BEGIN PUBLIC KEY"), std::string::npos);
+    const std::string tok = input + "." + b64url(hmac_sha256(pem, input));
+    EXPECT_EQ(error_of(verify_jwt(tok, keys_ab(), expect())), JwtError::BadAlgorithm);
+    // Also with the JWK's raw modulus as the secret, and other algorithms.
+    const std::string tok2 = input + "." + b64url(hmac_sha256(jwk(key_a()).at("n").as_string(), input));
+    EXPECT_EQ(error_of(verify_jwt(tok2, keys_ab(), expect())), JwtError::BadAlgorithm);
+    for (const char* alg : {"HS384", "HS512", "RS384", "RS512", "PS256", "ES256", "rs256", "RS256 "}) {
+        header["alg"] = alg;
+        const std::string in = signing_input(header, entra_claims(kNow));
+        EXPECT_EQ(error_of(verify_jwt(in + "." + b64url(sign_rs256(key_a().pkey.get(), in)), keys_ab(), expect())),
+                  JwtError::BadAlgorithm)
+            << alg;
+    }
+}
+
+TEST(Jwt, TypIsIgnored) {
+    json::object header{{"alg", "RS256"}, {"kid", key_a().kid}, {"typ", "at+jwt"}};
+    const std::string input = signing_input(header, entra_claims(kNow));
+    EXPECT_JWT_OK(verify_jwt(input + "." + b64url(sign_rs256(key_a().pkey.get(), input)), keys_ab(), expect()));
+}
+
+TEST(Jwt, SignatureByAnotherKeyWithTheSameKidIsRefused) {
+    const TestKey mallory = make_key(key_a().kid);
+    EXPECT_EQ(error_of(verify_jwt(sign_token(mallory, entra_claims(kNow)), keys_ab(), expect())),
+              JwtError::BadSignature);
+    // And key B's signature presented under key A's kid.
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_b(), entra_claims(kNow), key_a().kid), keys_ab(), expect())),
+              JwtError::BadSignature);
+}
+
+TEST(Jwt, UnknownKidIsUnknownKey) {
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), entra_claims(kNow), "rotated"), keys_ab(), expect())),
+              JwtError::UnknownKey);
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), entra_claims(kNow)), KeySet{}, expect())),
+              JwtError::UnknownKey);
+    const std::string input = b64url("{\"alg\":\"RS256\"}") + "." + b64url(json::serialize(entra_claims(kNow)));
+    EXPECT_EQ(error_of(verify_jwt(input + "." + b64url(sign_rs256(key_a().pkey.get(), input)), keys_ab(), expect())),
+              JwtError::UnknownKey);
+}
+
+TEST(Jwt, TamperedTokensAreRefused) {
+    const std::string good = sign_token(key_a(), entra_claims(kNow));
+    const auto d1 = good.find('.');
+    const auto d2 = good.find('.', d1 + 1);
+    auto claims = entra_claims(kNow);
+    claims["oid"] = "00000000-0000-0000-0000-000000000000";
+    const std::string tampered = good.substr(0, d1 + 1) + b64url(json::serialize(claims)) + good.substr(d2);
+    EXPECT_EQ(error_of(verify_jwt(tampered, keys_ab(), expect())), JwtError::BadSignature);
+    // One flipped signature bit.
+    std::string flipped = good;
+    flipped[d2 + 10] = flipped[d2 + 10] == 'A' ? 'B' : 'A';
+    EXPECT_EQ(error_of(verify_jwt(flipped, keys_ab(), expect())), JwtError::BadSignature);
+    // A truncated or empty signature.
+    EXPECT_EQ(error_of(verify_jwt(good.substr(0, good.size() - 4), keys_ab(), expect())), JwtError::BadSignature);
+    EXPECT_EQ(error_of(verify_jwt(good.substr(0, d2 + 1), keys_ab(), expect())), JwtError::BadSignature);
+}
+
+TEST(Jwt, WrongAudienceTenantOrApp) {
+    auto c = entra_claims(kNow);
+    c["aud"] = "00000000-0000-0000-0000-000000000001";
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongAudience);
+    c.erase("aud");
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongAudience);
+
+    c = entra_claims(kNow);
+    c["tid"] = "00000000-0000-0000-0000-000000000002";
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongTenant);
+    c.erase("tid");
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongTenant);
+
+    c = entra_claims(kNow, false);
+    c["appid"] = "00000000-0000-0000-0000-000000000003";
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongApp);
+    c.erase("appid");
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongApp);
+
+    c = entra_claims(kNow, true);
+    c["azp"] = "00000000-0000-0000-0000-000000000003";
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongApp);
+    // azp names the caller when present: a right appid beside a wrong azp does not help.
+    c["appid"] = kMarketplaceApp;
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::WrongApp);
+}
+
+TEST(Jwt, IdsCompareWithoutCase) {
+    auto c = entra_claims(kNow, true);
+    std::string upper(kMarketplaceApp);
+    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    c["azp"] = upper;
+    EXPECT_JWT_OK(verify_jwt(sign_token(key_a(), c), keys_ab(), expect()));
+}
+
+TEST(Jwt, Expiry) {
+    auto c = entra_claims(kNow);
+    c["exp"] = kNow - 301;  // beyond the 300 s skew
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::Expired);
+    c["exp"] = kNow - 300;  // exp must be after now - skew
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::Expired);
+    c["exp"] = kNow - 299;  // expired, but within the skew
+    EXPECT_JWT_OK(verify_jwt(sign_token(key_a(), c), keys_ab(), expect()));
+    c["exp"] = "9999999999";  // not a number
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::Expired);
+    c.erase("exp");  // required
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::Expired);
+}
+
+TEST(Jwt, NotBefore) {
+    auto c = entra_claims(kNow);
+    c["nbf"] = kNow + 301;
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::NotYetValid);
+    c["nbf"] = kNow + 300;  // within the skew
+    EXPECT_JWT_OK(verify_jwt(sign_token(key_a(), c), keys_ab(), expect()));
+    c["nbf"] = nullptr;
+    EXPECT_EQ(error_of(verify_jwt(sign_token(key_a(), c), keys_ab(), expect())), JwtError::NotYetValid);
+    c.erase("nbf");  // optional
+    EXPECT_JWT_OK(verify_jwt(sign_token(key_a(), c), keys_ab(), expect()));
+}
+
+TEST(Jwt, ErrorNames) {
+    EXPECT_EQ(jwt_error_name(JwtError::Malformed), "malformed");
+    EXPECT_EQ(jwt_error_name(JwtError::BadAlgorithm), "bad_algorithm");
+    EXPECT_EQ(jwt_error_name(JwtError::UnknownKey), "unknown_key");
+    EXPECT_EQ(jwt_error_name(JwtError::BadSignature), "bad_signature");
+    EXPECT_EQ(jwt_error_name(JwtError::WrongAudience), "wrong_audience");
+    EXPECT_EQ(jwt_error_name(JwtError::WrongTenant), "wrong_tenant");
+    EXPECT_EQ(jwt_error_name(JwtError::WrongApp), "wrong_app");
+    EXPECT_EQ(jwt_error_name(JwtError::Expired), "expired");
+    EXPECT_EQ(jwt_error_name(JwtError::NotYetValid), "not_yet_valid");
+}
+
+}  // namespace
+}  // namespace azmp
