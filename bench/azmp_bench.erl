@@ -486,8 +486,8 @@ summary(#{p1 := P1, conns_total := Conns, conns_measured := ConnsM, conns_per_10
          {"3. threads before/during/after, NIF",
           threads_str(Bf, S, Af), "constant", yes_no(ThreadsConst)}],
     io:format("~n== Summary~n"),
-    io:format("  ~-44s ~-40s ~-18s ~s~n", ["figure", "value", "target", "met"]),
-    [io:format("  ~-44s ~-40s ~-18s ~s~n", [F, V, T, M]) || {F, V, T, M} <- Rows],
+    io:format("  ~-44s ~-50s ~-18s ~s~n", ["figure", "value", "target", "met"]),
+    [io:format("  ~-44s ~-50s ~-18s ~s~n", [F, V, T, M]) || {F, V, T, M} <- Rows],
     ok.
 
 yes_no(true) -> "yes";

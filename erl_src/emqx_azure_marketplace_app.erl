@@ -56,7 +56,11 @@ make_client(Azure) ->
 %% Webhooks are signed for our app (aud = our client id) by our tenant's Entra.
 make_webhook_auth(Azure) ->
     Cfg0 = maps:with([login_url, tenant_id, ca_file], Azure),
-    Cfg = Cfg0#{audience => maps:get(client_id, Azure, <<>>)},
+    Cfg = Cfg0#{
+        audience => maps:get(client_id, Azure, <<>>),
+        %% An unknown kid refreshes the JWKS at most this often (forged tokens cannot make us hammer Entra).
+        min_refresh_interval_s => application:get_env(emqx_azure_marketplace, jwks_refresh_interval_s, 60)
+    },
     Cfg1 = case Cfg of #{ca_file := F} when is_list(F) -> Cfg#{ca_file := list_to_binary(F)}; _ -> Cfg end,
     case emqx_azure_marketplace_nif:webhook_auth_new(Cfg1) of
         {ok, Auth} -> persistent_term:put(?AUTH_KEY, Auth);

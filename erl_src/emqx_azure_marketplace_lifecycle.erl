@@ -18,6 +18,12 @@
 -spec link_state(binary()) -> emqx_azure_marketplace_nif:link_state().
 link_state(Account) ->
     case emqx_azure_marketplace_store:link(Account) of
+        #azmp_link{state = unsubscribed} ->
+            %% After a cancellation the account may pay another way: then it is no longer ours to gate.
+            case emqx_azure_marketplace_platform:payment_method(Account) of
+                none -> unsubscribed;
+                _ -> none
+            end;
         #azmp_link{state = S} ->
             S;
         undefined ->
@@ -92,7 +98,8 @@ effects(unsubscribe, L = #azmp_link{account_id = A}, Now) ->
                     ok = ?PLATFORM:stop_deployment(A, Id),
                     schedule(A, Id, delete, Now + 3 * 86400);
                 {delete, At} ->
-                    schedule(A, Id, delete, At);
+                    %% Stopped before the cancellation: still 3 days from now, as the customer was told.
+                    schedule(A, Id, delete, max(At, Now + 3 * 86400));
                 keep ->
                     %% A trial runs until its trial ends: stop it then.
                     schedule(A, Id, stop, trial_end(D, Now))

@@ -63,7 +63,9 @@ start_plugin(Emu, Extra) ->
     Azure = client_config(Emu, #{transport => https, timeout_ms => 5000,
                                  retry => #{max_attempts => 2, base_delay_ms => 10, max_delay_ms => 50}}),
     Env = maps:merge(#{azure => Azure, http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
-                       retry_base_s => 1, retry_max_s => 2, lease_s => 5}, Extra),
+                       retry_base_s => 1, retry_max_s => 2, lease_s => 5,
+                       %% every unknown kid may refresh the JWKS: the suites rotate keys back to back
+                       jwks_refresh_interval_s => 0}, Extra),
     [ok = application:set_env(emqx_azure_marketplace, K, V) || {K, V} <- maps:to_list(Env)],
     {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
     #{dir => Dir}.

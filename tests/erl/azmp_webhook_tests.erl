@@ -1,0 +1,182 @@
+%% Azure's webhooks, end to end: the emulator signs and POSTs them to the plugin's HTTP listener;
+%% the plugin authenticates, confirms with Get Operation, acts once, and the control plane follows.
+-module(azmp_webhook_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(M, emqx_azure_marketplace).
+-define(MEM, emqx_azure_marketplace_platform_mem).
+-define(DAY, 86400).
+
+webhook_test_() ->
+    {setup,
+     fun() ->
+         Emu = azmp_test_env:start_emulator(),
+         {Emu, azmp_test_env:start_plugin(Emu)}
+     end,
+     fun({Emu, Plugin}) ->
+         azmp_test_env:stop_plugin(Plugin),
+         azmp_test_env:stop_emulator(Emu)
+     end,
+     fun({Emu, _}) ->
+         [
+             {"ChangePlan to a known plan is accepted", fun() -> change_plan(Emu, <<"payg-premium">>, true) end},
+             {"ChangePlan to an unknown plan is refused", fun() -> change_plan(Emu, <<"payg-gold">>, false) end},
+             {"ChangeQuantity is accepted", fun() -> change_quantity(Emu) end},
+             {"Renew updates the term", fun() -> renew(Emu) end},
+             {"Suspend stops paid deployments, Reinstate starts them", fun() -> suspend_reinstate(Emu) end},
+             {"Unsubscribe: paid stopped and deleted 3 days later, trial runs to its end",
+              {timeout, 30, fun() -> unsubscribe(Emu) end}},
+             {"a redelivered webhook changes nothing twice", fun() -> redelivery(Emu) end},
+             {"forged webhooks are 401 and change nothing", {timeout, 60, fun() -> forged(Emu) end}},
+             {"a rotated signing key is fetched once", fun() -> rotation(Emu) end},
+             {"unlink by support staff ends as a cancellation", fun() -> support_unlink(Emu) end},
+             {"reconciliation repairs a lost Unsubscribe webhook", fun() -> reconcile(Emu) end}
+         ]
+     end}.
+
+%% A linked account with a paid and a trial deployment.
+linked_account(Emu) ->
+    A = list_to_binary("acct-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = ?MEM:add_account(A, #{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = ?M:link(A, {token, Token}),
+    azmp_test_env:await_status(A, linked),
+    Now = emqx_azure_marketplace_clock:now(),
+    ok = ?MEM:add_deployment(A, #{id => <<A/binary, "-paid">>, trial => false}),
+    ok = ?MEM:add_deployment(A, #{id => <<A/binary, "-trial">>, trial => true, trial_ends_at => Now + 2 * ?DAY}),
+    {A, SubId}.
+
+send(Emu, Action, SubId) -> send(Emu, Action, SubId, #{}).
+send(Emu, Action, SubId, Opts) ->
+    azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), Action, SubId, Opts).
+
+deployment(A, Suffix) ->
+    {ok, #{deployments := Ds}} = ?MEM:account(A),
+    maps:get(<<A/binary, Suffix/binary>>, Ds, gone).
+
+change_plan(Emu, Plan, Accepted) ->
+    {A, SubId} = linked_account(Emu),
+    ok = ?MEM:set_plans([<<"payg">>, <<"payg-premium">>]),
+    {ok, 200, _} = send(Emu, 'ChangePlan', SubId, #{plan_id => Plan}),
+    [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
+    {ok, Op} = emqx_azure_marketplace_client:get_operation(emqx_azure_marketplace_app:client(), SubId, OpId),
+    Link = emqx_azure_marketplace_store:link(A),
+    case Accepted of
+        true ->
+            ?assertEqual(<<"Succeeded">>, maps:get(<<"status">>, Op)),
+            ?assertEqual(Plan, element(5, Link));
+        false ->
+            ?assertEqual(<<"Failed">>, maps:get(<<"status">>, Op)),
+            ?assertEqual(<<"payg">>, element(5, Link))
+    end.
+
+change_quantity(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    {ok, 200, _} = send(Emu, 'ChangeQuantity', SubId, #{quantity => 7}),
+    ?assertEqual(7, element(6, emqx_azure_marketplace_store:link(A))).
+
+renew(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    {ok, 200, _} = send(Emu, 'Renew', SubId),
+    ?assertMatch(#{<<"startDate">> := _}, element(7, emqx_azure_marketplace_store:link(A))),
+    ?assertMatch(#{status := linked}, ?M:link_status(A)).
+
+suspend_reinstate(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    {ok, 200, _} = send(Emu, 'Suspend', SubId),
+    ?assertMatch(#{status := suspended}, ?M:link_status(A)),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
+    %% Stopped, not deleted; no new paid deployment.
+    ?assertEqual([], emqx_azure_marketplace_store:deadlines_of(A)),
+    ?assertEqual({error, subscription_suspended}, ?M:can_create_deployment(A, #{trial => false})),
+    {ok, 200, _} = send(Emu, 'Reinstate', SubId),
+    ?assertMatch(#{status := linked}, ?M:link_status(A)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-paid">>)),
+    ?assertEqual(ok, ?M:can_create_deployment(A, #{trial => false})).
+
+unsubscribe(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    {ok, 200, _} = send(Emu, 'Unsubscribe', SubId),
+    ?assertMatch(#{status := unsubscribed}, ?M:link_status(A)),
+    ?assertEqual(none, ?M:payment_method(A)),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
+    ?assertEqual({error, subscription_cancelled}, ?M:can_create_deployment(A, #{trial => false})),
+    %% One day later: nothing deleted yet, the trial still runs.
+    emqx_azure_marketplace_clock:advance(?DAY),
+    emqx_azure_marketplace_deadlines:run_now(),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
+    %% Trial ends on day 2: stopped, and deleted 3 days after that.
+    emqx_azure_marketplace_clock:advance(?DAY + 60),
+    emqx_azure_marketplace_deadlines:run_now(),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-trial">>)),
+    %% Day 3: the paid deployment stopped at cancellation is deleted.
+    emqx_azure_marketplace_clock:advance(?DAY),
+    emqx_azure_marketplace_deadlines:run_now(),
+    ?assertEqual(gone, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-trial">>)),
+    emqx_azure_marketplace_clock:advance(2 * ?DAY),
+    emqx_azure_marketplace_deadlines:run_now(),
+    ?assertEqual(gone, deployment(A, <<"-trial">>)),
+    %% Each deletion ran once.
+    Deletes = [D || {delete, Acc, D} <- ?MEM:log(), Acc =:= A],
+    ?assertEqual(2, length(Deletes)),
+    emqx_azure_marketplace_clock:reset().
+
+redelivery(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    {ok, 200, _} = send(Emu, 'Suspend', SubId),
+    [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
+    Before = ?MEM:log(),
+    {ok, 200, Body} = send(Emu, 'Suspend', SubId, #{redeliver => OpId}),
+    ?assertMatch({ok, #{<<"status">> := <<"already_handled">>}}, emqx_azure_marketplace_nif:json_decode(Body)),
+    ?assertEqual(Before, ?MEM:log()),
+    ?assertMatch(#{status := suspended}, ?M:link_status(A)).
+
+forged(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    Kinds = [no_token, bad_signature, other_key, alg_none, hs256_public_key, wrong_aud, wrong_tid, wrong_azp,
+             expired, not_yet_valid, unknown_kid],
+    Before = {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)},
+    [?assertMatch({Kind, {ok, 401, _}}, {Kind, send(Emu, 'Unsubscribe', SubId, #{forge => Kind})}) || Kind <- Kinds],
+    [?assertMatch({Kind, {ok, 401, _}}, {Kind, send(Emu, 'Unsubscribe', SubId, #{forge => Kind, token_version => v1})})
+     || Kind <- [wrong_azp, expired]],
+    ?assertEqual(Before, {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)}).
+
+rotation(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    ok = azmp_emulator:reset_stats(Emu),
+    _NewKid = azmp_emulator:rotate_signing_key(Emu),
+    {ok, 200, _} = send(Emu, 'Suspend', SubId),
+    {ok, 200, _} = send(Emu, 'Reinstate', SubId),
+    ?assertEqual(1, maps:get(jwks, maps:get(by_op, azmp_emulator:stats(Emu)), 0)),
+    ?assertMatch(#{status := linked}, ?M:link_status(A)).
+
+support_unlink(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    ?assertEqual(ok, ?M:unlink(A)),
+    ?assertMatch(#{status := unsubscribed}, ?M:link_status(A)),
+    {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
+    ?assertMatch(#{status := <<"Unsubscribed">>}, EmuSub),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
+    ?assertEqual(none, ?M:payment_method(A)),
+    ?assertEqual({error, not_linked}, ?M:unlink(A)),
+    %% Azure's own Unsubscribe webhook arriving afterwards changes nothing.
+    Before = ?MEM:log(),
+    {ok, 200, _} = send(Emu, 'Unsubscribe', SubId),
+    ?assertEqual(Before, ?MEM:log()).
+
+reconcile(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    %% Cancelled in Azure, but the webhook never arrived.
+    {ok, _} = emqx_azure_marketplace_client:delete_subscription(
+        azmp_test_env:client(Emu, #{transport => http}), SubId),
+    ?assertMatch(#{status := linked}, ?M:link_status(A)),
+    {ok, Applied} = ?M:reconcile(),
+    ?assert(lists:member({SubId, unsubscribe}, Applied)),
+    ?assertMatch(#{status := unsubscribed}, ?M:link_status(A)),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)).
