@@ -23,10 +23,12 @@ nif_fuzz_test_() ->
              tenant_id => <<"t">>, client_id => <<"c">>, client_secret => <<"s">>,
              login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>,
              retry => #{max_attempts => 1}, timeout_ms => 1000}),
-         Client
+         {ok, Auth} = ?NIF:webhook_auth_new(#{tenant_id => <<"t">>, audience => <<"c">>,
+                                              login_url => <<"http://127.0.0.1:1">>, timeout_ms => 1000}),
+         {Client, Auth}
      end,
      fun(_) -> flush() end,
-     fun(Client) ->
+     fun({Client, Auth}) ->
          [{atom_to_list(Name), {timeout, 600, fun() -> check(Name, Prop) end}}
           || {Name, Prop} <- [
                  {client_new, prop_client_new()},
@@ -34,7 +36,22 @@ nif_fuzz_test_() ->
                  {request_shaped, prop_request_shaped(Client)},
                  {cancel, prop_one_arg(fun ?NIF:cancel/1)},
                  {client_stats, prop_one_arg(fun ?NIF:client_stats/1)},
-                 {info, prop_info()}
+                 {info, prop_info()},
+                 {webhook_auth_new, ?FORALL(T, oneof([random_term(), shaped_map()]),
+                                            acceptable(fun() -> ?NIF:webhook_auth_new(T) end))},
+                 {webhook_authenticate, prop_authenticate(Auth)},
+                 {json_decode, ?FORALL(T, oneof([random_term(), binary(), json_text()]),
+                                       acceptable(fun() -> ?NIF:json_decode(T) end))},
+                 {json_encode, prop_one_arg(fun ?NIF:json_encode/1)},
+                 {decide_link, ?FORALL({A, P, S}, {oneof([binary(), random_term()]), decision_arg(), decision_arg()},
+                                       acceptable(fun() -> ?NIF:decide_link(A, P, S) end))},
+                 {next_link_state, ?FORALL({S, E}, {oneof([state(), random_term()]), oneof([event(), random_term()])},
+                                           acceptable(fun() -> ?NIF:next_link_state(S, E) end))},
+                 {decide_create, ?FORALL({S, T}, {oneof([state(), random_term()]), oneof([boolean(), random_term()])},
+                                         acceptable(fun() -> ?NIF:decide_create(S, T) end))},
+                 {decide_deployment, ?FORALL({S, D, N}, {oneof([state(), random_term()]), decision_arg(),
+                                                          oneof([integer(), random_term()])},
+                                             acceptable(fun() -> ?NIF:decide_deployment(S, D, N) end))}
              ]]
      end}.
 
@@ -50,6 +67,10 @@ acceptable(F) ->
         {error, _} -> true;
         ok -> true;
         M when is_map(M) -> true;
+        A when A =:= link; A =:= already_linked; A =:= keep; A =:= ignore -> true;
+        {refuse, R} when is_atom(R) -> true;
+        {stop, R} when is_atom(R) -> true;
+        {delete, At} when is_integer(At) -> true;
         Other -> {unexpected, Other}
     catch
         error:badarg -> true
@@ -71,6 +92,36 @@ prop_request_shaped(Client) ->
 
 prop_one_arg(F) ->
     ?FORALL(T, random_term(), acceptable(fun() -> F(T) end)).
+
+prop_authenticate(Auth) ->
+    ?FORALL({A, H, N}, {oneof([exactly(Auth), random_term()]), oneof([binary(), jwt_like(), random_term()]),
+                        oneof([integer(), random_term()])},
+            begin
+                R = acceptable(fun() -> ?NIF:webhook_authenticate(A, H, N) end),
+                flush(),
+                R
+            end).
+
+%% Three dot-separated base64url-ish parts: gets past the first checks of the JWT parser.
+jwt_like() ->
+    ?LET({X, Y, Z}, {binary(), binary(), binary()},
+         iolist_to_binary([<<"Bearer ">>, base64:encode(X), $., base64:encode(Y), $., base64:encode(Z)])).
+
+json_text() ->
+    elements([<<"{}">>, <<"[1,2,{\"a\":null}]">>, <<"{\"a\":">>, <<"1e999">>, <<"\"\\ud800\"">>, <<"[[[[[[[[[[]]]]]]]]]]">>]).
+
+state() -> elements([none, pending, linked, suspended, unsubscribed]).
+event() -> elements([activated, link_failed, change_plan, change_quantity, renew, suspend, reinstate, unsubscribe]).
+
+%% Maps with the keys the decision functions read, values of the right or wrong shape.
+decision_arg() ->
+    oneof([random_term(),
+           ?LET(Pairs, ?LET(N, range(0, 6), vector(N, {elements([credit_card, available_credits,
+                                                                 other_marketplace_link, status, linked_account,
+                                                                 trial, trial_ends_at, state, stopped_at, id]),
+                                                        oneof([boolean(), binary(), integer(), random_term(),
+                                                               elements([running, stopped, undefined])])})),
+                maps:from_list(Pairs))]).
 
 prop_info() ->
     ?FORALL(_, integer(), acceptable(fun() -> ?NIF:info() end)).
