@@ -1,14 +1,22 @@
-// libcurl multi engine: one thread, curl_multi_poll, woken by curl_multi_wakeup when work is queued.
+// libcurl multi engine: one thread, event-driven with curl_multi_socket_action over epoll, so that
+// the work per wake-up follows the sockets that are ready, not the number of transfers in flight.
+//
+// Transfers beyond `max_active` wait in a queue of plain requests (no curl handle, no buffer): ten
+// thousand calls in flight cost little memory, and libcurl only ever tracks a bounded set.
 #include "azmp/engine.hpp"
 
 #include <curl/curl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <map>
+#include <optional>
 #include <mutex>
 #include <queue>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -25,18 +33,19 @@ struct Timer {
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : seq > o.seq; }
 };
 
-// One transfer's curl handle and the buffers curl writes into.
+// One transfer: its request, what curl writes back, and (once admitted) its curl handle.
 struct Transfer {
     Engine::TransferId id = 0;
     CURL* easy = nullptr;
     curl_slist* headers = nullptr;
     HttpRequest request;  // owns the body curl reads from
+    TransferOptions opts;
+    Clock::time_point queued_at;
     TransferResult result;
     Engine::TransferDone done;
     char error_buf[CURL_ERROR_SIZE] = {0};
 
     ~Transfer() {
-        if (easy) curl_easy_cleanup(easy);
         if (headers) curl_slist_free_all(headers);
     }
 };
@@ -67,59 +76,131 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
     return size * n;
 }
 
+int on_open_socket(void* user, curlsocktype, curl_sockaddr* addr) {
+    static_cast<std::atomic<std::uint64_t>*>(user)->fetch_add(1, std::memory_order_relaxed);
+    return static_cast<int>(::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol));
+}
+
 struct CurlGlobal {
     CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
 };
 
+TransferResult failure(int code, std::string detail, bool timed_out = false) {
+    TransferResult r;
+    r.curl_code = code;
+    r.timed_out = timed_out;
+    r.detail = std::move(detail);
+    return r;
+}
+
 }  // namespace
 
 struct Engine::Impl {
+    EngineConfig cfg;
     CURLM* multi = nullptr;
+    int epfd = -1;
+    int wakefd = -1;
     std::thread thread;
     std::thread::id thread_id;
 
-    mutable std::mutex mu;  // guards the two queues and `stopping`
+    mutable std::mutex mu;  // guards `tasks`, `incoming_timers` and `stopping`
     std::deque<Task> tasks;
-    std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;  // engine thread only
     std::vector<Timer> incoming_timers;
     std::uint64_t timer_seq = 0;
     bool stopping = false;
 
-    std::unordered_map<TransferId, std::unique_ptr<Transfer>> active;  // engine thread only
+    // Engine thread only:
+    std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
+    std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;  // waiting or active
+    std::deque<TransferId> waiting;                                        // admission order
+    std::size_t active = 0;
+    std::vector<CURL*> idle_handles;  // reset easy handles, reused
+    std::optional<Clock::time_point> curl_deadline;
     TransferId next_id = 1;
 
-    std::atomic<std::uint64_t> started{0}, opened{0}, active_count{0};
+    std::atomic<std::uint64_t> started{0}, opened{0}, in_flight{0};
 
     void run();
+    void wake();
     void drain_tasks();
     void run_due_timers();
+    void admit();
+    bool activate(Transfer& t);
     void finish(CURL* easy, CURLcode code);
-    void fail_all_active(const std::string& why);
-    long poll_timeout_ms();
+    void complete(TransferId id, TransferResult&& r);
+    void read_done();
+    void fail_all(const std::string& why);
+    int wait_ms();
+    CURL* take_handle();
+    void recycle(CURL* easy);
 };
 
 namespace {
-int on_open_socket(void* user, curlsocktype, curl_sockaddr* addr) {
-    static_cast<std::atomic<std::uint64_t>*>(user)->fetch_add(1, std::memory_order_relaxed);
-    return static_cast<int>(::socket(addr->family, addr->socktype, addr->protocol));
+
+int on_socket(CURL*, curl_socket_t s, int what, void* user, void*) {
+    auto* impl = static_cast<Engine::Impl*>(user);
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(impl->epfd, EPOLL_CTL_DEL, s, nullptr);
+        return 0;
+    }
+    epoll_event ev{};
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    if (epoll_ctl(impl->epfd, EPOLL_CTL_MOD, s, &ev) != 0) epoll_ctl(impl->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
 }
+
+int on_timer(CURLM*, long timeout_ms, void* user) {
+    auto* impl = static_cast<Engine::Impl*>(user);
+    if (timeout_ms < 0) impl->curl_deadline.reset();
+    else impl->curl_deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    return 0;
+}
+
 }  // namespace
 
-Engine::Engine() : impl_(std::make_unique<Impl>()) {
-    static CurlGlobal global;  // curl_global_init once per library instance, before any thread
+Engine::Engine(EngineConfig cfg) : impl_(std::make_unique<Impl>()) {
+    static CurlGlobal global;  // curl_global_init once per library image, before any thread
+    impl_->cfg = cfg;
     impl_->multi = curl_multi_init();
-    if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+    impl_->epfd = epoll_create1(EPOLL_CLOEXEC);
+    impl_->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!impl_->multi || impl_->epfd < 0 || impl_->wakefd < 0) {
+        if (impl_->multi) curl_multi_cleanup(impl_->multi);
+        if (impl_->epfd >= 0) close(impl_->epfd);
+        if (impl_->wakefd >= 0) close(impl_->wakefd);
+        throw std::runtime_error("cannot create the HTTP engine (curl multi, epoll or eventfd)");
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = impl_->wakefd;
+    epoll_ctl(impl_->epfd, EPOLL_CTL_ADD, impl_->wakefd, &ev);
+    curl_multi_setopt(impl_->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(impl_->multi, CURLMOPT_SOCKETDATA, impl_.get());
+    curl_multi_setopt(impl_->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(impl_->multi, CURLMOPT_TIMERDATA, impl_.get());
     curl_multi_setopt(impl_->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    // A fixed idle-connection cache: libcurl's default follows the number of active transfers, so it
+    // shrinks (closing good connections) whenever load dips.
+    curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(cfg.max_idle_connections));
     impl_->thread = std::thread([this] { impl_->run(); });
     impl_->thread_id = impl_->thread.get_id();
 }
 
 Engine::~Engine() {
     stop();
-    if (impl_->multi) curl_multi_cleanup(impl_->multi);
+    for (CURL* e : impl_->idle_handles) curl_easy_cleanup(e);
+    curl_multi_cleanup(impl_->multi);
+    close(impl_->epfd);
+    close(impl_->wakefd);
 }
 
 bool Engine::on_engine_thread() const { return std::this_thread::get_id() == impl_->thread_id; }
+
+void Engine::Impl::wake() {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wakefd, &one, sizeof one);
+}
 
 bool Engine::post(Task task) {
     {
@@ -127,7 +208,7 @@ bool Engine::post(Task task) {
         if (impl_->stopping) return false;
         impl_->tasks.push_back(std::move(task));
     }
-    curl_multi_wakeup(impl_->multi);
+    impl_->wake();
     return true;
 }
 
@@ -137,26 +218,24 @@ bool Engine::post_after(std::chrono::milliseconds delay, Task task) {
         if (impl_->stopping) return false;
         impl_->incoming_timers.push_back(Timer{Clock::now() + delay, impl_->timer_seq++, std::move(task)});
     }
-    curl_multi_wakeup(impl_->multi);
+    impl_->wake();
     return true;
 }
 
 void Engine::stop() {
     {
         std::lock_guard lk(impl_->mu);
-        if (impl_->stopping && !impl_->thread.joinable()) return;
         impl_->stopping = true;
     }
-    curl_multi_wakeup(impl_->multi);
+    impl_->wake();
     if (impl_->thread.joinable()) impl_->thread.join();
 }
-
 
 EngineStats Engine::stats() const {
     EngineStats s;
     s.transfers_started = impl_->started.load(std::memory_order_relaxed);
     s.connections_opened = impl_->opened.load(std::memory_order_relaxed);
-    s.transfers_active = impl_->active_count.load(std::memory_order_relaxed);
+    s.transfers_active = impl_->in_flight.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -164,36 +243,97 @@ Engine::TransferId Engine::start_transfer(HttpRequest req, const TransferOptions
     auto t = std::make_unique<Transfer>();
     t->id = impl_->next_id++;
     t->request = std::move(req);
+    t->opts = opts;
     t->done = std::move(done);
-    CURL* e = curl_easy_init();
-    if (!e) {
-        TransferResult r;
-        r.curl_code = CURLE_OUT_OF_MEMORY;
-        r.detail = "curl_easy_init failed";
-        t->done(std::move(r));
-        return 0;
+    t->queued_at = Clock::now();
+    TransferId id = t->id;
+    impl_->transfers.emplace(id, std::move(t));
+    impl_->waiting.push_back(id);
+    impl_->in_flight.store(impl_->transfers.size(), std::memory_order_relaxed);
+    impl_->started.fetch_add(1, std::memory_order_relaxed);
+    impl_->admit();
+    return id;
+}
+
+void Engine::cancel_transfer(TransferId id) {
+    auto it = impl_->transfers.find(id);
+    if (it == impl_->transfers.end()) return;
+    Transfer& t = *it->second;
+    if (t.easy) {
+        curl_multi_remove_handle(impl_->multi, t.easy);
+        impl_->recycle(t.easy);
+        --impl_->active;
     }
-    t->easy = e;
-    const HttpRequest& rq = t->request;
+    // A waiting entry stays in `waiting` and is skipped when its turn comes.
+    impl_->transfers.erase(it);
+    impl_->in_flight.store(impl_->transfers.size(), std::memory_order_relaxed);
+    impl_->admit();
+}
+
+CURL* Engine::Impl::take_handle() {
+    if (!idle_handles.empty()) {
+        CURL* e = idle_handles.back();
+        idle_handles.pop_back();
+        return e;
+    }
+    return curl_easy_init();
+}
+
+void Engine::Impl::recycle(CURL* easy) {
+    // A reset handle keeps its allocations (buffers, DNS and TLS session caches): cheaper than a new one.
+    if (idle_handles.size() < cfg.max_active_transfers) {
+        curl_easy_reset(easy);
+        idle_handles.push_back(easy);
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
+// Moves waiting transfers into libcurl while fewer than max_active are there.
+void Engine::Impl::admit() {
+    while (active < cfg.max_active_transfers && !waiting.empty()) {
+        TransferId id = waiting.front();
+        waiting.pop_front();
+        auto it = transfers.find(id);
+        if (it == transfers.end()) continue;  // cancelled while waiting
+        if (!activate(*it->second)) continue;
+    }
+}
+
+bool Engine::Impl::activate(Transfer& t) {
+    // The time spent waiting for admission counts against the transfer's own timeout.
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.queued_at).count();
+    long remaining = t.opts.timeout_ms - static_cast<long>(waited);
+    if (remaining <= 0) {
+        complete(t.id, failure(CURLE_OPERATION_TIMEDOUT, "timed out waiting for a connection slot", true));
+        return false;
+    }
+    CURL* e = take_handle();
+    if (!e) {
+        complete(t.id, failure(CURLE_OUT_OF_MEMORY, "curl_easy_init failed"));
+        return false;
+    }
+    t.easy = e;
+    const HttpRequest& rq = t.request;
     curl_easy_setopt(e, CURLOPT_URL, rq.url.c_str());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!opts.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opts.ca_file.c_str());
+    if (!t.opts.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, t.opts.ca_file.c_str());
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(t.opts.connect_timeout_ms, remaining));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, remaining);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error_buf);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &impl_->opened);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &opened);
     switch (rq.method) {
         case Method::Get: curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); break;
         case Method::Post: curl_easy_setopt(e, CURLOPT_POST, 1L); break;
@@ -208,43 +348,66 @@ Engine::TransferId Engine::start_transfer(HttpRequest req, const TransferOptions
     }
     for (const auto& [name, value] : rq.headers) {
         std::string line = name + ": " + value;
-        t->headers = curl_slist_append(t->headers, line.c_str());
+        t.headers = curl_slist_append(t.headers, line.c_str());
     }
     // Azure does not use 100-continue; waiting for it only adds a round trip.
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    t.headers = curl_slist_append(t.headers, "Expect:");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
 
-    TransferId id = t->id;
-    if (CURLMcode mc = curl_multi_add_handle(impl_->multi, e); mc != CURLM_OK) {
-        TransferResult r;
-        r.curl_code = CURLE_FAILED_INIT;
-        r.detail = curl_multi_strerror(mc);
-        t->done(std::move(r));
-        return 0;
+    if (CURLMcode mc = curl_multi_add_handle(multi, e); mc != CURLM_OK) {
+        t.easy = nullptr;
+        recycle(e);
+        complete(t.id, failure(CURLE_FAILED_INIT, curl_multi_strerror(mc)));
+        return false;
     }
-    impl_->started.fetch_add(1, std::memory_order_relaxed);
-    impl_->active.emplace(id, std::move(t));
-    impl_->active_count.store(impl_->active.size(), std::memory_order_relaxed);
-    return id;
+    ++active;
+    return true;
 }
 
-void Engine::cancel_transfer(TransferId id) {
-    auto it = impl_->active.find(id);
-    if (it == impl_->active.end()) return;
-    curl_multi_remove_handle(impl_->multi, it->second->easy);
-    impl_->active.erase(it);
-    impl_->active_count.store(impl_->active.size(), std::memory_order_relaxed);
+// Hands the result to the transfer's owner and forgets the transfer.
+void Engine::Impl::complete(TransferId id, TransferResult&& r) {
+    auto it = transfers.find(id);
+    if (it == transfers.end()) return;
+    std::unique_ptr<Transfer> t = std::move(it->second);
+    transfers.erase(it);
+    in_flight.store(transfers.size(), std::memory_order_relaxed);
+    auto done = std::move(t->done);
+    t.reset();
+    done(std::move(r));
 }
 
-long Engine::Impl::poll_timeout_ms() {
-    long curl_ms = -1;
-    curl_multi_timeout(multi, &curl_ms);
-    long ms = curl_ms < 0 ? 1000 : curl_ms;
-    if (!timers.empty()) {
-        auto until = std::chrono::duration_cast<std::chrono::milliseconds>(timers.top().at - Clock::now()).count();
-        ms = std::min<long>(ms, std::max<long>(0, until));
+void Engine::Impl::finish(CURL* easy, CURLcode code) {
+    Transfer* t = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &t);
+    curl_multi_remove_handle(multi, easy);
+    --active;
+    TransferResult r = std::move(t->result);
+    r.curl_code = code;
+    if (code == CURLE_OK) {
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r.response.status);
+    } else {
+        r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+        r.detail = t->error_buf[0] ? t->error_buf : curl_easy_strerror(code);
     }
-    return std::min<long>(ms, 1000);
+    t->easy = nullptr;
+    recycle(easy);
+    complete(t->id, std::move(r));
+}
+
+void Engine::Impl::read_done() {
+    int left = 0;
+    while (CURLMsg* m = curl_multi_info_read(multi, &left))
+        if (m->msg == CURLMSG_DONE) finish(m->easy_handle, m->data.result);
+}
+
+int Engine::Impl::wait_ms() {
+    auto now = Clock::now();
+    auto until = now + std::chrono::seconds(1);
+    if (curl_deadline) until = std::min(until, *curl_deadline);
+    if (!timers.empty()) until = std::min(until, timers.top().at);
+    if (!waiting.empty() && active < cfg.max_active_transfers) until = now;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
+    return static_cast<int>(std::clamp<long long>(ms, 0, 1000));
 }
 
 void Engine::Impl::drain_tasks() {
@@ -267,69 +430,69 @@ void Engine::Impl::run_due_timers() {
     }
 }
 
-void Engine::Impl::finish(CURL* easy, CURLcode code) {
-    Transfer* raw = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &raw);
-    auto it = active.find(raw->id);
-    std::unique_ptr<Transfer> t = std::move(it->second);
-    active.erase(it);
-    active_count.store(active.size(), std::memory_order_relaxed);
-    curl_multi_remove_handle(multi, easy);
-    t->result.curl_code = code;
-    if (code == CURLE_OK) {
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &t->result.response.status);
-    } else {
-        t->result.timed_out = code == CURLE_OPERATION_TIMEDOUT;
-        t->result.detail = t->error_buf[0] ? t->error_buf : curl_easy_strerror(code);
+void Engine::Impl::fail_all(const std::string& why) {
+    std::vector<TransferId> ids;
+    ids.reserve(transfers.size());
+    for (auto& [id, t] : transfers) ids.push_back(id);
+    for (TransferId id : ids) {
+        auto it = transfers.find(id);
+        if (it == transfers.end()) continue;
+        if (CURL* e = it->second->easy) {
+            curl_multi_remove_handle(multi, e);
+            it->second->easy = nullptr;
+            recycle(e);
+            --active;
+        }
+        complete(id, failure(CURLE_ABORTED_BY_CALLBACK, why));
     }
-    t->done(std::move(t->result));
-}
-
-void Engine::Impl::fail_all_active(const std::string& why) {
-    auto victims = std::move(active);
-    active.clear();
-    active_count.store(0, std::memory_order_relaxed);
-    for (auto& [id, t] : victims) {
-        curl_multi_remove_handle(multi, t->easy);
-        TransferResult r;
-        r.curl_code = CURLE_ABORTED_BY_CALLBACK;
-        r.detail = why;
-        t->done(std::move(r));
-    }
+    waiting.clear();
 }
 
 void Engine::Impl::run() {
+    constexpr int kMaxEvents = 256;
+    epoll_event events[kMaxEvents];
+    int running = 0;
     for (;;) {
         drain_tasks();
         run_due_timers();
-        int running = 0;
-        curl_multi_perform(multi, &running);
-        int left = 0;
-        while (CURLMsg* m = curl_multi_info_read(multi, &left)) {
-            if (m->msg == CURLMSG_DONE) finish(m->easy_handle, m->data.result);
-        }
-        bool stop_now;
+        admit();
         {
             std::lock_guard lk(mu);
-            stop_now = stopping;
+            if (stopping) break;
         }
-        if (stop_now) break;
-        int numfds = 0;
-        curl_multi_poll(multi, nullptr, 0, static_cast<int>(poll_timeout_ms()), &numfds);
+        int n = epoll_wait(epfd, events, kMaxEvents, wait_ms());
+        for (int i = 0; i < n; ++i) {
+            int fd = events[i].data.fd;
+            if (fd == wakefd) {
+                std::uint64_t count;
+                while (::read(wakefd, &count, sizeof count) > 0) {
+                }
+                continue;
+            }
+            int flags = 0;
+            if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+            if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+            if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(multi, fd, flags, &running);
+        }
+        if (curl_deadline && Clock::now() >= *curl_deadline) {
+            curl_deadline.reset();
+            curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        read_done();
     }
     // Shutting down: every caller still waiting hears back. Completions may queue follow-up work
     // (a retry), which post() now refuses, so this converges.
-    for (int round = 0; round < 8; ++round) {
-        fail_all_active("the engine is shutting down");
+    for (int round = 0; round < 8 && !(transfers.empty() && timers.empty()); ++round) {
+        fail_all("the engine is shutting down");
         drain_tasks();
         while (!timers.empty()) {
             Task task = std::move(const_cast<Timer&>(timers.top()).task);
             timers.pop();
             task();
         }
-        if (active.empty()) break;
     }
-    fail_all_active("the engine is shutting down");
+    fail_all("the engine is shutting down");
 }
 
 }  // namespace azmp

@@ -30,8 +30,16 @@ struct TransferOptions {
 
 struct EngineStats {
     std::uint64_t transfers_started = 0;
-    std::uint64_t transfers_active = 0;
+    std::uint64_t transfers_active = 0;  // in flight: waiting for a slot or in libcurl
     std::uint64_t connections_opened = 0;  // new TCP connections (reuse shows as fewer)
+};
+
+struct EngineConfig {
+    // Transfers handed to libcurl at once; more wait in the engine's own queue (cheap: no handle,
+    // no buffer), so a burst of calls costs little memory and libcurl's work stays bounded.
+    std::size_t max_active_transfers = 1024;
+    // Idle connections kept for reuse.
+    std::size_t max_idle_connections = 256;
 };
 
 class Engine {
@@ -40,7 +48,7 @@ public:
     using Task = std::function<void()>;
     using TransferDone = std::function<void(TransferResult&&)>;
 
-    Engine();
+    explicit Engine(EngineConfig cfg = {});
     ~Engine();  // stop() + join
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
@@ -62,8 +70,9 @@ public:
     EngineStats stats() const;
     bool on_engine_thread() const;
 
+    struct Impl;  // opaque; public only so that libcurl's C callbacks can reach it
+
 private:
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 

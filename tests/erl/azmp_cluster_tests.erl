@@ -1,0 +1,418 @@
+%% The plugin on a cluster of two REAL nodes (OTP `peer'), each with its own Mnesia directory:
+%% one Mnesia cluster with disc copies of the plugin's tables on both; a link made on one node and
+%% its webhook handled on the other; with one node killed the other answers gating and runs the
+%% deadlines; a deadline runs once in the cluster; a node killed in the middle of a link resumes it
+%% on restart and the subscription is activated once.
+%%
+%% The Azure emulator and the in-memory control plane (registered with `global') run on this (the
+%% test) node; the peers reach both over the network like any other node of the cluster.
+-module(azmp_cluster_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+%% Run on the peers through erpc.
+-export([join_mnesia/1]).
+
+-define(M, emqx_azure_marketplace).
+-define(MEM, emqx_azure_marketplace_platform_mem).
+-define(STORE, emqx_azure_marketplace_store).
+-define(DAY, 86400).
+-define(RPC_TIMEOUT, 15000).
+
+cluster_test_() ->
+    {setup, fun setup/0, fun cleanup/1, fun(Ctx) ->
+        {foreach, fun() -> start_cluster(Ctx) end, fun stop_cluster/1, [
+            fun(Cl) -> {"two peers form one Mnesia cluster, disc_copies of the plugin's tables on both",
+                        {timeout, 30, fun() -> one_cluster(Cl) end}} end,
+            fun(Cl) -> {"link on node 1, Suspend webhook to node 2: both nodes agree, node 2 acted",
+                        {timeout, 30, fun() -> link_here_webhook_there(Cl) end}} end,
+            fun(Cl) -> {"node 1 killed: node 2 answers gating and link status, runs the deadlines",
+                        {timeout, 40, fun() -> survivor(Cl) end}} end,
+            fun(Cl) -> {"a deadline runs once in the cluster: run_now on both nodes at once",
+                        {timeout, 30, fun() -> deadline_once(Cl) end}} end,
+            fun(Cl) -> {"node killed in the middle of a link: resumed on restart, activated once",
+                        {timeout, 60, fun() -> crash_mid_link(Cl) end}} end
+        ]}
+    end}.
+
+%%--------------------------------------------------------------------
+%% Set-up: distribution, the emulator and the control plane on this node
+
+setup() ->
+    Started = ensure_distributed(),
+    Emu = azmp_test_env:start_emulator(),
+    {ok, Mem} = ?MEM:start(),
+    ok = ?MEM:reset(),
+    #{emu => Emu, mem => Mem, started_dist => Started}.
+
+cleanup(#{emu := Emu, started_dist := Started}) ->
+    catch ?MEM:stop(),
+    azmp_test_env:stop_emulator(Emu),
+    Started andalso net_kernel:stop(),
+    ok.
+
+ensure_distributed() ->
+    case node() of
+        nonode@nohost ->
+            _ = os:cmd("epmd -daemon"),
+            Name = list_to_atom("azmp_cluster_test_" ++ os:getpid()),
+            {ok, _} = net_kernel:start([Name, shortnames]),
+            true;
+        _ ->
+            false
+    end.
+
+%% Two fresh peers; node 2 joins node 1's Mnesia before the plugin starts on it.
+start_cluster(Ctx = #{emu := Emu}) ->
+    ok = ?MEM:reset(),
+    U = integer_to_list(erlang:unique_integer([positive])) ++ "_" ++ os:getpid(),
+    Names = [list_to_atom("azmp_n" ++ I ++ "_" ++ U) || I <- ["1", "2"]],
+    Dirs = [filename:join("/tmp", "azmp_cluster_mnesia_" ++ atom_to_list(N)) || N <- Names],
+    [_ = file:del_dir_r(D) || D <- Dirs],
+    Env = plugin_env(Emu),
+    [Name1, Name2] = Names,
+    [Dir1, Dir2] = Dirs,
+    N1 = start_node(Name1, Dir1, Env, none),
+    N2 = start_node(Name2, Dir2, Env, maps:get(node, N1)),
+    Ctx#{n1 => N1, n2 => N2, env => Env}.
+
+%% The env the single-node suites use (azmp_test_env:start_plugin/2): the emulator over HTTPS, the
+%% HTTP listener on any port, fast ticks, a 5 s lease.
+plugin_env(Emu) ->
+    Azure = azmp_test_env:client_config(Emu, #{transport => https, timeout_ms => 5000,
+                                               retry => #{max_attempts => 2, base_delay_ms => 10,
+                                                          max_delay_ms => 50}}),
+    #{azure => Azure, http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
+      retry_base_s => 1, retry_max_s => 2, lease_s => 5, jwks_refresh_interval_s => 0}.
+
+%% Starts a peer node named Name with Mnesia in Dir and the plugin running. Join: `none' (a fresh
+%% one-node Mnesia, or the schema already in Dir on a restart) or a node whose Mnesia to join.
+start_node(Name, Dir, Env, Join) ->
+    Paths = [P || P <- code:get_path(), filelib:is_dir(P)],
+    {ok, Peer, Node} = peer:start(#{name => Name, args => ["-pa" | Paths], wait_boot => 30000}),
+    ok = rpc(Node, application, set_env, [mnesia, dir, Dir]),
+    [ok = rpc(Node, application, set_env, [emqx_azure_marketplace, K, V]) || {K, V} <- maps:to_list(Env)],
+    %% The control plane is this node's global process: the peer must resolve it before the plugin runs.
+    Mem = global:whereis_name(?MEM),
+    true = is_pid(Mem),
+    true = azmp_test_env:wait_until(fun() -> rpc(Node, global, whereis_name, [?MEM]) =:= Mem end, 10000),
+    case Join of
+        none -> ok;
+        Seed -> ok = rpc(Node, ?MODULE, join_mnesia, [Seed])
+    end,
+    {ok, _} = erpc:call(Node, application, ensure_all_started, [emqx_azure_marketplace], 60000),
+    #{peer => Peer, node => Node, name => Name, dir => Dir}.
+
+%% @doc On a node with an empty Mnesia directory: joins Seed's Mnesia cluster and keeps the schema
+%% on disc, so that the plugin's ensure_tables/0 adds disc copies of its tables here.
+-spec join_mnesia(node()) -> ok.
+join_mnesia(Seed) ->
+    ok = mnesia:start(),
+    {ok, [Seed]} = mnesia:change_config(extra_db_nodes, [Seed]),
+    {atomic, ok} = mnesia:change_table_copy_type(schema, node(), disc_copies),
+    ok.
+
+stop_cluster(#{n1 := N1, n2 := N2}) ->
+    [stop_node(N) || N <- [N1, N2]],
+    [_ = file:del_dir_r(D) || #{dir := D} <- [N1, N2]],
+    ok.
+
+%% Stops the peer; a node restarted by a test under the same name (another peer) is halted too.
+stop_node(#{peer := Peer, node := Node}) ->
+    catch peer:stop(Peer),
+    case lists:member(Node, nodes()) of
+        true -> kill(Node);
+        false -> ok
+    end.
+
+%% Hard kill (no application stop, no Mnesia shutdown); returns once this node saw it go down.
+kill(Node) ->
+    erlang:monitor_node(Node, true),
+    erpc:cast(Node, erlang, halt, []),
+    receive
+        {nodedown, Node} -> ok
+    after 10000 ->
+        error({still_up, Node})
+    end.
+
+%%--------------------------------------------------------------------
+%% Tests
+
+one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
+    Both = lists:sort([N1, N2]),
+    Tables = ?STORE:tables(),
+    ?assertEqual(5, length(Tables)),
+    [begin
+         ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, system_info, [running_db_nodes]))}),
+         ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, table_info, [schema, disc_copies]))}),
+         [?assertEqual({N, T, Both}, {N, T, lists:sort(rpc(N, mnesia, table_info, [T, disc_copies]))})
+          || T <- Tables],
+         %% The schema is on disc in the node's own directory.
+         ?assert(filelib:is_file(filename:join(rpc(N, mnesia, system_info, [directory]), "schema.DAT")))
+     end || N <- Both],
+    ?assertNotEqual(rpc(N1, mnesia, system_info, [directory]), rpc(N2, mnesia, system_info, [directory])),
+    %% A customer lands on node 1 and signs in on node 2.
+    A = new_account(#{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    {ok, LandingId} = rpc(N1, ?M, landing, [Token]),
+    ok = rpc(N2, ?M, link, [A, {landing, LandingId}]),
+    ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N2, A, linked)),
+    ?assertMatch(#{status := linked, subscription_id := SubId}, rpc(N1, ?M, link_status, [A])),
+    ?assertEqual(undefined, rpc(N1, ?STORE, landing, [LandingId])),
+    {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
+    ?assertMatch(#{activations := 1}, EmuSub).
+
+link_here_webhook_there(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
+    {A, SubId} = linked_account(Emu, N1, [paid, trial]),
+    %% Linked on node 1, seen on node 2.
+    ?assertMatch(#{status := linked, subscription_id := SubId}, rpc(N2, ?M, link_status, [A])),
+    ?assertEqual(azure_marketplace_subscription, rpc(N2, ?M, payment_method, [A])),
+    Port1 = rpc(N1, emqx_azure_marketplace_app, http_port, []),
+    Port2 = rpc(N2, emqx_azure_marketplace_app, http_port, []),
+    ?assert(is_integer(Port2)),
+    ?assertNotEqual(Port1, Port2),
+    %% Azure delivers the Suspend webhook to node 2. Which node calls the control plane shows in
+    %% the calls' sender (traced on the control plane's process).
+    Calls = trace_mem(fun() ->
+        ?assertMatch({ok, 200, _}, azmp_emulator:send_webhook(Emu, url(Port2), 'Suspend', SubId, #{}))
+    end),
+    Paid = <<A/binary, "-paid">>,
+    Trial = <<A/binary, "-trial">>,
+    ?assertEqual([{N2, stop, Paid}], [{Node, Op, D} || {Node, {deployment, Op, Acc, D}} <- Calls, Acc =:= A]),
+    ?assert(lists:member({stop, A, Paid}, ?MEM:log())),
+    ?assertNot(lists:member({stop, A, Trial}, ?MEM:log())),
+    ?assertMatch(#{state := stopped}, deployment(A, Paid)),
+    ?assertMatch(#{state := running}, deployment(A, Trial)),
+    %% Both nodes see the suspension and gate alike.
+    [begin
+         ?assertMatch({N, #{status := suspended, subscription_id := SubId}}, {N, rpc(N, ?M, link_status, [A])}),
+         ?assertEqual({N, {error, subscription_suspended}},
+                      {N, rpc(N, ?M, can_create_deployment, [A, #{trial => false}])}),
+         ?assertEqual({N, azure_marketplace_subscription}, {N, rpc(N, ?M, payment_method, [A])})
+     end || N <- [N1, N2]],
+    %% The operation is recorded cluster-wide: redelivered to node 1, it changes nothing.
+    [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
+    ?assertMatch([_], rpc(N1, mnesia, dirty_read, [azmp_operation, OpId])),
+    Before = ?MEM:log(),
+    {ok, 200, Body} = azmp_emulator:send_webhook(Emu, url(Port1), 'Suspend', SubId, #{redeliver => OpId}),
+    ?assertMatch({ok, #{<<"status">> := <<"already_handled">>}}, emqx_azure_marketplace_nif:json_decode(Body)),
+    ?assertEqual(Before, ?MEM:log()),
+    %% Reinstate through node 1 starts what node 2 stopped.
+    {ok, 200, _} = azmp_emulator:send_webhook(Emu, url(Port1), 'Reinstate', SubId, #{}),
+    ?assertMatch(#{status := linked}, rpc(N2, ?M, link_status, [A])),
+    ?assertMatch(#{state := running}, deployment(A, Paid)).
+
+survivor(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
+    %% A: linked and cancelled through node 1 before it dies (its deadlines were written by node 1).
+    {A, SubA} = linked_account(Emu, N1, [paid, trial]),
+    {ok, 200, _} = azmp_emulator:send_webhook(Emu, url(rpc(N1, emqx_azure_marketplace_app, http_port, [])),
+                                              'Unsubscribe', SubA, #{}),
+    %% B: linked on node 1, still linked when it dies.
+    {B, SubB} = linked_account(Emu, N1, [paid, trial]),
+    T0 = erlang:monotonic_time(millisecond),
+    kill(N1),
+    ?assertNot(lists:member(N1, rpc(N2, erlang, nodes, []))),
+    true = azmp_test_env:wait_until(fun() -> rpc(N2, mnesia, system_info, [running_db_nodes]) =:= [N2] end, 5000),
+    %% Node 2 alone answers gating and link status.
+    ?assertMatch(#{status := linked, subscription_id := SubB}, rpc(N2, ?M, link_status, [B])),
+    ?assertEqual(ok, rpc(N2, ?M, can_create_deployment, [B, #{trial => false}])),
+    ?assertMatch(#{status := unsubscribed}, rpc(N2, ?M, link_status, [A])),
+    ?assertEqual({error, subscription_cancelled}, rpc(N2, ?M, can_create_deployment, [A, #{trial => false}])),
+    %% ... and handles B's cancellation.
+    Port2 = rpc(N2, emqx_azure_marketplace_app, http_port, []),
+    {ok, 200, _} = azmp_emulator:send_webhook(Emu, url(Port2), 'Unsubscribe', SubB, #{}),
+    ?assertMatch(#{status := unsubscribed}, rpc(N2, ?M, link_status, [B])),
+    ?assertEqual({error, subscription_cancelled}, rpc(N2, ?M, can_create_deployment, [B, #{trial => false}])),
+    [?assertMatch(#{state := stopped}, deployment(X, <<X/binary, "-paid">>)) || X <- [A, B]],
+    [?assertMatch(#{state := running}, deployment(X, <<X/binary, "-trial">>)) || X <- [A, B]],
+    %% One day later nothing is due; three days later node 2 stops the trials (ended on day 2) and
+    %% deletes the paid deployments.
+    ok = rpc(N2, emqx_azure_marketplace_clock, advance, [?DAY]),
+    ?assertEqual(0, rpc(N2, emqx_azure_marketplace_deadlines, run_now, [])),
+    ?assertMatch(#{state := stopped}, deployment(A, <<A/binary, "-paid">>)),
+    Calls = trace_mem(fun() ->
+        ok = rpc(N2, emqx_azure_marketplace_clock, advance, [2 * ?DAY + 60]),
+        _ = rpc(N2, emqx_azure_marketplace_deadlines, run_now, []),
+        %% The tick may have run some of them first, run_now the others: all done when it returns.
+        ?assert(lists:all(fun(X) -> deployment(X, <<X/binary, "-paid">>) =:= gone end, [A, B])),
+        ?assert(lists:all(fun(X) -> maps:get(state, deployment(X, <<X/binary, "-trial">>)) =:= stopped end,
+                          [A, B]))
+    end),
+    Log = ?MEM:log(),
+    [?assertEqual({X, 1}, {X, count({delete, X, <<X/binary, "-paid">>}, Log)}) || X <- [A, B]],
+    [?assertEqual({X, 0}, {X, count({delete, X, <<X/binary, "-trial">>}, Log)}) || X <- [A, B]],
+    %% Node 2 did it (node 1 is gone): 2 trial stops and 2 deletions.
+    DeploymentCalls = [{Node, Op} || {Node, {deployment, Op, _, _}} <- Calls],
+    ?assertEqual([{N2, delete}, {N2, delete}, {N2, stop}, {N2, stop}], lists:sort(DeploymentCalls)),
+    %% The trials' deletion deadlines are there, 3 days after they stopped.
+    [?assertMatch({X, [_]}, {X, [D || D <- rpc(N2, ?STORE, deadlines_of, [X]),
+                                      element(3, element(2, D)) =:= delete,
+                                      element(4, D) =:= <<X/binary, "-trial">>]})
+     || X <- [A, B]],
+    io:format(user, "~n    survivor: node 2 alone handled gating, a webhook and 4 deadlines, ~b ms after the kill~n",
+              [erlang:monotonic_time(millisecond) - T0]).
+
+deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
+    Nodes = [N1, N2],
+    %% 4 accounts with 3 paid deployments each, linked and cancelled alternately through each node:
+    %% 12 deletions due 3 days later.
+    Accounts = [begin
+                    Via = lists:nth(1 + I rem 2, Nodes),
+                    {A, Sub} = linked_account(Emu, Via, [paid, paid2, paid3]),
+                    {ok, 200, _} = azmp_emulator:send_webhook(
+                        Emu, url(rpc(Via, emqx_azure_marketplace_app, http_port, [])), 'Unsubscribe', Sub, #{}),
+                    A
+                end || I <- lists:seq(1, 4)],
+    Deployments = [{A, <<A/binary, S/binary>>} || A <- Accounts, S <- [<<"-paid">>, <<"-paid2">>, <<"-paid3">>]],
+    ?assertEqual(12, length(Deployments)),
+    [?assertMatch(#{state := stopped}, deployment(A, D)) || {A, D} <- Deployments],
+    %% Only run_now runs deadlines from here on (the pending tick fires within 200 ms, then not for
+    %% 10 minutes), so that the two calls below race for all of them.
+    [ok = rpc(N, application, set_env, [emqx_azure_marketplace, deadline_tick_ms, 600000]) || N <- Nodes],
+    timer:sleep(500),
+    [ok = rpc(N, emqx_azure_marketplace_clock, advance, [3 * ?DAY + 60]) || N <- Nodes],
+    Reqs = [{N, erpc:send_request(N, emqx_azure_marketplace_deadlines, run_now, [])} || N <- Nodes],
+    Ran = [{N, erpc:receive_response(R, 30000)} || {N, R} <- Reqs],
+    Log = ?MEM:log(),
+    %% Each deployment deleted exactly once, and the two nodes together ran each deadline once.
+    [?assertEqual({D, 1}, {D, count({delete, A, D}, Log)}) || {A, D} <- Deployments],
+    ?assertEqual(12, lists:sum([R || {_, R} <- Ran])),
+    [?assertEqual(gone, deployment(A, D)) || {A, D} <- Deployments],
+    %% Done everywhere; nothing left to run on either node.
+    [?assertEqual({N, A, 3, []}, {N, A, length(rpc(N, ?STORE, deadlines_of, [A])),
+                                   [D || D <- rpc(N, ?STORE, deadlines_of, [A]), element(7, D) =/= true]})
+     || N <- Nodes, A <- Accounts],
+    [?assertEqual({N, 0}, {N, rpc(N, emqx_azure_marketplace_deadlines, run_now, [])}) || N <- Nodes],
+    ?assertEqual(12, length([x || {delete, A, _} <- ?MEM:log(), lists:member(A, Accounts)])),
+    io:format(user, "~n    deadline_once: 12 deletions due, run_now split ~p, 12 delete calls in the log~n",
+              [[{node_label(N, Nodes), R} || {N, R} <- Ran]]).
+
+crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node := N2}, emu := Emu,
+                 env := Env}) ->
+    A = new_account(#{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = azmp_emulator:reset_stats(Emu),
+    %% Azure takes 3 s to answer the activation.
+    ok = azmp_emulator:inject(Emu, activate, [{delay, 3000}]),
+    ok = rpc(N1, ?M, link, [A, {token, Token}]),
+    ?assertMatch(#{status := activating, subscription_id := SubId}, await_status(N1, A, activating)),
+    %% The linker asks Get Subscription, then activates: wait for that request, give the activation
+    %% a moment to reach the emulator, and kill node 1 while Azure is still working on it.
+    true = azmp_test_env:wait_until(fun() -> requests(Emu, get_subscription, SubId) >= 1 end, 5000),
+    timer:sleep(300),
+    TKill = erlang:monotonic_time(millisecond),
+    Self = self(),
+    %% Who finishes the link shows in the control plane's calls (traced from the kill on).
+    Calls = trace_mem(fun() ->
+        kill(N1),
+        ?assertMatch({ok, #{activations := 0}}, azmp_emulator:subscription(Emu, SubId)),
+        %% Node 2 sees the job still activating, owned by the dead node.
+        ?assertMatch(#{status := activating}, rpc(N2, ?M, link_status, [A])),
+        %% Restart under the same name, on the same Mnesia directory.
+        true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
+        Again = start_node(Name1, Dir1, Env, none),
+        Self ! {restarted, Again, erlang:monotonic_time(millisecond)},
+        N1 = maps:get(node, Again),
+        ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N1, A, linked))
+    end),
+    TLinked = erlang:monotonic_time(millisecond),
+    {N1Again, TUp} = receive {restarted, Ag, T} -> {Ag, T} after 0 -> error(not_restarted) end,
+    try
+        ?assertMatch(#{status := linked, subscription_id := SubId}, rpc(N2, ?M, link_status, [A])),
+        ?assertEqual(undefined, rpc(N1, ?STORE, job, [A])),
+        ?assertEqual(azure_marketplace_subscription, rpc(N1, ?M, payment_method, [A])),
+        %% Whatever was in flight when node 1 died has landed by now (3 s after it was sent).
+        timer:sleep(max(0, TKill + 3500 - erlang:monotonic_time(millisecond))),
+        {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
+        ?assertMatch(#{status := <<"Subscribed">>}, EmuSub),
+        ?assertEqual(1, maps:get(activations, EmuSub)),
+        %% The one activation is the request node 1 sent before it died (the delayed one).
+        ?assertEqual([{delay, 3000}], [F || #{op := activate, fault := F} <- requests(Emu)]),
+        Finisher = [N || {N, {set_payment_method, Acc, azure_marketplace_subscription}} <- Calls, Acc =:= A],
+        ?assertMatch([_], Finisher),
+        io:format(user, "~n    crash_mid_link: node 1 back ~b ms after the kill, linked ~b ms after the kill "
+                        "(finished by ~s), activations = ~b~n",
+                  [TUp - TKill, TLinked - TKill, node_label(hd(Finisher), [N1, N2]), maps:get(activations, EmuSub)])
+    after
+        %% The restarted peer is not the one the teardown knows about.
+        catch peer:stop(maps:get(peer, N1Again))
+    end.
+
+%%--------------------------------------------------------------------
+%% Helpers
+
+rpc(Node, M, F, A) -> erpc:call(Node, M, F, A, ?RPC_TIMEOUT).
+
+new_account(Profile) ->
+    Id = list_to_binary("acct-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = ?MEM:add_account(Id, Profile),
+    Id.
+
+%% An account linked through Via, with deployments named Account-Kind (trial: ends in 2 days).
+linked_account(Emu, Via, Kinds) ->
+    A = new_account(#{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = rpc(Via, ?M, link, [A, {token, Token}]),
+    await_status(Via, A, linked),
+    Now = rpc(Via, emqx_azure_marketplace_clock, now, []),
+    [ok = ?MEM:add_deployment(A, case K of
+                                     trial -> #{id => <<A/binary, "-trial">>, trial => true,
+                                                trial_ends_at => Now + 2 * ?DAY};
+                                     _ -> #{id => <<A/binary, "-", (atom_to_binary(K))/binary>>, trial => false}
+                                 end)
+     || K <- Kinds],
+    {A, SubId}.
+
+await_status(Node, Account, Status) ->
+    F = fun() -> maps:get(status, rpc(Node, ?M, link_status, [Account])) =:= Status end,
+    case azmp_test_env:wait_until(F, 15000) of
+        true -> rpc(Node, ?M, link_status, [Account]);
+        false -> error({status_not_reached, Node, Account, Status, rpc(Node, ?M, link_status, [Account])})
+    end.
+
+url(Port) -> iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port), "/azure/webhook"]).
+
+deployment(A, Id) ->
+    {ok, #{deployments := Ds}} = ?MEM:account(A),
+    maps:get(Id, Ds, gone).
+
+count(X, L) -> length([Y || Y <- L, Y =:= X]).
+
+requests(Emu) -> maps:get(requests, azmp_emulator:stats(Emu)).
+
+requests(Emu, Op, SubId) ->
+    length([R || R = #{op := O, path := P} <- requests(Emu), O =:= Op,
+                 binary:match(iolist_to_binary(P), SubId) =/= nomatch]).
+
+epmd_has(Name) ->
+    [Short | _] = string:split(atom_to_list(Name), "@"),
+    case erl_epmd:names() of
+        {ok, Names} -> lists:keymember(Short, 1, Names);
+        _ -> false
+    end.
+
+node_label(N, [N1, _]) when N =:= N1 -> "node 1";
+node_label(_, _) -> "node 2".
+
+%% Runs F and returns the calls the control plane received meanwhile, as {CallerNode, Request}.
+trace_mem(F) ->
+    Mem = global:whereis_name(?MEM),
+    1 = erlang:trace(Mem, true, ['receive', {tracer, self()}]),
+    try
+        F()
+    after
+        erlang:trace(Mem, false, ['receive'])
+    end,
+    %% Make sure every traced message is here: a call of ours is traced after them.
+    _ = ?MEM:log(),
+    collect(Mem, []).
+
+collect(Mem, Acc) ->
+    receive
+        {trace, Mem, 'receive', {'$gen_call', {From, _}, Req}} when is_pid(From) ->
+            collect(Mem, [{node(From), Req} | Acc]);
+        {trace, Mem, 'receive', _} ->
+            collect(Mem, Acc)
+    after 0 ->
+        lists:reverse(Acc)
+    end.
