@@ -53,12 +53,16 @@ init([]) ->
     {ok, #{running => #{}}}.
 
 %% This node has just started: no step of ours is running, so the jobs we owned (a crash cut them
-%% short) need not wait for their lease to run out.
+%% short) need not wait for their lease to run out -- except a job that may have sent its
+%% activation: Azure can still be working on that request, and a Get Subscription now would not
+%% show it yet (we would activate a second time). Such a job waits out its lease, as on a takeover
+%% by another node; by then the activation has landed or failed, and Get Subscription tells.
 resume_own_jobs() ->
     Me = node(),
     {ok, _} = ?STORE:transaction(fun() ->
         Own = mnesia:match_object(#azmp_job{owner = Me, _ = '_'}),
-        [mnesia:write(J#azmp_job{lease_until = 0}) || J = #azmp_job{phase = P} <- Own, P =/= failed]
+        [mnesia:write(J#azmp_job{lease_until = 0}) || J = #azmp_job{phase = P, subscription_id = S} <- Own,
+                                                      P =:= resolving orelse (P =:= activating andalso S =:= undefined)]
     end),
     ok.
 
