@@ -148,10 +148,18 @@ decide(J = #azmp_job{account_id = A}, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
     %% The decision and the claim on the subscription in one transaction: one account per subscription.
     F = fun() ->
+        Records = mnesia:index_read(azmp_link, SubId, #azmp_link.subscription_id),
         Holder =
-            case mnesia:index_read(azmp_link, SubId, #azmp_link.subscription_id) of
-                [#azmp_link{account_id = H, state = St} | _] when St =/= unsubscribed -> H;
-                _ -> undefined
+            case [H || #azmp_link{account_id = H, state = St} <- Records, St =/= unsubscribed] of
+                [H | _] -> H;
+                [] -> undefined
+            end,
+        %% Unsubscribed is final: once we saw this subscription cancelled, it is, whatever a later
+        %% answer from Azure says.
+        Status1 =
+            case [x || #azmp_link{state = unsubscribed} <- Records] of
+                [] -> Status;
+                _ -> <<"Unsubscribed">>
             end,
         OwnOther =
             case mnesia:read(azmp_link, A) of
@@ -159,7 +167,7 @@ decide(J = #azmp_job{account_id = A}, Sub) ->
                 _ -> false
             end,
         Profile1 = Profile#{other_marketplace_link := maps:get(other_marketplace_link, Profile) orelse OwnOther},
-        case emqx_azure_marketplace_nif:decide_link(A, Profile1, #{status => Status, linked_account => Holder}) of
+        case emqx_azure_marketplace_nif:decide_link(A, Profile1, #{status => Status1, linked_account => Holder}) of
             link ->
                 mnesia:write(J#azmp_job{phase = activating, subscription_id = SubId, work = {resolved, Sub},
                                         attempts = 0, updated_at = Now}),

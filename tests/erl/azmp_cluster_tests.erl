@@ -359,6 +359,7 @@ crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :
         %% The one activation is the request node 1 sent before it died (the delayed one).
         ?assertEqual([{delay, 3000}], [F || #{op := activate, fault := F} <- requests(Emu)]),
         Finisher = [N || {N, {set_payment_method, Acc, azure_marketplace_subscription}} <- Calls, Acc =:= A],
+        io:format(user, "DEBUG calls ~p~nlog ~p~n", [Calls, [E || E <- ?MEM:log(), element(2, E) =:= A]]),
         ?assertMatch([_], Finisher),
         Mode =:= alone andalso ?assertEqual([N1], Finisher),
         io:format(user, "~n    crash_mid_link (~s): node 1 back ~b ms after the kill, linked ~b ms after the kill "

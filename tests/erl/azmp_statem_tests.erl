@@ -42,7 +42,12 @@ prop_invariants() ->
     ?FORALL(Cmds, commands(?MODULE),
             begin
                 new_accounts(),
-                {History, State, Result} = run_commands(?MODULE, Cmds),
+                %% Debian's PropEr calls erlang:get_stacktrace/0 (gone since OTP 23) when a property
+                %% raises: turn exceptions into a failing result that shows what happened.
+                {History, State, Result} =
+                    try run_commands(?MODULE, Cmds)
+                    catch C:E:St -> {[], undefined, {exception, C, E, St}}
+                    end,
                 ?WHENFAIL(io:format(user, "History: ~p~nState: ~p~nResult: ~p~n", [History, State, Result]),
                           aggregate(command_names(Cmds), Result =:= ok))
             end).
@@ -68,7 +73,13 @@ precondition(_S, _Call) -> true.
 next_state(S = #{subs := Subs}, Sub, {call, _, add_subscription, []}) -> S#{subs := [Sub | Subs]};
 next_state(S, _Res, _Call) -> S.
 
-postcondition(_S, _Call, _Res) -> invariants().
+postcondition(_S, Call, Res) ->
+    case invariants() of
+        true -> true;
+        Violation ->
+            io:format(user, "~nInvariant violated after ~p -> ~p:~n~p~n", [Call, Res, Violation]),
+            false
+    end.
 
 %%--------------------------------------------------------------------
 %% Commands
@@ -127,7 +138,9 @@ invariants() ->
     PerAccount = [account_ok(A) || A <- Accounts],
     case {OnePerSubscription, [R || R <- PerAccount, R =/= ok]} of
         {true, []} -> true;
-        {false, _} -> {violated, one_account_per_subscription, Links};
+        {false, _} ->
+            Dups = SubIds -- lists:usort(SubIds),
+            {violated, one_account_per_subscription, [L || L <- Links, lists:member(element(3, L), Dups)]};
         {_, Bad} -> {violated, Bad}
     end.
 
