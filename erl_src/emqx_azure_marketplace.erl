@@ -143,14 +143,34 @@ handle_webhook(Headers, Body) when is_binary(Body) -> emqx_azure_marketplace_web
 %% @doc May the account create a deployment now?
 -spec can_create_deployment(account_id(), #{trial := boolean()}) -> ok | {error, atom()}.
 can_create_deployment(Account, #{trial := Trial}) when is_boolean(Trial) ->
-    emqx_azure_marketplace_nif:decide_create(emqx_azure_marketplace_lifecycle:link_state(Account), Trial).
+    case emqx_azure_marketplace_nif:decide_create(emqx_azure_marketplace_lifecycle:link_state(Account), Trial) of
+        {error, subscription_cancelled} = Refused ->
+            %% After a cancellation the account may pay another way: then it is not ours to gate.
+            %% (Asked only here, so that the common decisions stay a local read.)
+            case pays_otherwise(Account) of
+                true -> ok;
+                false -> Refused
+            end;
+        Decision ->
+            Decision
+    end.
 
 %% @doc What to do with one of the account's deployments at Now (unix seconds).
 -spec deployment_action(account_id(), emqx_azure_marketplace_platform:deployment(), integer()) ->
     keep | {stop, atom()} | {delete, integer()}.
 deployment_action(Account, Deployment, Now) when is_map(Deployment), is_integer(Now) ->
-    emqx_azure_marketplace_nif:decide_deployment(emqx_azure_marketplace_lifecycle:link_state(Account),
-                                                 Deployment, Now).
+    State = emqx_azure_marketplace_lifecycle:link_state(Account),
+    case emqx_azure_marketplace_nif:decide_deployment(State, Deployment, Now) of
+        {stop, unsubscribed} = Stop ->
+            case pays_otherwise(Account) of
+                true -> keep;
+                false -> Stop
+            end;
+        Action ->
+            Action
+    end.
+
+pays_otherwise(Account) -> emqx_azure_marketplace_platform:payment_method(Account) =/= none.
 
 %% @doc Compares every link with Azure's list of subscriptions now and repairs what differs.
 -spec reconcile() -> {ok, [{binary(), atom()}]} | {error, term()}.

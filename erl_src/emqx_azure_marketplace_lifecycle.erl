@@ -18,12 +18,6 @@
 -spec link_state(binary()) -> emqx_azure_marketplace_nif:link_state().
 link_state(Account) ->
     case emqx_azure_marketplace_store:link(Account) of
-        #azmp_link{state = unsubscribed} ->
-            %% After a cancellation the account may pay another way: then it is no longer ours to gate.
-            case emqx_azure_marketplace_platform:payment_method(Account) of
-                none -> unsubscribed;
-                _ -> none
-            end;
         #azmp_link{state = S} ->
             S;
         undefined ->

@@ -2,6 +2,7 @@
 // call()/cancel(), which only post work to it.
 #include "azmp/client.hpp"
 
+#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -196,9 +197,19 @@ TransferOptions Client::transfer_options(long timeout_ms) const {
 
 void Client::refresh_token() {
     token_->refreshing = true;
+    request_token();
+}
+
+// One request to Entra (the first, or a retry). Engine thread only.
+void Client::request_token() {
     token_requests_.fetch_add(1, std::memory_order_relaxed);
+    auto engine = this->engine();
+    if (!engine) {
+        on_token(TransferResult{CURLE_ABORTED_BY_CALLBACK, false, "the engine is stopped", {}});
+        return;
+    }
     auto self = shared_from_this();
-    engine()->start_transfer(build_token_request(cfg_.credentials), transfer_options(cfg_.timeout_ms),
+    engine->start_transfer(build_token_request(cfg_.credentials), transfer_options(cfg_.timeout_ms),
                            [self](TransferResult&& r) { self->on_token(std::move(r)); });
 }
 
@@ -219,13 +230,8 @@ void Client::on_token(TransferResult&& r) {
         auto delay = backoff_ms(cfg_.retry, t.attempt, jitter01(), retry_after);
         ++t.attempt;
         auto self = shared_from_this();
-        if (engine()->post_after(std::chrono::milliseconds(delay), [self] {
-                self->token_requests_.fetch_add(1, std::memory_order_relaxed);
-                self->engine()->start_transfer(build_token_request(self->cfg_.credentials),
-                                             self->transfer_options(self->cfg_.timeout_ms),
-                                             [self](TransferResult&& rr) { self->on_token(std::move(rr)); });
-            }))
-            return;
+        auto engine = this->engine();
+        if (engine && engine->post_after(std::chrono::milliseconds(delay), [self] { self->request_token(); })) return;
     }
     t.refreshing = false;
     t.attempt = 1;
@@ -268,7 +274,12 @@ void Client::send(const std::shared_ptr<CallState>& st) {
     req.headers.emplace_back("Accept", "application/json");
     st->token_generation = token_->generation;
     auto self = shared_from_this();
-    st->transfer = engine()->start_transfer(std::move(req), transfer_options(static_cast<long>(remaining)),
+    auto engine = this->engine();
+    if (!engine) {
+        finish(st, Error::transport("the engine is stopped; reload the plugin"));
+        return;
+    }
+    st->transfer = engine->start_transfer(std::move(req), transfer_options(static_cast<long>(remaining)),
                                           [self, st](TransferResult&& r) { self->on_response(st, std::move(r)); });
 }
 
@@ -329,7 +340,8 @@ void Client::retry_or_fail(const std::shared_ptr<CallState>& st, Error err, std:
         if (Clock::now() + std::chrono::milliseconds(delay) < st->deadline) {
             ++st->attempt;
             auto self = shared_from_this();
-            if (engine()->post_after(std::chrono::milliseconds(delay), [self, st] { self->send(st); })) return;
+            auto engine = this->engine();
+            if (engine && engine->post_after(std::chrono::milliseconds(delay), [self, st] { self->send(st); })) return;
         }
     }
     finish(st, std::move(err));

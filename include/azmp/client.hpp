@@ -65,6 +65,7 @@ private:
     static std::shared_ptr<TokenState> shared_token_state(const Credentials& c);
     void with_token(const std::shared_ptr<CallState>& st);
     void refresh_token();
+    void request_token();
     void on_token(TransferResult&& r);
     void send(const std::shared_ptr<CallState>& st);
     void on_response(const std::shared_ptr<CallState>& st, TransferResult&& r);

@@ -340,7 +340,10 @@ crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :
         Again = start_node(Name1, Dir1, Env, none),
         Self ! {restarted, Again, erlang:monotonic_time(millisecond)},
         N1 = maps:get(node, Again),
-        ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N1, A, linked))
+        ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N1, A, linked)),
+        %% The link is recorded just before the control plane is told: wait for that too.
+        true = azmp_test_env:wait_until(
+                 fun() -> lists:member({set_payment_method, A, azure_marketplace_subscription}, ?MEM:log()) end, 5000)
     end),
     TLinked = erlang:monotonic_time(millisecond),
     {N1Again, TUp} = receive {restarted, Ag, T} -> {Ag, T} after 0 -> error(not_restarted) end,
@@ -359,7 +362,6 @@ crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :
         %% The one activation is the request node 1 sent before it died (the delayed one).
         ?assertEqual([{delay, 3000}], [F || #{op := activate, fault := F} <- requests(Emu)]),
         Finisher = [N || {N, {set_payment_method, Acc, azure_marketplace_subscription}} <- Calls, Acc =:= A],
-        io:format(user, "DEBUG calls ~p~nlog ~p~n", [Calls, [E || E <- ?MEM:log(), element(2, E) =:= A]]),
         ?assertMatch([_], Finisher),
         Mode =:= alone andalso ?assertEqual([N1], Finisher),
         io:format(user, "~n    crash_mid_link (~s): node 1 back ~b ms after the kill, linked ~b ms after the kill "
