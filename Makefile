@@ -49,7 +49,8 @@ test: deps
 demo: deps
 	rebar3 as test compile
 	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
-	  _build/test/lib/emqx_azure_marketplace/tests/demo -eval "azmp_demo:main()"
+	  _build/test/lib/emqx_azure_marketplace/tests/erl _build/test/lib/emqx_azure_marketplace/tests/demo \
+	  -eval "azmp_demo:main()"
 
 bench: deps
 	rebar3 as test compile

@@ -213,7 +213,7 @@ survivor(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     {B, SubB} = linked_account(Emu, N1, [paid, trial]),
     T0 = erlang:monotonic_time(millisecond),
     kill(N1),
-    ?assertNot(lists:member(N1, rpc(N2, erlang, nodes, []))),
+    ?assert(azmp_test_env:wait_until(fun() -> not lists:member(N1, rpc(N2, erlang, nodes, [])) end, 5000)),
     true = azmp_test_env:wait_until(fun() -> rpc(N2, mnesia, system_info, [running_db_nodes]) =:= [N2] end, 5000),
     %% Node 2 alone answers gating and link status.
     ?assertMatch(#{status := linked, subscription_id := SubB}, rpc(N2, ?M, link_status, [B])),
@@ -335,8 +335,10 @@ crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :
         ?assertMatch({ok, #{activations := 0}}, azmp_emulator:subscription(Emu, SubId)),
         %% Node 2 sees the job still activating, owned by the dead node.
         Mode =:= with_node2 andalso ?assertMatch(#{status := activating}, rpc(N2, ?M, link_status, [A])),
-        %% Restart under the same name, on the same Mnesia directory.
+        %% Restart under the same name, on the same Mnesia directory, once the others saw it die.
         true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
+        Mode =:= with_node2 andalso
+            (true = azmp_test_env:wait_until(fun() -> not lists:member(N1, rpc(N2, erlang, nodes, [])) end, 5000)),
         Again = start_node(Name1, Dir1, Env, none),
         Self ! {restarted, Again, erlang:monotonic_time(millisecond)},
         N1 = maps:get(node, Again),
