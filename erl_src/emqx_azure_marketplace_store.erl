@@ -62,6 +62,13 @@ storage() ->
 %% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
 %% that loses what it just committed when no other node holds a copy (a linking job, a link whose
 %% subscription Azure already activated). The sync costs ~0.2 ms; the plugin's writes are few.
+%% The record under Key, or undefined.
+one(Tab, Key) ->
+    case mnesia:dirty_read(Tab, Key) of
+        [R] -> R;
+        [] -> undefined
+    end.
+
 -spec transaction(fun(() -> T)) -> {ok, T} | {error, term()}.
 transaction(F) ->
     case mnesia:transaction(F) of
@@ -77,10 +84,7 @@ transaction(F) ->
 
 -spec link(binary()) -> #azmp_link{} | undefined.
 link(Account) ->
-    case mnesia:dirty_read(azmp_link, Account) of
-        [L] -> L;
-        [] -> undefined
-    end.
+    one(azmp_link, Account).
 
 -spec link_by_subscription(binary()) -> #azmp_link{} | undefined.
 link_by_subscription(SubId) ->
@@ -97,10 +101,7 @@ links() -> ets:tab2list(azmp_link).
 
 -spec job(binary()) -> #azmp_job{} | undefined.
 job(Account) ->
-    case mnesia:dirty_read(azmp_job, Account) of
-        [J] -> J;
-        [] -> undefined
-    end.
+    one(azmp_job, Account).
 
 %% @doc Jobs still to work on whose lease has run out at Now.
 -spec jobs_ready(integer()) -> [#azmp_job{}].
@@ -116,10 +117,7 @@ delete_job(Account) -> mnesia:delete({azmp_job, Account}).
 
 -spec landing(binary()) -> #azmp_landing{} | undefined.
 landing(Id) ->
-    case mnesia:dirty_read(azmp_landing, Id) of
-        [L] -> L;
-        [] -> undefined
-    end.
+    one(azmp_landing, Id).
 
 -spec put_landing(#azmp_landing{}) -> ok.
 put_landing(L) -> mnesia:dirty_write(L).

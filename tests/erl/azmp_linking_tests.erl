@@ -8,16 +8,7 @@
 -define(MEM, emqx_azure_marketplace_platform_mem).
 
 linking_test_() ->
-    {setup,
-     fun() ->
-         Emu = azmp_test_env:start_emulator(),
-         {Emu, azmp_test_env:start_plugin(Emu)}
-     end,
-     fun({Emu, Plugin}) ->
-         azmp_test_env:stop_plugin(Plugin),
-         azmp_test_env:stop_emulator(Emu)
-     end,
-     fun({Emu, _}) ->
+    azmp_test_env:with_plugin(fun(Emu) ->
          [
              {"signed in: linked, activated once, payment method is the marketplace", fun() -> signed_in(Emu) end},
              {"refused: credit card on file", fun() -> refused(Emu, #{credit_card => true}, credit_card_on_file) end},
@@ -34,7 +25,7 @@ linking_test_() ->
              {"a second account linking the same account's other subscription", fun() -> second_subscription(Emu) end},
              {"gating before, during and after linking", fun() -> gating(Emu) end}
          ]
-     end}.
+    end).
 
 new_account(Profile) ->
     Id = list_to_binary("acct-" ++ integer_to_list(erlang:unique_integer([positive]))),

@@ -2,7 +2,7 @@
 -module(azmp_test_env).
 
 -export([start_emulator/0, start_emulator/1, stop_emulator/1, client/2, client_config/2, wait_until/2]).
--export([start_plugin/1, start_plugin/2, stop_plugin/1, webhook_url/0, await_status/2]).
+-export([start_plugin/1, start_plugin/2, stop_plugin/1, webhook_url/0, await_status/2, with_plugin/1]).
 
 start_emulator() -> start_emulator(#{}).
 
@@ -89,3 +89,16 @@ await_status(Account, Status) ->
         true -> emqx_azure_marketplace:link_status(Account);
         false -> error({status_not_reached, Account, Status, emqx_azure_marketplace:link_status(Account)})
     end.
+
+%% An EUnit fixture: an emulator and the plugin around the tests that Instantiate(Emu) gives.
+with_plugin(Instantiate) ->
+    {setup,
+     fun() ->
+         Emu = start_emulator(),
+         {Emu, start_plugin(Emu)}
+     end,
+     fun({Emu, Plugin}) ->
+         stop_plugin(Plugin),
+         stop_emulator(Emu)
+     end,
+     fun({Emu, _}) -> Instantiate(Emu) end}.

@@ -9,16 +9,7 @@
 -define(DAY, 86400).
 
 webhook_test_() ->
-    {setup,
-     fun() ->
-         Emu = azmp_test_env:start_emulator(),
-         {Emu, azmp_test_env:start_plugin(Emu)}
-     end,
-     fun({Emu, Plugin}) ->
-         azmp_test_env:stop_plugin(Plugin),
-         azmp_test_env:stop_emulator(Emu)
-     end,
-     fun({Emu, _}) ->
+    azmp_test_env:with_plugin(fun(Emu) ->
          [
              {"ChangePlan to a known plan is accepted", fun() -> change_plan(Emu, <<"payg-premium">>, true) end},
              {"ChangePlan to an unknown plan is refused", fun() -> change_plan(Emu, <<"payg-gold">>, false) end},
@@ -33,7 +24,7 @@ webhook_test_() ->
              {"unlink by support staff ends as a cancellation", fun() -> support_unlink(Emu) end},
              {"reconciliation repairs a lost Unsubscribe webhook", fun() -> reconcile(Emu) end}
          ]
-     end}.
+    end).
 
 %% A linked account with a paid and a trial deployment.
 linked_account(Emu) ->
