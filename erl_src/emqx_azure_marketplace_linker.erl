@@ -108,7 +108,7 @@ claim(Account, Now) ->
     F = fun() ->
         case mnesia:wread({azmp_job, Account}) of
             [J = #azmp_job{phase = P, lease_until = L}] when P =/= failed, L =< Now ->
-                J1 = J#azmp_job{owner = node(), lease_until = Now + env(lease_s, 30)},
+                J1 = J#azmp_job{owner = node(), lease_until = Now + env(lease_s, 60)},
                 mnesia:write(J1),
                 {ok, J1};
             _ ->

@@ -58,10 +58,6 @@ storage() ->
         _ -> ram_copies
     end.
 
-%% @doc Runs F in a Mnesia transaction. On success the transaction is on this node's disc when this
-%% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
-%% that loses what it just committed when no other node holds a copy (a linking job, a link whose
-%% subscription Azure already activated). The sync costs ~0.2 ms; the plugin's writes are few.
 %% The record under Key, or undefined.
 one(Tab, Key) ->
     case mnesia:dirty_read(Tab, Key) of
@@ -69,6 +65,10 @@ one(Tab, Key) ->
         [] -> undefined
     end.
 
+%% @doc Runs F in a Mnesia transaction. On success the transaction is on this node's disc when this
+%% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
+%% that loses what it just committed when no other node holds a copy (a linking job, a link whose
+%% subscription Azure already activated). The sync costs ~0.2 ms; the plugin's writes are few.
 -spec transaction(fun(() -> T)) -> {ok, T} | {error, term()}.
 transaction(F) ->
     case mnesia:transaction(F) of

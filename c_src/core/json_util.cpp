@@ -1,5 +1,6 @@
 #include "json_util.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 
 #include <charconv>
@@ -15,7 +16,10 @@ namespace json = boost::json;
 
 std::optional<json::value> parse_json(std::string_view body) {
     json::error_code ec;
-    json::value v = json::parse(json::string_view(body.data(), body.size()), ec);
+    // A monotonic arena per document: one allocation per block instead of one per string, array
+    // and object (these documents are small, read once, and dropped whole).
+    json::value v = json::parse(json::string_view(body.data(), body.size()), ec,
+                                json::make_shared_resource<json::monotonic_resource>());
     if (ec) return std::nullopt;
     return v;
 }

@@ -190,26 +190,37 @@ ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v) {
         case kind::double_: return enif_make_double(env, v.get_double());
         case kind::string: return make_binary(env, v.get_string());
         case kind::array: {
+            // Built from the tail: no temporary array of terms.
             const auto& a = v.get_array();
-            std::vector<ERL_NIF_TERM> items;
-            items.reserve(a.size());
-            for (const auto& x : a) items.push_back(json_to_term(env, x));
-            return enif_make_list_from_array(env, items.data(), static_cast<unsigned>(items.size()));
+            ERL_NIF_TERM list = enif_make_list(env, 0);
+            for (auto it = a.rbegin(); it != a.rend(); ++it) list = enif_make_list_cell(env, json_to_term(env, *it), list);
+            return list;
         }
         case kind::object: {
             const auto& o = v.get_object();
-            std::vector<ERL_NIF_TERM> keys, values;
-            keys.reserve(o.size());
-            values.reserve(o.size());
+            // Most of Azure's objects are small: their keys and values fit on the stack.
+            constexpr std::size_t kInline = 32;
+            ERL_NIF_TERM inline_keys[kInline], inline_values[kInline];
+            std::vector<ERL_NIF_TERM> heap_keys, heap_values;
+            ERL_NIF_TERM* keys = inline_keys;
+            ERL_NIF_TERM* values = inline_values;
+            if (o.size() > kInline) {
+                heap_keys.resize(o.size());
+                heap_values.resize(o.size());
+                keys = heap_keys.data();
+                values = heap_values.data();
+            }
+            std::size_t n = 0;
             for (const auto& kv : o) {
-                keys.push_back(make_binary(env, kv.key()));
-                values.push_back(json_to_term(env, kv.value()));
+                keys[n] = make_binary(env, kv.key());
+                values[n] = json_to_term(env, kv.value());
+                ++n;
             }
             ERL_NIF_TERM m;
-            if (enif_make_map_from_arrays(env, keys.data(), values.data(), keys.size(), &m)) return m;
+            if (enif_make_map_from_arrays(env, keys, values, n, &m)) return m;
             // Duplicate keys (legal JSON, rare): the last one wins, as in most JSON readers.
             m = enif_make_new_map(env);
-            for (std::size_t i = 0; i < keys.size(); ++i) enif_make_map_put(env, m, keys[i], values[i], &m);
+            for (std::size_t i = 0; i < n; ++i) enif_make_map_put(env, m, keys[i], values[i], &m);
             return m;
         }
     }
