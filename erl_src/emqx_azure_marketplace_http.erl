@@ -83,6 +83,11 @@ json(Status, Map) ->
 
 split(Uri) ->
     case string:split(Uri, "?") of
-        [Path, Q] -> {Path, uri_string:dissect_query(Q)};
-        [Path] -> {Path, []}
+        [Path, Q] ->
+            case uri_string:dissect_query(Q) of
+                Pairs when is_list(Pairs) -> {Path, Pairs};
+                {error, _, _} -> {Path, []}
+            end;
+        [Path] ->
+            {Path, []}
     end.

@@ -97,7 +97,7 @@ run_ready(S = #{running := R}) ->
 maybe_start(#azmp_job{account_id = A}, Now, S = #{running := R}) ->
     case claim(A, Now) of
         {ok, Job} ->
-            {Pid, _} = spawn_monitor(fun() -> step(Job) end),
+            {Pid, _} = spawn_monitor(fun() -> guarded_step(Job) end),
             S#{running := R#{A => Pid}};
         taken ->
             S
@@ -122,6 +122,20 @@ claim(Account, Now) ->
 
 %%--------------------------------------------------------------------
 %% The steps of a job (in a process of their own)
+
+%% A job holds a marketplace token: a crash must not print it (a crash report shows the arguments
+%% of the failing call). Logged without arguments; the job is tried again after its lease.
+guarded_step(J = #azmp_job{account_id = A}) ->
+    try
+        step(J)
+    catch
+        Class:Reason:Stack ->
+            ?LOG_ERROR(#{msg => "azure_marketplace_link_step_failed", account_id => A, class => Class,
+                         reason => redact(Reason), stacktrace => [{M, F, arity(Args), Loc} || {M, F, Args, Loc} <- Stack]})
+    end.
+
+arity(Args) when is_list(Args) -> length(Args);
+arity(Arity) -> Arity.
 
 step(J = #azmp_job{phase = resolving, work = {token, Token}}) ->
     case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of

@@ -42,8 +42,11 @@ signed_in(Emu) ->
     ?assertEqual(azure_marketplace_subscription, ?M:payment_method(A)),
     {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
     ?assertMatch(#{activations := 1}, EmuSub),
-    {ok, #{payment_method := azure_marketplace_subscription, notices := Notices}} = ?MEM:account(A),
-    ?assert(lists:any(fun(#{kind := K}) -> K =:= linked end, Notices)).
+    %% The pop-up follows the recorded link (the control plane is told right after).
+    ?assert(azmp_test_env:wait_until(fun() ->
+        {ok, #{payment_method := M, notices := Notices}} = ?MEM:account(A),
+        M =:= azure_marketplace_subscription andalso lists:any(fun(#{kind := K}) -> K =:= linked end, Notices)
+    end, 5000)).
 
 refused(Emu, Profile, Reason) ->
     A = new_account(Profile),
@@ -54,8 +57,10 @@ refused(Emu, Profile, Reason) ->
     {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
     ?assertMatch(#{activations := 0}, EmuSub),
     ?assertNotEqual(azure_marketplace_subscription, ?M:payment_method(A)),
-    {ok, #{notices := Notices}} = ?MEM:account(A),
-    ?assert(lists:member(#{kind => link_failed, reason => Reason}, Notices)).
+    ?assert(azmp_test_env:wait_until(fun() ->
+        {ok, #{notices := Notices}} = ?MEM:account(A),
+        lists:member(#{kind => link_failed, reason => Reason}, Notices)
+    end, 5000)).
 
 other_account(Emu) ->
     A1 = new_account(#{}),

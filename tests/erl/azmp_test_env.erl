@@ -2,7 +2,8 @@
 -module(azmp_test_env).
 
 -export([start_emulator/0, start_emulator/1, stop_emulator/1, client/2, client_config/2, wait_until/2]).
--export([start_plugin/1, start_plugin/2, stop_plugin/1, webhook_url/0, await_status/2, with_plugin/1]).
+-export([start_plugin/1, start_plugin/2, stop_plugin/1, webhook_url/0, await_status/2, await_linked/1,
+         with_plugin/1]).
 
 start_emulator() -> start_emulator(#{}).
 
@@ -102,3 +103,13 @@ with_plugin(Instantiate) ->
          stop_emulator(Emu)
      end,
      fun({Emu, _}) -> Instantiate(Emu) end}.
+
+%% Waits until the account is linked and the control plane has heard of it (payment method set,
+%% notice sent: these follow the recorded link).
+await_linked(Account) ->
+    Status = await_status(Account, linked),
+    true = wait_until(fun() ->
+        {ok, #{payment_method := M, notices := Ns}} = emqx_azure_marketplace_platform_mem:account(Account),
+        M =:= azure_marketplace_subscription andalso lists:any(fun(#{kind := K}) -> K =:= linked end, Ns)
+    end, 5000),
+    Status.

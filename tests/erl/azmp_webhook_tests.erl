@@ -32,7 +32,7 @@ linked_account(Emu) ->
     ok = ?MEM:add_account(A, #{}),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
     ok = ?M:link(A, {token, Token}),
-    azmp_test_env:await_status(A, linked),
+    azmp_test_env:await_linked(A),
     Now = emqx_azure_marketplace_clock:now(),
     ok = ?MEM:add_deployment(A, #{id => <<A/binary, "-paid">>, trial => false}),
     ok = ?MEM:add_deployment(A, #{id => <<A/binary, "-trial">>, trial => true, trial_ends_at => Now + 2 * ?DAY}),
