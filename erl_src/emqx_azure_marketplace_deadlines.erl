@@ -46,12 +46,20 @@ run_due() ->
                      {ok, D} <- [emqx_azure_marketplace_store:claim_deadline(K, Now, Now + Claim)]],
     length(Ran).
 
-run(#azmp_deadline{key = Key, kind = stop, account_id = A, deployment_id = D}) ->
+run(#azmp_deadline{key = Key, account_id = A} = Deadline) ->
+    case emqx_azure_marketplace_lifecycle:link_state(A) of
+        unsubscribed -> act(Deadline);
+        _Linked ->
+            %% Linked again since: the cancellation's deadlines no longer apply.
+            emqx_azure_marketplace_store:finish_deadline(Key)
+    end.
+
+act(#azmp_deadline{key = Key, kind = stop, account_id = A, deployment_id = D}) ->
     ?LOG_INFO(#{msg => "azure_marketplace_trial_ended", account_id => A, deployment_id => D}),
     ok = ?PLATFORM:stop_deployment(A, D),
     emqx_azure_marketplace_lifecycle:schedule(A, D, delete, emqx_azure_marketplace_clock:now() + 3 * 86400),
     emqx_azure_marketplace_store:finish_deadline(Key);
-run(#azmp_deadline{key = Key, kind = delete, account_id = A, deployment_id = D}) ->
+act(#azmp_deadline{key = Key, kind = delete, account_id = A, deployment_id = D}) ->
     ?LOG_INFO(#{msg => "azure_marketplace_deployment_deleted", account_id => A, deployment_id => D}),
     ok = ?PLATFORM:delete_deployment(A, D),
     emqx_azure_marketplace_store:finish_deadline(Key).

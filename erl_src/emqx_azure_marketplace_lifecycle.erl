@@ -3,7 +3,7 @@
 %% one caller performs it; then the deployments and the payment method follow.
 -module(emqx_azure_marketplace_lifecycle).
 
--export([link_state/1, apply_event/3, schedule/4]).
+-export([link_state/1, apply_event/3, schedule/4, cancel_deadlines/1]).
 
 -include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -115,16 +115,24 @@ action(State, D, Now) ->
 trial_end(#{trial_ends_at := T}, _Now) when is_integer(T) -> T;
 trial_end(_, Now) -> Now.
 
-%% @doc Records a deadline (idempotent: one per account, deployment and kind).
+%% @doc Records a deadline: one pending per account, deployment and kind (a pending one is kept as
+%% it is; a finished or cancelled one is replaced).
 -spec schedule(binary(), binary(), stop | delete, integer()) -> ok.
 schedule(Account, Deployment, Kind, At) ->
     Key = {Account, Deployment, Kind},
     {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
         case mnesia:wread({azmp_deadline, Key}) of
-            [_] -> ok;
-            [] ->
+            [#azmp_deadline{done = false}] -> ok;
+            _ ->
                 mnesia:write(#azmp_deadline{key = Key, account_id = Account, deployment_id = Deployment,
                                             kind = Kind, at = At})
         end
     end),
     ok.
+
+%% @doc Inside a transaction: the account pays through the marketplace again, so what a former
+%% cancellation scheduled (stopping trials, deleting stopped deployments) no longer applies.
+-spec cancel_deadlines(binary()) -> ok.
+cancel_deadlines(Account) ->
+    Pending = mnesia:match_object(#azmp_deadline{account_id = Account, done = false, _ = '_'}),
+    lists:foreach(fun(D) -> mnesia:write(D#azmp_deadline{done = true}) end, Pending).

@@ -243,6 +243,7 @@ linked(#azmp_job{account_id = A}, SubId, Sub) ->
                       quantity = quantity(Sub), updated_at = Now},
     {ok, ok} = ?STORE:transaction(fun() ->
         mnesia:write(Link),
+        emqx_azure_marketplace_lifecycle:cancel_deadlines(A),
         mnesia:delete({azmp_job, A})
     end),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),

@@ -17,7 +17,7 @@
 -define(MEM, emqx_azure_marketplace_platform_mem).
 -define(EMU_KEY, {?MODULE, emulator}).
 -define(ACCOUNTS_KEY, {?MODULE, accounts}).
--define(NUMTESTS, list_to_integer(os:getenv("AZMP_STATEM_NUMTESTS", "40"))).
+-define(NUMTESTS, list_to_integer(os:getenv("AZMP_STATEM_NUMTESTS", "100"))).
 
 statem_test_() ->
     {setup,
@@ -147,7 +147,8 @@ invariants() ->
 account_ok(A) ->
     State = emqx_azure_marketplace_lifecycle:link_state(A),
     Deployments = emqx_azure_marketplace_platform:deployments(A),
-    Deadlines = [{D, K} || {azmp_deadline, {_, D, K}, _, _, _, _, _, _, _} <- emqx_azure_marketplace_store:deadlines_of(A)],
+    %% Pending ones: what a cancellation scheduled and has not run (or been called off) yet.
+    Deadlines = [{D, K} || {azmp_deadline, {_, D, K}, _, _, _, _, false, _, _} <- emqx_azure_marketplace_store:deadlines_of(A)],
     PaidRunning = [Id || #{id := Id, trial := false, state := running} <- Deployments],
     Stopped = [Id || #{id := Id, state := stopped} <- Deployments],
     if

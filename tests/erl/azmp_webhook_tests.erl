@@ -18,6 +18,7 @@ webhook_test_() ->
              {"Suspend stops paid deployments, Reinstate starts them", fun() -> suspend_reinstate(Emu) end},
              {"Unsubscribe: paid stopped and deleted 3 days later, trial runs to its end",
               {timeout, 30, fun() -> unsubscribe(Emu) end}},
+             {"subscribing again within 3 days calls the deletions off", fun() -> resubscribe(Emu) end},
              {"a redelivered webhook changes nothing twice", fun() -> redelivery(Emu) end},
              {"forged webhooks are 401 and change nothing", {timeout, 60, fun() -> forged(Emu) end}},
              {"a rotated signing key is fetched once", fun() -> rotation(Emu) end},
@@ -115,6 +116,21 @@ unsubscribe(Emu) ->
     %% Each deletion ran once.
     Deletes = [D || {delete, Acc, D} <- ?MEM:log(), Acc =:= A],
     ?assertEqual(2, length(Deletes)),
+    emqx_azure_marketplace_clock:reset().
+
+resubscribe(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    {ok, 200, _} = send(Emu, 'Unsubscribe', SubId),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    {ok, #{token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = ?M:link(A, {token, Token}),
+    azmp_test_env:await_linked(A),
+    emqx_azure_marketplace_clock:advance(4 * ?DAY),
+    emqx_azure_marketplace_deadlines:run_now(),
+    %% Kept (stopped, for the customer to start again), and nothing left to run.
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
+    ?assertEqual([], [D || D <- emqx_azure_marketplace_store:deadlines_of(A), element(7, D) =:= false]),
     emqx_azure_marketplace_clock:reset().
 
 redelivery(Emu) ->
