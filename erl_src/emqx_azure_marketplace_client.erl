@@ -39,6 +39,7 @@
     login_url => binary(),
     token_endpoint => v1 | v2,
     ca_file => binary() | string(),
+    proxy => binary(),
     timeout_ms => pos_integer(),
     connect_timeout_ms => pos_integer(),
     max_in_flight => pos_integer(),

@@ -62,6 +62,8 @@ std::optional<Error> validate_config(const ClientConfig& cfg) {
     if (c.client_secret.empty()) return Error::badarg("client_secret");
     if (!endpoint_allowed(cfg.marketplace_url)) return Error::badarg("marketplace_url");
     if (!endpoint_allowed(c.login_url)) return Error::badarg("login_url");
+    if (!cfg.proxy.empty() && !cfg.proxy.starts_with("http://") && !cfg.proxy.starts_with("https://"))
+        return Error::badarg("proxy");
     if (cfg.timeout_ms <= 0) return Error::badarg("timeout_ms");
     if (cfg.connect_timeout_ms <= 0) return Error::badarg("connect_timeout_ms");
     if (cfg.max_in_flight == 0) return Error::badarg("max_in_flight");
@@ -192,7 +194,7 @@ void Client::with_token(const std::shared_ptr<CallState>& st) {
 }
 
 TransferOptions Client::transfer_options(long timeout_ms) const {
-    return TransferOptions{cfg_.ca_file, std::min(cfg_.connect_timeout_ms, timeout_ms), timeout_ms};
+    return TransferOptions{cfg_.ca_file, cfg_.proxy, std::min(cfg_.connect_timeout_ms, timeout_ms), timeout_ms};
 }
 
 void Client::refresh_token() {

@@ -356,6 +356,7 @@ bool Engine::Impl::activate(Transfer& t) {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!t.opts.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, t.opts.ca_file.c_str());
+    curl_easy_setopt(e, CURLOPT_PROXY, t.opts.proxy.c_str());  // "" = no proxy, and no env lookup
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(t.opts.connect_timeout_ms, remaining));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, remaining);

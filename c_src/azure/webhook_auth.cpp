@@ -157,7 +157,7 @@ struct WebhookAuthenticator::State : std::enable_shared_from_this<State> {
         req.method = Method::Get;
         req.url = url;
         req.headers.emplace_back("Accept", "application/json");
-        TransferOptions opts{cfg.ca_file, std::min<long>(5000, cfg.timeout_ms), cfg.timeout_ms};
+        TransferOptions opts{.ca_file = cfg.ca_file, .connect_timeout_ms = std::min<long>(5000, cfg.timeout_ms), .timeout_ms = cfg.timeout_ms};
         eng->start_transfer(std::move(req), opts,
                             [self = shared_from_this()](TransferResult&& r) { self->on_fetch(std::move(r)); });
     }

@@ -263,6 +263,7 @@ std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM 
         if (k == "login_url") return set_string(env, v, k, cfg.credentials.login_url);
         if (k == "marketplace_url") return set_string(env, v, k, cfg.marketplace_url);
         if (k == "ca_file") return set_string(env, v, k, cfg.ca_file);
+        if (k == "proxy") return set_string(env, v, k, cfg.proxy);
         if (k == "token_endpoint") {
             auto a = atom_name(env, v);
             if (a == "v1") cfg.credentials.endpoint = TokenEndpoint::V1;

@@ -25,6 +25,7 @@ struct ClientConfig {
     Credentials credentials;
     std::string marketplace_url{kDefaultMarketplaceUrl};
     std::string ca_file;               // empty: system trust store
+    std::string proxy;                 // empty: none (see TransferOptions::proxy)
     long timeout_ms = 30000;           // the most one call may take, retries included
     long connect_timeout_ms = 5000;
     std::size_t max_in_flight = 10000;  // calls beyond this are refused with `overloaded`

@@ -24,6 +24,9 @@ struct TransferResult {
 
 struct TransferOptions {
     std::string ca_file;  // empty: the system trust store
+    // An explicit proxy (e.g. http://proxy:3128); empty: none. Proxy environment variables are
+    // ignored on purpose: they must not silently reroute the plugin's TLS traffic.
+    std::string proxy;
     long connect_timeout_ms = 5000;
     long timeout_ms = 30000;  // whole exchange
 };
