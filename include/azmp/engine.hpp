@@ -41,8 +41,8 @@ struct EngineConfig {
     // Transfers handed to libcurl at once; more wait in the engine's own queue (cheap: no handle,
     // no buffer), so a burst of calls costs little memory and libcurl's work stays bounded.
     std::size_t max_active_transfers = 1024;
-    // Idle connections kept for reuse.
-    std::size_t max_idle_connections = 256;
+    // Idle connections kept for reuse: as many as can be active, so that a burst reuses what it opened.
+    std::size_t max_idle_connections = 1024;
 };
 
 class Engine {
