@@ -10,7 +10,8 @@
 
 reload_test_() ->
     {setup, fun azmp_test_env:start_emulator/0, fun azmp_test_env:stop_emulator/1, fun(Emu) ->
-        [{"reload with 1,000 calls in flight, then unload", {timeout, 120, fun() -> reload(Emu) end}}]
+        [{"reload with 1,000 calls in flight, then unload", {timeout, 120, fun() -> reload(Emu) end}},
+         {"upgrade to a new library file with calls in flight", {timeout, 120, fun() -> upgrade(Emu) end}}]
     end}.
 
 reload(Emu) ->
@@ -52,6 +53,78 @@ calls_across_upgrade(Emu) ->
     %% Calls still work through the clients made before the upgrade.
     {ok, _} = ?C:get_subscription(C, SubId),
     ok.
+
+%% A release upgrade: the new version in a new lib directory (its own copy of the library file, so a
+%% different image), first on the code path, then the module loaded again.
+upgrade(Emu) ->
+    {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),
+    Ebin = filename:dirname(code:which(?NIF)),
+    NewLib = filename:join(["/tmp", "azmp_upgrade_" ++ integer_to_list(erlang:unique_integer([positive])),
+                            "emqx_azure_marketplace-9.9.9"]),
+    NewEbin = filename:join(NewLib, "ebin"),
+    NewPriv = filename:join(NewLib, "priv"),
+    ok = filelib:ensure_path(NewEbin),
+    ok = filelib:ensure_path(NewPriv),
+    {ok, Beams} = file:list_dir(Ebin),
+    [{ok, _} = file:copy(filename:join(Ebin, F), filename:join(NewEbin, F)) || F <- Beams],
+    So = "emqx_azure_marketplace_nif.so",
+    {ok, _} = file:copy(filename:join(code:priv_dir(emqx_azure_marketplace), So), filename:join(NewPriv, So)),
+    Before = threads(),
+    Self = self(),
+    %% The old version's client and calls live in a process of their own (dropped at the end).
+    Old = spawn_link(fun() -> old_version_user(Emu, SubId, Self) end),
+    receive {Old, in_flight} -> ok after 15000 -> error(calls_not_in_flight) end,
+    true = code:add_patha(NewEbin),
+    try
+        _ = code:purge(?NIF),
+        {module, ?NIF} = code:load_file(?NIF),
+        ?assertEqual(NewPriv, code:priv_dir(emqx_azure_marketplace)),
+        %% A new image: its own engine (one more thread) and its own resource types.
+        ?assertEqual(Before + 1, threads()),
+        ?assertMatch(#{module_refs := 1}, ?NIF:info()),
+        C2 = azmp_test_env:client(Emu, #{transport => http}),
+        ?assertMatch({ok, _}, ?C:get_subscription(C2, SubId)),
+        Old ! {Self, go_on},
+        receive
+            {Old, Results, StaleClient} ->
+                %% Every call made through the old version replied...
+                ?assertEqual(200, length([ok || {ok, #{<<"id">> := Id}} <- Results, Id =:= SubId])),
+                %% ...and its client is refused by the new one, clearly.
+                ?assertEqual({error, {badarg, client}}, StaleClient)
+        after 30000 -> error(old_calls_lost)
+        end,
+        %% The old code goes; once nothing refers to its objects, the VM unloads the old image and its
+        %% engine thread is joined.
+        true = code:soft_purge(?NIF) orelse code:purge(?NIF),
+        unlink(Old),
+        exit(Old, kill),
+        [erlang:garbage_collect(P) || P <- processes()],
+        ?assert(azmp_test_env:wait_until(fun() -> threads() =:= Before end, 5000))
+    after
+        ok = azmp_emulator:set_delay(Emu, 0),
+        true = code:del_path(NewEbin),
+        _ = code:purge(?NIF),
+        {module, ?NIF} = code:load_file(?NIF),
+        _ = code:purge(?NIF),
+        _ = file:del_dir_r(filename:dirname(NewLib))
+    end,
+    %% Back on the original library: it works.
+    C3 = azmp_test_env:client(Emu, #{transport => http}),
+    ?assertMatch({ok, _}, ?C:get_subscription(C3, SubId)).
+
+old_version_user(Emu, SubId, Parent) ->
+    C = azmp_test_env:client(Emu, #{transport => http, timeout_ms => 30000}),
+    {ok, _} = ?C:get_subscription(C, SubId),
+    ok = azmp_emulator:set_delay(Emu, 1000),
+    Self = self(),
+    Pids = [spawn_link(fun() -> Self ! {self(), ?C:get_subscription(C, SubId)} end) || _ <- lists:seq(1, 200)],
+    true = azmp_test_env:wait_until(fun() -> maps:get(in_flight, ?C:stats(C)) =:= 200 end, 10000),
+    Parent ! {self(), in_flight},
+    receive {Parent, go_on} -> ok end,
+    Results = [receive {P, R} -> R after 30000 -> no_reply end || P <- Pids],
+    ok = azmp_emulator:set_delay(Emu, 0),
+    Parent ! {self(), Results, ?C:get_subscription(C, SubId)},
+    receive stop -> ok end.
 
 threads() ->
     {ok, Tasks} = file:list_dir("/proc/self/task"),
