@@ -5,7 +5,7 @@
 -behaviour(application).
 
 -export([start/2, stop/1]).
--export([client/0, webhook_auth/0, http_port/0]).
+-export([client/0, webhook_auth/0, renew_webhook_auth/0, http_port/0]).
 
 -define(CLIENT_KEY, {?MODULE, client}).
 -define(AUTH_KEY, {?MODULE, webhook_auth}).
@@ -36,12 +36,27 @@ stop(_State) ->
     _ = persistent_term:erase(?AUTH_KEY),
     ok.
 
-%% @doc The plugin's Azure client.
+%% @doc The plugin's Azure client. After a hot upgrade to a new library file the client made by the
+%% old one is not usable by the new code: it is made again, from the same configuration.
 -spec client() -> emqx_azure_marketplace_client:client().
-client() -> persistent_term:get(?CLIENT_KEY).
+client() ->
+    C = persistent_term:get(?CLIENT_KEY),
+    case emqx_azure_marketplace_client:usable(C) of
+        true ->
+            C;
+        false ->
+            ok = make_client(application:get_env(emqx_azure_marketplace, azure, #{})),
+            persistent_term:get(?CLIENT_KEY)
+    end.
 
 -spec webhook_auth() -> emqx_azure_marketplace_nif:auth_res().
 webhook_auth() -> persistent_term:get(?AUTH_KEY).
+
+%% @doc Makes the webhook authenticator again (see client/0: after a hot upgrade).
+-spec renew_webhook_auth() -> emqx_azure_marketplace_nif:auth_res().
+renew_webhook_auth() ->
+    ok = make_webhook_auth(application:get_env(emqx_azure_marketplace, azure, #{})),
+    persistent_term:get(?AUTH_KEY).
 
 %% @doc The port of the HTTP endpoints, when they run.
 -spec http_port() -> inet:port_number() | undefined.

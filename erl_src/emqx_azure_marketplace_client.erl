@@ -25,7 +25,8 @@
     post_usage/2,
     post_usage_batch/2,
     get_usage_events/2,
-    stats/1
+    stats/1,
+    usable/1
 ]).
 
 -record(client, {nif :: emqx_azure_marketplace_nif:client_res(), timeout_ms :: pos_integer()}).
@@ -159,6 +160,18 @@ get_usage_events(_C, _) ->
 %% @doc Token requests made and calls in flight for this client.
 -spec stats(client()) -> #{token_requests := non_neg_integer(), in_flight := non_neg_integer()}.
 stats(#client{nif = Nif}) -> emqx_azure_marketplace_nif:client_stats(Nif).
+
+%% @doc False for a client the loaded library cannot use: made by an older version of the library
+%% before a hot upgrade to a new file. Such a client must be made again with new/1.
+-spec usable(client()) -> boolean().
+usable(#client{nif = Nif}) ->
+    try emqx_azure_marketplace_nif:client_stats(Nif) of
+        _ -> true
+    catch
+        error:badarg -> false
+    end;
+usable(_) ->
+    false.
 
 %%--------------------------------------------------------------------
 %% Internals

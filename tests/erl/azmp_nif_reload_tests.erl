@@ -69,6 +69,9 @@ upgrade(Emu) ->
     [{ok, _} = file:copy(filename:join(Ebin, F), filename:join(NewEbin, F)) || F <- Beams],
     So = "emqx_azure_marketplace_nif.so",
     {ok, _} = file:copy(filename:join(code:priv_dir(emqx_azure_marketplace), So), filename:join(NewPriv, So)),
+    %% The plugin application runs too: its own client and webhook authenticator come from the old
+    %% version and must keep working after the upgrade.
+    Plugin = azmp_test_env:start_plugin(Emu),
     Before = threads(),
     Self = self(),
     %% The old version's client and calls live in a process of their own (dropped at the end).
@@ -84,6 +87,9 @@ upgrade(Emu) ->
         ?assertMatch(#{module_refs := 1}, ?NIF:info()),
         C2 = azmp_test_env:client(Emu, #{transport => http}),
         ?assertMatch({ok, _}, ?C:get_subscription(C2, SubId)),
+        %% The plugin's client and webhook authenticator are made again by the new version on use.
+        ?assertMatch({ok, _}, ?C:get_subscription(emqx_azure_marketplace_app:client(), SubId)),
+        ?assertMatch({ok, 200, _}, azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Renew', SubId, #{})),
         Old ! {Self, go_on},
         receive
             {Old, Results, StaleClient} ->
@@ -102,6 +108,7 @@ upgrade(Emu) ->
         ?assert(azmp_test_env:wait_until(fun() -> threads() =:= Before end, 5000))
     after
         ok = azmp_emulator:set_delay(Emu, 0),
+        azmp_test_env:stop_plugin(Plugin),
         true = code:del_path(NewEbin),
         _ = code:purge(?NIF),
         {module, ?NIF} = code:load_file(?NIF),
