@@ -10,7 +10,7 @@ DEB_PACKAGES := cmake make g++ erlang-nox erlang-dev erlang-eunit erlang-inets e
   erlang-proper erlang-proper-dev libboost-json1.81-dev libcurl4-openssl-dev libssl-dev \
   libgtest-dev openssl ca-certificates
 
-.PHONY: all deps nif cpp-tests test eunit demo bench emulator clean
+.PHONY: all deps nif cpp-tests test eunit dialyzer demo bench emulator clean
 
 all: deps nif
 
@@ -45,6 +45,10 @@ eunit:
 test: deps
 	$(MAKE) cpp-tests
 	$(MAKE) eunit
+
+# Static checks of the Erlang code (specs, records in match patterns, unreachable code).
+dialyzer: deps
+	rebar3 dialyzer
 
 demo: deps
 	rebar3 as test compile

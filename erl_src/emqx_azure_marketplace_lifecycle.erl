@@ -134,5 +134,6 @@ schedule(Account, Deployment, Kind, At) ->
 %% cancellation scheduled (stopping trials, deleting stopped deployments) no longer applies.
 -spec cancel_deadlines(binary()) -> ok.
 cancel_deadlines(Account) ->
-    Pending = mnesia:match_object(#azmp_deadline{account_id = Account, done = false, _ = '_'}),
+    Pending = mnesia:match_object(emqx_azure_marketplace_store:pattern(
+        azmp_deadline, [{#azmp_deadline.account_id, Account}, {#azmp_deadline.done, false}])),
     lists:foreach(fun(D) -> mnesia:write(D#azmp_deadline{done = true}) end, Pending).

@@ -60,7 +60,7 @@ init([]) ->
 resume_own_jobs() ->
     Me = node(),
     {ok, _} = ?STORE:transaction(fun() ->
-        Own = mnesia:match_object(#azmp_job{owner = Me, _ = '_'}),
+        Own = mnesia:match_object(?STORE:pattern(azmp_job, [{#azmp_job.owner, Me}])),
         [mnesia:write(J#azmp_job{lease_until = 0}) || J = #azmp_job{phase = P, subscription_id = S} <- Own,
                                                       P =:= resolving orelse (P =:= activating andalso S =:= undefined)]
     end),

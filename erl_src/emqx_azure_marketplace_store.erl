@@ -8,7 +8,7 @@
 -export([landing/1, put_landing/1, delete_landing/1]).
 -export([operation_handled/1]).
 -export([deadlines_due/1, deadlines/0, deadlines_of/1, claim_deadline/3, finish_deadline/1]).
--export([transaction/1]).
+-export([transaction/1, pattern/2]).
 
 -include("emqx_azure_marketplace.hrl").
 
@@ -58,6 +58,12 @@ storage() ->
         _ -> ram_copies
     end.
 
+%% @doc A match pattern for Tab: every field a wildcard but the given {Position, Value} ones. (Built
+%% with setelement/3 because '_' and '$1' are not values of the records' typed fields.)
+-spec pattern(atom(), [{pos_integer(), term()}]) -> tuple().
+pattern(Tab, Fields) ->
+    lists:foldl(fun({Pos, V}, P) -> setelement(Pos, P, V) end, mnesia:table_info(Tab, wild_pattern), Fields).
+
 %% The record under Key, or undefined.
 one(Tab, Key) ->
     case mnesia:dirty_read(Tab, Key) of
@@ -106,7 +112,8 @@ job(Account) ->
 %% @doc Jobs still to work on whose lease has run out at Now.
 -spec jobs_ready(integer()) -> [#azmp_job{}].
 jobs_ready(Now) ->
-    MS = [{#azmp_job{phase = '$1', lease_until = '$2', _ = '_'}, [{'=/=', '$1', failed}, {'=<', '$2', Now}], ['$_']}],
+    Head = pattern(azmp_job, [{#azmp_job.phase, '$1'}, {#azmp_job.lease_until, '$2'}]),
+    MS = [{Head, [{'=/=', '$1', failed}, {'=<', '$2', Now}], ['$_']}],
     mnesia:dirty_select(azmp_job, MS).
 
 -spec delete_job(binary()) -> ok.
@@ -144,7 +151,8 @@ deadlines_of(Account) ->
 %% @doc Deadlines due at Now, not done, and not claimed by a live claim.
 -spec deadlines_due(integer()) -> [#azmp_deadline{}].
 deadlines_due(Now) ->
-    MS = [{#azmp_deadline{at = '$1', done = false, _ = '_'}, [{'=<', '$1', Now}], ['$_']}],
+    Head = pattern(azmp_deadline, [{#azmp_deadline.at, '$1'}, {#azmp_deadline.done, false}]),
+    MS = [{Head, [{'=<', '$1', Now}], ['$_']}],
     mnesia:dirty_select(azmp_deadline, MS).
 
 %% @doc Claims a due deadline for this node until Until (unix seconds), in a transaction: exactly
