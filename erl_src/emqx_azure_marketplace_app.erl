@@ -5,9 +5,13 @@
 -behaviour(application).
 
 -export([start/2, stop/1]).
--export([client/0, webhook_auth/0, renew_webhook_auth/0, http_port/0]).
+-export([client/0, webhook_client/0, webhook_auth/0, renew_webhook_auth/0, http_port/0]).
 
 -define(CLIENT_KEY, {?MODULE, client}).
+-define(WEBHOOK_CLIENT_KEY, {?MODULE, webhook_client}).
+%% Azure applies a ChangePlan / ChangeQuantity by itself 10 s after its webhook unless we answer:
+%% the calls made while handling a webhook must finish well within that.
+-define(WEBHOOK_CALL_TIMEOUT_MS, 8000).
 -define(AUTH_KEY, {?MODULE, webhook_auth}).
 
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
@@ -17,6 +21,7 @@ start(_Type, _Args) ->
         [
             fun ensure_mnesia/0,
             fun() -> make_client(Azure) end,
+            fun() -> make_webhook_client(Azure) end,
             fun() -> make_webhook_auth(Azure) end
         ],
         fun emqx_azure_marketplace_sup:start_link/0
@@ -33,6 +38,7 @@ maybe_start([Step | Rest], Then) ->
 -spec stop(term()) -> ok.
 stop(_State) ->
     _ = persistent_term:erase(?CLIENT_KEY),
+    _ = persistent_term:erase(?WEBHOOK_CLIENT_KEY),
     _ = persistent_term:erase(?AUTH_KEY),
     ok.
 
@@ -49,6 +55,19 @@ client() ->
             persistent_term:get(?CLIENT_KEY)
     end.
 
+%% @doc The client for the calls made while answering a webhook: same credentials (and so the same
+%% cached token), but at most 8 s per call, retries included.
+-spec webhook_client() -> emqx_azure_marketplace_client:client().
+webhook_client() ->
+    C = persistent_term:get(?WEBHOOK_CLIENT_KEY),
+    case emqx_azure_marketplace_client:usable(C) of
+        true ->
+            C;
+        false ->
+            ok = make_webhook_client(application:get_env(emqx_azure_marketplace, azure, #{})),
+            persistent_term:get(?WEBHOOK_CLIENT_KEY)
+    end.
+
 -spec webhook_auth() -> emqx_azure_marketplace_nif:auth_res().
 webhook_auth() -> persistent_term:get(?AUTH_KEY).
 
@@ -62,9 +81,15 @@ renew_webhook_auth() ->
 -spec http_port() -> inet:port_number() | undefined.
 http_port() -> emqx_azure_marketplace_sup:http_port().
 
-make_client(Azure) ->
+make_client(Azure) -> make_client(?CLIENT_KEY, Azure).
+
+make_webhook_client(Azure) ->
+    Timeout = min(maps:get(timeout_ms, Azure, ?WEBHOOK_CALL_TIMEOUT_MS), ?WEBHOOK_CALL_TIMEOUT_MS),
+    make_client(?WEBHOOK_CLIENT_KEY, Azure#{timeout_ms => Timeout}).
+
+make_client(Key, Azure) ->
     case emqx_azure_marketplace_client:new(Azure) of
-        {ok, C} -> persistent_term:put(?CLIENT_KEY, C);
+        {ok, C} -> persistent_term:put(Key, C);
         {error, Reason} -> {error, {azure_config, Reason}}
     end.
 

@@ -68,7 +68,7 @@ handle_authenticated(Body) ->
 already_handled(OpId) -> mnesia:dirty_read(azmp_operation, OpId) =/= [].
 
 confirm_and_act(OpId, SubId, Action, Hook) ->
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_app:webhook_client(),
     case ?CLIENT:get_operation(C, SubId, OpId) of
         {ok, #{<<"action">> := Action, <<"subscriptionId">> := SubId} = Op} ->
             case act(C, Action, SubId, OpId, Op, Hook) of
