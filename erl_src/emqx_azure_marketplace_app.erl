@@ -45,27 +45,23 @@ stop(_State) ->
 %% @doc The plugin's Azure client. After a hot upgrade to a new library file the client made by the
 %% old one is not usable by the new code: it is made again, from the same configuration.
 -spec client() -> emqx_azure_marketplace_client:client().
-client() ->
-    C = persistent_term:get(?CLIENT_KEY),
-    case emqx_azure_marketplace_client:usable(C) of
-        true ->
-            C;
-        false ->
-            ok = make_client(application:get_env(emqx_azure_marketplace, azure, #{})),
-            persistent_term:get(?CLIENT_KEY)
-    end.
+client() -> usable_client(?CLIENT_KEY, fun make_client/1).
 
 %% @doc The client for the calls made while answering a webhook: same credentials (and so the same
 %% cached token), but at most 8 s per call, retries included.
 -spec webhook_client() -> emqx_azure_marketplace_client:client().
-webhook_client() ->
-    C = persistent_term:get(?WEBHOOK_CLIENT_KEY),
+webhook_client() -> usable_client(?WEBHOOK_CLIENT_KEY, fun make_webhook_client/1).
+
+%% The client kept under Key, made again (by Make, from the configuration) when the loaded library
+%% cannot use it.
+usable_client(Key, Make) ->
+    C = persistent_term:get(Key),
     case emqx_azure_marketplace_client:usable(C) of
         true ->
             C;
         false ->
-            ok = make_webhook_client(application:get_env(emqx_azure_marketplace, azure, #{})),
-            persistent_term:get(?WEBHOOK_CLIENT_KEY)
+            ok = Make(application:get_env(emqx_azure_marketplace, azure, #{})),
+            persistent_term:get(Key)
     end.
 
 -spec webhook_auth() -> emqx_azure_marketplace_nif:auth_res().

@@ -1,6 +1,4 @@
 // Entry points of the marketplace client: create, call (asynchronous), cancel, stats.
-#include <new>
-
 #include "resources.hpp"
 
 namespace azmp::nif {
@@ -12,19 +10,9 @@ ERL_NIF_TERM client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
     Library* lib = library(env);
     auto& cfg = std::get<ClientConfig>(parsed);
-    auto* res = static_cast<ClientRes*>(enif_alloc_resource(lib->client_type, sizeof(ClientRes)));
-    if (!res) return raise_internal(env, "out of memory");
     long timeout_ms = cfg.timeout_ms;
-    try {
-        new (res) ClientRes{std::make_shared<Client>(std::move(cfg), lib->engine), timeout_ms};
-    } catch (...) {
-        // Not constructed: give the memory back with an empty object for the destructor.
-        new (res) ClientRes{};
-        enif_release_resource(res);
-        throw;
-    }
-    ERL_NIF_TERM term = enif_make_resource(env, res);
-    enif_release_resource(res);
+    ERL_NIF_TERM term = make_resource<ClientRes>(env, lib->client_type, std::make_shared<Client>(std::move(cfg), lib->engine),
+                                                 timeout_ms);
     return ok_tuple(env, enif_make_tuple2(env, term, enif_make_long(env, timeout_ms)));
 }
 

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <memory>
+#include <new>
+#include <utility>
 
 #include "azmp/client.hpp"
 #include "azmp/engine.hpp"
@@ -104,6 +106,24 @@ struct NewCall {
     std::shared_ptr<PendingReply> pending;
 };
 NewCall new_call(ErlNifEnv* env);
+
+// A new resource of `type` holding T{args...}, as a term. The object is constructed in place; if
+// its constructor throws, the memory goes back with an empty T for the destructor to run on.
+template <typename T, typename... Args>
+ERL_NIF_TERM make_resource(ErlNifEnv* env, ErlNifResourceType* type, Args&&... args) {
+    auto* res = static_cast<T*>(enif_alloc_resource(type, sizeof(T)));
+    if (!res) throw std::bad_alloc();  // the entry point's guard raises it as an Erlang error
+    try {
+        new (res) T{std::forward<Args>(args)...};
+    } catch (...) {
+        new (res) T{};
+        enif_release_resource(res);
+        throw;
+    }
+    ERL_NIF_TERM term = enif_make_resource(env, res);
+    enif_release_resource(res);
+    return term;
+}
 
 // Undoes new_call() for a call that was refused before it started.
 void abandon_call(ErlNifEnv* env, NewCall& c);

@@ -1,6 +1,4 @@
 // Entry points of webhook authentication: create an authenticator, check a bearer token.
-#include <new>
-
 #include "resources.hpp"
 
 namespace azmp::nif {
@@ -11,19 +9,9 @@ ERL_NIF_TERM webhook_auth_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     auto parsed = webhook_auth_config_from_term(env, argv[0]);
     if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
     Library* lib = library(env);
-    auto* res = static_cast<AuthRes*>(enif_alloc_resource(lib->auth_type, sizeof(AuthRes)));
-    if (!res) return raise_internal(env, "out of memory");
-    try {
-        new (res) AuthRes{std::make_shared<WebhookAuthenticator>(std::move(std::get<WebhookAuthConfig>(parsed)),
-                                                                 lib->engine)};
-    } catch (...) {
-        new (res) AuthRes{};
-        enif_release_resource(res);
-        throw;
-    }
-    ERL_NIF_TERM term = enif_make_resource(env, res);
-    enif_release_resource(res);
-    return ok_tuple(env, term);
+    return ok_tuple(env, make_resource<AuthRes>(env, lib->auth_type,
+                                                std::make_shared<WebhookAuthenticator>(
+                                                    std::move(std::get<WebhookAuthConfig>(parsed)), lib->engine)));
 }
 
 // webhook_authenticate(AuthRes, Authorization :: binary(), Now :: integer()) -> {ok, CallRes}
