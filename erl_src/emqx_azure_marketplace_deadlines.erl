@@ -57,7 +57,7 @@ run(#azmp_deadline{key = Key, account_id = A} = Deadline) ->
 act(#azmp_deadline{key = Key, kind = stop, account_id = A, deployment_id = D}) ->
     ?LOG_INFO(#{msg => "azure_marketplace_trial_ended", account_id => A, deployment_id => D}),
     ok = ?PLATFORM:stop_deployment(A, D),
-    emqx_azure_marketplace_lifecycle:schedule(A, D, delete, emqx_azure_marketplace_clock:now() + 3 * 86400),
+    _ = emqx_azure_marketplace_lifecycle:schedule(A, D, delete, emqx_azure_marketplace_clock:now() + 3 * 86400),
     emqx_azure_marketplace_store:finish_deadline(Key);
 act(#azmp_deadline{key = Key, kind = delete, account_id = A, deployment_id = D}) ->
     ?LOG_INFO(#{msg => "azure_marketplace_deployment_deleted", account_id => A, deployment_id => D}),

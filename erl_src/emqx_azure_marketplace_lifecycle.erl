@@ -3,7 +3,7 @@
 %% one caller performs it; then the deployments and the payment method follow.
 -module(emqx_azure_marketplace_lifecycle).
 
--export([link_state/1, apply_event/3, schedule/4, cancel_deadlines/1]).
+-export([link_state/1, apply_event/3, schedule/4, cancel_deadlines/1, enforce_all/0]).
 
 -include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -63,14 +63,7 @@ update(L, renew, #{term := Term}) -> L#azmp_link{term = Term};
 update(L, _, _) -> L.
 
 effects(suspend, L = #azmp_link{account_id = A}, Now) ->
-    Stopped = [Id || D = #{id := Id} <- ?PLATFORM:deployments(A), stop =:= action(suspended, D, Now)],
-    [ok = ?PLATFORM:stop_deployment(A, Id) || Id <- Stopped],
-    {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
-        case mnesia:wread({azmp_link, A}) of
-            [Cur] -> mnesia:write(Cur#azmp_link{suspended_deployments = Stopped});
-            [] -> ok
-        end
-    end),
+    enforce(L, Now),
     ?PLATFORM:notify(A, #{kind => subscription_suspended, subscription_id => L#azmp_link.subscription_id}),
     ok;
 effects(reinstate, L = #azmp_link{account_id = A, suspended_deployments = Ids}, _Now) ->
@@ -84,13 +77,50 @@ effects(reinstate, L = #azmp_link{account_id = A, suspended_deployments = Ids}, 
     ?PLATFORM:notify(A, #{kind => subscription_reinstated, subscription_id => L#azmp_link.subscription_id}),
     ok;
 effects(unsubscribe, L = #azmp_link{account_id = A}, Now) ->
-    ok = ?PLATFORM:set_payment_method(A, none),
-    lists:foreach(
+    enforce(L, Now),
+    ?PLATFORM:notify(A, #{kind => subscription_cancelled, subscription_id => L#azmp_link.subscription_id}),
+    ok;
+effects(_Event, _L, _Now) ->
+    ok.
+
+%% @doc What a suspended or cancelled link means for the account's deployments and payment method,
+%% applied again for every such link. The effects of an event follow its committed state change; a
+%% node that died between the two left them undone, and this (run by the reconciliation) catches up.
+%% Idempotent: nothing is stopped twice, no deadline is scheduled twice, no notice is sent.
+%% Only links changed within `enforce_window_s` (default 7 days) are looked at: cancelled accounts
+%% pile up over the years, and an effect lost in a crash is caught up within minutes anyway.
+-spec enforce_all() -> [binary()].
+enforce_all() ->
+    Now = emqx_azure_marketplace_clock:now(),
+    Since = Now - application:get_env(emqx_azure_marketplace, enforce_window_s, 7 * 86400),
+    [A || L = #azmp_link{account_id = A, state = S, updated_at = T} <- emqx_azure_marketplace_store:links(),
+          S =:= suspended orelse S =:= unsubscribed, T >= Since, enforce(L, Now) =:= changed].
+
+enforce(#azmp_link{state = suspended, account_id = A}, Now) ->
+    Stopped = [Id || D = #{id := Id} <- ?PLATFORM:deployments(A), stop =:= action(suspended, D, Now)],
+    [ok = ?PLATFORM:stop_deployment(A, Id) || Id <- Stopped],
+    {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
+        case mnesia:wread({azmp_link, A}) of
+            [Cur = #azmp_link{suspended_deployments = Before}] when Stopped =/= [] ->
+                mnesia:write(Cur#azmp_link{suspended_deployments = lists:usort(Before ++ Stopped)});
+            _ ->
+                ok
+        end
+    end),
+    changed_if(Stopped =/= []);
+enforce(#azmp_link{state = unsubscribed, account_id = A}, Now) ->
+    Method =
+        case ?PLATFORM:payment_method(A) of
+            azure_marketplace_subscription -> ok = ?PLATFORM:set_payment_method(A, none), changed;
+            _ -> unchanged
+        end,
+    Changes = lists:map(
         fun(D = #{id := Id}) ->
             case ?NIF:decide_deployment(unsubscribed, D, Now) of
                 {stop, _Reason} ->
                     ok = ?PLATFORM:stop_deployment(A, Id),
-                    schedule(A, Id, delete, Now + 3 * 86400);
+                    schedule(A, Id, delete, Now + 3 * 86400),
+                    changed;
                 {delete, At} ->
                     %% Stopped before the cancellation: still 3 days from now, as the customer was told.
                     schedule(A, Id, delete, max(At, Now + 3 * 86400));
@@ -101,10 +131,12 @@ effects(unsubscribe, L = #azmp_link{account_id = A}, Now) ->
         end,
         ?PLATFORM:deployments(A)
     ),
-    ?PLATFORM:notify(A, #{kind => subscription_cancelled, subscription_id => L#azmp_link.subscription_id}),
-    ok;
-effects(_Event, _L, _Now) ->
-    ok.
+    changed_if(lists:member(changed, [Method | Changes]));
+enforce(_Link, _Now) ->
+    unchanged.
+
+changed_if(true) -> changed;
+changed_if(false) -> unchanged.
 
 action(State, D, Now) ->
     case ?NIF:decide_deployment(State, D, Now) of
@@ -117,18 +149,19 @@ trial_end(_, Now) -> Now.
 
 %% @doc Records a deadline: one pending per account, deployment and kind (a pending one is kept as
 %% it is; a finished or cancelled one is replaced).
--spec schedule(binary(), binary(), stop | delete, integer()) -> ok.
+-spec schedule(binary(), binary(), stop | delete, integer()) -> changed | unchanged.
 schedule(Account, Deployment, Kind, At) ->
     Key = {Account, Deployment, Kind},
-    {ok, ok} = emqx_azure_marketplace_store:transaction(fun() ->
+    {ok, Result} = emqx_azure_marketplace_store:transaction(fun() ->
         case mnesia:wread({azmp_deadline, Key}) of
-            [#azmp_deadline{done = false}] -> ok;
+            [#azmp_deadline{done = false}] -> unchanged;
             _ ->
                 mnesia:write(#azmp_deadline{key = Key, account_id = Account, deployment_id = Deployment,
-                                            kind = Kind, at = At})
+                                            kind = Kind, at = At}),
+                changed
         end
     end),
-    ok.
+    Result.
 
 %% @doc Inside a transaction: the account pays through the marketplace again, so what a former
 %% cancellation scheduled (stopping trials, deleting stopped deployments) no longer applies.

@@ -48,9 +48,13 @@ schedule() ->
 run() ->
     case emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()) of
         {ok, Subs} ->
-            {ok, [{Id, Event} || #{<<"id">> := Id, <<"saasSubscriptionStatus">> := Status} <- Subs,
-                                 {A, Event} <- [repair(Id, Status)], A =/= none,
-                                 emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}) =:= ok]};
+            Applied = [{Id, Event} || #{<<"id">> := Id, <<"saasSubscriptionStatus">> := Status} <- Subs,
+                                      {A, Event} <- [repair(Id, Status)], A =/= none,
+                                      emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}) =:= ok],
+            %% Then the deployments of every suspended or cancelled account, in case a node died
+            %% between a state change and its effects.
+            Enforced = [{A, enforced} || A <- emqx_azure_marketplace_lifecycle:enforce_all()],
+            {ok, Applied ++ Enforced};
         {error, {http, S, _}} ->
             {error, {http, S}};
         {error, Reason} ->

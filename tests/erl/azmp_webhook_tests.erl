@@ -23,7 +23,8 @@ webhook_test_() ->
              {"forged webhooks are 401 and change nothing", {timeout, 60, fun() -> forged(Emu) end}},
              {"a rotated signing key is fetched once", fun() -> rotation(Emu) end},
              {"unlink by support staff ends as a cancellation", fun() -> support_unlink(Emu) end},
-             {"reconciliation repairs a lost Unsubscribe webhook", fun() -> reconcile(Emu) end}
+             {"reconciliation repairs a lost Unsubscribe webhook", fun() -> reconcile(Emu) end},
+             {"reconciliation catches up effects a crash left undone", fun() -> lost_effects(Emu) end}
          ]
     end).
 
@@ -187,3 +188,36 @@ reconcile(Emu) ->
     ?assert(lists:member({SubId, unsubscribe}, Applied)),
     ?assertMatch(#{status := unsubscribed}, ?M:link_status(A)),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)).
+
+%% A node died right after committing a state change, before stopping anything: the state says
+%% suspended (or cancelled) while the paid deployment still runs.
+lost_effects(Emu) ->
+    {A, SubA} = linked_account(Emu),
+    {B, SubB} = linked_account(Emu),
+    %% Azure has them suspended and cancelled (the webhooks came and were committed, then the crash).
+    {ok, _} = azmp_emulator:add_operation(Emu, SubA, #{action => <<"Suspend">>}),
+    {ok, _} = azmp_emulator:add_operation(Emu, SubB, #{action => <<"Unsubscribe">>}),
+    commit_state_only(A, suspended),
+    commit_state_only(B, unsubscribed),
+    ?assertMatch(#{state := running}, deployment(A, <<"-paid">>)),
+    {ok, Applied} = ?M:reconcile(),
+    ?assert(lists:member({A, enforced}, Applied)),
+    ?assert(lists:member({B, enforced}, Applied)),
+    ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
+    ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
+    ?assertMatch(#{state := stopped}, deployment(B, <<"-paid">>)),
+    ?assertEqual(none, ?M:payment_method(B)),
+    {ok, #{payment_method := none}} = ?MEM:account(B),
+    Pending = [element(2, D) || D <- emqx_azure_marketplace_store:deadlines_of(B), element(7, D) =:= false],
+    ?assertEqual(lists:sort([{B, <<B/binary, "-paid">>, delete}, {B, <<B/binary, "-trial">>, stop}]),
+                 lists:sort(Pending)),
+    %% Caught up once: a second pass finds nothing to do.
+    {ok, Again} = ?M:reconcile(),
+    ?assertNot(lists:member({A, enforced}, Again)),
+    ?assertNot(lists:member({B, enforced}, Again)).
+
+commit_state_only(Account, State) ->
+    {atomic, ok} = mnesia:transaction(fun() ->
+        [L] = mnesia:wread({azmp_link, Account}),
+        mnesia:write(setelement(4, L, State))
+    end).
