@@ -1,6 +1,6 @@
 %% Secrets (the client secret, access tokens, marketplace tokens) appear in no log event, no error,
 %% no crash report and no sys:get_status/1 output, through the flows that log the most: retries,
-%% refusals, webhooks, a crashing step.
+%% refusals, webhooks, malformed answers from Azure.
 -module(azmp_secrets_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -72,7 +72,7 @@ flows(Emu) ->
     {ok, Bad} = emqx_azure_marketplace_client:new((azure_config(Emu))#{client_secret => <<"wrong-", ?SECRET/binary>>}),
     {error, {auth, _}} = Err = emqx_azure_marketplace_client:get_subscription(Bad, Sub1),
     logger:error(#{msg => "test_logs_an_error_term", error => Err}),
-    %% A linking step that crashes (a token whose resolve answer cannot be decided on).
+    %% A linking step whose Azure answer is malformed (retried, logged with its reason).
     A4 = Account(),
     {ok, #{token := T4}} = azmp_emulator:add_subscription(Emu, #{}),
     ok = azmp_emulator:inject(Emu, resolve, [malformed]),
