@@ -5,6 +5,8 @@
 // thousand calls in flight cost little memory, and libcurl only ever tracks a bounded set.
 #include "azmp/engine.hpp"
 
+#include "../core/text_util.hpp"
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -58,24 +60,13 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
     return size * n;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-        s.remove_suffix(1);
-    return s;
-}
-
 // The response headers anything above the engine reads; the others are not copied (a dozen small
 // allocations per response saved on the engine thread).
 bool header_wanted(std::string_view name) {
     static constexpr std::string_view kWanted[] = {"operation-location", "retry-after", "content-type",
                                                    "location", "x-ms-requestid", "x-ms-correlationid"};
     for (auto w : kWanted)
-        if (name.size() == w.size() &&
-            std::equal(name.begin(), name.end(), w.begin(), [](char a, char b) {
-                return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
-            }))
-            return true;
+        if (detail::iequals(name, w)) return true;
     return false;
 }
 
@@ -86,9 +77,9 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
         // A new response (after 100-continue or a retry inside curl): forget earlier headers.
         t->result.response.headers.clear();
     } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
-        std::string_view name = trim(line.substr(0, colon));
+        std::string_view name = detail::trim(line.substr(0, colon));
         if (header_wanted(name))
-            t->result.response.headers.emplace_back(std::string(name), std::string(trim(line.substr(colon + 1))));
+            t->result.response.headers.emplace_back(std::string(name), std::string(detail::trim(line.substr(colon + 1))));
     }
     return size * n;
 }
