@@ -59,7 +59,7 @@ calls_across_upgrade(Emu) ->
 upgrade(Emu) ->
     {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),
     Ebin = filename:dirname(code:which(?NIF)),
-    NewLib = filename:join(["/tmp", "azmp_upgrade_" ++ integer_to_list(erlang:unique_integer([positive])),
+    NewLib = filename:join(["/tmp", "azmp_upgrade_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive])),
                             "emqx_azure_marketplace-9.9.9"]),
     NewEbin = filename:join(NewLib, "ebin"),
     NewPriv = filename:join(NewLib, "priv"),

@@ -56,7 +56,7 @@ wait_until(F, TimeoutMs) ->
 start_plugin(Emu) -> start_plugin(Emu, #{}).
 
 start_plugin(Emu, Extra) ->
-    Dir = filename:join("/tmp", "azmp_mnesia_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    Dir = filename:join("/tmp", "azmp_mnesia_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive]))),
     ok = application:set_env(mnesia, dir, Dir),
     {ok, _} = emqx_azure_marketplace_platform_mem:start(),
     ok = emqx_azure_marketplace_platform_mem:reset(),
