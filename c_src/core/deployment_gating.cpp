@@ -1,8 +1,7 @@
 // What a deployment may do, given its account's link state: be created, keep running, stop, or be
 // deleted 3 days after it stopped (the product documentation's unlinking rules).
 #include "azmp/decisions.hpp"
-
-#include <limits>
+#include "azmp/rules.hpp"
 
 namespace azmp {
 
@@ -10,12 +9,6 @@ namespace {
 
 // A trial runs while now < trial_ends_at; without an end it counts as ended.
 bool trial_over(const Deployment& d, std::int64_t now) noexcept { return !d.trial_ends_at || now >= *d.trial_ends_at; }
-
-std::int64_t plus_saturating(std::int64_t a, std::int64_t b) noexcept {
-    // b >= 0 here (kDeleteAfterStopS).
-    if (a > std::numeric_limits<std::int64_t>::max() - b) return std::numeric_limits<std::int64_t>::max();
-    return a + b;
-}
 
 DeploymentAction keep() noexcept { return DeploymentAction{}; }
 DeploymentAction stop(StopReason r) noexcept { return DeploymentAction{ActionKind::Stop, r, 0}; }
@@ -44,7 +37,8 @@ std::string_view create_refusal_name(CreateRefusal r) noexcept {
     return "unknown";
 }
 
-DeploymentAction decide_deployment(LinkState state, const Deployment& d, std::int64_t now) noexcept {
+DeploymentAction decide_deployment(LinkState state, const Deployment& d, std::int64_t now,
+                                   std::optional<std::int64_t> cancelled_at) noexcept {
     switch (state) {
         case LinkState::None:
         case LinkState::Pending:
@@ -56,11 +50,33 @@ DeploymentAction decide_deployment(LinkState state, const Deployment& d, std::in
             return trial_over(d, now) ? stop(StopReason::TrialEnded) : keep();
         case LinkState::Unsubscribed:
             if (d.state == DeploymentState::Stopped)
-                return remove_at(plus_saturating(d.stopped_at.value_or(now), kDeleteAfterStopS));
+                return remove_at(deletion_at(d.stopped_at, cancelled_at, now));
             if (!d.trial) return stop(StopReason::Unsubscribed);
             return trial_over(d, now) ? stop(StopReason::TrialEnded) : keep();
     }
     return keep();
+}
+
+Gate gate_create(LinkState state, bool trial, std::optional<bool> pays_otherwise) noexcept {
+    const auto refusal = decide_create(state, trial);
+    if (!refusal) return Gate{GateVerdict::Allow, std::nullopt};
+    // After a cancellation the account may pay another way: then it is not ours to gate.
+    if (*refusal == CreateRefusal::SubscriptionCancelled) {
+        if (!pays_otherwise) return Gate{GateVerdict::NeedPaymentMethod, std::nullopt};
+        if (*pays_otherwise) return Gate{GateVerdict::Allow, std::nullopt};
+    }
+    return Gate{GateVerdict::Refuse, refusal};
+}
+
+DeploymentGate gate_deployment(LinkState state, const Deployment& d, std::int64_t now,
+                               std::optional<std::int64_t> cancelled_at, std::optional<bool> pays_otherwise) noexcept {
+    DeploymentGate g{false, decide_deployment(state, d, now, cancelled_at)};
+    if (g.action.kind == ActionKind::Stop && g.action.stop_reason == StopReason::Unsubscribed) {
+        // Paid through another method since the cancellation: its deployments keep running.
+        if (!pays_otherwise) g.need_payment_method = true;
+        else if (*pays_otherwise) g.action = keep();
+    }
+    return g;
 }
 
 std::string_view stop_reason_name(StopReason r) noexcept {

@@ -128,13 +128,15 @@ inline constexpr std::int64_t kDeleteAfterStopS = 3 * 24 * 3600;
 //  Suspended: a running paid deployment stops (kept, restarted on reinstate); trials keep running
 //    until their trial ends.
 //  Unsubscribed: a running paid deployment stops; a trial keeps running until trial_ends_at, then
-//    stops; a stopped deployment is deleted kDeleteAfterStopS after stopped_at.
+//    stops; a stopped deployment is deleted at deletion_at(stopped_at, cancelled_at, now)
+//    (rules.hpp): kDeleteAfterStopS after it stopped, never sooner than that after the cancellation.
 // Details: a trial has ended when now >= trial_ends_at; a trial without trial_ends_at counts as
 // ended (in Suspended and Unsubscribed: nothing unbilled runs forever on missing data); a stopped
-// deployment without stopped_at (Unsubscribed) is deleted at now + kDeleteAfterStopS, which moves
-// with `now`, so the caller records the first deadline it gets and keeps it. delete_at saturates
-// instead of overflowing.
-DeploymentAction decide_deployment(LinkState state, const Deployment& d, std::int64_t now) noexcept;
+// deployment without stopped_at (Unsubscribed) counts from the cancellation (or `now` when that is
+// not known either: it moves with `now`, so the caller records the first deadline it gets and keeps
+// it). delete_at saturates instead of overflowing.
+DeploymentAction decide_deployment(LinkState state, const Deployment& d, std::int64_t now,
+                                   std::optional<std::int64_t> cancelled_at = std::nullopt) noexcept;
 
 std::string_view stop_reason_name(StopReason r) noexcept;
 
