@@ -34,8 +34,17 @@ std::string_view refusal_name(LinkRefusal r) noexcept {
         case LinkRefusal::AlreadyLinkedToMarketplace: return "already_linked_to_marketplace";
         case LinkRefusal::SubscriptionLinkedToOtherAccount: return "subscription_linked_to_other_account";
         case LinkRefusal::SubscriptionUnsubscribed: return "subscription_unsubscribed";
+        case LinkRefusal::InvalidToken: return "invalid_token";
     }
     return "unknown";
+}
+
+std::optional<LinkRefusal> refusal_from_name(std::string_view name) noexcept {
+    for (auto r : {LinkRefusal::CreditCardOnFile, LinkRefusal::UsesAvailableCredits, LinkRefusal::AlreadyLinkedToMarketplace,
+                   LinkRefusal::SubscriptionLinkedToOtherAccount, LinkRefusal::SubscriptionUnsubscribed,
+                   LinkRefusal::InvalidToken})
+        if (refusal_name(r) == name) return r;
+    return std::nullopt;
 }
 
 }  // namespace azmp

@@ -32,24 +32,27 @@ Effects plan_linked() {
             notify(NoticeKind::Linked)};
 }
 
-FailureVerdict classify_link_failure(LinkStep step, const CallFailure& f) noexcept {
-    FailureVerdict v;
+std::optional<LinkRefusal> classify_link_failure(LinkStep step, const CallFailure& f) noexcept {
     const bool client_error = f.http_status && *f.http_status >= 400 && *f.http_status < 500 && *f.http_status != 429;
     switch (step) {
         case LinkStep::Resolve:
             // Azure refuses the token itself (400/403/404...): it is invalid or expired, and the
             // customer must come back from Azure. 429, 5xx and no answer: Azure is busy or down.
-            v.invalid_token = client_error || f.bad_request;
+            if (client_error || f.bad_request) return LinkRefusal::InvalidToken;
             break;
         case LinkStep::Activate:
             // Azure answers 400 ("validation failures") to an activation it will never accept: the
             // subscription is no longer pending (cancelled before we activated). Retrying cannot
             // help; the customer is told the subscription is cancelled.
-            if (f.http_status == 400) v.refusal = LinkRefusal::SubscriptionUnsubscribed;
+            if (f.http_status == 400) return LinkRefusal::SubscriptionUnsubscribed;
             break;
     }
-    return v;
+    return std::nullopt;
 }
+
+Effects plan_link_failed(LinkRefusal reason) { return {notify(NoticeKind::LinkFailed, reason)}; }
+
+bool marketplace_pays(LinkState state) noexcept { return state == LinkState::Linked || state == LinkState::Suspended; }
 
 ActivationVerdict decide_activation(std::optional<std::string_view> azure_status) noexcept {
     if (!azure_status) return ActivationVerdict::Activate;  // unknown: activating twice is harmless to Azure

@@ -7,7 +7,7 @@
 #include <new>
 #include <string>
 
-#include "decisions_nif.hpp"
+#include "rules_nif.hpp"
 #include "resources.hpp"
 
 namespace azmp::nif {
@@ -158,10 +158,23 @@ ErlNifFunc nif_funcs[] = {
     {"webhook_authenticate", 3, guarded<webhook_authenticate>, 0},
     {"json_decode", 1, guarded<json_decode>, 0},
     {"json_encode", 1, guarded<json_encode>, 0},
-    {"decide_link", 3, guarded<nif_decide_link>, 0},
-    {"next_link_state", 2, guarded<nif_next_link_state>, 0},
-    {"decide_create", 2, guarded<nif_decide_create>, 0},
-    {"decide_deployment", 3, guarded<nif_decide_deployment>, 0},
+    {"valid_id", 1, guarded<nif_valid_id>, 0},
+    {"plan_link", 3, guarded<nif_plan_link>, 0},
+    {"plan_linked", 0, guarded<nif_plan_linked>, 0},
+    {"classify_link_failure", 2, guarded<nif_classify_link_failure>, 0},
+    {"plan_link_failed", 1, guarded<nif_plan_link_failed>, 0},
+    {"marketplace_pays", 1, guarded<nif_marketplace_pays>, 0},
+    {"decide_activation", 1, guarded<nif_decide_activation>, 0},
+    {"link_retry_delay", 3, guarded<nif_link_retry_delay>, 0},
+    {"landing_expires_at", 1, guarded<nif_landing_expires_at>, 0},
+    {"landing_usable", 2, guarded<nif_landing_usable>, 0},
+    {"plan_event", 4, guarded<nif_plan_event>, 0},
+    {"plan_enforce", 2, guarded<nif_plan_enforce>, 0},
+    {"repair_event", 2, guarded<nif_repair_event>, 0},
+    {"plan_deadline", 5, guarded<nif_plan_deadline>, 0},
+    {"plan_webhook", 4, guarded<nif_plan_webhook>, 0},
+    {"gate_create", 3, guarded<nif_gate_create>, 0},
+    {"gate_deployment", 5, guarded<nif_gate_deployment>, 0},
 };
 
 }  // namespace

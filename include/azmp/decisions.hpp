@@ -33,6 +33,7 @@ enum class LinkRefusal {
     AlreadyLinkedToMarketplace,        // already_linked_to_marketplace
     SubscriptionLinkedToOtherAccount,  // subscription_linked_to_other_account
     SubscriptionUnsubscribed,          // subscription_unsubscribed
+    InvalidToken,                      // invalid_token: the marketplace token is invalid or expired
 };
 
 enum class LinkVerdict {
@@ -52,6 +53,7 @@ struct LinkDecision {
 LinkDecision decide_link(std::string_view account_id, const BillingProfile& profile, const SubscriptionFacts& sub);
 
 std::string_view refusal_name(LinkRefusal r) noexcept;
+std::optional<LinkRefusal> refusal_from_name(std::string_view name) noexcept;
 
 // ---------------------------------------------------------------------------------------------
 // Link lifecycle

@@ -117,16 +117,18 @@ struct CallFailure {
     std::optional<int> http_status;  // the HTTP status Azure answered, if it answered
     bool bad_request = false;        // our request was refused before sending (e.g. a malformed token)
 };
-struct FailureVerdict {
-    std::optional<LinkRefusal> refusal;  // final; otherwise retry
-    bool invalid_token = false;          // final: the marketplace token is invalid or expired
-    bool final() const noexcept { return refusal.has_value() || invalid_token; }
-};
-FailureVerdict classify_link_failure(LinkStep step, const CallFailure& f) noexcept;
+// The refusal when the failure is final; nothing when it is retried.
+std::optional<LinkRefusal> classify_link_failure(LinkStep step, const CallFailure& f) noexcept;
+
+// Linking gave up with `reason`: the account is told why.
+Effects plan_link_failed(LinkRefusal reason);
 
 // Before activating (again, after a crash): what Get Subscription says decides.
 enum class ActivationVerdict { Activate, AlreadyActive, Refuse };
 ActivationVerdict decide_activation(std::optional<std::string_view> azure_status) noexcept;
+
+// The marketplace is the account's payment method while its link is live (linked or suspended).
+bool marketplace_pays(LinkState state) noexcept;
 
 // Back-off of a linking job while Azure is unreachable: base * 2^attempts, at most max.
 std::int64_t link_retry_delay_s(std::uint32_t attempts, std::int64_t base_s, std::int64_t max_s) noexcept;

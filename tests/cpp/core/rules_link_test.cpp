@@ -66,28 +66,40 @@ TEST(RulesClassifyLinkFailure, FinalOrRetried) {
         const char* sentence;
         LinkStep step;
         CallFailure f;
-        bool invalid_token;
-        std::optional<LinkRefusal> refusal;
+        std::optional<LinkRefusal> refusal;  // final; nothing: retried
     };
     const Row rows[] = {
-        {"Azure refuses the token (400): invalid or expired", LinkStep::Resolve, {400, false}, true, std::nullopt},
-        {"Azure does not know the token (404): invalid", LinkStep::Resolve, {404, false}, true, std::nullopt},
-        {"a token we cannot even send is invalid", LinkStep::Resolve, {std::nullopt, true}, true, std::nullopt},
-        {"Azure throttling on resolve is retried", LinkStep::Resolve, {429, false}, false, std::nullopt},
-        {"Azure down on resolve (503) is retried", LinkStep::Resolve, {503, false}, false, std::nullopt},
-        {"no answer on resolve is retried", LinkStep::Resolve, {std::nullopt, false}, false, std::nullopt},
+        {"Azure refuses the token (400): invalid or expired", LinkStep::Resolve, {400, false}, LinkRefusal::InvalidToken},
+        {"Azure does not know the token (404): invalid", LinkStep::Resolve, {404, false}, LinkRefusal::InvalidToken},
+        {"a token we cannot even send is invalid", LinkStep::Resolve, {std::nullopt, true}, LinkRefusal::InvalidToken},
+        {"Azure throttling on resolve is retried", LinkStep::Resolve, {429, false}, std::nullopt},
+        {"Azure down on resolve (503) is retried", LinkStep::Resolve, {503, false}, std::nullopt},
+        {"no answer on resolve is retried", LinkStep::Resolve, {std::nullopt, false}, std::nullopt},
         {"Azure refusing an activation (400) means the subscription is no longer pending",
-         LinkStep::Activate, {400, false}, false, LinkRefusal::SubscriptionUnsubscribed},
-        {"Azure down on activate is retried", LinkStep::Activate, {500, false}, false, std::nullopt},
-        {"throttling on activate is retried", LinkStep::Activate, {429, false}, false, std::nullopt},
-        {"no answer on activate is retried", LinkStep::Activate, {std::nullopt, false}, false, std::nullopt},
+         LinkStep::Activate, {400, false}, LinkRefusal::SubscriptionUnsubscribed},
+        {"Azure down on activate is retried", LinkStep::Activate, {500, false}, std::nullopt},
+        {"throttling on activate is retried", LinkStep::Activate, {429, false}, std::nullopt},
+        {"no answer on activate is retried", LinkStep::Activate, {std::nullopt, false}, std::nullopt},
     };
     for (const auto& r : rows) {
-        const FailureVerdict v = classify_link_failure(r.step, r.f);
-        EXPECT_EQ(v.invalid_token, r.invalid_token) << r.sentence;
-        EXPECT_EQ(v.refusal, r.refusal) << r.sentence;
-        EXPECT_EQ(v.final(), r.invalid_token || r.refusal.has_value()) << r.sentence;
+        EXPECT_EQ(classify_link_failure(r.step, r.f), r.refusal) << r.sentence;
     }
+}
+
+TEST(RulesPlanLinkFailed, TheAccountIsToldWhy) {
+    EXPECT_EQ(show(plan_link_failed(LinkRefusal::InvalidToken)), "[notify(link_failed,invalid_token)]");
+    for (auto name : {"credit_card_on_file", "uses_available_credits", "already_linked_to_marketplace",
+                      "subscription_linked_to_other_account", "subscription_unsubscribed", "invalid_token"})
+        EXPECT_EQ(refusal_name(*refusal_from_name(name)), name);
+    EXPECT_FALSE(refusal_from_name("nope"));
+}
+
+TEST(RulesMarketplacePays, WhileTheLinkIsLive) {
+    EXPECT_FALSE(marketplace_pays(LinkState::None));
+    EXPECT_FALSE(marketplace_pays(LinkState::Pending));
+    EXPECT_TRUE(marketplace_pays(LinkState::Linked));
+    EXPECT_TRUE(marketplace_pays(LinkState::Suspended)) << "suspended: still the payment method, paid deployments stopped";
+    EXPECT_FALSE(marketplace_pays(LinkState::Unsubscribed));
 }
 
 TEST(RulesDecideActivation, GetSubscriptionFirst) {
