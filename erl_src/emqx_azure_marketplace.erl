@@ -10,10 +10,11 @@
 -export([can_create_deployment/2, deployment_action/3]).
 -export([reconcile/0]).
 
--include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
 
 -define(CLIENT, emqx_azure_marketplace_client).
+-define(NIF, emqx_azure_marketplace_nif).
+-define(STORE, emqx_azure_marketplace_store).
 
 -type account_id() :: binary().
 -type link_status() :: #{
@@ -31,75 +32,73 @@
 -export_type([account_id/0, link_status/0, refusal/0]).
 
 %% @doc A customer arrives from Azure but is not signed in: resolve the marketplace token and keep
-%% the subscription under a landing id (valid 24 h, like Azure's token) until they sign in. When
-%% Azure cannot be reached now, the token itself is kept and resolved at link time.
+%% the subscription under a landing id (valid as long as Azure's token) until they sign in. When
+%% Azure cannot be reached now, the token itself is kept and resolved at link time. The landing is
+%% on disc before its id is given out.
 -spec landing(binary()) -> {ok, binary()} | {error, invalid_token}.
 landing(Token) when is_binary(Token), byte_size(Token) > 0 ->
     Work =
         case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
             {ok, Sub} -> {resolved, Sub};
-            {error, {http, S, _}} when S >= 400, S < 500, S =/= 429 -> invalid;
-            {error, {badarg, _}} -> invalid;
-            {error, _Unreachable} -> {token, Token}
+            {error, Reason} ->
+                case ?NIF:classify_link_failure(resolve, emqx_azure_marketplace_linker:failure(Reason)) of
+                    {refuse, invalid_token} -> invalid;
+                    retry -> {token, Token}
+                end
         end,
     case Work of
         invalid ->
             {error, invalid_token};
         _ ->
             Id = list_to_binary(uuid()),
-            TTL = application:get_env(emqx_azure_marketplace, landing_ttl_s, 86400),
-            ok = emqx_azure_marketplace_store:put_landing(
-                #azmp_landing{id = Id, work = Work, expires_at = emqx_azure_marketplace_clock:now() + TTL}),
+            ok = ?STORE:put_landing(Id, Work, ?NIF:landing_expires_at(emqx_azure_marketplace_clock:now())),
             {ok, Id}
     end;
 landing(_) ->
     {error, invalid_token}.
 
 %% @doc Links the signed-in account to the subscription of a marketplace token, or of an earlier
-%% landing. Returns at once; follow with `link_status/1'.
+%% landing (used once). Returns at once; follow with `link_status/1'.
 -spec link(account_id(), {token, binary()} | {landing, binary()}) ->
     ok | {error, invalid_token | landing_expired | link_in_progress | {badarg, term()}}.
-link(Account, {token, Token}) when is_binary(Account), is_binary(Token), byte_size(Token) > 0 ->
+link(Account, Work) ->
+    case ?NIF:valid_id(Account) of
+        true -> link_valid(Account, Work);
+        false -> {error, {badarg, account_id}}
+    end.
+
+link_valid(Account, {token, Token}) when is_binary(Token), byte_size(Token) > 0 ->
     emqx_azure_marketplace_linker:start_job(Account, {token, Token});
-link(Account, {landing, Id}) when is_binary(Account), is_binary(Id) ->
-    case emqx_azure_marketplace_store:landing(Id) of
-        #azmp_landing{work = Work, expires_at = At} ->
-            case At > emqx_azure_marketplace_clock:now() of
-                true ->
-                    Result = emqx_azure_marketplace_linker:start_job(Account, Work),
-                    Result =:= ok andalso emqx_azure_marketplace_store:delete_landing(Id),
-                    Result;
-                false ->
-                    ok = emqx_azure_marketplace_store:delete_landing(Id),
-                    {error, landing_expired}
-            end;
-        undefined ->
-            {error, landing_expired}
+link_valid(Account, {landing, Id}) when is_binary(Id) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    case ?STORE:redeem_landing(Account, Id, Now, fun(At) -> ?NIF:landing_usable(At, Now) end) of
+        ok -> emqx_azure_marketplace_linker:kick();
+        Error -> Error
     end;
-link(_Account, {token, _}) ->
+link_valid(_Account, {token, _}) ->
     {error, invalid_token};
-link(_Account, Other) ->
+link_valid(_Account, Other) ->
     {error, {badarg, Other}}.
 
 %% @doc Where linking stands for the account (what the index page's modal shows).
 -spec link_status(account_id()) -> link_status().
 link_status(Account) ->
-    case emqx_azure_marketplace_store:job(Account) of
-        #azmp_job{phase = failed, reason = R} ->
-            case emqx_azure_marketplace_store:link(Account) of
-                #azmp_link{} = L -> link_map(L);
+    case ?STORE:job(Account) of
+        #{phase := failed, reason := R} ->
+            case ?STORE:link(Account) of
+                #{} = L -> link_map(L);
                 undefined -> #{status => failed, reason => R}
             end;
-        #azmp_job{phase = P, subscription_id = SubId} ->
+        #{phase := P, subscription_id := SubId} ->
             with_sub(#{status => P}, SubId);
         undefined ->
-            case emqx_azure_marketplace_store:link(Account) of
-                #azmp_link{} = L -> link_map(L);
+            case ?STORE:link(Account) of
+                #{} = L -> link_map(L);
                 undefined -> #{status => none}
             end
     end.
 
-link_map(#azmp_link{state = S, subscription_id = SubId}) -> with_sub(#{status => S}, SubId).
+link_map(#{state := S, subscription_id := SubId}) -> with_sub(#{status => S}, SubId).
 
 with_sub(M, undefined) -> M;
 with_sub(M, SubId) -> M#{subscription_id => SubId}.
@@ -108,66 +107,70 @@ with_sub(M, SubId) -> M#{subscription_id => SubId}.
 %% ends as after a cancellation in Azure.
 -spec unlink(account_id()) -> ok | {error, not_linked | term()}.
 unlink(Account) ->
-    case emqx_azure_marketplace_store:link(Account) of
-        #azmp_link{state = S, subscription_id = SubId} when S =:= linked; S =:= suspended ->
-            case ?CLIENT:delete_subscription(emqx_azure_marketplace_app:client(), SubId) of
-                {ok, _OperationId} ->
-                    ?LOG_NOTICE(#{msg => "azure_marketplace_unlinked_by_support", account_id => Account,
-                                  subscription_id => SubId}),
-                    case emqx_azure_marketplace_lifecycle:apply_event(Account, unsubscribe, #{}) of
-                        ok -> ok;
-                        ignored -> ok;
-                        Error -> Error
-                    end;
-                {error, {http, Status, _}} ->
-                    {error, {http, Status}};
-                {error, Reason} ->
-                    {error, Reason}
+    case ?STORE:link(Account) of
+        #{state := S, subscription_id := SubId} ->
+            case ?NIF:marketplace_pays(S) of
+                true -> unlink(Account, SubId);
+                false -> {error, not_linked}
             end;
-        _ ->
+        undefined ->
             {error, not_linked}
     end.
 
-%% @doc The account's payment method: the marketplace once linked, otherwise the platform's.
+unlink(Account, SubId) ->
+    case ?CLIENT:delete_subscription(emqx_azure_marketplace_app:client(), SubId) of
+        {ok, _OperationId} ->
+            ?LOG_NOTICE(#{msg => "azure_marketplace_unlinked_by_support", account_id => Account,
+                          subscription_id => SubId}),
+            case emqx_azure_marketplace_lifecycle:apply_event(Account, unsubscribe, #{}, undefined) of
+                {error, _} = Error -> Error;
+                _AppliedOrNot -> ok
+            end;
+        {error, {http, Status, _}} ->
+            {error, {http, Status}};
+        {error, Reason} ->
+            {error, Reason}
+    end.
+
+%% @doc The account's payment method: the marketplace while its link is live, otherwise the platform's.
 -spec payment_method(account_id()) -> emqx_azure_marketplace_platform:payment_method().
 payment_method(Account) ->
-    case emqx_azure_marketplace_store:link(Account) of
-        #azmp_link{state = S} when S =:= linked; S =:= suspended -> azure_marketplace_subscription;
-        _ -> emqx_azure_marketplace_platform:payment_method(Account)
+    case ?STORE:link(Account) of
+        #{state := S} ->
+            case ?NIF:marketplace_pays(S) of
+                true -> azure_marketplace_subscription;
+                false -> emqx_azure_marketplace_platform:payment_method(Account)
+            end;
+        undefined ->
+            emqx_azure_marketplace_platform:payment_method(Account)
     end.
 
 %% @doc Azure's webhook (see emqx_azure_marketplace_webhook).
 -spec handle_webhook(emqx_azure_marketplace_webhook:headers(), binary()) -> emqx_azure_marketplace_webhook:response().
 handle_webhook(Headers, Body) when is_binary(Body) -> emqx_azure_marketplace_webhook:handle(Headers, Body).
 
-%% @doc May the account create a deployment now?
+%% @doc May the account create a deployment now? (The platform is asked how the account pays only
+%% when the answer depends on it: after a cancellation.)
 -spec can_create_deployment(account_id(), #{trial := boolean()}) -> ok | {error, atom()}.
 can_create_deployment(Account, #{trial := Trial}) when is_boolean(Trial) ->
-    case emqx_azure_marketplace_nif:decide_create(emqx_azure_marketplace_lifecycle:link_state(Account), Trial) of
-        {error, subscription_cancelled} = Refused ->
-            %% After a cancellation the account may pay another way: then it is not ours to gate.
-            %% (Asked only here, so that the common decisions stay a local read.)
-            case pays_otherwise(Account) of
-                true -> ok;
-                false -> Refused
-            end;
-        Decision ->
-            Decision
+    State = emqx_azure_marketplace_lifecycle:link_state(Account),
+    case ?NIF:gate_create(State, Trial, unknown) of
+        need_payment_method -> ?NIF:gate_create(State, Trial, pays_otherwise(Account));
+        Decision -> Decision
     end.
 
 %% @doc What to do with one of the account's deployments at Now (unix seconds).
 -spec deployment_action(account_id(), emqx_azure_marketplace_platform:deployment(), integer()) ->
     keep | {stop, atom()} | {delete, integer()}.
 deployment_action(Account, Deployment, Now) when is_map(Deployment), is_integer(Now) ->
-    State = emqx_azure_marketplace_lifecycle:link_state(Account),
-    case emqx_azure_marketplace_nif:decide_deployment(State, Deployment, Now) of
-        {stop, unsubscribed} = Stop ->
-            case pays_otherwise(Account) of
-                true -> keep;
-                false -> Stop
-            end;
-        Action ->
-            Action
+    {State, CancelledAt} =
+        case ?STORE:link(Account) of
+            #{state := S, cancelled_at := C} -> {S, C};
+            undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined}
+        end,
+    case ?NIF:gate_deployment(State, Deployment, Now, CancelledAt, unknown) of
+        need_payment_method -> ?NIF:gate_deployment(State, Deployment, Now, CancelledAt, pays_otherwise(Account));
+        Action -> Action
     end.
 
 pays_otherwise(Account) -> emqx_azure_marketplace_platform:payment_method(Account) =/= none.

@@ -1,4 +1,6 @@
-%% Records of the plugin's Mnesia tables. Internal to the plugin.
+%% Records of the plugin's Mnesia tables: private to emqx_azure_marketplace_store, which alone reads
+%% and writes them (other modules see maps). New fields go at the end, with a default: the store
+%% transforms tables written by an older version when it starts.
 
 %% One EMQX account's marketplace link, as the C++ core's LinkState names it.
 -record(azmp_link, {
@@ -10,7 +12,11 @@
     term :: map() | undefined,
     %% deployments stopped because of a suspension, to start again on reinstatement
     suspended_deployments = [] :: [binary()],
-    updated_at = 0 :: integer()
+    updated_at = 0 :: integer(),
+    %% unix seconds: when it became unsubscribed
+    cancelled_at :: integer() | undefined,
+    %% Azure's time (ms) of the latest operation applied: an older one must not undo it
+    last_op_at :: integer() | undefined
 }).
 
 %% Linking in progress (or failed) for an account. Survives restarts; any node may pick it up once
@@ -37,13 +43,15 @@
     expires_at :: integer()
 }).
 
-%% A webhook operation already handled (Azure redelivers).
+%% A webhook operation: being handled (claimed until a time) or handled (Azure redelivers).
 -record(azmp_operation, {
     id :: binary(),
     subscription_id :: binary(),
     action :: binary(),
     outcome :: term(),
-    at :: integer()
+    at :: integer(),
+    state = done :: in_progress | done,
+    claimed_until = 0 :: integer()
 }).
 
 %% Something to do to a deployment at a given time: stop a trial at its end, delete a stopped one.
@@ -55,5 +63,26 @@
     at :: integer(),
     done = false :: boolean(),
     claimed_by :: node() | undefined,
+    claimed_until = 0 :: integer()
+}).
+
+%% The one account that holds a subscription (linking it, or linked): written with the link
+%% decision, in its transaction, so that two accounts can never both go on to activate it.
+-record(azmp_claim, {
+    subscription_id :: binary(),
+    account_id :: binary(),
+    %% seen cancelled once: final
+    cancelled = false :: boolean()
+}).
+
+%% Effects committed with a state change, still to be performed (an outbox). The committing
+%% process performs them right away; after a crash, the node's restart (or, once the claim has run
+%% out, any node) performs them.
+-record(azmp_effect, {
+    id :: {integer(), node(), integer()},
+    account_id :: binary(),
+    subscription_id :: binary() | undefined,
+    effects = [] :: [term()],
+    owner :: node(),
     claimed_until = 0 :: integer()
 }).

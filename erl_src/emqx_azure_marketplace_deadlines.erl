@@ -1,4 +1,4 @@
-%% @doc Runs due deadlines (stop a trial at its end, delete a deployment 3 days after it stopped),
+%% @doc Runs due deadlines (a trial's stop at its end, a stopped deployment's deletion),
 %% once in the cluster: every node looks, one claims each deadline in a transaction.
 -module(emqx_azure_marketplace_deadlines).
 
@@ -7,10 +7,10 @@
 -export([start_link/0, run_now/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
--include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--define(PLATFORM, emqx_azure_marketplace_platform).
+-define(NIF, emqx_azure_marketplace_nif).
+-define(STORE, emqx_azure_marketplace_store).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -42,24 +42,19 @@ handle_info(_Msg, S) ->
 run_due() ->
     Now = emqx_azure_marketplace_clock:now(),
     Claim = application:get_env(emqx_azure_marketplace, deadline_claim_s, 60),
-    Ran = [run(D) || #azmp_deadline{key = K} <- emqx_azure_marketplace_store:deadlines_due(Now),
-                     {ok, D} <- [emqx_azure_marketplace_store:claim_deadline(K, Now, Now + Claim)]],
+    Ran = [run(D, Now) || #{key := K} <- ?STORE:deadlines_due(Now),
+                          {ok, D} <- [?STORE:claim_deadline(K, Now, Now + Claim)]],
     length(Ran).
 
-run(#azmp_deadline{key = Key, account_id = A} = Deadline) ->
-    case emqx_azure_marketplace_lifecycle:link_state(A) of
-        unsubscribed -> act(Deadline);
-        _Linked ->
-            %% Linked again since: the cancellation's deadlines no longer apply.
-            emqx_azure_marketplace_store:finish_deadline(Key)
-    end.
-
-act(#azmp_deadline{key = Key, kind = stop, account_id = A, deployment_id = D}) ->
-    ?LOG_INFO(#{msg => "azure_marketplace_trial_ended", account_id => A, deployment_id => D}),
-    ok = ?PLATFORM:stop_deployment(A, D),
-    _ = emqx_azure_marketplace_lifecycle:schedule(A, D, delete, emqx_azure_marketplace_clock:now() + 3 * 86400),
-    emqx_azure_marketplace_store:finish_deadline(Key);
-act(#azmp_deadline{key = Key, kind = delete, account_id = A, deployment_id = D}) ->
-    ?LOG_INFO(#{msg => "azure_marketplace_deployment_deleted", account_id => A, deployment_id => D}),
-    ok = ?PLATFORM:delete_deployment(A, D),
-    emqx_azure_marketplace_store:finish_deadline(Key).
+%% The core plans what the deadline does now (nothing when the account was linked again since);
+%% the deadline is finished and its effects committed together, then performed.
+run(#{key := Key, kind := Kind, account_id := A, deployment_id := D}, Now) ->
+    {State, CancelledAt} =
+        case ?STORE:link(A) of
+            #{state := S, cancelled_at := C} -> {S, C};
+            undefined -> {emqx_azure_marketplace_lifecycle:link_state(A), undefined}
+        end,
+    Effects = ?NIF:plan_deadline(Kind, D, State, CancelledAt, Now),
+    ?LOG_INFO(#{msg => "azure_marketplace_deadline_due", account_id => A, deployment_id => D, kind => Kind,
+                effects => length(Effects)}),
+    emqx_azure_marketplace_effects:perform(?STORE:finish_deadline(Key, Effects, Now)).

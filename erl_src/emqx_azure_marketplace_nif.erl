@@ -5,17 +5,38 @@
 -export([client_new/1, request/3, cancel/1, info/0, client_stats/1]).
 -export([webhook_auth_new/1, webhook_authenticate/3]).
 -export([json_decode/1, json_encode/1]).
--export([decide_link/3, next_link_state/2, decide_create/2, decide_deployment/3]).
+-export([valid_id/1, plan_link/3, plan_linked/0, plan_link_failed/1, classify_link_failure/2,
+         decide_activation/1, link_retry_delay/3, landing_expires_at/1, landing_usable/2, marketplace_pays/1]).
+-export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
+-export([gate_create/3, gate_deployment/5]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
--define(ABI_VERSION, 2).
+-define(ABI_VERSION, 3).
 
 -type client_res() :: reference().
 -type auth_res() :: reference().
 -type link_state() :: none | pending | linked | suspended | unsubscribed.
+-type link_event() :: change_plan | change_quantity | renew | suspend | reinstate | unsubscribe.
+-type refusal() :: credit_card_on_file | uses_available_credits | already_linked_to_marketplace
+                 | subscription_linked_to_other_account | subscription_unsubscribed | invalid_token.
+%% What the rules ask Erlang to do (see c_src/nif/rules_nif.hpp).
+-type effect() :: activate
+                | {answer_operation, success | failure}
+                | {set_payment_method, azure_marketplace_subscription | none}
+                | {notify, #{kind := atom(), reason => atom()}}
+                | {stop_deployment | start_deployment | delete_deployment, binary()}
+                | {schedule_deadline, binary(), stop | delete, integer()}
+                | cancel_deadlines.
+%% What the store and the platform say of a linked account (plan_event/4, plan_enforce/2).
+-type account_facts() :: #{state := link_state(), suspended := [binary()],
+                           cancelled_at := integer() | undefined, last_op_at := integer() | undefined,
+                           marketplace_pays := boolean(), deployments := [map()]}.
+-type link_change() :: #{state := link_state(), suspended := [binary()],
+                         cancelled_at := integer() | undefined, last_op_at := integer() | undefined}.
 -type call_res() :: reference().
--export_type([client_res/0, call_res/0, auth_res/0, link_state/0]).
+-export_type([client_res/0, call_res/0, auth_res/0, link_state/0, link_event/0, refusal/0, effect/0,
+              account_facts/0, link_change/0]).
 
 -spec init() -> ok | {error, term()}.
 init() ->
@@ -62,16 +83,74 @@ json_decode(_Bin) -> erlang:nif_error(nif_not_loaded).
 -spec json_encode(term()) -> {ok, binary()} | {error, term()}.
 json_encode(_Term) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc May `AccountId' link the subscription? `link', `already_linked' or `{refuse, Reason}'.
--spec decide_link(binary(), map(), map()) -> link | already_linked | {refuse, atom()}.
-decide_link(_AccountId, _Profile, _Sub) -> erlang:nif_error(nif_not_loaded).
+%% The product rules (azmp/rules.hpp). A wrong shape raises `{badarg, Field}'.
 
-%% @doc The link state after an event, or `ignore' when the event does not apply.
--spec next_link_state(link_state(), atom()) -> {ok, link_state()} | ignore.
-next_link_state(_State, _Event) -> erlang:nif_error(nif_not_loaded).
+%% @doc A usable account, subscription or operation id: a binary, non-empty, at most 1 KiB.
+-spec valid_id(term()) -> boolean().
+valid_id(_Id) -> erlang:nif_error(nif_not_loaded).
 
--spec decide_create(link_state(), boolean()) -> ok | {error, atom()}.
-decide_create(_State, _Trial) -> erlang:nif_error(nif_not_loaded).
+%% @doc May the account link the subscription, given the claim on it: the verdict and its effects.
+-spec plan_link(binary(), map(), map()) -> {link | already_linked | {refuse, refusal()}, [effect()]}.
+plan_link(_AccountId, _Profile, _Facts) -> erlang:nif_error(nif_not_loaded).
 
--spec decide_deployment(link_state(), map(), integer()) -> keep | {stop, atom()} | {delete, integer()}.
-decide_deployment(_State, _Deployment, _Now) -> erlang:nif_error(nif_not_loaded).
+%% @doc What follows an activation.
+-spec plan_linked() -> [effect()].
+plan_linked() -> erlang:nif_error(nif_not_loaded).
+
+%% @doc What follows linking giving up with Reason.
+-spec plan_link_failed(refusal()) -> [effect()].
+plan_link_failed(_Reason) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Is a failed Azure call of a linking step final (a refusal) or retried?
+-spec classify_link_failure(resolve | activate, {http, 100..599} | bad_request | unavailable) ->
+    retry | {refuse, refusal()}.
+classify_link_failure(_Step, _Failure) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Before activating: what Get Subscription's status (if known) says to do.
+-spec decide_activation(binary() | undefined) -> activate | already_active | refuse.
+decide_activation(_Status) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Seconds before a linking job's next attempt.
+-spec link_retry_delay(non_neg_integer(), integer(), integer()) -> pos_integer().
+link_retry_delay(_Attempts, _BaseS, _MaxS) -> erlang:nif_error(nif_not_loaded).
+
+-spec landing_expires_at(integer()) -> integer().
+landing_expires_at(_Now) -> erlang:nif_error(nif_not_loaded).
+
+-spec landing_usable(integer(), integer()) -> boolean().
+landing_usable(_ExpiresAt, _Now) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Is the marketplace the payment method of an account whose link is in State?
+-spec marketplace_pays(link_state()) -> boolean().
+marketplace_pays(_State) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc An event applied to a link: its new state and the effects, or why it does not apply.
+-spec plan_event(link_event(), account_facts(), integer(), integer() | undefined) ->
+    ignore | stale | {ok, link_change(), [effect()]}.
+plan_event(_Event, _Facts, _Now, _OpAt) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The effects of being in the link's state, again (reconciliation's catch-up).
+-spec plan_enforce(account_facts(), integer()) -> {ok, link_change(), [effect()]}.
+plan_enforce(_Facts, _Now) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The event that brings the local state to Azure's status, or none.
+-spec repair_event(binary(), link_state()) -> link_event() | none.
+repair_event(_AzureStatus, _State) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc A due deadline's effects (none: called off).
+-spec plan_deadline(stop | delete, binary(), link_state(), integer() | undefined, integer()) -> [effect()].
+plan_deadline(_Kind, _DeploymentId, _State, _CancelledAt, _Now) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc A webhook confirmed by Get Operation: the outcome, the event to apply, the answer to give.
+-spec plan_webhook(binary(), binary(), map(), boolean()) ->
+    {mismatch | act | refused | ignored, link_event() | none, [effect()]}.
+plan_webhook(_Action, _SubscriptionId, _Operation, _PlanKnown) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc May the account create a deployment? `need_payment_method': ask again with it known.
+-spec gate_create(link_state(), boolean(), boolean() | unknown) -> ok | {error, atom()} | need_payment_method.
+gate_create(_State, _Trial, _PaysOtherwise) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc What to do with a deployment now. `need_payment_method': ask again with it known.
+-spec gate_deployment(link_state(), map(), integer(), integer() | undefined, boolean() | unknown) ->
+    need_payment_method | keep | {stop, atom()} | {delete, integer()}.
+gate_deployment(_State, _Deployment, _Now, _CancelledAt, _PaysOtherwise) -> erlang:nif_error(nif_not_loaded).

@@ -7,7 +7,6 @@
 -export([start_link/0, reconcile/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
--include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -49,10 +48,11 @@ run() ->
     case emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()) of
         {ok, Subs} ->
             Applied = [{Id, Event} || #{<<"id">> := Id, <<"saasSubscriptionStatus">> := Status} <- Subs,
-                                      {A, Event} <- [repair(Id, Status)], A =/= none,
-                                      emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}) =:= ok],
-            %% Then the deployments of every suspended or cancelled account, in case a node died
-            %% between a state change and its effects.
+                                      is_binary(Id), is_binary(Status),
+                                      {A, Event} <- repair(Id, Status),
+                                      emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok],
+            %% Then the effects of every recent suspension or cancellation, planned again, in case
+            %% they were undone since (an operator, or a platform call that failed).
             Enforced = [{A, enforced} || A <- emqx_azure_marketplace_lifecycle:enforce_all()],
             {ok, Applied ++ Enforced};
         {error, {http, S, _}} ->
@@ -61,16 +61,14 @@ run() ->
             {error, Reason}
     end.
 
-%% The event that brings our state to Azure's.
+%% The event that brings our state to Azure's (the core decides which).
 repair(SubId, AzureStatus) ->
     case emqx_azure_marketplace_store:link_by_subscription(SubId) of
-        #azmp_link{account_id = A, state = Local} ->
-            case {AzureStatus, Local} of
-                {<<"Unsubscribed">>, S} when S =/= unsubscribed -> {A, unsubscribe};
-                {<<"Suspended">>, linked} -> {A, suspend};
-                {<<"Subscribed">>, suspended} -> {A, reinstate};
-                _ -> {none, none}
+        #{account_id := A, state := Local} ->
+            case emqx_azure_marketplace_nif:repair_event(AzureStatus, Local) of
+                none -> [];
+                Event -> [{A, Event}]
             end;
         undefined ->
-            {none, none}
+            []
     end.

@@ -1,38 +1,63 @@
 %% @doc The plugin's durable state, in Mnesia (disc_copies on every node of the cluster that runs
-%% the plugin): links, landings, the operations already handled, and deadlines.
+%% the plugin): links, linking jobs, claims on subscriptions, landings, webhook operations,
+%% deadlines, and the effects still to perform. The only module that touches Mnesia; callers see
+%% maps. A state change and the effects it plans are committed in one transaction: the decision is
+%% passed in as a fun (it calls the C++ core) and runs inside it, on facts read in it.
 -module(emqx_azure_marketplace_store).
 
 -export([ensure_tables/0, ensure_tables/1, tables/0]).
--export([link/1, link_by_subscription/1, links/0]).
--export([job/1, jobs_ready/1, delete_job/1]).
--export([landing/1, put_landing/1, delete_landing/1]).
--export([operation_handled/1]).
--export([deadlines_due/1, deadlines/0, deadlines_of/1, claim_deadline/3, finish_deadline/1]).
--export([transaction/1, pattern/2]).
+%% links and claims
+-export([link/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
+%% linking jobs
+-export([job/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
+         commit_link_failed/4, retry_job/4, job_activating/2]).
+%% landings
+-export([put_landing/3, redeem_landing/4]).
+%% webhook operations
+-export([operation/1, claim_operation/5, release_operation/1, finish_operation/5]).
+%% deadlines
+-export([deadlines_due/1, deadlines_of/1, claim_deadline/3, finish_deadline/3]).
+%% effects still to perform
+-export([effect/1, finish_effect/1, claim_stale_effects/3]).
 
 -include("emqx_azure_marketplace.hrl").
 
+-type effect() :: emqx_azure_marketplace_nif:effect().
+-type effect_key() :: {integer(), node(), integer()}.
+-type plan() :: {ok, emqx_azure_marketplace_nif:link_change(), [effect()]} | ignore | stale.
+-export_type([effect_key/0]).
+
 -define(TABLES, [
-    {azmp_link, record_info(fields, azmp_link), [subscription_id]},
-    {azmp_job, record_info(fields, azmp_job), []},
-    {azmp_landing, record_info(fields, azmp_landing), []},
-    {azmp_operation, record_info(fields, azmp_operation), []},
-    {azmp_deadline, record_info(fields, azmp_deadline), []}
+    {azmp_link, record_info(fields, azmp_link), [subscription_id], #azmp_link{}},
+    {azmp_job, record_info(fields, azmp_job), [], #azmp_job{}},
+    {azmp_landing, record_info(fields, azmp_landing), [], #azmp_landing{}},
+    {azmp_operation, record_info(fields, azmp_operation), [], #azmp_operation{}},
+    {azmp_deadline, record_info(fields, azmp_deadline), [], #azmp_deadline{}},
+    {azmp_claim, record_info(fields, azmp_claim), [], #azmp_claim{}},
+    {azmp_effect, record_info(fields, azmp_effect), [], #azmp_effect{}}
 ]).
 
+%% How long the process that committed effects has to perform them before the sweep may.
+-define(EFFECT_CLAIM_S, 60).
+
 -spec tables() -> [atom()].
-tables() -> [T || {T, _, _} <- ?TABLES].
+tables() -> [T || {T, _, _, _} <- ?TABLES].
 
 %% @doc Creates the tables (disc_copies on this node) if missing, and waits for them.
 -spec ensure_tables() -> ok | {error, term()}.
 ensure_tables() -> ensure_tables([node()]).
 
-%% @doc Creates the tables with disc copies on Nodes (all running Mnesia with a disc schema).
+%% @doc Creates the tables with disc copies on Nodes (all running Mnesia with a disc schema); a
+%% table written by an older version of the plugin gets the new fields, with their defaults.
 -spec ensure_tables([node()]) -> ok | {error, term()}.
 ensure_tables(Nodes) ->
-    Results = [create(Name, Fields, Index, Nodes) || {Name, Fields, Index} <- ?TABLES],
+    Results = [create(Name, Fields, Index, Nodes) || {Name, Fields, Index, _} <- ?TABLES],
     case [E || {error, _} = E <- Results] of
-        [] -> mnesia:wait_for_tables(tables(), 30000);
+        [] ->
+            case mnesia:wait_for_tables(tables(), 30000) of
+                ok -> upgrade_tables();
+                Error -> Error
+            end;
         [E | _] -> E
     end.
 
@@ -50,6 +75,38 @@ create(Name, Fields, Index, Nodes) ->
         {aborted, Reason} -> {error, {Name, Reason}}
     end.
 
+%% Fields are only ever appended: an old row is the new record cut short.
+upgrade_tables() ->
+    Results = [upgrade_table(Name, Fields, Default) || {Name, Fields, _, Default} <- ?TABLES],
+    case [E || {error, _} = E <- Results] of
+        [] -> claim_linked_subscriptions();
+        [E | _] -> E
+    end.
+
+upgrade_table(Name, Fields, Default) ->
+    case mnesia:table_info(Name, attributes) of
+        Fields ->
+            ok;
+        Old when length(Old) < length(Fields) ->
+            Pad = lists:nthtail(length(Old) + 1, tuple_to_list(Default)),
+            Transform = fun(Row) -> list_to_tuple(tuple_to_list(Row) ++ Pad) end,
+            case mnesia:transform_table(Name, Transform, Fields) of
+                {atomic, ok} -> ok;
+                {aborted, Reason} -> {error, {Name, Reason}}
+            end;
+        Other ->
+            {error, {Name, {unexpected_attributes, Other}}}
+    end.
+
+%% Links made before claims existed hold their subscriptions too.
+claim_linked_subscriptions() ->
+    tx_ok(fun() ->
+        [mnesia:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = St =:= unsubscribed})
+         || #azmp_link{subscription_id = S, account_id = A, state = St} <- mnesia:match_object(mnesia:table_info(azmp_link, wild_pattern)),
+            mnesia:read(azmp_claim, S) =:= []],
+        ok
+    end).
+
 %% disc_copies where this node has a disc schema (the durable case); a node running Mnesia without one
 %% (a RAM-only node of the control plane) gets RAM copies and relies on its disc peers.
 storage() ->
@@ -58,9 +115,8 @@ storage() ->
         _ -> ram_copies
     end.
 
-%% @doc A match pattern for Tab: every field a wildcard but the given {Position, Value} ones. (Built
+%% A match pattern for Tab: every field a wildcard but the given {Position, Value} ones. (Built
 %% with setelement/3 because '_' and '$1' are not values of the records' typed fields.)
--spec pattern(atom(), [{pos_integer(), term()}]) -> tuple().
 pattern(Tab, Fields) ->
     lists:foldl(fun({Pos, V}, P) -> setelement(Pos, P, V) end, mnesia:table_info(Tab, wild_pattern), Fields).
 
@@ -71,11 +127,9 @@ one(Tab, Key) ->
         [] -> undefined
     end.
 
-%% @doc Runs F in a Mnesia transaction. On success the transaction is on this node's disc when this
+%% Runs F in a Mnesia transaction. On success the transaction is on this node's disc when this
 %% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
-%% that loses what it just committed when no other node holds a copy (a linking job, a link whose
-%% subscription Azure already activated). The sync costs ~0.2 ms; the plugin's writes are few.
--spec transaction(fun(() -> T)) -> {ok, T} | {error, term()}.
+%% that loses what it just committed when no other node holds a copy. The sync costs ~0.2 ms.
 transaction(F) ->
     case mnesia:transaction(F) of
         {atomic, V} ->
@@ -85,86 +139,443 @@ transaction(F) ->
             {error, R}
     end.
 
+%% A transaction that must not fail (the store's own invariants): its value, or an exception.
+tx_ok(F) ->
+    case transaction(F) of
+        {ok, V} -> V;
+        {error, Reason} -> erlang:error({azmp_store, Reason})
+    end.
+
 %%--------------------------------------------------------------------
 %% Links
 
--spec link(binary()) -> #azmp_link{} | undefined.
-link(Account) ->
-    one(azmp_link, Account).
+-spec link(binary()) -> map() | undefined.
+link(Account) -> link_map(one(azmp_link, Account)).
 
--spec link_by_subscription(binary()) -> #azmp_link{} | undefined.
+-spec link_by_subscription(binary()) -> map() | undefined.
 link_by_subscription(SubId) ->
     case mnesia:dirty_index_read(azmp_link, SubId, #azmp_link.subscription_id) of
-        [L | _] -> L;
+        [L | _] -> link_map(L);
         [] -> undefined
     end.
 
--spec links() -> [#azmp_link{}].
-links() -> ets:tab2list(azmp_link).
+%% @doc Links in State changed at or after Since (unix seconds).
+-spec links_changed_since(integer()) -> [map()].
+links_changed_since(Since) ->
+    Head = pattern(azmp_link, [{#azmp_link.updated_at, '$1'}]),
+    [link_map(L) || L <- mnesia:dirty_select(azmp_link, [{Head, [{'>=', '$1', Since}], ['$_']}])].
+
+link_map(undefined) ->
+    undefined;
+link_map(#azmp_link{} = L) ->
+    #{account_id => L#azmp_link.account_id, subscription_id => L#azmp_link.subscription_id,
+      state => L#azmp_link.state, plan_id => L#azmp_link.plan_id, quantity => L#azmp_link.quantity,
+      term => L#azmp_link.term, suspended => L#azmp_link.suspended_deployments,
+      updated_at => L#azmp_link.updated_at, cancelled_at => L#azmp_link.cancelled_at,
+      last_op_at => L#azmp_link.last_op_at}.
+
+%% The link's part of the facts the rules take.
+link_facts(#azmp_link{state = S, suspended_deployments = Ids, cancelled_at = C, last_op_at = T}) ->
+    #{state => S, suspended => Ids, cancelled_at => C, last_op_at => T}.
+
+%% @doc Applies a planned event to the account's link. Plan(LinkFacts) runs in the transaction and
+%% returns the core's plan; Info (plan_id, quantity, term) is written with a change; Op (a webhook
+%% operation being handled: {OpId, SubId, Action}) is recorded as handled in the same transaction.
+-spec transition(binary(), fun((map()) -> plan()), map(), {binary(), binary(), binary()} | undefined, integer()) ->
+    {changed, atom(), map(), effect_key() | none} | ignored | stale | not_linked.
+transition(Account, Plan, Info, Op, Now) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_link, Account}) of
+            [L = #azmp_link{state = Old}] ->
+                case Plan(link_facts(L)) of
+                    {ok, Change, Effects} ->
+                        L1 = apply_change(L, Change, Info, Now),
+                        mnesia:write(L1),
+                        mark_claim(L1),
+                        Key = commit_effects(Account, L1#azmp_link.subscription_id, Effects, Now),
+                        record_operation(Op, applied, Now),
+                        {changed, Old, link_map(L1), Key};
+                    ignore ->
+                        record_operation(Op, ignored, Now),
+                        ignored;
+                    stale ->
+                        record_operation(Op, stale, Now),
+                        stale
+                end;
+            [] ->
+                record_operation(Op, not_linked, Now),
+                not_linked
+        end
+    end).
+
+apply_change(L, #{state := S, suspended := Ids, cancelled_at := C, last_op_at := T}, Info, Now) ->
+    L1 = L#azmp_link{state = S, suspended_deployments = Ids, cancelled_at = C, last_op_at = T, updated_at = Now},
+    L1#azmp_link{plan_id = maps:get(plan_id, Info, L1#azmp_link.plan_id),
+                 quantity = maps:get(quantity, Info, L1#azmp_link.quantity),
+                 term = maps:get(term, Info, L1#azmp_link.term)}.
+
+%% A cancelled subscription stays cancelled for linking's sake.
+mark_claim(#azmp_link{subscription_id = S, account_id = A, state = unsubscribed}) ->
+    mnesia:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = true});
+mark_claim(_) ->
+    ok.
+
+%% @doc The effects of the link's state, planned again (reconciliation): `changed' when anything
+%% was to be done (an effect to perform or a deadline not yet scheduled).
+-spec enforce(binary(), fun((map()) -> plan()), integer()) -> {changed | unchanged, effect_key() | none}.
+enforce(Account, Plan, Now) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_link, Account}) of
+            [L] ->
+                {ok, #{suspended := Ids}, Effects} = Plan(link_facts(L)),
+                Ids =/= L#azmp_link.suspended_deployments andalso
+                    mnesia:write(L#azmp_link{suspended_deployments = Ids}),
+                {Outbox, State} = lists:partition(fun is_outbox_effect/1, Effects),
+                New = [x || changed <- [commit_state_effect(Account, E) || E <- State]],
+                Key = commit_effects(Account, L#azmp_link.subscription_id, Outbox, Now),
+                {case Outbox =/= [] orelse New =/= [] of true -> changed; false -> unchanged end, Key};
+            [] ->
+                {unchanged, none}
+        end
+    end).
 
 %%--------------------------------------------------------------------
-%% Linking jobs
+%% Effects: deadlines are state, written in the transaction; the rest goes to the outbox.
 
--spec job(binary()) -> #azmp_job{} | undefined.
-job(Account) ->
-    one(azmp_job, Account).
+is_outbox_effect({schedule_deadline, _, _, _}) -> false;
+is_outbox_effect(cancel_deadlines) -> false;
+is_outbox_effect(_) -> true.
+
+%% Inside a transaction: writes the deadline effects and records the others, to be performed.
+commit_effects(Account, SubId, Effects, Now) ->
+    {Outbox, State} = lists:partition(fun is_outbox_effect/1, Effects),
+    _ = [commit_state_effect(Account, E) || E <- State],
+    case Outbox of
+        [] ->
+            none;
+        _ ->
+            Key = {Now, node(), erlang:unique_integer([positive, monotonic])},
+            mnesia:write(#azmp_effect{id = Key, account_id = Account, subscription_id = SubId, effects = Outbox,
+                                      owner = node(), claimed_until = Now + ?EFFECT_CLAIM_S}),
+            Key
+    end.
+
+%% One pending deadline per account, deployment and kind: a pending one is kept as it is; a
+%% finished or cancelled one is replaced.
+commit_state_effect(Account, {schedule_deadline, Deployment, Kind, At}) ->
+    Key = {Account, Deployment, Kind},
+    case mnesia:wread({azmp_deadline, Key}) of
+        [#azmp_deadline{done = false}] ->
+            unchanged;
+        _ ->
+            mnesia:write(#azmp_deadline{key = Key, account_id = Account, deployment_id = Deployment, kind = Kind, at = At}),
+            changed
+    end;
+commit_state_effect(Account, cancel_deadlines) ->
+    Pending = mnesia:match_object(pattern(azmp_deadline, [{#azmp_deadline.account_id, Account},
+                                                          {#azmp_deadline.done, false}])),
+    lists:foreach(fun(D) -> mnesia:write(D#azmp_deadline{done = true}) end, Pending),
+    changed_if(Pending =/= []).
+
+changed_if(true) -> changed;
+changed_if(false) -> unchanged.
+
+-spec effect(effect_key()) -> #{account_id := binary(), subscription_id := binary() | undefined,
+                                effects := [effect()]} | undefined.
+effect(Key) ->
+    case one(azmp_effect, Key) of
+        #azmp_effect{account_id = A, subscription_id = S, effects = Es} -> #{account_id => A, subscription_id => S, effects => Es};
+        undefined -> undefined
+    end.
+
+-spec finish_effect(effect_key()) -> ok.
+finish_effect(Key) ->
+    tx_ok(fun() -> mnesia:delete({azmp_effect, Key}) end).
+
+%% @doc Claims, until Until, the effects left unperformed: those of Node (which has just restarted:
+%% nothing of its own is being performed) and those whose claim has run out at Now.
+-spec claim_stale_effects(node() | undefined, integer(), integer()) -> [effect_key()].
+claim_stale_effects(Node, Now, Until) ->
+    Candidates = [K || #azmp_effect{id = K, owner = O, claimed_until = C} <- dirty_all(azmp_effect),
+                       O =:= Node orelse C < Now],
+    lists:filtermap(
+        fun(K) ->
+            tx_ok(fun() ->
+                case mnesia:wread({azmp_effect, K}) of
+                    [E = #azmp_effect{owner = O, claimed_until = C}] when O =:= Node; C < Now ->
+                        mnesia:write(E#azmp_effect{owner = node(), claimed_until = Until}),
+                        {true, K};
+                    _ ->
+                        false
+                end
+            end)
+        end,
+        Candidates).
+
+dirty_all(Tab) -> mnesia:dirty_match_object(mnesia:table_info(Tab, wild_pattern)).
+
+%%--------------------------------------------------------------------
+%% Linking jobs and claims
+
+-spec job(binary()) -> map() | undefined.
+job(Account) -> job_map(one(azmp_job, Account)).
+
+job_map(undefined) ->
+    undefined;
+job_map(#azmp_job{} = J) ->
+    #{account_id => J#azmp_job.account_id, phase => J#azmp_job.phase, reason => J#azmp_job.reason,
+      work => J#azmp_job.work, subscription_id => J#azmp_job.subscription_id, owner => J#azmp_job.owner,
+      lease_until => J#azmp_job.lease_until, attempts => J#azmp_job.attempts}.
 
 %% @doc Jobs still to work on whose lease has run out at Now.
--spec jobs_ready(integer()) -> [#azmp_job{}].
+-spec jobs_ready(integer()) -> [map()].
 jobs_ready(Now) ->
     Head = pattern(azmp_job, [{#azmp_job.phase, '$1'}, {#azmp_job.lease_until, '$2'}]),
     MS = [{Head, [{'=/=', '$1', failed}, {'=<', '$2', Now}], ['$_']}],
-    mnesia:dirty_select(azmp_job, MS).
+    [job_map(J) || J <- mnesia:dirty_select(azmp_job, MS)].
 
--spec delete_job(binary()) -> ok.
-delete_job(Account) -> mnesia:delete({azmp_job, Account}).
+%% @doc Records a new linking job (replacing a failed one).
+-spec start_job(binary(), {token, binary()} | {resolved, map()}, integer()) -> ok | {error, link_in_progress}.
+start_job(Account, Work, Now) ->
+    tx_ok(fun() -> new_job(Account, Work, Now) end).
+
+new_job(Account, Work, Now) ->
+    case mnesia:wread({azmp_job, Account}) of
+        [#azmp_job{phase = P}] when P =/= failed ->
+            {error, link_in_progress};
+        _ ->
+            Phase = case Work of {token, _} -> resolving; {resolved, _} -> activating end,
+            mnesia:write(#azmp_job{account_id = Account, phase = Phase, work = Work, owner = node(),
+                                   lease_until = 0, updated_at = Now}),
+            ok
+    end.
+
+%% @doc One node works on a job at a time: the lease says which, and until when.
+-spec claim_job(binary(), integer(), integer()) -> {ok, map()} | taken.
+claim_job(Account, Now, Until) ->
+    F = fun() ->
+        case mnesia:wread({azmp_job, Account}) of
+            [J = #azmp_job{phase = P, lease_until = L}] when P =/= failed, L =< Now ->
+                J1 = J#azmp_job{owner = node(), lease_until = Until},
+                mnesia:write(J1),
+                {ok, job_map(J1)};
+            _ ->
+                taken
+        end
+    end,
+    case transaction(F) of
+        {ok, Result} -> Result;
+        {error, _} -> taken
+    end.
+
+%% @doc Node has just started: no step of its own is running, so the jobs it owned need not wait for
+%% their lease to run out -- except one that may have sent its activation: Azure can still be
+%% working on it, and Get Subscription would not show it yet. Such a job waits out its lease.
+-spec resume_jobs_of(node()) -> ok.
+resume_jobs_of(Node) ->
+    tx_ok(fun() ->
+        Own = mnesia:match_object(pattern(azmp_job, [{#azmp_job.owner, Node}])),
+        _ = [mnesia:write(J#azmp_job{lease_until = 0}) || J = #azmp_job{phase = P, subscription_id = S} <- Own,
+                                                          P =:= resolving orelse (P =:= activating andalso S =:= undefined)],
+        ok
+    end).
+
+%% @doc The link decision and the claim on the subscription in one transaction: one account per
+%% subscription. Decide(Facts) runs inside it; its verdict moves the job (activating, deleted,
+%% failed) and its effects are committed with it.
+-spec decide_link(binary(), binary(), map(), fun((map()) -> {term(), [effect()]})) ->
+    {link | already_linked | {refuse, atom()}, effect_key() | none} | gone.
+decide_link(Account, SubId, Sub, Decide) ->
+    tx_ok(fun() ->
+        Now = maps:get(now, Sub),
+        case mnesia:wread({azmp_job, Account}) of
+            [J = #azmp_job{phase = P}] when P =/= failed ->
+                {Holder, Cancelled} =
+                    case mnesia:wread({azmp_claim, SubId}) of
+                        [#azmp_claim{account_id = H, cancelled = C}] -> {H, C};
+                        [] -> {undefined, false}
+                    end,
+                HoldsOther =
+                    case mnesia:read(azmp_link, Account) of
+                        [#azmp_link{subscription_id = Other, state = St}] -> Other =/= SubId andalso St =/= unsubscribed;
+                        [] -> false
+                    end,
+                Facts = #{status => maps:get(status, Sub), holder => Holder, seen_cancelled => Cancelled,
+                          holds_other => HoldsOther},
+                {Verdict, Effects} = Decide(Facts),
+                case Verdict of
+                    link ->
+                        mnesia:write(#azmp_claim{subscription_id = SubId, account_id = Account}),
+                        mnesia:write(J#azmp_job{phase = activating, subscription_id = SubId,
+                                                work = {resolved, maps:get(subscription, Sub)},
+                                                attempts = 0, updated_at = Now});
+                    already_linked ->
+                        mnesia:delete({azmp_job, Account});
+                    {refuse, Reason} ->
+                        mnesia:write(J#azmp_job{phase = failed, reason = Reason, work = undefined, updated_at = Now})
+                end,
+                {Verdict, commit_effects(Account, SubId, Effects, Now)};
+            _ ->
+                gone
+        end
+    end).
+
+%% @doc The job's subscription was activated: the link, the end of the job and the effects, at once.
+-spec commit_linked(binary(), binary(), map(), [effect()], integer()) -> effect_key() | none.
+commit_linked(Account, SubId, #{plan_id := Plan, quantity := Q}, Effects, Now) ->
+    tx_ok(fun() ->
+        mnesia:write(#azmp_link{account_id = Account, subscription_id = SubId, state = linked, plan_id = Plan,
+                                quantity = Q, updated_at = Now}),
+        mnesia:write(#azmp_claim{subscription_id = SubId, account_id = Account}),
+        mnesia:delete({azmp_job, Account}),
+        commit_effects(Account, SubId, Effects, Now)
+    end).
+
+%% @doc Linking gave up: the job fails with Reason, the account's claim (if any, and not linked)
+%% is given back, and the effects are committed with it.
+-spec commit_link_failed(binary(), atom(), [effect()], integer()) -> effect_key() | none.
+commit_link_failed(Account, Reason, Effects, Now) ->
+    tx_ok(fun() ->
+        SubId =
+            case mnesia:wread({azmp_job, Account}) of
+                [J = #azmp_job{subscription_id = S}] ->
+                    mnesia:write(J#azmp_job{phase = failed, reason = Reason, work = undefined, updated_at = Now}),
+                    S;
+                [] ->
+                    undefined
+            end,
+        Linked = [x || #azmp_link{subscription_id = S} <- mnesia:read(azmp_link, Account), S =:= SubId],
+        case SubId =/= undefined andalso Linked =:= [] andalso mnesia:wread({azmp_claim, SubId}) of
+            [#azmp_claim{account_id = Account, cancelled = false}] -> mnesia:delete({azmp_claim, SubId});
+            _ -> ok
+        end,
+        commit_effects(Account, SubId, Effects, Now)
+    end).
+
+%% @doc Azure unreachable: the job's next attempt waits until RetryAt.
+-spec retry_job(binary(), non_neg_integer(), integer(), integer()) -> ok.
+retry_job(Account, Attempts, RetryAt, Now) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_job, Account}) of
+            [Cur] -> mnesia:write(Cur#azmp_job{attempts = Attempts, lease_until = RetryAt, updated_at = Now});
+            [] -> ok
+        end
+    end).
+
+%% @doc Is the account's job still activating SubId (not failed or finished by another node)?
+-spec job_activating(binary(), binary()) -> boolean().
+job_activating(Account, SubId) ->
+    case one(azmp_job, Account) of
+        #azmp_job{phase = activating, subscription_id = SubId} -> true;
+        _ -> false
+    end.
 
 %%--------------------------------------------------------------------
 %% Landings
 
--spec landing(binary()) -> #azmp_landing{} | undefined.
-landing(Id) ->
-    one(azmp_landing, Id).
+%% @doc Keeps a landing (durably: it is acknowledged to the customer next).
+-spec put_landing(binary(), term(), integer()) -> ok.
+put_landing(Id, Work, ExpiresAt) ->
+    tx_ok(fun() -> mnesia:write(#azmp_landing{id = Id, work = Work, expires_at = ExpiresAt}) end).
 
--spec put_landing(#azmp_landing{}) -> ok.
-put_landing(L) -> mnesia:dirty_write(L).
-
--spec delete_landing(binary()) -> ok.
-delete_landing(Id) -> mnesia:dirty_delete(azmp_landing, Id).
+%% @doc Turns a landing into the account's linking job, once: the landing is consumed in the same
+%% transaction. Usable(ExpiresAt) says whether it may still be used.
+-spec redeem_landing(binary(), binary(), integer(), fun((integer()) -> boolean())) ->
+    ok | {error, landing_expired | link_in_progress}.
+redeem_landing(Account, Id, Now, Usable) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_landing, Id}) of
+            [#azmp_landing{work = Work, expires_at = At}] ->
+                case Usable(At) of
+                    true ->
+                        case new_job(Account, Work, Now) of
+                            ok -> mnesia:delete({azmp_landing, Id}), ok;
+                            Error -> Error
+                        end;
+                    false ->
+                        mnesia:delete({azmp_landing, Id}),
+                        {error, landing_expired}
+                end;
+            [] ->
+                {error, landing_expired}
+        end
+    end).
 
 %%--------------------------------------------------------------------
-%% Operations (inside a transaction)
+%% Webhook operations
 
--spec operation_handled(binary()) -> boolean().
-operation_handled(OpId) -> mnesia:read(azmp_operation, OpId) =/= [].
+-spec operation(binary()) -> #{state := in_progress | done, outcome := term(), claimed_until := integer()} | undefined.
+operation(OpId) ->
+    case one(azmp_operation, OpId) of
+        #azmp_operation{state = S, outcome = O, claimed_until = C} -> #{state => S, outcome => O, claimed_until => C};
+        undefined -> undefined
+    end.
+
+%% @doc Checks and records at once that this process handles the operation (until Until):
+%% `claimed', or `{done, Outcome}' when handled already, or `busy' while another handles it.
+-spec claim_operation(binary(), binary(), binary(), integer(), integer()) -> claimed | busy | {done, term()}.
+claim_operation(OpId, SubId, Action, Now, Until) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_operation, OpId}) of
+            [#azmp_operation{state = done, outcome = O}] ->
+                {done, O};
+            [#azmp_operation{state = in_progress, claimed_until = C}] when C >= Now ->
+                busy;
+            _ ->
+                mnesia:write(#azmp_operation{id = OpId, subscription_id = SubId, action = Action, at = Now,
+                                             state = in_progress, claimed_until = Until}),
+                claimed
+        end
+    end).
+
+%% @doc Gives a claimed operation back, unhandled (Azure delivers it again).
+-spec release_operation(binary()) -> ok.
+release_operation(OpId) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_operation, OpId}) of
+            [#azmp_operation{state = in_progress}] -> mnesia:delete({azmp_operation, OpId});
+            _ -> ok
+        end
+    end).
+
+%% @doc Records an operation handled with Outcome (when no link changed with it).
+-spec finish_operation(binary(), binary(), binary(), term(), integer()) -> ok.
+finish_operation(OpId, SubId, Action, Outcome, Now) ->
+    tx_ok(fun() -> record_operation({OpId, SubId, Action}, Outcome, Now) end).
+
+record_operation(undefined, _Outcome, _Now) ->
+    ok;
+record_operation({OpId, SubId, Action}, Outcome, Now) ->
+    mnesia:write(#azmp_operation{id = OpId, subscription_id = SubId, action = Action, outcome = Outcome, at = Now,
+                                 state = done}).
 
 %%--------------------------------------------------------------------
 %% Deadlines
 
--spec deadlines() -> [#azmp_deadline{}].
-deadlines() -> ets:tab2list(azmp_deadline).
-
--spec deadlines_of(binary()) -> [#azmp_deadline{}].
+-spec deadlines_of(binary()) -> [map()].
 deadlines_of(Account) ->
-    [D || D = #azmp_deadline{account_id = A} <- deadlines(), A =:= Account].
+    [deadline_map(D) || D <- mnesia:dirty_match_object(pattern(azmp_deadline, [{#azmp_deadline.account_id, Account}]))].
 
-%% @doc Deadlines due at Now, not done, and not claimed by a live claim.
--spec deadlines_due(integer()) -> [#azmp_deadline{}].
+deadline_map(#azmp_deadline{key = K, account_id = A, deployment_id = D, kind = Kind, at = At, done = Done}) ->
+    #{key => K, account_id => A, deployment_id => D, kind => Kind, at => At, done => Done}.
+
+%% @doc Deadlines due at Now, not done.
+-spec deadlines_due(integer()) -> [map()].
 deadlines_due(Now) ->
     Head = pattern(azmp_deadline, [{#azmp_deadline.at, '$1'}, {#azmp_deadline.done, false}]),
     MS = [{Head, [{'=<', '$1', Now}], ['$_']}],
-    mnesia:dirty_select(azmp_deadline, MS).
+    [deadline_map(D) || D <- mnesia:dirty_select(azmp_deadline, MS)].
 
 %% @doc Claims a due deadline for this node until Until (unix seconds), in a transaction: exactly
 %% one node wins a deadline while its claim lasts.
--spec claim_deadline(term(), integer(), integer()) -> {ok, #azmp_deadline{}} | taken.
+-spec claim_deadline(term(), integer(), integer()) -> {ok, map()} | taken.
 claim_deadline(Key, Now, Until) ->
     F = fun() ->
         case mnesia:wread({azmp_deadline, Key}) of
             [D = #azmp_deadline{done = false, at = At, claimed_until = C}] when At =< Now, C < Now ->
                 D1 = D#azmp_deadline{claimed_by = node(), claimed_until = Until},
                 mnesia:write(D1),
-                {ok, D1};
+                {ok, deadline_map(D1)};
             _ ->
                 taken
         end
@@ -174,12 +585,14 @@ claim_deadline(Key, Now, Until) ->
         {error, _} -> taken
     end.
 
--spec finish_deadline(term()) -> ok.
-finish_deadline(Key) ->
-    {ok, ok} = transaction(fun() ->
+%% @doc The deadline is done; its effects are committed with that.
+-spec finish_deadline(term(), [effect()], integer()) -> effect_key() | none.
+finish_deadline({Account, _, _} = Key, Effects, Now) ->
+    tx_ok(fun() ->
         case mnesia:wread({azmp_deadline, Key}) of
             [D] -> mnesia:write(D#azmp_deadline{done = true});
             [] -> ok
-        end
-    end),
-    ok.
+        end,
+        SubId = case mnesia:read(azmp_link, Account) of [#azmp_link{subscription_id = S}] -> S; [] -> undefined end,
+        commit_effects(Account, SubId, Effects, Now)
+    end).

@@ -4,7 +4,6 @@
 
 -export([handle/2]).
 
--include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
 
 -define(CLIENT, emqx_azure_marketplace_client).
@@ -15,6 +14,12 @@
 -export_type([headers/0, response/0]).
 
 -define(AUTH_TIMEOUT_MS, 10000).
+-define(STORE, emqx_azure_marketplace_store).
+%% The handler holds an operation this long at most (two Azure calls of at most 8 s each).
+-define(CLAIM_S, 30).
+%% A copy delivered while the operation is being handled waits this long for its outcome.
+-define(WAIT_MS, 9000).
+-define(POLL_MS, 20).
 
 %% @doc Handles one webhook delivery: `{Status, Headers, Body}' for the HTTP answer. 401 for
 %% anything not signed by Entra for us; 200 once handled (or already handled); 400 for a body or an
@@ -55,89 +60,156 @@ authenticate(Header) ->
 
 handle_authenticated(Body) ->
     case ?NIF:json_decode(Body) of
-        {ok, #{<<"id">> := OpId, <<"subscriptionId">> := SubId, <<"action">> := Action} = Hook}
-            when is_binary(OpId), is_binary(SubId), is_binary(Action) ->
-            case already_handled(OpId) of
-                true -> reply(200, #{status => already_handled});
-                false -> confirm_and_act(OpId, SubId, Action, Hook)
+        {ok, #{<<"id">> := OpId, <<"subscriptionId">> := SubId, <<"action">> := Action} = Hook} ->
+            %% A body that can never be valid is a 400: Azure would redeliver a 503 forever.
+            case ?NIF:valid_id(OpId) andalso ?NIF:valid_id(SubId) andalso ?NIF:valid_id(Action) of
+                true -> handle_operation(OpId, SubId, Action, Hook, deadline());
+                false -> reply(400, #{error => bad_webhook_body})
             end;
         _ ->
             reply(400, #{error => bad_webhook_body})
     end.
 
-already_handled(OpId) -> mnesia:dirty_read(azmp_operation, OpId) =/= [].
+deadline() -> erlang:monotonic_time(millisecond) + ?WAIT_MS.
+
+%% One process handles an operation: the check that it is not handled yet and the record that it
+%% is being handled are one transaction. Copies delivered meanwhile wait for its outcome.
+handle_operation(OpId, SubId, Action, Hook, Deadline) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    case ?STORE:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
+        {done, _Outcome} ->
+            reply(200, #{status => already_handled});
+        busy ->
+            case erlang:monotonic_time(millisecond) < Deadline of
+                true ->
+                    timer:sleep(?POLL_MS),
+                    handle_operation(OpId, SubId, Action, Hook, Deadline);
+                false ->
+                    reply(503, #{error => operation_in_progress})
+            end;
+        claimed ->
+            try
+                confirm_and_act(OpId, SubId, Action, Hook)
+            catch
+                Class:Reason ->
+                    ok = ?STORE:release_operation(OpId),
+                    ?LOG_ERROR(#{msg => "azure_marketplace_webhook_failed", operation_id => OpId, class => Class,
+                                 reason => Reason}),
+                    reply(503, #{error => internal_error})
+            end
+    end.
 
 confirm_and_act(OpId, SubId, Action, Hook) ->
     C = emqx_azure_marketplace_app:webhook_client(),
     case ?CLIENT:get_operation(C, SubId, OpId) of
-        {ok, #{<<"action">> := Action, <<"subscriptionId">> := SubId} = Op} ->
-            case act(C, Action, SubId, OpId, Op, Hook) of
-                {update_failed, Reason} ->
+        {ok, Op} when is_map(Op) ->
+            Facts = operation_facts(Op),
+            PlanKnown = is_binary(maps:get(plan_id, Facts)) andalso
+                            emqx_azure_marketplace_platform:plan_known(maps:get(plan_id, Facts)),
+            {Outcome, Event, Effects} = ?NIF:plan_webhook(Action, SubId, Facts, PlanKnown),
+            case answer(C, SubId, OpId, Effects) of
+                ok ->
+                    finish(Outcome, Event, {OpId, SubId, Action}, Facts, Hook);
+                {error, Reason} ->
                     %% Not recorded: Azure delivers again and we answer then.
-                    ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId,
-                                   reason => Reason}),
-                    reply(503, #{error => azure_unavailable});
-                Outcome ->
-                    record(OpId, SubId, Action, Outcome),
-                    ?LOG_INFO(#{msg => "azure_marketplace_webhook_handled", operation_id => OpId,
-                                subscription_id => SubId, action => Action, outcome => Outcome}),
-                    reply(200, #{status => Outcome})
+                    ok = ?STORE:release_operation(OpId),
+                    ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => Reason}),
+                    reply(503, #{error => azure_unavailable})
             end;
-        {ok, _Other} ->
+        {ok, _NotAnObject} ->
+            ok = ?STORE:release_operation(OpId),
             reply(400, #{error => operation_mismatch});
         {error, {http, 404, _}} ->
+            ok = ?STORE:release_operation(OpId),
             reply(400, #{error => unknown_operation});
         {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId,
-                           reason => redact(Reason)}),
+            ok = ?STORE:release_operation(OpId),
+            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => redact(Reason)}),
             reply(503, #{error => azure_unavailable})
     end.
 
-act(C, <<"ChangePlan">>, SubId, OpId, Op, _Hook) ->
-    Plan = maps:get(<<"planId">>, Op, undefined),
-    Known = is_binary(Plan) andalso emqx_azure_marketplace_platform:plan_known(Plan),
-    answer(C, SubId, OpId, Known, change_plan, #{plan_id => Plan});
-act(C, <<"ChangeQuantity">>, SubId, OpId, Op, _Hook) ->
-    Q = maps:get(<<"quantity">>, Op, undefined),
-    answer(C, SubId, OpId, is_integer(Q) andalso Q > 0, change_quantity, #{quantity => Q});
-act(_C, <<"Renew">>, SubId, _OpId, _Op, Hook) ->
-    Term = maps:get(<<"term">>, maps:get(<<"subscription">>, Hook, #{}), #{}),
-    event(SubId, renew, #{term => Term});
-act(_C, <<"Suspend">>, SubId, _OpId, _Op, _Hook) ->
-    event(SubId, suspend, #{});
-act(_C, <<"Reinstate">>, SubId, _OpId, _Op, _Hook) ->
-    event(SubId, reinstate, #{});
-act(_C, <<"Unsubscribe">>, SubId, _OpId, _Op, _Hook) ->
-    event(SubId, unsubscribe, #{});
-act(_C, _Unknown, _SubId, _OpId, _Op, _Hook) ->
-    ignored.
+%% What Get Operation says, in the shape the core reads; anything malformed reads as absent (and
+%% a missing action or subscription as a mismatch).
+operation_facts(Op) ->
+    #{action => id_or_empty(maps:get(<<"action">>, Op, <<>>)),
+      subscription_id => id_or_empty(maps:get(<<"subscriptionId">>, Op, <<>>)),
+      plan_id => case maps:get(<<"planId">>, Op, undefined) of
+                     P when is_binary(P) -> case ?NIF:valid_id(P) of true -> P; false -> undefined end;
+                     _ -> undefined
+                 end,
+      quantity => quantity(maps:get(<<"quantity">>, Op, undefined)),
+      at => time_ms(maps:get(<<"timeStamp">>, Op, undefined))}.
 
-%% ChangePlan / ChangeQuantity: Azure applies them after 10 s unless we answer Failure.
-answer(C, SubId, OpId, true, Event, Info) ->
-    case ?CLIENT:update_operation(C, SubId, OpId, success) of
-        ok -> event(SubId, Event, Info);
-        {error, {http, 409, _}} -> event(SubId, Event, Info);  % already completed: a redelivery
-        {error, Reason} -> {update_failed, redact(Reason)}
-    end;
-answer(C, SubId, OpId, false, _Event, _Info) ->
-    _ = ?CLIENT:update_operation(C, SubId, OpId, failure),
-    refused.
-
-event(SubId, Event, Info) ->
-    case emqx_azure_marketplace_store:link_by_subscription(SubId) of
-        #azmp_link{account_id = A} ->
-            case emqx_azure_marketplace_lifecycle:apply_event(A, Event, Info) of
-                ok -> applied;
-                ignored -> ignored;
-                {error, not_linked} -> not_linked
-            end;
-        undefined ->
-            not_linked
+id_or_empty(B) ->
+    case ?NIF:valid_id(B) of
+        true -> B;
+        false -> <<>>
     end.
 
-record(OpId, SubId, Action, Outcome) ->
-    mnesia:dirty_write(#azmp_operation{id = OpId, subscription_id = SubId, action = Action, outcome = Outcome,
-                                       at = emqx_azure_marketplace_clock:now()}).
+%% Azure sends quantities as numbers or strings.
+quantity(Q) when is_integer(Q), abs(Q) < 1 bsl 62 -> Q;
+quantity(Q) when is_binary(Q), byte_size(Q) < 20 ->
+    try binary_to_integer(string:trim(Q)) catch error:badarg -> undefined end;
+quantity(_) -> undefined.
+
+time_ms(T) when is_binary(T), byte_size(T) < 64 ->
+    try calendar:rfc3339_to_system_time(binary_to_list(T), [{unit, millisecond}])
+    catch _:_ -> undefined
+    end;
+time_ms(_) ->
+    undefined.
+
+%% The answer Azure waits for (ChangePlan, ChangeQuantity), before anything is recorded.
+answer(C, SubId, OpId, Effects) ->
+    lists:foldl(
+        fun({answer_operation, success}, ok) ->
+                case ?CLIENT:update_operation(C, SubId, OpId, success) of
+                    ok -> ok;
+                    {error, {http, 409, _}} -> ok;  % completed already: we answered before a crash
+                    {error, Reason} -> {error, redact(Reason)}
+                end;
+           ({answer_operation, failure}, ok) ->
+                _ = ?CLIENT:update_operation(C, SubId, OpId, failure),
+                ok;
+           (_, Acc) ->
+                Acc
+        end,
+        ok, Effects).
+
+finish(act, Event, Op = {OpId, SubId, Action}, Facts, Hook) ->
+    Outcome =
+        case ?STORE:link_by_subscription(SubId) of
+            #{account_id := A} ->
+                case emqx_azure_marketplace_lifecycle:apply_event(A, Event, info(Facts, Hook), {Op, maps:get(at, Facts)}) of
+                    ok -> applied;
+                    ignored -> ignored;
+                    stale -> stale;
+                    {error, not_linked} -> not_linked
+                end;
+            undefined ->
+                ok = ?STORE:finish_operation(OpId, SubId, Action, not_linked, emqx_azure_marketplace_clock:now()),
+                not_linked
+        end,
+    handled(OpId, SubId, Action, Outcome);
+finish(mismatch, _Event, {OpId, _, _}, _Facts, _Hook) ->
+    ok = ?STORE:release_operation(OpId),
+    reply(400, #{error => operation_mismatch});
+finish(Outcome, _Event, {OpId, SubId, Action}, _Facts, _Hook) ->
+    ok = ?STORE:finish_operation(OpId, SubId, Action, Outcome, emqx_azure_marketplace_clock:now()),
+    handled(OpId, SubId, Action, Outcome).
+
+handled(OpId, SubId, Action, Outcome) ->
+    ?LOG_INFO(#{msg => "azure_marketplace_webhook_handled", operation_id => OpId, subscription_id => SubId,
+                action => Action, outcome => Outcome}),
+    reply(200, #{status => Outcome}).
+
+%% The link's fields as Azure has them now.
+info(#{plan_id := Plan, quantity := Q}, Hook) ->
+    Term = case maps:get(<<"subscription">>, Hook, #{}) of
+               #{<<"term">> := T} when is_map(T) -> T;
+               _ -> undefined
+           end,
+    maps:filter(fun(_, V) -> V =/= undefined end, #{plan_id => Plan, quantity => Q, term => Term}).
 
 reply(Status, Map) ->
     {ok, Json} = ?NIF:json_encode(Map),
