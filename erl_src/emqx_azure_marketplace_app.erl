@@ -19,6 +19,8 @@ start(_Type, _Args) ->
     Azure = application:get_env(emqx_azure_marketplace, azure, #{}),
     maybe_start(
         [
+            fun() -> emqx_azure_marketplace_platform:configure(application:get_env(emqx_azure_marketplace, platform, undefined)) end,
+            fun() -> emqx_azure_marketplace_clock:configure(application:get_env(emqx_azure_marketplace, clock, undefined)) end,
             fun ensure_mnesia/0,
             fun() -> make_client(Azure) end,
             fun() -> make_webhook_client(Azure) end,

@@ -1,20 +1,23 @@
-%% @doc The plugin's clock: system time in unix seconds, plus an offset that the demo and the tests
-%% move forward ("three days later") without waiting. Production leaves the offset at 0.
+%% @doc The plugin's business clock in unix seconds (deadlines, leases, landings): system time,
+%% unless the application env `clock' names a module whose now/0 to use instead (the demo and the
+%% tests move time forward that way). Webhook token lifetimes always use real time.
 -module(emqx_azure_marketplace_clock).
 
--export([now/0, advance/1, reset/0]).
+-export([now/0, configure/1]).
 
--define(KEY, {?MODULE, offset_s}).
+-define(KEY, {?MODULE, source}).
 
 -spec now() -> integer().
-now() -> erlang:system_time(second) + persistent_term:get(?KEY, 0).
+now() ->
+    case persistent_term:get(?KEY, system) of
+        system -> erlang:system_time(second);
+        Module -> Module:now()
+    end.
 
-%% @doc Moves this node's clock forward by Seconds.
--spec advance(integer()) -> ok.
-advance(Seconds) when is_integer(Seconds) ->
-    persistent_term:put(?KEY, persistent_term:get(?KEY, 0) + Seconds).
-
--spec reset() -> ok.
-reset() ->
+%% @doc Sets the clock's source (at application start): `undefined' for system time.
+-spec configure(module() | undefined) -> ok.
+configure(undefined) ->
     _ = persistent_term:erase(?KEY),
-    ok.
+    ok;
+configure(Module) when is_atom(Module) ->
+    persistent_term:put(?KEY, Module).

@@ -27,10 +27,10 @@ perform(Key) ->
                 lists:foreach(fun(E) -> do(A, S, E) end, Effects),
                 ?STORE:finish_effect(Key)
             catch
-                Class:Reason ->
+                Class:Reason:Stack ->
                     %% Kept: performed again once its claim runs out.
                     ?LOG_WARNING(#{msg => "azure_marketplace_effect_failed", account_id => A, class => Class,
-                                   reason => Reason})
+                                   reason => Reason, stacktrace => [{M, F, arity(Args), Loc} || {M, F, Args, Loc} <- Stack]})
             end;
         undefined ->
             ok
@@ -42,6 +42,11 @@ do(A, _Sub, {stop_deployment, D}) -> ok = ?PLATFORM:stop_deployment(A, D);
 do(A, _Sub, {start_deployment, D}) -> ok = ?PLATFORM:start_deployment(A, D);
 do(A, _Sub, {delete_deployment, D}) -> ok = ?PLATFORM:delete_deployment(A, D).
 
+arity(Args) when is_list(Args) -> length(Args);
+arity(Arity) -> Arity.
+
+%% A notice about a subscription names it; one about a refused attempt (it has a reason) does not.
+with_subscription(Notice = #{reason := _}, _Sub) -> Notice;
 with_subscription(Notice, undefined) -> Notice;
 with_subscription(Notice, Sub) -> Notice#{subscription_id => Sub}.
 

@@ -6,15 +6,15 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, start_job/2]).
+-export([start_link/0, kick/0, start_job/2, failure/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
--include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
 
 -define(CLIENT, emqx_azure_marketplace_client).
 -define(PLATFORM, emqx_azure_marketplace_platform).
 -define(STORE, emqx_azure_marketplace_store).
+-define(NIF, emqx_azure_marketplace_nif).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -26,45 +26,24 @@ kick() -> gen_server:cast(?MODULE, kick).
 %% @doc Records a new linking job for Account (replacing a failed one) and starts it.
 -spec start_job(binary(), {token, binary()} | {resolved, map()}) -> ok | {error, link_in_progress}.
 start_job(Account, Work) ->
-    Now = emqx_azure_marketplace_clock:now(),
-    F = fun() ->
-        case mnesia:wread({azmp_job, Account}) of
-            [#azmp_job{phase = P}] when P =/= failed ->
-                {error, link_in_progress};
-            _ ->
-                Phase = case Work of {token, _} -> resolving; {resolved, _} -> activating end,
-                mnesia:write(#azmp_job{account_id = Account, phase = Phase, work = Work, owner = node(),
-                                       lease_until = 0, updated_at = Now}),
-                ok
-        end
-    end,
-    case ?STORE:transaction(F) of
-        {ok, ok} -> kick();
-        {ok, Error} -> Error;
-        {error, Reason} -> {error, {store, Reason}}
+    case ?STORE:start_job(Account, Work, emqx_azure_marketplace_clock:now()) of
+        ok -> kick();
+        Error -> Error
     end.
+
+%% @doc An Azure call's error as the core's rules classify it.
+-spec failure(term()) -> {http, 100..599} | bad_request | unavailable.
+failure({http, Status, _}) when is_integer(Status), Status >= 100, Status =< 599 -> {http, Status};
+failure({badarg, _}) -> bad_request;
+failure(_) -> unavailable.
 
 %%--------------------------------------------------------------------
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
-    resume_own_jobs(),
+    ok = ?STORE:resume_jobs_of(node()),
     self() ! tick,
     {ok, #{running => #{}}}.
-
-%% This node has just started: no step of ours is running, so the jobs we owned (a crash cut them
-%% short) need not wait for their lease to run out -- except a job that may have sent its
-%% activation: Azure can still be working on that request, and a Get Subscription now would not
-%% show it yet (we would activate a second time). Such a job waits out its lease, as on a takeover
-%% by another node; by then the activation has landed or failed, and Get Subscription tells.
-resume_own_jobs() ->
-    Me = node(),
-    {ok, _} = ?STORE:transaction(fun() ->
-        Own = mnesia:match_object(?STORE:pattern(azmp_job, [{#azmp_job.owner, Me}])),
-        [mnesia:write(J#azmp_job{lease_until = 0}) || J = #azmp_job{phase = P, subscription_id = S} <- Own,
-                                                      P =:= resolving orelse (P =:= activating andalso S =:= undefined)]
-    end),
-    ok.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
 handle_call(_Req, _From, S) -> {reply, {error, unknown_call}, S}.
@@ -91,11 +70,11 @@ handle_info(_Msg, S) ->
 
 run_ready(S = #{running := R}) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Ready = [J || J = #azmp_job{account_id = A} <- ?STORE:jobs_ready(Now), not maps:is_key(A, R)],
+    Ready = [J || J = #{account_id := A} <- ?STORE:jobs_ready(Now), not maps:is_key(A, R)],
     lists:foldl(fun(J, Acc) -> maybe_start(J, Now, Acc) end, S, Ready).
 
-maybe_start(#azmp_job{account_id = A}, Now, S = #{running := R}) ->
-    case claim(A, Now) of
+maybe_start(#{account_id := A}, Now, S = #{running := R}) ->
+    case ?STORE:claim_job(A, Now, Now + env(lease_s, 60)) of
         {ok, Job} ->
             {Pid, _} = spawn_monitor(fun() -> guarded_step(Job) end),
             S#{running := R#{A => Pid}};
@@ -103,29 +82,12 @@ maybe_start(#azmp_job{account_id = A}, Now, S = #{running := R}) ->
             S
     end.
 
-%% One node works on a job at a time: the lease says which, and until when.
-claim(Account, Now) ->
-    F = fun() ->
-        case mnesia:wread({azmp_job, Account}) of
-            [J = #azmp_job{phase = P, lease_until = L}] when P =/= failed, L =< Now ->
-                J1 = J#azmp_job{owner = node(), lease_until = Now + env(lease_s, 60)},
-                mnesia:write(J1),
-                {ok, J1};
-            _ ->
-                taken
-        end
-    end,
-    case ?STORE:transaction(F) of
-        {ok, Result} -> Result;
-        {error, _} -> taken
-    end.
-
 %%--------------------------------------------------------------------
 %% The steps of a job (in a process of their own)
 
 %% A job holds a marketplace token: a crash must not print it (a crash report shows the arguments
 %% of the failing call). Logged without arguments; the job is tried again after its lease.
-guarded_step(J = #azmp_job{account_id = A}) ->
+guarded_step(J = #{account_id := A}) ->
     try
         step(J)
     catch
@@ -137,20 +99,25 @@ guarded_step(J = #azmp_job{account_id = A}) ->
 arity(Args) when is_list(Args) -> length(Args);
 arity(Arity) -> Arity.
 
-step(J = #azmp_job{phase = resolving, work = {token, Token}}) ->
+step(J = #{phase := resolving, work := {token, Token}}) ->
     case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
         {ok, Sub} -> decide(J, Sub);
-        {error, {http, Status, _}} when Status >= 400, Status < 500, Status =/= 429 -> fail(J, invalid_token);
-        {error, {badarg, _}} -> fail(J, invalid_token);
-        {error, Reason} -> retry_later(J, Reason)
+        {error, Reason} -> failed_call(J, resolve, Reason)
     end;
-step(J = #azmp_job{phase = activating, work = {resolved, Sub}, subscription_id = undefined}) ->
+step(J = #{phase := activating, work := {resolved, Sub}, subscription_id := undefined}) ->
     %% Resolved at landing: decide now that we know the account.
     decide(J, Sub);
-step(J = #azmp_job{phase = activating, subscription_id = SubId, work = {resolved, Sub}}) ->
+step(J = #{phase := activating, subscription_id := SubId, work := {resolved, Sub}}) ->
     activate(J, SubId, Sub).
 
-decide(J = #azmp_job{account_id = A}, Sub) ->
+%% A failed call: final (the core names the refusal) or retried later.
+failed_call(J, Step, Reason) ->
+    case ?NIF:classify_link_failure(Step, failure(Reason)) of
+        {refuse, Refusal} -> fail(J, Refusal);
+        retry -> retry_later(J, Reason)
+    end.
+
+decide(J = #{account_id := A}, Sub) ->
     SubId = maps:get(<<"id">>, Sub),
     Inner = maps:get(<<"subscription">>, Sub, #{}),
     Status = maps:get(<<"saasSubscriptionStatus">>, Inner, <<"PendingFulfillmentStart">>),
@@ -161,116 +128,68 @@ decide(J = #azmp_job{account_id = A}, Sub) ->
         end,
     Now = emqx_azure_marketplace_clock:now(),
     %% The decision and the claim on the subscription in one transaction: one account per subscription.
-    F = fun() ->
-        Records = mnesia:index_read(azmp_link, SubId, #azmp_link.subscription_id),
-        Holder =
-            case [H || #azmp_link{account_id = H, state = St} <- Records, St =/= unsubscribed] of
-                [H | _] -> H;
-                [] -> undefined
-            end,
-        %% Unsubscribed is final: once we saw this subscription cancelled, it is, whatever a later
-        %% answer from Azure says.
-        Status1 =
-            case [x || #azmp_link{state = unsubscribed} <- Records] of
-                [] -> Status;
-                _ -> <<"Unsubscribed">>
-            end,
-        OwnOther =
-            case mnesia:read(azmp_link, A) of
-                [#azmp_link{subscription_id = Other, state = St2}] when Other =/= SubId, St2 =/= unsubscribed -> true;
-                _ -> false
-            end,
-        Profile1 = Profile#{other_marketplace_link := maps:get(other_marketplace_link, Profile) orelse OwnOther},
-        case emqx_azure_marketplace_nif:decide_link(A, Profile1, #{status => Status1, linked_account => Holder}) of
-            link ->
-                mnesia:write(J#azmp_job{phase = activating, subscription_id = SubId, work = {resolved, Sub},
-                                        attempts = 0, updated_at = Now}),
-                link;
-            already_linked ->
-                mnesia:delete({azmp_job, A}),
-                already_linked;
-            {refuse, Reason} ->
-                mnesia:write(J#azmp_job{phase = failed, reason = Reason, work = undefined, updated_at = Now}),
-                {refuse, Reason}
-        end
-    end,
-    case ?STORE:transaction(F) of
-        {ok, link} ->
+    Decide = fun(Facts) -> ?NIF:plan_link(A, Profile, Facts) end,
+    case ?STORE:decide_link(A, SubId, #{status => Status, subscription => Sub, now => Now}, Decide) of
+        {link, Key} ->
+            emqx_azure_marketplace_effects:perform(Key),
             ?LOG_INFO(#{msg => "azure_marketplace_link_activating", account_id => A, subscription_id => SubId}),
-            activate(J#azmp_job{phase = activating, subscription_id = SubId, work = {resolved, Sub}}, SubId, Sub);
-        {ok, already_linked} ->
+            activate(J#{phase := activating, subscription_id := SubId, work := {resolved, Sub}}, SubId, Sub);
+        {already_linked, Key} ->
             ?LOG_INFO(#{msg => "azure_marketplace_link_exists", account_id => A, subscription_id => SubId}),
-            ?PLATFORM:notify(A, #{kind => linked, subscription_id => SubId}),
-            ok;
-        {ok, {refuse, Reason}} ->
+            emqx_azure_marketplace_effects:perform(Key);
+        {{refuse, Reason}, Key} ->
             ?LOG_NOTICE(#{msg => "azure_marketplace_link_refused", account_id => A, subscription_id => SubId,
                           reason => Reason}),
-            ?PLATFORM:notify(A, #{kind => link_failed, reason => Reason}),
-            ok;
-        {error, Reason} ->
-            retry_later(J, {store, Reason})
+            emqx_azure_marketplace_effects:perform(Key);
+        gone ->
+            ok
     end.
 
-activate(J, SubId, Sub) ->
+activate(J = #{account_id := A}, SubId, Sub) ->
     C = emqx_azure_marketplace_app:client(),
-    Plan = maps:get(<<"planId">>, Sub),
     %% After a crash the activation may have gone through already: ask before activating again.
-    Already =
+    Status =
         case ?CLIENT:get_subscription(C, SubId) of
-            {ok, #{<<"saasSubscriptionStatus">> := <<"Subscribed">>}} -> true;
-            {ok, #{<<"saasSubscriptionStatus">> := <<"Unsubscribed">>}} -> cancelled;
-            _ -> false
+            {ok, #{<<"saasSubscriptionStatus">> := S}} when is_binary(S) -> S;
+            _ -> undefined
         end,
-    Result =
-        case Already of
-            true -> ok;
-            cancelled -> {refuse, subscription_unsubscribed};
-            false -> ?CLIENT:activate(C, SubId, Plan, quantity(Sub))
-        end,
-    case Result of
-        ok -> linked(J, SubId, Sub);
-        {refuse, Reason} -> fail(J, Reason);
-        {error, {http, 400, _}} -> fail(J, subscription_unsubscribed);
-        {error, Reason} -> retry_later(J, Reason)
+    case ?NIF:decide_activation(Status) of
+        already_active -> linked(J, SubId, Sub);
+        refuse -> fail(J, subscription_unsubscribed);
+        activate ->
+            case ?CLIENT:activate(C, SubId, maps:get(<<"planId">>, Sub), quantity(Sub)) of
+                ok -> linked(J, SubId, Sub);
+                {error, Reason} ->
+                    %% Another node may have finished or failed the job meanwhile (a lease ran out).
+                    case ?STORE:job_activating(A, SubId) of
+                        true -> failed_call(J, activate, Reason);
+                        false -> ok
+                    end
+            end
     end.
 
 quantity(#{<<"quantity">> := Q}) when is_integer(Q), Q > 0 -> Q;
 quantity(_) -> undefined.
 
-linked(#azmp_job{account_id = A}, SubId, Sub) ->
+linked(#{account_id := A}, SubId, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Link = #azmp_link{account_id = A, subscription_id = SubId, state = linked, plan_id = maps:get(<<"planId">>, Sub),
-                      quantity = quantity(Sub), updated_at = Now},
-    {ok, ok} = ?STORE:transaction(fun() ->
-        mnesia:write(Link),
-        emqx_azure_marketplace_lifecycle:cancel_deadlines(A),
-        mnesia:delete({azmp_job, A})
-    end),
+    Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub)},
+                               ?NIF:plan_linked(), Now),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
-    ok = ?PLATFORM:set_payment_method(A, azure_marketplace_subscription),
-    ?PLATFORM:notify(A, #{kind => linked, subscription_id => SubId}).
+    emqx_azure_marketplace_effects:perform(Key).
 
-fail(J = #azmp_job{account_id = A}, Reason) ->
-    Now = emqx_azure_marketplace_clock:now(),
-    {ok, ok} = ?STORE:transaction(fun() ->
-        mnesia:write(J#azmp_job{phase = failed, reason = Reason, work = undefined, updated_at = Now})
-    end),
+fail(#{account_id := A}, Reason) ->
+    Key = ?STORE:commit_link_failed(A, Reason, ?NIF:plan_link_failed(Reason), emqx_azure_marketplace_clock:now()),
     ?LOG_NOTICE(#{msg => "azure_marketplace_link_failed", account_id => A, reason => Reason}),
-    ?PLATFORM:notify(A, #{kind => link_failed, reason => Reason}).
+    emqx_azure_marketplace_effects:perform(Key).
 
-%% Azure unreachable (or slow): keep the job, try again after a back-off.
-retry_later(J = #azmp_job{account_id = A, attempts = N}, Reason) ->
+%% Azure unreachable (or slow): keep the job, try again after the core's back-off.
+retry_later(#{account_id := A, attempts := N, phase := Phase}, Reason) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Delay = min(env(retry_max_s, 60), env(retry_base_s, 1) bsl min(N, 6)),
-    ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => J#azmp_job.phase,
+    Delay = ?NIF:link_retry_delay(N, env(retry_base_s, 1), env(retry_max_s, 60)),
+    ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => Phase,
                    attempt => N + 1, retry_in_s => Delay, reason => redact(Reason)}),
-    {ok, ok} = ?STORE:transaction(fun() ->
-        case mnesia:wread({azmp_job, A}) of
-            [Cur] -> mnesia:write(Cur#azmp_job{attempts = N + 1, lease_until = Now + Delay, updated_at = Now});
-            [] -> ok
-        end
-    end),
-    ok.
+    ?STORE:retry_job(A, N + 1, Now + Delay, Now).
 
 redact({http, Status, _Body}) -> {http, Status};
 redact(Other) -> Other.

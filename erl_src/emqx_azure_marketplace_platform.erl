@@ -1,11 +1,13 @@
 %% @doc What the plugin needs from the EMQX control plane, as a behaviour the control plane
 %% implements. The plugin never reads or writes the platform's data itself.
 %%
-%% The module is configured as application env `platform' (default:
-%% `emqx_azure_marketplace_platform_mem', an in-memory implementation for the demo and tests).
+%% The module is configured as application env `platform'; the application does not start
+%% without it.
 -module(emqx_azure_marketplace_platform).
 
--export([module/0]).
+-export([module/0, configure/1]).
+
+-define(KEY, {?MODULE, module}).
 -export([billing_profile/1, payment_method/1, set_payment_method/2, deployments/1, stop_deployment/2,
          start_deployment/2, delete_deployment/2, plan_known/1, notify/2]).
 
@@ -44,7 +46,25 @@
 -callback notify(account_id(), notice()) -> ok.
 
 -spec module() -> module().
-module() -> application:get_env(emqx_azure_marketplace, platform, emqx_azure_marketplace_platform_mem).
+module() -> persistent_term:get(?KEY).
+
+%% @doc Checks and sets the platform module (at application start).
+-spec configure(term()) -> ok | {error, term()}.
+configure(Module) when is_atom(Module), Module =/= undefined ->
+    Callbacks = ?MODULE:behaviour_info(callbacks),
+    case code:ensure_loaded(Module) of
+        {module, Module} ->
+            case [FA || {F, A} = FA <- Callbacks, not erlang:function_exported(Module, F, A)] of
+                [] -> persistent_term:put(?KEY, Module);
+                Missing -> {error, {platform_module_incomplete, Module, Missing}}
+            end;
+        {error, Reason} ->
+            {error, {platform_module_not_loadable, Module, Reason}}
+    end;
+configure(_) ->
+    {error, {missing_config, platform,
+             "set the application env emqx_azure_marketplace.platform to the control plane's module "
+             "implementing the emqx_azure_marketplace_platform behaviour"}}.
 
 -spec billing_profile(account_id()) -> {ok, billing_profile()} | {error, not_found}.
 billing_profile(A) -> (module()):billing_profile(A).

@@ -240,10 +240,12 @@ enforce(Account, Plan, Now) ->
     end).
 
 %%--------------------------------------------------------------------
-%% Effects: deadlines are state, written in the transaction; the rest goes to the outbox.
+%% Effects: deadlines are state, written in the transaction; the activation is the job's next step
+%% (its `activating' phase, written with it, records it); the rest goes to the outbox.
 
 is_outbox_effect({schedule_deadline, _, _, _}) -> false;
 is_outbox_effect(cancel_deadlines) -> false;
+is_outbox_effect(activate) -> false;
 is_outbox_effect(_) -> true.
 
 %% Inside a transaction: writes the deadline effects and records the others, to be performed.
@@ -271,6 +273,8 @@ commit_state_effect(Account, {schedule_deadline, Deployment, Kind, At}) ->
             mnesia:write(#azmp_deadline{key = Key, account_id = Account, deployment_id = Deployment, kind = Kind, at = At}),
             changed
     end;
+commit_state_effect(_Account, activate) ->
+    unchanged;
 commit_state_effect(Account, cancel_deadlines) ->
     Pending = mnesia:match_object(pattern(azmp_deadline, [{#azmp_deadline.account_id, Account},
                                                           {#azmp_deadline.done, false}])),

@@ -1,4 +1,4 @@
-%% @doc Supervises the linking jobs runner, the deadlines runner, the reconciliation and, when
+%% @doc Supervises the effects performer, the linking jobs runner, the deadlines runner, the reconciliation and, when
 %% configured (`http' env: `#{port => P, ip => IP}'), the HTTP endpoints.
 -module(emqx_azure_marketplace_sup).
 
@@ -13,6 +13,7 @@ start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     Workers = [
+        worker(emqx_azure_marketplace_effects),
         worker(emqx_azure_marketplace_linker),
         worker(emqx_azure_marketplace_deadlines),
         worker(emqx_azure_marketplace_reconciler)

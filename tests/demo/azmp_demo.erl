@@ -7,7 +7,7 @@
 -export([main/0]).
 
 -define(M, emqx_azure_marketplace).
--define(MEM, emqx_azure_marketplace_platform_mem).
+-define(MEM, azmp_test_platform).
 -define(C, emqx_azure_marketplace_client).
 -define(DAY, 86400).
 
@@ -147,7 +147,7 @@ watch_status(Account, Seen, N) ->
     end.
 
 days(N) ->
-    emqx_azure_marketplace_clock:advance(N * ?DAY),
+    azmp_test_clock:advance(N * ?DAY),
     emqx_azure_marketplace_deadlines:run_now(),
     say("~n  [day ~B]~n", [(emqx_azure_marketplace_clock:now() - get(t0)) div ?DAY]),
     show_deployments(<<"alice">>).

@@ -14,7 +14,7 @@
 -export([join_mnesia/1]).
 
 -define(M, emqx_azure_marketplace).
--define(MEM, emqx_azure_marketplace_platform_mem).
+-define(MEM, azmp_test_platform).
 -define(STORE, emqx_azure_marketplace_store).
 -define(DAY, 86400).
 -define(RPC_TIMEOUT, 15000).
@@ -84,7 +84,8 @@ plugin_env(Emu) ->
     Azure = azmp_test_env:client_config(Emu, #{transport => https, timeout_ms => 5000,
                                                retry => #{max_attempts => 2, base_delay_ms => 10,
                                                           max_delay_ms => 50}}),
-    #{azure => Azure, http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
+    #{azure => Azure, platform => azmp_test_platform, clock => azmp_test_clock,
+      http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
       retry_base_s => 1, retry_max_s => 2, lease_s => 5, jwks_refresh_interval_s => 0}.
 
 %% Starts a peer node named Name with Mnesia in Dir and the plugin running. Join: `none' (a fresh
@@ -194,7 +195,7 @@ link_here_webhook_there(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu})
      end || N <- [N1, N2]],
     %% The operation is recorded cluster-wide: redelivered to node 1, it changes nothing.
     [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
-    ?assertMatch([_], rpc(N1, mnesia, dirty_read, [azmp_operation, OpId])),
+    ?assertMatch(#{state := done}, rpc(N1, ?STORE, operation, [OpId])),
     Before = ?MEM:log(),
     {ok, 200, Body} = azmp_emulator:send_webhook(Emu, url(Port1), 'Suspend', SubId, #{redeliver => OpId}),
     ?assertMatch({ok, #{<<"status">> := <<"already_handled">>}}, emqx_azure_marketplace_nif:json_decode(Body)),
@@ -229,11 +230,11 @@ survivor(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     [?assertMatch(#{state := running}, deployment(X, <<X/binary, "-trial">>)) || X <- [A, B]],
     %% One day later nothing is due; three days later node 2 stops the trials (ended on day 2) and
     %% deletes the paid deployments.
-    ok = rpc(N2, emqx_azure_marketplace_clock, advance, [?DAY]),
+    ok = rpc(N2, azmp_test_clock, advance, [?DAY]),
     ?assertEqual(0, rpc(N2, emqx_azure_marketplace_deadlines, run_now, [])),
     ?assertMatch(#{state := stopped}, deployment(A, <<A/binary, "-paid">>)),
     Calls = trace_mem(fun() ->
-        ok = rpc(N2, emqx_azure_marketplace_clock, advance, [2 * ?DAY + 60]),
+        ok = rpc(N2, azmp_test_clock, advance, [2 * ?DAY + 60]),
         _ = rpc(N2, emqx_azure_marketplace_deadlines, run_now, []),
         %% The tick may have run some of them first, run_now the others: all done when it returns.
         ?assert(lists:all(fun(X) -> deployment(X, <<X/binary, "-paid">>) =:= gone end, [A, B])),
@@ -248,8 +249,8 @@ survivor(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     ?assertEqual([{N2, delete}, {N2, delete}, {N2, stop}, {N2, stop}], lists:sort(DeploymentCalls)),
     %% The trials' deletion deadlines are there, 3 days after they stopped.
     [?assertMatch({X, [_]}, {X, [D || D <- rpc(N2, ?STORE, deadlines_of, [X]),
-                                      element(3, element(2, D)) =:= delete,
-                                      element(4, D) =:= <<X/binary, "-trial">>]})
+                                      maps:get(kind, D) =:= delete,
+                                      maps:get(deployment_id, D) =:= <<X/binary, "-trial">>]})
      || X <- [A, B]],
     io:format(user, "~n    survivor: node 2 alone handled gating, a webhook and 4 deadlines, ~b ms after the kill~n",
               [erlang:monotonic_time(millisecond) - T0]).
@@ -272,7 +273,7 @@ deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     %% 10 minutes), so that the two calls below race for all of them.
     [ok = rpc(N, application, set_env, [emqx_azure_marketplace, deadline_tick_ms, 600000]) || N <- Nodes],
     timer:sleep(500),
-    [ok = rpc(N, emqx_azure_marketplace_clock, advance, [3 * ?DAY + 60]) || N <- Nodes],
+    [ok = rpc(N, azmp_test_clock, advance, [3 * ?DAY + 60]) || N <- Nodes],
     %% Make the runs overlap for certain: the control plane holds its calls until each node has
     %% claimed a deadline and is waiting on its first deletion.
     Mem = global:whereis_name(?MEM),
@@ -297,7 +298,7 @@ deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     [?assertEqual(gone, deployment(A, D)) || {A, D} <- Deployments],
     %% Done everywhere; nothing left to run on either node.
     [?assertEqual({N, A, 3, []}, {N, A, length(rpc(N, ?STORE, deadlines_of, [A])),
-                                   [D || D <- rpc(N, ?STORE, deadlines_of, [A]), element(7, D) =/= true]})
+                                   [D || D <- rpc(N, ?STORE, deadlines_of, [A]), maps:get(done, D) =/= true]})
      || N <- Nodes, A <- Accounts],
     [?assertEqual({N, 0}, {N, rpc(N, emqx_azure_marketplace_deadlines, run_now, [])}) || N <- Nodes],
     ?assertEqual(12, length([x || {delete, A, _} <- ?MEM:log(), lists:member(A, Accounts)])),

@@ -5,7 +5,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(M, emqx_azure_marketplace).
--define(MEM, emqx_azure_marketplace_platform_mem).
+-define(MEM, azmp_test_platform).
 
 linking_test_() ->
     azmp_test_env:with_plugin(fun(Emu) ->
@@ -134,7 +134,7 @@ second_subscription(Emu) ->
     %% The account keeps its link; the attempt is refused.
     ?assert(azmp_test_env:wait_until(fun() ->
         emqx_azure_marketplace_store:job(A) =/= undefined andalso
-            element(3, emqx_azure_marketplace_store:job(A)) =:= failed
+            maps:get(phase, emqx_azure_marketplace_store:job(A)) =:= failed
     end, 10000)),
     ?assertMatch(#{status := linked}, ?M:link_status(A)).
 

@@ -50,7 +50,7 @@ no_secret_anywhere(Emu) ->
 flows(Emu) ->
     Account = fun() ->
         A = list_to_binary("acct-" ++ integer_to_list(erlang:unique_integer([positive]))),
-        ok = emqx_azure_marketplace_platform_mem:add_account(A, #{}),
+        ok = azmp_test_platform:add_account(A, #{}),
         A
     end,
     %% Azure failing for a while: retries are logged.

@@ -14,7 +14,7 @@
 -export([add_subscription/0, link/2, webhook/2, create_deployment/2, pass_time/1]).
 
 -define(M, emqx_azure_marketplace).
--define(MEM, emqx_azure_marketplace_platform_mem).
+-define(MEM, azmp_test_platform).
 -define(EMU_KEY, {?MODULE, emulator}).
 -define(ACCOUNTS_KEY, {?MODULE, accounts}).
 -define(NUMTESTS, list_to_integer(os:getenv("AZMP_STATEM_NUMTESTS", "100"))).
@@ -96,7 +96,7 @@ link(N, {_Id, Token}) ->
             azmp_test_env:wait_until(fun() ->
                 case emqx_azure_marketplace_store:job(A) of
                     undefined -> true;
-                    Job -> element(3, Job) =:= failed
+                    Job -> maps:get(phase, Job) =:= failed
                 end
             end, 15000),
             ?M:link_status(A);
@@ -124,15 +124,15 @@ create_deployment(N, Trial) ->
     end.
 
 pass_time(Seconds) ->
-    emqx_azure_marketplace_clock:advance(Seconds),
+    azmp_test_clock:advance(Seconds),
     emqx_azure_marketplace_deadlines:run_now().
 
 %%--------------------------------------------------------------------
 %% Invariants, read from the system itself
 
 invariants() ->
-    Links = emqx_azure_marketplace_store:links(),
-    SubIds = [element(3, L) || L <- Links],
+    Links = emqx_azure_marketplace_store:links_changed_since(0),
+    SubIds = [maps:get(subscription_id, L) || L <- Links],
     OnePerSubscription = length(SubIds) =:= length(lists:usort(SubIds)),
     Accounts = persistent_term:get(?ACCOUNTS_KEY),
     PerAccount = [account_ok(A) || A <- Accounts],
@@ -140,7 +140,7 @@ invariants() ->
         {true, []} -> true;
         {false, _} ->
             Dups = SubIds -- lists:usort(SubIds),
-            {violated, one_account_per_subscription, [L || L <- Links, lists:member(element(3, L), Dups)]};
+            {violated, one_account_per_subscription, [L || L <- Links, lists:member(maps:get(subscription_id, L), Dups)]};
         {_, Bad} -> {violated, Bad}
     end.
 

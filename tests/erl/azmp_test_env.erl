@@ -58,12 +58,13 @@ start_plugin(Emu) -> start_plugin(Emu, #{}).
 start_plugin(Emu, Extra) ->
     Dir = filename:join("/tmp", "azmp_mnesia_" ++ os:getpid() ++ "_" ++ integer_to_list(erlang:unique_integer([positive]))),
     ok = application:set_env(mnesia, dir, Dir),
-    {ok, _} = emqx_azure_marketplace_platform_mem:start(),
-    ok = emqx_azure_marketplace_platform_mem:reset(),
-    emqx_azure_marketplace_clock:reset(),
+    {ok, _} = azmp_test_platform:start(),
+    ok = azmp_test_platform:reset(),
+    azmp_test_clock:reset(),
     Azure = client_config(Emu, #{transport => https, timeout_ms => 5000,
                                  retry => #{max_attempts => 2, base_delay_ms => 10, max_delay_ms => 50}}),
-    Env = maps:merge(#{azure => Azure, http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
+    Env = maps:merge(#{azure => Azure, platform => azmp_test_platform, clock => azmp_test_clock,
+                       http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
                        retry_base_s => 1, retry_max_s => 2, lease_s => 5,
                        %% every unknown kid may refresh the JWKS: the suites rotate keys back to back
                        jwks_refresh_interval_s => 0}, Extra),
@@ -76,7 +77,7 @@ stop_plugin(#{dir := Dir}) ->
     stopped = mnesia:stop(),
     ok = mnesia:delete_schema([node()]),
     _ = file:del_dir_r(Dir),
-    emqx_azure_marketplace_clock:reset(),
+    azmp_test_clock:reset(),
     ok.
 
 %% The plugin's webhook URL.
@@ -109,7 +110,7 @@ with_plugin(Instantiate) ->
 await_linked(Account) ->
     Status = await_status(Account, linked),
     true = wait_until(fun() ->
-        {ok, #{payment_method := M, notices := Ns}} = emqx_azure_marketplace_platform_mem:account(Account),
+        {ok, #{payment_method := M, notices := Ns}} = azmp_test_platform:account(Account),
         M =:= azure_marketplace_subscription andalso lists:any(fun(#{kind := K}) -> K =:= linked end, Ns)
     end, 5000),
     Status.

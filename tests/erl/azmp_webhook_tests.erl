@@ -5,7 +5,7 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(M, emqx_azure_marketplace).
--define(MEM, emqx_azure_marketplace_platform_mem).
+-define(MEM, azmp_test_platform).
 -define(DAY, 86400).
 
 webhook_test_() ->
@@ -58,21 +58,21 @@ change_plan(Emu, Plan, Accepted) ->
     case Accepted of
         true ->
             ?assertEqual(<<"Succeeded">>, maps:get(<<"status">>, Op)),
-            ?assertEqual(Plan, element(5, Link));
+            ?assertEqual(Plan, maps:get(plan_id, Link));
         false ->
             ?assertEqual(<<"Failed">>, maps:get(<<"status">>, Op)),
-            ?assertEqual(<<"payg">>, element(5, Link))
+            ?assertEqual(<<"payg">>, maps:get(plan_id, Link))
     end.
 
 change_quantity(Emu) ->
     {A, SubId} = linked_account(Emu),
     {ok, 200, _} = send(Emu, 'ChangeQuantity', SubId, #{quantity => 7}),
-    ?assertEqual(7, element(6, emqx_azure_marketplace_store:link(A))).
+    ?assertEqual(7, maps:get(quantity, emqx_azure_marketplace_store:link(A))).
 
 renew(Emu) ->
     {A, SubId} = linked_account(Emu),
     {ok, 200, _} = send(Emu, 'Renew', SubId),
-    ?assertMatch(#{<<"startDate">> := _}, element(7, emqx_azure_marketplace_store:link(A))),
+    ?assertMatch(#{<<"startDate">> := _}, maps:get(term, emqx_azure_marketplace_store:link(A))),
     ?assertMatch(#{status := linked}, ?M:link_status(A)).
 
 suspend_reinstate(Emu) ->
@@ -98,26 +98,26 @@ unsubscribe(Emu) ->
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
     ?assertEqual({error, subscription_cancelled}, ?M:can_create_deployment(A, #{trial => false})),
     %% One day later: nothing deleted yet, the trial still runs.
-    emqx_azure_marketplace_clock:advance(?DAY),
+    azmp_test_clock:advance(?DAY),
     emqx_azure_marketplace_deadlines:run_now(),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
     %% Trial ends on day 2: stopped, and deleted 3 days after that.
-    emqx_azure_marketplace_clock:advance(?DAY + 60),
+    azmp_test_clock:advance(?DAY + 60),
     emqx_azure_marketplace_deadlines:run_now(),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-trial">>)),
     %% Day 3: the paid deployment stopped at cancellation is deleted.
-    emqx_azure_marketplace_clock:advance(?DAY),
+    azmp_test_clock:advance(?DAY),
     emqx_azure_marketplace_deadlines:run_now(),
     ?assertEqual(gone, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-trial">>)),
-    emqx_azure_marketplace_clock:advance(2 * ?DAY),
+    azmp_test_clock:advance(2 * ?DAY),
     emqx_azure_marketplace_deadlines:run_now(),
     ?assertEqual(gone, deployment(A, <<"-trial">>)),
     %% Each deletion ran once.
     Deletes = [D || {delete, Acc, D} <- ?MEM:log(), Acc =:= A],
     ?assertEqual(2, length(Deletes)),
-    emqx_azure_marketplace_clock:reset().
+    azmp_test_clock:reset().
 
 resubscribe(Emu) ->
     {A, SubId} = linked_account(Emu),
@@ -126,13 +126,13 @@ resubscribe(Emu) ->
     {ok, #{token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
     ok = ?M:link(A, {token, Token}),
     azmp_test_env:await_linked(A),
-    emqx_azure_marketplace_clock:advance(4 * ?DAY),
+    azmp_test_clock:advance(4 * ?DAY),
     emqx_azure_marketplace_deadlines:run_now(),
     %% Kept (stopped, for the customer to start again), and nothing left to run.
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
-    ?assertEqual([], [D || D <- emqx_azure_marketplace_store:deadlines_of(A), element(7, D) =:= false]),
-    emqx_azure_marketplace_clock:reset().
+    ?assertEqual([], [D || D <- emqx_azure_marketplace_store:deadlines_of(A), maps:get(done, D) =:= false]),
+    azmp_test_clock:reset().
 
 redelivery(Emu) ->
     {A, SubId} = linked_account(Emu),
@@ -208,7 +208,7 @@ lost_effects(Emu) ->
     ?assertMatch(#{state := stopped}, deployment(B, <<"-paid">>)),
     ?assertEqual(none, ?M:payment_method(B)),
     {ok, #{payment_method := none}} = ?MEM:account(B),
-    Pending = [element(2, D) || D <- emqx_azure_marketplace_store:deadlines_of(B), element(7, D) =:= false],
+    Pending = [maps:get(key, D) || D <- emqx_azure_marketplace_store:deadlines_of(B), maps:get(done, D) =:= false],
     ?assertEqual(lists:sort([{B, <<B/binary, "-paid">>, delete}, {B, <<B/binary, "-trial">>, stop}]),
                  lists:sort(Pending)),
     %% Caught up once: a second pass finds nothing to do.
@@ -217,7 +217,7 @@ lost_effects(Emu) ->
     ?assertNot(lists:member({B, enforced}, Again)).
 
 commit_state_only(Account, State) ->
-    {atomic, ok} = mnesia:transaction(fun() ->
-        [L] = mnesia:wread({azmp_link, Account}),
-        mnesia:write(setelement(4, L, State))
-    end).
+    %% The state change alone, as a crash right after its commit would leave it (no effects).
+    {changed, _, _, none} = emqx_azure_marketplace_store:transition(
+        Account, fun(F) -> {ok, F#{state := State}, []} end, #{}, undefined, emqx_azure_marketplace_clock:now()),
+    ok.

@@ -1,7 +1,7 @@
 %% @doc An in-memory control plane for the demo and the tests: accounts, their billing set-up and
 %% deployments, and a log of what the plugin asked it to do. Registered globally, so that every node
 %% of a test cluster talks to the same one.
--module(emqx_azure_marketplace_platform_mem).
+-module(azmp_test_platform).
 
 -behaviour(emqx_azure_marketplace_platform).
 -behaviour(gen_server).
@@ -140,7 +140,7 @@ handle_call({deployment, Op, Id, DId}, _From, S) ->
         case {Op, Ds} of
             {delete, _} -> {ok, A#{deployments := maps:remove(DId, Ds)}};
             {stop, #{DId := D}} ->
-                {ok, A#{deployments := Ds#{DId := D#{state := stopped, stopped_at := emqx_azure_marketplace_clock:now()}}}};
+                {ok, A#{deployments := Ds#{DId := D#{state := stopped, stopped_at := azmp_test_clock:now()}}}};
             {start, #{DId := D}} ->
                 {ok, A#{deployments := Ds#{DId := D#{state := running, stopped_at := undefined}}}};
             _ -> {ok, A}
