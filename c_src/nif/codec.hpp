@@ -8,6 +8,7 @@
 //   f.get<Positive>(atoms::timeout_ms, cfg.timeout_ms);// decoded as Positive, stored in a long
 //   f.require<double>(atoms::quantity, e.quantity);    // absent -> {badarg, quantity}
 //   if (auto err = f.finish()) return *err;            // also refuses a key nobody read: {badarg, Key}
+//                                                      // (f.error() instead: other keys are ignored)
 //
 //   return ok_tuple(env, encode(env, std::string_view("id")));   // {ok, <<"id">>}
 //   return encode(env, TokenEndpoint::V1);                       // v1, through EnumAtoms<TokenEndpoint>
@@ -258,10 +259,10 @@ public:
     // report their errors with fail().
     std::optional<ERL_NIF_TERM> term(ERL_NIF_TERM key) {
         if (err_) return std::nullopt;
-        remember(key);
+        const bool first_read = remember(key);
         ERL_NIF_TERM v;
         if (!enif_get_map_value(env_, map_, key, &v)) return std::nullopt;
-        ++present_;
+        if (first_read) ++present_;
         return v;
     }
 
@@ -272,6 +273,9 @@ public:
     void fail(ERL_NIF_TERM key) { fail(Error::badarg(name_of(key))); }
 
     bool ok() const { return !err_.has_value(); }
+
+    // The first error, for maps whose other keys are ignored (finish() refuses them).
+    const std::optional<Error>& error() const { return err_; }
 
     // The first error, else the first key no read asked for, else nothing.
     std::optional<Error> finish() {
@@ -309,8 +313,11 @@ private:
         return true;
     }
 
-    void remember(ERL_NIF_TERM key) {
+    // False when `key` was read before.
+    bool remember(ERL_NIF_TERM key) {
+        if (asked(key)) return false;
         if (n_asked_ < asked_.size()) asked_[n_asked_++] = key;
+        return true;
     }
     bool asked(ERL_NIF_TERM key) const {
         for (std::size_t i = 0; i < n_asked_; ++i)
@@ -328,7 +335,7 @@ private:
     std::string_view what_;
     std::optional<Error> err_;
     std::size_t present_ = 0;          // fields read that the map has
-    std::array<ERL_NIF_TERM, 32> asked_{};  // keys read so far (no map here has more fields)
+    std::array<ERL_NIF_TERM, 32> asked_{};  // keys read so far: a map of more fields needs a larger array
     std::size_t n_asked_ = 0;
 };
 
