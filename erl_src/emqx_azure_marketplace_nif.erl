@@ -68,7 +68,8 @@ info() -> erlang:nif_error(nif_not_loaded).
 client_stats(_Client) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Creates a webhook authenticator: `login_url', `tenant_id', `audience' (our client id),
-%% optional `ca_file', `timeout_ms', `min_refresh_interval_s', `skew_s', `authorized_apps'.
+%% optional `ca_file', `timeout_ms' (> 0), `min_refresh_interval_s' (0..86400), `skew_s' (0..3600),
+%% `authorized_apps' (1..16 non-empty binaries). A wrong field: `{error, {badarg, Field}}'.
 -spec webhook_auth_new(map()) -> {ok, auth_res()} | {error, term()}.
 webhook_auth_new(_Config) -> erlang:nif_error(nif_not_loaded).
 

@@ -7,13 +7,13 @@ namespace azmp::nif {
 ERL_NIF_TERM client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (!enif_is_map(env, argv[0])) return enif_make_badarg(env);
     auto parsed = config_from_term(env, argv[0]);
-    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
+    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, encode(env, *err));
     Library* lib = library(env);
     auto& cfg = std::get<ClientConfig>(parsed);
     long timeout_ms = cfg.timeout_ms;
     ERL_NIF_TERM term = make_resource<ClientRes>(env, lib->client_type, std::make_shared<Client>(std::move(cfg), lib->engine),
                                                  timeout_ms);
-    return ok_tuple(env, enif_make_tuple2(env, term, enif_make_long(env, timeout_ms)));
+    return ok_tuple(env, enif_make_tuple2(env, term, encode(env, std::int64_t{timeout_ms})));
 }
 
 // client_request(ClientRes, Op :: atom(), Args :: map()) -> {ok, CallRes} | {error, Reason}
@@ -25,7 +25,7 @@ ERL_NIF_TERM client_request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
         return enif_make_badarg(env);
     if (!enif_is_atom(env, argv[1]) || !enif_is_map(env, argv[2])) return enif_make_badarg(env);
     auto parsed = operation_from_terms(env, argv[1], argv[2]);
-    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
+    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, encode(env, *err));
 
     NewCall c = new_call(env);
     if (!c.call) return enif_make_badarg(env);
@@ -36,7 +36,7 @@ ERL_NIF_TERM client_request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     });
     if (auto* err = std::get_if<Error>(&started)) {
         abandon_call(env, c);
-        return error_tuple(env, error_to_term(env, *err));
+        return error_tuple(env, encode(env, *err));
     }
     c.call->id = std::get<Client::CallId>(started);
     return ok_tuple(env, c.term);
@@ -49,7 +49,7 @@ ERL_NIF_TERM client_cancel(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
         return enif_make_badarg(env);
     if (!call->replied.load())
         if (auto client = call->client.lock()) client->cancel(call->id);
-    return atom(env, "ok");
+    return atoms::ok;
 }
 
 // client_stats(ClientRes) -> #{token_requests, in_flight}
@@ -59,11 +59,8 @@ ERL_NIF_TERM client_stats(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
         !cres->client)
         return enif_make_badarg(env);
     ClientStats s = cres->client->stats();
-    ERL_NIF_TERM keys[] = {atom(env, "token_requests"), atom(env, "in_flight")};
-    ERL_NIF_TERM vals[] = {enif_make_uint64(env, s.token_requests), enif_make_uint64(env, s.in_flight)};
-    ERL_NIF_TERM m;
-    enif_make_map_from_arrays(env, keys, vals, 2, &m);
-    return m;
+    return make_map<2>(env, {{{atoms::token_requests, encode(env, std::uint64_t{s.token_requests})},
+                              {atoms::in_flight, encode(env, std::uint64_t{s.in_flight})}}});
 }
 
 }  // namespace azmp::nif

@@ -14,7 +14,7 @@ namespace azmp::nif {
 
 ERL_NIF_TERM raise_internal(ErlNifEnv* env, const char* what) {
     return enif_raise_exception(
-        env, enif_make_tuple2(env, atom(env, "azmp_internal_error"), make_binary(env, what ? what : "")));
+        env, enif_make_tuple2(env, atoms::azmp_internal_error, encode(env, std::string_view(what ? what : ""))));
 }
 
 void release_call(ErlNifEnv* env, CallRes* call) {
@@ -86,6 +86,7 @@ bool abi_matches(ErlNifEnv* env, ERL_NIF_TERM load_info) {
 int on_load(ErlNifEnv* env, void** priv, ERL_NIF_TERM load_info) {
     if (!abi_matches(env, load_info)) return 1;
     try {
+        atoms::make_all(env);
         auto lib = std::make_unique<Library>();
         lib->image = &kImageTag;
         if (!open_resource_types(env, lib.get())) return 2;
@@ -99,6 +100,7 @@ int on_load(ErlNifEnv* env, void** priv, ERL_NIF_TERM load_info) {
 
 int on_upgrade(ErlNifEnv* env, void** priv, void** old_priv, ERL_NIF_TERM load_info) {
     if (!abi_matches(env, load_info)) return 1;
+    atoms::make_all(env);  // once per image: a no-op when this image is already loaded
     auto* old = static_cast<Library*>(*old_priv);
     if (old && old->image == &kImageTag && old->abi == kAbiVersion) {
         // Same image: share the running engine, so calls in flight keep going and reply.
@@ -138,14 +140,11 @@ ERL_NIF_TERM guarded(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
 ERL_NIF_TERM info(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {
     Library* lib = library(env);
     EngineStats s = lib->engine->stats();
-    ERL_NIF_TERM keys[] = {atom(env, "abi"), atom(env, "transfers_started"), atom(env, "transfers_active"),
-                           atom(env, "connections_opened"), atom(env, "module_refs")};
-    ERL_NIF_TERM vals[] = {enif_make_int(env, lib->abi), enif_make_uint64(env, s.transfers_started),
-                           enif_make_uint64(env, s.transfers_active), enif_make_uint64(env, s.connections_opened),
-                           enif_make_int(env, lib->module_refs.load())};
-    ERL_NIF_TERM m;
-    enif_make_map_from_arrays(env, keys, vals, 5, &m);
-    return m;
+    return make_map<5>(env, {{{atoms::abi, encode(env, lib->abi)},
+                              {atoms::transfers_started, encode(env, std::uint64_t{s.transfers_started})},
+                              {atoms::transfers_active, encode(env, std::uint64_t{s.transfers_active})},
+                              {atoms::connections_opened, encode(env, std::uint64_t{s.connections_opened})},
+                              {atoms::module_refs, encode(env, lib->module_refs.load())}}});
 }
 
 ErlNifFunc nif_funcs[] = {

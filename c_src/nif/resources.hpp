@@ -82,14 +82,13 @@ struct PendingReply {
         sent = true;
         call->replied.store(true);
         if (ErlNifEnv* msg_env = enif_alloc_env()) {
-            ERL_NIF_TERM tag = atom(msg_env, "azmp_reply");
+            ERL_NIF_TERM tag = atoms::azmp_reply;
             ERL_NIF_TERM ref = enif_make_resource(msg_env, call);
             ERL_NIF_TERM body;
             try {
                 body = build(msg_env);
             } catch (...) {
-                body = error_tuple(msg_env, enif_make_tuple2(msg_env, atom(msg_env, "transport"),
-                                                             atom(msg_env, "reply_too_large")));
+                body = error_tuple(msg_env, enif_make_tuple2(msg_env, atoms::transport, atoms::reply_too_large));
             }
             enif_send(nullptr, &caller, msg_env, enif_make_tuple3(msg_env, tag, ref, body));
             enif_free_env(msg_env);

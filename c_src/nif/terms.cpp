@@ -1,21 +1,42 @@
 #include "terms.hpp"
 
-#include "azmp/url_policy.hpp"
-
 #include <boost/json.hpp>
 
-#include <cmath>
-#include <cstring>
-#include <limits>
 #include <vector>
 
+#include "codec.hpp"
+
 namespace azmp::nif {
+
+// Enums as atoms (see codec.hpp).
+template <>
+struct EnumAtoms<TokenEndpoint> {
+    static constexpr EnumAtom<TokenEndpoint> table[] = {{&atoms::v1, TokenEndpoint::V1}, {&atoms::v2, TokenEndpoint::V2}};
+};
+
+template <>
+struct EnumAtoms<OpKind> {
+    static constexpr EnumAtom<OpKind> table[] = {
+        {&atoms::resolve, OpKind::Resolve},
+        {&atoms::activate, OpKind::Activate},
+        {&atoms::get_subscription, OpKind::GetSubscription},
+        {&atoms::list_subscriptions, OpKind::ListSubscriptions},
+        {&atoms::list_available_plans, OpKind::ListAvailablePlans},
+        {&atoms::change_plan, OpKind::ChangePlan},
+        {&atoms::change_quantity, OpKind::ChangeQuantity},
+        {&atoms::delete_subscription, OpKind::DeleteSubscription},
+        {&atoms::list_operations, OpKind::ListOperations},
+        {&atoms::get_operation, OpKind::GetOperation},
+        {&atoms::update_operation, OpKind::UpdateOperation},
+        {&atoms::post_usage, OpKind::PostUsage},
+        {&atoms::post_usage_batch, OpKind::PostUsageBatch},
+        {&atoms::get_usage_events, OpKind::GetUsageEvents},
+    };
+};
+
 namespace {
 
-// Anything longer than this is not an id, a URL or a token Azure would accept; refusing it keeps
-// every NIF call short (no multi-megabyte copies on a scheduler).
-constexpr std::size_t kMaxFieldBytes = 64 * 1024;
-
+// Atoms that become JSON strings are at most this long (with the NUL).
 constexpr unsigned kMaxAtomLen = 64;
 
 std::optional<std::string> atom_name(ErlNifEnv* env, ERL_NIF_TERM t) {
@@ -24,91 +45,29 @@ std::optional<std::string> atom_name(ErlNifEnv* env, ERL_NIF_TERM t) {
     return std::string(buf);
 }
 
-std::optional<std::string> binary_string(ErlNifEnv* env, ERL_NIF_TERM t) {
-    ErlNifBinary bin;
-    if (!enif_inspect_binary(env, t, &bin) || bin.size > kMaxFieldBytes) return std::nullopt;
-    return std::string(reinterpret_cast<const char*>(bin.data), bin.size);
-}
+// Authorized app ids the webhook authenticator accepts at most (Azure sends one).
+constexpr std::size_t kMaxAuthorizedApps = 16;
 
-std::optional<long> positive_int(ErlNifEnv* env, ERL_NIF_TERM t) {
-    ErlNifSInt64 v;
-    if (!enif_get_int64(env, t, &v) || v <= 0 || v > std::numeric_limits<int>::max()) return std::nullopt;
-    return static_cast<long>(v);
-}
-
-std::optional<long> non_negative_int(ErlNifEnv* env, ERL_NIF_TERM t) {
-    ErlNifSInt64 v;
-    if (!enif_get_int64(env, t, &v) || v < 0 || v > std::numeric_limits<int>::max()) return std::nullopt;
-    return static_cast<long>(v);
-}
-
-std::optional<double> number(ErlNifEnv* env, ERL_NIF_TERM t) {
-    double d;
-    if (enif_get_double(env, t, &d)) return d;
-    ErlNifSInt64 i;
-    if (enif_get_int64(env, t, &i)) return static_cast<double>(i);
-    return std::nullopt;
-}
-
-// Walks a map's entries; `on_entry(key_name, value)` returns an Error to stop. Keys must be atoms.
-template <typename F>
-std::optional<Error> for_each_entry(ErlNifEnv* env, ERL_NIF_TERM map, const char* what, F&& on_entry) {
-    if (!enif_is_map(env, map)) return Error::badarg(what);
-    ErlNifMapIterator it;
-    if (!enif_map_iterator_create(env, map, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return Error::badarg(what);
-    std::optional<Error> err;
-    ERL_NIF_TERM k, v;
-    while (!err && enif_map_iterator_get_pair(env, &it, &k, &v)) {
-        auto name = atom_name(env, k);
-        if (!name) {
-            err = Error::badarg(what);
-        } else {
-            err = on_entry(*name, v);
-        }
-        enif_map_iterator_next(env, &it);
-    }
-    enif_map_iterator_destroy(env, &it);
-    return err;
-}
-
-std::optional<Error> set_string(ErlNifEnv* env, ERL_NIF_TERM v, const std::string& field, std::string& out) {
-    auto s = binary_string(env, v);
-    if (!s) return Error::badarg(field);
-    out = std::move(*s);
-    return std::nullopt;
-}
-
+// #{max_attempts, base_delay_ms, max_delay_ms, max_retry_after_ms}: any error is {badarg, retry}.
 std::optional<Error> retry_from_term(ErlNifEnv* env, ERL_NIF_TERM map, RetryConfig& r) {
-    return for_each_entry(env, map, "retry", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
-        auto n = non_negative_int(env, v);
-        if (!n) return Error::badarg("retry");
-        if (k == "max_attempts") r.max_attempts = static_cast<int>(*n);
-        else if (k == "base_delay_ms") r.base_delay_ms = *n;
-        else if (k == "max_delay_ms") r.max_delay_ms = *n;
-        else if (k == "max_retry_after_ms") r.max_retry_after_ms = *n;
-        else return Error::badarg("retry");
-        return std::nullopt;
-    });
+    MapFields f(env, map, "retry");
+    f.get<NonNegative>(atoms::max_attempts, r.max_attempts);
+    f.get<NonNegative>(atoms::base_delay_ms, r.base_delay_ms);
+    f.get<NonNegative>(atoms::max_delay_ms, r.max_delay_ms);
+    f.get<NonNegative>(atoms::max_retry_after_ms, r.max_retry_after_ms);
+    if (f.finish()) return Error::badarg("retry");
+    return std::nullopt;
 }
 
+// One usage event; not a map: {badarg, events}.
 std::optional<Error> event_from_term(ErlNifEnv* env, ERL_NIF_TERM map, UsageEvent& e) {
-    bool has_quantity = false;
-    auto err = for_each_entry(env, map, "events", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
-        if (k == "resource_id") return set_string(env, v, k, e.resource_id);
-        if (k == "dimension") return set_string(env, v, k, e.dimension);
-        if (k == "effective_start_time") return set_string(env, v, k, e.effective_start_time);
-        if (k == "plan_id") return set_string(env, v, k, e.plan_id);
-        if (k == "quantity") {
-            auto q = number(env, v);
-            if (!q) return Error::badarg("quantity");
-            e.quantity = *q;
-            has_quantity = true;
-            return std::nullopt;
-        }
-        return Error::badarg(k);
-    });
-    if (!err && !has_quantity) return Error::badarg("quantity");
-    return err;
+    MapFields f(env, map, "events");
+    f.get(atoms::resource_id, e.resource_id);
+    f.get(atoms::dimension, e.dimension);
+    f.get(atoms::effective_start_time, e.effective_start_time);
+    f.get(atoms::plan_id, e.plan_id);
+    f.require(atoms::quantity, e.quantity);
+    return f.finish();
 }
 
 std::optional<Error> events_from_term(ErlNifEnv* env, ERL_NIF_TERM list, std::vector<UsageEvent>& out) {
@@ -124,71 +83,37 @@ std::optional<Error> events_from_term(ErlNifEnv* env, ERL_NIF_TERM list, std::ve
     return std::nullopt;
 }
 
-std::optional<Error> filter_from_term(ErlNifEnv* env, ERL_NIF_TERM map, UsageFilter& f) {
-    return for_each_entry(env, map, "filter", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
-        if (k == "usage_start_date") return set_string(env, v, k, f.usage_start_date);
-        std::optional<std::string>* slot = nullptr;
-        if (k == "usage_end_date") slot = &f.usage_end_date;
-        else if (k == "offer_id") slot = &f.offer_id;
-        else if (k == "plan_id") slot = &f.plan_id;
-        else if (k == "dimension") slot = &f.dimension;
-        else if (k == "azure_subscription_id") slot = &f.azure_subscription_id;
-        else if (k == "recon_status") slot = &f.recon_status;
-        else return Error::badarg(k);
-        auto s = binary_string(env, v);
-        if (!s) return Error::badarg(k);
-        *slot = std::move(*s);
-        return std::nullopt;
-    });
+std::optional<Error> filter_from_term(ErlNifEnv* env, ERL_NIF_TERM map, UsageFilter& u) {
+    MapFields f(env, map, "filter");
+    f.get(atoms::usage_start_date, u.usage_start_date);
+    f.get<std::string>(atoms::usage_end_date, u.usage_end_date);
+    f.get<std::string>(atoms::offer_id, u.offer_id);
+    f.get<std::string>(atoms::plan_id, u.plan_id);
+    f.get<std::string>(atoms::dimension, u.dimension);
+    f.get<std::string>(atoms::azure_subscription_id, u.azure_subscription_id);
+    f.get<std::string>(atoms::recon_status, u.recon_status);
+    return f.finish();
 }
-
-struct OpName {
-    const char* name;
-    OpKind kind;
-};
-constexpr OpName kOps[] = {
-    {"resolve", OpKind::Resolve},
-    {"activate", OpKind::Activate},
-    {"get_subscription", OpKind::GetSubscription},
-    {"list_subscriptions", OpKind::ListSubscriptions},
-    {"list_available_plans", OpKind::ListAvailablePlans},
-    {"change_plan", OpKind::ChangePlan},
-    {"change_quantity", OpKind::ChangeQuantity},
-    {"delete_subscription", OpKind::DeleteSubscription},
-    {"list_operations", OpKind::ListOperations},
-    {"get_operation", OpKind::GetOperation},
-    {"update_operation", OpKind::UpdateOperation},
-    {"post_usage", OpKind::PostUsage},
-    {"post_usage_batch", OpKind::PostUsageBatch},
-    {"get_usage_events", OpKind::GetUsageEvents},
-};
 
 }  // namespace
 
 ERL_NIF_TERM atom(ErlNifEnv* env, const char* name) { return enif_make_atom(env, name); }
 
-ERL_NIF_TERM make_binary(ErlNifEnv* env, std::string_view s) {
-    ERL_NIF_TERM t;
-    unsigned char* p = enif_make_new_binary(env, s.size(), &t);
-    if (!s.empty()) std::memcpy(p, s.data(), s.size());
-    return t;
-}
+ERL_NIF_TERM make_binary(ErlNifEnv* env, std::string_view s) { return encode(env, s); }
 
-ERL_NIF_TERM ok_tuple(ErlNifEnv* env, ERL_NIF_TERM value) { return enif_make_tuple2(env, atom(env, "ok"), value); }
+ERL_NIF_TERM ok_tuple(ErlNifEnv* env, ERL_NIF_TERM value) { return enif_make_tuple2(env, atoms::ok, value); }
 
-ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason) {
-    return enif_make_tuple2(env, atom(env, "error"), reason);
-}
+ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason) { return enif_make_tuple2(env, atoms::error, reason); }
 
 ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v) {
     using boost::json::kind;
     switch (v.kind()) {
-        case kind::null: return atom(env, "null");
-        case kind::bool_: return atom(env, v.get_bool() ? "true" : "false");
-        case kind::int64: return enif_make_int64(env, v.get_int64());
-        case kind::uint64: return enif_make_uint64(env, v.get_uint64());
-        case kind::double_: return enif_make_double(env, v.get_double());
-        case kind::string: return make_binary(env, v.get_string());
+        case kind::null: return atoms::null;
+        case kind::bool_: return encode(env, v.get_bool());
+        case kind::int64: return encode(env, std::int64_t{v.get_int64()});
+        case kind::uint64: return encode(env, std::uint64_t{v.get_uint64()});
+        case kind::double_: return encode(env, v.get_double());
+        case kind::string: return encode(env, std::string_view(v.get_string()));
         case kind::array: {
             // Built from the tail: no temporary array of terms.
             const auto& a = v.get_array();
@@ -212,7 +137,7 @@ ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v) {
             }
             std::size_t n = 0;
             for (const auto& kv : o) {
-                keys[n] = make_binary(env, kv.key());
+                keys[n] = encode(env, std::string_view(kv.key()));
                 values[n] = json_to_term(env, kv.value());
                 ++n;
             }
@@ -224,65 +149,41 @@ ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v) {
             return m;
         }
     }
-    return atom(env, "null");
+    return atoms::null;
 }
 
-ERL_NIF_TERM error_to_term(ErlNifEnv* env, const Error& e) {
-    switch (e.kind) {
-        case ErrorKind::Timeout: return atom(env, "timeout");
-        case ErrorKind::Overloaded: return atom(env, "overloaded");
-        case ErrorKind::Http:
-            return enif_make_tuple3(env, atom(env, "http"), enif_make_long(env, e.status), make_binary(env, e.detail));
-        case ErrorKind::Transport: return enif_make_tuple2(env, atom(env, "transport"), make_binary(env, e.detail));
-        case ErrorKind::BadResponse:
-            return enif_make_tuple2(env, atom(env, "bad_response"), make_binary(env, e.detail));
-        case ErrorKind::Auth: return enif_make_tuple2(env, atom(env, "auth"), make_binary(env, e.detail));
-        case ErrorKind::Badarg: return enif_make_tuple2(env, atom(env, "badarg"), atom(env, e.detail.c_str()));
-    }
-    return atom(env, "error");
-}
+ERL_NIF_TERM error_to_term(ErlNifEnv* env, const Error& e) { return encode(env, e); }
 
 ERL_NIF_TERM result_to_term(ErlNifEnv* env, const CallResult& r) {
-    if (const auto* e = std::get_if<Error>(&r)) return error_tuple(env, error_to_term(env, *e));
+    if (const auto* e = std::get_if<Error>(&r)) return error_tuple(env, encode(env, *e));
     const auto& v = std::get<OpValue>(r);
     switch (v.kind) {
-        case OpValue::Kind::Ok: return atom(env, "ok");
+        case OpValue::Kind::Ok: return atoms::ok;
         case OpValue::Kind::Value: return ok_tuple(env, json_to_term(env, v.value));
-        case OpValue::Kind::OperationId: return ok_tuple(env, make_binary(env, v.operation_id));
+        case OpValue::Kind::OperationId: return ok_tuple(env, encode(env, v.operation_id));
     }
-    return atom(env, "ok");
+    return atoms::ok;
 }
 
 std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM map) {
     ClientConfig cfg;
     cfg.credentials.login_url = std::string(kDefaultLoginUrl);
-    auto err = for_each_entry(env, map, "config", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
-        if (k == "tenant_id") return set_string(env, v, k, cfg.credentials.tenant_id);
-        if (k == "client_id") return set_string(env, v, k, cfg.credentials.client_id);
-        if (k == "client_secret") return set_string(env, v, k, cfg.credentials.client_secret);
-        if (k == "login_url") return set_string(env, v, k, cfg.credentials.login_url);
-        if (k == "marketplace_url") return set_string(env, v, k, cfg.marketplace_url);
-        if (k == "ca_file") return set_string(env, v, k, cfg.ca_file);
-        if (k == "proxy") return set_string(env, v, k, cfg.proxy);
-        if (k == "token_endpoint") {
-            auto a = atom_name(env, v);
-            if (a == "v1") cfg.credentials.endpoint = TokenEndpoint::V1;
-            else if (a == "v2") cfg.credentials.endpoint = TokenEndpoint::V2;
-            else return Error::badarg(k);
-            return std::nullopt;
-        }
-        if (k == "timeout_ms" || k == "connect_timeout_ms" || k == "max_in_flight") {
-            auto n = positive_int(env, v);
-            if (!n) return Error::badarg(k);
-            if (k == "timeout_ms") cfg.timeout_ms = *n;
-            else if (k == "connect_timeout_ms") cfg.connect_timeout_ms = *n;
-            else cfg.max_in_flight = static_cast<std::size_t>(*n);
-            return std::nullopt;
-        }
-        if (k == "retry") return retry_from_term(env, v, cfg.retry);
-        return Error::badarg(k);
-    });
-    if (err) return *err;
+    MapFields f(env, map, "config");
+    f.get(atoms::tenant_id, cfg.credentials.tenant_id);
+    f.get(atoms::client_id, cfg.credentials.client_id);
+    f.get(atoms::client_secret, cfg.credentials.client_secret);
+    f.get(atoms::login_url, cfg.credentials.login_url);
+    f.get(atoms::marketplace_url, cfg.marketplace_url);
+    f.get(atoms::ca_file, cfg.ca_file);
+    f.get(atoms::proxy, cfg.proxy);
+    f.get(atoms::token_endpoint, cfg.credentials.endpoint);
+    f.get<Positive>(atoms::timeout_ms, cfg.timeout_ms);
+    f.get<Positive>(atoms::connect_timeout_ms, cfg.connect_timeout_ms);
+    f.get<Positive>(atoms::max_in_flight, cfg.max_in_flight);
+    if (auto retry = f.term(atoms::retry))
+        if (auto err = retry_from_term(env, *retry, cfg.retry)) f.fail(std::move(*err));
+    if (auto err = f.finish()) return *err;
+    // The one check of the values, the same the C++ tests exercise.
     if (auto bad = validate_config(cfg)) return *bad;
     return cfg;
 }
@@ -290,38 +191,18 @@ std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM 
 std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* env, ERL_NIF_TERM map) {
     WebhookAuthConfig cfg;
     cfg.login_url = std::string(kDefaultLoginUrl);
-    auto err = for_each_entry(env, map, "config", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
-        if (k == "login_url") return set_string(env, v, k, cfg.login_url);
-        if (k == "tenant_id") return set_string(env, v, k, cfg.tenant_id);
-        if (k == "audience") return set_string(env, v, k, cfg.audience);
-        if (k == "ca_file") return set_string(env, v, k, cfg.ca_file);
-        if (k == "timeout_ms" || k == "min_refresh_interval_s" || k == "skew_s") {
-            auto n = non_negative_int(env, v);
-            if (!n || (k == "timeout_ms" && *n == 0)) return Error::badarg(k);
-            if (k == "timeout_ms") cfg.timeout_ms = *n;
-            else if (k == "min_refresh_interval_s") cfg.min_refresh_interval_s = *n;
-            else cfg.skew_s = *n;
-            return std::nullopt;
-        }
-        if (k == "authorized_apps") {
-            std::vector<std::string> apps;
-            ERL_NIF_TERM head, tail = v;
-            while (enif_get_list_cell(env, tail, &head, &tail)) {
-                auto s = binary_string(env, head);
-                if (!s || apps.size() >= 16) return Error::badarg(k);
-                apps.push_back(std::move(*s));
-            }
-            if (!enif_is_empty_list(env, tail) || apps.empty()) return Error::badarg(k);
-            cfg.authorized_apps = std::move(apps);
-            return std::nullopt;
-        }
-        return Error::badarg(k);
-    });
-    if (err) return *err;
-    while (!cfg.login_url.empty() && cfg.login_url.back() == '/') cfg.login_url.pop_back();
-    if (cfg.tenant_id.empty()) return Error::badarg("tenant_id");
-    if (cfg.audience.empty()) return Error::badarg("audience");
-    if (!endpoint_allowed(cfg.login_url)) return Error::badarg("login_url");
+    MapFields f(env, map, "config");
+    f.get(atoms::login_url, cfg.login_url);
+    f.get(atoms::tenant_id, cfg.tenant_id);
+    f.get(atoms::audience, cfg.audience);
+    f.get(atoms::ca_file, cfg.ca_file);
+    f.get<NonNegative>(atoms::timeout_ms, cfg.timeout_ms);
+    f.get<NonNegative>(atoms::min_refresh_interval_s, cfg.min_refresh_interval_s);
+    f.get<NonNegative>(atoms::skew_s, cfg.skew_s);
+    f.get<ListOf<std::string, kMaxAuthorizedApps>>(atoms::authorized_apps, cfg.authorized_apps);
+    if (auto err = f.finish()) return *err;
+    // The one check of the values, the same the C++ tests exercise (skew_s at most 3600, ...).
+    if (auto bad = validate_config(cfg)) return *bad;
     return cfg;
 }
 
@@ -332,11 +213,11 @@ std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, i
     if (enif_is_binary(env, t) && enif_inspect_binary(env, t, &bin))
         return boost::json::value(boost::json::string_view(reinterpret_cast<const char*>(bin.data), bin.size));
     if (enif_is_atom(env, t)) {
+        if (auto b = decode<bool>(env, t)) return boost::json::value(*b);
+        if (enif_is_identical(t, atoms::null) || enif_is_identical(t, atoms::undefined))
+            return boost::json::value(nullptr);
         auto name = atom_name(env, t);
         if (!name) return std::nullopt;
-        if (*name == "true") return boost::json::value(true);
-        if (*name == "false") return boost::json::value(false);
-        if (*name == "null" || *name == "undefined") return boost::json::value(nullptr);
         return boost::json::value(*name);
     }
     ErlNifSInt64 i;
@@ -381,46 +262,31 @@ std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, i
 
 std::variant<Operation, Error> operation_from_terms(ErlNifEnv* env, ERL_NIF_TERM op_term, ERL_NIF_TERM args) {
     Operation op;
-    auto name = atom_name(env, op_term);
-    if (!name) return Error::badarg("operation");
-    bool known = false;
-    for (const auto& o : kOps) {
-        if (*name == o.name) {
-            op.kind = o.kind;
-            known = true;
-            break;
-        }
+    auto kind = decode<OpKind>(env, op_term);
+    if (!kind) return Error::badarg("operation");
+    op.kind = *kind;
+    MapFields f(env, args, "args");
+    f.get(atoms::subscription_id, op.subscription_id);
+    f.get(atoms::plan_id, op.plan_id);
+    f.get(atoms::operation_id, op.operation_id);
+    f.get(atoms::token, op.marketplace_token);
+    f.get<Positive>(atoms::quantity, op.quantity);
+    if (auto status = f.term(atoms::status)) {
+        if (enif_is_identical(*status, atoms::success)) op.success = true;
+        else if (enif_is_identical(*status, atoms::failure)) op.success = false;
+        else f.fail(atoms::status);
     }
-    if (!known) return Error::badarg("operation");
-    auto err = for_each_entry(env, args, "args", [&](const std::string& k, ERL_NIF_TERM v) -> std::optional<Error> {
-        if (k == "subscription_id") return set_string(env, v, k, op.subscription_id);
-        if (k == "plan_id") return set_string(env, v, k, op.plan_id);
-        if (k == "operation_id") return set_string(env, v, k, op.operation_id);
-        if (k == "token") return set_string(env, v, k, op.marketplace_token);
-        if (k == "quantity") {
-            auto n = positive_int(env, v);
-            if (!n) return Error::badarg(k);
-            op.quantity = *n;
-            return std::nullopt;
-        }
-        if (k == "status") {
-            auto a = atom_name(env, v);
-            if (a == "success") op.success = true;
-            else if (a == "failure") op.success = false;
-            else return Error::badarg(k);
-            return std::nullopt;
-        }
-        if (k == "event") {
-            UsageEvent e;
-            if (auto bad = event_from_term(env, v, e)) return bad;
-            op.events.push_back(std::move(e));
-            return std::nullopt;
-        }
-        if (k == "events") return events_from_term(env, v, op.events);
-        if (k == "filter") return filter_from_term(env, v, op.filter);
-        return Error::badarg(k);
-    });
-    if (err) return *err;
+    // `event` (post_usage) and `events` (post_usage_batch) both fill op.events.
+    if (auto event = f.term(atoms::event)) {
+        UsageEvent e;
+        if (auto err = event_from_term(env, *event, e)) f.fail(std::move(*err));
+        else op.events.push_back(std::move(e));
+    }
+    if (auto events = f.term(atoms::events))
+        if (auto err = events_from_term(env, *events, op.events)) f.fail(std::move(*err));
+    if (auto filter = f.term(atoms::filter))
+        if (auto err = filter_from_term(env, *filter, op.filter)) f.fail(std::move(*err));
+    if (auto err = f.finish()) return *err;
     return op;
 }
 

@@ -13,10 +13,16 @@
 #include "azmp/error.hpp"
 #include "azmp/operations.hpp"
 #include "azmp/webhook_auth.hpp"
+#include "codec.hpp"
 
 namespace azmp::nif {
 
+// Typed conversions live in codec.hpp (decode<T>, encode, MapFields) and atoms in atoms.hpp
+// (atoms::ok, ...). These helpers remain for code not converted yet.
+
+// Makes the atom on every call: prefer atoms::name (made once at load) or atom_named().
 ERL_NIF_TERM atom(ErlNifEnv* env, const char* name);
+// Same as encode(env, s).
 ERL_NIF_TERM make_binary(ErlNifEnv* env, std::string_view s);
 ERL_NIF_TERM ok_tuple(ErlNifEnv* env, ERL_NIF_TERM value);
 ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason);
@@ -25,15 +31,18 @@ ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason);
 ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v);
 
 // timeout | overloaded | {http, Status, Body} | {transport, D} | {bad_response, D} | {auth, D} | {badarg, Field}
+// Same as encode(env, e).
 ERL_NIF_TERM error_to_term(ErlNifEnv* env, const Error& e);
 
 // ok | {ok, Value} | {ok, OperationId} | {error, Reason}
 ERL_NIF_TERM result_to_term(ErlNifEnv* env, const CallResult& r);
 
-// A map of client options -> ClientConfig, or the Error naming the offending field.
+// A map of client options -> ClientConfig checked by validate_config (azmp/client.hpp), or the Error
+// naming the offending field.
 std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM map);
 
-// A map of webhook authentication options -> WebhookAuthConfig, or the Error naming the field.
+// A map of webhook authentication options -> WebhookAuthConfig checked by validate_config
+// (azmp/webhook_auth.hpp), or the Error naming the offending field.
 std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* env, ERL_NIF_TERM map);
 
 // Erlang term -> JSON: maps (binary or atom keys), lists, binaries (UTF-8 strings), integers,

@@ -7,7 +7,7 @@ namespace azmp::nif {
 ERL_NIF_TERM webhook_auth_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (!enif_is_map(env, argv[0])) return enif_make_badarg(env);
     auto parsed = webhook_auth_config_from_term(env, argv[0]);
-    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, error_to_term(env, *err));
+    if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, encode(env, *err));
     Library* lib = library(env);
     return ok_tuple(env, make_resource<AuthRes>(env, lib->auth_type,
                                                 std::make_shared<WebhookAuthenticator>(
@@ -24,7 +24,7 @@ ERL_NIF_TERM webhook_authenticate(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]
         !enif_inspect_binary(env, argv[1], &header) || !enif_get_int64(env, argv[2], &now))
         return enif_make_badarg(env);
     // A bearer token is a few kilobytes; anything far larger is not one.
-    if (header.size > 64 * 1024) return error_tuple(env, atom(env, "malformed"));
+    if (header.size > 64 * 1024) return error_tuple(env, atoms::malformed);
     NewCall c = new_call(env);
     if (!c.call) return enif_make_badarg(env);
     auto pending = c.pending;
@@ -33,13 +33,12 @@ ERL_NIF_TERM webhook_authenticate(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]
             pending->send([&r](ErlNifEnv* e) {
                 if (auto* claims = std::get_if<boost::json::object>(&r))
                     return ok_tuple(e, json_to_term(e, boost::json::value(std::move(*claims))));
-                return error_tuple(e, atom(e, std::get<std::string>(r).c_str()));
+                return error_tuple(e, atom_named(e, std::get<std::string>(r)));
             });
         });
     if (!started) {
         abandon_call(env, c);
-        return error_tuple(env, enif_make_tuple2(env, atom(env, "transport"),
-                                                 make_binary(env, "the engine is stopped; reload the plugin")));
+        return error_tuple(env, encode(env, Error::transport("the engine is stopped; reload the plugin")));
     }
     return ok_tuple(env, c.term);
 }

@@ -1,0 +1,87 @@
+%% The NIF's typed boundary: a config or argument of the wrong shape or out of range is refused with
+%% an error naming the field, and each config is checked by the same validate_config the C++ tests
+%% exercise (so, e.g., a webhook skew above an hour is refused at creation).
+-module(azmp_nif_codec_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(NIF, emqx_azure_marketplace_nif).
+
+auth_base() ->
+    #{tenant_id => <<"t">>, audience => <<"c">>, login_url => <<"http://127.0.0.1:1">>}.
+
+client_base() ->
+    #{tenant_id => <<"t">>, client_id => <<"c">>, client_secret => <<"s">>,
+      login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>,
+      retry => #{max_attempts => 1}, timeout_ms => 1000}.
+
+auth_new(Extra) -> ?NIF:webhook_auth_new(maps:merge(auth_base(), Extra)).
+client_new(Extra) -> ?NIF:client_new(maps:merge(client_base(), Extra)).
+
+webhook_config_is_validated_test() ->
+    ?assertMatch({ok, _}, auth_new(#{skew_s => 3600})),
+    ?assertEqual({error, {badarg, skew_s}}, auth_new(#{skew_s => 3601})),
+    ?assertEqual({error, {badarg, skew_s}}, auth_new(#{skew_s => -1})),
+    ?assertMatch({ok, _}, auth_new(#{min_refresh_interval_s => 86400})),
+    ?assertEqual({error, {badarg, min_refresh_interval_s}}, auth_new(#{min_refresh_interval_s => 86401})),
+    ?assertEqual({error, {badarg, timeout_ms}}, auth_new(#{timeout_ms => 0})),
+    ?assertEqual({error, {badarg, authorized_apps}}, auth_new(#{authorized_apps => [<<>>]})),
+    ?assertEqual({error, {badarg, authorized_apps}}, auth_new(#{authorized_apps => []})),
+    ?assertEqual({error, {badarg, authorized_apps}},
+                 auth_new(#{authorized_apps => lists:duplicate(17, <<"a">>)})),
+    ?assertMatch({ok, _}, auth_new(#{authorized_apps => lists:duplicate(16, <<"a">>)})).
+
+webhook_config_errors_name_the_field_test() ->
+    ?assertEqual({error, {badarg, tenant_id}}, auth_new(#{tenant_id => "t"})),
+    ?assertEqual({error, {badarg, tenant_id}}, ?NIF:webhook_auth_new(maps:remove(tenant_id, auth_base()))),
+    ?assertEqual({error, {badarg, audience}}, auth_new(#{audience => <<>>})),
+    ?assertEqual({error, {badarg, login_url}}, auth_new(#{login_url => <<"http://10.0.0.1">>})),
+    ?assertEqual({error, {badarg, skew_s}}, auth_new(#{skew_s => 1.5})),
+    ?assertEqual({error, {badarg, bogus}}, auth_new(#{bogus => 1})),
+    ?assertEqual({error, {badarg, config}}, auth_new(#{<<"tenant_id">> => <<"t">>})),
+    ?assertError(badarg, ?NIF:webhook_auth_new(not_a_map)).
+
+client_config_errors_name_the_field_test() ->
+    ?assertMatch({ok, {_, 1000}}, client_new(#{})),
+    ?assertEqual({error, {badarg, timeout_ms}}, client_new(#{timeout_ms => <<"1000">>})),
+    ?assertEqual({error, {badarg, timeout_ms}}, client_new(#{timeout_ms => 1 bsl 40})),
+    ?assertEqual({error, {badarg, connect_timeout_ms}}, client_new(#{connect_timeout_ms => 0})),
+    ?assertEqual({error, {badarg, max_in_flight}}, client_new(#{max_in_flight => -3})),
+    ?assertEqual({error, {badarg, proxy}}, client_new(#{proxy => <<"socks5://127.0.0.1:1080">>})),
+    ?assertEqual({error, {badarg, token_endpoint}}, client_new(#{token_endpoint => <<"v1">>})),
+    ?assertMatch({ok, _}, client_new(#{token_endpoint => v1})),
+    ?assertEqual({error, {badarg, client_id}}, client_new(#{client_id => <<>>})),
+    ?assertEqual({error, {badarg, retry}}, client_new(#{retry => #{max_attempts => 101}})),
+    ?assertEqual({error, {badarg, retry}}, client_new(#{retry => #{max_attempts => 1, jitter => 1}})),
+    ?assertEqual({error, {badarg, retry}}, client_new(#{retry => [{max_attempts, 1}]})).
+
+request_errors_name_the_field_test() ->
+    {ok, {C, _}} = client_new(#{}),
+    Event = #{resource_id => <<"r">>, dimension => <<"d">>, quantity => 1,
+              effective_start_time => <<"2026-01-01T00:00:00Z">>, plan_id => <<"p">>},
+    ?assertEqual({error, {badarg, operation}}, ?NIF:request(C, no_such_op, #{})),
+    ?assertEqual({error, {badarg, quantity}}, ?NIF:request(C, change_quantity, #{subscription_id => <<"s">>,
+                                                                               quantity => -1})),
+    ?assertEqual({error, {badarg, status}}, ?NIF:request(C, update_operation, #{subscription_id => <<"s">>,
+                                                                              operation_id => <<"o">>,
+                                                                              status => maybe})),
+    ?assertEqual({error, {badarg, quantity}}, ?NIF:request(C, post_usage, #{event => maps:remove(quantity, Event)})),
+    ?assertEqual({error, {badarg, dimension}}, ?NIF:request(C, post_usage, #{event => Event#{dimension => 7}})),
+    ?assertEqual({error, {badarg, colour}}, ?NIF:request(C, post_usage, #{event => Event#{colour => red}})),
+    ?assertEqual({error, {badarg, events}}, ?NIF:request(C, post_usage_batch, #{events => [Event | x]})),
+    ?assertEqual({error, {badarg, usage_end_date}},
+                 ?NIF:request(C, get_usage_events, #{filter => #{usage_start_date => <<"2026-01-01">>,
+                                                                 usage_end_date => undefined}})),
+    ?assertEqual({error, {badarg, filter}}, ?NIF:request(C, get_usage_events, #{filter => []})),
+    ?assertEqual({error, {badarg, bogus}}, ?NIF:request(C, get_subscription, #{subscription_id => <<"s">>,
+                                                                             bogus => 1})).
+
+encoders_test() ->
+    ?assertEqual({ok, #{<<"a">> => true, <<"b">> => false, <<"c">> => null, <<"d">> => [1, 2.5, <<"x">>]}},
+                 ?NIF:json_decode(<<"{\"a\":true,\"b\":false,\"c\":null,\"d\":[1,2.5,\"x\"]}">>)),
+    ?assertEqual({ok, <<"[true,false,null,null,\"x\"]">>}, ?NIF:json_encode([true, false, null, undefined, x])),
+    ?assertEqual({error, {badarg, json}}, ?NIF:json_encode({tuple})),
+    ?assertMatch(#{abi := _, transfers_started := _, transfers_active := _, connections_opened := _,
+                   module_refs := _}, ?NIF:info()),
+    {ok, {C, _}} = client_new(#{}),
+    ?assertEqual(#{token_requests => 0, in_flight => 0}, ?NIF:client_stats(C)).
