@@ -33,7 +33,15 @@ cluster_test_() ->
             fun(Cl) -> {"node killed in the middle of a link, the other node up: linked, activated once",
                         {timeout, 60, fun() -> crash_mid_link(Cl, with_node2) end}} end,
             fun(Cl) -> {"node killed in the middle of a link, alone: resumed on restart, activated once",
-                        {timeout, 60, fun() -> crash_mid_link(Cl, alone) end}} end
+                        {timeout, 60, fun() -> crash_mid_link(Cl, alone) end}} end,
+            fun(Cl) -> {"kill -9 after a cancellation is committed, before its deployment stops: stopped on restart",
+                        {timeout, 60, fun() -> killed_after_commit(Cl, cancellation) end}} end,
+            fun(Cl) -> {"kill -9 after a link is committed, before the control plane is told: told on restart",
+                        {timeout, 60, fun() -> killed_after_commit(Cl, link) end}} end,
+            fun(Cl) -> {"kill -9 after a reinstatement is committed, before the restart: restarted on restart",
+                        {timeout, 60, fun() -> killed_after_commit(Cl, reinstatement) end}} end,
+            fun(Cl) -> {"kill -9 right after a landing is answered: the landing id still links",
+                        {timeout, 60, fun() -> killed_after_commit(Cl, landing) end}} end
         ]}
     end}.
 
@@ -374,6 +382,100 @@ crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :
     after
         %% The restarted peer is not the one the teardown knows about.
         catch peer:stop(maps:get(peer, N1Again))
+    end.
+
+%% Node 1 alone (no other node to take anything over, no reconciliation before the check): the
+%% control plane holds the effect's call unanswered, node 1 is killed with SIGKILL while it waits,
+%% and the effect must be performed by node 1 itself when it starts again.
+killed_after_commit(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node := N2}, emu := Emu,
+                      env := Env}, What) ->
+    kill(N2),
+    true = azmp_test_env:wait_until(fun() -> rpc(N1, mnesia, system_info, [running_db_nodes]) =:= [N1] end, 5000),
+    Port1 = rpc(N1, emqx_azure_marketplace_app, http_port, []),
+    {Before, After} = kill_scenario(What, N1, Port1, Emu),
+    kill9(N1),
+    ok = ?MEM:release(),
+    Before(),
+    true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
+    Again = #{node := N1} = start_node(Name1, Dir1, Env, none),
+    try
+        After(N1),
+        io:format(user, "~n    killed_after_commit (~s): done by the restarted node~n", [What])
+    after
+        catch peer:stop(maps:get(peer, Again))
+    end.
+
+%% {checks before the restart, checks after}: the scenario runs until the effect's call is held.
+kill_scenario(cancellation, N1, Port1, Emu) ->
+    {A, SubId} = linked_account(Emu, N1, [paid]),
+    Paid = <<A/binary, "-paid">>,
+    ok = ?MEM:hold([stop]),
+    spawn(fun() -> azmp_emulator:send_webhook(Emu, url(Port1), 'Unsubscribe', SubId, #{}) end),
+    await_held({stop, A, Paid}),
+    {fun() -> ?assertMatch(#{state := running}, deployment(A, Paid)) end,
+     fun(N) ->
+         ?assert(azmp_test_env:wait_until(fun() -> maps:get(state, deployment(A, Paid)) =:= stopped end, 15000)),
+         ?assertMatch([#{kind := delete, done := false}], rpc(N, ?STORE, deadlines_of, [A])),
+         ?assertEqual(none, rpc(N, ?M, payment_method, [A]))
+     end};
+kill_scenario(link, N1, _Port1, Emu) ->
+    A = new_account(#{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = ?MEM:hold([set_payment_method, notify]),
+    ok = rpc(N1, ?M, link, [A, {token, Token}]),
+    await_held({set_payment_method, A, azure_marketplace_subscription}),
+    {fun() -> ?assertMatch({ok, #{payment_method := none, notices := []}}, ?MEM:account(A)) end,
+     fun(N) ->
+         ?assertMatch(#{status := linked, subscription_id := SubId}, rpc(N, ?M, link_status, [A])),
+         ?assert(azmp_test_env:wait_until(fun() ->
+             {ok, #{payment_method := M, notices := Ns}} = ?MEM:account(A),
+             M =:= azure_marketplace_subscription andalso
+                 lists:member(#{kind => linked, subscription_id => SubId}, Ns)
+         end, 15000)),
+         ?assertMatch({ok, #{activations := 1}}, azmp_emulator:subscription(Emu, SubId))
+     end};
+kill_scenario(reinstatement, N1, Port1, Emu) ->
+    {A, SubId} = linked_account(Emu, N1, [paid]),
+    Paid = <<A/binary, "-paid">>,
+    {ok, 200, _} = azmp_emulator:send_webhook(Emu, url(Port1), 'Suspend', SubId, #{}),
+    ?assertMatch(#{state := stopped}, deployment(A, Paid)),
+    ok = ?MEM:hold([start]),
+    spawn(fun() -> azmp_emulator:send_webhook(Emu, url(Port1), 'Reinstate', SubId, #{}) end),
+    await_held({start, A, Paid}),
+    {fun() -> ?assertMatch(#{state := stopped}, deployment(A, Paid)) end,
+     fun(N) ->
+         ?assert(azmp_test_env:wait_until(fun() -> maps:get(state, deployment(A, Paid)) =:= running end, 15000)),
+         ?assertMatch(#{status := linked}, rpc(N, ?M, link_status, [A]))
+     end};
+kill_scenario(landing, _N1, Port1, Emu) ->
+    {ok, _} = application:ensure_all_started(inets),
+    A = new_account(#{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    Url = "http://127.0.0.1:" ++ integer_to_list(Port1) ++ "/azure/landing?" ++
+              uri_string:compose_query([{"token", binary_to_list(Token)}]),
+    {ok, {{_, 200, _}, _, Body}} = httpc:request(get, {Url, []}, [], [{body_format, binary}]),
+    {ok, #{<<"landing_id">> := Id}} = emqx_azure_marketplace_nif:json_decode(Body),
+    {fun() -> ok end,
+     fun(N) ->
+         ?assertEqual(ok, rpc(N, ?M, link, [A, {landing, Id}])),
+         ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N, A, linked))
+     end}.
+
+await_held(Call) ->
+    case azmp_test_env:wait_until(fun() -> lists:member(Call, ?MEM:held()) end, 15000) of
+        true -> ok;
+        false -> error({not_held, Call, ?MEM:held()})
+    end.
+
+%% SIGKILL of the node's OS process: nothing runs after it, not even a VM exit handler.
+kill9(Node) ->
+    OsPid = rpc(Node, os, getpid, []),
+    erlang:monitor_node(Node, true),
+    _ = os:cmd("kill -9 " ++ OsPid),
+    receive
+        {nodedown, Node} -> ok
+    after 10000 ->
+        error({still_up, Node})
     end.
 
 %%--------------------------------------------------------------------

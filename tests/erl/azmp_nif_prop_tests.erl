@@ -43,15 +43,46 @@ nif_fuzz_test_() ->
                  {json_decode, ?FORALL(T, oneof([random_term(), binary(), json_text()]),
                                        acceptable(fun() -> ?NIF:json_decode(T) end))},
                  {json_encode, prop_one_arg(fun ?NIF:json_encode/1)},
-                 {decide_link, ?FORALL({A, P, S}, {oneof([binary(), random_term()]), decision_arg(), decision_arg()},
-                                       acceptable(fun() -> ?NIF:decide_link(A, P, S) end))},
-                 {next_link_state, ?FORALL({S, E}, {oneof([state(), random_term()]), oneof([event(), random_term()])},
-                                           acceptable(fun() -> ?NIF:next_link_state(S, E) end))},
-                 {decide_create, ?FORALL({S, T}, {oneof([state(), random_term()]), oneof([boolean(), random_term()])},
-                                         acceptable(fun() -> ?NIF:decide_create(S, T) end))},
-                 {decide_deployment, ?FORALL({S, D, N}, {oneof([state(), random_term()]), decision_arg(),
-                                                          oneof([integer(), random_term()])},
-                                             acceptable(fun() -> ?NIF:decide_deployment(S, D, N) end))}
+                 {plan_linked, ?FORALL(_, integer(), pure(fun() -> ?NIF:plan_linked() end))},
+                 {valid_id, prop_one_arg(fun ?NIF:valid_id/1)},
+                 {plan_link, ?FORALL({A, P, F}, {oneof([binary(), random_term()]), decision_arg(), decision_arg()},
+                                     pure(fun() -> ?NIF:plan_link(A, P, F) end))},
+                 {plan_link_failed, ?FORALL(R, oneof([refusal(), random_term()]),
+                                            pure(fun() -> ?NIF:plan_link_failed(R) end))},
+                 {classify_link_failure, ?FORALL({S, F}, {oneof([elements([resolve, activate]), random_term()]),
+                                                          oneof([{http, integer()}, elements([bad_request, unavailable]),
+                                                                 random_term()])},
+                                                 pure(fun() -> ?NIF:classify_link_failure(S, F) end))},
+                 {decide_activation, prop_pure1(fun ?NIF:decide_activation/1)},
+                 {link_retry_delay, ?FORALL({N, B, M}, {oneof([integer(), random_term()]), integer(), integer()},
+                                            pure(fun() -> ?NIF:link_retry_delay(N, B, M) end))},
+                 {landing, ?FORALL({E, N}, {oneof([integer(), random_term()]), oneof([integer(), random_term()])},
+                                   pure(fun() -> {?NIF:landing_usable(E, N), ?NIF:landing_expires_at(N)} end))},
+                 {marketplace_pays, ?FORALL(S, oneof([state(), random_term()]),
+                                            pure(fun() -> ?NIF:marketplace_pays(S) end))},
+                 {plan_event, ?FORALL({E, F, N, T}, {oneof([event(), random_term()]), account_facts(),
+                                                    oneof([integer(), random_term()]),
+                                                    oneof([integer(), exactly(undefined), random_term()])},
+                                      pure(fun() -> ?NIF:plan_event(E, F, N, T) end))},
+                 {plan_enforce, ?FORALL({F, N}, {account_facts(), oneof([integer(), random_term()])},
+                                        pure(fun() -> ?NIF:plan_enforce(F, N) end))},
+                 {repair_event, ?FORALL({A, S}, {oneof([binary(), random_term()]), oneof([state(), random_term()])},
+                                        pure(fun() -> ?NIF:repair_event(A, S) end))},
+                 {plan_deadline, ?FORALL({K, D, S, C, N}, {oneof([elements([stop, delete]), random_term()]),
+                                                          oneof([binary(), random_term()]), oneof([state(), random_term()]),
+                                                          oneof([integer(), exactly(undefined)]), integer()},
+                                         pure(fun() -> ?NIF:plan_deadline(K, D, S, C, N) end))},
+                 {plan_webhook, ?FORALL({A, S, O, P}, {oneof([binary(), random_term()]), binary(), decision_arg(),
+                                                      oneof([boolean(), random_term()])},
+                                        pure(fun() -> ?NIF:plan_webhook(A, S, O, P) end))},
+                 {gate_create, ?FORALL({S, T, P}, {oneof([state(), random_term()]), oneof([boolean(), random_term()]),
+                                                   oneof([boolean(), exactly(unknown), random_term()])},
+                                       pure(fun() -> ?NIF:gate_create(S, T, P) end))},
+                 {gate_deployment, ?FORALL({S, D, N, C, P}, {oneof([state(), random_term()]), decision_arg(),
+                                                             oneof([integer(), random_term()]),
+                                                             oneof([integer(), exactly(undefined)]),
+                                                             oneof([boolean(), exactly(unknown)])},
+                                           pure(fun() -> ?NIF:gate_deployment(S, D, N, C, P) end))}
              ]]
      end}.
 
@@ -67,14 +98,43 @@ acceptable(F) ->
         {error, _} -> true;
         ok -> true;
         M when is_map(M) -> true;
-        A when A =:= link; A =:= already_linked; A =:= keep; A =:= ignore -> true;
-        {refuse, R} when is_atom(R) -> true;
-        {stop, R} when is_atom(R) -> true;
-        {delete, At} when is_integer(At) -> true;
+        B when is_boolean(B) -> true;
         Other -> {unexpected, Other}
     catch
         error:badarg -> true
     end =:= true.
+
+%% The rules are pure functions: any answer, or badarg naming the field; never another exception.
+pure(F) ->
+    try F() of
+        _ -> true
+    catch
+        error:badarg -> true;
+        error:{badarg, Field} when is_atom(Field) -> true
+    end.
+
+prop_pure1(Fun) ->
+    ?FORALL(T, oneof([binary(), random_term()]), pure(fun() -> Fun(T) end)).
+
+refusal() ->
+    elements([credit_card_on_file, uses_available_credits, already_linked_to_marketplace,
+              subscription_linked_to_other_account, subscription_unsubscribed, invalid_token]).
+
+%% Facts of an account, mostly well formed (so that the rules run), sometimes not.
+account_facts() ->
+    oneof([random_term(),
+           ?LET({St, Sus, C, L, Pays, Ds}, {oneof([state(), random_term()]), list(oneof([binary(), random_term()])),
+                                            oneof([integer(), exactly(undefined)]),
+                                            oneof([integer(), exactly(undefined)]), oneof([boolean(), random_term()]),
+                                            list(deployment())},
+                #{state => St, suspended => Sus, cancelled_at => C, last_op_at => L, marketplace_pays => Pays,
+                  deployments => Ds})]).
+
+deployment() ->
+    oneof([decision_arg(),
+           ?LET({Id, T, E, S, At}, {binary(), boolean(), oneof([integer(), exactly(undefined)]),
+                                    elements([running, stopped, paused]), oneof([integer(), exactly(undefined)])},
+                #{id => Id, trial => T, trial_ends_at => E, state => S, stopped_at => At})]).
 
 prop_client_new() ->
     ?FORALL(T, oneof([random_term(), shaped_map()]), acceptable(fun() -> ?NIF:client_new(T) end)).
@@ -111,13 +171,16 @@ json_text() ->
     elements([<<"{}">>, <<"[1,2,{\"a\":null}]">>, <<"{\"a\":">>, <<"1e999">>, <<"\"\\ud800\"">>, <<"[[[[[[[[[[]]]]]]]]]]">>]).
 
 state() -> elements([none, pending, linked, suspended, unsubscribed]).
+
 event() -> elements([activated, link_failed, change_plan, change_quantity, renew, suspend, reinstate, unsubscribe]).
 
 %% Maps with the keys the decision functions read, values of the right or wrong shape.
 decision_arg() ->
     oneof([random_term(),
            ?LET(Pairs, ?LET(N, range(0, 6), vector(N, {elements([credit_card, available_credits,
-                                                                 other_marketplace_link, status, linked_account,
+                                                                 other_marketplace_link, status, holder,
+                                                                 seen_cancelled, holds_other, action, subscription_id,
+                                                                 plan_id, quantity,
                                                                  trial, trial_ends_at, state, stopped_at, id]),
                                                         oneof([boolean(), binary(), integer(), random_term(),
                                                                elements([running, stopped, undefined])])})),

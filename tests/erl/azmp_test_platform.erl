@@ -7,6 +7,7 @@
 -behaviour(gen_server).
 
 -export([start/0, stop/0, add_account/2, add_deployment/2, account/1, log/0, reset/0, set_plans/1]).
+-export([hold/1, held/0, release/0]).
 -export([billing_profile/1, payment_method/1, set_payment_method/2, deployments/1, stop_deployment/2,
          start_deployment/2, delete_deployment/2, plan_known/1, notify/2]).
 -export([init/1, handle_call/3, handle_cast/2]).
@@ -50,6 +51,20 @@ reset() -> gen_server:call(?NAME, reset).
 
 -spec set_plans([binary()]) -> ok.
 set_plans(Plans) -> gen_server:call(?NAME, {set_plans, Plans}).
+
+%% @doc From now on, calls of these kinds (set_payment_method, notify, stop, start, delete) are
+%% held: neither performed nor answered, as if the plugin's node died while making them. For the
+%% tests that kill a node between a commit and its effects.
+-spec hold([atom()]) -> ok.
+hold(Kinds) -> gen_server:call(?NAME, {hold, Kinds}).
+
+%% @doc The calls held so far: `{Kind, Account, Arg}'.
+-spec held() -> [{atom(), binary(), term()}].
+held() -> gen_server:call(?NAME, held).
+
+%% @doc Holds nothing any more; the calls held are dropped, never performed.
+-spec release() -> ok.
+release() -> gen_server:call(?NAME, release).
 
 %%--------------------------------------------------------------------
 %% emqx_azure_marketplace_platform callbacks
@@ -98,10 +113,32 @@ notify(A, Notice) -> gen_server:call(?NAME, {notify, A, Notice}).
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
-    {ok, #{accounts => #{}, log => [], plans => [<<"payg">>, <<"payg-premium">>]}}.
+    {ok, #{accounts => #{}, log => [], plans => [<<"payg">>, <<"payg-premium">>], hold => [], held => []}}.
 
--spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
-handle_call({add_account, Id, P}, _From, S = #{accounts := As}) ->
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()} | {noreply, map()}.
+handle_call(Req, From, S = #{hold := Hold, held := H}) ->
+    case held_entry(Req) of
+        {Kind, _, _} = Entry when Hold =/= [] ->
+            case lists:member(Kind, Hold) of
+                true -> {noreply, S#{held := [Entry | H]}};
+                false -> call(Req, From, S)
+            end;
+        _ ->
+            call(Req, From, S)
+    end.
+
+held_entry({deployment, Op, A, D}) -> {Op, A, D};
+held_entry({set_payment_method, A, M}) -> {set_payment_method, A, M};
+held_entry({notify, A, N}) -> {notify, A, N};
+held_entry(_) -> none.
+
+call({hold, Kinds}, _From, S) ->
+    {reply, ok, S#{hold := Kinds}};
+call(held, _From, S = #{held := H}) ->
+    {reply, lists:reverse(H), S};
+call(release, _From, S) ->
+    {reply, ok, S#{hold := [], held := []}};
+call({add_account, Id, P}, _From, S = #{accounts := As}) ->
     Profile = #{
         credit_card => maps:get(credit_card, P, false),
         available_credits => maps:get(available_credits, P, false),
@@ -115,27 +152,27 @@ handle_call({add_account, Id, P}, _From, S = #{accounts := As}) ->
         end,
     A = #{profile => Profile, payment_method => Method, deployments => #{}, notices => []},
     {reply, ok, S#{accounts := As#{Id => A}}};
-handle_call({add_deployment, Id, D0}, _From, S) ->
+call({add_deployment, Id, D0}, _From, S) ->
     D = maps:merge(#{trial => false, trial_ends_at => undefined, state => running, stopped_at => undefined}, D0),
     with_account(Id, S, fun(A = #{deployments := Ds}) -> {ok, A#{deployments := Ds#{maps:get(id, D) => D}}} end);
-handle_call({account, Id}, _From, S = #{accounts := As}) ->
+call({account, Id}, _From, S = #{accounts := As}) ->
     case As of
         #{Id := A} -> {reply, {ok, A}, S};
         _ -> {reply, {error, not_found}, S}
     end;
-handle_call(log, _From, S = #{log := L}) ->
+call(log, _From, S = #{log := L}) ->
     {reply, lists:reverse(L), S};
-handle_call(reset, _From, S) ->
-    {reply, ok, S#{accounts := #{}, log := []}};
-handle_call({set_plans, Plans}, _From, S) ->
+call(reset, _From, S) ->
+    {reply, ok, S#{accounts := #{}, log := [], hold := [], held := []}};
+call({set_plans, Plans}, _From, S) ->
     {reply, ok, S#{plans := Plans}};
-handle_call({plan_known, Plan}, _From, S = #{plans := Plans}) ->
+call({plan_known, Plan}, _From, S = #{plans := Plans}) ->
     {reply, lists:member(Plan, Plans), S};
-handle_call({set_payment_method, Id, M}, _From, S) ->
+call({set_payment_method, Id, M}, _From, S) ->
     with_account(Id, log({set_payment_method, Id, M}, S), fun(A) -> {ok, A#{payment_method := M}} end);
-handle_call({notify, Id, Notice}, _From, S) ->
+call({notify, Id, Notice}, _From, S) ->
     with_account(Id, log({notify, Id, Notice}, S), fun(A = #{notices := Ns}) -> {ok, A#{notices := Ns ++ [Notice]}} end);
-handle_call({deployment, Op, Id, DId}, _From, S) ->
+call({deployment, Op, Id, DId}, _From, S) ->
     with_account(Id, log({Op, Id, DId}, S), fun(A = #{deployments := Ds}) ->
         case {Op, Ds} of
             {delete, _} -> {ok, A#{deployments := maps:remove(DId, Ds)}};
