@@ -306,10 +306,9 @@ TEST_F(ClientTimeoutTest, TimeoutBoundsACallToAStallingApi) {
     EXPECT_EQ(call_with_stall("GET", kSubPath), "timeout");
 }
 
-// Disabled: a product bug (see the report of this change). Each token request gets the whole
-// timeout_ms and is retried up to max_attempts, and calls waiting for the token have no deadline of
-// their own, so a stalling token endpoint holds a call for about max_attempts x timeout_ms.
-TEST_F(ClientTimeoutTest, DISABLED_TimeoutBoundsACallWhoseTokenRequestStalls) {
+// timeout_ms bounds a call, token retries included, when Entra stalls: a waiting call ends at its
+// own deadline (before the fix it waited for max_attempts whole-timeout_ms token requests).
+TEST_F(ClientTimeoutTest, TimeoutBoundsACallWhoseTokenRequestStalls) {
     EXPECT_EQ(call_with_stall("POST", kTokenPath), "timeout");
 }
 
