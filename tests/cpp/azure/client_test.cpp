@@ -312,6 +312,30 @@ TEST_F(ClientTimeoutTest, TimeoutBoundsACallWhoseTokenRequestStalls) {
     EXPECT_EQ(call_with_stall("POST", kTokenPath), "timeout");
 }
 
+// Calls of two clients with the same credentials wait for one token request: while Entra stalls,
+// the call with the short timeout_ms ends as a timeout at its own deadline, and the token request is
+// retried for the call that still has time, which then gets its value.
+TEST_F(ClientTimeoutTest, WaitingCallsEndAtTheirOwnDeadlinesAndARetryServesTheRest) {
+    test::TestHttpServer s;
+    s.script("POST", kTokenPath, {kStall, token_reply(1)});
+    s.reply("GET", kSubPath, kSubscription);
+    auto cfg = config();
+    cfg.credentials.login_url = s.base_url();
+    cfg.marketplace_url = s.base_url() + "/api";
+    auto short_cfg = cfg;
+    short_cfg.timeout_ms = 500;
+    auto shorter = make(short_cfg);
+    auto longer = make(cfg);
+    auto a = start(*shorter, get_sub());
+    ASSERT_TRUE(s.wait_for_count("POST", kTokenPath, 1, kWait));
+    auto b = start(*longer, get_sub());
+    EXPECT_EQ(await(a.outcome), "timeout");
+    EXPECT_EQ(await(b.outcome), "ok:sub-1");
+    EXPECT_EQ(s.count("POST", kTokenPath), 2);
+    EXPECT_EQ(shorter->stats().token_requests + longer->stats().token_requests, 2u);
+    EXPECT_EQ(shorter->stats().in_flight + longer->stats().in_flight, 0u);
+}
+
 // A cancelled call never calls back (not even when stopping the engine later aborts what still
 // runs) and no longer counts as in flight; its request in flight is dropped.
 TEST_F(ClientTest, CancelledCallNeverCallsBack) {
