@@ -33,6 +33,11 @@ bool is_list_op(OpKind k) {
            k == OpKind::GetUsageEvents;
 }
 
+// Whole milliseconds until `t`, rounded up so that a timer set for it never fires before it.
+long ms_until(Clock::time_point t) {
+    return static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(t - Clock::now()).count());
+}
+
 double jitter01() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
@@ -87,6 +92,8 @@ struct Client::CallState {
     std::optional<std::string> next_url;
     boost::json::array pages;
     bool finished = false;
+    bool waiting_for_token = false;  // in its TokenState's waiters
+    bool deadline_armed = false;     // a timer at `deadline` is pending (see arm_deadline)
 };
 
 // One cached token per tenant and client (and secret, endpoint and login URL): clients created with
@@ -99,6 +106,27 @@ struct Client::TokenState {
     bool refreshing = false;
     int attempt = 1;
     std::vector<std::pair<std::weak_ptr<Client>, std::weak_ptr<CallState>>> waiters;
+
+    // The latest deadline of the calls still waiting (not finished, deadline not yet passed);
+    // none if no such call is left. Drops entries of calls that are gone.
+    std::optional<Clock::time_point> latest_deadline() {
+        std::erase_if(waiters, [](const auto& w) {
+            auto st = w.second.lock();
+            return w.first.expired() || !st || st->finished || !st->waiting_for_token;
+        });
+        std::optional<Clock::time_point> latest;
+        const auto now = Clock::now();
+        for (const auto& w : waiters) {
+            auto st = w.second.lock();
+            if (st->deadline > now && (!latest || st->deadline > *latest)) latest = st->deadline;
+        }
+        return latest;
+    }
+
+    void remove_waiter(const std::shared_ptr<CallState>& st) {
+        st->waiting_for_token = false;
+        std::erase_if(waiters, [&](const auto& w) { return w.second.lock() == st; });
+    }
 };
 
 namespace {
@@ -177,6 +205,7 @@ void Client::cancel(CallId id) {
         if (it == self->calls_.end()) return;
         auto st = it->second;
         if (st->transfer) engine->cancel_transfer(st->transfer);
+        if (st->waiting_for_token) self->token_->remove_waiter(st);
         st->finished = true;
         self->calls_.erase(it);
         self->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
@@ -189,8 +218,42 @@ void Client::with_token(const std::shared_ptr<CallState>& st) {
         send(st);
         return;
     }
+    if (Clock::now() >= st->deadline) {
+        finish(st, Error::timeout());
+        return;
+    }
+    st->waiting_for_token = true;
     t.waiters.emplace_back(weak_from_this(), st);
+    arm_deadline(st);
     if (!t.refreshing) refresh_token();
+}
+
+// A waiting call has no transfer of its own whose timeout would end it, and the token request it
+// waits for may serve calls with later deadlines: a timer at its deadline ends it. One per call is
+// enough (the deadline never moves); it does nothing if the call is not waiting then.
+void Client::arm_deadline(const std::shared_ptr<CallState>& st) {
+    if (st->deadline_armed) return;
+    auto engine = this->engine();
+    if (!engine) return;  // the token request fails at once and ends the call
+    std::weak_ptr<Client> wc = weak_from_this();
+    std::weak_ptr<CallState> ws = st;  // weak: a cancelled call is not kept until its deadline
+    st->deadline_armed = engine->post_after(std::chrono::milliseconds(std::max(0L, ms_until(st->deadline))), [wc, ws] {
+        auto client = wc.lock();
+        auto st = ws.lock();
+        if (client && st) client->on_deadline(st);
+    });
+}
+
+void Client::on_deadline(const std::shared_ptr<CallState>& st) {
+    st->deadline_armed = false;
+    if (st->finished || !st->waiting_for_token) return;
+    if (Clock::now() < st->deadline) {
+        // Early: a stopping engine runs its timers at once. Wait again; a stopped one refuses.
+        arm_deadline(st);
+        if (!st->deadline_armed) finish(st, Error::transport("the engine is shutting down"));
+        return;
+    }
+    finish(st, Error::timeout());  // finish() removes it from the waiters
 }
 
 TransferOptions Client::transfer_options(long timeout_ms) const {
@@ -202,16 +265,28 @@ void Client::refresh_token() {
     request_token();
 }
 
-// One request to Entra (the first, or a retry). Engine thread only.
+// One request to Entra (the first, or a retry), for the calls waiting now. Engine thread only.
 void Client::request_token() {
+    auto& t = *token_;
+    auto latest = t.latest_deadline();
+    if (!latest) {
+        // The calls that waited have ended or passed their deadlines during a backoff: nobody to ask
+        // for. Those past their deadline end now rather than when their timers run.
+        const Error timeout = Error::timeout();
+        release_waiters(&timeout);
+        return;
+    }
     token_requests_.fetch_add(1, std::memory_order_relaxed);
     auto engine = this->engine();
     if (!engine) {
         on_token(TransferResult{CURLE_ABORTED_BY_CALLBACK, false, "the engine is stopped", {}});
         return;
     }
+    // No longer than the last waiting call may still wait: a token arriving later serves no one
+    // of them (calls arriving meanwhile get a retry if there is time left for them).
+    const long bound = std::max(1L, std::min(cfg_.timeout_ms, ms_until(*latest)));
     auto self = shared_from_this();
-    engine->start_transfer(build_token_request(cfg_.credentials), transfer_options(cfg_.timeout_ms),
+    engine->start_transfer(build_token_request(cfg_.credentials), transfer_options(bound),
                            [self](TransferResult&& r) { self->on_token(std::move(r)); });
 }
 
@@ -230,15 +305,16 @@ void Client::on_token(TransferResult&& r) {
     }
     if (std::holds_alternative<Error>(outcome) && retryable && t.attempt < cfg_.retry.max_attempts) {
         auto delay = backoff_ms(cfg_.retry, t.attempt, jitter01(), retry_after);
-        ++t.attempt;
-        auto self = shared_from_this();
-        auto engine = this->engine();
-        if (engine && engine->post_after(std::chrono::milliseconds(delay), [self] { self->request_token(); })) return;
+        // As for calls: no retry that could not finish before the last waiting call's deadline.
+        auto latest = t.latest_deadline();
+        if (latest && Clock::now() + std::chrono::milliseconds(delay) < *latest) {
+            ++t.attempt;
+            auto self = shared_from_this();
+            auto engine = this->engine();
+            if (engine && engine->post_after(std::chrono::milliseconds(delay), [self] { self->request_token(); }))
+                return;
+        }
     }
-    t.refreshing = false;
-    t.attempt = 1;
-    auto waiters = std::move(t.waiters);
-    t.waiters.clear();
     auto* tok = std::get_if<Token>(&outcome);
     if (tok) {
         t.access_token = std::move(tok->access_token);
@@ -246,12 +322,24 @@ void Client::on_token(TransferResult&& r) {
         t.obtained_at_s = steady_s();
         ++t.generation;
     }
+    release_waiters(std::get_if<Error>(&outcome));
+}
+
+// Ends the refresh: without a `failure` the waiting calls are sent with the new token, else they
+// fail with it (or with a timeout, past their deadline).
+void Client::release_waiters(const Error* failure) {
+    auto& t = *token_;
+    t.refreshing = false;
+    t.attempt = 1;
+    auto waiters = std::move(t.waiters);
+    t.waiters.clear();
     for (auto& [wc, ws] : waiters) {
         auto client = wc.lock();
         auto st = ws.lock();
-        if (!client || !st || st->finished) continue;
-        if (tok) client->send(st);
-        else client->finish(st, std::get<Error>(outcome));
+        if (!client || !st || st->finished || !st->waiting_for_token) continue;
+        st->waiting_for_token = false;
+        if (!failure) client->send(st);  // send() ends a call whose deadline has passed with a timeout
+        else client->finish(st, Clock::now() >= st->deadline ? Error::timeout() : *failure);
     }
 }
 
@@ -351,6 +439,7 @@ void Client::retry_or_fail(const std::shared_ptr<CallState>& st, Error err, std:
 
 void Client::finish(const std::shared_ptr<CallState>& st, CallResult&& result) {
     if (st->finished) return;
+    if (st->waiting_for_token) token_->remove_waiter(st);
     st->finished = true;
     calls_.erase(st->id);
     in_flight_.fetch_sub(1, std::memory_order_acq_rel);

@@ -65,9 +65,12 @@ private:
 
     static std::shared_ptr<TokenState> shared_token_state(const Credentials& c);
     void with_token(const std::shared_ptr<CallState>& st);
+    void arm_deadline(const std::shared_ptr<CallState>& st);
+    void on_deadline(const std::shared_ptr<CallState>& st);
     void refresh_token();
     void request_token();
     void on_token(TransferResult&& r);
+    void release_waiters(const Error* failure);
     void send(const std::shared_ptr<CallState>& st);
     void on_response(const std::shared_ptr<CallState>& st, TransferResult&& r);
     void retry_or_fail(const std::shared_ptr<CallState>& st, Error err, std::optional<std::int64_t> retry_after);

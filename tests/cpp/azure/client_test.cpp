@@ -306,11 +306,34 @@ TEST_F(ClientTimeoutTest, TimeoutBoundsACallToAStallingApi) {
     EXPECT_EQ(call_with_stall("GET", kSubPath), "timeout");
 }
 
-// Disabled: a product bug (see the report of this change). Each token request gets the whole
-// timeout_ms and is retried up to max_attempts, and calls waiting for the token have no deadline of
-// their own, so a stalling token endpoint holds a call for about max_attempts x timeout_ms.
-TEST_F(ClientTimeoutTest, DISABLED_TimeoutBoundsACallWhoseTokenRequestStalls) {
+// timeout_ms bounds a call, token retries included, when Entra stalls: a waiting call ends at its
+// own deadline (before the fix it waited for max_attempts whole-timeout_ms token requests).
+TEST_F(ClientTimeoutTest, TimeoutBoundsACallWhoseTokenRequestStalls) {
     EXPECT_EQ(call_with_stall("POST", kTokenPath), "timeout");
+}
+
+// Calls of two clients with the same credentials wait for one token request: while Entra stalls,
+// the call with the short timeout_ms ends as a timeout at its own deadline, and the token request is
+// retried for the call that still has time, which then gets its value.
+TEST_F(ClientTimeoutTest, WaitingCallsEndAtTheirOwnDeadlinesAndARetryServesTheRest) {
+    test::TestHttpServer s;
+    s.script("POST", kTokenPath, {kStall, token_reply(1)});
+    s.reply("GET", kSubPath, kSubscription);
+    auto cfg = config();
+    cfg.credentials.login_url = s.base_url();
+    cfg.marketplace_url = s.base_url() + "/api";
+    auto short_cfg = cfg;
+    short_cfg.timeout_ms = 500;
+    auto shorter = make(short_cfg);
+    auto longer = make(cfg);
+    auto a = start(*shorter, get_sub());
+    ASSERT_TRUE(s.wait_for_count("POST", kTokenPath, 1, kWait));
+    auto b = start(*longer, get_sub());
+    EXPECT_EQ(await(a.outcome), "timeout");
+    EXPECT_EQ(await(b.outcome), "ok:sub-1");
+    EXPECT_EQ(s.count("POST", kTokenPath), 2);
+    EXPECT_EQ(shorter->stats().token_requests + longer->stats().token_requests, 2u);
+    EXPECT_EQ(shorter->stats().in_flight + longer->stats().in_flight, 0u);
 }
 
 // A cancelled call never calls back (not even when stopping the engine later aborts what still
