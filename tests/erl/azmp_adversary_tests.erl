@@ -144,13 +144,13 @@ bad_webhook_ids(Emu) ->
     Bodies = [Hook#{<<"id">> => <<>>}, Hook#{<<"id">> => Long}, Hook#{<<"subscriptionId">> => <<>>},
               Hook#{<<"subscriptionId">> => Long}, Hook#{<<"id">> => 42}, maps:remove(<<"id">>, Hook),
               Hook#{<<"action">> => <<>>}],
-    Before = requests(Emu, get_operation, <<>>),
+    Before = requests(Emu, get_operation, SubId),
     [begin
          {ok, Json} = emqx_azure_marketplace_nif:json_encode(B),
          ?assertMatch({400, _, _}, ?M:handle_webhook(Headers, Json))
      end || B <- Bodies],
     %% None of them reached Azure.
-    ?assertEqual(Before, requests(Emu, get_operation, <<>>)),
+    ?assertEqual(Before, requests(Emu, get_operation, SubId)),
     %% The genuine one still goes through.
     ?assertMatch({200, _, _}, ?M:handle_webhook(Headers, Body)).
 

@@ -148,7 +148,7 @@ account_ok(A) ->
     State = emqx_azure_marketplace_lifecycle:link_state(A),
     Deployments = emqx_azure_marketplace_platform:deployments(A),
     %% Pending ones: what a cancellation scheduled and has not run (or been called off) yet.
-    Deadlines = [{D, K} || {azmp_deadline, {_, D, K}, _, _, _, _, false, _, _} <- emqx_azure_marketplace_store:deadlines_of(A)],
+    Deadlines = [{D, K} || #{deployment_id := D, kind := K, done := false} <- emqx_azure_marketplace_store:deadlines_of(A)],
     PaidRunning = [Id || #{id := Id, trial := false, state := running} <- Deployments],
     Stopped = [Id || #{id := Id, state := stopped} <- Deployments],
     if
