@@ -51,8 +51,8 @@ namespace azmp::nif {
     X(events, "events") X(filter, "filter") X(resource_id, "resource_id") X(dimension, "dimension")    \
     X(effective_start_time, "effective_start_time") X(usage_start_date, "usage_start_date")            \
     X(usage_end_date, "usage_end_date") X(offer_id, "offer_id")                                        \
-    X(azure_subscription_id, "azure_subscription_id") X(recon_status, "recon_status")                 \
-    /* product rules (rules_nif.cpp): link states and events */                                     \
+    X(azure_subscription_id, "azure_subscription_id") X(recon_status, "recon_status")                  \
+    /* product rules (rules_nif.cpp): link states and events */                                        \
     X(none, "none") X(pending, "pending") X(linked, "linked") X(suspended, "suspended")                \
     X(unsubscribed, "unsubscribed") X(activated, "activated") X(link_failed, "link_failed")            \
     X(renew, "renew") X(suspend, "suspend") X(reinstate, "reinstate") X(unsubscribe, "unsubscribe")    \
