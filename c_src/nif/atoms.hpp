@@ -51,7 +51,41 @@ namespace azmp::nif {
     X(events, "events") X(filter, "filter") X(resource_id, "resource_id") X(dimension, "dimension")    \
     X(effective_start_time, "effective_start_time") X(usage_start_date, "usage_start_date")            \
     X(usage_end_date, "usage_end_date") X(offer_id, "offer_id")                                        \
-    X(azure_subscription_id, "azure_subscription_id") X(recon_status, "recon_status")
+    X(azure_subscription_id, "azure_subscription_id") X(recon_status, "recon_status")                  \
+    /* product rules (rules_nif.cpp): link states and events */                                        \
+    X(none, "none") X(pending, "pending") X(linked, "linked") X(suspended, "suspended")                \
+    X(unsubscribed, "unsubscribed") X(activated, "activated") X(link_failed, "link_failed")            \
+    X(renew, "renew") X(suspend, "suspend") X(reinstate, "reinstate") X(unsubscribe, "unsubscribe")    \
+    /* product rules: verdicts and outcomes */                                                         \
+    X(link, "link") X(already_linked, "already_linked") X(refuse, "refuse")                            \
+    X(already_active, "already_active") X(ignore, "ignore") X(stale, "stale") X(keep, "keep")          \
+    X(stop, "stop") X(delete_, "delete") X(need_payment_method, "need_payment_method")                 \
+    X(mismatch, "mismatch") X(act, "act") X(refused, "refused") X(ignored, "ignored")                  \
+    X(unknown, "unknown") X(bad_request, "bad_request") X(unavailable, "unavailable")                  \
+    X(running, "running") X(stopped, "stopped") X(trial_ended, "trial_ended")                          \
+    /* product rules: effects, payment methods, notices, refusals */                                   \
+    X(answer_operation, "answer_operation") X(set_payment_method, "set_payment_method")                \
+    X(notify, "notify") X(stop_deployment, "stop_deployment") X(start_deployment, "start_deployment")  \
+    X(delete_deployment, "delete_deployment") X(schedule_deadline, "schedule_deadline")                \
+    X(cancel_deadlines, "cancel_deadlines")                                                            \
+    X(azure_marketplace_subscription, "azure_marketplace_subscription")                                \
+    X(subscription_suspended, "subscription_suspended")                                                \
+    X(subscription_reinstated, "subscription_reinstated")                                              \
+    X(subscription_cancelled, "subscription_cancelled") X(link_pending, "link_pending")                \
+    X(credit_card_on_file, "credit_card_on_file") X(uses_available_credits, "uses_available_credits")  \
+    X(already_linked_to_marketplace, "already_linked_to_marketplace")                                  \
+    X(subscription_linked_to_other_account, "subscription_linked_to_other_account")                    \
+    X(subscription_unsubscribed, "subscription_unsubscribed") X(invalid_token, "invalid_token")        \
+    /* product rules: map keys and the fields a {badarg, Field} names */                               \
+    X(kind, "kind") X(reason, "reason") X(state, "state") X(cancelled_at, "cancelled_at")              \
+    X(last_op_at, "last_op_at") X(marketplace_pays, "marketplace_pays") X(deployments, "deployments")  \
+    X(id, "id") X(trial, "trial") X(trial_ends_at, "trial_ends_at") X(stopped_at, "stopped_at")        \
+    X(credit_card, "credit_card") X(available_credits, "available_credits")                            \
+    X(other_marketplace_link, "other_marketplace_link") X(holder, "holder")                            \
+    X(seen_cancelled, "seen_cancelled") X(holds_other, "holds_other") X(action, "action")              \
+    X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
+    X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
+    X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

@@ -1,14 +1,18 @@
-// Term conversion for the product rules. Decoding is typed: each reader names the field it reads,
-// and a wrong shape throws DecodeError, turned into `error:{badarg, Field}` at the entry point.
+// Term conversion for the product rules, through the typed codec (codec.hpp) and the atoms made at
+// load (atoms.hpp). Arguments are read in order; the first wrong one raises `error:{badarg, Field}`.
 #include "rules_nif.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "azmp/rules.hpp"
-#include "terms.hpp"
+#include "codec.hpp"
 
 namespace azmp::nif {
 namespace {
@@ -16,396 +20,529 @@ namespace {
 // Lists the rules take (deployments of one account, suspended ids) stay far below this; a longer
 // one is refused, which keeps every call short.
 constexpr unsigned kMaxListLen = 4096;
-constexpr unsigned kAtomBuf = 32;
 
-struct DecodeError {
-    const char* field;
+// A binary of at most kMaxIdBytes: ids, Azure statuses, webhook actions. Valid during the call.
+struct ShortBinary {
+    std::string_view value;
+    operator std::string_view() const { return value; }
 };
 
-class Decoder {
+// boolean() | unknown
+struct MaybeBool {
+    std::optional<bool> value;
+};
+
+}  // namespace
+
+template <>
+struct Codec<ShortBinary> {
+    static std::optional<ShortBinary> decode(ErlNifEnv* env, ERL_NIF_TERM t) {
+        auto s = nif::decode<std::string_view>(env, t);
+        if (!s || s->size() > kMaxIdBytes) return std::nullopt;
+        return ShortBinary{*s};
+    }
+};
+
+template <>
+struct Codec<MaybeBool> {
+    static std::optional<MaybeBool> decode(ErlNifEnv* env, ERL_NIF_TERM t) {
+        if (enif_is_identical(t, atoms::unknown)) return MaybeBool{};
+        auto b = nif::decode<bool>(env, t);
+        if (!b) return std::nullopt;
+        return MaybeBool{*b};
+    }
+};
+
+// The atoms of the core's enums: the names azmp/rules.hpp and azmp/decisions.hpp give them
+// (link_state_name, refusal_name, ...).
+template <>
+struct EnumAtoms<LinkState> {
+    static constexpr EnumAtom<LinkState> table[] = {
+        {&atoms::none, LinkState::None},           {&atoms::pending, LinkState::Pending},
+        {&atoms::linked, LinkState::Linked},       {&atoms::suspended, LinkState::Suspended},
+        {&atoms::unsubscribed, LinkState::Unsubscribed}};
+};
+template <>
+struct EnumAtoms<LinkEvent> {
+    static constexpr EnumAtom<LinkEvent> table[] = {
+        {&atoms::activated, LinkEvent::Activated},     {&atoms::link_failed, LinkEvent::LinkFailed},
+        {&atoms::change_plan, LinkEvent::ChangePlan},  {&atoms::change_quantity, LinkEvent::ChangeQuantity},
+        {&atoms::renew, LinkEvent::Renew},             {&atoms::suspend, LinkEvent::Suspend},
+        {&atoms::reinstate, LinkEvent::Reinstate},     {&atoms::unsubscribe, LinkEvent::Unsubscribe}};
+};
+template <>
+struct EnumAtoms<LinkRefusal> {
+    static constexpr EnumAtom<LinkRefusal> table[] = {
+        {&atoms::credit_card_on_file, LinkRefusal::CreditCardOnFile},
+        {&atoms::uses_available_credits, LinkRefusal::UsesAvailableCredits},
+        {&atoms::already_linked_to_marketplace, LinkRefusal::AlreadyLinkedToMarketplace},
+        {&atoms::subscription_linked_to_other_account, LinkRefusal::SubscriptionLinkedToOtherAccount},
+        {&atoms::subscription_unsubscribed, LinkRefusal::SubscriptionUnsubscribed},
+        {&atoms::invalid_token, LinkRefusal::InvalidToken}};
+};
+template <>
+struct EnumAtoms<LinkStep> {
+    static constexpr EnumAtom<LinkStep> table[] = {{&atoms::resolve, LinkStep::Resolve},
+                                                   {&atoms::activate, LinkStep::Activate}};
+};
+template <>
+struct EnumAtoms<DeadlineKind> {
+    static constexpr EnumAtom<DeadlineKind> table[] = {{&atoms::stop, DeadlineKind::Stop},
+                                                       {&atoms::delete_, DeadlineKind::Delete}};
+};
+template <>
+struct EnumAtoms<DeploymentState> {
+    static constexpr EnumAtom<DeploymentState> table[] = {{&atoms::running, DeploymentState::Running},
+                                                          {&atoms::stopped, DeploymentState::Stopped}};
+};
+template <>
+struct EnumAtoms<PaymentMethod> {
+    static constexpr EnumAtom<PaymentMethod> table[] = {
+        {&atoms::azure_marketplace_subscription, PaymentMethod::AzureMarketplaceSubscription},
+        {&atoms::none, PaymentMethod::None}};
+};
+template <>
+struct EnumAtoms<NoticeKind> {
+    static constexpr EnumAtom<NoticeKind> table[] = {
+        {&atoms::linked, NoticeKind::Linked},
+        {&atoms::link_failed, NoticeKind::LinkFailed},
+        {&atoms::subscription_suspended, NoticeKind::SubscriptionSuspended},
+        {&atoms::subscription_reinstated, NoticeKind::SubscriptionReinstated},
+        {&atoms::subscription_cancelled, NoticeKind::SubscriptionCancelled}};
+};
+template <>
+struct EnumAtoms<CreateRefusal> {
+    static constexpr EnumAtom<CreateRefusal> table[] = {
+        {&atoms::link_pending, CreateRefusal::LinkPending},
+        {&atoms::subscription_suspended, CreateRefusal::SubscriptionSuspended},
+        {&atoms::subscription_cancelled, CreateRefusal::SubscriptionCancelled}};
+};
+template <>
+struct EnumAtoms<StopReason> {
+    static constexpr EnumAtom<StopReason> table[] = {{&atoms::suspended, StopReason::Suspended},
+                                                     {&atoms::unsubscribed, StopReason::Unsubscribed},
+                                                     {&atoms::trial_ended, StopReason::TrialEnded}};
+};
+template <>
+struct EnumAtoms<ActivationVerdict> {
+    static constexpr EnumAtom<ActivationVerdict> table[] = {
+        {&atoms::activate, ActivationVerdict::Activate},
+        {&atoms::already_active, ActivationVerdict::AlreadyActive},
+        {&atoms::refuse, ActivationVerdict::Refuse}};
+};
+template <>
+struct EnumAtoms<WebhookOutcome> {
+    static constexpr EnumAtom<WebhookOutcome> table[] = {
+        {&atoms::mismatch, WebhookOutcome::Mismatch}, {&atoms::act, WebhookOutcome::Act},
+        {&atoms::refused, WebhookOutcome::Refused},   {&atoms::ignored, WebhookOutcome::Ignored}};
+};
+
+// Effects are lists of:
+//   activate | {answer_operation, success | failure} | {set_payment_method, Method}
+//   | {notify, #{kind := Kind, reason => Reason}} | {stop_deployment | start_deployment | delete_deployment, Id}
+//   | {schedule_deadline, Id, stop | delete, At} | cancel_deadlines
+template <>
+struct Codec<Effect> {
+    static ERL_NIF_TERM encode(ErlNifEnv* env, const Effect& e) {
+        auto with_id = [&](ERL_NIF_TERM tag) { return enif_make_tuple2(env, tag, nif::encode(env, e.deployment_id)); };
+        switch (e.kind) {
+            case EffectKind::Activate: return atoms::activate;
+            case EffectKind::AnswerOperation:
+                return enif_make_tuple2(env, atoms::answer_operation, e.success ? atoms::success : atoms::failure);
+            case EffectKind::SetPaymentMethod:
+                return enif_make_tuple2(env, atoms::set_payment_method, nif::encode(env, e.method));
+            case EffectKind::Notify: {
+                const ERL_NIF_TERM kind = nif::encode(env, e.notice);
+                const ERL_NIF_TERM notice =
+                    e.reason ? make_map<2>(env, {{{atoms::kind, kind}, {atoms::reason, nif::encode(env, *e.reason)}}})
+                             : make_map<1>(env, {{{atoms::kind, kind}}});
+                return enif_make_tuple2(env, atoms::notify, notice);
+            }
+            case EffectKind::StopDeployment: return with_id(atoms::stop_deployment);
+            case EffectKind::StartDeployment: return with_id(atoms::start_deployment);
+            case EffectKind::DeleteDeployment: return with_id(atoms::delete_deployment);
+            case EffectKind::ScheduleDeadline:
+                return enif_make_tuple4(env, atoms::schedule_deadline, nif::encode(env, e.deployment_id),
+                                        nif::encode(env, e.deadline), nif::encode(env, e.at));
+            case EffectKind::CancelDeadlines: return atoms::cancel_deadlines;
+        }
+        return atoms::unknown;
+    }
+};
+
+namespace {
+
+// [encode(Item), ...]
+template <typename T>
+ERL_NIF_TERM encode_list(ErlNifEnv* env, const std::vector<T>& items) {
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (auto it = items.rbegin(); it != items.rend(); ++it) list = enif_make_list_cell(env, encode(env, *it), list);
+    return list;
+}
+
+// A refusal the core left out (a bug) is `unknown`.
+template <typename E>
+ERL_NIF_TERM encode_or_unknown(ErlNifEnv* env, const std::optional<E>& v) {
+    return v ? encode(env, *v) : atoms::unknown;
+}
+
+// Reads an entry point's arguments in order, as MapFields reads a map's fields: the first wrong one
+// is kept as {badarg, Field} and the reads after it do nothing. Check ok() before using what was read.
+class Args {
 public:
-    explicit Decoder(ErlNifEnv* env) : env_(env) {}
+    explicit Args(ErlNifEnv* env) : env_(env) {}
 
-    std::string_view binary(ERL_NIF_TERM t, const char* field) const {
-        ErlNifBinary bin;
-        if (!enif_inspect_binary(env_, t, &bin) || bin.size > kMaxIdBytes) throw DecodeError{field};
-        return {reinterpret_cast<const char*>(bin.data), bin.size};
+    // Decodes `t` as As (by default the type of `out`) into `out`; a wrong shape is {badarg, Field}.
+    template <typename As = void, typename Out>
+    bool read(ERL_NIF_TERM t, ERL_NIF_TERM field, Out& out) {
+        using D = std::conditional_t<std::is_void_v<As>, Out, As>;
+        if (!ok()) return false;
+        auto v = decode<D>(env_, t);
+        if (!v) return fail(field);
+        out = static_cast<Out>(std::move(*v));
+        return true;
     }
 
-    std::string_view atom(ERL_NIF_TERM t, char (&buf)[kAtomBuf], const char* field) const {
-        const int n = enif_get_atom(env_, t, buf, sizeof buf, ERL_NIF_LATIN1);
-        if (n <= 0) throw DecodeError{field};
-        return {buf, static_cast<std::size_t>(n - 1)};
+    bool fail(ERL_NIF_TERM field) {
+        if (ok()) reason_ = enif_make_tuple2(env_, atoms::badarg, field);
+        return false;
+    }
+    // A map's error ({badarg, Field}), when it is the first.
+    bool take(const MapFields& f) {
+        if (ok() && f.error()) reason_ = encode(env_, *f.error());
+        return ok();
     }
 
-    bool is_atom(ERL_NIF_TERM t, std::string_view name) const {
-        char buf[kAtomBuf];
-        const int n = enif_get_atom(env_, t, buf, sizeof buf, ERL_NIF_LATIN1);
-        return n > 0 && std::string_view(buf, static_cast<std::size_t>(n - 1)) == name;
-    }
-
-    bool boolean(ERL_NIF_TERM t, const char* field) const {
-        if (is_atom(t, "true")) return true;
-        if (is_atom(t, "false")) return false;
-        throw DecodeError{field};
-    }
-
-    // boolean() | unknown
-    std::optional<bool> tristate(ERL_NIF_TERM t, const char* field) const {
-        if (is_atom(t, "unknown")) return std::nullopt;
-        return boolean(t, field);
-    }
-
-    std::int64_t integer(ERL_NIF_TERM t, const char* field) const {
-        ErlNifSInt64 v;
-        if (!enif_get_int64(env_, t, &v)) throw DecodeError{field};
-        return static_cast<std::int64_t>(v);
-    }
-
-    std::optional<std::int64_t> opt_integer(ERL_NIF_TERM t, const char* field) const {
-        if (is_atom(t, "undefined")) return std::nullopt;
-        return integer(t, field);
-    }
-
-    ERL_NIF_TERM field(ERL_NIF_TERM map, const char* key) const {
-        ERL_NIF_TERM v;
-        if (!enif_is_map(env_, map) || !enif_get_map_value(env_, map, nif::atom(env_, key), &v)) throw DecodeError{key};
-        return v;
-    }
-
-    std::optional<ERL_NIF_TERM> opt_field(ERL_NIF_TERM map, const char* key) const {
-        ERL_NIF_TERM v;
-        if (!enif_is_map(env_, map)) throw DecodeError{key};
-        if (!enif_get_map_value(env_, map, nif::atom(env_, key), &v) || is_atom(v, "undefined")) return std::nullopt;
-        return v;
-    }
-
-    LinkState state(ERL_NIF_TERM t, const char* field) const {
-        char buf[kAtomBuf];
-        auto s = link_state_from_name(atom(t, buf, field));
-        if (!s) throw DecodeError{field};
-        return *s;
-    }
-
-    LinkEvent event(ERL_NIF_TERM t, const char* field) const {
-        char buf[kAtomBuf];
-        auto e = link_event_from_name(atom(t, buf, field));
-        if (!e) throw DecodeError{field};
-        return *e;
-    }
-
-    template <typename F>
-    void list(ERL_NIF_TERM t, const char* field, F&& each) const {
-        unsigned len;
-        if (!enif_get_list_length(env_, t, &len) || len > kMaxListLen) throw DecodeError{field};
-        ERL_NIF_TERM head, tail = t;
-        while (enif_get_list_cell(env_, tail, &head, &tail)) each(head);
-    }
-
-    // #{trial := boolean(), state := running | stopped, trial_ends_at => integer() | undefined,
-    //   stopped_at => integer() | undefined, id => binary()}
-    Deployment deployment(ERL_NIF_TERM m) const {
-        Deployment d;
-        d.trial = boolean(field(m, "trial"), "trial");
-        const ERL_NIF_TERM st = field(m, "state");
-        if (is_atom(st, "running")) d.state = DeploymentState::Running;
-        else if (is_atom(st, "stopped")) d.state = DeploymentState::Stopped;
-        else throw DecodeError{"state"};
-        if (auto v = opt_field(m, "trial_ends_at")) d.trial_ends_at = integer(*v, "trial_ends_at");
-        if (auto v = opt_field(m, "stopped_at")) d.stopped_at = integer(*v, "stopped_at");
-        return d;
-    }
-
-    AccountFacts account(ERL_NIF_TERM m) const {
-        AccountFacts f;
-        f.state = state(field(m, "state"), "state");
-        list(field(m, "suspended"), "suspended", [&](ERL_NIF_TERM id) { f.suspended.emplace_back(binary(id, "suspended")); });
-        f.cancelled_at = opt_integer(field(m, "cancelled_at"), "cancelled_at");
-        f.last_op_at = opt_integer(field(m, "last_op_at"), "last_op_at");
-        f.marketplace_pays = boolean(field(m, "marketplace_pays"), "marketplace_pays");
-        list(field(m, "deployments"), "deployments", [&](ERL_NIF_TERM d) {
-            f.deployments.push_back(DeploymentFact{std::string(binary(field(d, "id"), "id")), deployment(d)});
-        });
-        return f;
-    }
+    bool ok() const { return reason_ == 0; }
+    ERL_NIF_TERM raise() const { return enif_raise_exception(env_, reason_); }
 
 private:
     ErlNifEnv* env_;
+    ERL_NIF_TERM reason_ = 0;  // {badarg, Field} once an argument is wrong (0 is never a term)
 };
 
-// --- encoders
-
-ERL_NIF_TERM name(ErlNifEnv* env, std::string_view n) { return enif_make_atom_len(env, n.data(), n.size()); }
-
-ERL_NIF_TERM opt_int(ErlNifEnv* env, std::optional<std::int64_t> v) {
-    return v ? enif_make_int64(env, *v) : atom(env, "undefined");
-}
-
-ERL_NIF_TERM encode(ErlNifEnv* env, const Effect& e) {
-    switch (e.kind) {
-        case EffectKind::Activate: return atom(env, "activate");
-        case EffectKind::AnswerOperation:
-            return enif_make_tuple2(env, atom(env, "answer_operation"), atom(env, e.success ? "success" : "failure"));
-        case EffectKind::SetPaymentMethod:
-            return enif_make_tuple2(env, atom(env, "set_payment_method"), name(env, payment_method_name(e.method)));
-        case EffectKind::Notify: {
-            ERL_NIF_TERM m = enif_make_new_map(env);
-            enif_make_map_put(env, m, atom(env, "kind"), name(env, notice_kind_name(e.notice)), &m);
-            if (e.reason) enif_make_map_put(env, m, atom(env, "reason"), name(env, refusal_name(*e.reason)), &m);
-            return enif_make_tuple2(env, atom(env, "notify"), m);
-        }
-        case EffectKind::StopDeployment:
-            return enif_make_tuple2(env, atom(env, "stop_deployment"), make_binary(env, e.deployment_id));
-        case EffectKind::StartDeployment:
-            return enif_make_tuple2(env, atom(env, "start_deployment"), make_binary(env, e.deployment_id));
-        case EffectKind::DeleteDeployment:
-            return enif_make_tuple2(env, atom(env, "delete_deployment"), make_binary(env, e.deployment_id));
-        case EffectKind::ScheduleDeadline:
-            return enif_make_tuple4(env, atom(env, "schedule_deadline"), make_binary(env, e.deployment_id),
-                                    name(env, deadline_kind_name(e.deadline)), enif_make_int64(env, e.at));
-        case EffectKind::CancelDeadlines: return atom(env, "cancel_deadlines");
+// The elements of the list under `key`: a proper list of at most kMaxListLen, else {badarg, Key}.
+std::vector<ERL_NIF_TERM> list_field(ErlNifEnv* env, MapFields& f, ERL_NIF_TERM key) {
+    std::vector<ERL_NIF_TERM> items;
+    const auto t = f.term(key);
+    unsigned len = 0;
+    if (!t || !enif_get_list_length(env, *t, &len) || len > kMaxListLen) {
+        f.fail(key);
+        return items;
     }
-    return atom(env, "unknown");
+    items.reserve(len);
+    ERL_NIF_TERM head, tail = *t;
+    while (enif_get_list_cell(env, tail, &head, &tail)) items.push_back(head);
+    return items;
 }
 
-ERL_NIF_TERM encode(ErlNifEnv* env, const Effects& es) {
-    ERL_NIF_TERM list = enif_make_list(env, 0);
-    for (auto it = es.rbegin(); it != es.rend(); ++it) list = enif_make_list_cell(env, encode(env, *it), list);
-    return list;
+// #{trial := boolean(), state := running | stopped, trial_ends_at => integer() | undefined,
+//   stopped_at => integer() | undefined}
+void read_deployment(MapFields& f, Deployment& d) {
+    f.require(atoms::trial, d.trial);
+    f.require(atoms::state, d.state);
+    f.get(atoms::trial_ends_at, d.trial_ends_at);
+    f.get(atoms::stopped_at, d.stopped_at);
 }
 
-ERL_NIF_TERM encode_ids(ErlNifEnv* env, const std::vector<std::string>& ids) {
-    ERL_NIF_TERM list = enif_make_list(env, 0);
-    for (auto it = ids.rbegin(); it != ids.rend(); ++it) list = enif_make_list_cell(env, make_binary(env, *it), list);
-    return list;
+// #{state, suspended := [binary()], cancelled_at, last_op_at, marketplace_pays,
+//   deployments := [#{id := binary(), ...deployment}]}. A term that is not a map is named by its
+// first field (here and below), as the entry points always named it.
+void read_account(ErlNifEnv* env, ERL_NIF_TERM t, AccountFacts& facts, Args& a) {
+    if (!a.ok()) return;
+    MapFields f(env, t, "state");
+    f.require(atoms::state, facts.state);
+    std::vector<ShortBinary> suspended;
+    f.require<ListOf<ShortBinary, kMaxListLen>>(atoms::suspended, suspended);
+    facts.suspended.assign(suspended.begin(), suspended.end());
+    f.require(atoms::cancelled_at, facts.cancelled_at);
+    f.require(atoms::last_op_at, facts.last_op_at);
+    f.require(atoms::marketplace_pays, facts.marketplace_pays);
+    for (ERL_NIF_TERM d : list_field(env, f, atoms::deployments)) {
+        DeploymentFact fact;
+        MapFields df(env, d, "id");
+        df.require<ShortBinary>(atoms::id, fact.id);
+        read_deployment(df, fact.d);
+        if (!df.ok()) {
+            f.fail(*df.error());
+            break;
+        }
+        facts.deployments.push_back(std::move(fact));
+    }
+    a.take(f);
 }
 
+// {ok, #{state, suspended, cancelled_at, last_op_at}, Effects}
 ERL_NIF_TERM encode_plan(ErlNifEnv* env, const EventPlan& p) {
-    ERL_NIF_TERM m = enif_make_new_map(env);
-    enif_make_map_put(env, m, atom(env, "state"), name(env, link_state_name(p.state)), &m);
-    enif_make_map_put(env, m, atom(env, "suspended"), encode_ids(env, p.suspended), &m);
-    enif_make_map_put(env, m, atom(env, "cancelled_at"), opt_int(env, p.cancelled_at), &m);
-    enif_make_map_put(env, m, atom(env, "last_op_at"), opt_int(env, p.last_op_at), &m);
-    return enif_make_tuple3(env, atom(env, "ok"), m, encode(env, p.effects));
+    const ERL_NIF_TERM change = make_map<4>(env, {{{atoms::state, encode(env, p.state)},
+                                                   {atoms::suspended, encode_list(env, p.suspended)},
+                                                   {atoms::cancelled_at, encode(env, p.cancelled_at)},
+                                                   {atoms::last_op_at, encode(env, p.last_op_at)}}});
+    return enif_make_tuple3(env, atoms::ok, change, encode_list(env, p.effects));
 }
 
+// keep | {stop, Reason} | {delete, At}
 ERL_NIF_TERM encode_action(ErlNifEnv* env, const DeploymentAction& a) {
     switch (a.kind) {
-        case ActionKind::Keep: return atom(env, "keep");
-        case ActionKind::Stop:
-            return enif_make_tuple2(env, atom(env, "stop"), name(env, a.stop_reason ? stop_reason_name(*a.stop_reason) : "unknown"));
-        case ActionKind::Delete: return enif_make_tuple2(env, atom(env, "delete"), enif_make_int64(env, a.delete_at));
+        case ActionKind::Keep: return atoms::keep;
+        case ActionKind::Stop: return enif_make_tuple2(env, atoms::stop, encode_or_unknown(env, a.stop_reason));
+        case ActionKind::Delete: return enif_make_tuple2(env, atoms::delete_, encode(env, a.delete_at));
     }
-    return atom(env, "keep");
-}
-
-// The entry point's frame: arity checked, DecodeError turned into {badarg, Field}.
-template <typename F>
-ERL_NIF_TERM decoding(ErlNifEnv* env, int argc, int arity, F&& body) {
-    if (argc != arity) return enif_make_badarg(env);
-    try {
-        return body(Decoder(env));
-    } catch (const DecodeError& e) {
-        return enif_raise_exception(env, enif_make_tuple2(env, atom(env, "badarg"), atom(env, e.field)));
-    }
+    return atoms::keep;
 }
 
 }  // namespace
 
 ERL_NIF_TERM nif_valid_id(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
-    ErlNifBinary bin;
-    const bool ok = enif_inspect_binary(env, argv[0], &bin) &&
-                    valid_id(std::string_view(reinterpret_cast<const char*>(bin.data), bin.size));
-    return atom(env, ok ? "true" : "false");
+    const auto id = decode<std::string_view>(env, argv[0]);
+    return encode(env, id && valid_id(*id));
 }
 
 ERL_NIF_TERM nif_plan_link(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 3, [&](const Decoder& d) {
-        const std::string_view account = d.binary(argv[0], "account_id");
-        if (!valid_id(account)) throw DecodeError{"account_id"};
-        BillingProfile p;
-        p.credit_card = d.boolean(d.field(argv[1], "credit_card"), "credit_card");
-        p.available_credits = d.boolean(d.field(argv[1], "available_credits"), "available_credits");
-        p.other_marketplace_link = d.boolean(d.field(argv[1], "other_marketplace_link"), "other_marketplace_link");
-        LinkFacts f;
-        f.azure_status = d.binary(d.field(argv[2], "status"), "status");
-        if (auto h = d.opt_field(argv[2], "holder")) f.holder = d.binary(*h, "holder");
-        f.seen_cancelled = d.boolean(d.field(argv[2], "seen_cancelled"), "seen_cancelled");
-        f.account_holds_other = d.boolean(d.field(argv[2], "holds_other"), "holds_other");
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    std::string_view account;
+    if (a.read<ShortBinary>(argv[0], atoms::account_id, account) && !valid_id(account)) a.fail(atoms::account_id);
 
-        const LinkPlan plan = plan_link(account, p, f);
-        ERL_NIF_TERM verdict = atom(env, "link");
-        switch (plan.decision.verdict) {
-            case LinkVerdict::Link: break;
-            case LinkVerdict::AlreadyLinked: verdict = atom(env, "already_linked"); break;
-            case LinkVerdict::Refuse:
-                verdict = enif_make_tuple2(env, atom(env, "refuse"),
-                                           name(env, plan.decision.refusal ? refusal_name(*plan.decision.refusal) : "unknown"));
-                break;
-        }
-        return enif_make_tuple2(env, verdict, encode(env, plan.effects));
-    });
+    BillingProfile profile;
+    MapFields pf(env, argv[1], "credit_card");
+    pf.require(atoms::credit_card, profile.credit_card);
+    pf.require(atoms::available_credits, profile.available_credits);
+    pf.require(atoms::other_marketplace_link, profile.other_marketplace_link);
+    a.take(pf);
+
+    LinkFacts facts;
+    std::optional<ShortBinary> holder;
+    MapFields ff(env, argv[2], "status");
+    ff.require<ShortBinary>(atoms::status, facts.azure_status);
+    ff.get(atoms::holder, holder);
+    ff.require(atoms::seen_cancelled, facts.seen_cancelled);
+    ff.require(atoms::holds_other, facts.account_holds_other);
+    a.take(ff);
+    if (!a.ok()) return a.raise();
+    if (holder) facts.holder = holder->value;
+
+    const LinkPlan plan = plan_link(account, profile, facts);
+    ERL_NIF_TERM verdict = atoms::link;
+    switch (plan.decision.verdict) {
+        case LinkVerdict::Link: break;
+        case LinkVerdict::AlreadyLinked: verdict = atoms::already_linked; break;
+        case LinkVerdict::Refuse:
+            verdict = enif_make_tuple2(env, atoms::refuse, encode_or_unknown(env, plan.decision.refusal));
+            break;
+    }
+    return enif_make_tuple2(env, verdict, encode_list(env, plan.effects));
 }
 
 ERL_NIF_TERM nif_plan_linked(ErlNifEnv* env, int argc, const ERL_NIF_TERM[]) {
     if (argc != 0) return enif_make_badarg(env);
-    return encode(env, plan_linked());
+    return encode_list(env, plan_linked());
 }
 
 ERL_NIF_TERM nif_classify_link_failure(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 2, [&](const Decoder& d) {
-        LinkStep step;
-        if (d.is_atom(argv[0], "resolve")) step = LinkStep::Resolve;
-        else if (d.is_atom(argv[0], "activate")) step = LinkStep::Activate;
-        else throw DecodeError{"step"};
-        CallFailure f;
-        int arity;
-        const ERL_NIF_TERM* elems;
-        if (enif_get_tuple(env, argv[1], &arity, &elems) && arity == 2 && d.is_atom(elems[0], "http")) {
-            const std::int64_t status = d.integer(elems[1], "failure");
-            if (status < 100 || status > 599) throw DecodeError{"failure"};
-            f.http_status = static_cast<int>(status);
-        } else if (d.is_atom(argv[1], "bad_request")) {
-            f.bad_request = true;
-        } else if (!d.is_atom(argv[1], "unavailable")) {
-            throw DecodeError{"failure"};
-        }
-        const auto refusal = classify_link_failure(step, f);
-        if (refusal) return enif_make_tuple2(env, atom(env, "refuse"), name(env, refusal_name(*refusal)));
-        return atom(env, "retry");
-    });
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    LinkStep step{};
+    a.read(argv[0], atoms::step, step);
+    // {http, 100..599} | bad_request | unavailable
+    CallFailure failure;
+    int arity;
+    const ERL_NIF_TERM* elems;
+    if (enif_get_tuple(env, argv[1], &arity, &elems) && arity == 2 && enif_is_identical(elems[0], atoms::http)) {
+        std::int64_t status = 0;
+        a.read<IntIn<100, 599>>(elems[1], atoms::failure, status);
+        failure.http_status = static_cast<int>(status);
+    } else if (enif_is_identical(argv[1], atoms::bad_request)) {
+        failure.bad_request = true;
+    } else if (!enif_is_identical(argv[1], atoms::unavailable)) {
+        a.fail(atoms::failure);
+    }
+    if (!a.ok()) return a.raise();
+
+    const auto refusal = classify_link_failure(step, failure);
+    return refusal ? enif_make_tuple2(env, atoms::refuse, encode(env, *refusal)) : atoms::retry;
 }
 
 ERL_NIF_TERM nif_plan_link_failed(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 1, [&](const Decoder& d) {
-        char buf[kAtomBuf];
-        const auto r = refusal_from_name(d.atom(argv[0], buf, "reason"));
-        if (!r) throw DecodeError{"reason"};
-        return encode(env, plan_link_failed(*r));
-    });
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    LinkRefusal reason{};
+    if (!a.read(argv[0], atoms::reason, reason)) return a.raise();
+    return encode_list(env, plan_link_failed(reason));
 }
 
 ERL_NIF_TERM nif_marketplace_pays(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 1, [&](const Decoder& d) {
-        return atom(env, marketplace_pays(d.state(argv[0], "state")) ? "true" : "false");
-    });
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    LinkState state{};
+    if (!a.read(argv[0], atoms::state, state)) return a.raise();
+    return encode(env, marketplace_pays(state));
 }
 
 ERL_NIF_TERM nif_decide_activation(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 1, [&](const Decoder& d) {
-        std::optional<std::string_view> status;
-        if (!d.is_atom(argv[0], "undefined")) status = d.binary(argv[0], "status");
-        switch (decide_activation(status)) {
-            case ActivationVerdict::Activate: return atom(env, "activate");
-            case ActivationVerdict::AlreadyActive: return atom(env, "already_active");
-            case ActivationVerdict::Refuse: return atom(env, "refuse");
-        }
-        return atom(env, "activate");
-    });
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    std::optional<ShortBinary> status;  // undefined: Get Subscription did not say
+    if (!a.read(argv[0], atoms::status, status)) return a.raise();
+    return encode(env, decide_activation(status ? std::optional<std::string_view>(status->value) : std::nullopt));
 }
 
 ERL_NIF_TERM nif_link_retry_delay(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 3, [&](const Decoder& d) {
-        const std::int64_t attempts = d.integer(argv[0], "attempts");
-        if (attempts < 0) throw DecodeError{"attempts"};
-        const std::uint32_t a = attempts > 1000 ? 1000u : static_cast<std::uint32_t>(attempts);
-        return enif_make_int64(env, link_retry_delay_s(a, d.integer(argv[1], "base_s"), d.integer(argv[2], "max_s")));
-    });
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t attempts = 0, base_s = 0, max_s = 0;
+    a.read<IntIn<0, std::numeric_limits<std::int64_t>::max()>>(argv[0], atoms::attempts, attempts);
+    a.read(argv[1], atoms::base_s, base_s);
+    a.read(argv[2], atoms::max_s, max_s);
+    if (!a.ok()) return a.raise();
+    const std::uint32_t capped = attempts > 1000 ? 1000u : static_cast<std::uint32_t>(attempts);
+    return encode(env, link_retry_delay_s(capped, base_s, max_s));
 }
 
 ERL_NIF_TERM nif_landing_expires_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 1, [&](const Decoder& d) {
-        const std::int64_t now = d.integer(argv[0], "now");
-        if (now < 0 || now > (std::int64_t{1} << 40)) throw DecodeError{"now"};
-        return enif_make_int64(env, landing_expires_at(now));
-    });
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t now = 0;
+    if (!a.read<IntIn<0, (std::int64_t{1} << 40)>>(argv[0], atoms::now, now)) return a.raise();
+    return encode(env, landing_expires_at(now));
 }
 
 ERL_NIF_TERM nif_landing_usable(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 2, [&](const Decoder& d) {
-        return atom(env, landing_usable(d.integer(argv[0], "expires_at"), d.integer(argv[1], "now")) ? "true" : "false");
-    });
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t expires_at = 0, now = 0;
+    a.read(argv[0], atoms::expires_at, expires_at);
+    a.read(argv[1], atoms::now, now);
+    if (!a.ok()) return a.raise();
+    return encode(env, landing_usable(expires_at, now));
 }
 
 ERL_NIF_TERM nif_plan_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 4, [&](const Decoder& d) {
-        const LinkEvent event = d.event(argv[0], "event");
-        const AccountFacts facts = d.account(argv[1]);
-        const std::int64_t now = d.integer(argv[2], "now");
-        const auto op_at = d.opt_integer(argv[3], "op_at");
-        const EventPlan p = plan_event(event, facts, now, op_at);
-        if (p.stale) return atom(env, "stale");
-        if (!p.applies) return atom(env, "ignore");
-        return encode_plan(env, p);
-    });
+    if (argc != 4) return enif_make_badarg(env);
+    Args a(env);
+    LinkEvent event{};
+    AccountFacts facts;
+    std::int64_t now = 0;
+    std::optional<std::int64_t> op_at;
+    a.read(argv[0], atoms::event, event);
+    read_account(env, argv[1], facts, a);
+    a.read(argv[2], atoms::now, now);
+    a.read(argv[3], atoms::op_at, op_at);
+    if (!a.ok()) return a.raise();
+
+    const EventPlan p = plan_event(event, facts, now, op_at);
+    if (p.stale) return atoms::stale;
+    if (!p.applies) return atoms::ignore;
+    return encode_plan(env, p);
 }
 
 ERL_NIF_TERM nif_plan_enforce(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 2, [&](const Decoder& d) {
-        const AccountFacts facts = d.account(argv[0]);
-        return encode_plan(env, plan_enforce(facts, d.integer(argv[1], "now")));
-    });
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    AccountFacts facts;
+    std::int64_t now = 0;
+    read_account(env, argv[0], facts, a);
+    a.read(argv[1], atoms::now, now);
+    if (!a.ok()) return a.raise();
+    return encode_plan(env, plan_enforce(facts, now));
 }
 
 ERL_NIF_TERM nif_repair_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 2, [&](const Decoder& d) {
-        const auto e = repair_event(d.binary(argv[0], "status"), d.state(argv[1], "state"));
-        return e ? name(env, link_event_name(*e)) : atom(env, "none");
-    });
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    std::string_view status;
+    LinkState state{};
+    a.read<ShortBinary>(argv[0], atoms::status, status);
+    a.read(argv[1], atoms::state, state);
+    if (!a.ok()) return a.raise();
+    const auto event = repair_event(status, state);
+    return event ? encode(env, *event) : atoms::none;
 }
 
 ERL_NIF_TERM nif_plan_deadline(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 5, [&](const Decoder& d) {
-        char buf[kAtomBuf];
-        const auto kind = deadline_kind_from_name(d.atom(argv[0], buf, "kind"));
-        if (!kind) throw DecodeError{"kind"};
-        return encode(env, plan_deadline(*kind, d.binary(argv[1], "deployment_id"), d.state(argv[2], "state"),
-                                         d.opt_integer(argv[3], "cancelled_at"), d.integer(argv[4], "now")));
-    });
+    if (argc != 5) return enif_make_badarg(env);
+    Args a(env);
+    DeadlineKind kind{};
+    std::string_view deployment_id;
+    LinkState state{};
+    std::optional<std::int64_t> cancelled_at;
+    std::int64_t now = 0;
+    a.read(argv[0], atoms::kind, kind);
+    a.read<ShortBinary>(argv[1], atoms::deployment_id, deployment_id);
+    a.read(argv[2], atoms::state, state);
+    a.read(argv[3], atoms::cancelled_at, cancelled_at);
+    a.read(argv[4], atoms::now, now);
+    if (!a.ok()) return a.raise();
+    return encode_list(env, plan_deadline(kind, deployment_id, state, cancelled_at, now));
 }
 
 ERL_NIF_TERM nif_plan_webhook(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 4, [&](const Decoder& d) {
-        const std::string_view hook_action = d.binary(argv[0], "action");
-        const std::string_view hook_sub = d.binary(argv[1], "subscription_id");
-        WebhookOperation op;
-        op.action = d.binary(d.field(argv[2], "action"), "action");
-        op.subscription_id = d.binary(d.field(argv[2], "subscription_id"), "subscription_id");
-        if (auto v = d.opt_field(argv[2], "plan_id")) op.plan_id = std::string(d.binary(*v, "plan_id"));
-        if (auto v = d.opt_field(argv[2], "quantity")) op.quantity = d.integer(*v, "quantity");
-        const WebhookPlan p = plan_webhook(hook_action, hook_sub, op, d.boolean(argv[3], "plan_known"));
-        const char* outcome = "ignored";
-        switch (p.outcome) {
-            case WebhookOutcome::Mismatch: outcome = "mismatch"; break;
-            case WebhookOutcome::Act: outcome = "act"; break;
-            case WebhookOutcome::Refused: outcome = "refused"; break;
-            case WebhookOutcome::Ignored: break;
-        }
-        return enif_make_tuple3(env, atom(env, outcome), p.event ? name(env, link_event_name(*p.event)) : atom(env, "none"),
-                                encode(env, p.effects));
-    });
+    if (argc != 4) return enif_make_badarg(env);
+    Args a(env);
+    std::string_view hook_action, hook_subscription;
+    a.read<ShortBinary>(argv[0], atoms::action, hook_action);
+    a.read<ShortBinary>(argv[1], atoms::subscription_id, hook_subscription);
+
+    WebhookOperation op;
+    if (a.ok()) {
+        MapFields f(env, argv[2], "action");
+        f.require<ShortBinary>(atoms::action, op.action);
+        f.require<ShortBinary>(atoms::subscription_id, op.subscription_id);
+        f.get<std::optional<ShortBinary>>(atoms::plan_id, op.plan_id);
+        f.get(atoms::quantity, op.quantity);
+        a.take(f);
+    }
+    bool plan_known = false;
+    a.read(argv[3], atoms::plan_known, plan_known);
+    if (!a.ok()) return a.raise();
+
+    const WebhookPlan p = plan_webhook(hook_action, hook_subscription, op, plan_known);
+    return enif_make_tuple3(env, encode(env, p.outcome), p.event ? encode(env, *p.event) : atoms::none,
+                            encode_list(env, p.effects));
 }
 
 ERL_NIF_TERM nif_gate_create(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 3, [&](const Decoder& d) {
-        const Gate g = gate_create(d.state(argv[0], "state"), d.boolean(argv[1], "trial"), d.tristate(argv[2], "pays_otherwise"));
-        switch (g.verdict) {
-            case GateVerdict::Allow: return atom(env, "ok");
-            case GateVerdict::NeedPaymentMethod: return atom(env, "need_payment_method");
-            case GateVerdict::Refuse: break;
-        }
-        return error_tuple(env, name(env, g.refusal ? create_refusal_name(*g.refusal) : "unknown"));
-    });
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    LinkState state{};
+    bool trial = false;
+    MaybeBool pays_otherwise;
+    a.read(argv[0], atoms::state, state);
+    a.read(argv[1], atoms::trial, trial);
+    a.read(argv[2], atoms::pays_otherwise, pays_otherwise);
+    if (!a.ok()) return a.raise();
+
+    const Gate g = gate_create(state, trial, pays_otherwise.value);
+    switch (g.verdict) {
+        case GateVerdict::Allow: return atoms::ok;
+        case GateVerdict::NeedPaymentMethod: return atoms::need_payment_method;
+        case GateVerdict::Refuse: break;
+    }
+    return enif_make_tuple2(env, atoms::error, encode_or_unknown(env, g.refusal));
 }
 
 ERL_NIF_TERM nif_gate_deployment(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    return decoding(env, argc, 5, [&](const Decoder& d) {
-        const DeploymentGate g = gate_deployment(d.state(argv[0], "state"), d.deployment(argv[1]), d.integer(argv[2], "now"),
-                                                 d.opt_integer(argv[3], "cancelled_at"), d.tristate(argv[4], "pays_otherwise"));
-        if (g.need_payment_method) return atom(env, "need_payment_method");
-        return encode_action(env, g.action);
-    });
+    if (argc != 5) return enif_make_badarg(env);
+    Args a(env);
+    LinkState state{};
+    Deployment deployment;
+    std::int64_t now = 0;
+    std::optional<std::int64_t> cancelled_at;
+    MaybeBool pays_otherwise;
+    if (a.read(argv[0], atoms::state, state)) {
+        MapFields f(env, argv[1], "trial");
+        read_deployment(f, deployment);
+        a.take(f);
+    }
+    a.read(argv[2], atoms::now, now);
+    a.read(argv[3], atoms::cancelled_at, cancelled_at);
+    a.read(argv[4], atoms::pays_otherwise, pays_otherwise);
+    if (!a.ok()) return a.raise();
+
+    const DeploymentGate g = gate_deployment(state, deployment, now, cancelled_at, pays_otherwise.value);
+    if (g.need_payment_method) return atoms::need_payment_method;
+    return encode_action(env, g.action);
 }
 
 }  // namespace azmp::nif

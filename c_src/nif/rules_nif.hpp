@@ -1,5 +1,6 @@
 // NIF entry points for the product rules (azmp/rules.hpp): term conversion only, synchronous and
-// short (every list is bounded). A wrong shape raises `{badarg, Field}` naming what was wrong.
+// short (every list is bounded). A wrong shape raises `{badarg, Field}` naming what was wrong: the
+// arguments are read left to right (a map's fields in the order listed here), the first wrong one named.
 //
 // Effects come back as a list, each one of:
 //   activate | {answer_operation, success | failure} | {set_payment_method, Method}

@@ -97,10 +97,6 @@ std::optional<Error> filter_from_term(ErlNifEnv* env, ERL_NIF_TERM map, UsageFil
 
 }  // namespace
 
-ERL_NIF_TERM atom(ErlNifEnv* env, const char* name) { return enif_make_atom(env, name); }
-
-ERL_NIF_TERM make_binary(ErlNifEnv* env, std::string_view s) { return encode(env, s); }
-
 ERL_NIF_TERM ok_tuple(ErlNifEnv* env, ERL_NIF_TERM value) { return enif_make_tuple2(env, atoms::ok, value); }
 
 ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason) { return enif_make_tuple2(env, atoms::error, reason); }

@@ -18,12 +18,8 @@
 namespace azmp::nif {
 
 // Typed conversions live in codec.hpp (decode<T>, encode, MapFields) and atoms in atoms.hpp
-// (atoms::ok, ...). These helpers remain for code not converted yet.
+// (atoms::ok, ...).
 
-// Makes the atom on every call: prefer atoms::name (made once at load) or atom_named().
-ERL_NIF_TERM atom(ErlNifEnv* env, const char* name);
-// Same as encode(env, s).
-ERL_NIF_TERM make_binary(ErlNifEnv* env, std::string_view s);
 ERL_NIF_TERM ok_tuple(ErlNifEnv* env, ERL_NIF_TERM value);
 ERL_NIF_TERM error_tuple(ErlNifEnv* env, ERL_NIF_TERM reason);
 
