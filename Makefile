@@ -10,7 +10,7 @@ DEB_PACKAGES := cmake make g++ erlang-nox erlang-dev erlang-eunit erlang-inets e
   erlang-proper erlang-proper-dev libboost-json1.81-dev libcurl4-openssl-dev libssl-dev \
   libgtest-dev openssl ca-certificates
 
-.PHONY: all deps nif cpp-tests test eunit dialyzer demo bench emulator clean
+.PHONY: all deps nif cpp-tests test eunit dialyzer demo bench soak emulator clean
 
 all: deps nif
 
@@ -63,6 +63,10 @@ bench: deps
 	  -eval 'azmp_bench:main(), azmp_bench_gating:main(), halt(0).'
 	cmake --build $(BUILD_DIR) --target azmp_jwt_bench -j $(JOBS)
 	$(BUILD_DIR)/azmp_jwt_bench; rc=$$?; [ $$rc -le 1 ]  # 1: below target (reported), 2: could not measure
+
+# Longer runs than `make test` affords: the PropEr state machine over 1,000 sequences.
+soak: deps
+	AZMP_STATEM_NUMTESTS=$${AZMP_STATEM_NUMTESTS:-1000} rebar3 eunit --module=azmp_statem_tests
 
 # A standalone emulator: HTTP on PORT, HTTPS on PORT+1.
 emulator: deps

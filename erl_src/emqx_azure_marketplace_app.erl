@@ -21,7 +21,7 @@ start(_Type, _Args) ->
         [
             fun() -> emqx_azure_marketplace_platform:configure(application:get_env(emqx_azure_marketplace, platform, undefined)) end,
             fun() -> emqx_azure_marketplace_clock:configure(application:get_env(emqx_azure_marketplace, clock, undefined)) end,
-            fun ensure_mnesia/0,
+            fun emqx_azure_marketplace_store:start/0,
             fun() -> make_client(Azure) end,
             fun() -> make_webhook_client(Azure) end,
             fun() -> make_webhook_auth(Azure) end
@@ -104,14 +104,3 @@ make_webhook_auth(Azure) ->
         {ok, Auth} -> persistent_term:put(?AUTH_KEY, Auth);
         {error, Reason} -> {error, {azure_config, Reason}}
     end.
-
-%% The control plane normally runs Mnesia; standalone (demo, tests) we start it with a disc schema.
-ensure_mnesia() ->
-    case mnesia:system_info(is_running) of
-        yes -> ok;
-        _ ->
-            _ = mnesia:create_schema([node()]),
-            {ok, _} = application:ensure_all_started(mnesia),
-            ok
-    end,
-    emqx_azure_marketplace_store:ensure_tables().

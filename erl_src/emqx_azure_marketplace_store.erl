@@ -5,14 +5,14 @@
 %% passed in as a fun (it calls the C++ core) and runs inside it, on facts read in it.
 -module(emqx_azure_marketplace_store).
 
--export([ensure_tables/0, ensure_tables/1, tables/0]).
+-export([start/0, tables/0]).
 %% links and claims
 -export([link/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
 %% linking jobs
 -export([job/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
          commit_link_failed/4, retry_job/4, job_activating/2]).
 %% landings
--export([put_landing/3, redeem_landing/4]).
+-export([landing/1, put_landing/3, redeem_landing/4]).
 %% webhook operations
 -export([operation/1, claim_operation/5, release_operation/1, finish_operation/5]).
 %% deadlines
@@ -43,14 +43,23 @@
 -spec tables() -> [atom()].
 tables() -> [T || {T, _, _, _} <- ?TABLES].
 
-%% @doc Creates the tables (disc_copies on this node) if missing, and waits for them.
--spec ensure_tables() -> ok | {error, term()}.
-ensure_tables() -> ensure_tables([node()]).
+%% @doc Mnesia running and the tables there. The control plane normally runs Mnesia; standalone
+%% (demo, tests) it is started here with a disc schema.
+-spec start() -> ok | {error, term()}.
+start() ->
+    case mnesia:system_info(is_running) of
+        yes -> ok;
+        _ ->
+            _ = mnesia:create_schema([node()]),
+            {ok, _} = application:ensure_all_started(mnesia),
+            ok
+    end,
+    ensure_tables().
 
-%% @doc Creates the tables with disc copies on Nodes (all running Mnesia with a disc schema); a
-%% table written by an older version of the plugin gets the new fields, with their defaults.
--spec ensure_tables([node()]) -> ok | {error, term()}.
-ensure_tables(Nodes) ->
+%% Creates the tables (disc_copies on this node) if missing, and waits for them; a table written by
+%% an older version of the plugin gets the new fields, with their defaults.
+ensure_tables() ->
+    Nodes = [node()],
     Results = [create(Name, Fields, Index, Nodes) || {Name, Fields, Index, _} <- ?TABLES],
     case [E || {error, _} = E <- Results] of
         [] ->
@@ -476,6 +485,13 @@ job_activating(Account, SubId) ->
 
 %%--------------------------------------------------------------------
 %% Landings
+
+-spec landing(binary()) -> #{work := term(), expires_at := integer()} | undefined.
+landing(Id) ->
+    case one(azmp_landing, Id) of
+        #azmp_landing{work = W, expires_at = At} -> #{work => W, expires_at => At};
+        undefined -> undefined
+    end.
 
 %% @doc Keeps a landing (durably: it is acknowledged to the customer next).
 -spec put_landing(binary(), term(), integer()) -> ok.

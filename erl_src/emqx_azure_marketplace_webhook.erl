@@ -73,20 +73,15 @@ handle_authenticated(Body) ->
 deadline() -> erlang:monotonic_time(millisecond) + ?WAIT_MS.
 
 %% One process handles an operation: the check that it is not handled yet and the record that it
-%% is being handled are one transaction. Copies delivered meanwhile wait for its outcome.
+%% is being handled are one transaction. Copies delivered meanwhile wait for its outcome (reading,
+%% not claiming, while its claim lasts).
 handle_operation(OpId, SubId, Action, Hook, Deadline) ->
     Now = emqx_azure_marketplace_clock:now(),
     case ?STORE:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
         {done, _Outcome} ->
             reply(200, #{status => already_handled});
         busy ->
-            case erlang:monotonic_time(millisecond) < Deadline of
-                true ->
-                    timer:sleep(?POLL_MS),
-                    handle_operation(OpId, SubId, Action, Hook, Deadline);
-                false ->
-                    reply(503, #{error => operation_in_progress})
-            end;
+            await_operation(OpId, SubId, Action, Hook, Deadline);
         claimed ->
             try
                 confirm_and_act(OpId, SubId, Action, Hook)
@@ -97,6 +92,26 @@ handle_operation(OpId, SubId, Action, Hook, Deadline) ->
                                  reason => Reason}),
                     reply(503, #{error => internal_error})
             end
+    end.
+
+await_operation(OpId, SubId, Action, Hook, Deadline) ->
+    case erlang:monotonic_time(millisecond) < Deadline of
+        true ->
+            timer:sleep(?POLL_MS),
+            case ?STORE:operation(OpId) of
+                #{state := done} ->
+                    reply(200, #{status => already_handled});
+                #{state := in_progress, claimed_until := Until} ->
+                    case Until >= emqx_azure_marketplace_clock:now() of
+                        true -> await_operation(OpId, SubId, Action, Hook, Deadline);
+                        false -> handle_operation(OpId, SubId, Action, Hook, Deadline)
+                    end;
+                undefined ->
+                    %% Given back (Azure was unreachable): one of the waiting copies tries again.
+                    handle_operation(OpId, SubId, Action, Hook, Deadline)
+            end;
+        false ->
+            reply(503, #{error => operation_in_progress})
     end.
 
 confirm_and_act(OpId, SubId, Action, Hook) ->
