@@ -28,20 +28,20 @@
 -export_type([effect_key/0]).
 
 -define(TABLES, [
-    {azmp_link, record_info(fields, azmp_link), [subscription_id], #azmp_link{}},
-    {azmp_job, record_info(fields, azmp_job), [], #azmp_job{}},
-    {azmp_landing, record_info(fields, azmp_landing), [], #azmp_landing{}},
-    {azmp_operation, record_info(fields, azmp_operation), [], #azmp_operation{}},
-    {azmp_deadline, record_info(fields, azmp_deadline), [], #azmp_deadline{}},
-    {azmp_claim, record_info(fields, azmp_claim), [], #azmp_claim{}},
-    {azmp_effect, record_info(fields, azmp_effect), [], #azmp_effect{}}
+    {azmp_link, record_info(fields, azmp_link), [subscription_id]},
+    {azmp_job, record_info(fields, azmp_job), []},
+    {azmp_landing, record_info(fields, azmp_landing), []},
+    {azmp_operation, record_info(fields, azmp_operation), []},
+    {azmp_deadline, record_info(fields, azmp_deadline), []},
+    {azmp_claim, record_info(fields, azmp_claim), []},
+    {azmp_effect, record_info(fields, azmp_effect), []}
 ]).
 
 %% How long the process that committed effects has to perform them before the sweep may.
 -define(EFFECT_CLAIM_S, 60).
 
 -spec tables() -> [atom()].
-tables() -> [T || {T, _, _, _} <- ?TABLES].
+tables() -> [T || {T, _, _} <- ?TABLES].
 
 %% @doc Mnesia running and the tables there. The control plane normally runs Mnesia; standalone
 %% (demo, tests) it is started here with a disc schema.
@@ -60,7 +60,7 @@ start() ->
 %% an older version of the plugin gets the new fields, with their defaults.
 ensure_tables() ->
     Nodes = [node()],
-    Results = [create(Name, Fields, Index, Nodes) || {Name, Fields, Index, _} <- ?TABLES],
+    Results = [create(Name, Fields, Index, Nodes) || {Name, Fields, Index} <- ?TABLES],
     case [E || {error, _} = E <- Results] of
         [] ->
             case mnesia:wait_for_tables(tables(), 30000) of
@@ -86,18 +86,18 @@ create(Name, Fields, Index, Nodes) ->
 
 %% Fields are only ever appended: an old row is the new record cut short.
 upgrade_tables() ->
-    Results = [upgrade_table(Name, Fields, Default) || {Name, Fields, _, Default} <- ?TABLES],
+    Results = [upgrade_table(Name, Fields) || {Name, Fields, _} <- ?TABLES],
     case [E || {error, _} = E <- Results] of
         [] -> claim_linked_subscriptions();
         [E | _] -> E
     end.
 
-upgrade_table(Name, Fields, Default) ->
+upgrade_table(Name, Fields) ->
     case mnesia:table_info(Name, attributes) of
         Fields ->
             ok;
         Old when length(Old) < length(Fields) ->
-            Pad = lists:nthtail(length(Old) + 1, tuple_to_list(Default)),
+            Pad = [added_default(Name, F) || F <- lists:nthtail(length(Old), Fields)],
             Transform = fun(Row) -> list_to_tuple(tuple_to_list(Row) ++ Pad) end,
             case mnesia:transform_table(Name, Transform, Fields) of
                 {atomic, ok} -> ok;
@@ -106,6 +106,12 @@ upgrade_table(Name, Fields, Default) ->
         Other ->
             {error, {Name, {unexpected_attributes, Other}}}
     end.
+
+%% The value a row written before a field existed gets (the record's default).
+added_default(azmp_link, cancelled_at) -> undefined;
+added_default(azmp_link, last_op_at) -> undefined;
+added_default(azmp_operation, state) -> done;
+added_default(azmp_operation, claimed_until) -> 0.
 
 %% Links made before claims existed hold their subscriptions too.
 claim_linked_subscriptions() ->

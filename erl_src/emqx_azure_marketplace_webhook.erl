@@ -117,7 +117,7 @@ await_operation(OpId, SubId, Action, Hook, Deadline) ->
 confirm_and_act(OpId, SubId, Action, Hook) ->
     C = emqx_azure_marketplace_app:webhook_client(),
     case ?CLIENT:get_operation(C, SubId, OpId) of
-        {ok, Op} when is_map(Op) ->
+        {ok, Op} ->
             Facts = operation_facts(Op),
             PlanKnown = is_binary(maps:get(plan_id, Facts)) andalso
                             emqx_azure_marketplace_platform:plan_known(maps:get(plan_id, Facts)),
@@ -131,9 +131,6 @@ confirm_and_act(OpId, SubId, Action, Hook) ->
                     ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => Reason}),
                     reply(503, #{error => azure_unavailable})
             end;
-        {ok, _NotAnObject} ->
-            ok = ?STORE:release_operation(OpId),
-            reply(400, #{error => operation_mismatch});
         {error, {http, 404, _}} ->
             ok = ?STORE:release_operation(OpId),
             reply(400, #{error => unknown_operation});
