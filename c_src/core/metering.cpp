@@ -1,0 +1,239 @@
+// Metering rules: exact quantities, UTC hours, terms with included quantities, Azure's per-item
+// answers. See azmp/metering.hpp.
+#include "azmp/metering.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <utility>
+
+#include "text_util.hpp"
+
+namespace azmp::metering {
+
+namespace {
+
+Micros excess(Micros used, Micros included) noexcept { return used > included ? used - included : 0; }
+
+// Days since 1970-01-01 of a civil date, and back (H. Hinnant's algorithms; proleptic Gregorian).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+    y -= m <= 2;
+    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+struct Civil {
+    std::int64_t y;
+    unsigned m, d;
+};
+
+Civil civil_from_days(std::int64_t z) noexcept {
+    z += 719468;
+    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = static_cast<unsigned>(z - era * 146097);
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const unsigned mp = (5 * doy + 2) / 153;
+    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    return {y + (m <= 2), m, d};
+}
+
+bool leap(std::int64_t y) noexcept { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
+
+unsigned last_day(std::int64_t y, unsigned m) noexcept {
+    constexpr std::array<unsigned, 12> kDays{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && leap(y) ? 29 : kDays[m - 1];
+}
+
+// `start` moved `k` months on, same day of month (clamped) and time of day.
+std::int64_t add_months(std::int64_t start, std::int64_t k) noexcept {
+    const std::int64_t days = start >= 0 ? start / 86400 : (start - 86399) / 86400;
+    const std::int64_t secs = start - days * 86400;
+    const Civil c = civil_from_days(days);
+    const std::int64_t months = c.y * 12 + (c.m - 1) + k;
+    const std::int64_t y = months >= 0 ? months / 12 : (months - 11) / 12;
+    const unsigned m = static_cast<unsigned>(months - y * 12) + 1;
+    const unsigned d = std::min(c.d, last_day(y, m));
+    return days_from_civil(y, m, d) * 86400 + secs;
+}
+
+}  // namespace
+
+std::optional<Micros> parse_decimal(std::string_view text) noexcept {
+    if (text.empty() || text.size() > 32) return std::nullopt;
+    Micros whole = 0, frac = 0;
+    std::size_t i = 0, digits = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+        whole = whole * 10 + (text[i] - '0');
+        if (whole > kMaxSample / kUnit) return std::nullopt;
+    }
+    if (digits == 0) return std::nullopt;
+    if (i < text.size()) {
+        if (text[i] != '.' || i + 1 == text.size()) return std::nullopt;
+        Micros scale = kUnit;
+        for (++i; i < text.size(); ++i) {
+            if (text[i] < '0' || text[i] > '9' || scale == 1) return std::nullopt;  // more than 6 decimals
+            scale /= 10;
+            frac += (text[i] - '0') * scale;
+        }
+    }
+    return whole * kUnit + frac;
+}
+
+std::optional<Micros> from_double(double v) noexcept {
+    if (!std::isfinite(v) || v < 0 || v > static_cast<double>(kMaxSample / kUnit)) return std::nullopt;
+    return static_cast<Micros>(std::llround(v * static_cast<double>(kUnit)));
+}
+
+std::string format_decimal(Micros m) {
+    const bool negative = m < 0;
+    const std::uint64_t v = negative ? 0 - static_cast<std::uint64_t>(m) : static_cast<std::uint64_t>(m);
+    char buf[48];
+    int n = std::snprintf(buf, sizeof buf, "%s%llu.%06llu", negative ? "-" : "",
+                          static_cast<unsigned long long>(v / kUnit), static_cast<unsigned long long>(v % kUnit));
+    // Drop trailing zeros of the fraction, and the point when nothing is left of it.
+    while (n > 0 && buf[n - 1] == '0') --n;
+    if (n > 0 && buf[n - 1] == '.') --n;
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+std::int64_t hour_of(std::int64_t at_ms) noexcept {
+    const std::int64_t s = at_ms >= 0 ? at_ms / 1000 : (at_ms - 999) / 1000;
+    const std::int64_t r = ((s % kHourS) + kHourS) % kHourS;
+    return s - r;
+}
+
+std::int64_t closes_at(std::int64_t hour, std::int64_t grace_s) noexcept { return hour + kHourS + std::max<std::int64_t>(grace_s, 0); }
+
+bool expired(std::int64_t hour, std::int64_t now) noexcept { return now >= hour + kAzureWindowS - kExpiryMarginS; }
+
+bool overdue(std::int64_t hour, std::int64_t grace_s, std::int64_t now) noexcept {
+    return now >= closes_at(hour, grace_s) + kOverdueS;
+}
+
+RecordPlan plan_record(const SampleFacts& f) noexcept {
+    RecordPlan p;
+    auto refuse = [&p](RecordRefusal r) {
+        p.refusal = r;
+        return p;
+    };
+    if (!f.dimension_known) return refuse(RecordRefusal::UnknownDimension);
+    if (f.quantity <= 0 || f.quantity > kMaxSample) return refuse(RecordRefusal::BadQuantity);
+    const std::int64_t hour = hour_of(f.at_ms);
+    switch (f.state) {
+        case LinkState::None:
+        case LinkState::Pending: return refuse(RecordRefusal::NotLinked);
+        case LinkState::Unsubscribed:
+            // Usage up to the cancellation is billed; from it on, nothing is.
+            if (!f.cancelled_at || f.at_ms >= *f.cancelled_at * 1000) return refuse(RecordRefusal::AfterCancellation);
+            // The cancellation closed its hour at once: a later sample for it has nowhere to go.
+            if (!f.bucket_open || f.now >= closes_at(hour, f.grace_s)) return refuse(RecordRefusal::HourClosed);
+            p.hour = hour;
+            return p;
+        case LinkState::Linked:
+        case LinkState::Suspended: break;
+    }
+    const std::int64_t current = hour_of(f.now * 1000);
+    if (hour < current && (!f.bucket_open || f.now >= closes_at(hour, f.grace_s))) {
+        p.hour = current;
+        p.carried_from = hour;
+    } else {
+        p.hour = hour;
+    }
+    return p;
+}
+
+std::string_view record_refusal_name(RecordRefusal r) noexcept {
+    switch (r) {
+        case RecordRefusal::UnknownDimension: return "unknown_dimension";
+        case RecordRefusal::BadQuantity: return "bad_quantity";
+        case RecordRefusal::NotLinked: return "not_linked";
+        case RecordRefusal::AfterCancellation: return "after_cancellation";
+        case RecordRefusal::HourClosed: return "hour_closed";
+    }
+    return "unknown";
+}
+
+std::int64_t term_start_for(std::int64_t hour, std::int64_t start, int months) noexcept {
+    if (months <= 0 || hour < start) return start;
+    // Estimate the number of whole terms, then step to the exact anniversary.
+    std::int64_t k = (hour - start) / (static_cast<std::int64_t>(months) * 31 * 86400);
+    while (add_months(start, (k + 1) * months) <= hour) ++k;
+    while (k > 0 && add_months(start, k * months) > hour) --k;
+    return add_months(start, k * months);
+}
+
+ClosePlan plan_close(Micros recorded, Micros carried_in, Micros included, const TermCounter& before,
+                     std::int64_t hour_term_start) noexcept {
+    // A new term starts from nothing used: the included quantity is there again.
+    const Micros used_before = before.term_start == hour_term_start ? before.used : 0;
+    const Micros used_after = used_before + recorded;
+    const Micros billable = excess(used_after, included) - excess(used_before, included);
+    return ClosePlan{billable + carried_in, recorded - billable, TermCounter{hour_term_start, used_after}};
+}
+
+bool may_submit(LinkState state) noexcept { return state == LinkState::Linked || state == LinkState::Unsubscribed; }
+
+std::optional<ItemStatus> item_status_from_name(std::string_view name) noexcept {
+    static constexpr std::array<std::pair<ItemStatus, std::string_view>, 10> kNames{{
+        {ItemStatus::Accepted, "Accepted"},
+        {ItemStatus::Duplicate, "Duplicate"},
+        {ItemStatus::Expired, "Expired"},
+        {ItemStatus::ResourceNotFound, "ResourceNotFound"},
+        {ItemStatus::ResourceNotActive, "ResourceNotActive"},
+        {ItemStatus::InvalidDimension, "InvalidDimension"},
+        {ItemStatus::InvalidQuantity, "InvalidQuantity"},
+        {ItemStatus::BadArgument, "BadArgument"},
+        {ItemStatus::ResourceNotAuthorized, "ResourceNotAuthorized"},
+        {ItemStatus::Error, "Error"},
+    }};
+    const std::string_view t = detail::trim(name);
+    for (const auto& [s, n] : kNames)
+        if (detail::iequals(t, n)) return s;
+    return std::nullopt;
+}
+
+ItemPlan plan_item(ItemStatus status, Micros sent, std::optional<Micros> azure_quantity, LinkState state) noexcept {
+    switch (status) {
+        case ItemStatus::Accepted: return {ItemOutcome::Done, 0, false};
+        case ItemStatus::Duplicate:
+            if (azure_quantity && *azure_quantity == sent) return {ItemOutcome::Done, 0, false};
+            // Azure holds another quantity for the slot: whatever it holds less is still owed.
+            return {ItemOutcome::Mismatch, azure_quantity && *azure_quantity < sent ? sent - *azure_quantity : 0, true};
+        case ItemStatus::Expired: return {ItemOutcome::Carried, sent, true};
+        case ItemStatus::ResourceNotActive:
+            if (state == LinkState::Unsubscribed) return {ItemOutcome::Dropped, 0, true};
+            return {ItemOutcome::Held, 0, false};
+        case ItemStatus::ResourceNotFound:
+        case ItemStatus::ResourceNotAuthorized:
+        case ItemStatus::InvalidDimension:
+        case ItemStatus::InvalidQuantity:
+        case ItemStatus::BadArgument: return {ItemOutcome::Rejected, 0, true};
+        case ItemStatus::Error:
+        case ItemStatus::Unknown: return {ItemOutcome::Retry, 0, false};
+    }
+    return {ItemOutcome::Retry, 0, false};
+}
+
+Release plan_release(std::int64_t hour, std::int64_t now) noexcept { return expired(hour, now) ? Release::Carry : Release::Send; }
+
+std::string_view item_outcome_name(ItemOutcome o) noexcept {
+    switch (o) {
+        case ItemOutcome::Done: return "done";
+        case ItemOutcome::Mismatch: return "mismatch";
+        case ItemOutcome::Carried: return "carried";
+        case ItemOutcome::Held: return "held";
+        case ItemOutcome::Dropped: return "dropped";
+        case ItemOutcome::Rejected: return "rejected";
+        case ItemOutcome::Retry: return "retry";
+    }
+    return "unknown";
+}
+
+}  // namespace azmp::metering

@@ -1,0 +1,146 @@
+// Pay-as-you-go metering rules, as pure functions: exact quantities, UTC hours, what a sample
+// does, what an hour reports above the plan's included quantity for the term, and what each of
+// Azure's per-item answers means. Erlang keeps the ledger and performs the calls.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "azmp/decisions.hpp"
+
+namespace azmp::metering {
+
+// ---------------------------------------------------------------------------------------------
+// Quantities: exact decimals with 6 places, held as integer micro-units (no float drift).
+
+using Micros = std::int64_t;
+inline constexpr Micros kUnit = 1'000'000;
+// The largest quantity one sample may carry (a trillion units): sums stay far from overflow.
+inline constexpr Micros kMaxSample = 1'000'000'000'000LL * kUnit;
+
+// "12", "0.5", "3.141592" (at most 6 decimals, no sign, no exponent) -> micro-units.
+std::optional<Micros> parse_decimal(std::string_view text) noexcept;
+// A finite non-negative double rounded to 6 decimals (Azure's quantities are doubles).
+std::optional<Micros> from_double(double v) noexcept;
+// The shortest exact decimal text: 12500000 -> "12.5".
+std::string format_decimal(Micros m);
+
+// ---------------------------------------------------------------------------------------------
+// Hours (UTC: unix time has no time zone)
+
+inline constexpr std::int64_t kHourS = 3600;
+inline constexpr std::int64_t kDefaultGraceS = 300;
+// Azure takes usage up to 24 h after its hour began; we carry forward a little before that.
+inline constexpr std::int64_t kAzureWindowS = 24 * kHourS;
+inline constexpr std::int64_t kExpiryMarginS = 10 * 60;
+// An hour still unsent this long after it closed raises an alarm.
+inline constexpr std::int64_t kOverdueS = 12 * kHourS;
+
+// The unix second at which the UTC hour holding `at_ms` began.
+std::int64_t hour_of(std::int64_t at_ms) noexcept;
+// An hour closes `grace_s` after it ends.
+std::int64_t closes_at(std::int64_t hour, std::int64_t grace_s) noexcept;
+// Is it too late to report `hour` at `now` (Azure would answer Expired)?
+bool expired(std::int64_t hour, std::int64_t now) noexcept;
+// Unsent this long after it closed: alarm.
+bool overdue(std::int64_t hour, std::int64_t grace_s, std::int64_t now) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// Recording a sample
+
+enum class RecordRefusal {
+    UnknownDimension,    // unknown_dimension
+    BadQuantity,         // bad_quantity: not a number, <= 0, more than 6 decimals, too large
+    NotLinked,           // not_linked: no live marketplace link
+    AfterCancellation,   // after_cancellation: timed at or after the subscription's cancellation
+    HourClosed,          // hour_closed: the cancellation already closed and reported that hour
+};
+
+struct SampleFacts {
+    bool dimension_known = false;
+    Micros quantity = 0;
+    std::int64_t at_ms = 0;
+    LinkState state = LinkState::None;
+    std::optional<std::int64_t> cancelled_at;  // unix s
+    bool bucket_open = true;  // the sample's hour has not been closed by us (cancellation, closer)
+    std::int64_t now = 0;     // unix s
+    std::int64_t grace_s = kDefaultGraceS;
+};
+
+struct RecordPlan {
+    std::optional<RecordRefusal> refusal;
+    std::int64_t hour = 0;                   // where the quantity goes
+    std::optional<std::int64_t> carried_from;  // the sample's own hour, when it was closed already
+};
+
+// Usage is summed per subscription, dimension and UTC hour. A sample for an hour already closed is
+// carried into the current hour, marked with its origin (nothing is lost, nothing reported twice).
+RecordPlan plan_record(const SampleFacts& f) noexcept;
+
+std::string_view record_refusal_name(RecordRefusal r) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// Closing an hour: only usage above the plan's included quantity for the current term is billed
+
+// The term an hour belongs to: terms start at `start` (unix s) and renew every `months` months
+// (1: monthly, 12: yearly) on the same day of the month (the last day when the month is shorter).
+std::int64_t term_start_for(std::int64_t hour, std::int64_t start, int months) noexcept;
+
+struct TermCounter {
+    std::int64_t term_start = 0;  // which term `used` counts
+    Micros used = 0;              // recorded usage of the term's hours closed so far
+};
+
+struct ClosePlan {
+    Micros reported = 0;   // what Azure is told for the hour (0: nothing is sent)
+    Micros absorbed = 0;   // what the included quantity covered
+    TermCounter counter;   // after this hour
+};
+
+// `recorded`: the hour's usage; `carried_in`: quantities already billable (carried forward from
+// an expired or short-counted hour), reported as they are.
+ClosePlan plan_close(Micros recorded, Micros carried_in, Micros included, const TermCounter& before,
+                     std::int64_t hour_term_start) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// Submission: who may be billed now
+
+// Suspension holds submission (Azure answers ResourceNotActive); a cancelled subscription's usage
+// up to its cancellation still goes out within Azure's 24 h.
+bool may_submit(LinkState state) noexcept;
+
+// What Azure's answer to one item of a batch means.
+enum class ItemStatus {
+    Accepted, Duplicate, Expired, ResourceNotFound, ResourceNotActive, InvalidDimension, InvalidQuantity,
+    BadArgument, ResourceNotAuthorized, Error, Unknown,
+};
+std::optional<ItemStatus> item_status_from_name(std::string_view name) noexcept;  // trimmed, any case
+
+enum class ItemOutcome {
+    Done,       // billed: Accepted, or Duplicate with our quantity (an earlier reply was lost)
+    Mismatch,   // Duplicate with another quantity: alarm; what Azure holds less is carried forward
+    Carried,    // Expired: the quantity goes into the current hour, flagged, alarm
+    Held,       // ResourceNotActive while suspended or pending: kept until reinstated
+    Dropped,    // ResourceNotActive once unsubscribed: dropped, with a ledger entry
+    Rejected,   // ResourceNotFound, ResourceNotAuthorized, InvalidDimension, InvalidQuantity, BadArgument
+    Retry,      // Error, an unknown status, or the whole call failed: again, with back-off
+};
+
+struct ItemPlan {
+    ItemOutcome outcome = ItemOutcome::Retry;
+    Micros carry = 0;  // into the current hour
+    bool alarm = false;
+};
+
+ItemPlan plan_item(ItemStatus status, Micros sent, std::optional<Micros> azure_quantity, LinkState state) noexcept;
+
+// A held hour once the subscription may be billed again: sent as it is, or carried into the
+// current hour when Azure would now refuse it as expired.
+enum class Release { Send, Carry };
+Release plan_release(std::int64_t hour, std::int64_t now) noexcept;
+
+std::string_view item_outcome_name(ItemOutcome o) noexcept;
+
+}  // namespace azmp::metering
