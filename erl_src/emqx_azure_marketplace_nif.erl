@@ -12,7 +12,7 @@
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
--define(ABI_VERSION, 3).
+-define(ABI_VERSION, 4).
 
 -type client_res() :: reference().
 -type auth_res() :: reference().

@@ -85,7 +85,17 @@ namespace azmp::nif {
     X(seen_cancelled, "seen_cancelled") X(holds_other, "holds_other") X(action, "action")              \
     X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
     X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
-    X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")
+    X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")   \
+    /* metering */                                                                                      \
+    X(dimension_known, "dimension_known") X(at_ms, "at_ms") X(bucket_open, "bucket_open")               \
+    X(grace_s, "grace_s") X(hour, "hour") X(carried_from, "carried_from") X(send, "send")               \
+    X(carry, "carry") X(done, "done") X(carried, "carried") X(held, "held") X(dropped, "dropped")       \
+    X(rejected, "rejected") X(unknown_dimension, "unknown_dimension") X(bad_quantity, "bad_quantity")   \
+    X(not_linked, "not_linked") X(after_cancellation, "after_cancellation") X(hour_closed, "hour_closed") \
+    X(recorded, "recorded") X(carried_in, "carried_in") X(included, "included")                         \
+    X(term_start, "term_start") X(used, "used") X(months, "months") X(sent, "sent")                     \
+    X(azure_quantity, "azure_quantity") X(closes_at, "closes_at") X(may_submit, "may_submit")          \
+    X(overdue, "overdue") X(release, "release")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

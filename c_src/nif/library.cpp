@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 
+#include "metering_nif.hpp"
 #include "rules_nif.hpp"
 #include "resources.hpp"
 
@@ -158,6 +159,14 @@ ErlNifFunc nif_funcs[] = {
     {"json_decode", 1, guarded<json_decode>, 0},
     {"json_encode", 1, guarded<json_encode>, 0},
     {"valid_id", 1, guarded<nif_valid_id>, 0},
+    {"usage_quantity", 1, guarded<nif_usage_quantity>, 0},
+    {"usage_format", 1, guarded<nif_usage_format>, 0},
+    {"usage_hour", 1, guarded<nif_usage_hour>, 0},
+    {"usage_plan_record", 1, guarded<nif_usage_plan_record>, 0},
+    {"usage_plan_close", 5, guarded<nif_usage_plan_close>, 0},
+    {"usage_term_start", 3, guarded<nif_usage_term_start>, 0},
+    {"usage_plan_item", 4, guarded<nif_usage_plan_item>, 0},
+    {"usage_schedule", 4, guarded<nif_usage_schedule>, 0},
     {"plan_link", 3, guarded<nif_plan_link>, 0},
     {"plan_linked", 0, guarded<nif_plan_linked>, 0},
     {"classify_link_failure", 2, guarded<nif_classify_link_failure>, 0},

@@ -18,7 +18,7 @@ namespace azmp::nif {
 
 // Bumped whenever the Erlang stubs and this library stop agreeing on functions, terms or resource
 // layouts. The Erlang module passes the number it was written for as load_info.
-inline constexpr int kAbiVersion = 3;
+inline constexpr int kAbiVersion = 4;
 
 // Library-wide state, shared by every module instance that loaded this very image (a reload of the
 // same file reuses the same image, so an upgrade keeps the engine and its in-flight calls).

@@ -1,0 +1,169 @@
+// Term conversion for the metering rules, through the typed codec and the atoms made at load.
+#include "metering_nif.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+#include "args.hpp"
+#include "azmp/metering.hpp"
+#include "codec.hpp"
+
+namespace azmp::nif {
+
+using metering::ItemOutcome;
+using metering::RecordRefusal;
+
+template <>
+struct EnumAtoms<RecordRefusal> {
+    static constexpr EnumAtom<RecordRefusal> table[] = {
+        {&atoms::unknown_dimension, RecordRefusal::UnknownDimension},
+        {&atoms::bad_quantity, RecordRefusal::BadQuantity},
+        {&atoms::not_linked, RecordRefusal::NotLinked},
+        {&atoms::after_cancellation, RecordRefusal::AfterCancellation},
+        {&atoms::hour_closed, RecordRefusal::HourClosed}};
+};
+template <>
+struct EnumAtoms<ItemOutcome> {
+    static constexpr EnumAtom<ItemOutcome> table[] = {
+        {&atoms::done, ItemOutcome::Done},         {&atoms::mismatch, ItemOutcome::Mismatch},
+        {&atoms::carried, ItemOutcome::Carried},   {&atoms::held, ItemOutcome::Held},
+        {&atoms::dropped, ItemOutcome::Dropped},   {&atoms::rejected, ItemOutcome::Rejected},
+        {&atoms::retry, ItemOutcome::Retry}};
+};
+
+namespace {
+
+// {TermStart, Used}
+bool read_counter(ErlNifEnv* env, ERL_NIF_TERM t, metering::TermCounter& c) {
+    int arity;
+    const ERL_NIF_TERM* e;
+    if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
+    auto start = decode<std::int64_t>(env, e[0]);
+    auto used = decode<std::int64_t>(env, e[1]);
+    if (!start || !used || *used < 0) return false;
+    c = {*start, *used};
+    return true;
+}
+
+// A sum of micro-units: far enough from overflow that adding a few more is safe.
+bool micros_ok(std::int64_t m) { return m >= 0 && m <= std::numeric_limits<std::int64_t>::max() / 4; }
+
+}  // namespace
+
+ERL_NIF_TERM nif_usage_quantity(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1) return enif_make_badarg(env);
+    std::optional<metering::Micros> m;
+    if (auto i = decode<std::int64_t>(env, argv[0])) {
+        if (*i >= 0 && *i <= metering::kMaxSample / metering::kUnit) m = *i * metering::kUnit;
+    } else if (double d; enif_get_double(env, argv[0], &d)) {
+        m = metering::from_double(d);
+    } else if (ErlNifBinary bin; enif_inspect_binary(env, argv[0], &bin) && bin.size <= 64) {
+        m = metering::parse_decimal(std::string_view(reinterpret_cast<const char*>(bin.data), bin.size));
+    }
+    if (!m) return atoms::error;
+    return enif_make_tuple2(env, atoms::ok, encode(env, *m));
+}
+
+ERL_NIF_TERM nif_usage_format(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t m = 0;
+    a.read(argv[0], atoms::quantity, m);
+    if (!a.ok()) return a.raise();
+    return encode(env, std::string_view(metering::format_decimal(m)));
+}
+
+ERL_NIF_TERM nif_usage_hour(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t at = 0;
+    a.read(argv[0], atoms::at_ms, at);
+    if (!a.ok()) return a.raise();
+    return encode(env, metering::hour_of(at));
+}
+
+ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    metering::SampleFacts f;
+    MapFields m(env, argv[0], "dimension_known");
+    m.require(atoms::dimension_known, f.dimension_known);
+    m.require(atoms::quantity, f.quantity);
+    m.require(atoms::at_ms, f.at_ms);
+    m.require(atoms::state, f.state);
+    m.require(atoms::cancelled_at, f.cancelled_at);
+    m.require(atoms::bucket_open, f.bucket_open);
+    m.require(atoms::now, f.now);
+    m.require(atoms::grace_s, f.grace_s);
+    a.take(m);
+    if (!a.ok()) return a.raise();
+    const metering::RecordPlan p = metering::plan_record(f);
+    if (p.refusal) return enif_make_tuple2(env, atoms::error, encode(env, *p.refusal));
+    return enif_make_tuple3(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from));
+}
+
+ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 5) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t recorded = 0, carried = 0, included = 0, term = 0;
+    metering::TermCounter before;
+    if (a.read(argv[0], atoms::recorded, recorded) && !micros_ok(recorded)) a.fail(atoms::recorded);
+    if (a.read(argv[1], atoms::carried_in, carried) && !micros_ok(carried)) a.fail(atoms::carried_in);
+    if (a.read(argv[2], atoms::included, included) && !micros_ok(included)) a.fail(atoms::included);
+    if (a.ok() && (!read_counter(env, argv[3], before) || !micros_ok(before.used))) a.fail(atoms::used);
+    a.read(argv[4], atoms::term_start, term);
+    if (!a.ok()) return a.raise();
+    const metering::ClosePlan p = metering::plan_close(recorded, carried, included, before, term);
+    return enif_make_tuple3(env, encode(env, p.reported), encode(env, p.absorbed),
+                            enif_make_tuple2(env, encode(env, p.counter.term_start), encode(env, p.counter.used)));
+}
+
+ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t hour = 0, start = 0, months = 0;
+    a.read(argv[0], atoms::hour, hour);
+    a.read(argv[1], atoms::term_start, start);
+    if (a.read(argv[2], atoms::months, months) && (months < 0 || months > 1200)) a.fail(atoms::months);
+    if (!a.ok()) return a.raise();
+    return encode(env, metering::term_start_for(hour, start, static_cast<int>(months)));
+}
+
+ERL_NIF_TERM nif_usage_plan_item(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 4) return enif_make_badarg(env);
+    Args a(env);
+    std::string_view status;
+    std::int64_t sent = 0;
+    std::optional<std::int64_t> azure;
+    LinkState state = LinkState::None;
+    a.read(argv[0], atoms::status, status);
+    if (a.read(argv[1], atoms::sent, sent) && !micros_ok(sent)) a.fail(atoms::sent);
+    a.read(argv[2], atoms::azure_quantity, azure);
+    a.read(argv[3], atoms::state, state);
+    if (!a.ok()) return a.raise();
+    const auto s = status.size() <= 64 ? metering::item_status_from_name(status) : std::nullopt;
+    const metering::ItemPlan p = metering::plan_item(s.value_or(metering::ItemStatus::Unknown), sent, azure, state);
+    return enif_make_tuple3(env, encode(env, p.outcome), encode(env, p.carry), encode(env, p.alarm));
+}
+
+ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 4) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t hour = 0, grace = 0, now = 0;
+    LinkState state = LinkState::None;
+    a.read(argv[0], atoms::hour, hour);
+    if (a.read(argv[1], atoms::grace_s, grace) && (grace < 0 || grace > 86400)) a.fail(atoms::grace_s);
+    a.read(argv[2], atoms::now, now);
+    a.read(argv[3], atoms::state, state);
+    if (!a.ok()) return a.raise();
+    const bool carry = metering::plan_release(hour, now) == metering::Release::Carry;
+    return make_map<5>(env, {{{atoms::closes_at, encode(env, metering::closes_at(hour, grace))},
+                              {atoms::may_submit, encode(env, metering::may_submit(state))},
+                              {atoms::expired, encode(env, metering::expired(hour, now))},
+                              {atoms::overdue, encode(env, metering::overdue(hour, grace, now))},
+                              {atoms::release, carry ? atoms::carry : atoms::send}}});
+}
+
+}  // namespace azmp::nif

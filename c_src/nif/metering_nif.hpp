@@ -1,0 +1,38 @@
+// NIF entry points for the metering rules (azmp/metering.hpp): term conversion only, short calls.
+// Quantities cross the boundary as integer micro-units; a wrong shape raises `{badarg, Field}`.
+#pragma once
+
+#include <erl_nif.h>
+
+namespace azmp::nif {
+
+// usage_quantity(integer() | float() | binary()) -> {ok, Micros} | error
+//   (a binary is an exact decimal such as <<"12.5">>; at most 6 decimals)
+ERL_NIF_TERM nif_usage_quantity(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_format(Micros) -> binary() (the exact decimal text)
+ERL_NIF_TERM nif_usage_format(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_hour(AtMs) -> HourStart (unix s, UTC)
+ERL_NIF_TERM nif_usage_hour(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_plan_record(#{dimension_known, quantity, at_ms, state, cancelled_at, bucket_open, now, grace_s})
+//   -> {ok, Hour, CarriedFrom | undefined} | {error, Reason}
+ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_plan_close(Recorded, CarriedIn, Included, {TermStart, Used}, HourTermStart)
+//   -> {Reported, Absorbed, {TermStart, Used}}
+ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_term_start(Hour, TermStart, Months) -> the start of the term holding Hour
+ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_plan_item(Status :: binary(), SentMicros, AzureMicros | undefined, State)
+//   -> {done | mismatch | carried | held | dropped | rejected | retry, CarryMicros, Alarm :: boolean()}
+ERL_NIF_TERM nif_usage_plan_item(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_schedule(Hour, GraceS, Now, State)
+//   -> #{closes_at, may_submit, expired, overdue, release := send | carry}
+ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+}  // namespace azmp::nif
