@@ -86,3 +86,48 @@
     owner :: node(),
     claimed_until = 0 :: integer()
 }).
+
+%% Metering: one subscription's usage of one dimension in one UTC hour, and what became of it.
+%% Quantities are integer micro-units (6 exact decimals).
+-record(azmp_usage, {
+    key :: {binary(), binary(), integer()},  % {SubscriptionId, Dimension, HourStart}
+    account_id :: binary(),
+    %% open: taking samples; pending: closed, to send; submitting: sent (quantity fixed), answer
+    %% not recorded yet; done: billed (or nothing to bill); held: not active in Azure now;
+    %% carried: moved into a later hour; mismatch / rejected / dropped: see `reason'
+    status = open :: open | pending | submitting | done | held | carried | mismatch | rejected | dropped,
+    recorded = 0 :: non_neg_integer(),
+    %% [{FromHour, Micros, Why}]: quantities already billable, carried in from other hours
+    carried_in = [] :: [{integer(), non_neg_integer(), atom()}],
+    %% {ToHour, Micros, Why} when (part of) this hour went on into a later one
+    carried_out :: {integer(), non_neg_integer(), atom()} | undefined,
+    closes_at = 0 :: integer(),
+    reported = 0 :: non_neg_integer(),
+    absorbed = 0 :: non_neg_integer(),
+    event_id :: binary() | undefined,
+    message_time :: binary() | undefined,
+    azure_quantity :: non_neg_integer() | undefined,
+    reason :: atom() | undefined,
+    attempts = 0 :: non_neg_integer(),
+    next_attempt_at = 0 :: integer()
+}).
+
+%% A sample already counted (record_usage's source_id): a retried call counts once.
+-record(azmp_usage_source, {
+    key :: {binary(), binary()},  % {AccountId, SourceId}
+    bucket :: {binary(), binary(), integer()}
+}).
+
+%% Usage of the current term per subscription and dimension (the included quantity's counter).
+-record(azmp_usage_term, {
+    key :: {binary(), binary()},  % {SubscriptionId, Dimension}
+    term_start = 0 :: integer(),
+    used = 0 :: non_neg_integer()
+}).
+
+%% The one node that closes and sends hours, until a time (a lease).
+-record(azmp_usage_lease, {
+    name = emitter :: emitter,
+    node :: node(),
+    until = 0 :: integer()
+}).

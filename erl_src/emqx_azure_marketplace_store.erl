@@ -19,6 +19,9 @@
 -export([deadlines_due/1, deadlines_of/1, claim_deadline/3, finish_deadline/3]).
 %% effects still to perform
 -export([effect/1, finish_effect/1, claim_stale_effects/3]).
+%% metering
+-export([record_usage/5, usage_due/1, close_usage/3, flush_usage/2, usage_to_send/1, usage_held/0,
+         mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_all/0, take_lease/3]).
 
 -include("emqx_azure_marketplace.hrl").
 
@@ -34,7 +37,11 @@
     {azmp_operation, record_info(fields, azmp_operation), []},
     {azmp_deadline, record_info(fields, azmp_deadline), []},
     {azmp_claim, record_info(fields, azmp_claim), []},
-    {azmp_effect, record_info(fields, azmp_effect), []}
+    {azmp_effect, record_info(fields, azmp_effect), []},
+    {azmp_usage, record_info(fields, azmp_usage), []},
+    {azmp_usage_source, record_info(fields, azmp_usage_source), []},
+    {azmp_usage_term, record_info(fields, azmp_usage_term), []},
+    {azmp_usage_lease, record_info(fields, azmp_usage_lease), []}
 ]).
 
 %% How long the process that committed effects has to perform them before the sweep may.
@@ -622,3 +629,216 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
         SubId = case mnesia:read(azmp_link, Account) of [#azmp_link{subscription_id = S}] -> S; [] -> undefined end,
         commit_effects(Account, SubId, Effects, Now)
     end).
+
+%%--------------------------------------------------------------------
+%% Metering: hourly buckets per subscription and dimension, the samples already counted, the
+%% included quantity's counter per term, and the emitter's lease.
+
+-type bucket_key() :: {binary(), binary(), integer()}.
+
+%% @doc Adds a sample to its bucket, once per source id. Decide(BucketOpen) runs in the
+%% transaction: whether the sample's own hour still takes samples decides where it goes
+%% ({ok, Hour, CarriedFrom | undefined, ClosesAt} or {error, Reason}).
+-spec record_usage(binary(), binary(), {binary(), binary(), integer()}, non_neg_integer(),
+                   fun((boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()})) ->
+    ok | {error, atom()}.
+record_usage(Account, SourceId, {SubId, Dim, SampleHour}, Q, Decide) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_usage_source, {Account, SourceId}}) of
+            [_] ->
+                ok;  % counted already: a retried call
+            [] ->
+                Open = case mnesia:wread({azmp_usage, {SubId, Dim, SampleHour}}) of
+                           [#azmp_usage{status = open}] -> true;
+                           [] -> true;
+                           [_] -> false
+                       end,
+                case Decide(Open) of
+                    {ok, Hour, From, ClosesAt} ->
+                        Key = {SubId, Dim, Hour},
+                        case add_sample(Key, Account, Q, From, ClosesAt) of
+                            ok -> mnesia:write(#azmp_usage_source{key = {Account, SourceId}, bucket = Key});
+                            Error -> Error
+                        end;
+                    {error, _} = Error ->
+                        Error
+                end
+        end
+    end).
+
+add_sample(Key, Account, Q, From, ClosesAt) ->
+    Late = case From of undefined -> []; _ -> [{From, Q, late_sample}] end,
+    case mnesia:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = open, recorded = R, carried_in = C}] ->
+            mnesia:write(B#azmp_usage{recorded = R + Q, carried_in = C ++ Late});
+        [] ->
+            mnesia:write(#azmp_usage{key = Key, account_id = Account, recorded = Q, carried_in = Late,
+                                     closes_at = ClosesAt});
+        [_Closed] ->
+            {error, hour_closed}
+    end.
+
+%% @doc Open buckets whose hour has closed at Now, oldest hour first.
+-spec usage_due(integer()) -> [bucket_key()].
+usage_due(Now) ->
+    Head = pattern(azmp_usage, [{#azmp_usage.status, open}, {#azmp_usage.closes_at, '$1'}]),
+    Keys = mnesia:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
+    lists:sort(fun({_, _, H1}, {_, _, H2}) -> H1 =< H2 end, Keys).
+
+%% @doc Closes an open bucket: Plan(#{recorded, carried_in, counter}) gives what is reported, what
+%% the included quantity absorbed, and the term counter after it.
+-spec close_usage(bucket_key(), fun((map()) -> {non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}),
+                  integer()) -> closed | not_open.
+close_usage(Key = {SubId, Dim, _}, Plan, Now) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_usage, Key}) of
+            [B = #azmp_usage{status = open, recorded = R, carried_in = C}] ->
+                Counter = case mnesia:wread({azmp_usage_term, {SubId, Dim}}) of
+                              [#azmp_usage_term{term_start = T, used = U}] -> {T, U};
+                              [] -> {0, 0}
+                          end,
+                Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
+                {Reported, Absorbed, {T1, U1}} = Plan(#{recorded => R, carried_in => Billable, counter => Counter}),
+                mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
+                Status = case Reported > 0 of true -> pending; false -> done end,
+                mnesia:write(B#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed,
+                                          next_attempt_at = Now}),
+                closed;
+            _ ->
+                not_open
+        end
+    end).
+
+%% @doc The subscription's open hours close now (its cancellation).
+-spec flush_usage(binary(), integer()) -> ok.
+flush_usage(SubId, Now) ->
+    tx_ok(fun() ->
+        Open = mnesia:match_object(pattern(azmp_usage, [{#azmp_usage.status, open}])),
+        _ = [mnesia:write(B#azmp_usage{closes_at = Now}) || B = #azmp_usage{key = {S, _, _}} <- Open, S =:= SubId],
+        ok
+    end).
+
+%% @doc Closed hours to send (again) at Now: pending ones due, and those sent whose answer was not
+%% recorded (a crash, or another node's), oldest first.
+-spec usage_to_send(integer()) -> [map()].
+usage_to_send(Now) ->
+    Rows = [B || B = #azmp_usage{status = S, next_attempt_at = N} <- usage_with_status([pending, submitting]),
+                 S =:= submitting orelse N =< Now],
+    [usage_map(B) || B <- lists:keysort(#azmp_usage.key, Rows)].
+
+-spec usage_held() -> [map()].
+usage_held() -> [usage_map(B) || B <- usage_with_status([held])].
+
+usage_with_status(Statuses) ->
+    lists:append([mnesia:dirty_match_object(pattern(azmp_usage, [{#azmp_usage.status, S}])) || S <- Statuses]).
+
+%% @doc Before the call: these hours are being sent, each with the exact quantity it has.
+-spec mark_submitting([bucket_key()]) -> ok.
+mark_submitting(Keys) ->
+    tx_ok(fun() ->
+        _ = [mnesia:write(B#azmp_usage{status = submitting})
+             || K <- Keys, B = #azmp_usage{status = S} <- mnesia:wread({azmp_usage, K}), S =:= pending orelse S =:= submitting],
+        ok
+    end).
+
+%% @doc Azure's answers, applied in one transaction: [{Key, Outcome, Details}] where Details may
+%% hold event_id, message_time, azure_quantity, reason, carry ({ToHour, Micros, ClosesAt}),
+%% retry_at. A carry goes into the later hour's bucket (created open if needed).
+-spec usage_results([{bucket_key(), atom(), map()}], integer()) -> ok.
+usage_results(Results, _Now) ->
+    tx_ok(fun() ->
+        lists:foreach(fun({Key, Outcome, D}) -> apply_result(Key, Outcome, D) end, Results)
+    end).
+
+apply_result(Key = {SubId, Dim, Hour}, Outcome, D) ->
+    case mnesia:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = submitting}] ->
+            B1 = B#azmp_usage{event_id = maps:get(event_id, D, B#azmp_usage.event_id),
+                              message_time = maps:get(message_time, D, B#azmp_usage.message_time),
+                              azure_quantity = maps:get(azure_quantity, D, B#azmp_usage.azure_quantity),
+                              reason = maps:get(reason, D, B#azmp_usage.reason)},
+            B2 = case Outcome of
+                     retry -> B1#azmp_usage{status = pending, attempts = B#azmp_usage.attempts + 1,
+                                            next_attempt_at = maps:get(retry_at, D)};
+                     _ -> B1#azmp_usage{status = Outcome}
+                 end,
+            B3 = case maps:get(carry, D, undefined) of
+                     {ToHour, Q, ClosesAt} when Q > 0 ->
+                         Why = maps:get(reason, D, carried),
+                         carried_out(B2, carry_into({SubId, Dim, ToHour}, B#azmp_usage.account_id, {Hour, Q, Why},
+                                                    ClosesAt), {ToHour, Q, Why});
+                     _ ->
+                         B2
+                 end,
+            mnesia:write(B3);
+        _ ->
+            ok  % answered already (another node took the hour over)
+    end.
+
+%% `ok', or `closed' when the later hour takes nothing any more (its subscription was cancelled).
+carry_into(Key, Account, Entry, ClosesAt) ->
+    case mnesia:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = open, carried_in = C}] ->
+            mnesia:write(B#azmp_usage{carried_in = C ++ [Entry]});
+        [] ->
+            mnesia:write(#azmp_usage{key = Key, account_id = Account, carried_in = [Entry], closes_at = ClosesAt});
+        [_Closed] ->
+            closed
+    end.
+
+%% The hour's quantity went on into a later hour, or nowhere (noted, not billed).
+carried_out(B, ok, Out) -> B#azmp_usage{carried_out = Out};
+carried_out(B, closed, Out) -> B#azmp_usage{carried_out = Out, status = dropped, reason = later_hour_closed}.
+
+%% @doc A held hour may be billed again: sent as it is, or carried into a later hour ({carry,
+%% ToHour, ClosesAt}) when Azure would now refuse it as expired.
+-spec release_usage(bucket_key(), send | {carry, integer(), integer()}, integer()) -> ok.
+release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_usage, Key}) of
+            [B = #azmp_usage{status = held}] when How =:= send ->
+                mnesia:write(B#azmp_usage{status = pending, next_attempt_at = Now});
+            [B = #azmp_usage{status = held, reported = Q, account_id = A}] ->
+                {carry, ToHour, ClosesAt} = How,
+                Out = {ToHour, Q, expired_while_held},
+                mnesia:write(carried_out(B#azmp_usage{status = carried},
+                                         carry_into({SubId, Dim, ToHour}, A, {Hour, Q, expired_while_held}, ClosesAt),
+                                         Out));
+            _ ->
+                ok
+        end
+    end).
+
+%% @doc The ledger of a subscription's hours From..To (unix s), oldest first.
+-spec usage_rows(binary(), integer(), integer()) -> [map()].
+usage_rows(SubId, From, To) ->
+    Head = pattern(azmp_usage, [{#azmp_usage.key, {SubId, '_', '$1'}}]),
+    Rows = mnesia:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}]),
+    [usage_map(B) || B <- lists:sort(fun(#azmp_usage{key = {_, D1, H1}}, #azmp_usage{key = {_, D2, H2}}) ->
+                                             {H1, D1} =< {H2, D2}
+                                     end, Rows)].
+
+%% @doc Every bucket (tests and the demo compare the ledger with what Azure holds).
+-spec usage_all() -> [map()].
+usage_all() -> [usage_map(B) || B <- dirty_all(azmp_usage)].
+
+usage_map(#azmp_usage{key = {S, D, H}} = B) ->
+    #{subscription_id => S, dimension => D, hour => H, account_id => B#azmp_usage.account_id,
+      status => B#azmp_usage.status, recorded => B#azmp_usage.recorded, carried_in => B#azmp_usage.carried_in,
+      carried_out => B#azmp_usage.carried_out, closes_at => B#azmp_usage.closes_at,
+      reported => B#azmp_usage.reported, absorbed => B#azmp_usage.absorbed, event_id => B#azmp_usage.event_id,
+      message_time => B#azmp_usage.message_time, azure_quantity => B#azmp_usage.azure_quantity,
+      reason => B#azmp_usage.reason, attempts => B#azmp_usage.attempts}.
+
+%% @doc Takes (or keeps) the emitter's lease for this node until Until: true when this node holds it.
+-spec take_lease(node(), integer(), integer()) -> boolean().
+take_lease(Node, Now, Until) ->
+    case transaction(fun() ->
+        case mnesia:wread({azmp_usage_lease, emitter}) of
+            [#azmp_usage_lease{node = Other, until = U}] when Other =/= Node, U > Now -> false;
+            _ -> mnesia:write(#azmp_usage_lease{node = Node, until = Until}), true
+        end
+    end) of
+        {ok, Held} -> Held;
+        {error, _} -> false
+    end.

@@ -119,7 +119,9 @@ EventPlan plan_event(LinkEvent event, const AccountFacts& facts, std::int64_t no
             plan.cancelled_at = now;
             // Nothing suspended is started again: the cancellation's rules apply to it now.
             plan.suspended.clear();
-            plan.effects = std::move(e.effects);
+            // The hour in progress closes at the cancellation and is billed at once.
+            plan.effects.push_back(close_usage());
+            plan.effects.insert(plan.effects.end(), e.effects.begin(), e.effects.end());
             plan.effects.push_back(notify(NoticeKind::SubscriptionCancelled));
             break;
         }

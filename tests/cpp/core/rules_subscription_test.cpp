@@ -59,17 +59,17 @@ TEST(RulesPlanEvent, WhatEachEventDoes) {
          "deleted 3 days later; the marketplace no longer pays",
          E::Unsubscribe, account(S::Linked, {paid("p"), trial("t", kNow + 2 * kDay), paid_stopped("s", kNow - kDay)}),
          true, S::Unsubscribed,
-         "[payment(none) stop(p) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + 2 * kDay) +
+         "[close_usage payment(none) stop(p) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + 2 * kDay) +
              ") schedule(s,delete," + n(kNow + 3 * kDay) + ") notify(subscription_cancelled)]",
          {}},
         {"a deployment stopped long before the cancellation still gets its 3 days", E::Unsubscribe,
          account(S::Linked, {paid_stopped("s", kNow - 30 * kDay)}), true, S::Unsubscribed,
-         "[payment(none) schedule(s,delete," + n(kNow + 3 * kDay) + ") notify(subscription_cancelled)]", {}},
+         "[close_usage payment(none) schedule(s,delete," + n(kNow + 3 * kDay) + ") notify(subscription_cancelled)]", {}},
         {"a cancelled account that pays another way keeps its payment method", E::Unsubscribe,
-         account(S::Linked, {}, false), true, S::Unsubscribed, "[notify(subscription_cancelled)]", {}},
+         account(S::Linked, {}, false), true, S::Unsubscribed, "[close_usage notify(subscription_cancelled)]", {}},
         {"cancellation of a suspended account: what the suspension stopped is deleted 3 days later", E::Unsubscribe,
          suspended_two, true, S::Unsubscribed,
-         "[payment(none) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + kDay) +
+         "[close_usage payment(none) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + kDay) +
              ") notify(subscription_cancelled)]",
          {}},
         {"a plan change changes the link only", E::ChangePlan, account(S::Linked, {paid("p")}), true, S::Linked, "[]", {}},
