@@ -26,7 +26,8 @@ emulator_test_() ->
        {"metering: subscription status changes", fun status_changes/1},
        {"metering: reconciliation overrides", fun recon_overrides/1},
        {"metering: accepted usage list and count", fun usage_list/1},
-       {"metering: faults on batchUsageEvent and usageEvents", fun metering_faults/1}]).
+       {"metering: faults on batchUsageEvent and usageEvents", fun metering_faults/1},
+       {"metering: control endpoints", fun control/1}]).
 
 %% Tests that need their own emulator (start options, the clock).
 own_emulator_test_() ->
@@ -406,3 +407,28 @@ metering_faults(Emu) ->
     {200, _, Garbage} = req(get, RU, auth(Tok), <<>>),
     ?assert(is_binary(Garbage)),
     {200, _, [_ | _]} = req(get, RU, auth(Tok), <<>>).
+
+%% The same over /_emulator (a standalone emulator driven with curl).
+control(Emu) ->
+    C = fun(M, P, B) -> req(M, url(Emu, "/_emulator/" ++ P), [], json(B)) end,
+    {200, _, #{<<"offset">> := 0}} = C(get, "clock", #{}),
+    {200, _, #{<<"offset">> := 7200, <<"now">> := N}} = C(post, "clock", #{<<"offset">> => 7200}),
+    ?assert(abs(N - (erlang:system_time(second) + 7200)) =< 1),
+    ?assert(abs(azmp_emulator:clock(Emu) - N) =< 1),
+    {200, _, _} = C(post, "clock", #{<<"offset">> => 0}),
+    {ok, #{id := Id}} = azmp_emulator:add_subscription(Emu, #{status => <<"Subscribed">>}),
+    Tok = token(Emu),
+    H = hour(erlang:system_time(second)),
+    {200, _, #{}} = C(post, "dimensions", #{<<"dimensions">> => #{<<"payg">> => [<<"gb">>]}}),
+    [<<"InvalidDimension">>, <<"Accepted">>] =
+        batch(Emu, Tok, [event(Id, <<"sessions">>, 1, H), event(Id, <<"gb">>, 0.5, H)]),
+    {200, _, #{}} = C(post, "dimensions", #{<<"dimensions">> => [<<"sessions">>, <<"traffic">>,
+                                                                 <<"connections">>]}),
+    {200, _, #{}} = C(post, "recon", #{<<"resourceId">> => Id, <<"dimension">> => <<"gb">>,
+                                       <<"day">> => azmp_emulator_util:iso8601(H),
+                                       <<"reconStatus">> => <<"Rejected">>}),
+    [#{<<"reconStatus">> := <<"Rejected">>}] =
+        [R || R = #{<<"usageResourceId">> := I} <- rows(Emu, Tok, since(H)), I =:= Id],
+    {200, _, Usage} = C(get, "usage", #{}),
+    ?assertMatch([#{<<"dimension">> := <<"gb">>, <<"quantity">> := 0.5}],
+                 [U || U = #{<<"resource_id">> := I} <- Usage, I =:= Id]).
