@@ -19,6 +19,8 @@
          stats/1, reset_stats/1, sign_jwt/2,
          send_webhook/4, send_webhook/5, send_webhook_detailed/5, webhooks/1,
          rotate_signing_key/1, signing_kid/1,
+         set_clock_offset/2, clock/1, set_dimensions/2, set_recon/3,
+         usage/1, usage_count/1,
          standalone/1, start_standalone/1, main/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -46,7 +48,11 @@
 %% the PEM files; default a fresh /tmp dir, removed again by stop/1),
 %% page_size (2), operation_ms (200: when publisher-initiated operations
 %% complete), plans ([<<"payg">>, <<"payg-premium">>]), dimensions
-%% ([<<"sessions">>, <<"traffic">>, <<"connections">>]).
+%% ([<<"sessions">>, <<"traffic">>, <<"connections">>]: the metering
+%% dimensions of every plan; or a map #{PlanId => [DimensionId]}: a plan's
+%% own dimensions, none for a plan missing from the map; see
+%% set_dimensions/2). An event whose dimension the subscription's plan does
+%% not define is InvalidDimension; listAvailablePlans shows each plan's.
 -spec start(map()) -> {ok, emu()} | {error, term()}.
 start(Opts) ->
     {ok, _} = application:ensure_all_started(ssl),
@@ -122,6 +128,86 @@ subscription(Emu, SubId) -> call(Emu, {subscription, SubId}).
 %% InProgress until PATCHed; the others apply at once (Succeeded).
 -spec add_operation(emu(), binary(), map()) -> {ok, binary()} | {error, not_found}.
 add_operation(Emu, SubId, Map) -> call(Emu, {add_operation, SubId, Map}).
+
+%%% ---------------------------------------------------------------- clock
+
+%% @doc Move the emulator's clock: from now on its "now" is system time +
+%% Seconds (replacing any previous offset; 0 is real time again; negative
+%% goes back). It is the time of metering (the 24 h Expired window, the
+%% future check, messageTime, the default usageEndDate of GET /usageEvents)
+%% and of fulfillment (operation timeStamp, when publisher-initiated
+%% operations complete, a new subscription's created date and term).
+%% Token lifetimes do NOT follow it: Entra access tokens, webhook JWTs
+%% (iat/nbf/exp) and marketplace purchase tokens stay on real time, since
+%% the plugin checks JWTs against real time.
+%% Example: set_clock_offset(Emu, 25 * 3600) makes an event for the hour
+%% reported a moment ago Expired.
+-spec set_clock_offset(emu(), integer()) -> ok.
+set_clock_offset(Emu, Seconds) when is_integer(Seconds) ->
+    call(Emu, {set_clock_offset, Seconds}).
+
+%% @doc The emulator's "now" in Unix seconds: system time + the clock offset.
+-spec clock(emu()) -> integer().
+clock(Emu) -> erlang:system_time(second) + call(Emu, clock_offset).
+
+%%% ------------------------------------------------------------- metering
+
+%% @doc Replace the metering dimensions at run time: a list (every plan has
+%% them) or a map #{PlanId => [DimensionId]} (a plan missing from the map has
+%% none). Applies to events received from now on; accepted ones stay.
+%% Example: set_dimensions(Emu, #{<<"payg">> => [<<"sessions">>],
+%%                                <<"payg-premium">> => [<<"sessions">>, <<"traffic">>]}).
+-spec set_dimensions(emu(), [binary()] | #{binary() => [binary()]}) -> ok.
+set_dimensions(Emu, Dims) ->
+    ok = check_dimensions(Dims),
+    call(Emu, {set_dimensions, Dims}).
+
+%% @doc Make Azure disagree in GET /usageEvents (reconciliation tests): the
+%% rows of resource R, dimension D and the UTC day containing Day (Unix
+%% seconds; any time of the day) report these values instead of their own:
+%% recon_status (<<"Submitted">> | <<"Accepted">> | <<"Rejected">> |
+%% <<"Mismatch">>; default Accepted) and/or processed_quantity (a number;
+%% default the submitted sum). Replaces a previous override of that key;
+%% #{} removes it. It may be set before the events arrive. The reconStatus
+%% query filter sees the overridden status.
+%% Example: set_recon(Emu, #{resource_id => SubId, dimension => <<"sessions">>,
+%%                           day => Hour}, #{recon_status => <<"Mismatch">>,
+%%                                           processed_quantity => 3}).
+-spec set_recon(emu(), #{resource_id := binary(), dimension := binary(), day := integer()},
+                #{recon_status => binary(), processed_quantity => number()}) -> ok.
+set_recon(Emu, #{resource_id := R, dimension := D, day := Day}, Override)
+  when is_binary(R), is_binary(D), is_integer(Day), is_map(Override) ->
+    maps:foreach(fun(recon_status, S) ->
+                         lists:member(S, [<<"Submitted">>, <<"Accepted">>, <<"Rejected">>,
+                                          <<"Mismatch">>]) orelse error({badarg, S});
+                    (processed_quantity, Q) when is_number(Q) -> ok;
+                    (K, V) -> error({badarg, {K, V}})
+                 end, Override),
+    call(Emu, {set_recon, {R, D, Day - Day rem 86400}, Override}).
+
+%% @doc The usage events Azure accepted, oldest first: what Azure holds,
+%% to compare with the publisher's ledger. Each is #{resource_id,
+%% dimension, plan_id, hour (Unix seconds of the UTC hour), time (the
+%% effectiveStartTime, Unix seconds), quantity (the number as received),
+%% usage_event_id, message_time (emulator clock, Unix seconds)}.
+%% Duplicates and rejected events are not in it.
+-spec usage(emu()) -> [#{resource_id := binary(), dimension := binary(), hour := integer(),
+                         quantity := number(), usage_event_id := binary(), atom() => term()}].
+usage(Emu) -> call(Emu, usage).
+
+%% @doc How many usage events Azure accepted (length(usage(Emu))).
+-spec usage_count(emu()) -> non_neg_integer().
+usage_count(Emu) -> length(usage(Emu)).
+
+check_dimensions(Dims) when is_list(Dims) ->
+    lists:all(fun is_binary/1, Dims) orelse error({badarg, Dims}),
+    ok;
+check_dimensions(Dims) when is_map(Dims) ->
+    maps:foreach(fun(P, L) when is_binary(P), is_list(L) -> ok = check_dimensions(L);
+                    (P, L) -> error({badarg, {P, L}})
+                 end, Dims);
+check_dimensions(Dims) ->
+    error({badarg, Dims}).
 
 %%% --------------------------------------------------------------- faults
 
@@ -368,6 +454,9 @@ init(Opts) ->
                     {F, [{tcp, HL}, {ssl, SL}], P, Owned}
             end,
         Plans = maps:get(plans, Opts, [<<"payg">>, <<"payg-premium">>]),
+        Dims = maps:get(dimensions, Opts,
+                        [<<"sessions">>, <<"traffic">>, <<"connections">>]),
+        ok = check_dimensions(Dims),
         %% webhooks are POSTed with a stand-alone httpc of our own (unique
         %% profile name: stand-alone profiles use named ETS tables)
         Profile = list_to_atom("azmp_emulator_webhooks_" ++
@@ -376,13 +465,12 @@ init(Opts) ->
         State = #{cfg => #{page_size => maps:get(page_size, Opts, 2),
                            operation_ms => maps:get(operation_ms, Opts, 200),
                            plans => Plans,
-                           dimensions => maps:get(dimensions, Opts,
-                                                  [<<"sessions">>, <<"traffic">>,
-                                                   <<"connections">>])},
+                           dimensions => Dims},
                   entra => Cfg, key => Key, tokens => Tokens, settings => Settings,
                   listeners => Listeners, http_port => HP, https_port => SP,
                   files => Files, owned_dir => OwnedDir,
                   subs => #{}, mp_tokens => #{}, ops => #{}, usage => #{}, events => [],
+                  clock_offset => 0, recon => #{},
                   faults => #{}, stats => empty_stats(),
                   keys => [Key], forge_key => undefined, httpc => Httpc,
                   webhooks => [], webhook_payloads => #{},
@@ -401,9 +489,10 @@ handle_call({take_fault, Op}, _From, State = #{faults := Faults}) ->
         _ -> {reply, none, State}
     end;
 handle_call({api, Op, Args, Req, Commit}, _From, State) ->
-    NowMs = erlang:system_time(millisecond),
+    NowMs = azmp_emulator_util:now_ms(State),
     State1 = azmp_emulator_fulfillment:advance(NowMs, State),
-    Ctx = #{base_url => maps:get(base_url, Req), now_ms => NowMs, now_s => NowMs div 1000},
+    Ctx = #{base_url => maps:get(base_url, Req), now_ms => NowMs, now_s => NowMs div 1000,
+            real_s => erlang:system_time(second)},
     {Resp, State2} = case check_request(Req, State1) of
                          ok -> dispatch(Op, Args, Req, Ctx, State1);
                          Error -> {Error, State1}
@@ -424,10 +513,10 @@ handle_call(info, _From, State = #{entra := E, files := F}) ->
 handle_call(key, _From, State) -> {reply, maps:get(key, State), State};
 handle_call({add_subscription, Opts}, _From, State) ->
     {Sub, State1} = azmp_emulator_fulfillment:new_subscription(
-                      Opts, erlang:system_time(second), State),
+                      Opts, azmp_emulator_util:now_s(State), State),
     {reply, {ok, maps:with([id, token], Sub)}, State1};
 handle_call({subscription, Id}, _From, State) ->
-    State1 = azmp_emulator_fulfillment:advance(erlang:system_time(millisecond), State),
+    State1 = azmp_emulator_fulfillment:advance(azmp_emulator_util:now_ms(State), State),
     {reply, azmp_emulator_fulfillment:view(Id, State1), State1};
 handle_call({add_operation, SubId, Opts}, _From, State) ->
     case azmp_emulator_fulfillment:add_operation(SubId, Opts, State) of
@@ -456,7 +545,7 @@ handle_call({rotate_signing_key, Key}, _From,
     ets:insert(Tab, {keys, Key, All}),
     {reply, ok, State#{key := Key, keys := All, entra := E#{key := Key}}};
 handle_call({prepare_webhook, Action, SubId, Opts}, _From, State0) ->
-    State = azmp_emulator_fulfillment:advance(erlang:system_time(millisecond), State0),
+    State = azmp_emulator_fulfillment:advance(azmp_emulator_util:now_ms(State0), State0),
     case prepare_webhook(Action, SubId, Opts, State) of
         {ok, OpId, Payload, State1} ->
             State2 = with_forge_key(maps:get(forge, Opts), State1),
@@ -471,6 +560,22 @@ handle_call({prepare_webhook, Action, SubId, Opts}, _From, State0) ->
         {error, _} = Error ->
             {reply, Error, State}
     end;
+handle_call({set_clock_offset, S}, _From, State) ->
+    {reply, ok, State#{clock_offset := S}};
+handle_call(clock_offset, _From, State = #{clock_offset := S}) ->
+    {reply, S, State};
+handle_call({set_dimensions, Dims}, _From, State = #{cfg := Cfg}) ->
+    {reply, ok, State#{cfg := Cfg#{dimensions := Dims}}};
+handle_call({set_recon, Key, Override}, _From, State = #{recon := Recon}) ->
+    Recon1 = case map_size(Override) of
+                 0 -> maps:remove(Key, Recon);
+                 _ -> Recon#{Key => Override}
+             end,
+    {reply, ok, State#{recon := Recon1}};
+handle_call(usage, _From, State = #{events := Events}) ->
+    {reply, [maps:with([resource_id, dimension, plan_id, hour, time, quantity,
+                        usage_event_id, message_time], E) || E <- lists:reverse(Events)],
+     State};
 handle_call(_Other, _From, State) ->
     {reply, {error, unknown_call}, State}.
 

@@ -20,6 +20,11 @@
 %%                                    the target cannot be reached)
 %%   GET  /_emulator/webhooks        -> the webhooks sent so far
 %%   POST /_emulator/rotate_signing_key -> {kid}
+%%   GET  /_emulator/clock ; POST /_emulator/clock {offset} -> {offset, now}
+%%   POST /_emulator/dimensions      {dimensions: [Dim] | {PlanId: [Dim]}}
+%%   POST /_emulator/recon           {resourceId, dimension, day (Unix seconds or
+%%                                    ISO 8601), reconStatus, processedQuantity}
+%%   GET  /_emulator/usage           -> the accepted usage events
 -module(azmp_emulator_control).
 
 -export([handle/3]).
@@ -125,6 +130,29 @@ route(<<"GET">>, [<<"webhooks">>], _In, Emu) ->
               || W <- azmp_emulator:webhooks(Emu)]);
 route(<<"POST">>, [<<"rotate_signing_key">>], _In, Emu) ->
     #{<<"kid">> => azmp_emulator:rotate_signing_key(Emu)};
+route(<<"POST">>, [<<"clock">>], #{<<"offset">> := S}, Emu) when is_integer(S) ->
+    ok = azmp_emulator:set_clock_offset(Emu, S),
+    route(<<"GET">>, [<<"clock">>], #{}, Emu);
+route(<<"GET">>, [<<"clock">>], _In, Emu) ->
+    Now = azmp_emulator:clock(Emu),
+    #{<<"offset">> => Now - erlang:system_time(second), <<"now">> => Now,
+      <<"nowIso">> => azmp_emulator_util:iso8601(Now)};
+route(<<"POST">>, [<<"dimensions">>], #{<<"dimensions">> := D}, Emu) ->
+    ok = azmp_emulator:set_dimensions(Emu, D),
+    #{};
+route(<<"POST">>, [<<"recon">>], In = #{<<"resourceId">> := R, <<"dimension">> := D,
+                                        <<"day">> := Day0}, Emu) ->
+    Day = case Day0 of
+              I when is_integer(I) -> I;
+              B -> {ok, T} = azmp_emulator_util:parse_time(B), T
+          end,
+    Over = maps:from_list([{K, V} || {JK, K} <- [{<<"reconStatus">>, recon_status},
+                                                 {<<"processedQuantity">>, processed_quantity}],
+                                     V <- [maps:get(JK, In, undefined)], V =/= undefined]),
+    ok = azmp_emulator:set_recon(Emu, #{resource_id => R, dimension => D, day => Day}, Over),
+    #{};
+route(<<"GET">>, [<<"usage">>], _In, Emu) ->
+    jsonable(azmp_emulator:usage(Emu));
 route(_, _, _, _) ->
     throw({404, <<"unknown control endpoint">>}).
 

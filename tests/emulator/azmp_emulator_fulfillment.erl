@@ -9,7 +9,7 @@
 -module(azmp_emulator_fulfillment).
 
 -export([new_subscription/3, handle/5, advance/2, add_operation/3, err/3,
-         render_subscription/2, view/2, plans/1, webhook_body/2]).
+         render_subscription/2, view/2, plans/1, plan_dimensions/2, webhook_body/2]).
 
 -type state() :: map().
 -type resp() :: {integer(), [{binary(), binary()}], map() | binary()}.
@@ -19,7 +19,9 @@
 
 %%% ------------------------------------------------------------ subscriptions
 
-%% @doc Create a subscription from add_subscription/2 options.
+%% @doc Create a subscription from add_subscription/2 options. NowS is the
+%% emulator clock (created, term dates); the marketplace token's lifetime
+%% runs on real time, as every token's does.
 -spec new_subscription(map(), integer(), state()) -> {map(), state()}.
 new_subscription(Opts, NowS, State = #{subs := Subs, mp_tokens := Toks}) ->
     Id = maps:get(id, Opts, azmp_emulator_util:uuid()),
@@ -54,7 +56,7 @@ new_subscription(Opts, NowS, State = #{subs := Subs, mp_tokens := Toks}) ->
             term_end => maps:get(end_date, as_map(Term), NowS + 30 * ?DAY),
             created => NowS,
             token => Token,
-            token_exp => NowS + TokenTtl,
+            token_exp => erlang:system_time(second) + TokenTtl,
             azure_subscription_id => azmp_emulator_util:uuid(),
             activations => 0,
             activated_plan => undefined},
@@ -91,7 +93,8 @@ add_operation(SubId, Opts, State = #{subs := Subs}) ->
         #{SubId := Sub} ->
             Action = maps:get(action, Opts),
             Op0 = new_op(Sub, Action, maps:get(plan_id, Opts, maps:get(plan_id, Sub)),
-                         maps:get(quantity, Opts, maps:get(quantity, Sub)), undefined, azure),
+                         maps:get(quantity, Opts, maps:get(quantity, Sub)), undefined, azure,
+                         azmp_emulator_util:now_s(State)),
             Op = maps:merge(Op0, maps:with([id, activity_id], Opts)),
             S1 = put_op(Op, State),
             case Action of
@@ -128,12 +131,14 @@ null_if_undefined(V) -> V.
 
 %%% ------------------------------------------------------------- the API
 
-%% @doc Handle one fulfillment operation. Ctx has base_url and now_s; Args
+%% @doc Handle one fulfillment operation. Ctx has base_url, now_s and now_ms
+%% (the emulator clock) and real_s (system time, for token lifetimes); Args
 %% holds the path parameters.
 -spec handle(atom(), map(), azmp_emulator_http:request(), map(), state()) -> {resp(), state()}.
 handle(resolve, _Args, Req, Ctx, State = #{subs := Subs, mp_tokens := Toks}) ->
     Token = azmp_emulator_util:header(<<"x-ms-marketplace-token">>, maps:get(headers, Req)),
-    NowS = maps:get(now_s, Ctx),
+    %% a token's lifetime: real time, not the emulator clock
+    NowS = maps:get(real_s, Ctx, maps:get(now_s, Ctx)),
     case Token of
         undefined ->
             {err(400, <<"BadArgument">>, <<"The x-ms-marketplace-token header is missing.">>), State};
@@ -198,7 +203,7 @@ with_sub(get_subscription, Sub, _Args, _Req, _Ctx, State) ->
     {{200, [], render_subscription(Sub, nasty)}, State};
 with_sub(list_available_plans, _Sub, _Args, Req, _Ctx, State = #{cfg := Cfg}) ->
     Query = azmp_emulator_util:query(maps:get(query, Req)),
-    Plans = [render_plan(P) || P <- maps:get(plans, Cfg),
+    Plans = [render_plan(P, Cfg) || P <- maps:get(plans, Cfg),
                                case lists:keyfind(<<"planId">>, 1, Query) of
                                    {_, Want} -> Want =:= P;
                                    false -> true
@@ -238,13 +243,14 @@ with_sub(update_subscription, Sub = #{status := Status}, _Args, Req, Ctx, State 
         #{<<"planId">> := P} when is_binary(P) ->
             case lists:member(P, Plans) of
                 true -> accepted(new_op(Sub, <<"ChangePlan">>, P, maps:get(quantity, Sub),
-                                        op_due(Ctx, Cfg), publisher), Ctx, State);
+                                        op_due(Ctx, Cfg), publisher, maps:get(now_s, Ctx)),
+                                 Ctx, State);
                 false -> {err(400, <<"BadArgument">>,
                                 <<"The plan '", P/binary, "' is not available.">>), State}
             end;
         #{<<"quantity">> := Q} when is_integer(Q), Q > 0 ->
             accepted(new_op(Sub, <<"ChangeQuantity">>, maps:get(plan_id, Sub), Q,
-                            op_due(Ctx, Cfg), publisher), Ctx, State);
+                            op_due(Ctx, Cfg), publisher, maps:get(now_s, Ctx)), Ctx, State);
         _ ->
             {err(400, <<"BadArgument">>,
                    <<"The request body must contain a valid planId or quantity.">>), State}
@@ -257,7 +263,7 @@ with_sub(delete_subscription, Sub = #{id := Id, status := Status}, _Args, _Req, 
              State};
         _ ->
             Op = new_op(Sub, <<"Unsubscribe">>, maps:get(plan_id, Sub), maps:get(quantity, Sub),
-                        op_due(Ctx, Cfg), publisher),
+                        op_due(Ctx, Cfg), publisher, maps:get(now_s, Ctx)),
             State1 = put_sub(Id, Sub#{status := <<"Unsubscribed">>}, State),
             accepted(Op, Ctx, State1)
     end;
@@ -307,12 +313,12 @@ accepted(Op = #{id := OpId, subscription_id := SubId}, Ctx, State) ->
     State2 = advance(maps:get(now_ms, Ctx), State1),
     {{202, [{<<"operation-location">>, Loc}], <<>>}, State2}.
 
-new_op(Sub, Action, PlanId, Quantity, CompleteAt, Source) ->
+new_op(Sub, Action, PlanId, Quantity, CompleteAt, Source, NowS) ->
     #{id => azmp_emulator_util:uuid(), activity_id => azmp_emulator_util:uuid(),
       seq => erlang:unique_integer([positive, monotonic]),
       subscription_id => maps:get(id, Sub), offer_id => maps:get(offer_id, Sub),
       publisher_id => ?PUBLISHER, plan_id => PlanId, quantity => Quantity,
-      action => Action, time_stamp => erlang:system_time(second),
+      action => Action, time_stamp => NowS,
       status => <<"InProgress">>, complete_at => CompleteAt, source => Source}.
 
 put_op(Op = #{id := Id}, State = #{ops := Ops}) -> State#{ops := Ops#{Id => Op}}.
@@ -393,12 +399,19 @@ render_operation(O) ->
 
 %% @doc The plans every subscription can move to (Plan schema).
 -spec plans(map()) -> [map()].
-plans(Cfg) -> [render_plan(P) || P <- maps:get(plans, Cfg)].
+plans(Cfg) -> [render_plan(P, Cfg) || P <- maps:get(plans, Cfg)].
 
-render_plan(P) ->
+%% @doc The metering dimensions defined for a plan: the `dimensions' setting
+%% is a list (every plan) or a map PlanId => [DimensionId] (a plan missing
+%% from the map has none).
+-spec plan_dimensions(binary(), map()) -> [binary()].
+plan_dimensions(Plan, #{dimensions := Dims}) when is_map(Dims) -> maps:get(Plan, Dims, []);
+plan_dimensions(_Plan, #{dimensions := Dims}) when is_list(Dims) -> Dims.
+
+render_plan(P, Cfg) ->
     Dims = [#{<<"id">> => D, <<"currency">> => <<"USD">>, <<"pricePerUnit">> => 0.01,
               <<"unitOfMeasure">> => <<"unit">>, <<"displayName">> => D}
-            || D <- [<<"sessions">>, <<"traffic">>, <<"connections">>]],
+            || D <- plan_dimensions(P, Cfg)],
     #{<<"planId">> => P, <<"displayName">> => <<"EMQX Cloud ", P/binary>>,
       <<"isPrivate">> => false, <<"description">> => <<"EMQX Cloud pay as you go">>,
       <<"minQuantity">> => 0, <<"maxQuantity">> => 0, <<"hasFreeTrials">> => false,

@@ -3,6 +3,15 @@
 %% dimension and hour of effectiveStartTime; events older than 24 h are
 %% Expired; batches hold 1..25 events, each with its own status.
 %% Shapes follow meteringapi.v1.json.
+%%
+%% Time is the emulator clock (Ctx now_s: system time + clock offset).
+%% Dimensions are per plan (azmp_emulator_fulfillment:plan_dimensions/2).
+%% GET /usageEvents sums quantities exactly: each quantity is taken as the
+%% decimal it was sent as (a float's shortest round-trip text, which is the
+%% sender's text whenever the sender wrote at most 17 significant digits)
+%% and summed as an integer scaled by a power of ten, so 0.1 sent ten times
+%% sums to 1.0, never 0.9999999999999999. Rows may be overridden by
+%% azmp_emulator:set_recon/3 (state key recon).
 -module(azmp_emulator_metering).
 
 -export([handle/4]).
@@ -42,10 +51,11 @@ handle(batch_usage_event, #{body := Body}, Ctx, State) ->
             {Results, State1} =
                 lists:mapfoldl(fun(E, S) when is_map(E) ->
                                        {Status, Msg, S1} = event(E, NowS, S),
-                                       {batch_item(Status, Msg, E), S1};
+                                       {batch_item(Status, Msg, E, NowS), S1};
                                   (E, S) ->
                                        {batch_item(<<"BadArgument">>,
-                                                   #{<<"message">> => <<"Invalid event.">>}, E), S}
+                                                   #{<<"message">> => <<"Invalid event.">>}, E,
+                                                   NowS), S}
                                end, State, Events),
             {{200, [], #{<<"result">> => Results, <<"count">> => length(Results)}}, State1};
         _ ->
@@ -71,9 +81,11 @@ handle(usage_events, #{query := Q}, Ctx, State) ->
                            T >= Start, T =< End,
                            lists:all(fun({_, undefined}) -> true;
                                         ({K, V}) -> maps:get(K, E) =:= V
-                                     end, Filters),
-                           Recon =:= undefined orelse Recon =:= <<"Accepted">>],
-            {{200, [], aggregate(Events)}, State};
+                                     end, Filters)],
+            Rows = [R || R = #{<<"reconStatus">> := RS}
+                             <- aggregate(Events, maps:get(recon, State, #{})),
+                         Recon =:= undefined orelse Recon =:= RS],
+            {{200, [], Rows}, State};
         _ ->
             {{400, [], #{<<"code">> => <<"BadArgument">>,
                          <<"message">> => <<"usageStartDate is required and must be an "
@@ -104,7 +116,8 @@ event(E, NowS, State = #{subs := Subs, usage := Usage, cfg := Cfg}) ->
             {ok, T} = Time,
             case Subs of
                 #{Rid := Sub} ->
-                    Dims = maps:get(dimensions, Cfg),
+                    Dims = azmp_emulator_fulfillment:plan_dimensions(
+                             map_get(plan_id, Sub), Cfg),
                     Key = {Rid, Dim, T - (T rem ?HOUR)},
                     if
                         map_get(status, Sub) =/= <<"Subscribed">> ->
@@ -156,10 +169,12 @@ accept(E, Sub, Key, T, NowS, State = #{usage := Usage, events := Events}) ->
             <<"dimension">> => maps:get(<<"dimension">>, E),
             <<"effectiveStartTime">> => maps:get(<<"effectiveStartTime">>, E),
             <<"planId">> => maps:get(<<"planId">>, E)},
+    {_, _, Hour} = Key,
     Event = #{resource_id => maps:get(id, Sub), dimension => maps:get(<<"dimension">>, E),
               plan_id => maps:get(plan_id, Sub), offer_id => maps:get(offer_id, Sub),
               azure_subscription_id => maps:get(azure_subscription_id, Sub),
-              quantity => maps:get(<<"quantity">>, E), time => T},
+              quantity => maps:get(<<"quantity">>, E), time => T, hour => Hour,
+              usage_event_id => maps:get(<<"usageEventId">>, Msg), message_time => NowS},
     {<<"Accepted">>, Msg, State#{usage := Usage#{Key => Msg}, events := [Event | Events]}}.
 
 detail(Code, Message, Target, State) ->
@@ -176,14 +191,14 @@ bad_request(Code, Detail) ->
       <<"target">> => <<"usageEventRequest">>,
       <<"details">> => [Detail#{<<"code">> => Code}]}.
 
-batch_item(<<"Accepted">>, Msg, _E) -> Msg;
-batch_item(<<"Duplicate">>, Accepted, E) ->
+batch_item(<<"Accepted">>, Msg, _E, _NowS) -> Msg;
+batch_item(<<"Duplicate">>, Accepted, E, NowS) ->
     (echo(E))#{<<"status">> => <<"Duplicate">>,
-               <<"messageTime">> => azmp_emulator_util:iso8601(erlang:system_time(second)),
+               <<"messageTime">> => azmp_emulator_util:iso8601(NowS),
                <<"error">> => conflict(Accepted)};
-batch_item(Status, Detail, E) ->
+batch_item(Status, Detail, E, NowS) ->
     (echo(E))#{<<"status">> => Status,
-               <<"messageTime">> => azmp_emulator_util:iso8601(erlang:system_time(second)),
+               <<"messageTime">> => azmp_emulator_util:iso8601(NowS),
                <<"error">> => Detail}.
 
 echo(E) when is_map(E) ->
@@ -202,20 +217,62 @@ parse_date(V, Which) ->
         error -> error
     end.
 
-aggregate(Events) ->
+%% Per-day rows; a set_recon/3 override (key {Rid, Dim, DayStart}) replaces
+%% reconStatus and/or processedQuantity.
+aggregate(Events, Recon) ->
     Groups = lists:foldl(
                fun(E = #{time := T, quantity := Q}, Acc) ->
                        K = {T - (T rem ?DAY), maps:get(resource_id, E),
                             maps:get(dimension, E), maps:get(plan_id, E)},
-                       {Sum, N, _} = maps:get(K, Acc, {0, 0, E}),
-                       Acc#{K => {Sum + Q, N + 1, E}}
+                       {Sum, N, _} = maps:get(K, Acc, {dec(0), 0, E}),
+                       Acc#{K => {dec_add(Sum, dec(Q)), N + 1, E}}
                end, #{}, Events),
-    [#{<<"usageDate">> => azmp_emulator_util:iso8601(Day),
-       <<"usageResourceId">> => Rid, <<"dimension">> => Dim, <<"planId">> => Plan,
-       <<"planName">> => Plan, <<"offerId">> => maps:get(offer_id, E),
-       <<"offerName">> => maps:get(offer_id, E), <<"offerType">> => <<"SaaS">>,
-       <<"azureSubscriptionId">> => maps:get(azure_subscription_id, E),
-       <<"reconStatus">> => <<"Accepted">>,
-       <<"submittedQuantity">> => Sum, <<"processedQuantity">> => Sum,
-       <<"submittedCount">> => N}
-     || {{Day, Rid, Dim, Plan}, {Sum, N, E}} <- lists:sort(maps:to_list(Groups))].
+    [begin
+         Sum = dec_number(DSum),
+         Over = maps:get({Rid, Dim, Day}, Recon, #{}),
+         #{<<"usageDate">> => azmp_emulator_util:iso8601(Day),
+           <<"usageResourceId">> => Rid, <<"dimension">> => Dim, <<"planId">> => Plan,
+           <<"planName">> => Plan, <<"offerId">> => maps:get(offer_id, E),
+           <<"offerName">> => maps:get(offer_id, E), <<"offerType">> => <<"SaaS">>,
+           <<"azureSubscriptionId">> => maps:get(azure_subscription_id, E),
+           <<"reconStatus">> => maps:get(recon_status, Over, <<"Accepted">>),
+           <<"submittedQuantity">> => Sum,
+           <<"processedQuantity">> => maps:get(processed_quantity, Over, Sum),
+           <<"submittedCount">> => N}
+     end
+     || {{Day, Rid, Dim, Plan}, {DSum, N, E}} <- lists:sort(maps:to_list(Groups))].
+
+%%% ------------------------------------------------------ exact decimals
+
+%% A decimal {Digits, Scale, AnyFloat}: Digits / 10^Scale. A float is taken
+%% as its shortest round-trip text (what the sender wrote).
+dec(I) when is_integer(I) -> {I, 0, false};
+dec(F) when is_float(F) ->
+    {Mant, Exp} = case string:split(float_to_list(F, [short]), "e") of
+                      [M, E] -> {M, list_to_integer(E)};
+                      [M] -> {M, 0}
+                  end,
+    {IntPart, FracPart} = case string:split(Mant, ".") of
+                              [A, B] -> {A, B};
+                              [A] -> {A, ""}
+                          end,
+    Digits = list_to_integer(IntPart ++ FracPart),
+    Scale = length(FracPart) - Exp,
+    case Scale < 0 of
+        true -> {Digits * pow10(-Scale), 0, true};
+        false -> {Digits, Scale, true}
+    end.
+
+dec_add({D1, S1, F1}, {D2, S2, F2}) ->
+    S = max(S1, S2),
+    {D1 * pow10(S - S1) + D2 * pow10(S - S2), S, F1 orelse F2}.
+
+%% Back to a JSON number: an integer when every summand was an integer,
+%% else the double nearest the exact decimal sum.
+dec_number({D, 0, false}) -> D;
+dec_number({D, S, _}) ->
+    list_to_float(integer_to_list(D) ++ ".0e-" ++ integer_to_list(S)).
+
+pow10(N) -> pow10(N, 1).
+pow10(0, Acc) -> Acc;
+pow10(N, Acc) -> pow10(N - 1, Acc * 10).

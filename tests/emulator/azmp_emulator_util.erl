@@ -1,7 +1,17 @@
 %% @doc Small helpers shared by the emulator modules: GUIDs and UTC times.
 -module(azmp_emulator_util).
 
--export([uuid/0, iso8601/1, parse_time/1, query/1, header/2]).
+-export([uuid/0, iso8601/1, parse_time/1, query/1, header/2, now_s/1, now_ms/1]).
+
+%% @doc The emulator's "now" for metering and fulfillment (Unix seconds):
+%% system time + the state's clock_offset (azmp_emulator:set_clock_offset/2).
+%% Token and JWT lifetimes do NOT use it: they stay on real time.
+-spec now_s(map()) -> integer().
+now_s(State) -> erlang:system_time(second) + maps:get(clock_offset, State, 0).
+
+%% @doc As now_s/1, in milliseconds.
+-spec now_ms(map()) -> integer().
+now_ms(State) -> erlang:system_time(millisecond) + 1000 * maps:get(clock_offset, State, 0).
 
 %% @doc A random (v4) GUID as a lowercase binary.
 -spec uuid() -> binary().
