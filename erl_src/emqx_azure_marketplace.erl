@@ -9,6 +9,7 @@
 -export([handle_webhook/2]).
 -export([can_create_deployment/2, deployment_action/3]).
 -export([reconcile/0]).
+-export([record_usage/2, usage_report/3]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -174,6 +175,15 @@ deployment_action(Account, Deployment, Now) when is_map(Deployment), is_integer(
     end.
 
 pays_otherwise(Account) -> emqx_azure_marketplace_platform:payment_method(Account) =/= none.
+
+%% @doc Records usage of the account (see emqx_azure_marketplace_metering): `ok' once durable.
+-spec record_usage(account_id(), emqx_azure_marketplace_metering:sample()) ->
+    ok | {error, emqx_azure_marketplace_metering:refusal()}.
+record_usage(Account, Sample) -> emqx_azure_marketplace_metering:record_usage(Account, Sample).
+
+%% @doc The usage ledger of the account's subscription, hour by hour from From to To (unix s).
+-spec usage_report(account_id(), integer(), integer()) -> {ok, [map()]} | {error, not_linked}.
+usage_report(Account, From, To) -> emqx_azure_marketplace_metering:usage_report(Account, From, To).
 
 %% @doc Compares every link with Azure's list of subscriptions now and repairs what differs.
 -spec reconcile() -> {ok, [{binary(), atom()}]} | {error, term()}.

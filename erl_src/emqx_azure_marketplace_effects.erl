@@ -40,7 +40,8 @@ do(A, _Sub, {set_payment_method, M}) -> ok = ?PLATFORM:set_payment_method(A, M);
 do(A, Sub, {notify, Notice}) -> ?PLATFORM:notify(A, with_subscription(Notice, Sub));
 do(A, _Sub, {stop_deployment, D}) -> ok = ?PLATFORM:stop_deployment(A, D);
 do(A, _Sub, {start_deployment, D}) -> ok = ?PLATFORM:start_deployment(A, D);
-do(A, _Sub, {delete_deployment, D}) -> ok = ?PLATFORM:delete_deployment(A, D).
+do(A, _Sub, {delete_deployment, D}) -> ok = ?PLATFORM:delete_deployment(A, D);
+do(_A, Sub, close_usage) -> emqx_azure_marketplace_meter:close_now(Sub, emqx_azure_marketplace_clock:now()).
 
 arity(Args) when is_list(Args) -> length(Args);
 arity(Arity) -> Arity.

@@ -173,8 +173,12 @@ quantity(_) -> undefined.
 
 linked(#{account_id := A}, SubId, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub)},
-                               ?NIF:plan_linked(), Now),
+    Term = case maps:get(<<"subscription">>, Sub, #{}) of
+               #{<<"term">> := T} when is_map(T) -> T;
+               _ -> undefined
+           end,
+    Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
+                                           term => Term}, ?NIF:plan_linked(), Now),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
     emqx_azure_marketplace_effects:perform(Key).
 

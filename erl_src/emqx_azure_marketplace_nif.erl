@@ -9,6 +9,8 @@
          decide_activation/1, link_retry_delay/3, landing_expires_at/1, landing_usable/2, marketplace_pays/1]).
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
 -export([gate_create/3, gate_deployment/5]).
+-export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_plan_close/5,
+         usage_term_start/3, usage_plan_item/4, usage_schedule/4]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
@@ -27,7 +29,8 @@
                 | {notify, #{kind := atom(), reason => atom()}}
                 | {stop_deployment | start_deployment | delete_deployment, binary()}
                 | {schedule_deadline, binary(), stop | delete, integer()}
-                | cancel_deadlines.
+                | cancel_deadlines
+                | close_usage.
 %% What the store and the platform say of a linked account (plan_event/4, plan_enforce/2).
 -type account_facts() :: #{state := link_state(), suspended := [binary()],
                            cancelled_at := integer() | undefined, last_op_at := integer() | undefined,
@@ -155,3 +158,42 @@ gate_create(_State, _Trial, _PaysOtherwise) -> erlang:nif_error(nif_not_loaded).
 -spec gate_deployment(link_state(), map(), integer(), integer() | undefined, boolean() | unknown) ->
     need_payment_method | keep | {stop, atom()} | {delete, integer()}.
 gate_deployment(_State, _Deployment, _Now, _CancelledAt, _PaysOtherwise) -> erlang:nif_error(nif_not_loaded).
+
+%% Metering rules (azmp/metering.hpp). Quantities are integer micro-units (6 exact decimals).
+
+%% @doc A quantity (a number, or an exact decimal binary) in micro-units; `error' when it is not one.
+-spec usage_quantity(term()) -> {ok, non_neg_integer()} | error.
+usage_quantity(_Q) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Micro-units as exact decimal text.
+-spec usage_format(integer()) -> binary().
+usage_format(_Micros) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The UTC hour (unix s) holding a time in unix milliseconds.
+-spec usage_hour(integer()) -> integer().
+usage_hour(_AtMs) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Where a sample goes: its hour (or the current one, carried from its own), or a refusal.
+-spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined} | {error, atom()}.
+usage_plan_record(_Facts) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc What a closing hour reports above the included quantity: {Reported, Absorbed, Counter}.
+-spec usage_plan_close(non_neg_integer(), non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()},
+                       integer()) -> {non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}.
+usage_plan_close(_Recorded, _CarriedIn, _Included, _Counter, _HourTerm) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The start of the term (renewing every Months months from Start) that holds Hour.
+-spec usage_term_start(integer(), integer(), non_neg_integer()) -> integer().
+usage_term_start(_Hour, _Start, _Months) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc What Azure's answer to one batch item means: {Outcome, CarryMicros, Alarm}.
+-spec usage_plan_item(binary(), non_neg_integer(), non_neg_integer() | undefined, link_state()) ->
+    {done | mismatch | carried | held | dropped | rejected | retry, non_neg_integer(), boolean()}.
+usage_plan_item(_Status, _Sent, _AzureQuantity, _State) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc An hour's schedule at Now: when it closes, whether it may be billed, expired, overdue, and
+%% how a held hour is released.
+-spec usage_schedule(integer(), non_neg_integer(), integer(), link_state()) ->
+    #{closes_at := integer(), may_submit := boolean(), expired := boolean(), overdue := boolean(),
+      release := send | carry}.
+usage_schedule(_Hour, _GraceS, _Now, _State) -> erlang:nif_error(nif_not_loaded).

@@ -448,10 +448,10 @@ decide_link(Account, SubId, Sub, Decide) ->
 
 %% @doc The job's subscription was activated: the link, the end of the job and the effects, at once.
 -spec commit_linked(binary(), binary(), map(), [effect()], integer()) -> effect_key() | none.
-commit_linked(Account, SubId, #{plan_id := Plan, quantity := Q}, Effects, Now) ->
+commit_linked(Account, SubId, Fields = #{plan_id := Plan, quantity := Q}, Effects, Now) ->
     tx_ok(fun() ->
         mnesia:write(#azmp_link{account_id = Account, subscription_id = SubId, state = linked, plan_id = Plan,
-                                quantity = Q, updated_at = Now}),
+                                quantity = Q, term = maps:get(term, Fields, undefined), updated_at = Now}),
         mnesia:write(#azmp_claim{subscription_id = SubId, account_id = Account}),
         mnesia:delete({azmp_job, Account}),
         commit_effects(Account, SubId, Effects, Now)

@@ -1,4 +1,4 @@
-%% @doc Supervises the effects performer, the linking jobs runner, the deadlines runner, the reconciliation and, when
+%% @doc Supervises the effects performer, the linking jobs runner, the usage meter, the deadlines runner, the reconciliation and, when
 %% configured (`http' env: `#{port => P, ip => IP}'), the HTTP endpoints.
 -module(emqx_azure_marketplace_sup).
 
@@ -16,7 +16,8 @@ init([]) ->
         worker(emqx_azure_marketplace_effects),
         worker(emqx_azure_marketplace_linker),
         worker(emqx_azure_marketplace_deadlines),
-        worker(emqx_azure_marketplace_reconciler)
+        worker(emqx_azure_marketplace_reconciler),
+        worker(emqx_azure_marketplace_meter)
     ],
     Http =
         case application:get_env(emqx_azure_marketplace, http, disabled) of

@@ -31,7 +31,8 @@
             | batch_usage_event | usage_events | jwks | any.
 -type fault() :: {status, 100..599} | {status, 429, non_neg_integer()} | reset
                | {stall, non_neg_integer()} | truncated | malformed
-               | {delay, non_neg_integer()}.
+               | {delay, non_neg_integer()}
+               | {lost_reply, non_neg_integer()}.  % processed, then the connection reset after Ms
 -export_type([emu/0, op/0, fault/0]).
 
 -define(OPS, [token, resolve, activate, get_subscription, list_subscriptions,
@@ -230,6 +231,7 @@ check_fault({stall, Ms}) when is_integer(Ms), Ms >= 0 -> ok;
 check_fault(truncated) -> ok;
 check_fault(malformed) -> ok;
 check_fault({delay, Ms}) when is_integer(Ms), Ms >= 0 -> ok;
+check_fault({lost_reply, Ms}) when is_integer(Ms), Ms >= 0 -> ok;
 check_fault(F) -> error({bad_fault, F}).
 
 %% @doc Every answer (except /_emulator) waits Ms first.

@@ -264,7 +264,7 @@ with_sub(delete_subscription, Sub = #{id := Id, status := Status}, _Args, _Req, 
         _ ->
             Op = new_op(Sub, <<"Unsubscribe">>, maps:get(plan_id, Sub), maps:get(quantity, Sub),
                         op_due(Ctx, Cfg), publisher, maps:get(now_s, Ctx)),
-            State1 = put_sub(Id, Sub#{status := <<"Unsubscribed">>}, State),
+            State1 = put_sub(Id, Sub#{status := <<"Unsubscribed">>, unsubscribed_at => maps:get(now_s, Ctx)}, State),
             accepted(Op, Ctx, State1)
     end;
 with_sub(list_operations, #{id := Id}, _Args, _Req, _Ctx, State = #{ops := Ops}) ->
@@ -336,7 +336,8 @@ finish_operation(Op = #{subscription_id := SubId, action := Action}, Final,
 
 apply_action(<<"ChangePlan">>, #{plan_id := P}, Sub) -> Sub#{plan_id := P};
 apply_action(<<"ChangeQuantity">>, #{quantity := Q}, Sub) -> Sub#{quantity := Q};
-apply_action(<<"Unsubscribe">>, _, Sub) -> Sub#{status := <<"Unsubscribed">>};
+apply_action(<<"Unsubscribe">>, Op, Sub) ->
+    Sub#{status := <<"Unsubscribed">>, unsubscribed_at => maps:get(time_stamp, Op, erlang:system_time(second))};
 apply_action(<<"Suspend">>, _, Sub) -> Sub#{status := <<"Suspended">>};
 apply_action(<<"Reinstate">>, _, Sub) -> Sub#{status := <<"Subscribed">>};
 apply_action(_, _, Sub) -> Sub.

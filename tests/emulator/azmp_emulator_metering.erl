@@ -120,7 +120,10 @@ event(E, NowS, State = #{subs := Subs, usage := Usage, cfg := Cfg}) ->
                              map_get(plan_id, Sub), Cfg),
                     Key = {Rid, Dim, T - (T rem ?HOUR)},
                     if
-                        map_get(status, Sub) =/= <<"Subscribed">> ->
+                        %% Usage up to a cancellation can still be reported (within the 24 h).
+                        not (map_get(status, Sub) =:= <<"Subscribed">> orelse
+                             (map_get(status, Sub) =:= <<"Unsubscribed">> andalso
+                              is_map_key(unsubscribed_at, Sub) andalso T < map_get(unsubscribed_at, Sub))) ->
                             detail(<<"ResourceNotActive">>,
                                    <<"The resource is not in Subscribed state.">>,
                                    <<"resourceId">>, State);

@@ -55,6 +55,11 @@ answer({status, Code}, _Op, _Args, _Req, _Ctx) ->
     respond({Code, [], fault_body(Code)});
 answer(reset, _Op, _Args, _Req, _Ctx) ->
     {reset, reset};
+answer({lost_reply, Ms}, Op, Args, Req, Ctx) ->
+    %% Azure did the work, but its answer never arrives: the connection is reset after Ms.
+    _ = process(Op, Args, Req, Ctx, true),
+    timer:sleep(Ms),
+    {reset, lost_reply};
 answer({stall, Ms}, _Op, _Args, _Req, _Ctx) ->
     {{stall, Ms}, stall};
 answer(truncated, Op, Args, Req, Ctx) ->

@@ -1,0 +1,298 @@
+%% @doc Closes usage hours and reports them to Azure, once in the cluster: the node holding the
+%% emitter's lease (a Mnesia record) does the work; every node ticks and takes the lease over when
+%% its holder stops renewing it. Each tick:
+%%   1. closes the hours due (their grace has passed, or their subscription was cancelled): the core
+%%      says what each reports above the plan's included quantity for the term;
+%%   2. holds what may not be billed now (a suspension) and releases what may again (sent as is,
+%%      or carried into the current hour when Azure would refuse it as expired);
+%%   3. sends closed hours in batchUsageEvent calls of at most 25, each hour's exact quantity
+%%      recorded as `submitting' first, and applies Azure's answer item by item (the core says what
+%%      each status means);
+%%   4. raises an alarm for an hour still unsent 12 h after it closed.
+%% A node killed mid-batch leaves its hours `submitting': the next emitter sends the same
+%% quantities again, and Azure's Duplicate proves them billed once.
+-module(emqx_azure_marketplace_meter).
+
+-behaviour(gen_server).
+
+-export([start_link/0, kick/0, run_now/0, alarms/0, close_now/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-include_lib("kernel/include/logger.hrl").
+
+-define(NIF, emqx_azure_marketplace_nif).
+-define(STORE, emqx_azure_marketplace_store).
+-define(METERING, emqx_azure_marketplace_metering).
+-define(BATCH, 25).
+
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Look for work now rather than at the next tick.
+-spec kick() -> ok.
+kick() -> gen_server:cast(?MODULE, tick).
+
+%% @doc One tick now, returning when done (tests and the demo): whether this node held the lease.
+-spec run_now() -> boolean().
+run_now() -> gen_server:call(?MODULE, run_now, 120000).
+
+%% @doc The alarms raised and not cleared: `#{Kind => Detail}'.
+-spec alarms() -> map().
+alarms() -> gen_server:call(?MODULE, alarms).
+
+%% @doc The subscription's open hours close now (its cancellation): they are sent at once.
+-spec close_now(binary(), integer()) -> ok.
+close_now(SubId, Now) ->
+    ok = ?STORE:flush_usage(SubId, Now),
+    kick().
+
+%%--------------------------------------------------------------------
+
+-spec init([]) -> {ok, map()}.
+init([]) ->
+    self() ! tick,
+    {ok, #{alarms => #{}}}.
+
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
+handle_call(run_now, _From, S) ->
+    {Held, S1} = run(S),
+    {reply, Held, S1};
+handle_call(alarms, _From, S = #{alarms := A}) ->
+    {reply, A, S};
+handle_call(_Req, _From, S) ->
+    {reply, {error, unknown_call}, S}.
+
+-spec handle_cast(term(), map()) -> {noreply, map()}.
+handle_cast(tick, S) ->
+    {_, S1} = run(S),
+    {noreply, S1};
+handle_cast(_Msg, S) ->
+    {noreply, S}.
+
+-spec handle_info(term(), map()) -> {noreply, map()}.
+handle_info(tick, S) ->
+    {_, S1} = run(S),
+    erlang:send_after(cfg(tick_ms, 5000), self(), tick),
+    {noreply, S1};
+handle_info(_Msg, S) ->
+    {noreply, S}.
+
+run(S) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    case ?STORE:take_lease(node(), Now, Now + cfg(lease_s, 30)) of
+        true ->
+            try
+                close_due(Now),
+                release_held(Now),
+                S1 = submit(Now, S),
+                {true, overdue(Now, S1)}
+            catch
+                Class:Reason:Stack ->
+                    ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
+                                 stacktrace => Stack}),
+                    {true, S}
+            end;
+        false ->
+            {false, S}
+    end.
+
+cfg(Key, Default) -> maps:get(Key, ?METERING:config(), Default).
+
+%%--------------------------------------------------------------------
+%% 1. Closing hours
+
+close_due(Now) -> lists:foreach(fun(Key) -> close(Key, Now) end, ?STORE:usage_due(Now)).
+
+close(Key = {SubId, Dim, Hour}, Now) ->
+    {Plan, Term} =
+        case ?STORE:link_by_subscription(SubId) of
+            #{plan_id := P, term := T} -> {P, T};
+            undefined -> {undefined, undefined}
+        end,
+    Included = ?METERING:included(Dim, Plan),
+    {TermStart, Months} = ?METERING:term_of(Term),
+    HourTerm = ?NIF:usage_term_start(Hour, TermStart, Months),
+    ?STORE:close_usage(Key, fun(#{recorded := R, carried_in := C, counter := Counter}) ->
+                                ?NIF:usage_plan_close(R, C, Included, Counter, HourTerm)
+                            end, Now).
+
+%%--------------------------------------------------------------------
+%% 2. Held hours
+
+release_held(Now) ->
+    lists:foreach(
+        fun(#{subscription_id := SubId, dimension := Dim, hour := Hour}) ->
+            State = state_of(SubId),
+            case ?NIF:usage_schedule(Hour, grace(), Now, State) of
+                #{may_submit := true, release := send} ->
+                    ?STORE:release_usage({SubId, Dim, Hour}, send, Now);
+                #{may_submit := true, release := carry} ->
+                    {ToHour, ClosesAt} = current_hour(Now, State),
+                    ?STORE:release_usage({SubId, Dim, Hour}, {carry, ToHour, ClosesAt}, Now);
+                #{may_submit := false} ->
+                    ok
+            end
+        end,
+        ?STORE:usage_held()).
+
+state_of(SubId) ->
+    case ?STORE:link_by_subscription(SubId) of
+        #{state := S} -> S;
+        undefined -> none
+    end.
+
+grace() -> cfg(grace_s, 300).
+
+current_hour(Now, State) ->
+    Hour = ?NIF:usage_hour(Now * 1000),
+    {Hour, maps:get(closes_at, ?NIF:usage_schedule(Hour, grace(), Now, State))}.
+
+%%--------------------------------------------------------------------
+%% 3. Sending
+
+submit(Now, S) ->
+    Rows = [R#{state => state_of(Sub), link => ?STORE:link_by_subscription(Sub)}
+            || R = #{subscription_id := Sub} <- ?STORE:usage_to_send(Now)],
+    %% What may not be billed now (suspended) is held until the subscription may be again.
+    {Sendable, Hold} = lists:partition(
+        fun(#{hour := H, state := St}) -> maps:get(may_submit, ?NIF:usage_schedule(H, grace(), Now, St)) end, Rows),
+    hold(Hold, Now),
+    lists:foldl(fun(Batch, Acc) -> send_batch(Batch, Now, Acc) end, S, chunks(Sendable, ?BATCH)).
+
+hold([], _Now) ->
+    ok;
+hold(Rows, Now) ->
+    Keys = [key(R) || R <- Rows],
+    ok = ?STORE:mark_submitting(Keys),
+    ?STORE:usage_results([{K, held, #{reason => not_billable_now}} || K <- Keys], Now).
+
+chunks([], _N) -> [];
+chunks(L, N) when length(L) =< N -> [L];
+chunks(L, N) ->
+    {H, T} = lists:split(N, L),
+    [H | chunks(T, N)].
+
+key(#{subscription_id := S, dimension := D, hour := H}) -> {S, D, H}.
+
+send_batch(Rows, Now, S) ->
+    ok = ?STORE:mark_submitting([key(R) || R <- Rows]),
+    Events = [event(R) || R <- Rows],
+    case emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(), Events) of
+        {ok, #{<<"result">> := Items}} when is_list(Items) ->
+            answered(Rows, Items, Now, S);
+        {ok, _Other} ->
+            retry_all(Rows, Now, bad_response),
+            S;
+        {error, Reason} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
+                           reason => redact(Reason)}),
+            retry_all(Rows, Now, unavailable),
+            S
+    end.
+
+event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, link := Link}) ->
+    #{resource_id => Sub, dimension => Dim, quantity => ?METERING:quantity_json(Q),
+      effective_start_time => iso(Hour), plan_id => plan_of(Link)}.
+
+plan_of(#{plan_id := P}) when is_binary(P) -> P;
+plan_of(_) -> <<>>.
+
+iso(Hour) -> list_to_binary(calendar:system_time_to_rfc3339(Hour, [{unit, second}, {offset, "Z"}])).
+
+retry_all(Rows, Now, Reason) ->
+    ?STORE:usage_results([{key(R), retry, #{reason => Reason, retry_at => retry_at(R, Now)}} || R <- Rows], Now).
+
+retry_at(#{attempts := N}, Now) ->
+    Now + ?NIF:link_retry_delay(N, cfg(retry_base_s, 60), cfg(retry_max_s, 3600)).
+
+%% Azure's items, matched to our hours by resource, dimension and hour.
+answered(Rows, Items, Now, S) ->
+    ByKey = maps:from_list([{K, I} || I <- Items, is_map(I), K <- [item_key(I)], K =/= undefined]),
+    Results = [result(R, maps:get(key(R), ByKey, undefined), Now) || R <- Rows],
+    ok = ?STORE:usage_results([{K, O, D} || {K, O, D, _Alarm} <- Results], Now),
+    lists:foldl(fun({K, O, D, true}, Acc) -> alarm(O, K, D, Acc);
+                   (_, Acc) -> Acc
+                end, S, Results).
+
+item_key(#{<<"resourceId">> := Sub, <<"dimension">> := Dim, <<"effectiveStartTime">> := T})
+  when is_binary(Sub), is_binary(Dim), is_binary(T) ->
+    try calendar:rfc3339_to_system_time(binary_to_list(T), [{unit, second}]) of
+        Secs -> {Sub, Dim, Secs - (Secs rem 3600)}
+    catch
+        _:_ -> undefined
+    end;
+item_key(_) ->
+    undefined.
+
+result(R, undefined, Now) ->
+    {key(R), retry, #{reason => no_answer, retry_at => retry_at(R, Now)}, false};
+result(R = #{reported := Sent, state := State}, Item, Now) ->
+    Status = case maps:get(<<"status">>, Item, <<>>) of B when is_binary(B) -> B; _ -> <<>> end,
+    Accepted = accepted_message(Item),
+    AzureQ = azure_quantity(Accepted),
+    {Outcome, Carry, Alarm} = ?NIF:usage_plan_item(Status, Sent, AzureQ, State),
+    Details0 = #{event_id => bin(maps:get(<<"usageEventId">>, Accepted, undefined)),
+                 message_time => bin(maps:get(<<"messageTime">>, Accepted, undefined))},
+    Details1 = case AzureQ of undefined -> Details0; _ -> Details0#{azure_quantity => AzureQ} end,
+    Details = case Outcome of
+                  done -> Details1;
+                  retry -> Details1#{reason => status_reason(Status), retry_at => retry_at(R, Now)};
+                  _ -> Details1#{reason => status_reason(Status)}
+              end,
+    WithCarry = case Carry > 0 of
+                    true -> {ToHour, ClosesAt} = current_hour(Now, State), Details#{carry => {ToHour, Carry, ClosesAt}};
+                    false -> Details
+                end,
+    {key(R), Outcome, WithCarry, Alarm}.
+
+%% Accepted: the item itself; Duplicate: the event Azure accepted before.
+accepted_message(#{<<"error">> := #{<<"additionalInfo">> := #{<<"acceptedMessage">> := M}}}) when is_map(M) -> M;
+accepted_message(Item) ->
+    case maps:get(<<"status">>, Item, undefined) of
+        <<"Accepted">> -> Item;
+        _ -> #{}
+    end.
+
+azure_quantity(#{<<"quantity">> := Q}) ->
+    case ?NIF:usage_quantity(Q) of
+        {ok, M} -> M;
+        error -> undefined
+    end;
+azure_quantity(_) ->
+    undefined.
+
+bin(B) when is_binary(B), byte_size(B) =< 256 -> B;
+bin(_) -> undefined.
+
+%% Azure's status as the ledger's reason: a known name, or `unknown_status'.
+status_reason(Status) ->
+    Known = [<<"Duplicate">>, <<"Expired">>, <<"ResourceNotFound">>, <<"ResourceNotActive">>,
+             <<"InvalidDimension">>, <<"InvalidQuantity">>, <<"BadArgument">>, <<"ResourceNotAuthorized">>,
+             <<"Error">>],
+    case lists:member(Status, Known) of
+        true -> binary_to_atom(Status);
+        false -> unknown_status
+    end.
+
+%%--------------------------------------------------------------------
+%% 4. Alarms
+
+alarm(Outcome, Key = {Sub, Dim, Hour}, Details, S = #{alarms := A}) ->
+    ?LOG_WARNING(#{msg => "azure_marketplace_usage_alarm", outcome => Outcome, subscription_id => Sub,
+                   dimension => Dim, hour => Hour, reason => maps:get(reason, Details, undefined)}),
+    S#{alarms := A#{{usage, Outcome} => Key}}.
+
+overdue(Now, S = #{alarms := A}) ->
+    Late = [key(R) || R = #{hour := H} <- ?STORE:usage_to_send(Now + 365 * 86400) ++ ?STORE:usage_held(),
+                      maps:get(overdue, ?NIF:usage_schedule(H, grace(), Now, linked))],
+    case Late of
+        [] ->
+            S#{alarms := maps:remove(usage_unsent_12h, A)};
+        [First | _] ->
+            maps:is_key(usage_unsent_12h, A) orelse
+                ?LOG_WARNING(#{msg => "azure_marketplace_usage_unsent_12h", hours => length(Late)}),
+            S#{alarms := A#{usage_unsent_12h => First}}
+    end.
+
+redact({http, Status, _Body}) -> {http, Status};
+redact(Other) -> Other.

@@ -1,0 +1,151 @@
+%% @doc Pay-as-you-go usage: recording samples and the ledger. Quantities are exact decimals
+%% (6 places); usage is summed per subscription, dimension and UTC hour (the C++ core decides
+%% where a sample goes and what an hour bills); `emqx_azure_marketplace_meter' closes the hours and
+%% reports them to Azure.
+%%
+%% Configuration (application env `metering'):
+%% ```
+%% #{dimensions => [#{id => <<"session_minutes">>, unit => <<"minute">>,
+%%                    included => #{<<"payg">> => 1000}}],   % per plan, per term; default 0
+%%   grace_s => 300, tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600}
+%% '''
+-module(emqx_azure_marketplace_metering).
+
+-export([record_usage/2, usage_report/3]).
+-export([config/0, dimension/1, included/2, term_of/1, quantity_json/1]).
+
+-define(NIF, emqx_azure_marketplace_nif).
+-define(STORE, emqx_azure_marketplace_store).
+
+-type sample() :: #{dimension := binary(), quantity := number() | binary(), at := integer(), source_id := binary()}.
+-type refusal() :: unknown_dimension | bad_quantity | not_linked | after_cancellation | hour_closed
+                 | {badarg, atom()}.
+-export_type([sample/0, refusal/0]).
+
+%% @doc Records a sample of the account's usage: `at' in unix milliseconds, `quantity' a number or
+%% an exact decimal binary (<<"12.5">>), `source_id' the caller's id for it (a retried call with the
+%% same id counts once). `ok' once it is on disc.
+-spec record_usage(binary(), sample()) -> ok | {error, refusal()}.
+record_usage(Account, Sample) ->
+    case check(Account, Sample) of
+        {ok, Dim, Quantity, At, SourceId} -> record(Account, Dim, Quantity, At, SourceId);
+        {error, _} = Error -> Error
+    end.
+
+check(Account, #{dimension := Dim, quantity := Q, at := At, source_id := SourceId}) ->
+    case {?NIF:valid_id(Account), ?NIF:valid_id(Dim), is_integer(At) andalso abs(At) < 1 bsl 50,
+          ?NIF:valid_id(SourceId)} of
+        {false, _, _, _} -> {error, {badarg, account_id}};
+        {_, false, _, _} -> {error, {badarg, dimension}};
+        {_, _, false, _} -> {error, {badarg, at}};
+        {_, _, _, false} -> {error, {badarg, source_id}};
+        _ ->
+            case ?NIF:usage_quantity(Q) of
+                {ok, Micros} -> {ok, Dim, Micros, At, SourceId};
+                error -> {error, bad_quantity}
+            end
+    end;
+check(_Account, Sample) when is_map(Sample) ->
+    [Missing | _] = [K || K <- [dimension, quantity, at, source_id], not maps:is_key(K, Sample)],
+    {error, {badarg, Missing}};
+check(_Account, _Sample) ->
+    {error, {badarg, sample}}.
+
+record(Account, Dim, Quantity, At, SourceId) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    {State, CancelledAt, SubId} =
+        case ?STORE:link(Account) of
+            #{state := S, cancelled_at := C, subscription_id := Sub} -> {S, C, Sub};
+            undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined, <<>>}
+        end,
+    Grace = grace_s(),
+    Facts = #{dimension_known => dimension(Dim) =/= undefined, quantity => Quantity, at_ms => At, state => State,
+              cancelled_at => CancelledAt, now => Now, grace_s => Grace},
+    Decide = fun(Open) ->
+        case ?NIF:usage_plan_record(Facts#{bucket_open => Open}) of
+            {ok, Hour, From} -> {ok, Hour, From, maps:get(closes_at, ?NIF:usage_schedule(Hour, Grace, Now, State))};
+            {error, _} = Refused -> Refused
+        end
+    end,
+    ?STORE:record_usage(Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Decide).
+
+%% @doc The ledger of the account's subscription from hour From to hour To (unix seconds, UTC):
+%% per hour and dimension what was recorded, what the included quantity covered, what was reported
+%% and what became of it (Azure's event id, carry-forwards in and out, rejections). Quantities are
+%% exact decimal binaries.
+-spec usage_report(binary(), integer(), integer()) -> {ok, [map()]} | {error, not_linked}.
+usage_report(Account, From, To) when is_integer(From), is_integer(To) ->
+    case ?STORE:link(Account) of
+        #{subscription_id := SubId} -> {ok, [row(R) || R <- ?STORE:usage_rows(SubId, From, To)]};
+        undefined -> {error, not_linked}
+    end.
+
+row(R = #{recorded := Rec, absorbed := Abs, reported := Rep, carried_in := In, carried_out := Out}) ->
+    Base = maps:with([hour, dimension, status, event_id, message_time, reason, attempts], R),
+    Base#{recorded => fmt(Rec), included => fmt(Abs), reported => fmt(Rep),
+          carried_in => [#{from_hour => H, quantity => fmt(Q), why => W} || {H, Q, W} <- In],
+          carried_out => case Out of
+                             {H, Q, W} -> #{to_hour => H, quantity => fmt(Q), why => W};
+                             undefined -> undefined
+                         end,
+          azure_quantity => case maps:get(azure_quantity, R) of undefined -> undefined; A -> fmt(A) end}.
+
+fmt(Micros) -> ?NIF:usage_format(Micros).
+
+%%--------------------------------------------------------------------
+%% Configuration
+
+-spec config() -> map().
+config() -> application:get_env(emqx_azure_marketplace, metering, #{}).
+
+grace_s() -> maps:get(grace_s, config(), 300).
+
+%% @doc The configured dimension with this id, or undefined.
+-spec dimension(binary()) -> map() | undefined.
+dimension(Id) ->
+    case [D || D = #{id := I} <- maps:get(dimensions, config(), []), I =:= Id] of
+        [D | _] -> D;
+        [] -> undefined
+    end.
+
+%% @doc The quantity of Dimension included in Plan's fee per term, in micro-units (0 by default).
+-spec included(binary(), binary() | undefined) -> non_neg_integer().
+included(Dim, Plan) ->
+    case dimension(Dim) of
+        #{included := #{Plan := Q}} ->
+            {ok, M} = ?NIF:usage_quantity(Q),
+            M;
+        _ ->
+            0
+    end.
+
+%% @doc The subscription's term as the core reads it: {StartUnixSeconds, Months}. From Azure's
+%% `term' (startDate, termUnit P1M / P1Y / P2Y ...); without one, calendar months.
+-spec term_of(map() | undefined) -> {integer(), pos_integer()}.
+term_of(#{<<"startDate">> := Start} = Term) when is_binary(Start) ->
+    {date_s(Start), months(maps:get(<<"termUnit">>, Term, <<"P1M">>))};
+term_of(_) ->
+    {0, 1}.
+
+date_s(<<Y:4/binary, "-", M:2/binary, "-", D:2/binary, Rest/binary>>) ->
+    try
+        Day = calendar:date_to_gregorian_days(binary_to_integer(Y), binary_to_integer(M), binary_to_integer(D)),
+        Secs = case Rest of
+                   <<"T", H:2/binary, ":", Mi:2/binary, _/binary>> -> binary_to_integer(H) * 3600 + binary_to_integer(Mi) * 60;
+                   _ -> 0
+               end,
+        (Day - 719528) * 86400 + Secs
+    catch
+        error:_ -> 0
+    end;
+date_s(_) ->
+    0.
+
+months(<<"P", N:1/binary, "M">>) when N >= <<"1">>, N =< <<"9">> -> binary_to_integer(N);
+months(<<"P", N:1/binary, "Y">>) when N >= <<"1">>, N =< <<"9">> -> 12 * binary_to_integer(N);
+months(_) -> 1.
+
+%% @doc A quantity for Azure's JSON: an integer when whole, else the float closest to the decimal.
+-spec quantity_json(non_neg_integer()) -> number().
+quantity_json(Micros) when Micros rem 1000000 =:= 0 -> Micros div 1000000;
+quantity_json(Micros) -> Micros / 1000000.

@@ -1,0 +1,224 @@
+%% Pay-as-you-go metering end to end against the emulator: samples in UTC hours, hours closed and
+%% reported in batches of at most 25, every per-item answer, cancellation, included quantities and
+%% their term. The plugin's clock moves (azmp_test_clock); the emulator's stays real unless a test
+%% moves it, so that Azure's 24 h window is Azure's.
+-module(azmp_metering_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(M, emqx_azure_marketplace).
+-define(MEM, azmp_test_platform).
+-define(METER, emqx_azure_marketplace_meter).
+-define(H, 3600).
+-define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]).
+
+metering_test_() ->
+    {setup,
+     fun() ->
+         Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
+         Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS ++ [<<"undeclared">>]] ++
+                                    [#{id => <<"included_10">>, unit => <<"minute">>,
+                                       included => #{<<"payg">> => 10}}],
+                      grace_s => 300, tick_ms => 3600000, lease_s => 30},
+         %% the emulator's plan knows included_10 too
+         ok = azmp_emulator:set_dimensions(Emu, ?DIMS ++ [<<"included_10">>]),
+         {Emu, azmp_test_env:start_plugin(Emu, #{metering => Metering})}
+     end,
+     fun({Emu, Plugin}) ->
+         azmp_test_env:stop_plugin(Plugin),
+         azmp_test_env:stop_emulator(Emu)
+     end,
+     fun({Emu, _}) ->
+         [{"samples at 10:00:00.000, 10:59:59.999 and 11:00:00.000 land in two hours, reported as the hours",
+           {timeout, 60, fun() -> hours(Emu) end}},
+          {"refusals: unknown dimension, bad quantities, not linked, malformed; a retried source id counts once",
+           fun() -> refusals(Emu) end},
+          {"60 pending events go out as 3 batches (25 + 25 + 10)", {timeout, 60, fun() -> sixty(Emu) end}},
+          {"one batch, every answer: Accepted, Duplicate (same / other quantity), Expired, ResourceNotActive, "
+           "InvalidDimension", {timeout, 60, fun() -> every_answer(Emu) end}},
+          {"cancel at 15:20: usage up to 15:20 sent at once, later usage refused",
+           {timeout, 60, fun() -> cancel(Emu) end}},
+          {"included quantities: only the excess is reported; they reset at the term's anniversary",
+           {timeout, 60, fun() -> included(Emu) end}}]
+     end}.
+
+%%--------------------------------------------------------------------
+%% Helpers
+
+real_hour() -> (erlang:system_time(second) div ?H) * ?H.
+
+set_clock(T) -> azmp_test_clock:advance(T - emqx_azure_marketplace_clock:now()).
+
+linked(Emu) -> linked(Emu, #{}).
+linked(Emu, SubOpts) ->
+    A = list_to_binary("meter-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = ?MEM:add_account(A, #{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, SubOpts),
+    ok = ?M:link(A, {token, Token}),
+    azmp_test_env:await_linked(A),
+    {A, SubId}.
+
+record(A, Dim, Q, AtMs) ->
+    ?M:record_usage(A, #{dimension => Dim, quantity => Q, at => AtMs,
+                         source_id => integer_to_binary(erlang:unique_integer([positive]))}).
+
+%% What Azure accepted for the subscription: [{Hour, Dimension, Quantity}].
+accepted(Emu, SubId) ->
+    lists:sort([{H, D, Q} || #{resource_id := R, dimension := D, hour := H, quantity := Q} <- azmp_emulator:usage(Emu),
+                             R =:= SubId]).
+
+report(A, From, To) ->
+    {ok, Rows} = ?M:usage_report(A, From, To),
+    Rows.
+
+row(A, Dim, Hour) ->
+    [R] = [R || R = #{dimension := D, hour := H} <- report(A, Hour, Hour), D =:= Dim, H =:= Hour],
+    R.
+
+batches(Emu) -> length([x || #{op := batch_usage_event} <- maps:get(requests, azmp_emulator:stats(Emu))]).
+
+%%--------------------------------------------------------------------
+%% Tests
+
+%% (The same in another time zone: azmp_cluster_tests runs it on a node with TZ set.)
+hours(Emu) ->
+    H0 = real_hour() - 3 * ?H,
+    {A, SubId} = linked(Emu),
+    set_clock(H0 + 600),
+    ok = record(A, <<"session_minutes">>, 1, H0 * 1000),
+    ok = record(A, <<"session_minutes">>, <<"2.5">>, (H0 + ?H) * 1000 - 1),
+    ok = record(A, <<"session_minutes">>, 4, (H0 + ?H) * 1000),
+    set_clock(H0 + 2 * ?H + 301),
+    true = ?METER:run_now(),
+    ?assertEqual([{H0, <<"session_minutes">>, 3.5}, {H0 + ?H, <<"session_minutes">>, 4}], accepted(Emu, SubId)),
+    ?assertMatch(#{status := done, recorded := <<"3.5">>, reported := <<"3.5">>, event_id := <<_/binary>>},
+                 row(A, <<"session_minutes">>, H0)),
+    ?assertMatch(#{status := done, recorded := <<"4">>, reported := <<"4">>}, row(A, <<"session_minutes">>, H0 + ?H)),
+    %% Sent as the hours: effectiveStartTime hh:00:00Z.
+    Times = [T || #{resource_id := R, time := T} <- azmp_emulator:usage(Emu), R =:= SubId],
+    ?assertEqual([H0, H0 + ?H], lists:sort(Times)),
+    azmp_test_clock:reset().
+
+refusals(Emu) ->
+    {A, _SubId} = linked(Emu),
+    Now = erlang:system_time(millisecond),
+    Sample = #{dimension => <<"session_minutes">>, quantity => 1, at => Now, source_id => <<"r1">>},
+    ?assertEqual({error, unknown_dimension}, ?M:record_usage(A, Sample#{dimension => <<"nope">>})),
+    [?assertEqual({Q, {error, bad_quantity}}, {Q, ?M:record_usage(A, Sample#{quantity => Q})})
+     || Q <- [0, -1, 0.0, <<"1.0000001">>, <<"abc">>, nan, [1]]],
+    ?assertEqual({error, not_linked}, ?M:record_usage(<<"nobody">>, Sample)),
+    ?assertEqual({error, {badarg, source_id}}, ?M:record_usage(A, maps:remove(source_id, Sample))),
+    ?assertEqual({error, {badarg, at}}, ?M:record_usage(A, Sample#{at => <<"now">>})),
+    ?assertEqual({error, {badarg, sample}}, ?M:record_usage(A, not_a_map)),
+    ?assertEqual({error, {badarg, account_id}}, ?M:record_usage(<<>>, Sample)),
+    %% A retried call (same source id) counts once.
+    ok = ?M:record_usage(A, Sample),
+    ok = ?M:record_usage(A, Sample),
+    Hour = (Now div 1000 div ?H) * ?H,
+    ?assertMatch(#{recorded := <<"1">>}, row(A, <<"session_minutes">>, Hour)).
+
+sixty(Emu) ->
+    {A, SubId} = linked(Emu),
+    Base = real_hour() - 22 * ?H,
+    [begin
+         set_clock(Base + I * ?H + 60),
+         [ok = record(A, D, I + 1, (Base + I * ?H) * 1000) || D <- ?DIMS]
+     end || I <- lists:seq(0, 19)],
+    set_clock(real_hour() + 60),
+    ok = azmp_emulator:reset_stats(Emu),
+    true = ?METER:run_now(),
+    ?assertEqual(3, batches(Emu)),
+    ?assertEqual(60, length(accepted(Emu, SubId))),
+    ?assertEqual(lists:sum([3 * (I + 1) || I <- lists:seq(0, 19)]),
+                 lists:sum([Q || {_, _, Q} <- accepted(Emu, SubId)])),
+    azmp_test_clock:reset().
+
+every_answer(Emu) ->
+    {A, SubA} = linked(Emu),
+    {B, SubB} = linked(Emu),
+    H = real_hour() - 2 * ?H,
+    Old = real_hour() - 26 * ?H,
+    %% Azure suspended B; no webhook reached us (we still think it linked).
+    {ok, _} = azmp_emulator:add_operation(Emu, SubB, #{action => <<"Suspend">>}),
+    set_clock(Old + 60),
+    ok = record(A, <<"session_minutes">>, 2, Old * 1000),
+    set_clock(H + 60),
+    ok = record(A, <<"session_minutes">>, 1, H * 1000),
+    ok = record(A, <<"traffic_gb">>, 5, H * 1000),
+    ok = record(A, <<"rule_actions">>, 3, H * 1000),
+    ok = record(A, <<"undeclared">>, 1, H * 1000),
+    ok = record(B, <<"session_minutes">>, 1, H * 1000),
+    %% An earlier reply was lost (Azure holds traffic_gb = 5, ours), and Azure holds 1 for rule_actions.
+    C = emqx_azure_marketplace_app:client(),
+    Ev = fun(D, Q) -> #{resource_id => SubA, dimension => D, quantity => Q, plan_id => <<"payg">>,
+                        effective_start_time => iso(H)} end,
+    {ok, _} = emqx_azure_marketplace_client:post_usage_batch(C, [Ev(<<"traffic_gb">>, 5), Ev(<<"rule_actions">>, 1)]),
+    set_clock(real_hour() + 60),
+    ok = azmp_emulator:reset_stats(Emu),
+    true = ?METER:run_now(),
+    ?assertEqual(1, batches(Emu)),
+    Current = real_hour(),
+    ?assertMatch(#{status := done, event_id := <<_/binary>>}, row(A, <<"session_minutes">>, H)),
+    ?assertMatch(#{status := done, azure_quantity := <<"5">>}, row(A, <<"traffic_gb">>, H)),
+    ?assertMatch(#{status := mismatch, azure_quantity := <<"1">>,
+                   carried_out := #{to_hour := Current, quantity := <<"2">>}}, row(A, <<"rule_actions">>, H)),
+    ?assertMatch(#{status := rejected, reason := 'InvalidDimension'}, row(A, <<"undeclared">>, H)),
+    ?assertMatch(#{status := carried, reason := 'Expired', carried_out := #{to_hour := Current, quantity := <<"2">>}},
+                 row(A, <<"session_minutes">>, Old)),
+    ?assertMatch(#{status := held}, row(B, <<"session_minutes">>, H)),
+    %% The carried quantities wait in the current hour, marked with their origin.
+    ?assertMatch(#{status := open, carried_in := [#{from_hour := Old, quantity := <<"2">>, why := 'Expired'}]},
+                 row(A, <<"session_minutes">>, Current)),
+    ?assertMatch(#{carried_in := [#{from_hour := H, quantity := <<"2">>, why := 'Duplicate'}]},
+                 row(A, <<"rule_actions">>, Current)),
+    Alarms = ?METER:alarms(),
+    [?assert(maps:is_key({usage, K}, Alarms)) || K <- [mismatch, carried, rejected]],
+    %% Nothing Accepted is sent again (B's held hour is tried again: it may be billed once reinstated).
+    Before = accepted(Emu, SubA),
+    true = ?METER:run_now(),
+    ?assertEqual(Before, accepted(Emu, SubA)),
+    azmp_test_clock:reset().
+
+iso(H) -> list_to_binary(calendar:system_time_to_rfc3339(H, [{unit, second}, {offset, "Z"}])).
+
+cancel(Emu) ->
+    {A, SubId} = linked(Emu),
+    H = real_hour() - 3 * ?H,  % "15:00"
+    set_clock(H + 10 * 60),
+    ok = record(A, <<"session_minutes">>, 7, (H + 5 * 60) * 1000),
+    set_clock(H + 20 * 60),  % 15:20: Azure tells us of the cancellation
+    {ok, 200, _} = azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Unsubscribe', SubId, #{}),
+    %% Sent at once: the cancellation closed the hour and kicked the meter (no run_now here).
+    ?assert(azmp_test_env:wait_until(fun() -> maps:get(status, row(A, <<"session_minutes">>, H)) =:= done end, 10000)),
+    ?assertEqual([{H, <<"session_minutes">>, 7}], accepted(Emu, SubId)),
+    ?assertEqual({error, after_cancellation}, record(A, <<"session_minutes">>, 1, (H + 21 * 60) * 1000)),
+    ?assertEqual({error, after_cancellation}, record(A, <<"session_minutes">>, 1, (H + 20 * 60) * 1000)),
+    ?assertEqual({error, hour_closed}, record(A, <<"session_minutes">>, 1, (H + 19 * 60) * 1000)),
+    azmp_test_clock:reset().
+
+included(Emu) ->
+    %% The term renews at Anniversary (an hour 10 h ago); it began one month before.
+    Anniversary = real_hour() - 10 * ?H,
+    {{Y, Mo, D}, Time} = calendar:system_time_to_universal_time(Anniversary, second),
+    {Y1, Mo1} = case Mo of 1 -> {Y - 1, 12}; _ -> {Y, Mo - 1} end,
+    Start = calendar:datetime_to_gregorian_seconds({{Y1, Mo1, min(D, calendar:last_day_of_the_month(Y1, Mo1))}, Time})
+            - 62167219200,
+    {A, SubId} = linked(Emu, #{term => #{term_unit => <<"P1M">>, start_date => Start,
+                                         end_date => Anniversary}}),
+    Dim = <<"included_10">>,
+    Samples = [{-3, 6}, {-2, 6}, {-1, 3}, {0, 4}, {1, 8}],
+    [begin
+         T = Anniversary + K * ?H,
+         set_clock(T + 60),
+         ok = record(A, Dim, Q, T * 1000)
+     end || {K, Q} <- Samples],
+    set_clock(real_hour() + 60),
+    true = ?METER:run_now(),
+    Rows = [{(H - Anniversary) div ?H, I, R} || #{dimension := Di, hour := H, included := I, reported := R}
+                                                    <- report(A, Anniversary - 3 * ?H, Anniversary + ?H), Di =:= Dim],
+    ?assertEqual([{-3, <<"6">>, <<"0">>}, {-2, <<"4">>, <<"2">>}, {-1, <<"0">>, <<"3">>},
+                  {0, <<"4">>, <<"0">>}, {1, <<"6">>, <<"2">>}], Rows),
+    %% Nothing is sent for an hour whose amount is zero.
+    ?assertEqual([{Anniversary - 2 * ?H, Dim, 2}, {Anniversary - ?H, Dim, 3}, {Anniversary + ?H, Dim, 2}],
+                 accepted(Emu, SubId)),
+    azmp_test_clock:reset().
