@@ -41,7 +41,13 @@ cluster_test_() ->
             fun(Cl) -> {"kill -9 after a reinstatement is committed, before the restart: restarted on restart",
                         {timeout, 60, fun() -> killed_after_commit(Cl, reinstatement) end}} end,
             fun(Cl) -> {"kill -9 right after a landing is answered: the landing id still links",
-                        {timeout, 60, fun() -> killed_after_commit(Cl, landing) end}} end
+                        {timeout, 60, fun() -> killed_after_commit(Cl, landing) end}} end,
+            fun(Cl) -> {"metering on a node in another time zone (UTC+05:30): the same UTC hours",
+                        {timeout, 60, fun() -> metering_time_zone(Cl) end}} end,
+            fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, node 2 takes over: billed once",
+                        {timeout, 90, fun() -> metering_killed_mid_batch(Cl, with_node2) end}} end,
+            fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, restarted alone: billed once",
+                        {timeout, 90, fun() -> metering_killed_mid_batch(Cl, alone) end}} end
         ]}
     end}.
 
@@ -94,13 +100,18 @@ plugin_env(Emu) ->
                                                           max_delay_ms => 50}}),
     #{azure => Azure, platform => azmp_test_platform, clock => azmp_test_clock,
       http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
-      retry_base_s => 1, retry_max_s => 2, lease_s => 5, jwks_refresh_interval_s => 0}.
+      retry_base_s => 1, retry_max_s => 2, lease_s => 5, jwks_refresh_interval_s => 0,
+      metering => #{dimensions => [#{id => D, unit => <<"unit">>} || D <- [<<"sessions">>, <<"traffic">>, <<"connections">>]],
+                    grace_s => 300, tick_ms => 3600000, lease_s => 3}}.
 
 %% Starts a peer node named Name with Mnesia in Dir and the plugin running. Join: `none' (a fresh
 %% one-node Mnesia, or the schema already in Dir on a restart) or a node whose Mnesia to join.
-start_node(Name, Dir, Env, Join) ->
+start_node(Name, Dir, Env, Join) -> start_node(Name, Dir, Env, Join, []).
+
+%% OsEnv: the node's OS environment on top of ours (e.g. another time zone).
+start_node(Name, Dir, Env, Join, OsEnv) ->
     Paths = [P || P <- code:get_path(), filelib:is_dir(P)],
-    {ok, Peer, Node} = peer:start(#{name => Name, args => ["-pa" | Paths], wait_boot => 30000}),
+    {ok, Peer, Node} = peer:start(#{name => Name, args => ["-pa" | Paths], wait_boot => 30000, env => OsEnv}),
     ok = rpc(Node, application, set_env, [mnesia, dir, Dir]),
     [ok = rpc(Node, application, set_env, [emqx_azure_marketplace, K, V]) || {K, V} <- maps:to_list(Env)],
     %% The control plane is this node's global process: the peer must resolve it before the plugin runs.
@@ -152,8 +163,9 @@ kill(Node) ->
 one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Both = lists:sort([N1, N2]),
     Tables = ?STORE:tables(),
-    %% links, jobs, landings, operations, deadlines, claims, effects still to perform
-    ?assertEqual(7, length(Tables)),
+    %% links, jobs, landings, operations, deadlines, claims, effects still to perform; usage hours,
+    %% usage sources, usage term counters, the emitter's lease
+    ?assertEqual(11, length(Tables)),
     [begin
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, system_info, [running_db_nodes]))}),
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, table_info, [schema, disc_copies]))}),
@@ -461,6 +473,89 @@ kill_scenario(landing, _N1, Port1, Emu) ->
          ?assertEqual(ok, rpc(N, ?M, link, [A, {landing, Id}])),
          ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N, A, linked))
      end}.
+
+-define(HOUR, 3600).
+
+real_hour() -> (erlang:system_time(second) div ?HOUR) * ?HOUR.
+
+%% Sets the plugin's clock on Node to T (unix s).
+set_clock(Node, T) -> ok = rpc(Node, azmp_test_clock, advance, [T - rpc(Node, emqx_azure_marketplace_clock, now, [])]).
+
+record(Node, A, Dim, Q, AtMs) ->
+    rpc(Node, ?M, record_usage, [A, #{dimension => Dim, quantity => Q, at => AtMs,
+                                      source_id => integer_to_binary(erlang:unique_integer([positive]))}]).
+
+accepted(Emu, SubId) ->
+    lists:sort([{H, D, Q} || #{resource_id := R, dimension := D, hour := H, quantity := Q} <- azmp_emulator:usage(Emu),
+                             R =:= SubId]).
+
+metering_time_zone(#{n1 := N1, n2 := N2, emu := Emu, env := Env}) ->
+    [stop_node(N) || N <- [N1, N2]],
+    Name = list_to_atom("azmp_tz_" ++ integer_to_list(erlang:unique_integer([positive])) ++ "_" ++ os:getpid()),
+    Dir = filename:join("/tmp", "azmp_cluster_mnesia_" ++ atom_to_list(Name)),
+    %% POSIX form: UTC+05:30 without tzdata. Hours there are not UTC hours.
+    #{node := N, peer := Peer} = start_node(Name, Dir, Env, none, [{"TZ", "IST-5:30"}]),
+    try
+        ?assertNotEqual(rpc(N, calendar, universal_time, []), rpc(N, calendar, local_time, [])),
+        {A, SubId} = linked_account(Emu, N, []),
+        H0 = real_hour() - 3 * ?HOUR,
+        set_clock(N, H0 + 600),
+        ok = record(N, A, <<"sessions">>, 1, H0 * 1000),
+        ok = record(N, A, <<"sessions">>, <<"2.5">>, (H0 + ?HOUR) * 1000 - 1),
+        ok = record(N, A, <<"sessions">>, 4, (H0 + ?HOUR) * 1000),
+        set_clock(N, H0 + 2 * ?HOUR + 301),
+        true = rpc(N, emqx_azure_marketplace_meter, run_now, []),
+        ?assertEqual([{H0, <<"sessions">>, 3.5}, {H0 + ?HOUR, <<"sessions">>, 4}], accepted(Emu, SubId)),
+        Times = [T || #{resource_id := R, time := T} <- azmp_emulator:usage(Emu), R =:= SubId],
+        ?assertEqual([H0, H0 + ?HOUR], lists:sort(Times))
+    after
+        catch peer:stop(Peer),
+        _ = file:del_dir_r(Dir)
+    end.
+
+%% The emitter (node 1) sends a batch; Azure accepts it but its answer never arrives (lost_reply):
+%% node 1 is killed while its ledger still says `submitting'. The next emitter sends the same
+%% quantities again; Azure's Duplicate proves them billed, and the ledger counts them once.
+metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node := N2}, emu := Emu,
+                            env := Env}, Mode) ->
+    Mode =:= alone andalso kill(N2),
+    {A, SubId} = linked_account(Emu, N1, []),
+    H = real_hour() - 3 * ?HOUR,
+    set_clock(N1, H + 60),
+    Dims = [<<"sessions">>, <<"traffic">>, <<"connections">>],
+    [ok = record(N1, A, D, Q, H * 1000) || {D, Q} <- lists:zip(Dims, [1, <<"0.5">>, 7])],
+    [set_clock(N, real_hour() + 60) || N <- [N1, N2], Mode =:= with_node2 orelse N =:= N1],
+    ok = azmp_emulator:inject(Emu, batch_usage_event, [{lost_reply, 5000}]),
+    spawn(fun() -> catch erpc:call(N1, emqx_azure_marketplace_meter, run_now, [], 20000) end),
+    %% Azure has the three events; node 1 is still waiting for the answer.
+    true = azmp_test_env:wait_until(fun() -> length(accepted(Emu, SubId)) =:= 3 end, 10000),
+    ?assertEqual([submitting], lists:usort([S || #{status := S} <- rpc(N1, ?STORE, usage_rows, [SubId, H, H])])),
+    kill9(N1),
+    {Node, Cleanup} =
+        case Mode of
+            with_node2 ->
+                %% Node 2 takes the emitter's lease once node 1's has run out (3 s).
+                true = azmp_test_env:wait_until(
+                         fun() -> rpc(N2, emqx_azure_marketplace_meter, run_now, []) end, 15000),
+                {N2, fun() -> ok end};
+            alone ->
+                true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
+                Again = start_node(Name1, Dir1, Env, none),
+                set_clock(N1, real_hour() + 60),
+                true = rpc(N1, emqx_azure_marketplace_meter, run_now, []),
+                {N1, fun() -> catch peer:stop(maps:get(peer, Again)) end}
+        end,
+    try
+        Rows = rpc(Node, ?STORE, usage_rows, [SubId, H, H]),
+        ?assertEqual([done], lists:usort([S || #{status := S} <- Rows])),
+        ?assertEqual(3, length(accepted(Emu, SubId))),
+        %% Sum reported = sum recorded, to the last decimal.
+        ?assertEqual(lists:sum([R || #{recorded := R} <- Rows]), lists:sum([R || #{reported := R} <- Rows])),
+        ?assertEqual(8500000, lists:sum([R || #{reported := R} <- Rows])),
+        io:format(user, "~n    metering_killed_mid_batch (~s): 3 hours billed once, ledger done~n", [Mode])
+    after
+        Cleanup()
+    end.
 
 await_held(Call) ->
     case azmp_test_env:wait_until(fun() -> lists:member(Call, ?MEM:held()) end, 15000) of
