@@ -39,7 +39,9 @@ metering_test_() ->
           {"cancel at 15:20: usage up to 15:20 sent at once, later usage refused",
            {timeout, 60, fun() -> cancel(Emu) end}},
           {"included quantities: only the excess is reported; they reset at the term's anniversary",
-           {timeout, 60, fun() -> included(Emu) end}}]
+           {timeout, 60, fun() -> included(Emu) end}},
+          {"a 30-hour Azure outage: expired hours carried forward, nothing lost, the 12 h alarm raised",
+           {timeout, 120, fun() -> outage(Emu) end}}]
      end}.
 
 %%--------------------------------------------------------------------
@@ -221,4 +223,30 @@ included(Emu) ->
     %% Nothing is sent for an hour whose amount is zero.
     ?assertEqual([{Anniversary - 2 * ?H, Dim, 2}, {Anniversary - ?H, Dim, 3}, {Anniversary + ?H, Dim, 2}],
                  accepted(Emu, SubId)),
+    azmp_test_clock:reset().
+
+%% Azure's metering answers 503 for 30 hours (both clocks move: the plugin's and the emulator's).
+outage(Emu) ->
+    {A, SubId} = linked(Emu),
+    S = real_hour(),
+    ok = azmp_emulator:inject(Emu, batch_usage_event, lists:duplicate(2000, {status, 503})),
+    At = fun(T) -> set_clock(T), ok = azmp_emulator:set_clock_offset(Emu, T - erlang:system_time(second)) end,
+    Alarmed = lists:foldl(
+        fun(I, Seen) ->
+            At(S + I * ?H + 600),
+            ok = record(A, <<"session_minutes">>, <<"1.25">>, (S + I * ?H + 300) * 1000),
+            true = ?METER:run_now(),
+            Seen orelse maps:is_key(usage_unsent_12h, ?METER:alarms())
+        end, false, lists:seq(0, 29)),
+    ?assert(Alarmed),
+    ?assertEqual([], accepted(Emu, SubId)),
+    %% Azure is back. The retries' back-off is at most an hour: two more hours see everything out.
+    ok = azmp_emulator:clear_faults(Emu, batch_usage_event),
+    [begin At(S + (30 + K) * ?H + 400), true = ?METER:run_now() end || K <- [0, 1, 2]],
+    Rows = report(A, S, S + 33 * ?H),
+    ?assert(lists:any(fun(#{status := St}) -> St =:= carried end, Rows)),
+    %% Nothing lost: Azure holds exactly what was recorded (30 x 1.25).
+    ?assertEqual(37.5, lists:sum([Q || {_, _, Q} <- accepted(Emu, SubId)])),
+    ?assertNot(maps:is_key(usage_unsent_12h, ?METER:alarms())),
+    ok = azmp_emulator:set_clock_offset(Emu, 0),
     azmp_test_clock:reset().
