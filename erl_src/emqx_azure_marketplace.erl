@@ -9,7 +9,7 @@
 -export([handle_webhook/2]).
 -export([can_create_deployment/2, deployment_action/3]).
 -export([reconcile/0]).
--export([record_usage/2, usage_report/3]).
+-export([record_usage/2, usage_report/3, reconcile_usage/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -184,6 +184,11 @@ record_usage(Account, Sample) -> emqx_azure_marketplace_metering:record_usage(Ac
 %% @doc The usage ledger of the account's subscription, hour by hour from From to To (unix s).
 -spec usage_report(account_id(), integer(), integer()) -> {ok, [map()]} | {error, not_linked}.
 usage_report(Account, From, To) -> emqx_azure_marketplace_metering:usage_report(Account, From, To).
+
+%% @doc Compares the usage ledger of a UTC day (its start, unix s) with Azure's usageEvents; the
+%% differences (also run daily by the meter for the day before).
+-spec reconcile_usage(integer()) -> {ok, [map()]} | {error, term()}.
+reconcile_usage(Day) -> emqx_azure_marketplace_meter:reconcile(Day).
 
 %% @doc Compares every link with Azure's list of subscriptions now and repairs what differs.
 -spec reconcile() -> {ok, [{binary(), atom()}]} | {error, term()}.

@@ -15,7 +15,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, run_now/0, alarms/0, close_now/2]).
+-export([start_link/0, kick/0, run_now/0, alarms/0, close_now/2, reconcile/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -40,6 +40,12 @@ run_now() -> gen_server:call(?MODULE, run_now, 120000).
 -spec alarms() -> map().
 alarms() -> gen_server:call(?MODULE, alarms).
 
+%% @doc Compares the ledger of the UTC day starting at Day (unix s) with Azure's usageEvents, per
+%% subscription and dimension: every difference is returned (and logged); Rejected or Mismatch
+%% raise an alarm.
+-spec reconcile(integer()) -> {ok, [map()]} | {error, term()}.
+reconcile(Day) -> gen_server:call(?MODULE, {reconcile, Day}, 120000).
+
 %% @doc The subscription's open hours close now (its cancellation): they are sent at once.
 -spec close_now(binary(), integer()) -> ok.
 close_now(SubId, Now) ->
@@ -51,12 +57,15 @@ close_now(SubId, Now) ->
 -spec init([]) -> {ok, map()}.
 init([]) ->
     self() ! tick,
-    {ok, #{alarms => #{}}}.
+    {ok, #{alarms => #{}, reconciled => 0}}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
 handle_call(run_now, _From, S) ->
     {Held, S1} = run(S),
     {reply, Held, S1};
+handle_call({reconcile, Day}, _From, S) ->
+    {Reply, S1} = reconcile_day(Day, S),
+    {reply, Reply, S1};
 handle_call(alarms, _From, S = #{alarms := A}) ->
     {reply, A, S};
 handle_call(_Req, _From, S) ->
@@ -85,7 +94,7 @@ run(S) ->
                 close_due(Now),
                 release_held(Now),
                 S1 = submit(Now, S),
-                {true, overdue(Now, S1)}
+                {true, daily(Now, overdue(Now, S1))}
             catch
                 Class:Reason:Stack ->
                     ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
@@ -293,6 +302,76 @@ overdue(Now, S = #{alarms := A}) ->
                 ?LOG_WARNING(#{msg => "azure_marketplace_usage_unsent_12h", hours => length(Late)}),
             S#{alarms := A#{usage_unsent_12h => First}}
     end.
+
+%%--------------------------------------------------------------------
+%% 5. Daily reconciliation (the day before, once its hours are all out: after 01:00 UTC)
+
+daily(Now, S = #{reconciled := Last}) ->
+    Yesterday = (Now div 86400 - 1) * 86400,
+    case Yesterday > Last andalso Now >= Yesterday + 86400 + 3600 of
+        true ->
+            {_, S1} = reconcile_day(Yesterday, S),
+            S1#{reconciled := Yesterday};
+        false ->
+            S
+    end.
+
+reconcile_day(Day, S) ->
+    Filter = #{usage_start_date => iso(Day), usage_end_date => iso(Day + 86399)},
+    case emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(), Filter) of
+        {ok, AzureRows} when is_list(AzureRows) ->
+            Ours = billed(?STORE:usage_between(Day, Day + 86399)),
+            Theirs = azure(AzureRows),
+            Keys = lists:usort(maps:keys(Ours) ++ maps:keys(Theirs)),
+            Diffs = [#{subscription_id => Sub, dimension => Dim, day => Day, verdict => V,
+                       billed => ?METERING:format(maps:get(K, Ours, 0)),
+                       processed => fmt_opt(P), recon_status => St}
+                     || K = {Sub, Dim} <- Keys,
+                        {P, St} <- [maps:get(K, Theirs, {undefined, <<>>})],
+                        V <- [?NIF:usage_reconcile(maps:get(K, Ours, 0), P, St)], V =/= agree],
+            Diffs =/= [] andalso
+                ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_differences", day => Day,
+                               differences => length(Diffs)}),
+            S1 = lists:foldl(fun(D = #{verdict := alarm}, Acc = #{alarms := A}) ->
+                                     Acc#{alarms := A#{{usage, reconcile} => D}};
+                                (_, Acc) -> Acc
+                             end, S, Diffs),
+            {{ok, Diffs}, S1};
+        {error, Reason} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => Day, reason => redact(Reason)}),
+            {{error, redact(Reason)}, S}
+    end.
+
+%% What our ledger says Azure took, per {Subscription, Dimension}.
+billed(Rows) ->
+    lists:foldl(fun(#{subscription_id := Sub, dimension := D} = R, Acc) ->
+                        maps:update_with({Sub, D}, fun(X) -> X + took(R) end, took(R), Acc)
+                end, #{}, Rows).
+
+took(#{status := done, reported := Q}) -> Q;
+took(#{status := mismatch, azure_quantity := Q}) when is_integer(Q) -> Q;
+took(_) -> 0.
+
+%% Azure's rows per {Subscription, Dimension}: processed quantity (summed over plans) and status.
+azure(Rows) ->
+    lists:foldl(
+        fun(#{<<"usageResourceId">> := Sub, <<"dimension">> := D} = R, Acc) when is_binary(Sub), is_binary(D) ->
+                P = case ?NIF:usage_quantity(maps:get(<<"processedQuantity">>, R, 0)) of {ok, M} -> M; error -> 0 end,
+                St = case maps:get(<<"reconStatus">>, R, <<>>) of B when is_binary(B) -> B; _ -> <<>> end,
+                maps:update_with({Sub, D}, fun({P0, St0}) -> {P0 + P, worst(St0, St)} end, {P, St}, Acc);
+           (_, Acc) ->
+                Acc
+        end, #{}, Rows).
+
+%% Of two statuses of one key, the one that needs attention.
+worst(A, B) ->
+    case lists:member(B, [<<"Rejected">>, <<"Mismatch">>]) of
+        true -> B;
+        false -> A
+    end.
+
+fmt_opt(undefined) -> undefined;
+fmt_opt(M) -> ?METERING:format(M).
 
 redact({http, Status, _Body}) -> {http, Status};
 redact(Other) -> Other.

@@ -12,7 +12,7 @@
 -module(emqx_azure_marketplace_metering).
 
 -export([record_usage/2, usage_report/3]).
--export([config/0, dimension/1, included/2, term_of/1, quantity_json/1]).
+-export([config/0, dimension/1, included/2, term_of/1, quantity_json/1, format/1]).
 
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
@@ -91,6 +91,10 @@ row(R = #{recorded := Rec, absorbed := Abs, reported := Rep, carried_in := In, c
           azure_quantity => case maps:get(azure_quantity, R) of undefined -> undefined; A -> fmt(A) end}.
 
 fmt(Micros) -> ?NIF:usage_format(Micros).
+
+%% @doc Micro-units as exact decimal text.
+-spec format(integer()) -> binary().
+format(Micros) -> fmt(Micros).
 
 %%--------------------------------------------------------------------
 %% Configuration

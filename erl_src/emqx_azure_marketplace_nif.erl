@@ -10,7 +10,7 @@
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_plan_close/5,
-         usage_term_start/3, usage_plan_item/4, usage_schedule/4]).
+         usage_term_start/3, usage_plan_item/4, usage_schedule/4, usage_reconcile/3]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
@@ -197,3 +197,7 @@ usage_plan_item(_Status, _Sent, _AzureQuantity, _State) -> erlang:nif_error(nif_
     #{closes_at := integer(), may_submit := boolean(), expired := boolean(), overdue := boolean(),
       release := send | carry}.
 usage_schedule(_Hour, _GraceS, _Now, _State) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc One day of one subscription's dimension: our ledger against Azure's usageEvents row.
+-spec usage_reconcile(non_neg_integer(), non_neg_integer() | undefined, binary()) -> agree | differ | alarm.
+usage_reconcile(_Billed, _Processed, _ReconStatus) -> erlang:nif_error(nif_not_loaded).

@@ -21,7 +21,7 @@
 -export([effect/1, finish_effect/1, claim_stale_effects/3]).
 %% metering
 -export([record_usage/5, usage_due/1, close_usage/3, flush_usage/2, usage_to_send/1, usage_held/0,
-         mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_all/0, take_lease/3]).
+         mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
 
 -include("emqx_azure_marketplace.hrl").
 
@@ -817,6 +817,12 @@ usage_rows(SubId, From, To) ->
     [usage_map(B) || B <- lists:sort(fun(#azmp_usage{key = {_, D1, H1}}, #azmp_usage{key = {_, D2, H2}}) ->
                                              {H1, D1} =< {H2, D2}
                                      end, Rows)].
+
+%% @doc Every subscription's hours From..To (unix s).
+-spec usage_between(integer(), integer()) -> [map()].
+usage_between(From, To) ->
+    Head = pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}]),
+    [usage_map(B) || B <- mnesia:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}])].
 
 %% @doc Every bucket (tests and the demo compare the ledger with what Azure holds).
 -spec usage_all() -> [map()].

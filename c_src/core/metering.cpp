@@ -236,4 +236,11 @@ std::string_view item_outcome_name(ItemOutcome o) noexcept {
     return "unknown";
 }
 
+ReconVerdict reconcile_day(Micros billed, std::optional<Micros> processed, std::string_view recon_status) noexcept {
+    const std::string_view st = detail::trim(recon_status);
+    if (detail::iequals(st, "Rejected") || detail::iequals(st, "Mismatch")) return ReconVerdict::Alarm;
+    if (!processed) return billed == 0 ? ReconVerdict::Agree : ReconVerdict::Differ;
+    return *processed == billed ? ReconVerdict::Agree : ReconVerdict::Differ;
+}
+
 }  // namespace azmp::metering

@@ -95,7 +95,8 @@ namespace azmp::nif {
     X(recorded, "recorded") X(carried_in, "carried_in") X(included, "included")                         \
     X(term_start, "term_start") X(used, "used") X(months, "months") X(sent, "sent")                     \
     X(azure_quantity, "azure_quantity") X(closes_at, "closes_at") X(may_submit, "may_submit")          \
-    X(overdue, "overdue") X(release, "release") X(close_usage, "close_usage")
+    X(overdue, "overdue") X(release, "release") X(close_usage, "close_usage")            \
+    X(billed, "billed") X(processed, "processed") X(agree, "agree") X(differ, "differ") X(alarm, "alarm")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

@@ -167,6 +167,7 @@ ErlNifFunc nif_funcs[] = {
     {"usage_term_start", 3, guarded<nif_usage_term_start>, 0},
     {"usage_plan_item", 4, guarded<nif_usage_plan_item>, 0},
     {"usage_schedule", 4, guarded<nif_usage_schedule>, 0},
+    {"usage_reconcile", 3, guarded<nif_usage_reconcile>, 0},
     {"plan_link", 3, guarded<nif_plan_link>, 0},
     {"plan_linked", 0, guarded<nif_plan_linked>, 0},
     {"classify_link_failure", 2, guarded<nif_classify_link_failure>, 0},

@@ -166,4 +166,22 @@ ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
                               {atoms::release, carry ? atoms::carry : atoms::send}}});
 }
 
+ERL_NIF_TERM nif_usage_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t billed = 0;
+    std::optional<std::int64_t> processed;
+    std::string_view status;
+    if (a.read(argv[0], atoms::billed, billed) && !micros_ok(billed)) a.fail(atoms::billed);
+    a.read(argv[1], atoms::processed, processed);
+    a.read(argv[2], atoms::status, status);
+    if (!a.ok()) return a.raise();
+    switch (metering::reconcile_day(billed, processed, status.size() <= 64 ? status : std::string_view("?"))) {
+        case metering::ReconVerdict::Agree: return atoms::agree;
+        case metering::ReconVerdict::Differ: return atoms::differ;
+        case metering::ReconVerdict::Alarm: return atoms::alarm;
+    }
+    return atoms::differ;
+}
+
 }  // namespace azmp::nif

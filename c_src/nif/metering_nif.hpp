@@ -35,4 +35,7 @@ ERL_NIF_TERM nif_usage_plan_item(ErlNifEnv* env, int argc, const ERL_NIF_TERM ar
 //   -> #{closes_at, may_submit, expired, overdue, release := send | carry}
 ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
+// usage_reconcile(BilledMicros, ProcessedMicros | undefined, ReconStatus :: binary()) -> agree | differ | alarm
+ERL_NIF_TERM nif_usage_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
 }  // namespace azmp::nif

@@ -143,4 +143,16 @@ Release plan_release(std::int64_t hour, std::int64_t now) noexcept;
 
 std::string_view item_outcome_name(ItemOutcome o) noexcept;
 
+// ---------------------------------------------------------------------------------------------
+// Daily reconciliation: our ledger against Azure's usageEvents, per day, subscription, dimension
+
+enum class ReconVerdict {
+    Agree,     // Azure processed what we billed
+    Differ,    // the quantities differ (reported), or one side has nothing
+    Alarm,     // Azure says Rejected or Mismatch
+};
+// `billed`: what our ledger says Azure took for the day; `processed`: Azure's processedQuantity
+// (nothing when Azure has no row); `recon_status`: Azure's reconStatus.
+ReconVerdict reconcile_day(Micros billed, std::optional<Micros> processed, std::string_view recon_status) noexcept;
+
 }  // namespace azmp::metering

@@ -40,6 +40,8 @@ metering_test_() ->
            {timeout, 60, fun() -> cancel(Emu) end}},
           {"included quantities: only the excess is reported; they reset at the term's anniversary",
            {timeout, 60, fun() -> included(Emu) end}},
+          {"daily reconciliation: a clean day has no difference; Azure's Mismatch is one, with an alarm",
+           {timeout, 60, fun() -> reconcile(Emu) end}},
           {"a 30-hour Azure outage: expired hours carried forward, nothing lost, the 12 h alarm raised",
            {timeout, 120, fun() -> outage(Emu) end}}]
      end}.
@@ -249,4 +251,21 @@ outage(Emu) ->
     ?assertEqual(37.5, lists:sum([Q || {_, _, Q} <- accepted(Emu, SubId)])),
     ?assertNot(maps:is_key(usage_unsent_12h, ?METER:alarms())),
     ok = azmp_emulator:set_clock_offset(Emu, 0),
+    azmp_test_clock:reset().
+
+reconcile(Emu) ->
+    {A, SubId} = linked(Emu),
+    H = real_hour() - 2 * ?H,
+    Day = (H div 86400) * 86400,
+    set_clock(H + 60),
+    ok = record(A, <<"traffic_gb">>, <<"0.75">>, H * 1000),
+    set_clock(real_hour() + 60),
+    true = ?METER:run_now(),
+    Mine = fun({ok, Diffs}) -> [D || D = #{subscription_id := S} <- Diffs, S =:= SubId] end,
+    ?assertEqual([], Mine(?M:reconcile_usage(Day))),
+    ok = azmp_emulator:set_recon(Emu, #{resource_id => SubId, dimension => <<"traffic_gb">>, day => Day},
+                                 #{recon_status => <<"Mismatch">>, processed_quantity => 0.5}),
+    ?assertMatch([#{verdict := alarm, billed := <<"0.75">>, processed := <<"0.5">>, recon_status := <<"Mismatch">>}],
+                 Mine(?M:reconcile_usage(Day))),
+    ?assert(maps:is_key({usage, reconcile}, ?METER:alarms())),
     azmp_test_clock:reset().

@@ -216,5 +216,28 @@ TEST(MeteringSubmission, SuspensionHoldsReinstatementReleases) {
     EXPECT_EQ(plan_release(k10, k10 + 30 * kH), Release::Carry) << "held past Azure's 24 h: carried forward";
 }
 
+TEST(MeteringReconcile, EveryDifferenceIsReported) {
+    using V = ReconVerdict;
+    const Micros q = 7 * kUnit;
+    struct Row {
+        const char* sentence;
+        Micros billed;
+        std::optional<Micros> processed;
+        const char* status;
+        V verdict;
+    };
+    const Row rows[] = {
+        {"Azure processed what we billed", q, q, "Accepted", V::Agree},
+        {"still being processed, same quantity", q, q, "Submitted", V::Agree},
+        {"Azure processed less", q, 5 * kUnit, "Accepted", V::Differ},
+        {"Azure has nothing for a day we billed", q, std::nullopt, "", V::Differ},
+        {"nothing on either side", 0, std::nullopt, "", V::Agree},
+        {"Azure holds usage we have no record of", 0, q, "Accepted", V::Differ},
+        {"Rejected raises an alarm", q, q, "Rejected", V::Alarm},
+        {"Mismatch raises an alarm", q, q, " mismatch ", V::Alarm},
+    };
+    for (const auto& r : rows) EXPECT_EQ(reconcile_day(r.billed, r.processed, r.status), r.verdict) << r.sentence;
+}
+
 }  // namespace
 }  // namespace azmp::metering
