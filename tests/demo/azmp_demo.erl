@@ -27,8 +27,15 @@ main() ->
 
 run() ->
     logger:set_primary_config(level, error),  % the timeline below is the output; logs stay quiet
-    Emu = azmp_test_env:start_emulator(),
-    Plugin = azmp_test_env:start_plugin(Emu, #{tick_ms => 50}),
+    Emu = azmp_test_env:start_emulator(#{dimensions => [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]}),
+    put(emu, Emu),
+    %% EMQX's pay-as-you-go units; the plan includes 100 session minutes per month.
+    Metering = #{dimensions => [#{id => <<"session_minutes">>, unit => <<"minute">>,
+                                  included => #{<<"payg">> => 100, <<"payg-premium">> => 100}},
+                                #{id => <<"traffic_gb">>, unit => <<"GB">>},
+                                #{id => <<"rule_actions">>, unit => <<"execution">>}],
+                 grace_s => 300, tick_ms => 3600000},
+    Plugin = azmp_test_env:start_plugin(Emu, #{tick_ms => 50, metering => Metering}),
     T0 = emqx_azure_marketplace_clock:now(),
     put(t0, T0),
     say("Azure emulator: ~ts (Entra, SaaS Fulfillment v2, Metering; TLS with its own CA)~n",
@@ -77,16 +84,30 @@ run() ->
     #{subscription_id := CarolSub} = azmp_test_env:await_status(<<"carol">>, linked),
     tell("linked to ~ts", [CarolSub]),
 
-    step("Alice uses the service: usage goes to Azure's metering (and Azure hiccups once)"),
+    step("Alice uses EMQX: usage is recorded as it happens (exact decimals, per UTC hour)"),
+    H = (emqx_azure_marketplace_clock:now() div 3600) * 3600,
+    put(hour0, H),
+    [ok = usage(<<"alice">>, Dim, Q, H + Min * 60) || {Dim, Q, Min} <- [{<<"session_minutes">>, 90, 1},
+                                                                        {<<"session_minutes">>, 45, 2},
+                                                                        {<<"traffic_gb">>, <<"1.25">>, 3},
+                                                                        {<<"rule_actions">>, 1200, 4}]],
+    tell("session_minutes 90 + 45, traffic_gb 1.25, rule_actions 1200 in the ~ts hour", [hh(H)]),
+
+    step("The hour closes (5 minutes' grace) and goes to Azure in one batch (Azure answers 503 once)"),
     ok = azmp_emulator:inject(Emu, batch_usage_event, [{status, 503}]),
-    {{Y, Mo, D}, {H, _, _}} = calendar:universal_time(),
-    Events = [#{resource_id => AliceSub, plan_id => <<"payg">>, dimension => Dim, quantity => Q,
-                effective_start_time => {{Y, Mo, D}, {H, 0, 0}}} || {Dim, Q} <- [{<<"sessions">>, 120},
-                                                                                  {<<"traffic">>, 3.5}]],
-    {ok, #{<<"result">> := Items}} = ?C:post_usage_batch(emqx_azure_marketplace_app:client(), Events),
-    [tell("~ts ~p -> ~ts", [maps:get(<<"dimension">>, I), maps:get(<<"quantity">>, I), maps:get(<<"status">>, I)])
-     || I <- Items],
-    tell("(the first attempt got 503 and was retried with the same x-ms-requestid)", []),
+    hours_pass(3600 + 301),
+    true = emqx_azure_marketplace_meter:run_now(),
+    show_ledger(<<"alice">>, H, H),
+    check("hour billed", [done], lists:usort([S || #{hour := Hr, status := S} <- ledger(<<"alice">>, H, H), Hr =:= H])),
+    tell("(the 503 was retried with the same x-ms-requestid; 100 session minutes are included per month)", []),
+
+    step("A late sample for the closed hour arrives: it is carried into the current hour"),
+    ok = usage(<<"alice">>, <<"traffic_gb">>, <<"0.5">>, H + 50 * 60),
+    [Late] = [R || R = #{dimension := <<"traffic_gb">>, hour := Hr} <- ledger(<<"alice">>, H + 3600, H + 3600),
+                   Hr =:= H + 3600],
+    tell("traffic_gb ~ts in the ~ts hour, carried in from ~ts", [maps:get(recorded, Late), hh(H + 3600),
+                                                               hh(maps:get(from_hour, hd(maps:get(carried_in, Late))))]),
+    ok = usage(<<"alice">>, <<"session_minutes">>, 30, emqx_azure_marketplace_clock:now() + 60),
 
     step("Alice moves to the premium plan in Azure: Azure's webhook reaches the plugin"),
     {ok, 200, _} = webhook(Emu, 'ChangePlan', AliceSub, #{plan_id => <<"payg-premium">>}),
@@ -105,12 +126,27 @@ run() ->
     show_deployments(<<"alice">>),
     check("prod restarted", running, state_of(<<"alice">>, <<"alice-prod">>)),
 
-    step("Alice cancels the subscription in Azure"),
+    step("Alice cancels the subscription in Azure (at " ++ hh(emqx_azure_marketplace_clock:now()) ++ ")"),
     {ok, 200, _} = webhook(Emu, 'Unsubscribe', AliceSub, #{}),
     show_deployments(<<"alice">>),
     [tell("scheduled: ~p ~ts on day ~B", [Kind, Dep, (At - T0) div ?DAY])
-     || {azmp_deadline, {_, Dep, Kind}, _, _, _, At, _, _, _} <- lists:sort(
+     || #{deployment_id := Dep, kind := Kind, at := At} <- lists:sort(
             emqx_azure_marketplace_store:deadlines_of(<<"alice">>))],
+    H1 = get(hour0) + 3600,
+    true = azmp_test_env:wait_until(fun() ->
+        lists:all(fun(#{status := S}) -> S =:= done end, ledger(<<"alice">>, H1, H1)) end, 10000),
+    tell("the hour in progress closed at the cancellation and was billed at once:", []),
+    show_ledger(<<"alice">>, H1, H1),
+    tell("usage after the cancellation: ~p",
+         [usage(<<"alice">>, <<"session_minutes">>, 5, emqx_azure_marketplace_clock:now() + 60)]),
+    check("usage refused", {error, after_cancellation},
+          usage(<<"alice">>, <<"session_minutes">>, 5, emqx_azure_marketplace_clock:now() + 60)),
+    Days = lists:usort([(Hr div ?DAY) * ?DAY || Hr <- [get(hour0), H1]]),
+    Diffs = lists:append([Ds || Day <- Days, {ok, Ds} <- [?M:reconcile_usage(Day)]]),
+    tell("reconciliation with Azure's usageEvents for ~B day(s): ~B difference(s)", [length(Days), length(Diffs)]),
+    check("clean reconciliation", [], Diffs),
+    Accepted = [{D, Q} || #{resource_id := R, dimension := D, quantity := Q} <- azmp_emulator:usage(Emu), R =:= AliceSub],
+    tell("Azure holds: ~ts", [lists:join(", ", [io_lib:format("~ts ~p", [D, Q]) || {D, Q} <- lists:sort(Accepted)])]),
     tell("payment method: ~ts", [method(?M:payment_method(<<"alice">>))]),
     check("prod stopped", stopped, state_of(<<"alice">>, <<"alice-prod">>)),
     check("trial keeps running", running, state_of(<<"alice">>, <<"alice-trial">>)),
@@ -129,6 +165,30 @@ run() ->
     ok.
 
 %%--------------------------------------------------------------------
+
+usage(Account, Dim, Q, AtS) ->
+    ?M:record_usage(Account, #{dimension => Dim, quantity => Q, at => AtS * 1000,
+                               source_id => integer_to_binary(erlang:unique_integer([positive]))}).
+
+%% The plugin's clock and Azure's move together.
+hours_pass(Seconds) ->
+    azmp_test_clock:advance(Seconds),
+    Emu = get(emu),
+    ok = azmp_emulator:set_clock_offset(Emu, azmp_emulator:clock(Emu) - erlang:system_time(second) + Seconds).
+
+ledger(Account, From, To) ->
+    {ok, Rows} = ?M:usage_report(Account, From, To),
+    Rows.
+
+show_ledger(Account, From, To) ->
+    [tell("~ts ~-16ts recorded ~-6ts included ~-5ts reported ~-6ts ~p~ts",
+          [hh(H), D, Rec, Inc, Rep, St, case E of undefined -> ""; _ -> [" (Azure event ", E, ")"] end])
+     || #{hour := H, dimension := D, recorded := Rec, included := Inc, reported := Rep, status := St, event_id := E}
+            <- ledger(Account, From, To)].
+
+hh(T) ->
+    {_, {Hh, Mm, _}} = calendar:system_time_to_universal_time(T, second),
+    io_lib:format("~2..0B:~2..0BZ", [Hh, Mm]).
 
 webhook(Emu, Action, SubId, Opts) ->
     azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), Action, SubId, Opts).
