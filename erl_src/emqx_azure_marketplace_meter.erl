@@ -24,6 +24,9 @@
 -define(STORE, emqx_azure_marketplace_store).
 -define(METERING, emqx_azure_marketplace_metering).
 -define(BATCH, 25).
+%% Batches sent at once, and hours closed per transaction.
+-define(IN_FLIGHT, 8).
+-define(CLOSE_GROUP, 500).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -110,20 +113,24 @@ cfg(Key, Default) -> maps:get(Key, ?METERING:config(), Default).
 %%--------------------------------------------------------------------
 %% 1. Closing hours
 
-close_due(Now) -> lists:foreach(fun(Key) -> close(Key, Now) end, ?STORE:usage_due(Now)).
+close_due(Now) -> lists:foreach(fun close/1, chunks(?STORE:usage_due(Now), ?CLOSE_GROUP)).
 
-close(Key = {SubId, Dim, Hour}, Now) ->
+%% The facts of each hour (its subscription's plan and term) read first; the closes in one transaction.
+close(Keys) ->
+    Facts = maps:from_list([{K, hour_facts(K)} || K <- Keys]),
+    ?STORE:close_usage(Keys, fun(K, #{recorded := R, carried_in := C, counter := Counter}) ->
+                                 {Included, HourTerm} = maps:get(K, Facts),
+                                 ?NIF:usage_plan_close(R, C, Included, Counter, HourTerm)
+                             end).
+
+hour_facts({SubId, Dim, Hour}) ->
     {Plan, Term} =
         case ?STORE:link_by_subscription(SubId) of
             #{plan_id := P, term := T} -> {P, T};
             undefined -> {undefined, undefined}
         end,
-    Included = ?METERING:included(Dim, Plan),
     {TermStart, Months} = ?METERING:term_of(Term),
-    HourTerm = ?NIF:usage_term_start(Hour, TermStart, Months),
-    ?STORE:close_usage(Key, fun(#{recorded := R, carried_in := C, counter := Counter}) ->
-                                ?NIF:usage_plan_close(R, C, Included, Counter, HourTerm)
-                            end, Now).
+    {?METERING:included(Dim, Plan), ?NIF:usage_term_start(Hour, TermStart, Months)}.
 
 %%--------------------------------------------------------------------
 %% 2. Held hours
@@ -166,7 +173,32 @@ submit(Now, S) ->
     {Sendable, Hold} = lists:partition(
         fun(#{hour := H, state := St}) -> maps:get(may_submit, ?NIF:usage_schedule(H, grace(), Now, St)) end, Rows),
     hold(Hold, Now),
-    lists:foldl(fun(Batch, Acc) -> send_batch(Batch, Now, Acc) end, S, chunks(Sendable, ?BATCH)).
+    %% Up to ?IN_FLIGHT batches at a time; their answers are applied as they come.
+    Outcomes = parallel(fun(Batch) -> send_batch(Batch, Now) end, chunks(Sendable, ?BATCH), ?IN_FLIGHT),
+    lists:foldl(fun(Results, Acc) ->
+                    lists:foldl(fun({K, O, D, true}, A) -> alarm(O, K, D, A);
+                                   (_, A) -> A
+                                end, Acc, Results)
+                end, S, Outcomes).
+
+%% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
+parallel(F, Items, N) ->
+    parallel(F, Items, N, #{}, []).
+
+parallel(_F, [], _N, Running, Acc) when map_size(Running) =:= 0 ->
+    Acc;
+parallel(F, [Item | Rest], N, Running, Acc) when map_size(Running) < N ->
+    {Pid, Ref} = spawn_monitor(fun() -> exit({done, F(Item)}) end),
+    parallel(F, Rest, N, Running#{Ref => Pid}, Acc);
+parallel(F, Items, N, Running, Acc) ->
+    receive
+        {'DOWN', Ref, process, _, Reason} when is_map_key(Ref, Running) ->
+            Result = case Reason of
+                         {done, R} -> R;
+                         _ -> ?LOG_ERROR(#{msg => "azure_marketplace_usage_batch_crashed", reason => Reason}), []
+                     end,
+            parallel(F, Items, N, maps:remove(Ref, Running), [Result | Acc])
+    end.
 
 hold([], _Now) ->
     ok;
@@ -183,20 +215,20 @@ chunks(L, N) ->
 
 key(#{subscription_id := S, dimension := D, hour := H}) -> {S, D, H}.
 
-send_batch(Rows, Now, S) ->
+%% One batch: its hours marked `submitting' (their quantities fixed), sent, Azure's answers
+%% applied. The results, with whether each raises an alarm.
+send_batch(Rows, Now) ->
     ok = ?STORE:mark_submitting([key(R) || R <- Rows]),
     Events = [event(R) || R <- Rows],
     case emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(), Events) of
         {ok, #{<<"result">> := Items}} when is_list(Items) ->
-            answered(Rows, Items, Now, S);
+            answered(Rows, Items, Now);
         {ok, _Other} ->
-            retry_all(Rows, Now, bad_response),
-            S;
+            retry_all(Rows, Now, bad_response);
         {error, Reason} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
                            reason => redact(Reason)}),
-            retry_all(Rows, Now, unavailable),
-            S
+            retry_all(Rows, Now, unavailable)
     end.
 
 event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, link := Link}) ->
@@ -209,19 +241,18 @@ plan_of(_) -> <<>>.
 iso(Hour) -> list_to_binary(calendar:system_time_to_rfc3339(Hour, [{unit, second}, {offset, "Z"}])).
 
 retry_all(Rows, Now, Reason) ->
-    ?STORE:usage_results([{key(R), retry, #{reason => Reason, retry_at => retry_at(R, Now)}} || R <- Rows], Now).
+    ok = ?STORE:usage_results([{key(R), retry, #{reason => Reason, retry_at => retry_at(R, Now)}} || R <- Rows], Now),
+    [].
 
 retry_at(#{attempts := N}, Now) ->
     Now + ?NIF:link_retry_delay(N, cfg(retry_base_s, 60), cfg(retry_max_s, 3600)).
 
 %% Azure's items, matched to our hours by resource, dimension and hour.
-answered(Rows, Items, Now, S) ->
+answered(Rows, Items, Now) ->
     ByKey = maps:from_list([{K, I} || I <- Items, is_map(I), K <- [item_key(I)], K =/= undefined]),
     Results = [result(R, maps:get(key(R), ByKey, undefined), Now) || R <- Rows],
     ok = ?STORE:usage_results([{K, O, D} || {K, O, D, _Alarm} <- Results], Now),
-    lists:foldl(fun({K, O, D, true}, Acc) -> alarm(O, K, D, Acc);
-                   (_, Acc) -> Acc
-                end, S, Results).
+    Results.
 
 item_key(#{<<"resourceId">> := Sub, <<"dimension">> := Dim, <<"effectiveStartTime">> := T})
   when is_binary(Sub), is_binary(Dim), is_binary(T) ->

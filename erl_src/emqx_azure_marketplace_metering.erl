@@ -67,7 +67,7 @@ record(Account, Dim, Quantity, At, SourceId) ->
             {error, _} = Refused -> Refused
         end
     end,
-    ?STORE:record_usage(Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Decide).
+    emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Decide}).
 
 %% @doc The ledger of the account's subscription from hour From to hour To (unix seconds, UTC):
 %% per hour and dimension what was recorded, what the included quantity covered, what was reported

@@ -20,7 +20,7 @@
 %% effects still to perform
 -export([effect/1, finish_effect/1, claim_stale_effects/3]).
 %% metering
--export([record_usage/5, usage_due/1, close_usage/3, flush_usage/2, usage_to_send/1, usage_held/0,
+-export([record_usage_batch/1, usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_held/0,
          mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
 
 -include("emqx_azure_marketplace.hrl").
@@ -636,14 +636,17 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
 
 -type bucket_key() :: {binary(), binary(), integer()}.
 
-%% @doc Adds a sample to its bucket, once per source id. Decide(BucketOpen) runs in the
-%% transaction: whether the sample's own hour still takes samples decides where it goes
+%% A sample added to its bucket, once per source id (inside a transaction). Decide(BucketOpen)
+%% says where it goes: whether the sample's own hour still takes samples decides it
 %% ({ok, Hour, CarriedFrom | undefined, ClosesAt} or {error, Reason}).
--spec record_usage(binary(), binary(), {binary(), binary(), integer()}, non_neg_integer(),
-                   fun((boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()})) ->
-    ok | {error, atom()}.
-record_usage(Account, SourceId, {SubId, Dim, SampleHour}, Q, Decide) ->
-    tx_ok(fun() ->
+%% @doc Many samples in one transaction (and one sync to disc): the results, in order.
+-spec record_usage_batch([{binary(), binary(), {binary(), binary(), integer()}, non_neg_integer(),
+                           fun((boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()})}]) ->
+    [ok | {error, atom()}].
+record_usage_batch(Samples) ->
+    tx_ok(fun() -> [record_sample(A, Src, K, Q, D) || {A, Src, K, Q, D} <- Samples] end).
+
+record_sample(Account, SourceId, {SubId, Dim, SampleHour}, Q, Decide) ->
         case mnesia:wread({azmp_usage_source, {Account, SourceId}}) of
             [_] ->
                 ok;  % counted already: a retried call
@@ -663,8 +666,7 @@ record_usage(Account, SourceId, {SubId, Dim, SampleHour}, Q, Decide) ->
                     {error, _} = Error ->
                         Error
                 end
-        end
-    end).
+        end.
 
 add_sample(Key, Account, Q, From, ClosesAt) ->
     Late = case From of undefined -> []; _ -> [{From, Q, late_sample}] end,
@@ -685,29 +687,31 @@ usage_due(Now) ->
     Keys = mnesia:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
     lists:sort(fun({_, _, H1}, {_, _, H2}) -> H1 =< H2 end, Keys).
 
-%% @doc Closes an open bucket: Plan(#{recorded, carried_in, counter}) gives what is reported, what
-%% the included quantity absorbed, and the term counter after it.
--spec close_usage(bucket_key(), fun((map()) -> {non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}),
-                  integer()) -> closed | not_open.
-close_usage(Key = {SubId, Dim, _}, Plan, Now) ->
-    tx_ok(fun() ->
-        case mnesia:wread({azmp_usage, Key}) of
-            [B = #azmp_usage{status = open, recorded = R, carried_in = C}] ->
-                Counter = case mnesia:wread({azmp_usage_term, {SubId, Dim}}) of
-                              [#azmp_usage_term{term_start = T, used = U}] -> {T, U};
-                              [] -> {0, 0}
-                          end,
-                Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
-                {Reported, Absorbed, {T1, U1}} = Plan(#{recorded => R, carried_in => Billable, counter => Counter}),
-                mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
-                Status = case Reported > 0 of true -> pending; false -> done end,
-                mnesia:write(B#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed,
-                                          next_attempt_at = Now}),
-                closed;
-            _ ->
-                not_open
-        end
-    end).
+%% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter}) gives
+%% what each reports, what the included quantity absorbed, and the term counter after it (buckets
+%% of one subscription and dimension in hour order: each sees the counter the one before left).
+-spec close_usage([bucket_key()], fun((bucket_key(), map()) -> {non_neg_integer(), non_neg_integer(),
+                                                                {integer(), non_neg_integer()}})) -> non_neg_integer().
+close_usage(Keys, Plan) ->
+    tx_ok(fun() -> length([x || K <- Keys, close_one(K, Plan) =:= closed]) end).
+
+close_one(Key = {SubId, Dim, _}, Plan) ->
+    case mnesia:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = open, recorded = R, carried_in = C, closes_at = ClosesAt}] ->
+            Counter = case mnesia:wread({azmp_usage_term, {SubId, Dim}}) of
+                          [#azmp_usage_term{term_start = T, used = U}] -> {T, U};
+                          [] -> {0, 0}
+                      end,
+            Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
+            {Reported, Absorbed, {T1, U1}} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter}),
+            mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
+            Status = case Reported > 0 of true -> pending; false -> done end,
+            mnesia:write(B#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed,
+                                      next_attempt_at = ClosesAt}),
+            closed;
+        _ ->
+            not_open
+    end.
 
 %% @doc The subscription's open hours close now (its cancellation).
 -spec flush_usage(binary(), integer()) -> ok.

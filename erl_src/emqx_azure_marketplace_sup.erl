@@ -17,6 +17,7 @@ init([]) ->
         worker(emqx_azure_marketplace_linker),
         worker(emqx_azure_marketplace_deadlines),
         worker(emqx_azure_marketplace_reconciler),
+        worker(emqx_azure_marketplace_recorder),
         worker(emqx_azure_marketplace_meter)
     ],
     Http =
