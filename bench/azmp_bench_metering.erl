@@ -8,8 +8,8 @@
 -export([main/0]).
 
 -define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]).
--define(CALLERS, 64).
--define(PER_CALLER, 1500).
+-define(CALLERS, 256).
+-define(PER_CALLER, 400).
 -define(ACCOUNTS, 200).
 -define(SUBS, list_to_integer(os:getenv("AZMP_BENCH_SUBS", "2000"))).
 -define(H, 3600).
@@ -43,14 +43,16 @@ recording() ->
     io:format("~n== record_usage: ~B callers x ~B samples, ~B accounts (acknowledged = on disc)~n",
               [?CALLERS, ?PER_CALLER, ?ACCOUNTS]),
     Now = erlang:system_time(millisecond),
-    Ours = timed_parallel(fun(C, I) ->
+    Ours = timed_parallel(?PER_CALLER, fun(C, I) ->
         A = element(1 + (C * 7 + I) rem ?ACCOUNTS, Accounts),
         ok = emqx_azure_marketplace:record_usage(A, #{dimension => lists:nth(1 + I rem 3, ?DIMS), quantity => 1,
                                                       at => Now, source_id => src(C, I)})
     end),
-    %% Baseline: the same samples, one synced Mnesia transaction each, in a table of their own.
+    %% Baseline: samples written one synced Mnesia transaction each, in a table of their own (a
+    %% tenth as many: it is slow, and its rate is what counts).
     {atomic, ok} = mnesia:create_table(bench_usage_baseline, [{disc_copies, [node()]}, {attributes, [key, q]}]),
-    Base = timed_parallel(fun(C, I) ->
+    BaseN = ?PER_CALLER div 10,
+    Base = timed_parallel(BaseN, fun(C, I) ->
         {atomic, ok} = mnesia:transaction(fun() ->
             K = {C rem ?ACCOUNTS, I rem 3},
             Q = case mnesia:wread({bench_usage_baseline, K}) of [{_, _, Q0}] -> Q0; [] -> 0 end,
@@ -59,18 +61,19 @@ recording() ->
         mnesia:sync_log()
     end),
     {atomic, ok} = mnesia:delete_table(bench_usage_baseline),
+    BaseRate = ?CALLERS * BaseN / Base,
     io:format("  record_usage            ~9.1f calls/s  (~.1f s)~n", [Total / Ours, Ours]),
-    io:format("  baseline (tx + sync)    ~9.1f calls/s  (~.1f s)~n", [Total / Base, Base]),
+    io:format("  baseline (tx + sync)    ~9.1f calls/s  (~.1f s)~n", [BaseRate, Base]),
     io:format("  ratio ours/baseline     ~9.2f   target: >= 50,000 calls/s (~ts)~n",
-              [Base / Ours, case Total / Ours >= 50000 of true -> "met"; false -> "not met" end]).
+              [Total / Ours / BaseRate, case Total / Ours >= 50000 of true -> "met"; false -> "not met" end]).
 
 src(C, I) -> <<(integer_to_binary(C))/binary, "-", (integer_to_binary(I))/binary>>.
 
-%% Seconds for ?CALLERS processes each running F(Caller, I) for I in 1..?PER_CALLER.
-timed_parallel(F) ->
+%% Seconds for ?CALLERS processes each running F(Caller, I) for I in 1..N.
+timed_parallel(N, F) ->
     Self = self(),
     T0 = erlang:monotonic_time(),
-    Pids = [spawn_link(fun() -> [F(C, I) || I <- lists:seq(1, ?PER_CALLER)], Self ! {done, self()} end)
+    Pids = [spawn_link(fun() -> [F(C, I) || I <- lists:seq(1, N)], Self ! {done, self()} end)
             || C <- lists:seq(1, ?CALLERS)],
     [receive {done, P} -> ok end || P <- Pids],
     erlang:convert_time_unit(erlang:monotonic_time() - T0, native, microsecond) / 1.0e6.
@@ -107,7 +110,7 @@ hour(Emu) ->
     io:format("  close + batches of 25   ~.2f s, ~B events billed, VM peak +~.1f MiB~n",
               [Ours, Sent, (Peak - Mem0) / 1048576]),
     io:format("  baseline: one call each ~.2f s (64 callers)~n", [Base]),
-    io:format("  ratio ours/baseline     ~.2f~n", [Ours / Base]).
+    io:format("  ratio ours/baseline     ~.2f (time; below 1: faster)~n", [Ours / Base]).
 
 iso(H) -> list_to_binary(calendar:system_time_to_rfc3339(H, [{unit, second}, {offset, "Z"}])).
 

@@ -61,12 +61,7 @@ record(Account, Dim, Quantity, At, SourceId) ->
     Grace = grace_s(),
     Facts = #{dimension_known => dimension(Dim) =/= undefined, quantity => Quantity, at_ms => At, state => State,
               cancelled_at => CancelledAt, now => Now, grace_s => Grace},
-    Decide = fun(Open) ->
-        case ?NIF:usage_plan_record(Facts#{bucket_open => Open}) of
-            {ok, Hour, From} -> {ok, Hour, From, maps:get(closes_at, ?NIF:usage_schedule(Hour, Grace, Now, State))};
-            {error, _} = Refused -> Refused
-        end
-    end,
+    Decide = fun(Open) -> ?NIF:usage_plan_record(Facts#{bucket_open => Open}) end,
     emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Decide}).
 
 %% @doc The ledger of the account's subscription from hour From to hour To (unix seconds, UTC):

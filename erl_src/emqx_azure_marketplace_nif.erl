@@ -173,8 +173,9 @@ usage_format(_Micros) -> erlang:nif_error(nif_not_loaded).
 -spec usage_hour(integer()) -> integer().
 usage_hour(_AtMs) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Where a sample goes: its hour (or the current one, carried from its own), or a refusal.
--spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined} | {error, atom()}.
+%% @doc Where a sample goes: its hour (or the current one, carried from its own) and when that
+%% hour closes, or a refusal.
+-spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}.
 usage_plan_record(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc What a closing hour reports above the included quantity: {Reported, Absorbed, Counter}.

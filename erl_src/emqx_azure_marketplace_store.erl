@@ -644,7 +644,13 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
                            fun((boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()})}]) ->
     [ok | {error, atom()}].
 record_usage_batch(Samples) ->
-    tx_ok(fun() -> [record_sample(A, Src, K, Q, D) || {A, Src, K, Q, D} <- Samples] end).
+    tx_ok(fun() ->
+        %% One lock per table for the whole group rather than two per sample: the lock manager is
+        %% one process, and a message to it per record was most of a sample's cost.
+        mnesia:write_lock_table(azmp_usage_source),
+        mnesia:write_lock_table(azmp_usage),
+        [record_sample(A, Src, K, Q, D) || {A, Src, K, Q, D} <- Samples]
+    end).
 
 record_sample(Account, SourceId, {SubId, Dim, SampleHour}, Q, Decide) ->
         case mnesia:wread({azmp_usage_source, {Account, SourceId}}) of

@@ -135,6 +135,7 @@ RecordPlan plan_record(const SampleFacts& f) noexcept {
             // The cancellation closed its hour at once: a later sample for it has nowhere to go.
             if (!f.bucket_open || f.now >= closes_at(hour, f.grace_s)) return refuse(RecordRefusal::HourClosed);
             p.hour = hour;
+            p.closes_at = closes_at(hour, f.grace_s);
             return p;
         case LinkState::Linked:
         case LinkState::Suspended: break;
@@ -146,6 +147,7 @@ RecordPlan plan_record(const SampleFacts& f) noexcept {
     } else {
         p.hour = hour;
     }
+    p.closes_at = closes_at(p.hour, f.grace_s);
     return p;
 }
 

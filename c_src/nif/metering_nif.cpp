@@ -101,7 +101,7 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     if (!a.ok()) return a.raise();
     const metering::RecordPlan p = metering::plan_record(f);
     if (p.refusal) return enif_make_tuple2(env, atoms::error, encode(env, *p.refusal));
-    return enif_make_tuple3(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from));
+    return enif_make_tuple4(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from), encode(env, p.closes_at));
 }
 
 ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {

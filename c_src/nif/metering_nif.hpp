@@ -17,7 +17,7 @@ ERL_NIF_TERM nif_usage_format(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
 ERL_NIF_TERM nif_usage_hour(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
 // usage_plan_record(#{dimension_known, quantity, at_ms, state, cancelled_at, bucket_open, now, grace_s})
-//   -> {ok, Hour, CarriedFrom | undefined} | {error, Reason}
+//   -> {ok, Hour, CarriedFrom | undefined, ClosesAt} | {error, Reason}
 ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
 // usage_plan_close(Recorded, CarriedIn, Included, {TermStart, Used}, HourTermStart)

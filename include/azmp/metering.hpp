@@ -73,6 +73,7 @@ struct RecordPlan {
     std::optional<RecordRefusal> refusal;
     std::int64_t hour = 0;                   // where the quantity goes
     std::optional<std::int64_t> carried_from;  // the sample's own hour, when it was closed already
+    std::int64_t closes_at = 0;              // when `hour' closes
 };
 
 // Usage is summed per subscription, dimension and UTC hour. A sample for an hour already closed is

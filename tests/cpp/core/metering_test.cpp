@@ -117,6 +117,7 @@ TEST(MeteringRecord, WhatASampleDoes) {
         if (!r.refusal) {
             EXPECT_EQ(p.hour, r.hour) << r.sentence;
             EXPECT_EQ(p.carried_from, r.carried_from) << r.sentence;
+            EXPECT_EQ(p.closes_at, r.hour + kH + 300) << r.sentence << ": its hour closes a grace after it ends";
         }
     }
     EXPECT_EQ(record_refusal_name(RecordRefusal::AfterCancellation), "after_cancellation");
