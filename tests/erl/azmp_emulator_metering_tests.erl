@@ -250,8 +250,10 @@ status_changes(Emu) ->
     ?assertEqual([<<"Accepted">>], batch(Emu, Tok, [event(Id, <<"traffic">>, 1, H)])),
     {ok, _} = azmp_emulator:add_operation(Emu, Id, #{action => <<"Unsubscribe">>}),
     ?assertEqual(<<"Unsubscribed">>, Status()),
+    %% Usage up to the cancellation is still taken (within 24 h); from it on, it is not.
+    ?assertEqual([<<"Accepted">>], batch(Emu, Tok, [event(Id, <<"connections">>, 1, H)])),
     ?assertEqual([<<"ResourceNotActive">>],
-                 batch(Emu, Tok, [event(Id, <<"connections">>, 1, H)])).
+                 batch(Emu, Tok, [event(Id, <<"connections">>, 1, erlang:system_time(second) + 2)])).
 
 recon_overrides(Emu) ->
     {ok, #{id := Id}} = azmp_emulator:add_subscription(Emu, #{status => <<"Subscribed">>}),
