@@ -35,9 +35,20 @@
 %% @doc A customer arrives from Azure but is not signed in: resolve the marketplace token and keep
 %% the subscription under a landing id (valid as long as Azure's token) until they sign in. When
 %% Azure cannot be reached now, the token itself is kept and resolved at link time. The landing is
-%% on disc before its id is given out.
--spec landing(binary()) -> {ok, binary()} | {error, invalid_token}.
+%% on disc before its id is given out. Landing again with the same token gives the same landing;
+%% at most `landing_max' (100,000) are kept (`busy' beyond); expired ones are removed.
+-spec landing(binary()) -> {ok, binary()} | {error, invalid_token | busy}.
 landing(Token) when is_binary(Token), byte_size(Token) > 0 ->
+    Hash = crypto:hash(sha256, Token),
+    Now = emqx_azure_marketplace_clock:now(),
+    case ?STORE:landing_of_token(Hash, fun(At) -> ?NIF:landing_usable(At, Now) end) of
+        {ok, Id} -> {ok, Id};
+        none -> new_landing(Token, Hash, Now)
+    end;
+landing(_) ->
+    {error, invalid_token}.
+
+new_landing(Token, Hash, Now) ->
     Work =
         case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
             {ok, Sub} -> {resolved, Sub};
@@ -52,11 +63,12 @@ landing(Token) when is_binary(Token), byte_size(Token) > 0 ->
             {error, invalid_token};
         _ ->
             Id = list_to_binary(uuid()),
-            ok = ?STORE:put_landing(Id, Work, ?NIF:landing_expires_at(emqx_azure_marketplace_clock:now())),
-            {ok, Id}
-    end;
-landing(_) ->
-    {error, invalid_token}.
+            Max = application:get_env(emqx_azure_marketplace, landing_max, 100000),
+            case ?STORE:put_landing(Id, Hash, Work, ?NIF:landing_expires_at(Now), Max) of
+                ok -> {ok, Id};
+                {error, busy} = Busy -> Busy
+            end
+    end.
 
 %% @doc Links the signed-in account to the subscription of a marketplace token, or of an earlier
 %% landing (used once). Returns at once; follow with `link_status/1'.

@@ -43,6 +43,13 @@
     expires_at :: integer()
 }).
 
+%% The live landing of a marketplace token (its SHA-256): landing again with the same token gives
+%% the same landing, without asking Azure again.
+-record(azmp_landing_token, {
+    token_hash :: binary(),
+    landing_id :: binary()
+}).
+
 %% A webhook operation: being handled (claimed until a time) or handled (Azure redelivers).
 -record(azmp_operation, {
     id :: binary(),

@@ -1,4 +1,5 @@
-%% @doc Runs due deadlines (a trial's stop at its end, a stopped deployment's deletion),
+%% @doc Runs due deadlines (a trial's stop at its end, a stopped deployment's deletion) and removes
+%% expired landings,
 %% once in the cluster: every node looks, one claims each deadline in a transaction.
 -module(emqx_azure_marketplace_deadlines).
 
@@ -34,6 +35,7 @@ handle_cast(_Msg, S) -> {noreply, S}.
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info(tick, S) ->
     _ = run_due(),
+    _ = ?STORE:delete_expired_landings(emqx_azure_marketplace_clock:now()),
     erlang:send_after(application:get_env(emqx_azure_marketplace, deadline_tick_ms, 1000), self(), tick),
     {noreply, S};
 handle_info(_Msg, S) ->

@@ -1,93 +1,352 @@
-%% @doc The plugin's HTTP endpoints on OTP inets httpd: `POST /azure/webhook' (Azure's webhook) and
+%% @doc The plugin's HTTP endpoints: `POST /azure/webhook' (Azure's webhook) and
 %% `GET /azure/landing?token=...' (the landing page's back end, for a customer not signed in yet).
+%%
+%% A small HTTP/1.1 server on gen_tcp, built to hold under abuse before any authentication: a cap on
+%% open connections (beyond it: 503 and close), bounded request heads (line length and header
+%% count), a bounded body for every transfer encoding (413 at once, before reading it), a deadline
+%% for reading a whole request and an idle timeout between requests, and landing resolutions
+%% rate-limited (Azure is asked at most `landing_per_s' times a second).
 -module(emqx_azure_marketplace_http).
 
 -behaviour(gen_server).
 
 -export([start_link/1, port/1]).
--export([do/1]).
--export([init/1, handle_call/3, handle_cast/2, terminate/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--include_lib("inets/include/httpd.hrl").
+-include_lib("kernel/include/logger.hrl").
 
-%% @doc Starts the listener: `#{ip => inet:ip_address(), port => inet:port_number()}' (port 0: any).
--spec start_link(map()) -> {ok, pid()} | {error, term()}.
+-define(ACCEPTORS, 4).
+-define(MAX_HEADERS, 64).
+-define(MAX_LINE, 16384).
+
+-type opts() :: #{ip => inet:ip_address(), port => inet:port_number(), max_connections => pos_integer(),
+                  max_body => pos_integer(), request_timeout_ms => pos_integer(), idle_timeout_ms => pos_integer(),
+                  landing_per_s => pos_integer()}.
+
+%% @doc Starts the listener (port 0: any). Defaults: 1,024 connections, 256 KiB bodies, 10 s to
+%% send a request, 30 s idle, 20 landing resolutions a second.
+-spec start_link(opts()) -> {ok, pid()} | {error, term()}.
 start_link(Opts) -> gen_server:start_link({local, ?MODULE}, ?MODULE, Opts, []).
 
 %% @doc The port it listens on.
 -spec port(pid() | atom()) -> inet:port_number().
 port(Server) -> gen_server:call(Server, port).
 
--spec init(map()) -> {ok, pid()} | {stop, term()}.
+%%--------------------------------------------------------------------
+
+-spec init(opts()) -> {ok, map()} | {stop, term()}.
 init(Opts) ->
     process_flag(trap_exit, true),
-    {ok, _} = application:ensure_all_started(inets),
-    Dir = filename:basedir(user_cache, "emqx_azure_marketplace_httpd"),
-    ok = filelib:ensure_path(Dir),
-    Conf = [
-        {port, maps:get(port, Opts, 0)},
-        {bind_address, maps:get(ip, Opts, {127, 0, 0, 1})},
-        {server_name, "emqx_azure_marketplace"},
-        {server_root, Dir},
-        {document_root, Dir},
-        {modules, [?MODULE]},
-        {max_body_size, 256 * 1024},
-        {keep_alive, true}
-    ],
-    %% The instance runs under inets' supervisor; this process owns it (stops it in terminate/2).
-    case inets:start(httpd, Conf) of
-        {ok, Httpd} -> {ok, Httpd};
-        {error, Reason} -> {stop, Reason}
+    ListenOpts = [binary, {packet, http_bin}, {packet_size, ?MAX_LINE}, {active, false}, {reuseaddr, true},
+                  {ip, maps:get(ip, Opts, {127, 0, 0, 1})}, {backlog, 1024}, {nodelay, true}],
+    case gen_tcp:listen(maps:get(port, Opts, 0), ListenOpts) of
+        {ok, L} ->
+            {ok, Port} = inet:port(L),
+            Limits = #{max_connections => maps:get(max_connections, Opts, 1024),
+                       max_body => maps:get(max_body, Opts, 256 * 1024),
+                       request_timeout_ms => maps:get(request_timeout_ms, Opts, 10000),
+                       idle_timeout_ms => maps:get(idle_timeout_ms, Opts, 30000),
+                       landing_per_s => maps:get(landing_per_s, Opts, 20),
+                       %% [open connections, landing window second, landings in it]
+                       counters => atomics:new(3, [{signed, true}])},
+            Self = self(),
+            Acceptors = [spawn_link(fun() -> accept(L, Limits, Self) end) || _ <- lists:seq(1, ?ACCEPTORS)],
+            {ok, #{listen => L, port => Port, acceptors => Acceptors}};
+        {error, Reason} ->
+            {stop, Reason}
     end.
 
--spec handle_call(term(), gen_server:from(), pid()) -> {reply, term(), pid()}.
-handle_call(port, _From, Httpd) ->
-    {port, Port} = lists:keyfind(port, 1, httpd:info(Httpd, [port])),
-    {reply, Port, Httpd}.
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
+handle_call(port, _From, S = #{port := P}) -> {reply, P, S}.
 
--spec handle_cast(term(), pid()) -> {noreply, pid()}.
-handle_cast(_Msg, Httpd) -> {noreply, Httpd}.
+-spec handle_cast(term(), map()) -> {noreply, map()}.
+handle_cast(_Msg, S) -> {noreply, S}.
 
--spec terminate(term(), pid()) -> ok.
-terminate(_Reason, Httpd) ->
-    _ = inets:stop(httpd, Httpd),
+-spec handle_info(term(), map()) -> {noreply, map()} | {stop, term(), map()}.
+handle_info({'EXIT', _Pid, normal}, S) -> {noreply, S};
+handle_info({'EXIT', Pid, Reason}, S = #{acceptors := As}) ->
+    case lists:member(Pid, As) of
+        true -> {stop, {acceptor_died, Reason}, S};
+        false -> {noreply, S}
+    end;
+handle_info(_Msg, S) -> {noreply, S}.
+
+-spec terminate(term(), map()) -> ok.
+terminate(_Reason, #{listen := L}) ->
+    _ = gen_tcp:close(L),
     ok.
 
-%% @doc inets httpd callback.
--spec do(#mod{}) -> {proceed, list()}.
-do(#mod{method = Method, request_uri = Uri, parsed_header = Headers, entity_body = Body}) ->
-    {Path, Query} = split(Uri),
-    {Status, RespHeaders, RespBody} = route(Method, Path, Query, Headers, Body),
-    Len = integer_to_list(byte_size(RespBody)),
-    Hs = [{code, Status}, {content_length, Len} | [{binary_to_list(K), binary_to_list(V)} || {K, V} <- RespHeaders]],
-    {proceed, [{response, {response, Hs, [RespBody]}}]}.
+%%--------------------------------------------------------------------
+%% Connections
 
-route("POST", "/azure/webhook", _Query, Headers, Body) ->
-    emqx_azure_marketplace_webhook:handle(Headers, iolist_to_binary(Body));
-route("GET", "/azure/landing", Query, _Headers, _Body) ->
-    case proplists:get_value("token", Query) of
-        undefined ->
-            json(400, #{error => missing_token});
-        Token ->
-            case emqx_azure_marketplace:landing(unicode:characters_to_binary(Token)) of
-                {ok, LandingId} -> json(200, #{landing_id => LandingId});
-                {error, Reason} -> json(400, #{error => Reason})
-            end
+accept(L, Limits = #{counters := C, max_connections := Max}, Owner) ->
+    case gen_tcp:accept(L) of
+        {ok, S} ->
+            case atomics:add_get(C, 1, 1) =< Max of
+                true ->
+                    Pid = spawn(fun() -> receive {go, S} -> connection(S, Limits, Owner) end end),
+                    case gen_tcp:controlling_process(S, Pid) of
+                        ok -> Pid ! {go, S};
+                        _ -> gen_tcp:close(S), exit(Pid, kill), atomics:sub(C, 1, 1)
+                    end;
+                false ->
+                    %% Over the cap: answered at once, nothing read.
+                    atomics:sub(C, 1, 1),
+                    _ = gen_tcp:send(S, response(503, [], <<"{\"error\":\"busy\"}">>, close)),
+                    gen_tcp:close(S)
+            end,
+            accept(L, Limits, Owner);
+        {error, closed} ->
+            ok;
+        {error, _} ->
+            accept(L, Limits, Owner)
+    end.
+
+connection(S, Limits = #{counters := C}, Owner) ->
+    Ref = erlang:monitor(process, Owner),
+    try
+        requests(S, Limits)
+    after
+        erlang:demonitor(Ref, [flush]),
+        atomics:sub(C, 1, 1),
+        gen_tcp:close(S)
+    end.
+
+%% One request after the other on a kept-alive connection.
+requests(S, Limits = #{idle_timeout_ms := Idle, request_timeout_ms := ReqTimeout}) ->
+    case gen_tcp:recv(S, 0, Idle) of
+        {ok, {http_request, Method, Uri, Version}} ->
+            Deadline = erlang:monotonic_time(millisecond) + ReqTimeout,
+            case request(S, Limits, Deadline, Method, Uri, Version) of
+                keep_alive -> requests(S, Limits);
+                close -> ok
+            end;
+        {ok, {http_error, _}} ->
+            reply(S, 400, #{error => bad_request}, close);
+        {ok, _Other} ->
+            reply(S, 400, #{error => bad_request}, close);
+        {error, _ClosedOrTimeout} ->
+            ok
+    end.
+
+request(S, Limits, Deadline, Method, Uri, Version) ->
+    case headers(S, Deadline, []) of
+        {ok, Headers} ->
+            Close = close_after(Version, Headers),
+            case body(S, Limits, Deadline, Headers) of
+                {ok, Body} ->
+                    {Status, RespHeaders, RespBody} =
+                        route(method(Method), Uri, Headers, Body, Limits),
+                    ok = send(S, response(Status, RespHeaders, RespBody, Close)),
+                    Close;
+                {error, too_large} ->
+                    reply(S, 413, #{error => body_too_large}, close);
+                {error, bad_request} ->
+                    reply(S, 400, #{error => bad_request}, close);
+                {error, _TimeoutOrClosed} ->
+                    close
+            end;
+        {error, too_many_headers} ->
+            reply(S, 431, #{error => too_many_headers}, close);
+        {error, bad_request} ->
+            reply(S, 400, #{error => bad_request}, close);
+        {error, _TimeoutOrClosed} ->
+            close
+    end.
+
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+headers(_S, _Deadline, Acc) when length(Acc) > ?MAX_HEADERS ->
+    {error, too_many_headers};
+headers(S, Deadline, Acc) ->
+    case gen_tcp:recv(S, 0, remaining(Deadline)) of
+        {ok, {http_header, _, Name, _, Value}} -> headers(S, Deadline, [{header_name(Name), Value} | Acc]);
+        {ok, http_eoh} -> {ok, lists:reverse(Acc)};
+        {ok, _} -> {error, bad_request};
+        {error, _} = E -> E
+    end.
+
+header_name(Name) when is_atom(Name) -> string:lowercase(atom_to_binary(Name));
+header_name(Name) -> string:lowercase(Name).
+
+header(Name, Headers) ->
+    case lists:keyfind(Name, 1, Headers) of
+        {_, V} -> V;
+        false -> undefined
+    end.
+
+close_after(Version, Headers) ->
+    case {Version, string:lowercase(iolist_to_binary([V || {<<"connection">>, V} <- Headers]))} of
+        {_, <<"close">>} -> close;
+        {{1, 1}, _} -> keep_alive;
+        {_, <<"keep-alive">>} -> keep_alive;
+        _ -> close
+    end.
+
+%% The body, bounded whatever its transfer encoding: too large is known before it is read.
+body(S, Limits = #{max_body := Max}, Deadline, Headers) ->
+    Chunked = case header(<<"transfer-encoding">>, Headers) of
+                  undefined -> false;
+                  TE -> string:lowercase(string:trim(TE)) =:= <<"chunked">>
+              end,
+    Length = header(<<"content-length">>, Headers),
+    ok = inet:setopts(S, [{packet, raw}]),
+    Result =
+        case {Chunked, Length} of
+            {true, undefined} ->
+                continue(S, Headers),
+                chunks(S, Limits, Deadline, 0, []);
+            {true, _} ->
+                {error, bad_request};  % both: a request smuggling attempt
+            {false, undefined} ->
+                {ok, <<>>};
+            {false, L} ->
+                case string:to_integer(L) of
+                    {N, <<>>} when N >= 0, N =< Max ->
+                        continue(S, Headers),
+                        read(S, N, Deadline);
+                    {N, <<>>} when N > Max -> {error, too_large};
+                    _ -> {error, bad_request}
+                end
+        end,
+    ok = inet:setopts(S, [{packet, http_bin}]),
+    Result.
+
+continue(S, Headers) ->
+    case header(<<"expect">>, Headers) of
+        undefined -> ok;
+        E -> string:lowercase(E) =:= <<"100-continue">> andalso send(S, <<"HTTP/1.1 100 Continue\r\n\r\n">>)
+    end.
+
+read(_S, 0, _Deadline) -> {ok, <<>>};
+read(S, N, Deadline) -> gen_tcp:recv(S, N, remaining(Deadline)).
+
+chunks(S, Limits = #{max_body := Max}, Deadline, Size, Acc) ->
+    ok = inet:setopts(S, [{packet, line}]),
+    Line = gen_tcp:recv(S, 0, remaining(Deadline)),
+    ok = inet:setopts(S, [{packet, raw}]),
+    case Line of
+        {ok, L} ->
+            [Hex | _] = binary:split(string:trim(L), <<";">>),
+            case catch binary_to_integer(string:trim(Hex), 16) of
+                0 ->
+                    case trailers(S, Deadline) of
+                        ok -> {ok, iolist_to_binary(lists:reverse(Acc))};
+                        Error -> Error
+                    end;
+                N when is_integer(N), N > 0, Size + N > Max ->
+                    {error, too_large};
+                N when is_integer(N), N > 0 ->
+                    case gen_tcp:recv(S, N + 2, remaining(Deadline)) of
+                        {ok, <<Chunk:N/binary, "\r\n">>} -> chunks(S, Limits, Deadline, Size + N, [Chunk | Acc]);
+                        {ok, _} -> {error, bad_request};
+                        {error, _} = E -> E
+                    end;
+                _ ->
+                    {error, bad_request}
+            end;
+        {error, _} = E ->
+            E
+    end.
+
+%% After the last chunk: trailer lines (ignored) up to an empty line, a bounded number of them.
+trailers(S, Deadline) -> trailers(S, Deadline, ?MAX_HEADERS).
+
+trailers(_S, _Deadline, 0) -> {error, bad_request};
+trailers(S, Deadline, N) ->
+    ok = inet:setopts(S, [{packet, line}]),
+    R = gen_tcp:recv(S, 0, remaining(Deadline)),
+    ok = inet:setopts(S, [{packet, raw}]),
+    case R of
+        {ok, <<"\r\n">>} -> ok;
+        {ok, _Trailer} -> trailers(S, Deadline, N - 1);
+        {error, _} = E -> E
+    end.
+
+method(M) when is_atom(M) -> atom_to_binary(M);
+method(M) -> M.
+
+send(S, Data) ->
+    case gen_tcp:send(S, Data) of
+        ok -> ok;
+        {error, _} -> ok  % the client went away; the connection ends
+    end.
+
+reply(S, Status, Map, Close) ->
+    {Status, Hs, Body} = json(Status, Map),
+    ok = send(S, response(Status, Hs, Body, Close)),
+    close.
+
+response(Status, Headers, Body, Close) ->
+    Conn = case Close of close -> <<"close">>; keep_alive -> <<"keep-alive">> end,
+    [<<"HTTP/1.1 ">>, integer_to_binary(Status), <<" ">>, reason(Status), <<"\r\n">>,
+     [[K, <<": ">>, V, <<"\r\n">>] || {K, V} <- Headers],
+     <<"content-length: ">>, integer_to_binary(iolist_size(Body)), <<"\r\nconnection: ">>, Conn,
+     <<"\r\n\r\n">>, Body].
+
+reason(200) -> <<"OK">>;
+reason(400) -> <<"Bad Request">>;
+reason(401) -> <<"Unauthorized">>;
+reason(404) -> <<"Not Found">>;
+reason(413) -> <<"Payload Too Large">>;
+reason(429) -> <<"Too Many Requests">>;
+reason(431) -> <<"Request Header Fields Too Large">>;
+reason(503) -> <<"Service Unavailable">>;
+reason(_) -> <<"Status">>.
+
+%%--------------------------------------------------------------------
+%% Routes
+
+route(<<"POST">>, {abs_path, Uri}, Headers, Body, _Limits) ->
+    case path(Uri) of
+        {<<"/azure/webhook">>, _} -> emqx_azure_marketplace_webhook:handle(Headers, Body);
+        _ -> json(404, #{error => not_found})
     end;
-route(_Method, _Path, _Query, _Headers, _Body) ->
+route(<<"GET">>, {abs_path, Uri}, _Headers, _Body, Limits) ->
+    case path(Uri) of
+        {<<"/azure/landing">>, Query} -> landing(Query, Limits);
+        _ -> json(404, #{error => not_found})
+    end;
+route(_Method, _Uri, _Headers, _Body, _Limits) ->
     json(404, #{error => not_found}).
+
+path(Uri) ->
+    case binary:split(Uri, <<"?">>) of
+        [Path, Q] -> {Path, Q};
+        [Path] -> {Path, <<>>}
+    end.
+
+landing(Query, Limits) ->
+    Token = case catch uri_string:dissect_query(Query) of
+                Pairs when is_list(Pairs) -> proplists:get_value(<<"token">>, Pairs);
+                _ -> undefined
+            end,
+    case is_binary(Token) andalso Token =/= <<>> andalso byte_size(Token) =< 8192 of
+        false ->
+            json(400, #{error => missing_token});
+        true ->
+            case allow_landing(Limits) of
+                false ->
+                    {Status, Hs, Body} = json(429, #{error => too_many_landings}),
+                    {Status, [{<<"retry-after">>, <<"1">>} | Hs], Body};
+                true ->
+                    case emqx_azure_marketplace:landing(Token) of
+                        {ok, LandingId} -> json(200, #{landing_id => LandingId});
+                        {error, busy} -> json(503, #{error => busy});
+                        {error, Reason} -> json(400, #{error => Reason})
+                    end
+            end
+    end.
+
+%% At most landing_per_s landings a second reach the plugin (and Azure).
+allow_landing(#{counters := C, landing_per_s := PerS}) ->
+    Now = erlang:monotonic_time(second),
+    case atomics:get(C, 2) of
+        Now -> ok;
+        Old -> atomics:compare_exchange(C, 2, Old, Now) =:= ok andalso atomics:put(C, 3, 0)
+    end,
+    atomics:add_get(C, 3, 1) =< PerS.
 
 json(Status, Map) ->
     {ok, Body} = emqx_azure_marketplace_nif:json_encode(Map),
     {Status, [{<<"content-type">>, <<"application/json">>}], Body}.
-
-split(Uri) ->
-    case string:split(Uri, "?") of
-        [Path, Q] ->
-            case uri_string:dissect_query(Q) of
-                Pairs when is_list(Pairs) -> {Path, Pairs};
-                {error, _, _} -> {Path, []}
-            end;
-        [Path] ->
-            {Path, []}
-    end.

@@ -12,7 +12,7 @@
 -export([job/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
          commit_link_failed/4, retry_job/4, job_activating/2]).
 %% landings
--export([landing/1, put_landing/3, redeem_landing/4]).
+-export([landing/1, landing_count/0, landing_of_token/2, put_landing/5, redeem_landing/4, delete_expired_landings/1]).
 %% webhook operations
 -export([operation/1, claim_operation/5, release_operation/1, finish_operation/5]).
 %% deadlines
@@ -34,6 +34,7 @@
     {azmp_link, record_info(fields, azmp_link), [subscription_id]},
     {azmp_job, record_info(fields, azmp_job), []},
     {azmp_landing, record_info(fields, azmp_landing), []},
+    {azmp_landing_token, record_info(fields, azmp_landing_token), []},
     {azmp_operation, record_info(fields, azmp_operation), []},
     {azmp_deadline, record_info(fields, azmp_deadline), []},
     {azmp_claim, record_info(fields, azmp_claim), []},
@@ -506,10 +507,51 @@ landing(Id) ->
         undefined -> undefined
     end.
 
-%% @doc Keeps a landing (durably: it is acknowledged to the customer next).
--spec put_landing(binary(), term(), integer()) -> ok.
-put_landing(Id, Work, ExpiresAt) ->
-    tx_ok(fun() -> mnesia:write(#azmp_landing{id = Id, work = Work, expires_at = ExpiresAt}) end).
+%% @doc How many landings are kept.
+-spec landing_count() -> non_neg_integer().
+landing_count() -> mnesia:table_info(azmp_landing, size).
+
+%% @doc The live landing of a token (by its hash), if any: landing again gives the same one.
+-spec landing_of_token(binary(), fun((integer()) -> boolean())) -> {ok, binary()} | none.
+landing_of_token(Hash, Usable) ->
+    case one(azmp_landing_token, Hash) of
+        #azmp_landing_token{landing_id = Id} ->
+            case one(azmp_landing, Id) of
+                #azmp_landing{expires_at = At} -> case Usable(At) of true -> {ok, Id}; false -> none end;
+                undefined -> none
+            end;
+        undefined ->
+            none
+    end.
+
+%% @doc Keeps a landing (durably: it is acknowledged to the customer next), unless Max landings
+%% are kept already (`busy': landings are made before anyone signs in, so they are bounded).
+-spec put_landing(binary(), binary(), term(), integer(), pos_integer()) -> ok | {error, busy}.
+put_landing(Id, Hash, Work, ExpiresAt, Max) ->
+    case mnesia:table_info(azmp_landing, size) < Max of
+        true ->
+            tx_ok(fun() ->
+                mnesia:write(#azmp_landing{id = Id, work = Work, expires_at = ExpiresAt}),
+                mnesia:write(#azmp_landing_token{token_hash = Hash, landing_id = Id})
+            end);
+        false ->
+            {error, busy}
+    end.
+
+%% @doc Removes the landings expired at Now (and their tokens' entries); how many.
+-spec delete_expired_landings(integer()) -> non_neg_integer().
+delete_expired_landings(Now) ->
+    Head = pattern(azmp_landing, [{#azmp_landing.expires_at, '$1'}]),
+    Ids = mnesia:dirty_select(azmp_landing, [{Head, [{'=<', '$1', Now}], [{element, #azmp_landing.id, '$_'}]}]),
+    Tokens = mnesia:dirty_select(azmp_landing_token, [{#azmp_landing_token{token_hash = '$1', landing_id = '$2'},
+                                                        [], [{{'$1', '$2'}}]}]),
+    Gone = sets:from_list(Ids),
+    tx_ok(fun() ->
+        _ = [mnesia:delete({azmp_landing, Id}) || Id <- Ids],
+        _ = [mnesia:delete({azmp_landing_token, H}) || {H, Id} <- Tokens, sets:is_element(Id, Gone)],
+        ok
+    end),
+    length(Ids).
 
 %% @doc Turns a landing into the account's linking job, once: the landing is consumed in the same
 %% transaction. Usable(ExpiresAt) says whether it may still be used.

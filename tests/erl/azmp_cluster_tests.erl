@@ -163,9 +163,9 @@ kill(Node) ->
 one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Both = lists:sort([N1, N2]),
     Tables = ?STORE:tables(),
-    %% links, jobs, landings, operations, deadlines, claims, effects still to perform; usage hours,
+    %% links, jobs, landings (and their tokens), operations, deadlines, claims, effects still to perform; usage hours,
     %% usage sources, usage term counters, the emitter's lease
-    ?assertEqual(11, length(Tables)),
+    ?assertEqual(12, length(Tables)),
     [begin
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, system_info, [running_db_nodes]))}),
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, table_info, [schema, disc_copies]))}),
