@@ -84,6 +84,13 @@ Interpretation list_value(const Operation& op, const HttpResponse& resp, std::st
         return out;
     }
     auto& v = std::get<json::value>(r);
+    // Microsoft's own SaaS API emulator answers List Operations with a bare array: read it as the
+    // one page {"operations": [...]}.
+    if (v.is_array() && op.kind == OpKind::ListOperations) {
+        json::object wrapped;
+        wrapped[json::string_view(key.data(), key.size())] = std::move(v);
+        v = std::move(wrapped);
+    }
     if (!v.is_object()) {
         out.result = bad(op, "expected a JSON object", resp.body);
         return out;

@@ -448,6 +448,18 @@ TEST(InterpretListOperations, Operations) {
     EXPECT_EQ(v.as_array()[1].at("quantity"), 2);
 }
 
+TEST(InterpretListOperations, BareArrayAsMicrosoftsEmulatorAnswers) {
+    const std::string body = "[" + operation_json("\"InProgress \"", "\"5\"") + "]";
+    auto v = value_of(interpret_response(op(OpKind::ListOperations), resp(200, body)));
+    ASSERT_EQ(v.as_array().size(), 1u);
+    EXPECT_EQ(v.as_array()[0].at("status"), "InProgress");
+    EXPECT_EQ(v.as_array()[0].at("quantity"), 5);
+    EXPECT_EQ(error_of(interpret_response(op(OpKind::ListOperations), resp(200, "[1]"))).kind, ErrorKind::BadResponse);
+    EXPECT_EQ(error_of(interpret_response(op(OpKind::ListSubscriptions), resp(200, "[]"))).kind,
+              ErrorKind::BadResponse)
+        << "only List Operations is known to come as a bare array";
+}
+
 TEST(InterpretListOperations, EmptyAndWrongShape) {
     EXPECT_TRUE(value_of(interpret_response(op(OpKind::ListOperations), resp(200, R"({"operations":[]})"))).as_array().empty());
     EXPECT_EQ(error_of(interpret_response(op(OpKind::ListOperations), resp(200, R"({"operations":[1,2]})"))).kind,
