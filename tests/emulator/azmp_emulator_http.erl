@@ -91,6 +91,13 @@ ssl_serve(T, Ctx) ->
         {error, _} -> catch ssl:close(T), ok
     end.
 
+reason_kind(E) when is_tuple(E), tuple_size(E) > 0 -> element(1, E);
+reason_kind(E) when is_atom(E) -> E;
+reason_kind(_) -> other.
+
+arity(A) when is_list(A) -> length(A);
+arity(A) -> A.
+
 %%% ------------------------------------------------------------ connection
 
 serve(S, #{owner := Owner} = Ctx) ->
@@ -109,8 +116,9 @@ loop(S, Ctx, Buf, Continued) ->
                             %% The emulator was stopped while this connection was open.
                             exit(normal);
                           C:E:St ->
-                            error_logger:error_msg("azmp_emulator handler crash ~p:~p ~p~n",
-                                                   [C, E, St]),
+                            %% Without arguments or values: a request holds bearer tokens.
+                            error_logger:error_msg("azmp_emulator handler crash ~p:~p at ~p~n",
+                                                   [C, reason_kind(E), [{M, F, arity(A), L} || {M, F, A, L} <- St]]),
                             {response, 500, [{<<"content-type">>, <<"application/json">>}],
                              <<"{\"error\":{\"code\":\"InternalServerError\","
                                "\"message\":\"emulator crash\"}}">>}

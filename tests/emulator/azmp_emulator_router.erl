@@ -136,8 +136,13 @@ base_url(#{scheme := Scheme, headers := Headers, local_port := Port}) ->
 %% @doc Map method and path to an operation and its path arguments.
 -spec route(binary(), binary()) -> {op(), map()}.
 route(Method, Path) ->
-    Segs = [uri_string:percent_decode(S) || S <- binary:split(Path, <<"/">>, [global]),
-                                             S =/= <<>>],
+    try [uri_string:percent_decode(S) || S <- binary:split(Path, <<"/">>, [global]), S =/= <<>>] of
+        Segs -> route_segments(Method, Segs)
+    catch
+        _:_ -> {not_found, #{}}  % not a path we serve (e.g. invalid UTF-8 once decoded)
+    end.
+
+route_segments(Method, Segs) ->
     case {Method, Segs} of
         {_, [<<"_emulator">> | Rest]} -> {control, #{segments => Rest, method => Method}};
         {_, [<<"api">> | Rest]} -> api(Method, Rest);

@@ -14,7 +14,8 @@ emulator_test_() ->
       [{"stats record request and correlation ids", fun stats/1},
        {"control API over HTTP", fun control_api/1},
        {"keep-alive, pipelining, 100-continue, chunked", fun wire/1},
-       {"unknown path and wrong method", fun routing/1}]).
+       {"unknown path and wrong method", fun routing/1},
+       {"invalid UTF-8 in a path or a token: answered, the emulator keeps serving", fun invalid_utf8/1}]).
 
 stats(Emu) ->
     ok = azmp_emulator:reset_stats(Emu),
@@ -95,6 +96,14 @@ routing(Emu) ->
     {405, _, _} = req(get, url(Emu, "/api/usageEvent" ?V), auth(Tok), <<>>),
     {405, _, _} = req(put, url(Emu, "/api/saas/subscriptions/x" ?V), auth(Tok), <<"{}">>),
     {404, _, _} = req(get, url(Emu, "/"), [], <<>>).
+
+invalid_utf8(Emu) ->
+    Port = port_of(azmp_emulator:http_url(Emu)),
+    ?assertMatch({404, _}, raw_get(Port, <<"/api/saas/subscriptions/%FF%FE?api-version=2018-08-31">>)),
+    ?assertMatch({401, _}, raw_get(Port, <<"/api/saas/subscriptions/x?api-version=2018-08-31\r\n"
+                                              "Authorization: Bearer \xff\xfe">>)),
+    Tok = token(Emu),
+    ?assertMatch({200, _, _}, req(get, url(Emu, "/api/saas/subscriptions" ?V), auth(Tok), <<>>)).
 
 %% Many concurrent connections while every answer is delayed: the delay is
 %% slept per connection, so the total is about one delay, not N.
