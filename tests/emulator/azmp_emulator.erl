@@ -706,13 +706,18 @@ check_request(#{headers := Headers, query := Q}, #{tokens := Tab}) ->
     Auth = azmp_emulator_util:header(<<"authorization">>, Headers),
     Valid = case Auth of
                 <<B:7/binary, Token/binary>> when B =:= <<"Bearer ">>; B =:= <<"bearer ">> ->
-                    case ets:lookup(Tab, string:trim(Token)) of
+                    %% Bytes from the network: a token that is not even UTF-8 is just not ours.
+                    try ets:lookup(Tab, string:trim(Token)) of
                         [{_, Exp}] -> Exp > Now;
                         [] -> false
+                    catch
+                        error:_ -> false
                     end;
                 _ -> false
             end,
-    Version = lists:keyfind(<<"api-version">>, 1, azmp_emulator_util:query(Q)),
+    Version = try lists:keyfind(<<"api-version">>, 1, azmp_emulator_util:query(Q))
+              catch error:_ -> false
+              end,
     if
         not Valid ->
             {401, [{<<"www-authenticate">>, <<"Bearer">>}],
