@@ -64,9 +64,13 @@ bench: deps
 	cmake --build $(BUILD_DIR) --target azmp_jwt_bench -j $(JOBS)
 	$(BUILD_DIR)/azmp_jwt_bench; rc=$$?; [ $$rc -le 1 ]  # 1: below target (reported), 2: could not measure
 
-# Longer runs than `make test` affords: the PropEr state machine over 1,000 sequences.
+# Longer runs than `make test` affords: the PropEr state machine over 1,000 sequences, then a plugin
+# node SIGKILLed 50 times while it links, lands, handles webhooks and meters (invariants checked).
 soak: deps
 	AZMP_STATEM_NUMTESTS=$${AZMP_STATEM_NUMTESTS:-1000} rebar3 eunit --module=azmp_statem_tests
+	rebar3 as test compile
+	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
+	  _build/test/lib/emqx_azure_marketplace/tests/erl -eval 'azmp_soak:main()'
 
 # A standalone emulator: HTTP on PORT, HTTPS on PORT+1.
 emulator: deps

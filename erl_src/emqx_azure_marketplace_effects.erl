@@ -24,8 +24,8 @@ perform(Key) ->
     case ?STORE:effect(Key) of
         #{account_id := A, subscription_id := S, effects := Effects} ->
             try
-                lists:foreach(fun(E) -> do(A, S, E) end, Effects),
-                ?STORE:finish_effect(Key)
+                %% Each effect done is struck off at once: a crash repeats at most the one in progress.
+                lists:foreach(fun(E) -> do(A, S, E), ?STORE:effect_done(Key, E) end, Effects)
             catch
                 Class:Reason:Stack ->
                     %% Kept: performed again once its claim runs out.

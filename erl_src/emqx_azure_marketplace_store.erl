@@ -18,7 +18,7 @@
 %% deadlines
 -export([deadlines_due/1, deadlines_of/1, claim_deadline/3, finish_deadline/3]).
 %% effects still to perform
--export([effect/1, finish_effect/1, claim_stale_effects/3]).
+-export([effect/1, effect_done/2, claim_stale_effects/3]).
 %% metering
 -export([record_usage_batch/1, usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_held/0,
          mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
@@ -315,9 +315,20 @@ effect(Key) ->
         undefined -> undefined
     end.
 
--spec finish_effect(effect_key()) -> ok.
-finish_effect(Key) ->
-    tx_ok(fun() -> mnesia:delete({azmp_effect, Key}) end).
+%% @doc Strikes one performed effect off the record (the record goes with its last effect).
+-spec effect_done(effect_key(), effect()) -> ok.
+effect_done(Key, Effect) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_effect, Key}) of
+            [R = #azmp_effect{effects = Es}] ->
+                case lists:delete(Effect, Es) of
+                    [] -> mnesia:delete({azmp_effect, Key});
+                    Rest -> mnesia:write(R#azmp_effect{effects = Rest})
+                end;
+            [] ->
+                ok
+        end
+    end).
 
 %% @doc Claims, until Until, the effects left unperformed: those of Node (which has just restarted:
 %% nothing of its own is being performed) and those whose claim has run out at Now.

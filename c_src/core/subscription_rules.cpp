@@ -21,11 +21,13 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-// Suspended: the paid deployments (and trials already over) stop and are remembered, to be started
-// again on reinstatement. Trials still on keep running.
+// Suspended: the paid deployments stop and are remembered, to be started again on reinstatement.
+// Trials are free and left alone (a trial that ended would otherwise be started again on
+// reinstatement); only a cancellation ends them.
 void enforce_suspended(const AccountFacts& facts, std::int64_t now, EventPlan& plan) {
     for (const auto& [id, d] : facts.deployments) {
-        if (decide_deployment(LinkState::Suspended, d, now).kind != ActionKind::Stop) continue;
+        const DeploymentAction a = decide_deployment(LinkState::Suspended, d, now);
+        if (a.kind != ActionKind::Stop || a.stop_reason != StopReason::Suspended) continue;
         plan.effects.push_back(stop_deployment(id));
         if (!contains(plan.suspended, id)) plan.suspended.push_back(id);
     }
@@ -34,10 +36,16 @@ void enforce_suspended(const AccountFacts& facts, std::int64_t now, EventPlan& p
 // Unsubscribed: the marketplace no longer pays; running paid deployments stop now and are deleted
 // 3 days later; a trial runs until its trial ends, then stops; a deployment stopped already is
 // deleted 3 days after it stopped, never sooner than 3 days after the cancellation.
-void enforce_unsubscribed(const AccountFacts& facts, std::int64_t now, EventPlan& plan) {
+// Catching up (`catching_up'), a trial that has ended is left to its stop deadline (scheduled
+// again, due at once, if it was lost): the deadline runner and the reconciliation never both stop it.
+void enforce_unsubscribed(const AccountFacts& facts, std::int64_t now, EventPlan& plan, bool catching_up) {
     if (facts.marketplace_pays) plan.effects.push_back(set_payment_method(PaymentMethod::None));
     for (const auto& [id, d] : facts.deployments) {
         const DeploymentAction a = decide_deployment(LinkState::Unsubscribed, d, now, plan.cancelled_at);
+        if (catching_up && a.kind == ActionKind::Stop && a.stop_reason == StopReason::TrialEnded) {
+            plan.effects.push_back(schedule_deadline(id, DeadlineKind::Stop, d.trial_ends_at.value_or(now)));
+            continue;
+        }
         switch (a.kind) {
             case ActionKind::Stop:
                 plan.effects.push_back(stop_deployment(id));
@@ -71,18 +79,22 @@ std::int64_t deletion_at(std::optional<std::int64_t> stopped_at, std::optional<s
     return plus_saturating(from, kDeleteAfterStopS);
 }
 
-EventPlan plan_enforce(const AccountFacts& facts, std::int64_t now) {
+namespace {
+EventPlan enforce(const AccountFacts& facts, std::int64_t now, bool catching_up) {
     EventPlan plan = carry(facts);
     plan.applies = true;
     switch (facts.state) {
         case LinkState::Suspended: enforce_suspended(facts, now, plan); break;
-        case LinkState::Unsubscribed: enforce_unsubscribed(facts, now, plan); break;
+        case LinkState::Unsubscribed: enforce_unsubscribed(facts, now, plan, catching_up); break;
         case LinkState::None:
         case LinkState::Pending:
         case LinkState::Linked: break;
     }
     return plan;
 }
+}  // namespace
+
+EventPlan plan_enforce(const AccountFacts& facts, std::int64_t now) { return enforce(facts, now, true); }
 
 EventPlan plan_event(LinkEvent event, const AccountFacts& facts, std::int64_t now, std::optional<std::int64_t> op_at) {
     EventPlan plan = carry(facts);
@@ -102,7 +114,7 @@ EventPlan plan_event(LinkEvent event, const AccountFacts& facts, std::int64_t no
     after.state = *next;
     switch (event) {
         case LinkEvent::Suspend: {
-            EventPlan e = plan_enforce(after, now);
+            EventPlan e = enforce(after, now, false);
             plan.suspended = std::move(e.suspended);
             plan.effects = std::move(e.effects);
             plan.effects.push_back(notify(NoticeKind::SubscriptionSuspended));
@@ -115,7 +127,7 @@ EventPlan plan_event(LinkEvent event, const AccountFacts& facts, std::int64_t no
             break;
         case LinkEvent::Unsubscribe: {
             after.cancelled_at = now;
-            EventPlan e = plan_enforce(after, now);
+            EventPlan e = enforce(after, now, false);
             plan.cancelled_at = now;
             // Nothing suspended is started again: the cancellation's rules apply to it now.
             plan.suspended.clear();

@@ -10,8 +10,10 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
-%% Run on the peers through erpc.
--export([join_mnesia/1]).
+-import(azmp_test_peer, [ensure_distributed/0, start_node/4, start_node/5, stop_node/1, kill/1, kill9/1,
+                         epmd_has/1]).
+
+
 
 -define(M, emqx_azure_marketplace).
 -define(MEM, azmp_test_platform).
@@ -67,17 +69,6 @@ cleanup(#{emu := Emu, started_dist := Started}) ->
     Started andalso net_kernel:stop(),
     ok.
 
-ensure_distributed() ->
-    case node() of
-        nonode@nohost ->
-            _ = os:cmd("epmd -daemon"),
-            Name = list_to_atom("azmp_cluster_test_" ++ os:getpid()),
-            {ok, _} = net_kernel:start([Name, shortnames]),
-            true;
-        _ ->
-            false
-    end.
-
 %% Two fresh peers; node 2 joins node 1's Mnesia before the plugin starts on it.
 start_cluster(Ctx = #{emu := Emu}) ->
     ok = ?MEM:reset(),
@@ -104,58 +95,10 @@ plugin_env(Emu) ->
       metering => #{dimensions => [#{id => D, unit => <<"unit">>} || D <- [<<"sessions">>, <<"traffic">>, <<"connections">>]],
                     grace_s => 300, tick_ms => 3600000, lease_s => 3}}.
 
-%% Starts a peer node named Name with Mnesia in Dir and the plugin running. Join: `none' (a fresh
-%% one-node Mnesia, or the schema already in Dir on a restart) or a node whose Mnesia to join.
-start_node(Name, Dir, Env, Join) -> start_node(Name, Dir, Env, Join, []).
-
-%% OsEnv: the node's OS environment on top of ours (e.g. another time zone).
-start_node(Name, Dir, Env, Join, OsEnv) ->
-    Paths = [P || P <- code:get_path(), filelib:is_dir(P)],
-    {ok, Peer, Node} = peer:start(#{name => Name, args => ["-pa" | Paths], wait_boot => 30000, env => OsEnv}),
-    ok = rpc(Node, application, set_env, [mnesia, dir, Dir]),
-    [ok = rpc(Node, application, set_env, [emqx_azure_marketplace, K, V]) || {K, V} <- maps:to_list(Env)],
-    %% The control plane is this node's global process: the peer must resolve it before the plugin runs.
-    Mem = global:whereis_name(?MEM),
-    true = is_pid(Mem),
-    true = azmp_test_env:wait_until(fun() -> rpc(Node, global, whereis_name, [?MEM]) =:= Mem end, 10000),
-    case Join of
-        none -> ok;
-        Seed -> ok = rpc(Node, ?MODULE, join_mnesia, [Seed])
-    end,
-    {ok, _} = erpc:call(Node, application, ensure_all_started, [emqx_azure_marketplace], 60000),
-    #{peer => Peer, node => Node, name => Name, dir => Dir}.
-
-%% @doc On a node with an empty Mnesia directory: joins Seed's Mnesia cluster and keeps the schema
-%% on disc, so that the plugin's ensure_tables/0 adds disc copies of its tables here.
--spec join_mnesia(node()) -> ok.
-join_mnesia(Seed) ->
-    ok = mnesia:start(),
-    {ok, [Seed]} = mnesia:change_config(extra_db_nodes, [Seed]),
-    {atomic, ok} = mnesia:change_table_copy_type(schema, node(), disc_copies),
-    ok.
-
 stop_cluster(#{n1 := N1, n2 := N2}) ->
     [stop_node(N) || N <- [N1, N2]],
     [_ = file:del_dir_r(D) || #{dir := D} <- [N1, N2]],
     ok.
-
-%% Stops the peer; a node restarted by a test under the same name (another peer) is halted too.
-stop_node(#{peer := Peer, node := Node}) ->
-    catch peer:stop(Peer),
-    case lists:member(Node, nodes()) of
-        true -> kill(Node);
-        false -> ok
-    end.
-
-%% Hard kill (no application stop, no Mnesia shutdown); returns once this node saw it go down.
-kill(Node) ->
-    erlang:monitor_node(Node, true),
-    erpc:cast(Node, erlang, halt, []),
-    receive
-        {nodedown, Node} -> ok
-    after 10000 ->
-        error({still_up, Node})
-    end.
 
 %%--------------------------------------------------------------------
 %% Tests
@@ -563,17 +506,6 @@ await_held(Call) ->
         false -> error({not_held, Call, ?MEM:held()})
     end.
 
-%% SIGKILL of the node's OS process: nothing runs after it, not even a VM exit handler.
-kill9(Node) ->
-    OsPid = rpc(Node, os, getpid, []),
-    erlang:monitor_node(Node, true),
-    _ = os:cmd("kill -9 " ++ OsPid),
-    receive
-        {nodedown, Node} -> ok
-    after 10000 ->
-        error({still_up, Node})
-    end.
-
 %%--------------------------------------------------------------------
 %% Helpers
 
@@ -619,13 +551,6 @@ requests(Emu) -> maps:get(requests, azmp_emulator:stats(Emu)).
 requests(Emu, Op, SubId) ->
     length([R || R = #{op := O, path := P} <- requests(Emu), O =:= Op,
                  binary:match(iolist_to_binary(P), SubId) =/= nomatch]).
-
-epmd_has(Name) ->
-    [Short | _] = string:split(atom_to_list(Name), "@"),
-    case erl_epmd:names() of
-        {ok, Names} -> lists:keymember(Short, 1, Names);
-        _ -> false
-    end.
 
 node_label(N, [N1, _]) when N =:= N1 -> "node 1";
 node_label(_, _) -> "node 2".

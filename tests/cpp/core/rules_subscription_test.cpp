@@ -51,8 +51,8 @@ TEST(RulesPlanEvent, WhatEachEventDoes) {
         {"suspension stops the paid deployments, keeps trials, and tells the account", E::Suspend,
          account(S::Linked, {paid("p"), trial("t", kNow + kDay)}), true, S::Suspended,
          "[stop(p) notify(subscription_suspended)]", {"p"}},
-        {"suspension stops a trial that has ended", E::Suspend, account(S::Linked, {trial("t", kNow - 1)}), true,
-         S::Suspended, "[stop(t) notify(subscription_suspended)]", {"t"}},
+        {"suspension leaves trials alone, even one that has ended (reinstatement must not restart it)", E::Suspend,
+         account(S::Linked, {trial("t", kNow - 1)}), true, S::Suspended, "[notify(subscription_suspended)]", {}},
         {"reinstatement starts what the suspension stopped", E::Reinstate, suspended_two, true, S::Linked,
          "[start(p) notify(subscription_reinstated)]", {}},
         {"cancellation stops running deployments except the trial, which stops when it ends; stopped ones are "
@@ -124,6 +124,8 @@ TEST(RulesPlanEvent, AnOlderOperationDoesNotUndoANewerOne) {
 TEST(RulesPlanEnforce, CatchingUpIsTheSameRuleAsTheEvent) {
     AccountFacts cancelled = account(S::Unsubscribed, {paid("p"), trial("t", kNow + kDay)});
     cancelled.cancelled_at = kNow - kDay;
+    AccountFacts cancelled_trial_over = account(S::Unsubscribed, {trial("t", kNow - 60)}, false);
+    cancelled_trial_over.cancelled_at = kNow - kDay;
     struct Row {
         const char* sentence;
         AccountFacts facts;
@@ -135,6 +137,9 @@ TEST(RulesPlanEnforce, CatchingUpIsTheSameRuleAsTheEvent) {
         {"a cancelled account: deletion 3 days after the stop, the trial's stop at its end", cancelled,
          "[payment(none) stop(p) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + kDay) + ")]"},
         {"a linked account: nothing to do", account(S::Linked, {paid("p")}), "[]"},
+        {"a cancelled account whose trial ended but runs: left to its stop deadline (again if lost), never "
+         "stopped by both",
+         cancelled_trial_over, "[schedule(t,stop," + n(kNow - 60) + ")]"},
     };
     for (const auto& r : rows) EXPECT_EQ(show(plan_enforce(r.facts, kNow).effects), r.effects) << r.sentence;
 }
