@@ -20,21 +20,49 @@
 %% A copy delivered while the operation is being handled waits this long for its outcome.
 -define(WAIT_MS, 9000).
 -define(POLL_MS, 20).
+%% Azure's webhook bodies are about 1 KiB. Anything much larger is refused before it is decoded: the
+%% listener's own limit (256 KiB) is for every endpoint, and nothing of a body is kept but a few
+%% bounded fields.
+-define(MAX_BODY_BYTES, 64 * 1024).
+%% startDate / endDate: "2026-01-01" or an RFC 3339 date-time, never longer than this.
+-define(MAX_DATE_BYTES, 40).
 
 %% @doc Handles one webhook delivery: `{Status, Headers, Body}' for the HTTP answer. 401 for
-%% anything not signed by Entra for us; 200 once handled (or already handled); 400 for a body or an
-%% operation Azure does not confirm; 503 when Azure cannot be asked now (Azure delivers again).
+%% anything not signed by Entra for us (or with more than one Authorization header); 200 once
+%% handled (or already handled); 400 for a body over 64 KiB, or a body or an operation Azure does
+%% not confirm; 503 when Azure cannot be asked now (Azure delivers again).
 -spec handle(headers(), binary()) -> response().
 handle(Headers, Body) ->
-    case authenticate(header(<<"authorization">>, Headers)) of
-        ok -> handle_authenticated(Body);
+    case authorization(Headers) of
+        {ok, _} when byte_size(Body) > ?MAX_BODY_BYTES ->
+            %% Refused before any work on it (no signature check, no JSON decoding).
+            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_body_too_large", bytes => byte_size(Body),
+                           limit => ?MAX_BODY_BYTES}),
+            reply(400, #{error => webhook_body_too_large});
+        {ok, Header} ->
+            case authenticate(Header) of
+                ok -> handle_authenticated(Body);
+                {error, Reason} -> unauthenticated(Reason)
+            end;
         {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_unauthenticated", reason => Reason}),
-            reply(401, #{error => unauthorized})
+            unauthenticated(Reason)
     end.
 
-authenticate(undefined) ->
-    {error, no_token};
+%% The reason only: never the header, which holds a bearer token.
+unauthenticated(Reason) ->
+    ?LOG_WARNING(#{msg => "azure_marketplace_webhook_unauthenticated", reason => Reason}),
+    reply(401, #{error => unauthorized}).
+
+%% The one Authorization header. Two (in any case) are refused outright, the NIF not asked: which
+%% one counts would depend on who parses the request (a proxy may take the first, we the last), and
+%% a request that authenticates depending on that is not authenticated.
+authorization(Headers) ->
+    case header_values(<<"authorization">>, Headers) of
+        [Header] -> {ok, Header};
+        [] -> {error, no_token};
+        [_, _ | _] -> {error, duplicate_authorization}
+    end.
+
 authenticate(Header) ->
     %% Token lifetimes are real time: not the plugin's business clock, which tests move forward.
     Now = erlang:system_time(second),
@@ -215,26 +243,56 @@ handled(OpId, SubId, Action, Outcome) ->
                 action => Action, outcome => Outcome}),
     reply(200, #{status => Outcome}).
 
-%% The link's fields as Azure has them now.
+%% The link's fields as Azure has them now: plan and quantity from Get Operation, and the term, which
+%% Get Operation does not give, from the body, bounded (see term/1).
 info(#{plan_id := Plan, quantity := Q}, Hook) ->
-    Term = case maps:get(<<"subscription">>, Hook, #{}) of
-               #{<<"term">> := T} when is_map(T) -> T;
-               _ -> undefined
-           end,
-    maps:filter(fun(_, V) -> V =/= undefined end, #{plan_id => Plan, quantity => Q, term => Term}).
+    maps:filter(fun(_, V) -> V =/= undefined end, #{plan_id => Plan, quantity => Q, term => term(Hook)}).
+
+%% The body's subscription.term, reduced to the three fields the product reads (metering's term
+%% start and length) and only when all three are what Azure sends: a date (or date-time) and a
+%% term unit (P1M, P1Y, ...). Anything else in the body never reaches the link record; a term that
+%% does not pass leaves the link's term as it was.
+term(#{<<"subscription">> := #{<<"term">> := #{<<"startDate">> := Start, <<"endDate">> := End,
+                                               <<"termUnit">> := Unit}}}) ->
+    case term_date(Start) andalso term_date(End) andalso term_unit(Unit) of
+        %% copied: a sub-binary would keep the whole request body alive in the table
+        true -> #{<<"startDate">> => binary:copy(Start), <<"endDate">> => binary:copy(End),
+                  <<"termUnit">> => binary:copy(Unit)};
+        false -> undefined
+    end;
+term(_) ->
+    undefined.
+
+term_date(<<Y:4/binary, "-", M:2/binary, "-", D:2/binary, Time/binary>> = Date)
+  when byte_size(Date) =< ?MAX_DATE_BYTES ->
+    digits(<<Y/binary, M/binary, D/binary>>)
+        andalso calendar:valid_date(binary_to_integer(Y), binary_to_integer(M), binary_to_integer(D))
+        andalso time_of_day(Time);
+term_date(_) ->
+    false.
+
+time_of_day(<<>>) -> true;
+time_of_day(<<"T", T/binary>>) -> T =/= <<>> andalso lists:all(fun time_char/1, binary_to_list(T));
+time_of_day(_) -> false.
+
+time_char(C) -> (C >= $0 andalso C =< $9) orelse C =:= $: orelse C =:= $. orelse C =:= $Z
+                    orelse C =:= $+ orelse C =:= $-.
+
+term_unit(<<"P", N:1/binary, U>>) when U =:= $M; U =:= $Y -> digits(N);
+term_unit(<<"P", N:2/binary, U>>) when U =:= $M; U =:= $Y -> digits(N);
+term_unit(_) -> false.
+
+digits(B) -> B =/= <<>> andalso lists:all(fun(C) -> C >= $0 andalso C =< $9 end, binary_to_list(B)).
 
 reply(Status, Map) ->
     {ok, Json} = ?NIF:json_encode(Map),
     {Status, [{<<"content-type">>, <<"application/json">>}], Json}.
 
-header(Name, Headers) when is_map(Headers) ->
-    header(Name, maps:to_list(Headers));
-header(Name, Headers) when is_list(Headers) ->
-    Found = [to_bin(V) || {K, V} <- Headers, string:lowercase(to_bin(K)) =:= Name],
-    case Found of
-        [V | _] -> V;
-        [] -> undefined
-    end.
+%% Every value of the header Name (lower case), in any case of its name.
+header_values(Name, Headers) when is_map(Headers) ->
+    header_values(Name, maps:to_list(Headers));
+header_values(Name, Headers) when is_list(Headers) ->
+    [to_bin(V) || {K, V} <- Headers, string:lowercase(to_bin(K)) =:= Name].
 
 to_bin(B) when is_binary(B) -> B;
 to_bin(L) when is_list(L) -> unicode:characters_to_binary(L).

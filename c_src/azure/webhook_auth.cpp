@@ -83,7 +83,8 @@ struct WebhookAuthenticator::State : std::enable_shared_from_this<State> {
     std::vector<Waiter> waiters;
 
     JwtExpectations expectations(std::int64_t now) const {
-        return JwtExpectations{cfg.audience, cfg.tenant_id, cfg.authorized_apps, now, cfg.skew_s};
+        return JwtExpectations{cfg.audience, cfg.tenant_id, login_base(cfg.login_url), cfg.authorized_apps, now,
+                               cfg.skew_s};
     }
 
     bool may_fetch(std::int64_t now_ms) const {

@@ -6,8 +6,10 @@
 
 namespace azmp::detail {
 
-// Decodes unpadded base64url (the alphabet A-Z a-z 0-9 - _ only: no padding, no whitespace, no
-// standard-alphabet + /). False (and `out` cleared) when `in` is not valid base64url.
+// Decodes canonical unpadded base64url (RFC 4648 §3.5 and §5): the alphabet A-Z a-z 0-9 - _ only (no
+// padding, no whitespace, no standard-alphabet + /), and the bits of the last character that carry
+// no data are zero. False (and `out` cleared) when `in` is not such text: each byte string has one
+// encoding, so a token cannot be altered without the signature (or the signing input) changing.
 bool base64url_decode(std::string_view in, std::string& out);
 
 }  // namespace azmp::detail

@@ -75,6 +75,24 @@ bool audience_ok(const json::object& claims, std::string_view audience) {
     return matches(*aud);
 }
 
+// Entra's two issuer forms for the tenant, exactly: v1 "https://sts.windows.net/{tenant}/" and v2
+// "{login_url}/{tenant}/v2.0". Only the tenant compares without case (a GUID, as tid); a prefix or
+// suffix that merely contains one of the forms does not pass.
+bool issuer_ok(const json::object& claims, const JwtExpectations& expect) {
+    const auto iss = string_member(claims, "iss");
+    if (!iss || expect.tenant_id.empty()) return false;
+    auto form = [&](std::string_view prefix, std::string_view suffix) {
+        const std::size_t n = expect.tenant_id.size();
+        return iss->size() == prefix.size() + n + suffix.size() && iss->starts_with(prefix) &&
+               iss->ends_with(suffix) && detail::iequals(iss->substr(prefix.size(), n), expect.tenant_id);
+    };
+    if (form("https://sts.windows.net/", "/")) return true;
+    if (expect.login_url.empty()) return false;  // no authority configured: no v2 form to compare with
+    std::string_view login = expect.login_url;
+    while (!login.empty() && login.back() == '/') login.remove_suffix(1);
+    return form(std::string(login) + "/", "/v2.0");
+}
+
 bool app_ok(const json::object& claims, const std::vector<std::string>& authorized) {
     // v2 tokens name the calling app in azp, v1 tokens in appid; azp wins when both are present.
     auto app = string_member(claims, "azp");
@@ -92,6 +110,9 @@ std::variant<json::object, JwtError> verify(std::string_view token, const KeySet
     // Only RS256, exactly: "none", HS256 (with the public key as the secret), RS384, PS256... all fail
     // here, before any key is looked at.
     if (string_member(*header, "alg") != std::optional<std::string_view>("RS256")) return JwtError::BadAlgorithm;
+    // RFC 7515 §4.1.11: crit lists extensions the recipient must understand, or reject the token. We
+    // implement none (and Entra uses none), so any crit at all, well-formed or not, is a refusal.
+    if (header->contains("crit")) return JwtError::UnsupportedCrit;
     std::string signature;
     if (!detail::base64url_decode(parts->signature_b64, signature)) return JwtError::Malformed;
     std::string payload;
@@ -109,6 +130,7 @@ std::variant<json::object, JwtError> verify(std::string_view token, const KeySet
     if (!audience_ok(claims, expect.audience)) return JwtError::WrongAudience;
     const auto tid = string_member(claims, "tid");
     if (!tid || tid->empty() || !detail::iequals(*tid, expect.tenant_id)) return JwtError::WrongTenant;
+    if (!issuer_ok(claims, expect)) return JwtError::WrongIssuer;
     if (!app_ok(claims, expect.authorized_apps)) return JwtError::WrongApp;
     const double now = static_cast<double>(expect.now);
     const double skew = static_cast<double>(std::max<std::int64_t>(expect.skew_s, 0));
@@ -128,10 +150,12 @@ std::string_view jwt_error_name(JwtError e) noexcept {
     switch (e) {
         case JwtError::Malformed: return "malformed";
         case JwtError::BadAlgorithm: return "bad_algorithm";
+        case JwtError::UnsupportedCrit: return "unsupported_crit";
         case JwtError::UnknownKey: return "unknown_key";
         case JwtError::BadSignature: return "bad_signature";
         case JwtError::WrongAudience: return "wrong_audience";
         case JwtError::WrongTenant: return "wrong_tenant";
+        case JwtError::WrongIssuer: return "wrong_issuer";
         case JwtError::WrongApp: return "wrong_app";
         case JwtError::Expired: return "expired";
         case JwtError::NotYetValid: return "not_yet_valid";

@@ -22,6 +22,7 @@ namespace azmp::nif {
     X(no_token, "no_token") X(bad_algorithm, "bad_algorithm") X(unknown_key, "unknown_key")            \
     X(bad_signature, "bad_signature") X(wrong_audience, "wrong_audience")                              \
     X(wrong_tenant, "wrong_tenant") X(wrong_app, "wrong_app") X(expired, "expired")                    \
+    X(unsupported_crit, "unsupported_crit") X(wrong_issuer, "wrong_issuer")                            \
     X(not_yet_valid, "not_yet_valid") X(jwks_unavailable, "jwks_unavailable")                          \
     /* info() and client_stats() keys */                                                               \
     X(abi, "abi") X(transfers_started, "transfers_started") X(transfers_active, "transfers_active")    \

@@ -33,19 +33,25 @@ std::optional<KeySet> parse_jwks(std::string_view json);
 
 struct JwtExpectations {
     std::string audience;                    // aud: our client (app) id
-    std::string tenant_id;                   // tid
+    std::string tenant_id;                   // tid, and the tenant named in iss
+    // iss must be Entra's v1 form https://sts.windows.net/{tenant_id}/ or its v2 form
+    // {login_url}/{tenant_id}/v2.0 (login_url without its trailing slashes; e.g.
+    // https://login.microsoftonline.com). Empty: only the v1 form is accepted.
+    std::string login_url;
     std::vector<std::string> authorized_apps;  // azp (v2) or appid (v1) must be one of these
     std::int64_t now = 0;                    // unix seconds
     std::int64_t skew_s = 300;               // tolerance on exp / nbf
 };
 
 enum class JwtError {
-    Malformed,      // not three base64url parts, bad JSON (header or, once signed, payload)
+    Malformed,      // not three canonical base64url parts, bad JSON (header or, once signed, payload)
     BadAlgorithm,   // alg is not exactly RS256 (none, HS256, RS384, ...)
+    UnsupportedCrit,  // the header has crit: it names extensions we must understand, and we know none
     UnknownKey,     // kid missing or not in the key set
     BadSignature,
     WrongAudience,
     WrongTenant,
+    WrongIssuer,    // iss missing or not one of the two forms for our tenant (see JwtExpectations)
     WrongApp,       // azp / appid
     Expired,        // exp missing, not a number, or not after now - skew
     NotYetValid,    // nbf (optional) present and not a number or after now + skew
@@ -57,8 +63,9 @@ std::string_view jwt_error_name(JwtError e) noexcept;
 std::optional<std::string> jwt_kid(std::string_view token);
 
 // Verifies a compact JWS (the bearer token, without "Bearer "). On success, the claims. Checks, in this
-// order: shape, alg, kid, signature, aud (a string or an array holding it), tid, azp (else appid), exp,
-// nbf; ids compare case-insensitively. Never throws (any failure to parse is Malformed).
+// order: shape (each part canonical base64url), alg, crit (absent), kid, signature, aud (a string or an
+// array holding it), tid, iss, azp (else appid), exp, nbf; ids (and the tenant in iss) compare
+// case-insensitively. Never throws (any failure to parse is Malformed).
 std::variant<boost::json::object, JwtError> verify_jwt(std::string_view token, const KeySet& keys,
                                                        const JwtExpectations& expect);
 

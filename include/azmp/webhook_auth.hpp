@@ -40,8 +40,9 @@ std::string jwks_url(const WebhookAuthConfig& cfg);
 std::optional<Error> validate_config(const WebhookAuthConfig& cfg);
 
 // Success: the token's claims. Failure: a reason name — "no_token", a jwt_error_name
-// ("malformed", "bad_algorithm", "unknown_key", "bad_signature", "wrong_audience", "wrong_tenant",
-// "wrong_app", "expired", "not_yet_valid") or "jwks_unavailable" (the key set could not be fetched).
+// ("malformed", "bad_algorithm", "unsupported_crit", "unknown_key", "bad_signature", "wrong_audience",
+// "wrong_tenant", "wrong_issuer", "wrong_app", "expired", "not_yet_valid") or "jwks_unavailable" (the
+// key set could not be fetched). The v2 iss expected is {login_url}/{tenant_id}/v2.0.
 using AuthResult = std::variant<boost::json::object, std::string>;
 using AuthDone = std::function<void(AuthResult&&)>;
 

@@ -278,7 +278,8 @@ rotate_signing_key(Emu) ->
                           token_version => v1 | v2,
                           forge => azmp_emulator_webhook:forge(),
                           hs256_secret => pem | der, timeout_ms => pos_integer(),
-                          ssl => list(), headers => [{iodata(), iodata()}]}.
+                          ssl => list(), headers => [{iodata(), iodata()}],
+                          login_url => binary(), edit_body => fun((map()) -> map())}.
 
 -spec send_webhook(emu(), binary(), atom() | binary(), binary()) ->
           {ok, integer(), binary()} | {error, term()}.
@@ -303,7 +304,11 @@ send_webhook(Emu, TargetUrl, Action, SubId) ->
 %%   does NOT create or apply the operation: the state is unchanged),
 %%   hs256_secret (pem | der, for forge hs256_public_key; default pem),
 %%   timeout_ms (15000), ssl (httpc ssl options for an https target),
-%%   headers (extra request headers).
+%%   headers (extra request headers), login_url (the authority the target
+%%   is configured with: a v2 token's iss is {login_url}/{tenant}/v2.0;
+%%   default the emulator's HTTPS URL, or its HTTP URL without HTTPS),
+%%   edit_body (a fun from the webhook's JSON, as a map, to the JSON sent:
+%%   an oversized or odd body; the operation itself is what Azure has).
 %% The HTTP request runs in the calling process; the webhook handler may call
 %% the emulator meanwhile.
 -spec send_webhook(emu(), binary(), atom() | binary(), binary(), webhook_opts()) ->
@@ -397,7 +402,8 @@ start_standalone(Port) ->
               "  /_emulator/delay {\"ms\":N}, /_emulator/operations {subscriptionId, action, planId, quantity};~n"
               "  GET /_emulator/subscriptions/{id}~n"
               "Signed webhooks to the publisher (forge: no_token, bad_signature, other_key, alg_none,~n"
-              "  hs256_public_key, wrong_aud, wrong_tid, wrong_azp, expired, not_yet_valid, unknown_kid):~n"
+              "  hs256_public_key, wrong_aud, wrong_tid, wrong_azp, expired, not_yet_valid, unknown_kid,~n"
+              "  wrong_iss, crit):~n"
               "  curl -X POST ~s/_emulator/webhooks -d '{\"target\":\"http://127.0.0.1:8080/azure/webhook\",\"action\":\"Suspend\",\"subscriptionId\":\"ID\"}'~n"
               "  POST /_emulator/rotate_signing_key ; GET /_emulator/webhooks~n",
               [maps:get(http_url, I), maps:get(http_url, I), maps:get(https_url, I), Port + 1,
@@ -556,6 +562,7 @@ handle_call({prepare_webhook, Action, SubId, Opts}, _From, State0) ->
                      tenant_id => maps:get(tenant_id, E), client_id => maps:get(client_id, E),
                      oid => maps:get(marketplace_oid, State2),
                      version => maps:get(token_version, Opts),
+                     login_url => webhook_login_url(Opts, State2),
                      hs256_secret => maps:get(hs256_secret, Opts, pem)},
             {reply, {ok, #{operation_id => OpId, payload => Payload, token_ctx => TCtx,
                            httpc => Httpc}}, State2};
@@ -619,6 +626,9 @@ terminate(_Reason, _State) ->
 
 %%% ------------------------------------------------------------- webhooks
 
+edit_body(#{edit_body := F}, Body) when is_function(F, 1) -> F(Body);
+edit_body(_Opts, Body) -> Body.
+
 %% -> {ok, OpId, PayloadBytes, State} | {error, Reason}. A forged webhook's
 %% operation is built on a throw-away copy of the state: nothing changes.
 prepare_webhook(Action, SubId, Opts, State = #{webhook_payloads := Sent, ops := Ops}) ->
@@ -636,7 +646,7 @@ prepare_webhook(Action, SubId, Opts, State = #{webhook_payloads := Sent, ops := 
                             {ok, OpId, S1} =
                                 azmp_emulator_fulfillment:add_operation(SubId, OpOpts, State),
                             {ok, Body} = azmp_emulator_fulfillment:webhook_body(OpId, S1),
-                            Payload = azmp_emulator_json:encode(Body),
+                            Payload = azmp_emulator_json:encode(edit_body(Opts, Body)),
                             case Forged of
                                 true -> {ok, OpId, Payload, State};
                                 false -> {ok, OpId, Payload,
@@ -654,7 +664,7 @@ prepare_webhook(Action, SubId, Opts, State = #{webhook_payloads := Sent, ops := 
                             %% an operation made by add_operation/3 or by the
                             %% publisher: its payload as of now
                             {ok, Body} = azmp_emulator_fulfillment:webhook_body(OpId, State),
-                            Payload = azmp_emulator_json:encode(Body),
+                            Payload = azmp_emulator_json:encode(edit_body(Opts, Body)),
                             {ok, OpId, Payload,
                              case Forged of
                                  true -> State;
@@ -666,6 +676,26 @@ prepare_webhook(Action, SubId, Opts, State = #{webhook_payloads := Sent, ops := 
                                                    action => A}}};
                 _ -> {error, not_found}
             end
+    end.
+
+%% The authority a v2 webhook token names as its issuer: the one the target is
+%% configured with (as a publisher configures Entra's), by default ours over
+%% HTTPS (as azmp_test_env and jwks_url/1 use), else over HTTP.
+webhook_login_url(Opts, State) ->
+    case maps:get(login_url, Opts, undefined) of
+        undefined ->
+            case maps:get(https_port, State) of
+                undefined -> url(http, maps:get(http_port, State));
+                P -> url(https, P)
+            end;
+        Url ->
+            trim_slashes(to_bin(Url))
+    end.
+
+trim_slashes(Url) ->
+    case binary:last(Url) of
+        $/ when byte_size(Url) > 1 -> trim_slashes(binary:part(Url, 0, byte_size(Url) - 1));
+        _ -> Url
     end.
 
 operation_opts(Action, Sub, Opts, #{cfg := Cfg}) ->

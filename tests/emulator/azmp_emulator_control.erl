@@ -14,7 +14,7 @@
 %%   GET  /_emulator/stats ; POST /_emulator/reset_stats
 %%   POST /_emulator/sign_jwt        {claims} -> {jwt}
 %%   POST /_emulator/webhooks        {target, action, subscriptionId, planId, quantity,
-%%                                    operationId, redeliver, forge, tokenVersion,
+%%                                    operationId, redeliver, forge, tokenVersion, loginUrl,
 %%                                    hs256Secret, timeoutMs}
 %%                                    -> {status, body, operationId} (502 {error} when
 %%                                    the target cannot be reached)
@@ -98,7 +98,8 @@ route(<<"POST">>, [<<"webhooks">>], In, Emu) ->
                                     {<<"redeliver">>, redeliver}, {<<"forge">>, forge},
                                     {<<"tokenVersion">>, token_version},
                                     {<<"hs256Secret">>, hs256_secret},
-                                    {<<"timeoutMs">>, timeout_ms}],
+                                    {<<"timeoutMs">>, timeout_ms},
+                                    {<<"loginUrl">>, login_url}],
                         V0 <- [maps:get(JK, In, undefined)], V0 =/= undefined, V0 =/= null,
                         V <- [webhook_opt(K, V0)]]),
     case azmp_emulator:send_webhook_detailed(Emu, Get(<<"target">>), Get(<<"action">>),

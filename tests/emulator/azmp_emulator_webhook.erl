@@ -4,6 +4,10 @@
 %% publisher's app (aud = client id), RS256-signed with the emulator's
 %% signing key, and the forgeries a webhook endpoint must refuse.
 %%
+%% The issuer is what Entra puts in such a token: v1 https://sts.windows.net/{tenant}/,
+%% v2 {login_url}/{tenant}/v2.0, where login_url is the authority the publisher is
+%% configured with (Entra's https://login.microsoftonline.com; here, the emulator).
+%%
 %% The HTTP request is made by the caller of azmp_emulator:send_webhook/5
 %% (never by the emulator's gen_server), so a webhook handler can call back
 %% into the emulator (Get Operation, PATCH) while the webhook is in flight.
@@ -16,7 +20,7 @@
 
 -type forge() :: no_token | bad_signature | other_key | alg_none | hs256_public_key
                | wrong_aud | wrong_tid | wrong_azp | expired | not_yet_valid
-               | unknown_kid.
+               | unknown_kid | wrong_iss | crit.
 -export_type([forge/0]).
 
 -spec actions() -> [binary()].
@@ -27,7 +31,7 @@ actions() ->
 -spec forge_kinds() -> [forge()].
 forge_kinds() ->
     [no_token, bad_signature, other_key, alg_none, hs256_public_key, wrong_aud,
-     wrong_tid, wrong_azp, expired, not_yet_valid, unknown_kid].
+     wrong_tid, wrong_azp, expired, not_yet_valid, unknown_kid, wrong_iss, crit].
 
 %% @doc Action as an atom or binary -> the binary Azure sends.
 -spec action(atom() | binary() | string()) -> {ok, binary()} | {error, term()}.
@@ -58,8 +62,11 @@ forge_kind(F) -> {error, {bad_forge, F}}.
 %% @doc The Authorization bearer token for a webhook, or undefined (no_token).
 %% Ctx: key (the signing key, published in the JWKS), forge_key (a second
 %% RSA key, not published), tenant_id, client_id, oid (the marketplace
-%% app's service principal), version (v1 | v2), now (Unix seconds),
-%% hs256_secret (pem | der).
+%% app's service principal), version (v1 | v2), login_url (the v2 issuer's
+%% authority, no trailing slash), hs256_secret (pem | der).
+%% Forgeries signed with the published key: wrong_iss (iss names another
+%% tenant, in the same form; tid is still ours) and crit (the header lists an
+%% extension as critical, RFC 7515 §4.1.11, that no verifier implements).
 -spec token(none | forge(), map(), integer()) -> binary() | undefined.
 token(no_token, _Ctx, _Now) ->
     undefined;
@@ -82,6 +89,10 @@ token(Forge, Ctx = #{key := Key}, Now) ->
             Header = #{<<"alg">> => <<"none">>, <<"typ">> => <<"JWT">>,
                        <<"kid">> => Kid, <<"x5t">> => Kid},
             <<(input(Header, Claims))/binary, $.>>;
+        crit ->
+            azmp_emulator_jwt:sign(Key, Claims,
+                                   #{<<"crit">> => [<<"urn:emulator:must-understand">>],
+                                     <<"urn:emulator:must-understand">> => true});
         hs256_public_key ->
             Kid = azmp_emulator_jwt:kid(Key),
             Header = #{<<"alg">> => <<"HS256">>, <<"typ">> => <<"JWT">>,
@@ -106,17 +117,26 @@ claims(#{tenant_id := T, client_id := C, oid := Oid} = Ctx, Now) ->
                <<"uti">> => azmp_emulator_jwt:b64url(crypto:strong_rand_bytes(16))},
     case maps:get(version, Ctx, v2) of
         v1 ->
-            Common#{<<"iss">> => <<"https://sts.windows.net/", T/binary, "/">>,
+            Common#{<<"iss">> => issuer(v1, T, Ctx),
                     <<"idp">> => <<"https://sts.windows.net/", T/binary, "/">>,
                     <<"appid">> => ?APP_ID, <<"appidacr">> => <<"2">>,
                     <<"ver">> => <<"1.0">>};
         v2 ->
-            Common#{<<"iss">> => <<"https://login.microsoftonline.com/", T/binary, "/v2.0">>,
+            Common#{<<"iss">> => issuer(v2, T, Ctx),
                     <<"azp">> => ?APP_ID, <<"azpacr">> => <<"2">>,
                     <<"ver">> => <<"2.0">>}
     end.
 
+%% Entra's issuer forms: v1 names its STS, v2 the authority the token was asked of.
+issuer(v1, Tenant, _Ctx) ->
+    <<"https://sts.windows.net/", Tenant/binary, "/">>;
+issuer(v2, Tenant, Ctx) ->
+    <<(maps:get(login_url, Ctx, <<"https://login.microsoftonline.com">>))/binary, "/",
+      Tenant/binary, "/v2.0">>.
+
 %% Only the one property named by the forgery differs from a genuine token.
+forge_claims(wrong_iss, C, Ctx, _Now) ->
+    C#{<<"iss">> => issuer(maps:get(version, Ctx, v2), azmp_emulator_util:uuid(), Ctx)};
 forge_claims(wrong_aud, C, _Ctx, _Now) ->
     C#{<<"aud">> => azmp_emulator_util:uuid()};
 forge_claims(wrong_tid, C, _Ctx, _Now) ->

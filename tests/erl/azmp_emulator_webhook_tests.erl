@@ -118,10 +118,12 @@ wh_actions({Emu, Rcv}) ->
               #{header := H, claims := C} = jwt_parts(Req),
               ?assertMatch(#{<<"alg">> := <<"RS256">>, <<"typ">> := <<"JWT">>}, H),
               ?assertEqual(azmp_emulator:signing_kid(Emu), maps:get(<<"kid">>, H)),
+              %% v2: the issuer is the authority the publisher is configured with (here, us)
+              Iss = <<(azmp_test_jwt:login_url(Emu))/binary, "/tenant-1/v2.0">>,
               ?assertMatch(#{<<"aud">> := <<"client-1">>, <<"tid">> := <<"tenant-1">>,
-                             <<"azp">> := ?APP, <<"ver">> := <<"2.0">>,
-                             <<"iss">> := <<"https://login.microsoftonline.com/tenant-1/v2.0">>},
+                             <<"azp">> := ?APP, <<"ver">> := <<"2.0">>, <<"iss">> := Iss},
                            C),
+              ?assertEqual(false, maps:is_key(<<"crit">>, H)),
               #{<<"iat">> := Iat, <<"nbf">> := Nbf, <<"exp">> := Exp, <<"oid">> := Oid,
                 <<"sub">> := Oid} = C,
               ?assert(abs(Iat - T0) =< 2),
@@ -248,7 +250,10 @@ wh_forged({Emu, Rcv}) ->
              {wrong_azp, v1, [bad_azp]},
              {expired, v2, [expired]},
              {not_yet_valid, v1, [not_yet_valid]},
-             {unknown_kid, v2, [unknown_kid]}],
+             {unknown_kid, v2, [unknown_kid]},
+             {wrong_iss, v2, [bad_iss]},
+             {wrong_iss, v1, [bad_iss]},
+             {crit, v2, [{crit, [<<"urn:emulator:must-understand">>]}]}],
     lists:foreach(
       fun({Forge, Version, Expected}) ->
               Action = case Forge of
@@ -319,6 +324,22 @@ forge_property(not_yet_valid, _, Req, _Kid, Now, _Emu) ->
     #{claims := #{<<"nbf">> := Nbf, <<"exp">> := Exp}} = jwt_parts(Req),
     ?assert(abs(Nbf - (Now + 3600)) =< 2),
     ?assert(Exp > Nbf);
+forge_property(wrong_iss, v1, Req, _Kid, _Now, _Emu) ->
+    %% the v1 form, another tenant in it; tid is still ours
+    #{claims := #{<<"iss">> := Iss, <<"tid">> := <<"tenant-1">>}} = jwt_parts(Req),
+    ?assertMatch(<<"https://sts.windows.net/", _/binary>>, Iss),
+    ?assertNotEqual(<<"https://sts.windows.net/tenant-1/">>, Iss);
+forge_property(wrong_iss, v2, Req, _Kid, _Now, Emu) ->
+    #{claims := #{<<"iss">> := Iss, <<"tid">> := <<"tenant-1">>}} = jwt_parts(Req),
+    Base = azmp_test_jwt:login_url(Emu),
+    ?assertMatch(<<Base:(byte_size(Base))/binary, "/", _/binary>>, Iss),
+    ?assertNotEqual(<<Base/binary, "/tenant-1/v2.0">>, Iss);
+forge_property(crit, _, Req, Kid, _Now, _Emu) ->
+    %% signed with the published key: only the crit header is wrong
+    #{header := H, sig := Sig} = jwt_parts(Req),
+    ?assertMatch(#{<<"alg">> := <<"RS256">>, <<"kid">> := Kid,
+                   <<"urn:emulator:must-understand">> := true}, H),
+    ?assertEqual(256, byte_size(Sig));
 forge_property(unknown_kid, _, Req, _Kid, _Now, Emu) ->
     #{header := #{<<"kid">> := K, <<"alg">> := <<"RS256">>}, sig := Sig} = jwt_parts(Req),
     Kids = [maps:get(<<"kid">>, J) || J <- maps:get(<<"keys">>, fetch_jwks(Emu))],

@@ -2,7 +2,7 @@
 %% without the emulator's code, the JWKS fetched over HTTP, and base64url decoding.
 -module(azmp_test_jwt).
 
--export([jwt_parts/1, fetch_jwks/1, problems/3, verify_with_jwks/2, b64/1]).
+-export([jwt_parts/1, fetch_jwks/1, problems/3, verify_with_jwks/2, b64/1, login_url/1]).
 
 -include_lib("public_key/include/public_key.hrl").
 -include("azmp_emulator_tests.hrl").
@@ -50,21 +50,33 @@ problems(Emu, Req, Now) ->
                         end;
                     Alg -> [{alg, Alg}]
                 end,
+            %% v2: the issuer is the authority the publisher is configured with (the emulator)
             {AzpKey, Iss} = case maps:get(<<"ver">>, C) of
                                 <<"1.0">> -> {<<"appid">>, <<"https://sts.windows.net/tenant-1/">>};
                                 <<"2.0">> -> {<<"azp">>,
-                                              <<"https://login.microsoftonline.com/tenant-1/v2.0">>}
+                                              <<(login_url(Emu))/binary, "/tenant-1/v2.0">>}
                             end,
+            %% RFC 7515 §4.1.11: a verifier implementing no extension refuses any crit
+            CritProblems = [{crit, maps:get(<<"crit">>, H)} || maps:is_key(<<"crit">>, H)],
             Skew = 60,
             SigProblems
+                ++ CritProblems
                 ++ [bad_aud || maps:get(<<"aud">>, C) =/= <<"client-1">>]
                 ++ [bad_tid || maps:get(<<"tid">>, C) =/= <<"tenant-1">>]
                 ++ [bad_azp || maps:get(AzpKey, C, undefined) =/= ?APP]
-                ++ [bad_iss || maps:get(<<"iss">>, C) =/= Iss]
+                ++ [bad_iss || maps:get(<<"iss">>, C, undefined) =/= Iss]
                 ++ [expired || maps:get(<<"exp">>, C) =< Now - Skew]
                 ++ [not_yet_valid || maps:get(<<"nbf">>, C) > Now + Skew];
         _ ->
             [no_token]
+    end.
+
+%% The authority a publisher configured against the emulator uses (its HTTPS URL, or its HTTP URL
+%% when HTTPS is off): what a v2 webhook token must name as its issuer.
+login_url(Emu) ->
+    case azmp_emulator:info(Emu) of
+        #{https_url := Https} when is_binary(Https) -> Https;
+        #{http_url := Http} -> Http
     end.
 
 verify_with_jwks(#{<<"keys">> := [#{<<"kid">> := Kid, <<"n">> := N, <<"e">> := E,

@@ -21,6 +21,12 @@ webhook_test_() ->
              {"subscribing again within 3 days calls the deletions off", fun() -> resubscribe(Emu) end},
              {"a redelivered webhook changes nothing twice", fun() -> redelivery(Emu) end},
              {"forged webhooks are 401 and change nothing", {timeout, 60, fun() -> forged(Emu) end}},
+             {"a token with a crit header is 401 and changes nothing", fun() -> crit(Emu) end},
+             {"a token whose iss is another tenant's is 401; Entra's v1 and v2 forms pass",
+              fun() -> wrong_iss(Emu) end},
+             {"two Authorization headers are 401 and change nothing", fun() -> duplicate_authorization(Emu) end},
+             {"a 200 KB Renew body is 400; the link keeps only the term's bounded fields",
+              fun() -> oversized_renew(Emu) end},
              {"a rotated signing key is fetched once", fun() -> rotation(Emu) end},
              {"unlink by support staff ends as a cancellation", fun() -> support_unlink(Emu) end},
              {"reconciliation repairs a lost Unsubscribe webhook", fun() -> reconcile(Emu) end},
@@ -153,6 +159,103 @@ forged(Emu) ->
     [?assertMatch({Kind, {ok, 401, _}}, {Kind, send(Emu, 'Unsubscribe', SubId, #{forge => Kind, token_version => v1})})
      || Kind <- [wrong_azp, expired]],
     ?assertEqual(Before, {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)}).
+
+%% What a refused webhook must leave as it was.
+snapshot(A) -> {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)}.
+
+%% Each {Forge, TokenVersion}: 401, nothing changed.
+refused(Emu, A, SubId, Cases) ->
+    Before = snapshot(A),
+    [?assertMatch({Kind, V, {ok, 401, _}}, {Kind, V, send(Emu, 'Unsubscribe', SubId, #{forge => Kind, token_version => V})})
+     || {Kind, V} <- Cases],
+    ?assertEqual(Before, snapshot(A)).
+
+%% Signed with the published key, every claim right: only the header's crit (an extension nobody
+%% implements, RFC 7515 §4.1.11) is wrong.
+crit(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    refused(Emu, A, SubId, [{crit, v2}, {crit, v1}]).
+
+%% iss naming another tenant (tid still ours), in either of Entra's forms: refused. Genuine tokens
+%% of both forms (v1 https://sts.windows.net/{tenant}/, v2 {login_url}/{tenant}/v2.0) pass.
+wrong_iss(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    refused(Emu, A, SubId, [{wrong_iss, v2}, {wrong_iss, v1}]),
+    {ok, 200, _} = send(Emu, 'Suspend', SubId, #{token_version => v1}),
+    ?assertMatch(#{status := suspended}, ?M:link_status(A)),
+    {ok, 200, _} = send(Emu, 'Reinstate', SubId, #{token_version => v2}),
+    ?assertMatch(#{status := linked}, ?M:link_status(A)).
+
+%% A genuine token, twice (also in two cases of the name), on Azure's own Suspend: 401 and nothing
+%% done, whichever header would have been read. The same request with one header is handled.
+duplicate_authorization(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    %% Entra's tokens are not bound to one delivery: a Renew's serves.
+    {ok, #{status := 200, token := Token}} =
+        azmp_emulator:send_webhook_detailed(Emu, azmp_test_env:webhook_url(), 'Renew', SubId, #{}),
+    {ok, OpId} = azmp_emulator:add_operation(Emu, SubId, #{action => <<"Suspend">>}),
+    {ok, Body} = emqx_azure_marketplace_nif:json_encode(
+                   #{<<"id">> => OpId, <<"subscriptionId">> => SubId, <<"action">> => <<"Suspend">>,
+                     <<"status">> => <<"Succeeded">>}),
+    Auth = <<"Bearer ", Token/binary>>,
+    Before = snapshot(A),
+    ?assertMatch({401, _}, post_webhook([{"Authorization", Auth}, {"Authorization", Auth}], Body)),
+    ?assertMatch({401, _}, post_webhook([{"Authorization", Auth}, {"authorization", Auth}], Body)),
+    ?assertMatch({401, _}, post_webhook([{"Authorization", <<"Bearer not.a.jwt">>}, {"Authorization", Auth}], Body)),
+    ?assertEqual(Before, snapshot(A)),
+    ?assertMatch({200, _}, post_webhook([{"Authorization", Auth}], Body)),
+    ?assertMatch(#{status := suspended}, ?M:link_status(A)).
+
+%% POST /azure/webhook on a socket of our own (httpc keeps one value per header name).
+post_webhook(Headers, Body) ->
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, emqx_azure_marketplace_app:http_port(), [binary, {active, false}], 5000),
+    ok = gen_tcp:send(S, ["POST /azure/webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n",
+                          "Content-Type: application/json\r\n",
+                          [[K, ": ", V, "\r\n"] || {K, V} <- Headers],
+                          "Content-Length: ", integer_to_list(byte_size(Body)), "\r\n\r\n", Body]),
+    {ok, Resp} = azmp_test_http:recv_all(S, <<>>),
+    ok = gen_tcp:close(S),
+    [Head, RespBody] = binary:split(Resp, <<"\r\n\r\n">>),
+    <<"HTTP/1.1 ", Code:3/binary, _/binary>> = Head,
+    {binary_to_integer(Code), RespBody}.
+
+%% The body's subscription.term with Extra merged in, and Top added at the top level.
+edit_term(Extra, Top) ->
+    fun(B = #{<<"subscription">> := Sub = #{<<"term">> := T}}) ->
+            maps:merge(B#{<<"subscription">> := Sub#{<<"term">> := maps:merge(T, Extra)}}, Top)
+    end.
+
+oversized_renew(Emu) ->
+    {A, SubId} = linked_account(Emu),
+    Link = fun() -> emqx_azure_marketplace_store:link(A) end,
+    Term0 = maps:get(term, Link()),
+    %% 200 KB, most of it inside the term: refused before decoding, the link as it was.
+    Junk = binary:copy(<<"x">>, 200 * 1024),
+    {ok, #{status := 400, payload := Big}} =
+        azmp_emulator:send_webhook_detailed(Emu, azmp_test_env:webhook_url(), 'Renew', SubId,
+                                            #{edit_body => edit_term(#{<<"notes">> => Junk}, #{})}),
+    ?assert(byte_size(Big) > 200 * 1024),
+    ?assertEqual(Term0, maps:get(term, Link())),
+    %% Under the bound, with junk in and around the term: only its three fields are kept.
+    Some = binary:copy(<<"y">>, 20 * 1024),
+    {ok, #{status := 200, payload := Small}} =
+        azmp_emulator:send_webhook_detailed(Emu, azmp_test_env:webhook_url(), 'Renew', SubId,
+                                            #{edit_body => edit_term(#{<<"notes">> => Some}, #{<<"extra">> => Some})}),
+    {ok, #{<<"subscription">> := #{<<"term">> := Sent}}} = emqx_azure_marketplace_nif:json_decode(Small),
+    ?assertEqual(maps:with([<<"startDate">>, <<"endDate">>, <<"termUnit">>], Sent), maps:get(term, Link())),
+    Kept = maps:get(term, Link()),
+    ?assert(byte_size(term_to_binary(Link())) < 4096),
+    %% A term whose fields are not a term's (an overlong date, an odd unit) leaves the link's term alone.
+    lists:foreach(
+      fun(Bad) ->
+              {ok, 200, _} = send(Emu, 'Renew', SubId, #{edit_body => edit_term(Bad, #{})}),
+              ?assertEqual({Bad, Kept}, {Bad, maps:get(term, Link())})
+      end,
+      [#{<<"endDate">> => <<"2026-01-01T00:00:00", Some/binary>>},
+       #{<<"startDate">> => <<"2026-02-30">>},
+       #{<<"startDate">> => 20260101},
+       #{<<"termUnit">> => <<"P1W">>},
+       #{<<"termUnit">> => <<"P100Y">>}]).
 
 rotation(Emu) ->
     {A, SubId} = linked_account(Emu),

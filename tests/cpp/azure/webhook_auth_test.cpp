@@ -97,7 +97,7 @@ TEST_F(WebhookAuthTest, FirstUseFetchesOnce) {
 
 TEST_F(WebhookAuthTest, HundredAuthenticationsWithAKnownKidFetchOnce) {
     auto a = make();
-    const std::string token = bearer(sign_token(key_a(), entra_claims(unix_now(), true)));
+    const std::string token = bearer(sign_token(key_a(), entra_claims(unix_now(), true, server.base_url())));
     for (int i = 0; i < 100; ++i) ASSERT_EQ(auth(*a, token), "ok") << i;
     EXPECT_EQ(a->jwks_fetches(), 1u);
     EXPECT_EQ(server.key_requests(), 1);
@@ -135,7 +135,7 @@ TEST_F(WebhookAuthTest, RotatedKeyRefreshesOnceThenUnknownKidsWaitForTheInterval
     // Entra rotates: key B appears. Past the interval, B's first token refreshes once.
     server.set_jwks(jwks({&key_a(), &key_b()}));
     std::this_thread::sleep_for(1100ms);
-    const std::string token_b = bearer(sign_token(key_b(), entra_claims(unix_now(), true)));
+    const std::string token_b = bearer(sign_token(key_b(), entra_claims(unix_now(), true, server.base_url())));
     EXPECT_EQ(auth(*a, token_b), "ok");
     EXPECT_EQ(a->jwks_fetches(), 2u);
     for (int i = 0; i < 20; ++i) ASSERT_EQ(auth(*a, token_b), "ok");
@@ -258,6 +258,16 @@ TEST_F(WebhookAuthTest, ForgedTokensAreRefusedWithTheirReason) {
     c = entra_claims(now);
     c["appid"] = "another-app";
     EXPECT_EQ(auth(*a, bearer(sign_token(key_a(), c))), "wrong_app");
+    // A v2 token's issuer is the authority we are configured with, not Entra's public one.
+    EXPECT_EQ(auth(*a, bearer(sign_token(key_a(), entra_claims(now, true, server.base_url())))), "ok");
+    EXPECT_EQ(auth(*a, bearer(sign_token(key_a(), entra_claims(now, true, "https://login.example.com")))),
+              "wrong_issuer");
+    json::object crit_header = rs256_header(key_a().kid);
+    crit_header["crit"] = json::array{"exp"};
+    crit_header["exp"] = now + 60;
+    const std::string crit_input = signing_input(crit_header, entra_claims(now));
+    EXPECT_EQ(auth(*a, bearer(crit_input + "." + b64url(sign_rs256(key_a().pkey.get(), crit_input)))),
+              "unsupported_crit");
     c = entra_claims(now);
     c["exp"] = now - 3600;
     EXPECT_EQ(auth(*a, bearer(sign_token(key_a(), c))), "expired");

@@ -35,6 +35,7 @@ JwtExpectations expect(std::int64_t now = kNow) {
     JwtExpectations e;
     e.audience = std::string(kAudience);
     e.tenant_id = std::string(kTenant);
+    e.login_url = std::string(kLoginUrl);
     e.authorized_apps = {std::string(kMarketplaceApp)};
     e.now = now;
     e.skew_s = 300;
@@ -68,6 +69,32 @@ TEST(Base64Url, RejectsWhatIsNotBase64Url) {
         EXPECT_FALSE(detail::base64url_decode(bad, out)) << bad;
     EXPECT_TRUE(detail::base64url_decode("-_-_", out));
     EXPECT_EQ(out, "\xfb\xff\xbf");
+}
+
+// Canonical text only: the bits of the last character that carry no data must be zero, or one byte
+// string has several encodings (4 for a 2-character tail, 16 for a 3-character one... per RFC 4648
+// §3.5 a decoder may reject them, and for a signed token it must: the text is what gets signed).
+TEST(Base64Url, OnlyCanonicalTextDecodes) {
+    struct Row {
+        std::string_view text;
+        bool ok;
+    };
+    const Row rows[] = {
+        {"AA", true},     {"AQ", true},    {"AR", false},   {"AB", false},   {"AP", false},  // 4 spare bits
+        {"_w", true},     {"_x", false},   {"-_", false},                                    // 0xff: "_w"
+        {"AAA", true},    {"AAE", true},   {"AAB", false},  {"AAF", false},  {"AAH", false},  // 2 spare bits
+        {"__8", true},    {"__9", false},  {"___", false},                                   // 0xffff: "__8"
+        {"AAAA", true},   {"____", true},                                                    // no spare bits
+        {"AAAAAQ", true}, {"AAAAAR", false}, {"AAAAAAE", true}, {"AAAAAAF", false},
+        {"AQ==", false},  {"AQ=", false},  {"AAE=", false}, {"A+", false},  {"A/", false},  {"AQ\n", false},
+    };
+    for (const auto& r : rows) {
+        std::string out = "stale";
+        EXPECT_EQ(detail::base64url_decode(r.text, out), r.ok) << r.text;
+        if (!r.ok) {
+            EXPECT_TRUE(out.empty()) << r.text;
+        }
+    }
 }
 
 TEST(Jwks, ParsesRsaSigningKeys) {
@@ -177,6 +204,175 @@ TEST(Jwt, MalformedTokens) {
     }
 }
 
+// The same base64url text with the spare bits of its last character set: it decodes (leniently) to the
+// same bytes, but it is not the canonical encoding. `b64` must end in 2 or 3 characters past a group.
+std::string non_canonical(std::string b64) {
+    static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (b64.size() % 4 < 2) throw std::logic_error("no spare bits to set");
+    const auto i = kAlphabet.find(b64.back());
+    b64.back() = kAlphabet[i | 1];  // the lowest bit is always a spare one for such a tail
+    return b64;
+}
+
+// `o` with a filler member grown until its base64url text ends in `tail` characters past a group.
+json::object with_tail(json::object o, std::size_t tail) {
+    std::string fill;
+    o["fill"] = fill;
+    while (b64url(json::serialize(o)).size() % 4 != tail) {
+        fill.push_back('x');
+        o["fill"] = fill;
+    }
+    return o;
+}
+
+// A part of a validly signed token written in a non-canonical base64url: Malformed, whichever part.
+// (A header or payload re-encoded this way is signed as such: only the canonical check catches it.)
+TEST(Jwt, NonCanonicalBase64UrlIsMalformed) {
+    enum class Part { Header, Payload, Signature };
+    struct Row {
+        const char* name;
+        Part part;
+        std::size_t tail;  // characters past the last group of 4 in that part
+    };
+    const Row rows[] = {
+        {"header, 2-character tail", Part::Header, 2},
+        {"header, 3-character tail", Part::Header, 3},
+        {"payload, 2-character tail", Part::Payload, 2},
+        {"payload, 3-character tail", Part::Payload, 3},
+        {"signature (256 bytes: 342 characters, a 2-character tail)", Part::Signature, 2},
+    };
+    const auto ks = keys_ab();
+    for (const auto& r : rows) {
+        json::object header = rs256_header(key_a().kid);
+        json::object claims = entra_claims(kNow);
+        if (r.part == Part::Header) header = with_tail(header, r.tail);
+        if (r.part == Part::Payload) claims = with_tail(claims, r.tail);
+        std::string h = b64url(json::serialize(header));
+        std::string p = b64url(json::serialize(claims));
+        if (r.part == Part::Header) h = non_canonical(h);
+        if (r.part == Part::Payload) p = non_canonical(p);
+        const std::string input = h + "." + p;
+        std::string sig = b64url(sign_rs256(key_a().pkey.get(), input));
+        ASSERT_EQ(sig.size() % 4, 2u);
+        // The canonical form of the same token is accepted: only the encoding is at fault.
+        const std::string canonical = b64url(json::serialize(header)) + "." + b64url(json::serialize(claims));
+        EXPECT_JWT_OK(verify_jwt(canonical + "." + b64url(sign_rs256(key_a().pkey.get(), canonical)), ks, expect()))
+            << r.name;
+        if (r.part == Part::Signature) sig = non_canonical(sig);
+        EXPECT_EQ(error_of(verify_jwt(input + "." + sig, ks, expect())), JwtError::Malformed) << r.name;
+    }
+}
+
+// RFC 7515 §4.1.11: a crit header names extensions the recipient must understand or reject the token.
+// We implement none, and Entra sends no crit: any crit at all is refused (before any key is used).
+TEST(Jwt, CritHeaderIsRefused) {
+    struct Row {
+        const char* name;
+        json::value crit;
+        json::object extra;  // other header members
+    };
+    const Row rows[] = {
+        {"an extension we do not know, present", json::array{"urn:example:ext"}, {{"urn:example:ext", true}}},
+        {"a registered name (exp) listed as critical", json::array{"exp"}, {{"exp", kNow + 60}}},
+        {"b64 (RFC 7797): unencoded payload", json::array{"b64"}, {{"b64", false}}},
+        {"an empty list (RFC 7515: must not be)", json::array{}, {}},
+        {"not a list", "exp", {}},
+        {"null", nullptr, {}},
+    };
+    for (const auto& r : rows) {
+        json::object header = rs256_header(key_a().kid);
+        for (const auto& [k, v] : r.extra) header[k] = v;
+        header["crit"] = r.crit;
+        const std::string input = signing_input(header, entra_claims(kNow));
+        const std::string tok = input + "." + b64url(sign_rs256(key_a().pkey.get(), input));
+        EXPECT_EQ(error_of(verify_jwt(tok, keys_ab(), expect())), JwtError::UnsupportedCrit) << r.name;
+        // Refused before the key set is consulted: an empty one gives the same answer.
+        EXPECT_EQ(error_of(verify_jwt(tok, KeySet{}, expect())), JwtError::UnsupportedCrit) << r.name;
+    }
+}
+
+// iss: Entra's v1 form https://sts.windows.net/{tenant}/ or the v2 form {login_url}/{tenant}/v2.0,
+// exactly; the tenant compares without case (it is a GUID), nothing else does.
+TEST(Jwt, IssuerMustBeEntraForOurTenant) {
+    const std::string t(kTenant);
+    std::string upper = t;
+    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    const std::string other = "00000000-0000-0000-0000-000000000009";
+    struct Row {
+        const char* name;
+        std::optional<json::value> iss;  // nothing: no iss claim
+        bool ok;
+    };
+    const Row rows[] = {
+        {"v1", json::value("https://sts.windows.net/" + t + "/"), true},
+        {"v2", json::value("https://login.microsoftonline.com/" + t + "/v2.0"), true},
+        {"v1, tenant in upper case", json::value("https://sts.windows.net/" + upper + "/"), true},
+        {"v2, tenant in upper case", json::value("https://login.microsoftonline.com/" + upper + "/v2.0"), true},
+        {"v1, other tenant", json::value("https://sts.windows.net/" + other + "/"), false},
+        {"v2, other tenant", json::value("https://login.microsoftonline.com/" + other + "/v2.0"), false},
+        {"v1, other host", json::value("https://sts.windows.example/" + t + "/"), false},
+        {"v2, other host", json::value("https://login.example.com/" + t + "/v2.0"), false},
+        {"v1 host as a prefix of another", json::value("https://sts.windows.net.example.com/" + t + "/"), false},
+        {"http, not https", json::value("http://sts.windows.net/" + t + "/"), false},
+        {"v1 without its trailing slash", json::value("https://sts.windows.net/" + t), false},
+        {"v1 with more after it", json::value("https://sts.windows.net/" + t + "/x"), false},
+        {"v2 without /v2.0", json::value("https://login.microsoftonline.com/" + t + "/"), false},
+        {"v2 with a trailing slash", json::value("https://login.microsoftonline.com/" + t + "/v2.0/"), false},
+        {"v2 path on the v1 host", json::value("https://sts.windows.net/" + t + "/v2.0"), false},
+        {"tenant as a prefix", json::value("https://sts.windows.net/" + t + "0/"), false},
+        {"common", json::value("https://login.microsoftonline.com/common/v2.0"), false},
+        {"empty", json::value(""), false},
+        {"not a string", json::value(42), false},
+        {"missing", std::nullopt, false},
+    };
+    for (const auto& r : rows) {
+        for (bool v2 : {false, true}) {
+            auto c = entra_claims(kNow, v2);
+            if (r.iss) c["iss"] = *r.iss;
+            else c.erase("iss");
+            const auto res = verify_jwt(sign_token(key_a(), c), keys_ab(), expect());
+            if (r.ok) {
+                EXPECT_JWT_OK(res) << r.name << (v2 ? " (v2 token)" : " (v1 token)");
+            } else {
+                EXPECT_EQ(error_of(res), JwtError::WrongIssuer) << r.name << (v2 ? " (v2 token)" : " (v1 token)");
+            }
+        }
+    }
+}
+
+// The v2 issuer follows the configured authority (a national cloud, or the emulator), trailing
+// slashes aside; with no authority configured only the v1 form is accepted.
+TEST(Jwt, IssuerV2FollowsTheConfiguredLoginUrl) {
+    const std::string t(kTenant);
+    struct Row {
+        const char* name;
+        std::string login_url;
+        std::string iss;
+        bool ok;
+    };
+    const Row rows[] = {
+        {"national cloud", "https://login.microsoftonline.us", "https://login.microsoftonline.us/" + t + "/v2.0", true},
+        {"loopback emulator", "https://127.0.0.1:8481", "https://127.0.0.1:8481/" + t + "/v2.0", true},
+        {"login_url with trailing slashes", "https://127.0.0.1:8481//", "https://127.0.0.1:8481/" + t + "/v2.0", true},
+        {"public cloud token, emulator configured", "https://127.0.0.1:8481",
+         "https://login.microsoftonline.com/" + t + "/v2.0", false},
+        {"no login_url: v1 still accepted", "", "https://sts.windows.net/" + t + "/", true},
+        {"no login_url: no v2 form", "", "/" + t + "/v2.0", false},
+    };
+    for (const auto& r : rows) {
+        auto c = entra_claims(kNow, true);
+        c["iss"] = r.iss;
+        auto e = expect();
+        e.login_url = r.login_url;
+        const auto res = verify_jwt(sign_token(key_a(), c), keys_ab(), e);
+        if (r.ok) {
+            EXPECT_JWT_OK(res) << r.name;
+        } else {
+            EXPECT_EQ(error_of(res), JwtError::WrongIssuer) << r.name;
+        }
+    }
+}
+
 TEST(Jwt, KidIsReadFromTheHeader) {
     EXPECT_EQ(jwt_kid(sign_token(key_a(), entra_claims(kNow))), key_a().kid);
     EXPECT_EQ(jwt_kid(sign_token(key_a(), entra_claims(kNow), "other")), "other");
@@ -252,8 +448,10 @@ TEST(Jwt, TamperedTokensAreRefused) {
     std::string flipped = good;
     flipped[d2 + 10] = flipped[d2 + 10] == 'A' ? 'B' : 'A';
     EXPECT_EQ(error_of(verify_jwt(flipped, keys_ab(), expect())), JwtError::BadSignature);
-    // A truncated or empty signature.
-    EXPECT_EQ(error_of(verify_jwt(good.substr(0, good.size() - 4), keys_ab(), expect())), JwtError::BadSignature);
+    // A truncated or empty signature. 336 characters are 252 whole bytes (canonical text, too short a
+    // signature); cut anywhere else, the last character's spare bits are most likely not zero.
+    EXPECT_EQ(error_of(verify_jwt(good.substr(0, good.size() - 6), keys_ab(), expect())), JwtError::BadSignature);
+    EXPECT_TRUE(error_of(verify_jwt(good.substr(0, good.size() - 4), keys_ab(), expect())));
     EXPECT_EQ(error_of(verify_jwt(good.substr(0, d2 + 1), keys_ab(), expect())), JwtError::BadSignature);
 }
 
@@ -321,10 +519,12 @@ TEST(Jwt, NotBefore) {
 TEST(Jwt, ErrorNames) {
     EXPECT_EQ(jwt_error_name(JwtError::Malformed), "malformed");
     EXPECT_EQ(jwt_error_name(JwtError::BadAlgorithm), "bad_algorithm");
+    EXPECT_EQ(jwt_error_name(JwtError::UnsupportedCrit), "unsupported_crit");
     EXPECT_EQ(jwt_error_name(JwtError::UnknownKey), "unknown_key");
     EXPECT_EQ(jwt_error_name(JwtError::BadSignature), "bad_signature");
     EXPECT_EQ(jwt_error_name(JwtError::WrongAudience), "wrong_audience");
     EXPECT_EQ(jwt_error_name(JwtError::WrongTenant), "wrong_tenant");
+    EXPECT_EQ(jwt_error_name(JwtError::WrongIssuer), "wrong_issuer");
     EXPECT_EQ(jwt_error_name(JwtError::WrongApp), "wrong_app");
     EXPECT_EQ(jwt_error_name(JwtError::Expired), "expired");
     EXPECT_EQ(jwt_error_name(JwtError::NotYetValid), "not_yet_valid");

@@ -26,6 +26,7 @@ namespace azmp::jwt_test {
 inline constexpr std::string_view kTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 inline constexpr std::string_view kAudience = "b0a9a8d9-1111-2222-3333-444455556666";
 inline constexpr std::string_view kMarketplaceApp = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
+inline constexpr std::string_view kLoginUrl = "https://login.microsoftonline.com";
 
 struct PkeyFree {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
@@ -144,11 +145,14 @@ inline std::string sign_token(const TestKey& signer, const boost::json::object& 
 }
 
 // Claims of an app-only token Entra issues to the marketplace (v1: appid, v2: azp) for our app.
-inline boost::json::object entra_claims(std::int64_t now, bool v2 = false) {
+// A v2 token's iss is {login_url}/{tenant}/v2.0: login_url is the authority the verifier is configured
+// with (a loopback server in the azure tests).
+inline boost::json::object entra_claims(std::int64_t now, bool v2 = false,
+                                        std::string_view login_url = kLoginUrl) {
     const std::string tenant(kTenant);
     boost::json::object c{
         {"aud", kAudience},
-        {"iss", v2 ? "https://login.microsoftonline.com/" + tenant + "/v2.0" : "https://sts.windows.net/" + tenant + "/"},
+        {"iss", v2 ? std::string(login_url) + "/" + tenant + "/v2.0" : "https://sts.windows.net/" + tenant + "/"},
         {"iat", now - 60},
         {"nbf", now - 60},
         {"exp", now + 3540},
