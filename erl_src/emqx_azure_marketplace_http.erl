@@ -291,8 +291,7 @@ reason(404) -> <<"Not Found">>;
 reason(413) -> <<"Payload Too Large">>;
 reason(429) -> <<"Too Many Requests">>;
 reason(431) -> <<"Request Header Fields Too Large">>;
-reason(503) -> <<"Service Unavailable">>;
-reason(_) -> <<"Status">>.
+reason(503) -> <<"Service Unavailable">>.
 
 %%--------------------------------------------------------------------
 %% Routes

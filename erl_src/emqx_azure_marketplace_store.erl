@@ -554,8 +554,9 @@ put_landing(Id, Hash, Work, ExpiresAt, Max) ->
 delete_expired_landings(Now) ->
     Head = pattern(azmp_landing, [{#azmp_landing.expires_at, '$1'}]),
     Ids = mnesia:dirty_select(azmp_landing, [{Head, [{'=<', '$1', Now}], [{element, #azmp_landing.id, '$_'}]}]),
-    Tokens = mnesia:dirty_select(azmp_landing_token, [{#azmp_landing_token{token_hash = '$1', landing_id = '$2'},
-                                                        [], [{{'$1', '$2'}}]}]),
+    TokenHead = pattern(azmp_landing_token, [{#azmp_landing_token.token_hash, '$1'},
+                                              {#azmp_landing_token.landing_id, '$2'}]),
+    Tokens = mnesia:dirty_select(azmp_landing_token, [{TokenHead, [], [{{'$1', '$2'}}]}]),
     Gone = sets:from_list(Ids),
     tx_ok(fun() ->
         _ = [mnesia:delete({azmp_landing, Id}) || Id <- Ids],
