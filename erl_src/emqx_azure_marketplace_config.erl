@@ -82,7 +82,7 @@ convert(Hocon, Azure0) ->
                        end;
                    false -> #{}
                end,
-    Timings = maps:from_list([{K, int(Hocon, K, <<>>, true)} || K <- ?TIMINGS, has(Hocon, K)]),
+    Timings = maps:from_list([{K, int(Hocon, K, <<>>, K =/= jwks_refresh_interval_s)} || K <- ?TIMINGS, has(Hocon, K)]),
     maps:merge(Timings, Platform#{azure => Azure, http => http(section(Hocon, http))}).
 
 section(Map, Key) -> section(Map, Key, <<>>).
@@ -181,13 +181,17 @@ validate(Config) ->
         end,
         fun() ->
             case [K || K <- ?TIMINGS, maps:is_key(K, Config),
-                       not (is_integer(maps:get(K, Config)) andalso maps:get(K, Config) > 0)] of
+                       not valid_timing(K, maps:get(K, Config))] of
                 [] -> ok;
                 [K | _] -> {error, refusal(atom_to_binary(K), not_a_positive_integer)}
             end
         end
     ],
     run(Checks).
+
+%% 0 for the JWKS refresh means: an unknown key id may refresh every time.
+valid_timing(jwks_refresh_interval_s, V) -> is_integer(V) andalso V >= 0;
+valid_timing(_, V) -> is_integer(V) andalso V > 0.
 
 run([]) -> ok;
 run([C | Rest]) ->

@@ -22,7 +22,11 @@ port(Server) -> gen_server:call(Server, port).
 init(Opts) ->
     process_flag(trap_exit, true),
     {ok, _} = application:ensure_all_started(inets),
-    Dir = filename:basedir(user_cache, "emqx_azure_marketplace_httpd"),
+    %% Inside EMQX its files live under EMQX's data dir; elsewhere in the user's cache.
+    Dir = case emqx_azure_marketplace_emqx:data_dir() of
+              undefined -> filename:basedir(user_cache, "emqx_azure_marketplace_httpd");
+              Data -> filename:join([Data, "plugins", "emqx_azure_marketplace", "httpd"])
+          end,
     ok = filelib:ensure_path(Dir),
     Conf = [
         {port, maps:get(port, Opts, 0)},

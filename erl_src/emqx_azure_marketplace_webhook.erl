@@ -26,12 +26,15 @@
 %% operation Azure does not confirm; 503 when Azure cannot be asked now (Azure delivers again).
 -spec handle(headers(), binary()) -> response().
 handle(Headers, Body) ->
-    case authenticate(header(<<"authorization">>, Headers)) of
-        ok -> handle_authenticated(Body);
-        {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_unauthenticated", reason => Reason}),
-            reply(401, #{error => unauthorized})
-    end.
+    {Status, _, _} = Response =
+        case authenticate(header(<<"authorization">>, Headers)) of
+            ok -> handle_authenticated(Body);
+            {error, Reason} ->
+                ?LOG_WARNING(#{msg => "azure_marketplace_webhook_unauthenticated", reason => Reason}),
+                reply(401, #{error => unauthorized})
+        end,
+    ok = emqx_azure_marketplace_metrics:webhook(Status),
+    Response.
 
 authenticate(undefined) ->
     {error, no_token};
@@ -131,9 +134,6 @@ confirm_and_act(OpId, SubId, Action, Hook) ->
                     ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => Reason}),
                     reply(503, #{error => azure_unavailable})
             end;
-        {ok, _NotAnObject} ->
-            ok = ?STORE:release_operation(OpId),
-            reply(400, #{error => operation_mismatch});
         {error, {http, 404, _}} ->
             ok = ?STORE:release_operation(OpId),
             reply(400, #{error => unknown_operation});
