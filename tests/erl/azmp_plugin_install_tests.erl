@@ -313,8 +313,8 @@ cycles(#{emu := Emu} = Ctx) ->
     N = list_to_integer(os:getenv("AZMP_INSTALL_CYCLES", "20")),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
     Stats = [cycle(I, SubId, Token, Ctx) || I <- lists:seq(1, N)],
-    [?debugFmt("cycle ~2b (~s): threads ~p, RSS ~p kB, start ~p ms, replies ~p ok / ~p refused of ~p",
-               [I, F, T, R, S, Ok, Ref, ?CALLS]) || #{cycle := I, flavour := F, threads := T, rss_kb := R,
+    [?debugFmt("cycle ~2b (~s): threads ~p, RSS ~p kB (VM ~p kB), start ~p ms, replies ~p ok / ~p refused of ~p",
+               [I, F, T, R, Vm, S, Ok, Ref, ?CALLS]) || #{cycle := I, flavour := F, threads := T, rss_kb := R, vm_kb := Vm,
                                                        start_ms := S, ok := Ok, refused := Ref} <- Stats],
     Threads = [T || #{threads := T} <- Stats],
     ?assertEqual([hd(Threads)], lists:usort(Threads)),
@@ -378,4 +378,5 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
     uninstall(Ctx, v2),
     ok = rpc(Ctx, p_purge_old, []),
     #{cycle => I, flavour => Flavour, threads => rpc(Ctx, p_threads, []), rss_kb => rpc(Ctx, p_rss_kb, []),
+      vm_kb => rpc(Ctx, erlang, memory, [total]) div 1024,
       start_ms => StartMs, ok => Ok, refused => Refused}.
