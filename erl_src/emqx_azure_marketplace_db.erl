@@ -7,21 +7,30 @@
 
 %% The Mria shard the plugin's tables replicate in.
 -define(SHARD, emqx_azure_marketplace_shard).
+-define(BACKEND_KEY, {?MODULE, backend}).
 
-%% @doc `mria' inside EMQX, `mnesia' otherwise.
+%% @doc `mria' inside EMQX, `mnesia' otherwise: decided by start/0 and kept, because looking for
+%% Mria's modules goes through the code server, which every transaction must not wait for.
 -spec backend() -> mria | mnesia.
-backend() ->
-    case emqx_azure_marketplace_emqx:mria_loaded() of
-        true -> mria;
-        false -> mnesia
-    end.
+backend() -> persistent_term:get(?BACKEND_KEY, mnesia).
+
+detect_backend() ->
+    Backend = case emqx_azure_marketplace_emqx:mria_loaded() of
+                  true -> mria;
+                  false -> mnesia
+              end,
+    case persistent_term:get(?BACKEND_KEY, undefined) of
+        Backend -> ok;
+        _ -> persistent_term:put(?BACKEND_KEY, Backend)
+    end,
+    Backend.
 
 %% @doc Mnesia running. Inside EMQX, Mria runs it: nothing to do. On a node already running Mnesia,
 %% its schema is left as it is (never created again). Only a bare node (demo, tests) gets a disc
 %% schema, made here, before Mnesia is started.
 -spec start() -> ok | {error, term()}.
 start() ->
-    case backend() of
+    case detect_backend() of
         mria -> ok;
         mnesia ->
             case mnesia:system_info(is_running) of

@@ -13,6 +13,8 @@
 config_test_() ->
     {setup,
      fun() ->
+         _ = application:load(emqx_azure_marketplace),
+         SavedEnv = application:get_all_env(emqx_azure_marketplace),
          Emu = azmp_test_env:start_emulator(#{client_secret => ?SECRET}),
          SecretFile = "/tmp/azmp_secret_" ++ os:getpid(),
          ok = file:write_file(SecretFile, <<?SECRET/binary, "\n">>),
@@ -20,11 +22,14 @@ config_test_() ->
          ok = logger:add_handler(azmp_capture, azmp_log_capture, #{level => all}),
          Plugin = azmp_test_env:start_plugin(Emu, #{azure => (azmp_test_env:client_config(Emu, #{transport => https}))#{client_secret => ?SECRET},
                                                     alarm_check_ms => 3600000}),
-         #{emu => Emu, plugin => Plugin, secret_file => SecretFile}
+         #{emu => Emu, plugin => Plugin, secret_file => SecretFile, saved_env => SavedEnv}
      end,
-     fun(#{emu := Emu, plugin := Plugin, secret_file := F}) ->
+     fun(#{emu := Emu, plugin := Plugin, secret_file := F, saved_env := SavedEnv}) ->
          logger:remove_handler(azmp_capture),
          azmp_test_env:stop_plugin(Plugin),
+         %% the suites after this one start from the environment they would have had without it
+         [application:unset_env(emqx_azure_marketplace, K) || {K, _} <- application:get_all_env(emqx_azure_marketplace)],
+         [application:set_env(emqx_azure_marketplace, K, V) || {K, V} <- SavedEnv],
          azmp_test_env:stop_emulator(Emu),
          file:delete(F)
      end,
