@@ -20,7 +20,9 @@ config_test_() ->
          ok = file:write_file(SecretFile, <<?SECRET/binary, "\n">>),
          ok = azmp_log_capture:start(),
          ok = logger:add_handler(azmp_capture, azmp_log_capture, #{level => all}),
-         Plugin = azmp_test_env:start_plugin(Emu, #{azure => (azmp_test_env:client_config(Emu, #{transport => https}))#{client_secret => ?SECRET},
+         %% 30 s per call: 1,000 TLS handshakes with the emulator on a busy machine take a while
+         Azure = azmp_test_env:client_config(Emu, #{transport => https, timeout_ms => 30000}),
+         Plugin = azmp_test_env:start_plugin(Emu, #{azure => Azure#{client_secret => ?SECRET},
                                                     alarm_check_ms => 3600000}),
          #{emu => Emu, plugin => Plugin, secret_file => SecretFile, saved_env => SavedEnv}
      end,
@@ -51,7 +53,7 @@ hocon(#{emu := Emu, secret_file := F}, Overrides) ->
                              <<"marketplace_url">> => maps:get(marketplace_url, Azure),
                              <<"ca_file">> => maps:get(ca_file, Azure),
                              <<"token_endpoint">> => <<"v2">>,
-                             <<"timeout_ms">> => 20000,
+                             <<"timeout_ms">> => 30000,
                              <<"retry">> => #{<<"max_attempts">> => 2, <<"base_delay_ms">> => 10,
                                               <<"max_delay_ms">> => 50, <<"max_retry_after_ms">> => 1000}},
              <<"platform_module">> => <<"azmp_test_platform">>,
@@ -104,6 +106,8 @@ live_change(#{emu := Emu} = Ctx) ->
     ?assertNotEqual(OldClient, NewClient),
     Results = [receive {P, R} -> R after 60000 -> no_reply end || P <- Pids],
     ok = azmp_emulator:set_delay(Emu, 0),
+    ?debugFmt("replies: ~p", [maps:to_list(lists:foldl(fun(R, M) -> K = element(1, R), M#{K => maps:get(K, M, 0) + 1} end, #{},
+                                                       [case R of {ok, _} -> {ok}; {error, E} -> {E}; O -> {O} end || R <- Results]))]),
     ?assertEqual(?CALLS, length([ok || {ok, #{<<"id">> := Id}} <- Results, Id =:= SubId])),
     %% The new client and the new listener work; the webhook authenticator is the new one.
     ?assertMatch({ok, _}, emqx_azure_marketplace_client:get_subscription(NewClient, SubId)),
@@ -111,9 +115,12 @@ live_change(#{emu := Emu} = Ctx) ->
     ?assert(is_integer(NewPort)),
     ?debugFmt("listener moved from port ~p to ~p; ~p of ~p replies delivered", [OldPort, NewPort, length(Results), ?CALLS]),
     {ok, 200, _} = azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Suspend', SubId, #{}),
-    ?assertEqual(20000, maps:get(timeout_ms, application:get_env(emqx_azure_marketplace, azure, #{}))).
+    ?assertEqual(30000, maps:get(timeout_ms, application:get_env(emqx_azure_marketplace, azure, #{}))).
 
 unreachable(#{emu := Emu} = Ctx) ->
+    %% from a call that got its answer
+    {ok, #{id := Sub0}} = azmp_emulator:add_subscription(Emu, #{}),
+    {ok, _} = emqx_azure_marketplace_client:get_subscription(?APP_MOD:client(), Sub0),
     {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
     {ok, Closed} = inet:port(L),
     ok = gen_tcp:close(L),
