@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 BUILD_DIR ?= _build/cmake
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+APP_VSN := $(shell sed -n 's/.*{vsn, "\(.*\)"}.*/\1/p' erl_src/emqx_azure_marketplace.app.src)
+PLUGIN_VSN ?= $(APP_VSN)
+PLUGIN_DIR ?= _build/plugin
 PORT ?= 8480
 
 DEB_PACKAGES := cmake make g++ erlang-nox erlang-dev erlang-eunit erlang-inets erlang-ssl \
@@ -10,7 +13,7 @@ DEB_PACKAGES := cmake make g++ erlang-nox erlang-dev erlang-eunit erlang-inets e
   erlang-proper erlang-proper-dev libboost-json1.81-dev libcurl4-openssl-dev libssl-dev \
   libgtest-dev openssl ca-certificates
 
-.PHONY: all deps nif cpp-tests test eunit dialyzer demo bench soak emulator clean
+.PHONY: all deps nif cpp-tests test eunit dialyzer demo bench soak emulator clean plugin
 
 all: deps nif
 
@@ -41,9 +44,16 @@ cpp-tests: $(BUILD_DIR)/CMakeCache.txt
 eunit:
 	rebar3 eunit
 
+# The EMQX plugin package: $(PLUGIN_DIR)/emqx_azure_marketplace-$(PLUGIN_VSN).tar.gz and its .sha256.
+plugin: deps
+	rebar3 compile
+	$(MAKE) nif
+	escript scripts/make_plugin.escript $(PLUGIN_VSN) $(PLUGIN_DIR)
+
 # Every test: GoogleTest (through ctest), then EUnit (with PropEr) against the emulator.
 test: deps
 	$(MAKE) cpp-tests
+	$(MAKE) plugin
 	$(MAKE) eunit
 
 # Static checks of the Erlang code (specs, records in match patterns, unreachable code).

@@ -1,10 +1,12 @@
 %% @doc The plugin application: Mnesia tables, the Azure client and webhook authenticator (made once
-%% from the `azure' env and kept in persistent_term), and the supervision tree.
+%% from the `azure' env and kept in persistent_term), and the supervision tree. Also EMQX's plugin
+%% callbacks: on_config_changed/2 (a new config, checked, then applied live) and on_health_check/1.
 -module(emqx_azure_marketplace_app).
 
 -behaviour(application).
 
--export([start/2, stop/1]).
+-export([start/2, prep_stop/1, stop/1]).
+-export([on_config_changed/2, on_health_check/1, health/0]).
 -export([client/0, webhook_client/0, webhook_auth/0, renew_webhook_auth/0, http_port/0]).
 
 -define(CLIENT_KEY, {?MODULE, client}).
@@ -13,10 +15,20 @@
 %% the calls made while handling a webhook must finish well within that.
 -define(WEBHOOK_CALL_TIMEOUT_MS, 8000).
 -define(AUTH_KEY, {?MODULE, webhook_auth}).
+-define(APP, emqx_azure_marketplace).
+-define(CLI, azure_marketplace).
+
+-include_lib("kernel/include/logger.hrl").
 
 -spec start(application:start_type(), term()) -> {ok, pid()} | {error, term()}.
 start(_Type, _Args) ->
-    Azure = application:get_env(emqx_azure_marketplace, azure, #{}),
+    %% Inside EMQX the config is EMQX's (the dashboard's); it becomes the application env first.
+    case emqx_azure_marketplace_config:load() of
+        ok -> start_configured(application:get_env(?APP, azure, #{}));
+        {error, _} = Error -> Error
+    end.
+
+start_configured(Azure) ->
     maybe_start(
         [
             fun() -> emqx_azure_marketplace_platform:configure(application:get_env(emqx_azure_marketplace, platform, undefined)) end,
@@ -26,7 +38,15 @@ start(_Type, _Args) ->
             fun() -> make_webhook_client(Azure) end,
             fun() -> make_webhook_auth(Azure) end
         ],
-        fun emqx_azure_marketplace_sup:start_link/0
+        fun() ->
+            case emqx_azure_marketplace_sup:start_link() of
+                {ok, _} = Ok ->
+                    _ = emqx_azure_marketplace_emqx:register_command(?CLI, {emqx_azure_marketplace_cli, cmd}),
+                    Ok;
+                Error ->
+                    Error
+            end
+        end
     ).
 
 maybe_start([], Then) ->
@@ -36,6 +56,12 @@ maybe_start([Step | Rest], Then) ->
         ok -> maybe_start(Rest, Then);
         {error, _} = Error -> Error
     end.
+
+%% The command goes before the processes it reports on.
+-spec prep_stop(term()) -> term().
+prep_stop(State) ->
+    _ = emqx_azure_marketplace_emqx:unregister_command(?CLI),
+    State.
 
 -spec stop(term()) -> ok.
 stop(_State) ->
@@ -91,16 +117,96 @@ make_client(Key, Azure) ->
         {error, Reason} -> {error, {azure_config, Reason}}
     end.
 
-%% Webhooks are signed for our app (aud = our client id) by our tenant's Entra.
 make_webhook_auth(Azure) ->
-    Cfg0 = maps:with([login_url, tenant_id, ca_file], Azure),
-    Cfg = Cfg0#{
-        audience => maps:get(client_id, Azure, <<>>),
-        %% An unknown kid refreshes the JWKS at most this often (forged tokens cannot make us hammer Entra).
-        min_refresh_interval_s => application:get_env(emqx_azure_marketplace, jwks_refresh_interval_s, 60)
-    },
-    Cfg1 = case Cfg of #{ca_file := F} when is_list(F) -> Cfg#{ca_file := list_to_binary(F)}; _ -> Cfg end,
-    case emqx_azure_marketplace_nif:webhook_auth_new(Cfg1) of
+    case emqx_azure_marketplace_nif:webhook_auth_new(emqx_azure_marketplace_config:webhook_auth_config(Azure)) of
         {ok, Auth} -> persistent_term:put(?AUTH_KEY, Auth);
         {error, Reason} -> {error, {azure_config, Reason}}
+    end.
+
+%%--------------------------------------------------------------------
+%% EMQX's plugin callbacks
+
+%% @doc EMQX calls this with the old and the new config (as the dashboard sends it: binary keys)
+%% before it keeps the new one. A bad config is refused naming the setting; a good one is applied at
+%% once when the plugin runs (new client and webhook authenticator, the listener moved if its
+%% address changed), else kept for the next start. Calls in flight finish on the client they started
+%% with. No network call is made here.
+-spec on_config_changed(map(), map()) -> ok | {error, emqx_azure_marketplace_config:error() | term()}.
+on_config_changed(_Old, New) ->
+    case emqx_azure_marketplace_config:from_hocon(New) of
+        {error, _} = Error ->
+            refused(Error);
+        {ok, Config} ->
+            case emqx_azure_marketplace_config:validate(Config) of
+                {error, _} = Error -> refused(Error);
+                ok ->
+                    case running() of
+                        false -> emqx_azure_marketplace_config:apply_env(Config);
+                        true -> reconfigure(Config)
+                    end
+            end
+    end.
+
+refused({error, Reason} = Error) ->
+    ?LOG_WARNING(#{msg => "azure_marketplace_config_refused", reason => Reason}),
+    Error.
+
+running() -> is_pid(whereis(emqx_azure_marketplace_sup)).
+
+reconfigure(#{azure := Azure} = Config) ->
+    Old = emqx_azure_marketplace_config:current(),
+    ok = emqx_azure_marketplace_config:apply_env(Config),
+    Steps = [
+        fun() -> emqx_azure_marketplace_platform:configure(application:get_env(?APP, platform, undefined)) end,
+        fun() -> make_client(Azure) end,
+        fun() -> make_webhook_client(Azure) end,
+        fun() -> make_webhook_auth(Azure) end,
+        fun() ->
+            case maps:get(http, Old, disabled) =:= application:get_env(?APP, http, disabled) of
+                true -> ok;
+                false -> restart_http(maps:get(http, Old, disabled))
+            end
+        end
+    ],
+    case maybe_start(Steps, fun() -> ok end) of
+        ok ->
+            ?LOG_INFO(#{msg => "azure_marketplace_config_applied",
+                        changed => lists:sort([K || K <- maps:keys(Config), maps:get(K, Config) =/= maps:get(K, Old, undefined)])}),
+            ok;
+        {error, _} = Error ->
+            refused(Error)
+    end.
+
+%% The listener on its new address; if that address cannot be had, back on the old one.
+restart_http(OldHttp) ->
+    case emqx_azure_marketplace_sup:restart_http() of
+        ok -> ok;
+        {error, Reason} ->
+            ok = application:set_env(?APP, http, OldHttp),
+            _ = emqx_azure_marketplace_sup:restart_http(),
+            {error, #{msg => <<"invalid_config">>, field => <<"http">>, reason => Reason}}
+    end.
+
+%% @doc EMQX calls this on every plugin listing: local figures only, no network call. `ok', or
+%% `{error, Why}' when Azure has not answered the last calls or the plugin is not running.
+-spec on_health_check(term()) -> ok | {error, binary()}.
+on_health_check(_Opts) ->
+    case health() of
+        #{running := false} -> {error, <<"emqx_azure_marketplace is not running">>};
+        #{azure := #{state := unreachable}} ->
+            {error, <<"Azure Marketplace APIs unreachable (see `emqx ctl azure_marketplace status`)">>};
+        _ -> ok
+    end.
+
+%% @doc Azure reachability from the last calls (and the access token's age), the backlog (linking
+%% jobs, effects not performed yet, deadlines pending), the alarms raised.
+-spec health() -> map().
+health() ->
+    case running() of
+        false -> #{running => false};
+        true ->
+            #{running => true,
+              azure => emqx_azure_marketplace_metrics:reachability(),
+              backlog => emqx_azure_marketplace_store:backlog(),
+              alarms => emqx_azure_marketplace_metrics:alarms()}
     end.

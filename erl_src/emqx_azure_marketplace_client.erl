@@ -157,8 +157,10 @@ get_usage_events(C, Filter) when is_map(Filter) ->
 get_usage_events(_C, _) ->
     {error, {badarg, filter}}.
 
-%% @doc Token requests made and calls in flight for this client.
--spec stats(client()) -> #{token_requests := non_neg_integer(), in_flight := non_neg_integer()}.
+%% @doc Token requests made, calls in flight, retries made, and when the current access token was
+%% obtained (unix seconds; 0: none yet) for this client.
+-spec stats(client()) -> #{token_requests := non_neg_integer(), in_flight := non_neg_integer(),
+                           retries := non_neg_integer(), token_obtained_at := integer()}.
 stats(#client{nif = Nif}) -> emqx_azure_marketplace_nif:client_stats(Nif).
 
 %% @doc False for a client the loaded library cannot use: made by an older version of the library
@@ -176,7 +178,12 @@ usable(_) ->
 %%--------------------------------------------------------------------
 %% Internals
 
-call(#client{nif = Nif, timeout_ms = Timeout}, Op, Args) ->
+call(C, Op, Args) ->
+    Result = do_call(C, Op, Args),
+    ok = emqx_azure_marketplace_metrics:azure_call(Op, Result),
+    Result.
+
+do_call(#client{nif = Nif, timeout_ms = Timeout}, Op, Args) ->
     case request(Nif, Op, Args) of
         {ok, Call} ->
             receive
@@ -191,7 +198,7 @@ call(#client{nif = Nif, timeout_ms = Timeout}, Op, Args) ->
         {error, _} = Error ->
             Error
     end;
-call(_NotAClient, _Op, _Args) ->
+do_call(_NotAClient, _Op, _Args) ->
     {error, {badarg, client}}.
 
 %% The arguments are built here, so a badarg can only mean the client itself is not one the loaded

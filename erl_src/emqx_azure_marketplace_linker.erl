@@ -180,11 +180,13 @@ linked(#{account_id := A}, SubId, Sub) ->
     Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
                                            term => Term}, ?NIF:plan_linked(), Now),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
+    ok = emqx_azure_marketplace_metrics:link(linked),
     emqx_azure_marketplace_effects:perform(Key).
 
 fail(#{account_id := A}, Reason) ->
     Key = ?STORE:commit_link_failed(A, Reason, ?NIF:plan_link_failed(Reason), emqx_azure_marketplace_clock:now()),
     ?LOG_NOTICE(#{msg => "azure_marketplace_link_failed", account_id => A, reason => Reason}),
+    ok = emqx_azure_marketplace_metrics:link(Reason),
     emqx_azure_marketplace_effects:perform(Key).
 
 %% Azure unreachable (or slow): keep the job, try again after the core's back-off.

@@ -4,7 +4,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, reconcile/0]).
+-export([start_link/0, reconcile/0, resync/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -59,6 +59,18 @@ run() ->
             {error, {http, S}};
         {error, Reason} ->
             {error, Reason}
+    end.
+
+%% @doc One subscription brought to Azure's state now (the operator's `resync'): what was applied.
+-spec resync(binary()) -> {ok, [{binary(), atom()}]} | {error, term()}.
+resync(SubId) ->
+    case emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), SubId) of
+        {ok, #{<<"saasSubscriptionStatus">> := Status}} when is_binary(Status) ->
+            {ok, [{A, Event} || {A, Event} <- repair(SubId, Status),
+                                emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok]};
+        {ok, _} -> {error, {bad_response, no_status}};
+        {error, {http, S, _}} -> {error, {http, S}};
+        {error, Reason} -> {error, Reason}
     end.
 
 %% The event that brings our state to Azure's (the core decides which).

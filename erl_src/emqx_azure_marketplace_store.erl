@@ -5,7 +5,7 @@
 %% passed in as a fun (it calls the C++ core) and runs inside it, on facts read in it.
 -module(emqx_azure_marketplace_store).
 
--export([start/0, tables/0]).
+-export([start/0, tables/0, backlog/0]).
 %% links and claims
 -export([link/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
 %% linking jobs
@@ -51,46 +51,36 @@
 -spec tables() -> [atom()].
 tables() -> [T || {T, _, _} <- ?TABLES].
 
-%% @doc Mnesia running and the tables there. The control plane normally runs Mnesia; standalone
-%% (demo, tests) it is started here with a disc schema.
+%% @doc Mnesia running and the tables there (through emqx_azure_marketplace_db: Mria tables inside
+%% EMQX, Mnesia tables otherwise). A node already running Mnesia keeps its schema.
 -spec start() -> ok | {error, term()}.
 start() ->
-    case mnesia:system_info(is_running) of
-        yes -> ok;
-        _ ->
-            _ = mnesia:create_schema([node()]),
-            {ok, _} = application:ensure_all_started(mnesia),
-            ok
-    end,
-    ensure_tables().
+    case emqx_azure_marketplace_db:start() of
+        ok -> ensure_tables();
+        {error, _} = E -> E
+    end.
 
 %% Creates the tables (disc_copies on this node) if missing, and waits for them; a table written by
 %% an older version of the plugin gets the new fields, with their defaults.
 ensure_tables() ->
-    Nodes = [node()],
-    Results = [create(Name, Fields, Index, Nodes) || {Name, Fields, Index} <- ?TABLES],
+    Results = [emqx_azure_marketplace_db:create_table(Name, Fields, Index) || {Name, Fields, Index} <- ?TABLES],
     case [E || {error, _} = E <- Results] of
         [] ->
-            case mnesia:wait_for_tables(tables(), 30000) of
+            case emqx_azure_marketplace_db:wait_for_tables(tables(), 30000) of
                 ok -> upgrade_tables();
                 Error -> Error
             end;
         [E | _] -> E
     end.
 
-create(Name, Fields, Index, Nodes) ->
-    Opts = [{attributes, Fields}, {storage(), Nodes}, {index, Index}, {record_name, Name}],
-    case mnesia:create_table(Name, Opts) of
-        {atomic, ok} -> ok;
-        {aborted, {already_exists, Name}} ->
-            %% Another node created it: make sure this node holds a copy too.
-            case mnesia:add_table_copy(Name, node(), storage()) of
-                {atomic, ok} -> ok;
-                {aborted, {already_exists, Name, _}} -> ok;
-                {aborted, Reason} -> {error, {Name, Reason}}
-            end;
-        {aborted, Reason} -> {error, {Name, Reason}}
-    end.
+%% @doc What is waiting: linking jobs not finished, effects not performed yet, deadlines not done
+%% (local reads: the health check calls it).
+-spec backlog() -> #{linking_jobs := non_neg_integer(), effects := non_neg_integer(),
+                     deadlines := non_neg_integer()}.
+backlog() ->
+    Jobs = mnesia:dirty_select(azmp_job, [{pattern(azmp_job, [{#azmp_job.phase, '$1'}]), [{'=/=', '$1', failed}], [true]}]),
+    Deadlines = mnesia:dirty_select(azmp_deadline, [{pattern(azmp_deadline, [{#azmp_deadline.done, false}]), [], [true]}]),
+    #{linking_jobs => length(Jobs), effects => mnesia:table_info(azmp_effect, size), deadlines => length(Deadlines)}.
 
 %% Fields are only ever appended: an old row is the new record cut short.
 upgrade_tables() ->
@@ -130,14 +120,6 @@ claim_linked_subscriptions() ->
         ok
     end).
 
-%% disc_copies where this node has a disc schema (the durable case); a node running Mnesia without one
-%% (a RAM-only node of the control plane) gets RAM copies and relies on its disc peers.
-storage() ->
-    case mnesia:table_info(schema, storage_type) of
-        disc_copies -> disc_copies;
-        _ -> ram_copies
-    end.
-
 %% A match pattern for Tab: every field a wildcard but the given {Position, Value} ones. (Built
 %% with setelement/3 because '_' and '$1' are not values of the records' typed fields.)
 pattern(Tab, Fields) ->
@@ -154,7 +136,7 @@ one(Tab, Key) ->
 %% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
 %% that loses what it just committed when no other node holds a copy. The sync costs ~0.2 ms.
 transaction(F) ->
-    case mnesia:transaction(F) of
+    case emqx_azure_marketplace_db:transaction(F) of
         {atomic, V} ->
             _ = mnesia:sync_log(),
             {ok, V};

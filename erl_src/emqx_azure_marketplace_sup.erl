@@ -4,7 +4,7 @@
 
 -behaviour(supervisor).
 
--export([start_link/0, http_port/0]).
+-export([start_link/0, http_port/0, restart_http/0]).
 -export([init/1]).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -13,6 +13,7 @@ start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 -spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init([]) ->
     Workers = [
+        worker(emqx_azure_marketplace_metrics),
         worker(emqx_azure_marketplace_effects),
         worker(emqx_azure_marketplace_linker),
         worker(emqx_azure_marketplace_deadlines),
@@ -20,12 +21,28 @@ init([]) ->
         worker(emqx_azure_marketplace_recorder),
         worker(emqx_azure_marketplace_meter)
     ],
-    Http =
-        case application:get_env(emqx_azure_marketplace, http, disabled) of
-            disabled -> [];
-            Opts -> [#{id => http, start => {emqx_azure_marketplace_http, start_link, [Opts]}}]
-        end,
-    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, Workers ++ Http}}.
+    {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, Workers ++ http_spec()}}.
+
+http_spec() ->
+    case application:get_env(emqx_azure_marketplace, http, disabled) of
+        disabled -> [];
+        Opts -> [#{id => http, start => {emqx_azure_marketplace_http, start_link, [Opts]}}]
+    end.
+
+%% @doc Stops the HTTP endpoints and starts them again from the `http' env (a new address, or
+%% `disabled'). Requests being answered by the old listener are cut; Azure delivers webhooks again.
+-spec restart_http() -> ok | {error, term()}.
+restart_http() ->
+    _ = supervisor:terminate_child(?MODULE, http),
+    _ = supervisor:delete_child(?MODULE, http),
+    case http_spec() of
+        [] -> ok;
+        [Spec] ->
+            case supervisor:start_child(?MODULE, Spec) of
+                {ok, _} -> ok;
+                {error, Reason} -> {error, {http_listener_not_started, Reason}}
+            end
+    end.
 
 worker(M) -> #{id => M, start => {M, start_link, []}}.
 

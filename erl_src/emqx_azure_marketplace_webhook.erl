@@ -33,6 +33,11 @@
 %% not confirm; 503 when Azure cannot be asked now (Azure delivers again).
 -spec handle(headers(), binary()) -> response().
 handle(Headers, Body) ->
+    {Status, _, _} = Response = respond(Headers, Body),
+    ok = emqx_azure_marketplace_metrics:webhook(Status),
+    Response.
+
+respond(Headers, Body) ->
     case authorization(Headers) of
         {ok, _} when byte_size(Body) > ?MAX_BODY_BYTES ->
             %% Refused before any work on it (no signature check, no JSON decoding).

@@ -101,6 +101,7 @@ struct Client::CallState {
 struct Client::TokenState {
     std::string access_token;  // empty: none
     std::int64_t obtained_at_s = 0;
+    std::atomic<std::int64_t> obtained_unix_s{0};  // read by stats() from any thread
     std::int64_t expires_in_s = 0;
     std::uint64_t generation = 0;
     bool refreshing = false;
@@ -166,7 +167,8 @@ Client::Client(ClientConfig cfg, const std::shared_ptr<Engine>& engine) : cfg_(s
 }
 
 ClientStats Client::stats() const {
-    return {token_requests_.load(std::memory_order_relaxed), in_flight_.load(std::memory_order_relaxed)};
+    return {token_requests_.load(std::memory_order_relaxed), in_flight_.load(std::memory_order_relaxed),
+            retries_.load(std::memory_order_relaxed), token_->obtained_unix_s.load(std::memory_order_relaxed)};
 }
 
 std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
@@ -309,6 +311,7 @@ void Client::on_token(TransferResult&& r) {
         auto latest = t.latest_deadline();
         if (latest && Clock::now() + std::chrono::milliseconds(delay) < *latest) {
             ++t.attempt;
+            retries_.fetch_add(1, std::memory_order_relaxed);
             auto self = shared_from_this();
             auto engine = this->engine();
             if (engine && engine->post_after(std::chrono::milliseconds(delay), [self] { self->request_token(); }))
@@ -320,6 +323,7 @@ void Client::on_token(TransferResult&& r) {
         t.access_token = std::move(tok->access_token);
         t.expires_in_s = tok->expires_in_s;
         t.obtained_at_s = steady_s();
+        t.obtained_unix_s.store(unix_s(), std::memory_order_relaxed);
         ++t.generation;
     }
     release_waiters(std::get_if<Error>(&outcome));
@@ -429,6 +433,7 @@ void Client::retry_or_fail(const std::shared_ptr<CallState>& st, Error err, std:
         auto delay = backoff_ms(cfg_.retry, st->attempt, jitter01(), retry_after);
         if (Clock::now() + std::chrono::milliseconds(delay) < st->deadline) {
             ++st->attempt;
+            retries_.fetch_add(1, std::memory_order_relaxed);
             auto self = shared_from_this();
             auto engine = this->engine();
             if (engine && engine->post_after(std::chrono::milliseconds(delay), [self, st] { self->send(st); })) return;

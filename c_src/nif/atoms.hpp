@@ -27,7 +27,8 @@ namespace azmp::nif {
     /* info() and client_stats() keys */                                                               \
     X(abi, "abi") X(transfers_started, "transfers_started") X(transfers_active, "transfers_active")    \
     X(connections_opened, "connections_opened") X(module_refs, "module_refs")                          \
-    X(token_requests, "token_requests") X(in_flight, "in_flight")                                      \
+    X(token_requests, "token_requests") X(in_flight, "in_flight") X(retries, "retries")                \
+    X(token_obtained_at, "token_obtained_at")                                                          \
     /* client config */                                                                                \
     X(tenant_id, "tenant_id") X(client_id, "client_id") X(client_secret, "client_secret")              \
     X(login_url, "login_url") X(marketplace_url, "marketplace_url") X(ca_file, "ca_file")              \

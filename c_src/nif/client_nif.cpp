@@ -52,15 +52,17 @@ ERL_NIF_TERM client_cancel(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     return atoms::ok;
 }
 
-// client_stats(ClientRes) -> #{token_requests, in_flight}
+// client_stats(ClientRes) -> #{token_requests, in_flight, retries, token_obtained_at}
 ERL_NIF_TERM client_stats(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     ClientRes* cres = nullptr;
     if (!enif_get_resource(env, argv[0], library(env)->client_type, reinterpret_cast<void**>(&cres)) ||
         !cres->client)
         return enif_make_badarg(env);
     ClientStats s = cres->client->stats();
-    return make_map<2>(env, {{{atoms::token_requests, encode(env, std::uint64_t{s.token_requests})},
-                              {atoms::in_flight, encode(env, std::uint64_t{s.in_flight})}}});
+    return make_map<4>(env, {{{atoms::token_requests, encode(env, std::uint64_t{s.token_requests})},
+                              {atoms::in_flight, encode(env, std::uint64_t{s.in_flight})},
+                              {atoms::retries, encode(env, std::uint64_t{s.retries})},
+                              {atoms::token_obtained_at, encode(env, std::int64_t{s.token_obtained_at})}}});
 }
 
 }  // namespace azmp::nif

@@ -9,6 +9,9 @@
 
 #include "metering_nif.hpp"
 #include "rules_nif.hpp"
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include "resources.hpp"
 
 namespace azmp::nif {
@@ -121,6 +124,11 @@ void on_unload(ErlNifEnv*, void* priv) {
     // Last module instance using this image: stop and join the engine before the code can go away.
     lib->engine->stop();
     delete lib;
+#if defined(__GLIBC__)
+    // The joined engine thread's malloc arena keeps what it freed (TLS state, buffers) mapped, and
+    // every plugin upgrade unloads an image: hand that memory back to the system.
+    malloc_trim(0);
+#endif
 }
 
 // Keeps C++ exceptions off the VM boundary.

@@ -42,6 +42,8 @@ using CallDone = std::function<void(CallResult&&)>;
 struct ClientStats {
     std::uint64_t token_requests = 0;
     std::uint64_t in_flight = 0;
+    std::uint64_t retries = 0;            // attempts after a first one (calls and token requests)
+    std::int64_t token_obtained_at = 0;   // unix seconds of the current access token; 0: none yet
 };
 
 class Client : public std::enable_shared_from_this<Client> {
@@ -85,6 +87,7 @@ private:
     std::atomic<std::uint64_t> next_id_{1};
     std::atomic<std::uint64_t> in_flight_{0};
     std::atomic<std::uint64_t> token_requests_{0};
+    std::atomic<std::uint64_t> retries_{0};
     // Engine thread only:
     std::shared_ptr<TokenState> token_;
     std::unordered_map<CallId, std::shared_ptr<CallState>> calls_;

@@ -84,4 +84,4 @@ encoders_test() ->
     ?assertMatch(#{abi := _, transfers_started := _, transfers_active := _, connections_opened := _,
                    module_refs := _}, ?NIF:info()),
     {ok, {C, _}} = client_new(#{}),
-    ?assertEqual(#{token_requests => 0, in_flight => 0}, ?NIF:client_stats(C)).
+    ?assertEqual(#{token_requests => 0, in_flight => 0, retries => 0, token_obtained_at => 0}, ?NIF:client_stats(C)).

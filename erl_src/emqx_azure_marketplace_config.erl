@@ -1,0 +1,243 @@
+%% @doc The plugin's configuration. Inside EMQX it is the plugin config EMQX holds (the dashboard's
+%% form, `priv/config.hocon' for defaults), read with `emqx_plugins:get_config/1' and converted to
+%% the application environment the rest of the plugin reads; outside EMQX the application
+%% environment is the configuration. Validation makes no network call: the client and the webhook
+%% authenticator check their configs when they are made, which is local.
+-module(emqx_azure_marketplace_config).
+
+-export([load/0, name_vsn/0, from_hocon/1, validate/1, apply_env/1, current/0, webhook_auth_config/1]).
+
+-define(APP, emqx_azure_marketplace).
+%% The settings that are plain positive integers (names as in config.hocon and the app env).
+-define(TIMINGS, [effects_sweep_ms, tick_ms, lease_s, retry_base_s, retry_max_s, deadline_tick_ms,
+                  deadline_claim_s, reconcile_interval_ms, jwks_refresh_interval_s, enforce_window_s]).
+-define(AZURE_STRINGS, [tenant_id, client_id, client_secret, login_url, marketplace_url, ca_file, proxy]).
+-define(AZURE_INTS, [timeout_ms, connect_timeout_ms, max_in_flight]).
+-define(RETRY_INTS, [max_attempts, base_delay_ms, max_delay_ms, max_retry_after_ms]).
+
+%% The shape the plugin runs with (the application env keys).
+-type config() :: #{azure := map(), platform => module(), http := disabled | #{ip := inet:ip_address(), port := inet:port_number()},
+                    atom() => term()}.
+%% A refusal names the setting, as config.hocon spells it; never its value.
+-type error() :: #{msg := binary(), field := binary(), reason := term()}.
+-export_type([config/0, error/0]).
+
+%% @doc `<name>-<vsn>', the name EMQX knows the installed package by.
+-spec name_vsn() -> binary().
+name_vsn() ->
+    _ = application:load(?APP),
+    {ok, Vsn} = application:get_key(?APP, vsn),
+    iolist_to_binary(["emqx_azure_marketplace-", Vsn]).
+
+%% @doc Inside EMQX: EMQX's config for the plugin, checked and put into the application env.
+%% Outside EMQX: nothing to do (the application env is the configuration).
+-spec load() -> ok | {error, error() | term()}.
+load() ->
+    case emqx_azure_marketplace_emqx:get_plugin_config(name_vsn()) of
+        not_in_emqx -> ok;
+        {ok, Hocon} ->
+            case from_hocon(Hocon) of
+                {ok, Config} -> apply_env(Config);
+                {error, _} = Error -> Error
+            end;
+        {error, Reason} -> {error, {emqx_plugin_config_unreadable, Reason}}
+    end.
+
+%% @doc The configuration the plugin runs with now (the application env).
+-spec current() -> config().
+current() ->
+    Env = maps:from_list(application:get_all_env(?APP)),
+    maps:merge(#{azure => #{}, http => disabled}, Env).
+
+%% @doc Converts EMQX's config (binary keys, hocon's types) to the plugin's shape. A client secret
+%% given as `file:///path' is read from that file.
+-spec from_hocon(map()) -> {ok, config()} | {error, error()}.
+from_hocon(Hocon) when is_map(Hocon) ->
+    try
+        {ok, convert(Hocon, section(Hocon, azure))}
+    catch
+        throw:{config_error, Field, Why} -> {error, refusal(Field, Why)}
+    end;
+from_hocon(_) ->
+    {error, refusal(<<"(root)">>, not_a_map)}.
+
+convert(Hocon, Azure0) ->
+    RetrySection = section(Azure0, retry, <<"azure.">>),
+    Retry = maps:from_list([{K, int(RetrySection, K, <<"azure.retry.">>, K =:= max_attempts)}
+                            || K <- ?RETRY_INTS, has(RetrySection, K)]),
+    Strings = [{K, V} || K <- ?AZURE_STRINGS, has(Azure0, K), V <- [str(Azure0, K, <<"azure.">>)], V =/= <<>>],
+    Ints = [{K, int(Azure0, K, <<"azure.">>, true)} || K <- ?AZURE_INTS, has(Azure0, K)],
+    Azure1 = maps:from_list(Strings ++ Ints),
+    Azure2 = case has(Azure0, token_endpoint) of
+                 true -> Azure1#{token_endpoint => token_endpoint(get(Azure0, token_endpoint))};
+                 false -> Azure1
+             end,
+    Azure3 = case map_size(Retry) of 0 -> Azure2; _ -> Azure2#{retry => Retry} end,
+    Azure = secret_from_file(Azure3),
+    Platform = case has(Hocon, platform_module) of
+                   true ->
+                       case str(Hocon, platform_module, <<>>) of
+                           <<>> -> #{};
+                           M -> #{platform => binary_to_atom(M)}
+                       end;
+                   false -> #{}
+               end,
+    Timings = maps:from_list([{K, int(Hocon, K, <<>>, K =/= jwks_refresh_interval_s)} || K <- ?TIMINGS, has(Hocon, K)]),
+    maps:merge(Timings, Platform#{azure => Azure, http => http(section(Hocon, http))}).
+
+section(Map, Key) -> section(Map, Key, <<>>).
+section(Map, Key, Prefix) ->
+    case get(Map, Key) of
+        undefined -> #{};
+        M when is_map(M) -> M;
+        _ -> throw({config_error, field(Prefix, Key), not_a_section})
+    end.
+
+%% hocon gives binary keys; the application env and tests may give atoms.
+has(Map, Key) -> get(Map, Key) =/= undefined.
+get(Map, Key) ->
+    case maps:find(atom_to_binary(Key), Map) of
+        {ok, V} -> V;
+        error -> maps:get(Key, Map, undefined)
+    end.
+
+field(Prefix, Key) -> <<Prefix/binary, (atom_to_binary(Key))/binary>>.
+
+str(Map, Key, Prefix) ->
+    case get(Map, Key) of
+        B when is_binary(B) -> B;
+        L when is_list(L) ->
+            case unicode:characters_to_binary(L) of
+                B when is_binary(B) -> B;
+                _ -> throw({config_error, field(Prefix, Key), not_a_string})
+            end;
+        _ -> throw({config_error, field(Prefix, Key), not_a_string})
+    end.
+
+int(Map, Key, Prefix, Positive) ->
+    case get(Map, Key) of
+        I when is_integer(I), I > 0 -> I;
+        0 when not Positive -> 0;
+        _ when Positive -> throw({config_error, field(Prefix, Key), not_a_positive_integer});
+        _ -> throw({config_error, field(Prefix, Key), not_a_non_negative_integer})
+    end.
+
+token_endpoint(V) when V =:= <<"v1">>; V =:= v1; V =:= "v1" -> v1;
+token_endpoint(V) when V =:= <<"v2">>; V =:= v2; V =:= "v2" -> v2;
+token_endpoint(_) -> throw({config_error, <<"azure.token_endpoint">>, not_v1_or_v2}).
+
+%% `file:///path': the secret is that file's content (a trailing newline is not part of it).
+secret_from_file(#{client_secret := <<"file://", Path/binary>>} = Azure) ->
+    case file:read_file(Path) of
+        {ok, Bin} -> Azure#{client_secret := string:trim(Bin, trailing, "\r\n")};
+        {error, Reason} -> throw({config_error, <<"azure.client_secret">>, {file_unreadable, Path, Reason}})
+    end;
+secret_from_file(Azure) ->
+    Azure.
+
+http(Http) ->
+    case get(Http, enable) of
+        false -> disabled;
+        _ ->
+            Ip = case has(Http, ip) of
+                     false -> {127, 0, 0, 1};
+                     true ->
+                         case inet:parse_address(binary_to_list(str(Http, ip, <<"http.">>))) of
+                             {ok, A} -> A;
+                             {error, _} -> throw({config_error, <<"http.ip">>, not_an_ip_address})
+                         end
+                 end,
+            Port = case get(Http, port) of
+                       undefined -> 8480;
+                       P when is_integer(P), P >= 0, P =< 65535 -> P;
+                       _ -> throw({config_error, <<"http.port">>, not_a_port})
+                   end,
+            #{ip => Ip, port => Port}
+    end.
+
+refusal(Field, Why) -> #{msg => <<"invalid_config">>, field => Field, reason => Why}.
+
+%% @doc Checks a configuration without touching the network: the platform module, the client
+%% config, the webhook authenticator config. The client and the authenticator made here are dropped.
+-spec validate(config()) -> ok | {error, error()}.
+validate(Config) ->
+    Azure = maps:get(azure, Config, #{}),
+    Checks = [
+        fun() -> required(Azure) end,
+        fun() -> platform(maps:get(platform, Config, application:get_env(?APP, platform, undefined))) end,
+        fun() ->
+            case emqx_azure_marketplace_client:new(Azure) of
+                {ok, _} -> ok;
+                {error, {badarg, F}} -> {error, refusal(field(<<"azure.">>, F), invalid)};
+                {error, Other} -> {error, refusal(<<"azure">>, Other)}
+            end
+        end,
+        fun() ->
+            case emqx_azure_marketplace_nif:webhook_auth_new(webhook_auth_config(Azure)) of
+                {ok, _} -> ok;
+                {error, {badarg, F}} -> {error, refusal(field(<<"azure.">>, F), invalid)};
+                {error, Other} -> {error, refusal(<<"azure">>, Other)}
+            end
+        end,
+        fun() ->
+            case [K || K <- ?TIMINGS, maps:is_key(K, Config),
+                       not valid_timing(K, maps:get(K, Config))] of
+                [] -> ok;
+                [K | _] -> {error, refusal(atom_to_binary(K), not_a_positive_integer)}
+            end
+        end
+    ],
+    run(Checks).
+
+%% 0 for the JWKS refresh means: an unknown key id may refresh every time.
+valid_timing(jwks_refresh_interval_s, V) -> is_integer(V) andalso V >= 0;
+valid_timing(_, V) -> is_integer(V) andalso V > 0.
+
+run([]) -> ok;
+run([C | Rest]) ->
+    case C() of
+        ok -> run(Rest);
+        {error, _} = E -> E
+    end.
+
+required(Azure) ->
+    case [K || K <- [tenant_id, client_id, client_secret], not is_binary(maps:get(K, Azure, undefined))
+                                                           orelse maps:get(K, Azure) =:= <<>>] of
+        [] -> ok;
+        [K | _] -> {error, refusal(field(<<"azure.">>, K), required)}
+    end.
+
+platform(undefined) ->
+    {error, refusal(<<"platform_module">>, required)};
+platform(M) when is_atom(M) ->
+    case code:ensure_loaded(M) of
+        {module, M} ->
+            case [FA || {F, A} = FA <- emqx_azure_marketplace_platform:behaviour_info(callbacks),
+                        not erlang:function_exported(M, F, A)] of
+                [] -> ok;
+                Missing -> {error, refusal(<<"platform_module">>, {callbacks_missing, Missing})}
+            end;
+        _ -> {error, refusal(<<"platform_module">>, {not_loadable, M})}
+    end;
+platform(_) ->
+    {error, refusal(<<"platform_module">>, not_a_module)}.
+
+%% @doc The webhook authenticator's config: webhooks are signed for our app (aud = our client id)
+%% by our tenant's Entra.
+-spec webhook_auth_config(map()) -> map().
+webhook_auth_config(Azure) ->
+    Cfg = (maps:with([login_url, tenant_id, ca_file], Azure))#{
+        audience => maps:get(client_id, Azure, <<>>),
+        %% An unknown kid refreshes the JWKS at most this often (forged tokens cannot make us hammer Entra).
+        min_refresh_interval_s => application:get_env(?APP, jwks_refresh_interval_s, 60)
+    },
+    case Cfg of
+        #{ca_file := F} when is_list(F) -> Cfg#{ca_file := list_to_binary(F)};
+        _ -> Cfg
+    end.
+
+%% @doc Puts a configuration into the application env.
+-spec apply_env(config()) -> ok.
+apply_env(Config) ->
+    _ = application:load(?APP),
+    maps:foreach(fun(K, V) -> ok = application:set_env(?APP, K, V) end, Config).

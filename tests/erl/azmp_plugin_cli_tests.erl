@@ -1,0 +1,53 @@
+%% The operator's CLI on a running plugin (no EMQX: run/1 answers the text emqx_ctl would print):
+%% status, account, resync (a webhook lost: the subscription suspended in Azure only), deadlines,
+%% usage; and the webhook signature alarm raised by forged webhooks piling up, cleared at stop.
+-module(azmp_plugin_cli_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(CLI, emqx_azure_marketplace_cli).
+
+cli_test_() ->
+    azmp_test_env:with_plugin(fun(Emu) ->
+        [{timeout, 60, {"status, account, resync, deadlines, usage", fun() -> commands(Emu) end}},
+         {timeout, 60, {"forged webhooks piling up raise the signature alarm", fun() -> signature_alarm(Emu) end}}]
+    end).
+
+has(Text, Part) -> binary:match(Text, Part) =/= nomatch.
+
+commands(Emu) ->
+    Account = <<"acct-cli-1">>,
+    ok = azmp_test_platform:add_account(Account, #{}),
+    ok = azmp_test_platform:add_deployment(Account, #{id => <<"dep-1">>, trial => false, state => running}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = emqx_azure_marketplace:link(Account, {token, Token}),
+    azmp_test_env:await_linked(Account),
+    Status = ?CLI:run(["status"]),
+    ?assert(has(Status, <<"azure:                   reachable">>)),
+    ?assert(has(Status, <<"link.linked 1">>)),
+    ?assert(has(Status, <<"linking jobs pending:    0">>)),
+    Acc = ?CLI:run(["account", binary_to_list(Account)]),
+    ?assert(has(Acc, SubId)),
+    ?assert(has(Acc, <<"azure_marketplace_subscription">>)),
+    ?assertEqual(<<"in step with Azure: nothing to apply\n">>, ?CLI:run(["resync", binary_to_list(SubId)])),
+    ?assertEqual(<<"no deadline pending\n">>, ?CLI:run(["deadlines"])),
+    %% Azure unsubscribes and the webhook is lost: resync applies it, and the deletion is scheduled.
+    {ok, _} = azmp_emulator:add_operation(Emu, SubId, #{action => <<"Unsubscribe">>}),
+    Resync = ?CLI:run(["resync", binary_to_list(SubId)]),
+    ?assert(has(Resync, <<"applied unsubscribe to account acct-cli-1">>)),
+    ?assert(has(?CLI:run(["deadlines"]), <<"acct-cli-1 dep-1 delete at">>)),
+    ?assert(has(?CLI:run(["account", binary_to_list(Account)]), <<"unsubscribed">>)),
+    ?assertEqual(<<"metering not enabled\n">>, ?CLI:run(["usage", binary_to_list(Account)])),
+    ?assert(has(?CLI:run(["resync", "no-such-sub"]), <<"error: Azure not asked successfully">>)),
+    ?assert(has(?CLI:run(["metrics"]), <<"emqx_azure_marketplace_links_total{outcome=\"linked\"} 1">>)).
+
+signature_alarm(Emu) ->
+    {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),
+    Url = azmp_test_env:webhook_url(),
+    [{ok, 401, _} = azmp_emulator:send_webhook(Emu, Url, 'Suspend', SubId, #{forge => expired}) || _ <- lists:seq(1, 10)],
+    ?assertEqual([<<"azure_marketplace_webhook_signature_failures">>], emqx_azure_marketplace_metrics:check()),
+    ?assert(has(?CLI:run(["status"]), <<"webhook.refused_signature 10">>)),
+    %% Stopping the plugin clears its alarms (the table goes with it; inside EMQX, emqx_alarm's entry).
+    ok = supervisor:terminate_child(emqx_azure_marketplace_sup, emqx_azure_marketplace_metrics),
+    ?assertEqual([], emqx_azure_marketplace_metrics:alarms()),
+    {ok, _} = supervisor:restart_child(emqx_azure_marketplace_sup, emqx_azure_marketplace_metrics).
