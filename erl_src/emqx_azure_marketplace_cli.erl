@@ -9,7 +9,7 @@
     "azure_marketplace account <id>        An account's link and linking status\n"
     "azure_marketplace resync <sub_id>     Bring one subscription to Azure's state now\n"
     "azure_marketplace deadlines           Deadlines (trial stops, deletions) not done yet\n"
-    "azure_marketplace usage <id>          Usage reported for an account\n"
+    "azure_marketplace usage <id>          Usage ledger of an account (last 48 hours)\n"
     "azure_marketplace metrics             Counters in the Prometheus text format\n").
 
 %% @doc emqx_ctl's callback: prints what run/1 answers.
@@ -69,8 +69,16 @@ do(["deadlines"]) ->
         Ds -> [io_lib:format("~ts ~ts ~ts at ~ts~n", [A, D, K, time(At)])
                || #{account_id := A, deployment_id := D, kind := K, at := At} <- lists:sort(fun(X, Y) -> maps:get(at, X) =< maps:get(at, Y) end, Ds)]
     end;
-do(["usage", _Id]) ->
-    "metering not enabled\n";
+do(["usage", Id]) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    case emqx_azure_marketplace:usage_report(unicode:characters_to_binary(Id), Now - 48 * 3600, Now) of
+        {ok, []} -> "no usage in the last 48 hours\n";
+        {ok, Rows} -> [io_lib:format("~ts ~ts recorded ~ts included ~ts reported ~ts ~ts~n",
+                                     [time(H), D, Rec, Inc, Rep, St])
+                       || #{hour := H, dimension := D, recorded := Rec, included := Inc, reported := Rep,
+                            status := St} <- Rows];
+        {error, not_linked} -> "not linked\n"
+    end;
 do(["metrics"]) ->
     emqx_azure_marketplace_metrics:prometheus();
 do(_) ->

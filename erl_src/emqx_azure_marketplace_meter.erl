@@ -84,6 +84,7 @@ handle_cast(_Msg, S) ->
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info(tick, S) ->
     {_, S1} = run(S),
+    ok = emqx_azure_marketplace_metrics:usage_alarms(maps:keys(maps:get(alarms, S1))),
     erlang:send_after(cfg(tick_ms, 5000), self(), tick),
     {noreply, S1};
 handle_info(_Msg, S) ->

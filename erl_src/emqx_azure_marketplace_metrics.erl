@@ -6,7 +6,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, azure_call/2, webhook/1, link/1, counters/0, reachability/0, alarms/0, check/0,
+-export([start_link/0, azure_call/2, webhook/1, link/1, usage_alarms/1, counters/0, reachability/0, alarms/0, check/0,
          prometheus/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -20,6 +20,8 @@
 -define(WINDOW_S, 60).
 -define(ALARM_UNREACHABLE, <<"azure_marketplace_azure_unreachable">>).
 -define(ALARM_SIGNATURES, <<"azure_marketplace_webhook_signature_failures">>).
+-define(ALARM_USAGE_UNSENT, <<"azure_marketplace_usage_unsent_12h">>).
+-define(ALARM_USAGE_ANSWERS, <<"azure_marketplace_usage_answers">>).
 
 -type outcome() :: ok | atom().
 
@@ -117,6 +119,12 @@ reachability() ->
     #{state => State, last_reached_at => Reached, last_unreachable_at => Unreached,
       consecutive_unreachable => Streak, token_age_s => TokenAge}.
 
+%% @doc The meter's alarms now (the kinds it keeps): raised or cleared at the next check.
+-spec usage_alarms([term()]) -> ok.
+usage_alarms(Kinds) ->
+    try ets:insert(?TAB, {usage_alarms, Kinds}) catch error:badarg -> ok end,
+    ok.
+
 %% @doc The alarms raised now.
 -spec alarms() -> [binary()].
 alarms() ->
@@ -205,6 +213,13 @@ do_check() ->
         <<"Azure Marketplace APIs unreachable: linking and webhooks are retried until they answer">>),
     set(?ALARM_SIGNATURES, Failures >= ?SIGNATURE_FAILURES, #{failures_last_minute => Failures},
         <<"Azure webhooks refused for their signature are piling up">>),
+    Usage = case ets:lookup(?TAB, usage_alarms) of [{_, K}] -> K; [] -> [] end,
+    set(?ALARM_USAGE_UNSENT, lists:member(usage_unsent_12h, Usage), #{},
+        <<"Usage hours still unsent 12 h after they closed: Azure rejects them after 24 h">>),
+    Answers = [K || {usage, K} <- Usage],
+    set(?ALARM_USAGE_ANSWERS, Answers =/= [], #{kinds => Answers},
+        <<"Azure's metering answered Duplicate with another quantity, Expired, Rejected or a reconciliation "
+          "difference: see usage_report and the logs">>),
     alarms().
 
 set(Name, Active, Details, Message) ->

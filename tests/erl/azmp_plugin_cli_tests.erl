@@ -37,7 +37,8 @@ commands(Emu) ->
     ?assert(has(Resync, <<"applied unsubscribe to account acct-cli-1">>)),
     ?assert(has(?CLI:run(["deadlines"]), <<"acct-cli-1 dep-1 delete at">>)),
     ?assert(has(?CLI:run(["account", binary_to_list(Account)]), <<"unsubscribed">>)),
-    ?assertEqual(<<"metering not enabled\n">>, ?CLI:run(["usage", binary_to_list(Account)])),
+    ?assertEqual(<<"no usage in the last 48 hours\n">>, ?CLI:run(["usage", binary_to_list(Account)])),
+    ?assertEqual(<<"not linked\n">>, ?CLI:run(["usage", "nobody"])),
     ?assert(has(?CLI:run(["resync", "no-such-sub"]), <<"error: Azure not asked successfully">>)),
     ?assert(has(?CLI:run(["metrics"]), <<"emqx_azure_marketplace_links_total{outcome=\"linked\"} 1">>)).
 
