@@ -148,7 +148,7 @@ unreachable(#{emu := Emu} = Ctx) ->
     ?assertMatch({_, _}, binary:match(Metrics, <<"emqx_azure_marketplace_azure_calls_total{op=\"get_subscription\",outcome=\"transport\"}">>)),
     ?assertMatch({_, _}, binary:match(Metrics, <<"emqx_azure_marketplace_webhooks_total{outcome=\"accepted\"}">>)),
     ?assertMatch({_, _}, binary:match(Metrics, <<"emqx_azure_marketplace_azure_retries_total">>)),
-    ?assertMatch(<<"metering not enabled\n">>, emqx_azure_marketplace_cli:run(["usage", "acct-1"])),
+    ?assertMatch(<<"not linked\n">>, emqx_azure_marketplace_cli:run(["usage", "acct-1"])),
     ?assertMatch(<<"azure_marketplace status", _/binary>>, emqx_azure_marketplace_cli:run(["nonsense"])).
 
 stopped(Ctx) ->
