@@ -72,7 +72,7 @@ TSAN_DIR ?= _build/tsan
 SAN_CMAKE := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1"
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/cpp/tsan.supp
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 sanitize: deps
 	$(MAKE) sanitize-cpp
@@ -96,6 +96,11 @@ sanitize-tsan:
 # goes into a lib directory of its own, first in the code path, so code:priv_dir/1 finds it there
 # and priv/ keeps the normal build.
 ASAN_EUNIT_APP := _build/asan-eunit/lib/emqx_azure_marketplace
+# Checks that the VM takes the library from there, then runs every suite of tests/erl.
+ASAN_EUNIT_EVAL := true = lists:prefix(filename:absname("$(ASAN_EUNIT_APP)"), \
+  filename:absname(code:priv_dir(emqx_azure_marketplace))), \
+  R = eunit:test({dir, "_build/test/lib/emqx_azure_marketplace/tests/erl"}, [verbose]), \
+  halt(case R of ok -> 0; _ -> 1 end).
 sanitize-eunit:
 	cmake -S . -B $(ASAN_DIR) $(SAN_CMAKE) -DAZMP_SANITIZE=address,undefined >/dev/null
 	cmake --build $(ASAN_DIR) --target emqx_azure_marketplace_nif -j $(JOBS)
@@ -107,10 +112,7 @@ sanitize-eunit:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  erl -noshell -pa $(ASAN_EUNIT_APP)/ebin -pz _build/test/lib/*/ebin \
 	  _build/test/lib/emqx_azure_marketplace/tests/emulator _build/test/lib/emqx_azure_marketplace/tests/erl \
-	  -eval 'Lib = code:priv_dir(emqx_azure_marketplace), \
-	         true = lists:prefix(filename:absname("$(ASAN_EUNIT_APP)"), filename:absname(Lib)), \
-	         R = eunit:test({dir, "_build/test/lib/emqx_azure_marketplace/tests/erl"}, [verbose]), \
-	         halt(case R of ok -> 0; _ -> 1 end).'
+	  -eval '$(ASAN_EUNIT_EVAL)'
 
 # libFuzzer targets (tests/fuzz/fuzz_*.cpp, built with clang, ASan and UBSan), each run FUZZ_SECONDS
 # on its corpus (tests/fuzz/corpus/<target>, seeded by tests/fuzz/make_corpus.py; what a run finds
