@@ -80,13 +80,13 @@ sanitize: deps
 	$(MAKE) sanitize-eunit
 
 # The C++ library and every GoogleTest with AddressSanitizer + UndefinedBehaviorSanitizer.
-sanitize-cpp:
+sanitize-cpp: deps
 	cmake -S . -B $(ASAN_DIR) $(SAN_CMAKE) -DAZMP_SANITIZE=address,undefined >/dev/null
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
 
 # ThreadSanitizer over what runs on more than one thread: the engine, the client, webhook auth.
-sanitize-tsan:
+sanitize-tsan: deps
 	cmake -S . -B $(TSAN_DIR) $(SAN_CMAKE) -DAZMP_SANITIZE=thread >/dev/null
 	cmake --build $(TSAN_DIR) --target azmp_azure_tests -j $(JOBS)
 	$(TSAN_ENV) $(TSAN_DIR)/azmp_azure_tests --gtest_brief=1
@@ -101,7 +101,7 @@ ASAN_EUNIT_EVAL := true = lists:prefix(filename:absname("$(ASAN_EUNIT_APP)"), \
   filename:absname(code:priv_dir(emqx_azure_marketplace))), \
   R = eunit:test({dir, "_build/test/lib/emqx_azure_marketplace/tests/erl"}, [verbose]), \
   halt(case R of ok -> 0; _ -> 1 end).
-sanitize-eunit:
+sanitize-eunit: deps
 	cmake -S . -B $(ASAN_DIR) $(SAN_CMAKE) -DAZMP_SANITIZE=address,undefined >/dev/null
 	cmake --build $(ASAN_DIR) --target emqx_azure_marketplace_nif -j $(JOBS)
 	rebar3 as test compile
