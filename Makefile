@@ -94,21 +94,26 @@ sanitize-tsan: deps
 # The EUnit suites with the ASan+UBSan NIF loaded into the VM: libasan is preloaded into erl (the
 # VM itself is not instrumented, and is not leak-clean: leak detection off). The sanitized library
 # goes into a lib directory of its own, first in the code path, so code:priv_dir/1 finds it there
-# and priv/ keeps the normal build.
-ASAN_EUNIT_APP := _build/asan-eunit/lib/emqx_azure_marketplace
+# and priv/ keeps the normal build. Only erl gets libasan, through an `erl` first in PATH (peer
+# nodes of the cluster tests start through it too); the VM drops LD_PRELOAD from its environment at
+# once, because other programs the tests run (curl) hang with libasan preloaded.
+ASAN_EUNIT := _build/asan-eunit
+ASAN_EUNIT_APP := $(ASAN_EUNIT)/lib/emqx_azure_marketplace
 # Checks that the VM takes the library from there, then runs every suite of tests/erl.
-ASAN_EUNIT_EVAL := true = lists:prefix(filename:absname("$(ASAN_EUNIT_APP)"), \
-  filename:absname(code:priv_dir(emqx_azure_marketplace))), \
+ASAN_EUNIT_EVAL := os:unsetenv("LD_PRELOAD"), \
+  true = lists:prefix(filename:absname("$(ASAN_EUNIT_APP)"), filename:absname(code:priv_dir(emqx_azure_marketplace))), \
   R = eunit:test({dir, "_build/test/lib/emqx_azure_marketplace/tests/erl"}, [verbose]), \
   halt(case R of ok -> 0; _ -> 1 end).
 sanitize-eunit: deps
 	cmake -S . -B $(ASAN_DIR) $(SAN_CMAKE) -DAZMP_SANITIZE=address,undefined >/dev/null
 	cmake --build $(ASAN_DIR) --target emqx_azure_marketplace_nif -j $(JOBS)
 	rebar3 as test compile
-	rm -rf $(ASAN_EUNIT_APP) && mkdir -p $(ASAN_EUNIT_APP)/priv
+	rm -rf $(ASAN_EUNIT) && mkdir -p $(ASAN_EUNIT_APP)/priv $(ASAN_EUNIT)/bin
 	ln -s $(CURDIR)/_build/test/lib/emqx_azure_marketplace/ebin $(ASAN_EUNIT_APP)/ebin
 	cp $(ASAN_DIR)/emqx_azure_marketplace_nif.so $(ASAN_EUNIT_APP)/priv/
-	LD_PRELOAD=$$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	printf '#!/bin/sh\nLD_PRELOAD=%s exec %s "$$@"\n' "$$(g++ -print-file-name=libasan.so)" "$$(command -v erl)" \
+	  > $(ASAN_EUNIT)/bin/erl && chmod +x $(ASAN_EUNIT)/bin/erl
+	PATH=$(CURDIR)/$(ASAN_EUNIT)/bin:$$PATH ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  erl -noshell -pa $(ASAN_EUNIT_APP)/ebin -pz _build/test/lib/*/ebin \
 	  _build/test/lib/emqx_azure_marketplace/tests/emulator _build/test/lib/emqx_azure_marketplace/tests/erl \

@@ -3,7 +3,9 @@
 
 #include <exception>
 #include <new>
+#include <string_view>
 
+#include "core/json_util.hpp"
 #include "resources.hpp"
 
 namespace azmp::nif {
@@ -21,12 +23,11 @@ namespace {
 // scheduler, so no normal scheduler is held by 256 KiB of `[{},{},...]` (tens of ms).
 constexpr std::size_t kInlineJsonBytes = 4 * 1024;
 
+// The core's parser, so that what it refuses (1e999: no Erlang float holds it) is bad_json here too.
 ERL_NIF_TERM decode_now(ErlNifEnv* env, const ErlNifBinary& bin) {
-    boost::system::error_code ec;
-    boost::json::value v =
-        boost::json::parse(boost::json::string_view(reinterpret_cast<const char*>(bin.data), bin.size), ec);
-    if (ec) return error_tuple(env, atoms::bad_json);
-    return ok_tuple(env, json_to_term(env, v));
+    auto v = detail::parse_json(std::string_view(reinterpret_cast<const char*>(bin.data), bin.size));
+    if (!v) return error_tuple(env, atoms::bad_json);
+    return ok_tuple(env, json_to_term(env, *v));
 }
 
 // The dirty half: enif_schedule_nif bypasses the entry table's exception guard, so it has its own.

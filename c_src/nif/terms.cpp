@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <vector>
 
 #include "codec.hpp"
@@ -108,7 +109,9 @@ ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v) {
         case kind::bool_: return encode(env, v.get_bool());
         case kind::int64: return encode(env, std::int64_t{v.get_int64()});
         case kind::uint64: return encode(env, std::uint64_t{v.get_uint64()});
-        case kind::double_: return encode(env, v.get_double());
+        // parse_json refuses non-finite numbers; should one come through, null rather than the
+        // exception enif_make_double returns for it (which must never sit inside a term).
+        case kind::double_: return std::isfinite(v.get_double()) ? encode(env, v.get_double()) : atoms::null;
         case kind::string: return encode(env, std::string_view(v.get_string()));
         case kind::array: {
             // Built from the tail: no temporary array of terms.

@@ -95,6 +95,9 @@ encoders_test() ->
                  ?NIF:json_decode(<<"{\"a\":true,\"b\":false,\"c\":null,\"d\":[1,2.5,\"x\"]}">>)),
     ?assertEqual({ok, <<"[true,false,null,null,\"x\"]">>}, ?NIF:json_encode([true, false, null, undefined, x])),
     ?assertEqual({error, {badarg, json}}, ?NIF:json_encode({tuple})),
+    %% Beyond a double's range: no Erlang float holds it (it raised badarg before).
+    ?assertEqual({error, bad_json}, ?NIF:json_decode(<<"77e777">>)),
+    ?assertEqual({error, bad_json}, ?NIF:json_decode(<<"{\"quantity\":[-1e999]}">>)),
     ?assertMatch(#{abi := _, transfers_started := _, transfers_active := _, connections_opened := _,
                    module_refs := _}, ?NIF:info()),
     {ok, {C, _}} = client_new(#{}),
