@@ -14,13 +14,30 @@ namespace azmp::detail {
 
 namespace json = boost::json;
 
+namespace {
+// Numbers beyond a double's range (1e999) parse as infinities, which no Erlang float can hold:
+// enif_make_double refuses them, and the term built around that refusal is not a term (a fuzz
+// finding: json_decode(<<"77e777">>) raised badarg). Recursion is bounded by the parser's depth limit.
+bool finite_numbers(const json::value& v) {
+    if (v.is_double()) return std::isfinite(v.get_double());
+    if (const auto* a = v.if_array()) {
+        for (const auto& e : *a)
+            if (!finite_numbers(e)) return false;
+    } else if (const auto* o = v.if_object()) {
+        for (const auto& kv : *o)
+            if (!finite_numbers(kv.value())) return false;
+    }
+    return true;
+}
+}  // namespace
+
 std::optional<json::value> parse_json(std::string_view body) {
     json::error_code ec;
     // A monotonic arena per document: one allocation per block instead of one per string, array
     // and object (these documents are small, read once, and dropped whole).
     json::value v = json::parse(json::string_view(body.data(), body.size()), ec,
                                 json::make_shared_resource<json::monotonic_resource>());
-    if (ec) return std::nullopt;
+    if (ec || !finite_numbers(v)) return std::nullopt;
     return v;
 }
 

@@ -10,7 +10,8 @@
 
 namespace azmp::detail {
 
-// Parses `body`; nothing when it is not one complete JSON text. Never throws on bad input.
+// Parses `body`; nothing when it is not one complete JSON text, or holds a number too large for a
+// double (1e999). Never throws on bad input.
 std::optional<boost::json::value> parse_json(std::string_view body);
 
 // Brings what Azure really sends to one shape, in place and recursively: status strings

@@ -185,14 +185,17 @@ ERL_NIF_TERM encode_or_unknown(ErlNifEnv* env, const std::optional<E>& v) {
 std::vector<ERL_NIF_TERM> list_field(ErlNifEnv* env, MapFields& f, ERL_NIF_TERM key) {
     std::vector<ERL_NIF_TERM> items;
     const auto t = f.term(key);
-    unsigned len = 0;
-    if (!t || !enif_get_list_length(env, *t, &len) || len > kMaxListLen) {
+    if (!t) {
         f.fail(key);
         return items;
     }
-    items.reserve(len);
+    // Walked at most one cell past the limit (enif_get_list_length would walk all of a long list).
     ERL_NIF_TERM head, tail = *t;
-    while (enif_get_list_cell(env, tail, &head, &tail)) items.push_back(head);
+    while (items.size() <= kMaxListLen && enif_get_list_cell(env, tail, &head, &tail)) items.push_back(head);
+    if (items.size() > kMaxListLen || !enif_is_empty_list(env, tail)) {
+        f.fail(key);
+        items.clear();
+    }
     return items;
 }
 

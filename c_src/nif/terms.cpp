@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include <cmath>
 #include <vector>
 
 #include "codec.hpp"
@@ -108,7 +109,9 @@ ERL_NIF_TERM json_to_term(ErlNifEnv* env, const boost::json::value& v) {
         case kind::bool_: return encode(env, v.get_bool());
         case kind::int64: return encode(env, std::int64_t{v.get_int64()});
         case kind::uint64: return encode(env, std::uint64_t{v.get_uint64()});
-        case kind::double_: return encode(env, v.get_double());
+        // parse_json refuses non-finite numbers; should one come through, null rather than the
+        // exception enif_make_double returns for it (which must never sit inside a term).
+        case kind::double_: return std::isfinite(v.get_double()) ? encode(env, v.get_double()) : atoms::null;
         case kind::string: return encode(env, std::string_view(v.get_string()));
         case kind::array: {
             // Built from the tail: no temporary array of terms.
@@ -202,12 +205,15 @@ std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* 
     return cfg;
 }
 
-std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, int depth) {
+std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, JsonBudget& budget, int depth) {
     // Deeper than any document we produce: refuse rather than recurse without bound.
     if (depth > 64) return std::nullopt;
+    if (!budget.take(1, 1)) return std::nullopt;
     ErlNifBinary bin;
-    if (enif_is_binary(env, t) && enif_inspect_binary(env, t, &bin))
+    if (enif_is_binary(env, t) && enif_inspect_binary(env, t, &bin)) {
+        if (!budget.take(0, bin.size + 1)) return std::nullopt;  // +1: the closing quote
         return boost::json::value(boost::json::string_view(reinterpret_cast<const char*>(bin.data), bin.size));
+    }
     if (enif_is_atom(env, t)) {
         if (auto b = decode<bool>(env, t)) return boost::json::value(*b);
         if (enif_is_identical(t, atoms::null) || enif_is_identical(t, atoms::undefined))
@@ -223,8 +229,9 @@ std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, i
     if (enif_is_list(env, t)) {
         boost::json::array a;
         ERL_NIF_TERM head, tail = t;
+        // Each element takes from the budget before it is converted: a long list stops early.
         while (enif_get_list_cell(env, tail, &head, &tail)) {
-            auto v = term_to_json(env, head, depth + 1);
+            auto v = term_to_json(env, head, budget, depth + 1);
             if (!v) return std::nullopt;
             a.push_back(std::move(*v));
         }
@@ -232,18 +239,28 @@ std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, i
         return boost::json::value(std::move(a));
     }
     if (enif_is_map(env, t)) {
+        // A map's size is known at once: one too large for the budget is refused before any walk
+        // (a key is a term of its own and at least `"":`; its value is charged when converted).
+        std::size_t size = 0;
+        if (!enif_get_map_size(env, t, &size) || !budget.take(size, 3 * size)) return std::nullopt;
         boost::json::object o;
+        o.reserve(size);
         ErlNifMapIterator it;
         if (!enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST)) return std::nullopt;
         bool ok = true;
         ERL_NIF_TERM k, v;
         while (ok && enif_map_iterator_get_pair(env, &it, &k, &v)) {
             std::string key;
-            if (enif_inspect_binary(env, k, &bin)) key.assign(reinterpret_cast<const char*>(bin.data), bin.size);
-            else if (auto a = atom_name(env, k)) key = std::move(*a);
-            else ok = false;
+            if (enif_inspect_binary(env, k, &bin)) {
+                ok = budget.take(0, bin.size);
+                if (ok) key.assign(reinterpret_cast<const char*>(bin.data), bin.size);
+            } else if (auto a = atom_name(env, k)) {
+                key = std::move(*a);
+            } else {
+                ok = false;
+            }
             if (ok) {
-                auto jv = term_to_json(env, v, depth + 1);
+                auto jv = term_to_json(env, v, budget, depth + 1);
                 if (jv) o[key] = std::move(*jv);
                 else ok = false;
             }

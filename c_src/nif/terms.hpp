@@ -41,9 +41,26 @@ std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM 
 // (azmp/webhook_auth.hpp), or the Error naming the offending field.
 std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* env, ERL_NIF_TERM map);
 
+// What term_to_json may still take: terms (nodes) and bytes of JSON text. Every term costs at least
+// one node and one byte, and a binary or a map is charged for its size before it is copied or
+// walked, so a conversion gives up after at most `nodes` terms whatever it is handed: a scheduler
+// is never held for long by a large term (a 16 MB binary, a 100,000-key map, a long list).
+struct JsonBudget {
+    std::size_t nodes;
+    std::size_t bytes;
+    bool exceeded = false;  // set when the conversion gave up on the budget (not on a wrong term)
+    bool take(std::size_t n, std::size_t b) {
+        if (n > nodes || b > bytes) return !(exceeded = true);
+        nodes -= n;
+        bytes -= b;
+        return true;
+    }
+};
+
 // Erlang term -> JSON: maps (binary or atom keys), lists, binaries (UTF-8 strings), integers,
-// floats, true/false/null, other atoms as strings. Nothing for anything else (pids, tuples, ...).
-std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, int depth = 0);
+// floats, true/false/null, other atoms as strings. Nothing for anything else (pids, tuples, ...),
+// nor once `budget` is spent (budget.exceeded then tells which).
+std::optional<boost::json::value> term_to_json(ErlNifEnv* env, ERL_NIF_TERM t, JsonBudget& budget, int depth = 0);
 
 // (OpName atom, Args map) -> Operation, or the Error naming the offending field.
 std::variant<Operation, Error> operation_from_terms(ErlNifEnv* env, ERL_NIF_TERM op, ERL_NIF_TERM args);

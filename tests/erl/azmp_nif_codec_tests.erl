@@ -76,11 +76,28 @@ request_errors_name_the_field_test() ->
     ?assertEqual({error, {badarg, bogus}}, ?NIF:request(C, get_subscription, #{subscription_id => <<"s">>,
                                                                              bogus => 1})).
 
+%% Large terms are refused by json_encode (its limits are checked as it walks, before it copies:
+%% bench/azmp_bench_nif_worst.erl measures how long that takes); what fits still encodes.
+json_encode_too_large_test() ->
+    ?assertEqual({error, too_large}, ?NIF:json_encode(binary:copy(<<"a">>, 16 * 1024 * 1024))),
+    ?assertEqual({error, too_large},
+                 ?NIF:json_encode(maps:from_list([{integer_to_binary(I), I} || I <- lists:seq(1, 100000)]))),
+    ?assertEqual({error, too_large}, ?NIF:json_encode(lists:seq(1, 1000000))),
+    ?assertEqual({error, too_large}, ?NIF:json_encode(#{<<"a">> => [#{<<"b">> => binary:copy(<<"x">>, 300000)}]})),
+    %% A bad term past the budget is still too_large; one within it is still badarg.
+    ?assertEqual({error, {badarg, json}}, ?NIF:json_encode([1, 2, {tuple}])),
+    Fits = maps:from_list([{integer_to_binary(I), I} || I <- lists:seq(1, 1000)]),
+    ?assertMatch({ok, _}, ?NIF:json_encode(Fits)),
+    ?assertEqual({ok, Fits}, begin {ok, J} = ?NIF:json_encode(Fits), ?NIF:json_decode(J) end).
+
 encoders_test() ->
     ?assertEqual({ok, #{<<"a">> => true, <<"b">> => false, <<"c">> => null, <<"d">> => [1, 2.5, <<"x">>]}},
                  ?NIF:json_decode(<<"{\"a\":true,\"b\":false,\"c\":null,\"d\":[1,2.5,\"x\"]}">>)),
     ?assertEqual({ok, <<"[true,false,null,null,\"x\"]">>}, ?NIF:json_encode([true, false, null, undefined, x])),
     ?assertEqual({error, {badarg, json}}, ?NIF:json_encode({tuple})),
+    %% Beyond a double's range: no Erlang float holds it (it raised badarg before).
+    ?assertEqual({error, bad_json}, ?NIF:json_decode(<<"77e777">>)),
+    ?assertEqual({error, bad_json}, ?NIF:json_decode(<<"{\"quantity\":[-1e999]}">>)),
     ?assertMatch(#{abi := _, transfers_started := _, transfers_active := _, connections_opened := _,
                    module_refs := _}, ?NIF:info()),
     {ok, {C, _}} = client_new(#{}),

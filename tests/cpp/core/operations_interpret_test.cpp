@@ -167,6 +167,18 @@ TEST(InterpretErrors, MalformedBodiesOnValueOpsAreBadResponse) {
     }
 }
 
+// A number beyond a double's range reads as an infinity, which no Erlang float can hold (the NIF
+// turned it into a badarg inside a term): such a body is not usable JSON (fuzz finding).
+TEST(InterpretErrors, NumbersBeyondADoubleAreBadResponse) {
+    for (auto k : {OpKind::GetSubscription, OpKind::ListSubscriptions, OpKind::PostUsage, OpKind::PostUsageBatch}) {
+        for (const char* body : {"{\"id\":\"x\",\"quantity\":77e777}", "{\"subscriptions\":[{\"q\":-1e999}]}",
+                                 "{\"result\":[],\"count\":1e400}"}) {
+            auto e = error_of(interpret_response(op(k), resp(200, body)));
+            EXPECT_EQ(e.kind, ErrorKind::BadResponse) << op_name(k) << " body " << body;
+        }
+    }
+}
+
 TEST(InterpretErrors, BadResponseDetailIsTruncated) {
     std::string body = "{\"subscriptions\": \"" + std::string(5000, 'x') + "\"}";
     auto e = error_of(interpret_response(op(OpKind::ListSubscriptions), resp(200, body)));
