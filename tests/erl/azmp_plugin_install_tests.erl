@@ -391,7 +391,7 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
     Info1b = install(Ctx, v1, Flavour),
     _ = start(Ctx, Info1b, Flavour),
     %% the upgrade, with calls in flight
-    ok = azmp_emulator:set_delay(Emu, 1000),
+    ok = azmp_emulator:set_delay(Emu, 3000),  % long enough for all 1,000 to be in flight on a busy machine
     Collector = rpc(Ctx, p_calls_start, [SubId, x]),
     ok = rpc(Ctx, p_stop, []),
     uninstall(Ctx, v1),
