@@ -165,20 +165,8 @@ validate(Config) ->
     Checks = [
         fun() -> required(Azure) end,
         fun() -> platform(maps:get(platform, Config, application:get_env(?APP, platform, undefined))) end,
-        fun() ->
-            case emqx_azure_marketplace_client:new(Azure) of
-                {ok, _} -> ok;
-                {error, {badarg, F}} -> {error, refusal(field(<<"azure.">>, F), invalid)};
-                {error, Other} -> {error, refusal(<<"azure">>, Other)}
-            end
-        end,
-        fun() ->
-            case emqx_azure_marketplace_nif:webhook_auth_new(webhook_auth_config(Azure)) of
-                {ok, _} -> ok;
-                {error, {badarg, F}} -> {error, refusal(field(<<"azure.">>, F), invalid)};
-                {error, Other} -> {error, refusal(<<"azure">>, Other)}
-            end
-        end,
+        fun() -> azure_checked(emqx_azure_marketplace_client:new(Azure)) end,
+        fun() -> azure_checked(emqx_azure_marketplace_nif:webhook_auth_new(webhook_auth_config(Azure))) end,
         fun() ->
             case [K || K <- ?TIMINGS, maps:is_key(K, Config),
                        not valid_timing(K, maps:get(K, Config))] of
@@ -241,3 +229,9 @@ webhook_auth_config(Azure) ->
 apply_env(Config) ->
     _ = application:load(?APP),
     maps:foreach(fun(K, V) -> ok = application:set_env(?APP, K, V) end, Config).
+
+%% What the library's own validation (a client, a webhook authenticator made and dropped) says of
+%% the `azure' config, as a refusal naming the field.
+azure_checked({ok, _}) -> ok;
+azure_checked({error, {badarg, F}}) -> {error, refusal(field(<<"azure.">>, F), invalid)};
+azure_checked({error, Other}) -> {error, refusal(<<"azure">>, Other)}.

@@ -30,19 +30,11 @@ ERL_NIF_TERM decode_now(ErlNifEnv* env, const ErlNifBinary& bin) {
     return ok_tuple(env, json_to_term(env, *v));
 }
 
-// The dirty half: enif_schedule_nif bypasses the entry table's exception guard, so it has its own.
+// The dirty half (scheduled through guarded<>, as the entry table's functions are).
 ERL_NIF_TERM json_decode_dirty(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
-    try {
-        ErlNifBinary bin;
-        if (!enif_inspect_binary(env, argv[0], &bin)) return enif_make_badarg(env);
-        return decode_now(env, bin);
-    } catch (const std::bad_alloc&) {
-        return raise_internal(env, "out of memory");
-    } catch (const std::exception& e) {
-        return raise_internal(env, e.what());
-    } catch (...) {
-        return raise_internal(env, "unknown C++ exception");
-    }
+    ErlNifBinary bin;
+    if (!enif_inspect_binary(env, argv[0], &bin)) return enif_make_badarg(env);
+    return decode_now(env, bin);
 }
 }  // namespace
 
@@ -52,7 +44,7 @@ ERL_NIF_TERM json_decode(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (!enif_inspect_binary(env, argv[0], &bin)) return enif_make_badarg(env);
     if (bin.size > kMaxJsonBytes) return error_tuple(env, atoms::too_large);
     if (bin.size > kInlineJsonBytes)
-        return enif_schedule_nif(env, "json_decode", ERL_NIF_DIRTY_JOB_CPU_BOUND, json_decode_dirty, argc, argv);
+        return enif_schedule_nif(env, "json_decode", ERL_NIF_DIRTY_JOB_CPU_BOUND, guarded<json_decode_dirty>, argc, argv);
     return decode_now(env, bin);
 }
 

@@ -131,19 +131,6 @@ void on_unload(ErlNifEnv*, void* priv) {
 #endif
 }
 
-// Keeps C++ exceptions off the VM boundary.
-template <ERL_NIF_TERM (*F)(ErlNifEnv*, int, const ERL_NIF_TERM[])>
-ERL_NIF_TERM guarded(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    try {
-        return F(env, argc, argv);
-    } catch (const std::bad_alloc&) {
-        return raise_internal(env, "out of memory");
-    } catch (const std::exception& e) {
-        return raise_internal(env, e.what());
-    } catch (...) {
-        return raise_internal(env, "unknown C++ exception");
-    }
-}
 
 // info() -> map(): engine figures for operators and tests.
 ERL_NIF_TERM info(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {

@@ -5,6 +5,7 @@
 #include <erl_nif.h>
 
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <new>
 #include <utility>
@@ -56,6 +57,21 @@ struct CallRes {
 
 // Raises erlang:error({azmp_internal_error, What}).
 ERL_NIF_TERM raise_internal(ErlNifEnv* env, const char* what);
+
+// Keeps C++ exceptions off the VM boundary: every entry point runs in it, and so does every half
+// scheduled with enif_schedule_nif (which bypasses the entry table).
+template <ERL_NIF_TERM (*F)(ErlNifEnv*, int, const ERL_NIF_TERM[])>
+ERL_NIF_TERM guarded(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    try {
+        return F(env, argc, argv);
+    } catch (const std::bad_alloc&) {
+        return raise_internal(env, "out of memory");
+    } catch (const std::exception& e) {
+        return raise_internal(env, e.what());
+    } catch (...) {
+        return raise_internal(env, "unknown C++ exception");
+    }
+}
 
 // Stops monitoring the caller and drops the reference the call kept on its resource.
 // `env` is the calling scheduler's env, or null on the engine thread.
