@@ -119,6 +119,14 @@
     next_attempt_at = 0 :: integer()
 }).
 
+%% The ledger's history: the settled hours of one subscription and UTC day, in a table of that day
+%% (`azmp_usage_YYYYMMDD', disc_only_copies: on disc, not in RAM). `buckets' is the compressed
+%% external form of the day's #azmp_usage{} records, so that a day of 72 hours stays a few KB.
+-record(azmp_usage_day, {
+    key :: {binary(), integer()},  % {SubscriptionId, DayStart}
+    buckets = <<>> :: binary()
+}).
+
 %% A sample already counted (record_usage's source_id): a retried call counts once.
 -record(azmp_usage_source, {
     key :: {binary(), binary()},  % {AccountId, SourceId}

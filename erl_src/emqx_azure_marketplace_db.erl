@@ -4,6 +4,7 @@
 -module(emqx_azure_marketplace_db).
 
 -export([start/0, create_table/3, wait_for_tables/2, transaction/1, backend/0]).
+-export([create_disc_table/3, delete_table/1]).
 
 %% The Mria shard the plugin's tables replicate in.
 -define(SHARD, emqx_azure_marketplace_shard).
@@ -66,6 +67,39 @@ create_table(Name, Fields, Index) ->
                     end;
                 {aborted, Reason} -> {error, {Name, Reason}}
             end
+    end.
+
+%% @doc Creates a table kept on disc only (`disc_only_copies': its rows are not held in RAM) of
+%% records named RecordName, if missing, with a copy on every node that has a disc copy of the
+%% plugin's tables (made at run time: the ledger's history gets one table per day).
+-spec create_disc_table(atom(), atom(), [atom()]) -> ok | {error, term()}.
+create_disc_table(Name, RecordName, Fields) ->
+    case backend() of
+        mria ->
+            emqx_azure_marketplace_emqx:mria_create_table(Name, [
+                {type, set}, {rlog_shard, ?SHARD}, {storage, disc_only_copies}, {record_name, RecordName},
+                {attributes, Fields}]);
+        mnesia ->
+            %% A cluster without a disc node (tests of RAM-only nodes) keeps it in RAM.
+            Copies = case mnesia:table_info(azmp_link, disc_copies) of
+                         [] -> {ram_copies, [node()]};
+                         DiscNodes -> {disc_only_copies, DiscNodes}
+                     end,
+            case mnesia:create_table(Name, [{attributes, Fields}, Copies, {record_name, RecordName}]) of
+                {atomic, ok} -> ok;
+                {aborted, {already_exists, Name}} -> ok;
+                {aborted, Reason} -> {error, {Name, Reason}}
+            end
+    end.
+
+%% @doc Deletes a table and its rows on every node (the ledger's history past its retention). Mria's
+%% tables are Mnesia tables on the core nodes: Mnesia deletes them in both cases.
+-spec delete_table(atom()) -> ok | {error, term()}.
+delete_table(Name) ->
+    case mnesia:delete_table(Name) of
+        {atomic, ok} -> ok;
+        {aborted, {no_exists, _}} -> ok;
+        {aborted, Reason} -> {error, {Name, Reason}}
     end.
 
 %% disc_copies where this node has a disc schema (the durable case); a node running Mnesia without one

@@ -8,7 +8,10 @@
 %%   3. sends closed hours in batchUsageEvent calls of at most 25, each hour's exact quantity
 %%      recorded as `submitting' first, and applies Azure's answer item by item (the core says what
 %%      each status means);
-%%   4. raises an alarm for an hour still unsent 12 h after it closed.
+%%   4. raises an alarm for an hour still unsent 12 h after it closed;
+%%   5. once a day, reconciles the day before with Azure's usageEvents;
+%%   6. moves the settled hours to the ledger's history on disc, and drops the days past
+%%      `history_days' (40 by default): RAM holds the hours in play, not the days kept.
 %% A node killed mid-batch leaves its hours `submitting': the next emitter sends the same
 %% quantities again, and Azure's Duplicate proves them billed once.
 -module(emqx_azure_marketplace_meter).
@@ -98,7 +101,9 @@ run(S) ->
                 close_due(Now),
                 release_held(Now),
                 S1 = submit(Now, S),
-                {true, daily(Now, overdue(Now, S1))}
+                S2 = daily(Now, overdue(Now, S1)),
+                archive(Now),
+                {true, S2}
             catch
                 Class:Reason:Stack ->
                     ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
@@ -208,11 +213,13 @@ hold(Rows, Now) ->
     ok = ?STORE:mark_submitting(Keys),
     ?STORE:usage_results([{K, held, #{reason => not_billable_now}} || K <- Keys], Now).
 
-chunks([], _N) -> [];
-chunks(L, N) when length(L) =< N -> [L];
-chunks(L, N) ->
-    {H, T} = lists:split(N, L),
-    [H | chunks(T, N)].
+%% L in lists of N (the last one shorter), in one pass.
+chunks(L, N) -> chunks(L, N, N, [], []).
+
+chunks([], _N, _Left, [], Acc) -> lists:reverse(Acc);
+chunks([], _N, _Left, Chunk, Acc) -> lists:reverse(Acc, [lists:reverse(Chunk)]);
+chunks(L, N, 0, Chunk, Acc) -> chunks(L, N, N, [], [lists:reverse(Chunk) | Acc]);
+chunks([X | L], N, Left, Chunk, Acc) -> chunks(L, N, Left - 1, [X | Chunk], Acc).
 
 key(#{subscription_id := S, dimension := D, hour := H}) -> {S, D, H}.
 
@@ -333,6 +340,17 @@ overdue(Now, S = #{alarms := A}) ->
             maps:is_key(usage_unsent_12h, A) orelse
                 ?LOG_WARNING(#{msg => "azure_marketplace_usage_unsent_12h", hours => length(Late)}),
             S#{alarms := A#{usage_unsent_12h => First}}
+    end.
+
+%%--------------------------------------------------------------------
+%% 6. The history
+
+archive(Now) ->
+    _ = ?STORE:archive_usage(Now, grace()),
+    Kept = (Now div 86400 - cfg(history_days, 40) + 1) * 86400,
+    case ?STORE:drop_usage_history(Kept) of
+        [] -> ok;
+        Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})
     end.
 
 %%--------------------------------------------------------------------

@@ -22,6 +22,8 @@
 %% metering
 -export([record_usage_batch/1, usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_held/0,
          mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
+%% the ledger's history, on disc
+-export([archive_usage/2, usage_history_days/0, drop_usage_history/1]).
 
 -include("emqx_azure_marketplace.hrl").
 
@@ -855,24 +857,132 @@ release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
         end
     end).
 
-%% @doc The ledger of a subscription's hours From..To (unix s), oldest first.
+%% @doc The ledger of a subscription's hours From..To (unix s), oldest first: the hours in RAM and
+%% those in the history's day tables.
 -spec usage_rows(binary(), integer(), integer()) -> [map()].
 usage_rows(SubId, From, To) ->
     Head = pattern(azmp_usage, [{#azmp_usage.key, {SubId, '_', '$1'}}]),
-    Rows = mnesia:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}]),
+    Live = mnesia:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}]),
+    Archived = lists:append([day_buckets(mnesia:dirty_read(T, {SubId, Day})) || {Day, T} <- history_tables(From, To)]),
+    Rows = [B || B = #azmp_usage{key = {_, _, H}} <- Live ++ Archived, H >= From, H =< To],
     [usage_map(B) || B <- lists:sort(fun(#azmp_usage{key = {_, D1, H1}}, #azmp_usage{key = {_, D2, H2}}) ->
                                              {H1, D1} =< {H2, D2}
                                      end, Rows)].
 
-%% @doc Every subscription's hours From..To (unix s).
+%% @doc Every subscription's hours From..To (unix s), in RAM and in the history.
 -spec usage_between(integer(), integer()) -> [map()].
 usage_between(From, To) ->
     Head = pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}]),
-    [usage_map(B) || B <- mnesia:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}])].
+    Live = mnesia:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}]),
+    Archived = [B || {_, T} <- history_tables(From, To), B = #azmp_usage{key = {_, _, H}} <- day_buckets(day_rows(T)),
+                     H >= From, H =< To],
+    [usage_map(B) || B <- Live ++ Archived].
 
-%% @doc Every bucket (tests and the demo compare the ledger with what Azure holds).
+%% @doc Every bucket, in RAM and in the history (tests and the demo compare the ledger with Azure).
 -spec usage_all() -> [map()].
-usage_all() -> [usage_map(B) || B <- dirty_all(azmp_usage)].
+usage_all() ->
+    [usage_map(B) || B <- dirty_all(azmp_usage) ++ lists:append([day_buckets(day_rows(T)) || {_, T} <- history_tables()])].
+
+%%--------------------------------------------------------------------
+%% The ledger's history. A settled hour (billed, carried on, rejected or dropped: nothing will
+%% change it again) leaves RAM once its hour has closed for good: it moves, in the transaction
+%% that deletes it from azmp_usage, into the day table of its UTC day, one row per subscription
+%% and day. RAM then holds the hours still in play (about two hours of usage), whatever the
+%% number of days kept; the history costs disc only, and a day is dropped as a whole.
+
+-define(SETTLED, [done, carried, mismatch, rejected, dropped]).
+-define(DAY_PREFIX, "azmp_usage_").
+%% Subscription-days moved per transaction.
+-define(ARCHIVE_GROUP, 200).
+
+%% @doc Moves the settled hours that closed for good (an hour's end plus Grace is past at Now) into
+%% the history: how many.
+-spec archive_usage(integer(), non_neg_integer()) -> non_neg_integer().
+archive_usage(Now, Grace) ->
+    Head = pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}, {#azmp_usage.status, '$2'}]),
+    Settled = list_to_tuple(['orelse' | [{'=:=', '$2', St} || St <- ?SETTLED]]),
+    Keys = mnesia:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now - 3600 - Grace}, Settled],
+                                             [{element, #azmp_usage.key, '$_'}]}]),
+    Groups = maps:groups_from_list(fun({Sub, _, H}) -> {Sub, day_of(H)} end, Keys),
+    lists:foreach(fun ensure_day_table/1, lists:usort([D || {_, D} <- maps:keys(Groups)])),
+    lists:sum([tx_ok(fun() -> lists:sum([archive_day(Sub, Day, Ks) || {{Sub, Day}, Ks} <- Chunk]) end)
+               || Chunk <- chunks(maps:to_list(Groups), ?ARCHIVE_GROUP)]).
+
+archive_day(Sub, Day, Keys) ->
+    %% Read again inside the transaction: only what is still settled moves.
+    case [B || K <- Keys, B = #azmp_usage{status = St} <- mnesia:wread({azmp_usage, K}), lists:member(St, ?SETTLED)] of
+        [] ->
+            0;
+        Moving ->
+            Tab = day_table(Day),
+            Kept = day_buckets(mnesia:wread({Tab, {Sub, Day}})),
+            All = lists:ukeysort(#azmp_usage.key, Moving ++ Kept),
+            ok = mnesia:write(Tab, #azmp_usage_day{key = {Sub, Day}, buckets = term_to_binary(All, [compressed])}, write),
+            lists:foreach(fun(#azmp_usage{key = K}) -> mnesia:delete({azmp_usage, K}) end, Moving),
+            length(Moving)
+    end.
+
+day_rows(Tab) -> mnesia:dirty_select(Tab, [{'_', [], ['$_']}]).
+
+day_buckets(Rows) -> lists:append([binary_to_term(Bin) || #azmp_usage_day{buckets = Bin} <- Rows]).
+
+%% @doc The UTC days (unix s of their start) the history holds, oldest first.
+-spec usage_history_days() -> [integer()].
+usage_history_days() -> [D || {D, _} <- history_tables()].
+
+%% @doc Drops the history of the days before Before (unix s): their day tables, on every node.
+-spec drop_usage_history(integer()) -> [integer()].
+drop_usage_history(Before) ->
+    [begin
+         ok = emqx_azure_marketplace_db:delete_table(T),
+         D
+     end || {D, T} <- history_tables(), D + 86400 =< Before].
+
+day_of(Hour) -> Hour - Hour rem 86400.
+
+day_table(Day) ->
+    {{Y, M, D}, _} = calendar:system_time_to_universal_time(Day, second),
+    list_to_atom(lists:flatten(io_lib:format(?DAY_PREFIX "~4..0b~2..0b~2..0b", [Y, M, D]))).
+
+ensure_day_table(Day) ->
+    Tab = day_table(Day),
+    case lists:member(Tab, mnesia:system_info(tables)) of
+        true ->
+            ok;
+        false ->
+            ok = emqx_azure_marketplace_db:create_disc_table(Tab, azmp_usage_day, record_info(fields, azmp_usage_day)),
+            ok = emqx_azure_marketplace_db:wait_for_tables([Tab], 30000)
+    end.
+
+%% The history's day tables, [{DayStart, Table}] oldest first (From..To: the days that overlap).
+history_tables() ->
+    lists:sort([{D, T} || T <- mnesia:system_info(tables), D <- day_of_table(T)]).
+
+history_tables(From, To) ->
+    [X || X = {D, _} <- history_tables(), D + 86400 > From, D =< To].
+
+day_of_table(T) ->
+    case atom_to_list(T) of
+        ?DAY_PREFIX ++ [_, _, _, _, _, _, _, _] = Name ->
+            Digits = lists:nthtail(length(?DAY_PREFIX), Name),
+            try
+                Date = {list_to_integer(lists:sublist(Digits, 4)), list_to_integer(lists:sublist(Digits, 5, 2)),
+                        list_to_integer(lists:sublist(Digits, 7, 2))},
+                [(calendar:date_to_gregorian_days(Date) - 719528) * 86400]
+            catch
+                error:_ -> []
+            end;
+        _ ->
+            []
+    end.
+
+%% L in lists of N (the last one shorter), in one pass.
+chunks(L, N) -> chunks(L, N, N, [], []).
+
+chunks([], _N, _Left, [], Acc) -> lists:reverse(Acc);
+chunks([], _N, _Left, Chunk, Acc) -> lists:reverse(Acc, [lists:reverse(Chunk)]);
+chunks(L, N, 0, Chunk, Acc) -> chunks(L, N, N, [], [lists:reverse(Chunk) | Acc]);
+chunks([X | L], N, Left, Chunk, Acc) -> chunks(L, N, Left - 1, [X | Chunk], Acc).
 
 usage_map(#azmp_usage{key = {S, D, H}} = B) ->
     #{subscription_id => S, dimension => D, hour => H, account_id => B#azmp_usage.account_id,

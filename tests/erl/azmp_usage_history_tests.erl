@@ -1,0 +1,138 @@
+%% The ledger's history against the emulator: settled hours leave RAM for a table per UTC day kept on
+%% disc only, the ledger and the reconciliation read them there, a late sample for such an hour is
+%% still carried forward, days past `history_days' are dropped, and the RAM the ledger takes does not
+%% grow with the days it keeps. The plugin's clock and the emulator's move together.
+-module(azmp_usage_history_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(M, emqx_azure_marketplace).
+-define(STORE, emqx_azure_marketplace_store).
+-define(METER, emqx_azure_marketplace_meter).
+-define(H, 3600).
+-define(D, 86400).
+-define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]).
+
+history_test_() ->
+    {setup,
+     fun() ->
+         Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
+         Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS],
+                      grace_s => 300, tick_ms => 3600000, lease_s => 30, history_days => 5},
+         {Emu, azmp_test_env:start_plugin(Emu, #{metering => Metering})}
+     end,
+     fun({Emu, Plugin}) ->
+         azmp_test_env:stop_plugin(Plugin),
+         azmp_test_env:stop_emulator(Emu)
+     end,
+     fun({Emu, _}) ->
+         [{"settled hours move to the day's table on disc; the ledger and the reconciliation read them there",
+           {timeout, 60, fun() -> archived(Emu) end}},
+          {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
+           {timeout, 300, fun() -> days(Emu) end}}]
+     end}.
+
+%%--------------------------------------------------------------------
+
+linked(Emu) ->
+    A = list_to_binary("hist-" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = azmp_test_platform:add_account(A, #{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = ?M:link(A, {token, Token}),
+    azmp_test_env:await_linked(A),
+    {A, SubId}.
+
+record(A, Dim, Q, AtMs) ->
+    ?M:record_usage(A, #{dimension => Dim, quantity => Q, at => AtMs,
+                         source_id => integer_to_binary(erlang:unique_integer([positive]))}).
+
+%% Both clocks at T (the plugin's and Azure's).
+at(Emu, T) ->
+    azmp_test_clock:advance(T - emqx_azure_marketplace_clock:now()),
+    ok = azmp_emulator:set_clock_offset(Emu, T - erlang:system_time(second)).
+
+reset(Emu) ->
+    ok = azmp_emulator:set_clock_offset(Emu, 0),
+    azmp_test_clock:reset().
+
+%% The hours of SubId still in RAM.
+live(SubId) ->
+    [K || K = {S, _, _} <- mnesia:dirty_all_keys(azmp_usage), S =:= SubId].
+
+report(A, From, To) ->
+    {ok, Rows} = ?M:usage_report(A, From, To),
+    Rows.
+
+day_table(Day) ->
+    {{Y, M, D}, _} = calendar:system_time_to_universal_time(Day, second),
+    list_to_atom(lists:flatten(io_lib:format("azmp_usage_~4..0b~2..0b~2..0b", [Y, M, D]))).
+
+%%--------------------------------------------------------------------
+
+archived(Emu) ->
+    {A, SubId} = linked(Emu),
+    H0 = (erlang:system_time(second) div ?H) * ?H - 3 * ?H,
+    at(Emu, H0 + 600),
+    ok = record(A, <<"session_minutes">>, <<"1.5">>, (H0 + 60) * 1000),
+    ok = record(A, <<"traffic_gb">>, <<"0.000001">>, (H0 + 60) * 1000),
+    ok = record(A, <<"session_minutes">>, 2, (H0 + ?H + 60) * 1000),
+    %% Open hours are in RAM.
+    true = ?METER:run_now(),
+    ?assertEqual(3, length(live(SubId))),
+    %% Both hours' grace is past: billed, then out of RAM, in the day's table, on disc.
+    at(Emu, H0 + 2 * ?H + 301),
+    true = ?METER:run_now(),
+    ?assertEqual([], live(SubId)),
+    Day = H0 - H0 rem ?D,
+    ?assert(lists:member(Day, ?STORE:usage_history_days())),
+    ?assertEqual(disc_only_copies, mnesia:table_info(day_table(Day), storage_type)),
+    %% The ledger reads the same from there: every field.
+    ?assertMatch([#{hour := H0, dimension := <<"session_minutes">>, status := done, recorded := <<"1.5">>,
+                    reported := <<"1.5">>, event_id := <<_:8, _/binary>>, message_time := <<_:8, _/binary>>},
+                  #{hour := H0, dimension := <<"traffic_gb">>, status := done, reported := <<"0.000001">>},
+                  #{hour := _, dimension := <<"session_minutes">>, status := done, reported := <<"2">>}],
+                 report(A, H0, H0 + ?H)),
+    %% A late sample for an hour in the history goes into the current hour, its origin noted; the
+    %% archived hour is not opened again.
+    ok = record(A, <<"session_minutes">>, <<"0.25">>, (H0 + 120) * 1000),
+    Current = H0 + 2 * ?H,
+    ?assertEqual([{SubId, <<"session_minutes">>, Current}], live(SubId)),
+    ?assertMatch([#{hour := Current, carried_in := [#{from_hour := H0, quantity := <<"0.25">>, why := late_sample}]}],
+                 report(A, Current, Current)),
+    ?assertMatch([#{recorded := <<"1.5">>, status := done}, _], report(A, H0, H0)),
+    %% The reconciliation of the day reads the history: Azure holds what the ledger says.
+    Mine = fun({ok, Diffs}) -> [X || X = #{subscription_id := S} <- Diffs, S =:= SubId] end,
+    ?assertEqual([], Mine(?M:reconcile_usage(Day))),
+    reset(Emu).
+
+%% Twelve days of three dimensions every hour for a few subscriptions. After each day: the rows in
+%% RAM, the RAM they take, and the days the history holds. RAM stays what the first day took; the
+%% history holds at most `history_days' (5) days (the first test's day, today, aside); every billed hour of the kept days is in the ledger.
+days(Emu) ->
+    Subs = [linked(Emu) || _ <- lists:seq(1, 4)],
+    Start = (erlang:system_time(second) div ?D) * ?D - 13 * ?D,
+    PerDay = [begin
+                  [begin
+                       H = Start + Day * ?D + Hour * ?H,
+                       at(Emu, H + 10),
+                       [ok = record(A, D, <<"0.5">>, (H + 5) * 1000) || {A, _} <- Subs, D <- ?DIMS],
+                       true = ?METER:run_now()
+                   end || Hour <- lists:seq(0, 23)],
+                  {mnesia:table_info(azmp_usage, size), mnesia:table_info(azmp_usage, memory),
+                   length([D || D <- ?STORE:usage_history_days(), D < Start + 12 * ?D])}
+              end || Day <- lists:seq(0, 11)],
+    ?debugFmt("per day: {rows in RAM, words in RAM, days in the history} ~p", [PerDay]),
+    [{Rows1, Words1, _} | _] = PerDay,
+    %% The hours in play: the open one and the one in its grace (3 dimensions x 4 subscriptions
+    %% each), and whatever other tests left; never a day's worth.
+    [?assert(Rows =< Rows1 + 12) || {Rows, _, _} <- PerDay],
+    [?assert(Words =< Words1 * 2) || {_, Words, _} <- PerDay],
+    ?assertEqual([1, 2, 3, 4, 5, 5, 5, 5, 5, 5, 5, 5], [Days || {_, _, Days} <- PerDay]),
+    %% The kept days: every hour billed, 0.5 each (at the last tick, 23:00:10, hours up to 21:00
+    %% have closed), and nothing of the dropped days.
+    LastDay = Start + 11 * ?D,
+    [{A, _} | _] = Subs,
+    Kept = report(A, LastDay - 3 * ?D, LastDay + 22 * ?H),
+    ?assertEqual((3 * 24 + 22) * 3, length([x || #{status := done, reported := <<"0.5">>} <- Kept])),
+    ?assertEqual([], report(A, Start, Start + 6 * ?D)),
+    reset(Emu).
