@@ -2,7 +2,10 @@
 %%  1. acknowledged, durable record_usage calls per second on one node (many callers), beside what
 %%     a control plane would write by hand: one Mnesia transaction synced to disc per sample;
 %%  2. closing and sending one hour of S subscriptions x 3 dimensions (batches of 25), its time and
-%%     the VM's peak memory, beside the same events sent one usageEvent call each.
+%%     the VM's peak memory, beside the same events sent one usageEvent call each;
+%%  3. the RAM the ledger takes after ?HOURS simulated hours of that load, beside after the second
+%%     (the history is on disc: RAM must not grow with the hours kept).
+%% AZMP_BENCH_SUBS (2,000) and AZMP_BENCH_HOURS (48) set the load; the issue's is 100,000 and 48.
 -module(azmp_bench_metering).
 
 -export([main/0]).
@@ -13,6 +16,7 @@
 -define(ACCOUNTS, 200).
 -define(SUBS, list_to_integer(os:getenv("AZMP_BENCH_SUBS", "2000"))).
 -define(H, 3600).
+-define(HOURS, list_to_integer(os:getenv("AZMP_BENCH_HOURS", "48"))).
 
 main() ->
     Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
@@ -81,7 +85,7 @@ timed_parallel(N, F) ->
 hour(Emu) ->
     S = ?SUBS,
     io:format("~n== one hour of ~B subscriptions x 3 dimensions (~B events): close and send~n", [S, 3 * S]),
-    H = (erlang:system_time(second) div ?H) * ?H - 2 * ?H,
+    H = (erlang:system_time(second) div ?H) * ?H - ?HOURS * ?H,
     Subs = [begin
                 {ok, #{id := Id}} = azmp_emulator:add_subscription(Emu, #{status => <<"Subscribed">>}),
                 Id
@@ -93,24 +97,77 @@ hour(Emu) ->
                                                                             quantity => undefined}, [], Now),
                     A
                 end || {I, Sub} <- lists:zip(lists:seq(1, S), Subs)],
-    azmp_test_clock:advance(H + 60 - emqx_azure_marketplace_clock:now()),
-    [ok = emqx_azure_marketplace:record_usage(A, #{dimension => D, quantity => <<"1.5">>, at => (H + 60) * 1000,
-                                                   source_id => <<A/binary, D/binary>>})
-     || A <- Accounts, D <- ?DIMS],
-    azmp_test_clock:advance(H + 2 * ?H - emqx_azure_marketplace_clock:now()),
+    record_hour(Emu, Accounts, H),
+    at(Emu, H + 2 * ?H),
     Mem0 = erlang:memory(total),
     {Peak, Ours} = peak_memory(fun() -> true = emqx_azure_marketplace_meter:run_now() end),
     Sent = length([x || #{status := done} <- emqx_azure_marketplace_store:usage_between(H, H)]),
-    %% Baseline: the same events, one usageEvent call each (for the previous hour: a new slot).
+    %% Baseline: the same events, one usageEvent call each (for the hour before: a new slot).
     C = emqx_azure_marketplace_app:client(),
     Events = [#{resource_id => Sub, dimension => D, quantity => 1.5, plan_id => <<"payg">>,
                 effective_start_time => iso(H - ?H)} || Sub <- Subs, D <- ?DIMS],
     {_, Base} = peak_memory(fun() -> parallel_post(C, Events, 64) end),
-    azmp_test_clock:reset(),
     io:format("  close + batches of 25   ~.2f s, ~B events billed, VM peak +~.1f MiB~n",
               [Ours, Sent, (Peak - Mem0) / 1048576]),
     io:format("  baseline: one call each ~.2f s (64 callers)~n", [Base]),
-    io:format("  ratio ours/baseline     ~.2f (time; below 1: faster)~n", [Ours / Base]).
+    io:format("  ratio ours/baseline     ~.2f (time; below 1: faster)~n", [Ours / Base]),
+    hours(Emu, Accounts, H + ?H),
+    ok = azmp_emulator:set_clock_offset(Emu, 0),
+    azmp_test_clock:reset().
+
+%% The same load for ?HOURS hours (the first hour above included): each hour recorded, closed,
+%% sent, and moved to the history. The RAM the ledger takes (its Mnesia tables), after the second
+%% hour and after the last, beside each other: it must not grow with the hours kept.
+hours(Emu, Accounts, First) ->
+    io:format("~n== ~B simulated hours of that load: memory~n", [?HOURS]),
+    Stats = [begin
+                 record_hour(Emu, Accounts, H),
+                 at(Emu, H + ?H + 301),
+                 true = emqx_azure_marketplace_meter:run_now(),
+                 erlang:garbage_collect(),
+                 {H, ledger_ram(), erlang:memory(total), history_disc()}
+             end || H <- lists:seq(First, First + (?HOURS - 2) * ?H, ?H)],
+    {_, Ram2, Vm2, _} = hd(Stats),
+    {_, RamN, VmN, Disc} = lists:last(Stats),
+    Live = mnesia:table_info(azmp_usage, size),
+    io:format("  ledger in RAM after hour 2  ~8.1f MiB   after hour ~B ~8.1f MiB   ratio ~.2f~n",
+              [Ram2 / 1048576, ?HOURS, RamN / 1048576, RamN / Ram2]),
+    io:format("  VM total (emulator's events included) ~.1f MiB -> ~.1f MiB~n", [Vm2 / 1048576, VmN / 1048576]),
+    io:format("  hours in RAM ~B; history on disc ~.1f MiB in ~B day tables (~B bytes per billed hour)~n",
+              [Live, Disc / 1048576, length(emqx_azure_marketplace_store:usage_history_days()),
+               round(Disc / max(1, 3 * length(Accounts) * ?HOURS))]),
+    io:format("  RAM by table after hour ~B: ~ts~n",
+              [?HOURS, lists:join(", ", [io_lib:format("~s ~.1f MiB", [T, B / 1048576]) || {T, B} <- ledger_ram_by_table(), B > 1048576])]).
+
+%% One sample per account and dimension in hour H, recorded by 64 callers.
+record_hour(Emu, Accounts, H) ->
+    at(Emu, H + 60),
+    Work = [{A, D} || A <- Accounts, D <- ?DIMS],
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                [ok = emqx_azure_marketplace:record_usage(A, #{dimension => D, quantity => <<"1.5">>, at => (H + 30) * 1000,
+                                                                source_id => <<A/binary, D/binary, (integer_to_binary(H))/binary>>})
+                 || {A, D} <- Chunk],
+                Self ! {recorded, self()}
+            end) || Chunk <- split(Work, 64)],
+    [receive {recorded, P} -> ok end || P <- Pids],
+    ok.
+
+%% The plugin's clock and Azure's at T.
+at(Emu, T) ->
+    azmp_test_clock:advance(T - emqx_azure_marketplace_clock:now()),
+    ok = azmp_emulator:set_clock_offset(Emu, T - erlang:system_time(second)).
+
+%% Bytes of RAM the plugin's Mnesia tables take.
+ledger_ram() -> lists:sum([B || {_, B} <- ledger_ram_by_table()]).
+
+ledger_ram_by_table() ->
+    [{T, erlang:system_info(wordsize) * mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables()].
+
+%% Bytes on disc of the history's day tables.
+history_disc() ->
+    Dir = mnesia:system_info(directory),
+    lists:sum([filelib:file_size(F) || F <- filelib:wildcard(filename:join(Dir, "azmp_usage_2*"))]).
 
 iso(H) -> list_to_binary(calendar:system_time_to_rfc3339(H, [{unit, second}, {offset, "Z"}])).
 

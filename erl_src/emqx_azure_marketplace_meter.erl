@@ -30,6 +30,8 @@
 %% Batches sent at once, and hours closed per transaction.
 -define(IN_FLIGHT, 8).
 -define(CLOSE_GROUP, 500).
+%% Batches per window: marked `submitting' together, their answers applied together.
+-define(WINDOW, 40).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -40,7 +42,7 @@ kick() -> gen_server:cast(?MODULE, tick).
 
 %% @doc One tick now, returning when done (tests and the demo): whether this node held the lease.
 -spec run_now() -> boolean().
-run_now() -> gen_server:call(?MODULE, run_now, 120000).
+run_now() -> gen_server:call(?MODULE, run_now, 600000).
 
 %% @doc The alarms raised and not cleared: `#{Kind => Detail}'.
 -spec alarms() -> map().
@@ -179,13 +181,21 @@ submit(Now, S) ->
     {Sendable, Hold} = lists:partition(
         fun(#{hour := H, state := St}) -> maps:get(may_submit, ?NIF:usage_schedule(H, grace(), Now, St)) end, Rows),
     hold(Hold, Now),
-    %% Up to ?IN_FLIGHT batches at a time; their answers are applied as they come.
-    Outcomes = parallel(fun(Batch) -> send_batch(Batch, Now) end, chunks(Sendable, ?BATCH), ?IN_FLIGHT),
-    lists:foldl(fun(Results, Acc) ->
-                    lists:foldl(fun({K, O, D, true}, A) -> alarm(O, K, D, A);
-                                   (_, A) -> A
-                                end, Acc, Results)
-                end, S, Outcomes).
+    Results = lists:append([window(W, Now) || W <- chunks(chunks(Sendable, ?BATCH), ?WINDOW)]),
+    lists:foldl(fun({K, O, D, true}, A) -> alarm(O, K, D, A);
+                   (_, A) -> A
+                end, S, Results).
+
+%% A window of batches: their hours marked `submitting' in one transaction (each hour's quantity
+%% fixed before any call), sent up to ?IN_FLIGHT at a time, Azure's answers applied in one
+%% transaction. Two syncs of Mnesia's log per window rather than per batch: those were most of the
+%% cost of an hour of many subscriptions. A crash before the answers are applied leaves the hours
+%% `submitting': sent again, Azure's Duplicate proves them billed once.
+window(Batches, Now) ->
+    ok = ?STORE:mark_submitting([key(R) || B <- Batches, R <- B]),
+    Results = lists:append(parallel(fun(Batch) -> send_batch(Batch, Now) end, Batches, ?IN_FLIGHT)),
+    ok = ?STORE:usage_results([{K, O, D} || {K, O, D, _Alarm} <- Results], Now),
+    Results.
 
 %% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
 parallel(F, Items, N) ->
@@ -223,10 +233,9 @@ chunks([X | L], N, Left, Chunk, Acc) -> chunks(L, N, Left - 1, [X | Chunk], Acc)
 
 key(#{subscription_id := S, dimension := D, hour := H}) -> {S, D, H}.
 
-%% One batch: its hours marked `submitting' (their quantities fixed), sent, Azure's answers
-%% applied. The results, with whether each raises an alarm.
+%% One batch (its hours `submitting' already) sent: what to record of each, with whether it raises
+%% an alarm.
 send_batch(Rows, Now) ->
-    ok = ?STORE:mark_submitting([key(R) || R <- Rows]),
     Events = [event(R) || R <- Rows],
     case emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(), Events) of
         {ok, #{<<"result">> := Items}} when is_list(Items) ->
@@ -249,8 +258,7 @@ plan_of(_) -> <<>>.
 iso(Hour) -> list_to_binary(calendar:system_time_to_rfc3339(Hour, [{unit, second}, {offset, "Z"}])).
 
 retry_all(Rows, Now, Reason) ->
-    ok = ?STORE:usage_results([{key(R), retry, #{reason => Reason, retry_at => retry_at(R, Now)}} || R <- Rows], Now),
-    [].
+    [{key(R), retry, #{reason => Reason, retry_at => retry_at(R, Now)}, false} || R <- Rows].
 
 retry_at(#{attempts := N}, Now) ->
     Now + ?NIF:link_retry_delay(N, cfg(retry_base_s, 60), cfg(retry_max_s, 3600)).
@@ -258,9 +266,7 @@ retry_at(#{attempts := N}, Now) ->
 %% Azure's items, matched to our hours by resource, dimension and hour.
 answered(Rows, Items, Now) ->
     ByKey = maps:from_list([{K, I} || I <- Items, is_map(I), K <- [item_key(I)], K =/= undefined]),
-    Results = [result(R, maps:get(key(R), ByKey, undefined), Now) || R <- Rows],
-    ok = ?STORE:usage_results([{K, O, D} || {K, O, D, _Alarm} <- Results], Now),
-    Results.
+    [result(R, maps:get(key(R), ByKey, undefined), Now) || R <- Rows].
 
 item_key(#{<<"resourceId">> := Sub, <<"dimension">> := Dim, <<"effectiveStartTime">> := T})
   when is_binary(Sub), is_binary(Dim), is_binary(T) ->
