@@ -173,10 +173,8 @@ quantity(_) -> undefined.
 
 linked(#{account_id := A}, SubId, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Term = case maps:get(<<"subscription">>, Sub, #{}) of
-               #{<<"term">> := T} when is_map(T) -> T;
-               _ -> undefined
-           end,
+    %% Only the term's fields the product reads, validated and bounded, as from a webhook.
+    Term = emqx_azure_marketplace_metering:subscription_term(Sub),
     Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
                                            term => Term}, ?NIF:plan_linked(), Now),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),

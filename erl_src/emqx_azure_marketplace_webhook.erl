@@ -24,8 +24,6 @@
 %% listener's own limit (256 KiB) is for every endpoint, and nothing of a body is kept but a few
 %% bounded fields.
 -define(MAX_BODY_BYTES, 64 * 1024).
-%% startDate / endDate: "2026-01-01" or an RFC 3339 date-time, never longer than this.
--define(MAX_DATE_BYTES, 40).
 
 %% @doc Handles one webhook delivery: `{Status, Headers, Body}' for the HTTP answer. 401 for
 %% anything not signed by Entra for us (or with more than one Authorization header); 200 once
@@ -251,43 +249,7 @@ handled(OpId, SubId, Action, Outcome) ->
 %% The link's fields as Azure has them now: plan and quantity from Get Operation, and the term, which
 %% Get Operation does not give, from the body, bounded (see term/1).
 info(#{plan_id := Plan, quantity := Q}, Hook) ->
-    maps:filter(fun(_, V) -> V =/= undefined end, #{plan_id => Plan, quantity => Q, term => term(Hook)}).
-
-%% The body's subscription.term, reduced to the three fields the product reads (metering's term
-%% start and length) and only when all three are what Azure sends: a date (or date-time) and a
-%% term unit (P1M, P1Y, ...). Anything else in the body never reaches the link record; a term that
-%% does not pass leaves the link's term as it was.
-term(#{<<"subscription">> := #{<<"term">> := #{<<"startDate">> := Start, <<"endDate">> := End,
-                                               <<"termUnit">> := Unit}}}) ->
-    case term_date(Start) andalso term_date(End) andalso term_unit(Unit) of
-        %% copied: a sub-binary would keep the whole request body alive in the table
-        true -> #{<<"startDate">> => binary:copy(Start), <<"endDate">> => binary:copy(End),
-                  <<"termUnit">> => binary:copy(Unit)};
-        false -> undefined
-    end;
-term(_) ->
-    undefined.
-
-term_date(<<Y:4/binary, "-", M:2/binary, "-", D:2/binary, Time/binary>> = Date)
-  when byte_size(Date) =< ?MAX_DATE_BYTES ->
-    digits(<<Y/binary, M/binary, D/binary>>)
-        andalso calendar:valid_date(binary_to_integer(Y), binary_to_integer(M), binary_to_integer(D))
-        andalso time_of_day(Time);
-term_date(_) ->
-    false.
-
-time_of_day(<<>>) -> true;
-time_of_day(<<"T", T/binary>>) -> T =/= <<>> andalso lists:all(fun time_char/1, binary_to_list(T));
-time_of_day(_) -> false.
-
-time_char(C) -> (C >= $0 andalso C =< $9) orelse C =:= $: orelse C =:= $. orelse C =:= $Z
-                    orelse C =:= $+ orelse C =:= $-.
-
-term_unit(<<"P", N:1/binary, U>>) when U =:= $M; U =:= $Y -> digits(N);
-term_unit(<<"P", N:2/binary, U>>) when U =:= $M; U =:= $Y -> digits(N);
-term_unit(_) -> false.
-
-digits(B) -> B =/= <<>> andalso lists:all(fun(C) -> C >= $0 andalso C =< $9 end, binary_to_list(B)).
+    maps:filter(fun(_, V) -> V =/= undefined end, #{plan_id => Plan, quantity => Q, term => emqx_azure_marketplace_metering:subscription_term(Hook)}).
 
 reply(Status, Map) ->
     {ok, Json} = ?NIF:json_encode(Map),

@@ -42,6 +42,12 @@ signed_in(Emu) ->
     ?assertEqual(azure_marketplace_subscription, ?M:payment_method(A)),
     {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
     ?assertMatch(#{activations := 1}, EmuSub),
+    %% Of Resolve's term only what metering reads is kept (its chargeDuration and anything else
+    %% Azure adds never reach the link record).
+    ?assertMatch(#{term := #{<<"startDate">> := <<_:80, _/binary>>, <<"endDate">> := <<_:80, _/binary>>,
+                             <<"termUnit">> := <<"P1M">>}},
+                 emqx_azure_marketplace_store:link(A)),
+    ?assertEqual(3, map_size(maps:get(term, emqx_azure_marketplace_store:link(A)))),
     %% The pop-up follows the recorded link (the control plane is told right after).
     ?assert(azmp_test_env:wait_until(fun() ->
         {ok, #{payment_method := M, notices := Notices}} = ?MEM:account(A),
