@@ -223,13 +223,7 @@ hold(Rows, Now) ->
     ok = ?STORE:mark_submitting(Keys),
     ?STORE:usage_results([{K, held, #{reason => not_billable_now}} || K <- Keys], Now).
 
-%% L in lists of N (the last one shorter), in one pass.
-chunks(L, N) -> chunks(L, N, N, [], []).
-
-chunks([], _N, _Left, [], Acc) -> lists:reverse(Acc);
-chunks([], _N, _Left, Chunk, Acc) -> lists:reverse(Acc, [lists:reverse(Chunk)]);
-chunks(L, N, 0, Chunk, Acc) -> chunks(L, N, N, [], [lists:reverse(Chunk) | Acc]);
-chunks([X | L], N, Left, Chunk, Acc) -> chunks(L, N, Left - 1, [X | Chunk], Acc).
+chunks(L, N) -> emqx_azure_marketplace_lists:chunks(L, N).
 
 key(#{subscription_id := S, dimension := D, hour := H}) -> {S, D, H}.
 

@@ -53,27 +53,17 @@ real_hour() -> (erlang:system_time(second) div ?H) * ?H.
 
 set_clock(T) -> azmp_test_clock:advance(T - emqx_azure_marketplace_clock:now()).
 
-linked(Emu) -> linked(Emu, #{}).
-linked(Emu, SubOpts) ->
-    A = list_to_binary("meter-" ++ integer_to_list(erlang:unique_integer([positive]))),
-    ok = ?MEM:add_account(A, #{}),
-    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, SubOpts),
-    ok = ?M:link(A, {token, Token}),
-    azmp_test_env:await_linked(A),
-    {A, SubId}.
+linked(Emu) -> azmp_test_usage:linked(Emu).
+linked(Emu, SubOpts) -> azmp_test_usage:linked(Emu, SubOpts).
 
-record(A, Dim, Q, AtMs) ->
-    ?M:record_usage(A, #{dimension => Dim, quantity => Q, at => AtMs,
-                         source_id => integer_to_binary(erlang:unique_integer([positive]))}).
+record(A, Dim, Q, AtMs) -> azmp_test_usage:record(A, Dim, Q, AtMs).
 
 %% What Azure accepted for the subscription: [{Hour, Dimension, Quantity}].
 accepted(Emu, SubId) ->
     lists:sort([{H, D, Q} || #{resource_id := R, dimension := D, hour := H, quantity := Q} <- azmp_emulator:usage(Emu),
                              R =:= SubId]).
 
-report(A, From, To) ->
-    {ok, Rows} = ?M:usage_report(A, From, To),
-    Rows.
+report(A, From, To) -> azmp_test_usage:report(A, From, To).
 
 row(A, Dim, Hour) ->
     [R] = [R || R = #{dimension := D, hour := H} <- report(A, Hour, Hour), D =:= Dim, H =:= Hour],

@@ -34,17 +34,9 @@ history_test_() ->
 
 %%--------------------------------------------------------------------
 
-linked(Emu) ->
-    A = list_to_binary("hist-" ++ integer_to_list(erlang:unique_integer([positive]))),
-    ok = azmp_test_platform:add_account(A, #{}),
-    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
-    ok = ?M:link(A, {token, Token}),
-    azmp_test_env:await_linked(A),
-    {A, SubId}.
+linked(Emu) -> azmp_test_usage:linked(Emu).
 
-record(A, Dim, Q, AtMs) ->
-    ?M:record_usage(A, #{dimension => Dim, quantity => Q, at => AtMs,
-                         source_id => integer_to_binary(erlang:unique_integer([positive]))}).
+record(A, Dim, Q, AtMs) -> azmp_test_usage:record(A, Dim, Q, AtMs).
 
 %% Both clocks at T (the plugin's and Azure's).
 at(Emu, T) ->
@@ -59,9 +51,7 @@ reset(Emu) ->
 live(SubId) ->
     [K || K = {S, _, _} <- mnesia:dirty_all_keys(azmp_usage), S =:= SubId].
 
-report(A, From, To) ->
-    {ok, Rows} = ?M:usage_report(A, From, To),
-    Rows.
+report(A, From, To) -> azmp_test_usage:report(A, From, To).
 
 day_table(Day) ->
     {{Y, M, D}, _} = calendar:system_time_to_universal_time(Day, second),
