@@ -28,6 +28,8 @@ history_test_() ->
      fun({Emu, _}) ->
          [{"settled hours move to the day's table on disc; the ledger and the reconciliation read them there",
            {timeout, 60, fun() -> archived(Emu) end}},
+          {"8 archivers at once over the same settled hours: each hour moved once, none lost",
+           {timeout, 60, fun() -> concurrent(Emu) end}},
           {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
            {timeout, 300, fun() -> days(Emu) end}}]
      end}.
@@ -125,4 +127,30 @@ days(Emu) ->
     Kept = report(A, LastDay - 3 * ?D, LastDay + 22 * ?H),
     ?assertEqual((3 * 24 + 22) * 3, length([x || #{status := done, reported := <<"0.5">>} <- Kept])),
     ?assertEqual([], report(A, Start, Start + 6 * ?D)),
+    reset(Emu).
+
+%% The same settled hours archived by 8 processes at once (as two emitters would, were the lease
+%% ever to overlap): every hour moves exactly once, the history holds each once, RAM none.
+concurrent(Emu) ->
+    Subs = [linked(Emu) || _ <- lists:seq(1, 20)],
+    H0 = (erlang:system_time(second) div ?H) * ?H - 5 * ?H,
+    at(Emu, H0 + 600),
+    [ok = record(A, D, 1, (H0 + 60) * 1000) || {A, _} <- Subs, D <- ?DIMS],
+    %% Closed and billed through the store (the meter would archive them in the same tick).
+    Keys = [K || K = {S, _, _} <- ?STORE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
+    60 = length(Keys),
+    60 = ?STORE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {R, 0, C} end),
+    ok = ?STORE:mark_submitting(Keys),
+    ok = ?STORE:usage_results([{K, done, #{event_id => <<"ev">>}} || K <- Keys], H0 + ?H + 300),
+    Self = self(),
+    Pids = [spawn_link(fun() -> Self ! {moved, self(), ?STORE:archive_usage(H0 + ?H + 300, 300)} end)
+            || _ <- lists:seq(1, 8)],
+    Moved = [receive {moved, P, N} -> N end || P <- Pids],
+    ?debugFmt("moved by each archiver: ~p", [Moved]),
+    ?assertEqual(60, lists:sum(Moved)),
+    [begin
+         ?assertEqual([], live(SubId)),
+         ?assertMatch([#{status := done, reported := <<"1">>, event_id := <<"ev">>}, _, _], report(A, H0, H0)),
+         ?assertEqual(3, length(report(A, H0, H0)))
+     end || {A, SubId} <- Subs],
     reset(Emu).
