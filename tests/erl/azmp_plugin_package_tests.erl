@@ -130,6 +130,15 @@ config_files(Tar, Vsn) ->
          ?assertMatch({_, {_, _}}, {Name, binary:match(Hocon, <<Name/binary, " ">>)})
      end
      || #{<<"name">> := Name} = F <- Fields],
+    %% Every "zh" is Chinese: not the English copied over, and at least one CJK ideograph
+    %% (U+4E00..U+9FFF) once its UTF-8 is decoded.
+    ?assert(map_size(I18n) >= 2 * length(Fields)),
+    maps:foreach(fun(K, #{<<"en">> := En, <<"zh">> := Zh}) ->
+                         ?assertNotEqual({K, En}, {K, Zh}),
+                         Chars = unicode:characters_to_list(Zh, utf8),
+                         ?assertMatch({K, [_ | _]}, {K, Chars}),
+                         ?assertEqual({K, true}, {K, lists:any(fun(C) -> C >= 16#4E00 andalso C =< 16#9FFF end, Chars)})
+                 end, I18n),
     %% The internal shape the plugin reads it into.
     ?assertMatch({ok, #{azure := #{token_endpoint := v2, timeout_ms := 30000}}},
                  emqx_azure_marketplace_config:from_hocon(defaults_with_ids(Avsc))).
