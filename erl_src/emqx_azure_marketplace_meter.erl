@@ -356,21 +356,29 @@ archive(Now) ->
 %%--------------------------------------------------------------------
 %% 5. Daily reconciliation (the day before, once its hours are all out: after 01:00 UTC)
 
+%% A reconciliation that could not be made (Azure unreachable) is tried again an hour later.
 daily(Now, S = #{reconciled := Last}) ->
     Yesterday = (Now div 86400 - 1) * 86400,
-    case Yesterday > Last andalso Now >= Yesterday + 86400 + 3600 of
+    case Yesterday > Last andalso Now >= max(Yesterday + 86400 + 3600, maps:get(reconcile_after, S, 0)) of
         true ->
-            {_, S1} = reconcile_day(Yesterday, S),
-            S1#{reconciled := Yesterday};
+            case reconcile_day(Yesterday, S) of
+                {{ok, _}, S1} -> S1#{reconciled := Yesterday};
+                {{error, _}, S1} -> S1#{reconcile_after => Now + 3600}
+            end;
         false ->
             S
     end.
 
+%% One query per dimension (configured, or in the day's ledger): with many subscriptions a day's
+%% rows are many, and Azure's answer for all dimensions at once is that many times larger.
 reconcile_day(Day, S) ->
+    Ledger = ?STORE:usage_between(Day, Day + 86399),
+    Dims = lists:usort([Id || #{id := Id} <- maps:get(dimensions, ?METERING:config(), [])] ++
+                       [D || #{dimension := D} <- Ledger]),
     Filter = #{usage_start_date => iso(Day), usage_end_date => iso(Day + 86399)},
-    case emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(), Filter) of
-        {ok, AzureRows} when is_list(AzureRows) ->
-            Ours = billed(?STORE:usage_between(Day, Day + 86399)),
+    case usage_events(Dims, Filter, []) of
+        {ok, AzureRows} ->
+            Ours = billed(Ledger),
             Theirs = azure(AzureRows),
             Keys = lists:usort(maps:keys(Ours) ++ maps:keys(Theirs)),
             Diffs = [#{subscription_id => Sub, dimension => Dim, day => Day, verdict => V,
@@ -390,6 +398,15 @@ reconcile_day(Day, S) ->
         {error, Reason} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => Day, reason => redact(Reason)}),
             {{error, redact(Reason)}, S}
+    end.
+
+usage_events([], _Filter, Acc) ->
+    {ok, lists:append(Acc)};
+usage_events([Dim | Dims], Filter, Acc) ->
+    case emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(), Filter#{dimension => Dim}) of
+        {ok, Rows} when is_list(Rows) -> usage_events(Dims, Filter, [Rows | Acc]);
+        {ok, _} -> {error, {bad_response, usage_events}};
+        {error, _} = E -> E
     end.
 
 %% What our ledger says Azure took, per {Subscription, Dimension}.

@@ -30,6 +30,8 @@ history_test_() ->
            {timeout, 60, fun() -> archived(Emu) end}},
           {"8 archivers at once over the same settled hours: each hour moved once, none lost",
            {timeout, 60, fun() -> concurrent(Emu) end}},
+          {"the daily reconciliation: one query per dimension; when Azure fails it, tried again an hour later",
+           {timeout, 60, fun() -> daily_retry(Emu) end}},
           {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
            {timeout, 300, fun() -> days(Emu) end}}]
      end}.
@@ -153,4 +155,27 @@ concurrent(Emu) ->
          ?assertMatch([#{status := done, reported := <<"1">>, event_id := <<"ev">>}, _, _], report(A, H0, H0)),
          ?assertEqual(3, length(report(A, H0, H0)))
      end || {A, SubId} <- Subs],
+    reset(Emu).
+
+daily_retry(Emu) ->
+    Queries = fun() -> length([x || #{op := usage_events} <- maps:get(requests, azmp_emulator:stats(Emu))]) end,
+    %% A day after any other test's: the meter has not reconciled it.
+    Day = (erlang:system_time(second) div ?D + 3) * ?D,
+    ok = azmp_emulator:inject(Emu, usage_events, lists:duplicate(100, {status, 503})),
+    at(Emu, Day + ?D + ?H + 10),
+    Q0 = Queries(),
+    true = ?METER:run_now(),
+    Q1 = Queries(),
+    ?assert(Q1 > Q0),
+    ok = azmp_emulator:clear_faults(Emu, usage_events),
+    %% Not again at once...
+    true = ?METER:run_now(),
+    ?assertEqual(Q1, Queries()),
+    %% ...but an hour later: one query per dimension, and then done for that day.
+    at(Emu, Day + ?D + 2 * ?H + 20),
+    true = ?METER:run_now(),
+    ?assertEqual(Q1 + length(?DIMS), Queries()),
+    at(Emu, Day + ?D + 3 * ?H + 30),
+    true = ?METER:run_now(),
+    ?assertEqual(Q1 + length(?DIMS), Queries()),
     reset(Emu).
