@@ -259,7 +259,8 @@ void Client::on_deadline(const std::shared_ptr<CallState>& st) {
 }
 
 TransferOptions Client::transfer_options(long timeout_ms) const {
-    return TransferOptions{cfg_.ca_file, cfg_.proxy, std::min(cfg_.connect_timeout_ms, timeout_ms), timeout_ms};
+    return TransferOptions{cfg_.ca_file, cfg_.proxy, std::min(cfg_.connect_timeout_ms, timeout_ms), timeout_ms,
+                           cfg_.max_response_bytes};
 }
 
 void Client::refresh_token() {
@@ -380,6 +381,11 @@ void Client::send(const std::shared_ptr<CallState>& st) {
 void Client::on_response(const std::shared_ptr<CallState>& st, TransferResult&& r) {
     st->transfer = 0;
     if (st->finished) return;
+    if (r.too_large) {
+        // Not retried: the same request would get the same answer.
+        finish(st, Error::bad_response("response body over " + std::to_string(cfg_.max_response_bytes) + " bytes"));
+        return;
+    }
     if (r.curl_code != 0) {
         if (r.timed_out && Clock::now() >= st->deadline) {
             finish(st, Error::timeout());

@@ -56,7 +56,13 @@ struct Transfer {
 
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
     auto* t = static_cast<Transfer*>(user);
-    t->result.response.body.append(data, size * n);
+    auto& body = t->result.response.body;
+    if (size * n > t->opts.max_response_bytes - std::min(body.size(), t->opts.max_response_bytes)) {
+        // Returning less than given makes curl abort the transfer (CURLE_WRITE_ERROR).
+        t->result.too_large = true;
+        return 0;
+    }
+    body.append(data, size * n);
     return size * n;
 }
 

@@ -29,6 +29,7 @@ struct ClientConfig {
     long timeout_ms = 30000;           // the most one call may take, retries included
     long connect_timeout_ms = 5000;
     std::size_t max_in_flight = 10000;  // calls beyond this are refused with `overloaded`
+    std::size_t max_response_bytes = kMaxResponseBytes;  // a longer body is a bad_response
     RetryConfig retry;
 };
 

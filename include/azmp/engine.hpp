@@ -15,11 +15,18 @@ namespace azmp {
 
 // How one HTTP exchange went at the transport level. `curl_code` 0 means a response arrived
 // (whatever its status); otherwise `detail` names the failure.
+// The most bytes of a response body the engine keeps: past it the transfer is aborted and
+// `too_large' set. Azure's largest answer is a day of usageEvents (about 450 bytes per
+// subscription and dimension, queried one dimension at a time): 256 MiB is room for 500,000
+// subscriptions, and still a bound on what a faulty or hostile server can make us hold.
+inline constexpr std::size_t kMaxResponseBytes = 256u << 20;
+
 struct TransferResult {
     int curl_code = 0;
     bool timed_out = false;
     std::string detail;
     HttpResponse response;
+    bool too_large = false;  // the body went over the transfer's max_response_bytes
 };
 
 struct TransferOptions {
@@ -29,6 +36,7 @@ struct TransferOptions {
     std::string proxy;
     long connect_timeout_ms = 5000;
     long timeout_ms = 30000;  // whole exchange
+    std::size_t max_response_bytes = kMaxResponseBytes;
 };
 
 struct EngineStats {

@@ -149,6 +149,25 @@ TEST_F(ClientTest, CallGetsItsValue) {
     EXPECT_EQ(server.count("POST", kTokenPath), 1);
 }
 
+// A body over max_response_bytes ends the transfer as it arrives: a bad_response, not retried (the
+// same request would get the same answer); a body of exactly the limit is read.
+TEST_F(ClientTest, ResponseBodyOverTheLimitIsABadResponseNotRetried) {
+    const std::string exact = "{\"id\":\"sub-1\",\"pad\":\"" + std::string(1000, 'x') + "\"}";
+    auto c_config = config();
+    c_config.max_response_bytes = exact.size();
+    auto c = make(c_config);
+    server.reply("GET", kSubPath, test::Reply{200, {}, exact, {}, false});
+    EXPECT_EQ(run(*c, get_sub()), "ok:sub-1");
+    server.reply("GET", kSubPath, test::Reply{200, {}, exact + " ", {}, false});
+    EXPECT_EQ(run(*c, get_sub()), "bad_response");
+    EXPECT_EQ(server.count("GET", kSubPath), 2);
+    // A large body, many chunks over the limit: still refused, the engine serves the next call.
+    server.reply("GET", kSubPath, test::Reply{200, {}, std::string(4 << 20, ' '), {}, false});
+    EXPECT_EQ(run(*c, get_sub()), "bad_response");
+    server.reply("GET", kSubPath, kSubscription);
+    EXPECT_EQ(run(*c, get_sub()), "ok:sub-1");
+}
+
 // 429 and 5xx are retried (Retry-After honoured) up to max_attempts (4), other statuses are final.
 // A Retry-After reaching past the call's deadline ends the call at once: proof that it was read.
 TEST_F(ClientTest, RetriesRetryableStatusesAndGivesUp) {
