@@ -22,7 +22,11 @@ main() ->
     Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
     Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS], grace_s => 300,
                  tick_ms => 3600000},
-    Plugin = azmp_test_env:start_plugin(Emu, #{http => disabled, metering => Metering}),
+    %% The emulator serves both sides on a shared machine: calls may take long, and the hourly list of
+    %% every subscription (the fulfillment reconciler) would compete with what is measured.
+    Azure = azmp_test_env:client_config(Emu, #{transport => https, timeout_ms => 60000}),
+    Plugin = azmp_test_env:start_plugin(Emu, #{http => disabled, metering => Metering, azure => Azure,
+                                               reconcile_interval_ms => 86400000}),
     try
         recording(),
         hour(Emu)
