@@ -692,7 +692,7 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
 %% @doc Many samples in one transaction, each counted once per {Account, SourceId}: the results, in
 %% order. The transaction is committed, but not yet synced to disc, when this returns: no result
 %% may be acknowledged before sync_usage/0, called after this returned (by any process), has
-%% returned. (The recorder syncs one group while it commits the next.) Now (unix s) is when the
+%% returned (the recorder syncs after each group). Now (unix s) is when the
 %% source ids are recorded: each is kept `dedupe_window_s' from then (see expire_usage_sources/2).
 -spec record_usage_batch([usage_sample()], usage_decide(), integer()) -> [ok | {error, atom()}].
 record_usage_batch(Samples, Decide, Now) ->
