@@ -85,6 +85,10 @@ handle_info(sweep, S) ->
     Self = self(),
     _ = spawn_link(fun() -> Self ! {sweep, ?STORE:usage_sources_before(Before), Before, Window} end),
     {noreply, S};
+handle_info({sweep, [], _Before, Window}, S) ->
+    %% nothing expired (another node's sweep may have deleted it already): no transaction
+    erlang:send_after(sweep_interval_ms(Window), self(), sweep),
+    {noreply, S};
 handle_info({sweep, Keys, Before, Window}, S) ->
     %% a chunk now; the rest after the record calls that came meanwhile
     {Chunk, Rest} = take(?SWEEP_CHUNK, Keys, []),
