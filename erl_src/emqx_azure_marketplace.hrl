@@ -127,10 +127,12 @@
     buckets = <<>> :: binary()
 }).
 
-%% A sample already counted (record_usage's source_id): a retried call counts once.
+%% A sample already counted (record_usage's source_id): a retried call counts once, within the
+%% metering config's `dedupe_window_s' after it was recorded (then the recorder's sweep deletes it).
 -record(azmp_usage_source, {
     key :: {binary(), binary()},  % {AccountId, SourceId}
-    bucket :: {binary(), binary(), integer()}
+    bucket :: {binary(), binary(), integer()},
+    at = 0 :: integer()  % when it was recorded (unix s, the plugin's clock)
 }).
 
 %% Usage of the current term per subscription and dimension (the included quantity's counter).

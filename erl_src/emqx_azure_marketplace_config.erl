@@ -228,7 +228,10 @@ webhook_auth_config(Azure) ->
 -spec apply_env(config()) -> ok.
 apply_env(Config) ->
     _ = application:load(?APP),
-    maps:foreach(fun(K, V) -> ok = application:set_env(?APP, K, V) end, Config).
+    maps:foreach(fun(K, V) -> ok = application:set_env(?APP, K, V) end, Config),
+    %% recording keeps what it reads of the metering config in a persistent term
+    _ = emqx_azure_marketplace_metering:configure(),
+    ok.
 
 %% What the library's own validation (a client, a webhook authenticator made and dropped) says of
 %% the `azure' config, as a refusal naming the field.

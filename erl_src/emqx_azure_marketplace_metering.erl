@@ -7,12 +7,14 @@
 %% ```
 %% #{dimensions => [#{id => <<"session_minutes">>, unit => <<"minute">>,
 %%                    included => #{<<"payg">> => 1000}}],   % per plan, per term; default 0
-%%   grace_s => 300, tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600}
+%%   grace_s => 300, tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600,
+%%   dedupe_window_s => 3600}   % a source id counts once this long after it was recorded
 %% '''
 -module(emqx_azure_marketplace_metering).
 
 -export([record_usage/2, usage_report/3]).
--export([config/0, dimension/1, included/2, term_of/1, subscription_term/1, quantity_json/1, format/1]).
+-export([config/0, configure/0, decider/1, dedupe_window_s/0, dimension/1, included/2, term_of/1, subscription_term/1,
+         quantity_json/1, format/1]).
 
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
@@ -54,17 +56,23 @@ check(_Account, _Sample) ->
     {error, {badarg, sample}}.
 
 record(Account, Dim, Quantity, At, SourceId) ->
-    Now = emqx_azure_marketplace_clock:now(),
     {State, CancelledAt, SubId} =
-        case ?STORE:link(Account) of
-            #{state := S, cancelled_at := C, subscription_id := Sub} -> {S, C, Sub};
+        case ?STORE:link_usage(Account) of
+            {_, _, _} = Link -> Link;
             undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined, <<>>}
         end,
-    Grace = grace_s(),
-    Facts = #{dimension_known => dimension(Dim) =/= undefined, quantity => Quantity, at_ms => At, state => State,
-              cancelled_at => CancelledAt, now => Now, grace_s => Grace},
-    Decide = fun(Open) -> ?NIF:usage_plan_record(Facts#{bucket_open => Open}) end,
-    emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Decide}).
+    Facts = {Quantity, At, State, CancelledAt, is_map_key(Dim, maps:get(dimension_ids, recording()))},
+    emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Facts}).
+
+%% @doc What the core decides of a sample (the recorder's Decide for a group), on the facts its
+%% caller gathered, the bucket's state, the time of the group's transaction and the grace.
+-spec decider(integer()) -> fun((tuple(), boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}).
+decider(Now) ->
+    Grace = maps:get(grace_s, recording()),
+    fun({Quantity, At, State, CancelledAt, DimKnown}, Open) ->
+        ?NIF:usage_plan_record(#{dimension_known => DimKnown, quantity => Quantity, at_ms => At, state => State,
+                                 cancelled_at => CancelledAt, now => Now, grace_s => Grace, bucket_open => Open})
+    end.
 
 %% @doc The ledger of the account's subscription from hour From to hour To (unix seconds, UTC):
 %% per hour and dimension what was recorded, what the included quantity covered, what was reported
@@ -99,7 +107,40 @@ format(Micros) -> fmt(Micros).
 -spec config() -> map().
 config() -> application:get_env(emqx_azure_marketplace, metering, #{}).
 
-grace_s() -> maps:get(grace_s, config(), 300).
+%% What recording reads of the config, kept in a persistent term rather than read from the
+%% application env for every sample: the grace, the dimension ids, the dedupe window. Made again
+%% by configure/0 when the config changed (at start, when a config is applied, and at the
+%% recorder's sweep, at least every minute).
+-define(RECORDING, {?MODULE, recording}).
+
+recording() ->
+    case persistent_term:get(?RECORDING, undefined) of
+        {_, R} -> R;
+        undefined -> element(2, configure())
+    end.
+
+%% @doc Reads the metering config (application env `metering') again, for recording: call it after
+%% changing the env at runtime (else the change is seen within a minute).
+-spec configure() -> {map(), map()}.
+configure() ->
+    Env = config(),
+    case persistent_term:get(?RECORDING, undefined) of
+        {Env, _} = Same ->
+            Same;
+        _ ->
+            R = #{grace_s => maps:get(grace_s, Env, 300),
+                  dimension_ids => maps:from_list([{Id, true} || #{id := Id} <- maps:get(dimensions, Env, [])]),
+                  dedupe_window_s => case maps:get(dedupe_window_s, Env, 3600) of
+                                         W when is_integer(W), W > 0 -> W;
+                                         _ -> 3600
+                                     end},
+            persistent_term:put(?RECORDING, {Env, R}),
+            {Env, R}
+    end.
+
+%% @doc How long a source id counts once after it was recorded (`dedupe_window_s', 3600 s).
+-spec dedupe_window_s() -> pos_integer().
+dedupe_window_s() -> maps:get(dedupe_window_s, recording()).
 
 %% @doc The configured dimension with this id, or undefined.
 -spec dimension(binary()) -> map() | undefined.

@@ -7,7 +7,7 @@
 
 -export([start/0, tables/0, backlog/0]).
 %% links and claims
--export([link/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
+-export([link/1, link_usage/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
 %% linking jobs
 -export([job/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
          commit_link_failed/4, retry_job/4, job_activating/2]).
@@ -20,7 +20,8 @@
 %% effects still to perform
 -export([effect/1, effect_done/2, claim_stale_effects/3]).
 %% metering
--export([record_usage_batch/1, usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_held/0,
+-export([record_usage_batch/3, sync_usage/0, usage_sources_before/1, expire_usage_sources/2, usage_sources/0]).
+-export([usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_held/0,
          mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
 %% the ledger's history, on disc
 -export([archive_usage/2, usage_history_days/0, drop_usage_history/1]).
@@ -111,7 +112,9 @@ upgrade_table(Name, Fields) ->
 added_default(azmp_link, cancelled_at) -> undefined;
 added_default(azmp_link, last_op_at) -> undefined;
 added_default(azmp_operation, state) -> done;
-added_default(azmp_operation, claimed_until) -> 0.
+added_default(azmp_operation, claimed_until) -> 0;
+%% a source id recorded before they expired: kept a dedupe window from the upgrade
+added_default(azmp_usage_source, at) -> emqx_azure_marketplace_clock:now().
 
 %% Links made before claims existed hold their subscriptions too.
 claim_linked_subscriptions() ->
@@ -158,6 +161,14 @@ tx_ok(F) ->
 
 -spec link(binary()) -> map() | undefined.
 link(Account) -> link_map(one(azmp_link, Account)).
+
+%% @doc What recording a sample needs of the account's link (every sample reads it: no map built).
+-spec link_usage(binary()) -> {emqx_azure_marketplace_nif:link_state(), integer() | undefined, binary()} | undefined.
+link_usage(Account) ->
+    case one(azmp_link, Account) of
+        #azmp_link{state = S, cancelled_at = C, subscription_id = Sub} -> {S, C, Sub};
+        undefined -> undefined
+    end.
 
 -spec link_by_subscription(binary()) -> map() | undefined.
 link_by_subscription(SubId) ->
@@ -674,55 +685,127 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
 
 -type bucket_key() :: {binary(), binary(), integer()}.
 
-%% A sample added to its bucket, once per source id (inside a transaction). Decide(BucketOpen)
-%% says where it goes: whether the sample's own hour still takes samples decides it
-%% ({ok, Hour, CarriedFrom | undefined, ClosesAt} or {error, Reason}).
-%% @doc Many samples in one transaction (and one sync to disc): the results, in order.
--spec record_usage_batch([{binary(), binary(), {binary(), binary(), integer()}, non_neg_integer(),
-                           fun((boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()})}]) ->
-    [ok | {error, atom()}].
-record_usage_batch(Samples) ->
+%% A sample: {Account, SourceId, {SubId, Dimension, HourOfTheSample}, Micros, Facts}. Decide(Facts,
+%% BucketOpen) says where it goes (it calls the core): whether the sample's own hour still takes
+%% samples decides it ({ok, Hour, CarriedFrom | undefined, ClosesAt} or {error, Reason}).
+-type usage_sample() :: {binary(), binary(), bucket_key(), non_neg_integer(), term()}.
+-type usage_decide() :: fun((term(), boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}).
+
+%% @doc Many samples in one transaction, each counted once per {Account, SourceId}: the results, in
+%% order. The transaction is committed, but not yet synced to disc, when this returns: no result
+%% may be acknowledged before sync_usage/0, called after this returned (by any process), has
+%% returned (the recorder syncs after each group). Now (unix s) is when the
+%% source ids are recorded: each is kept `dedupe_window_s' from then (see expire_usage_sources/2).
+-spec record_usage_batch([usage_sample()], usage_decide(), integer()) -> [ok | {error, atom()}].
+record_usage_batch(Samples, Decide, Now) ->
+    case emqx_azure_marketplace_db:transaction(fun() -> record_samples(Samples, Decide, Now) end) of
+        {atomic, Results} -> Results;
+        {aborted, Reason} -> erlang:error({azmp_store, Reason})
+    end.
+
+%% @doc Mnesia's log synced to disc: every transaction committed before this call is durable.
+-spec sync_usage() -> ok.
+sync_usage() ->
+    _ = mnesia:sync_log(),
+    ok.
+
+%% One lock per table for the whole group rather than two per sample: the lock manager is one
+%% process, and a message to it per record was most of a sample's cost. With both tables locked no
+%% other transaction writes them until this one ends, and this one writes nothing before its end
+%% (the rows it changes are kept in maps, then written once each), so the rows as they are in the
+%% table are what a transactional read would give: mnesia itself reads the table's copy (the
+%% `where_to_read' node) directly once a table lock is held. Hence locked_read/2, without the
+%% per-read bookkeeping of mnesia:read/1.
+record_samples(Samples, Decide, Now) ->
+    mnesia:write_lock_table(azmp_usage_source),
+    mnesia:write_lock_table(azmp_usage),
+    {Results, Counted, Buckets} = record_samples(Samples, Decide, [], #{}, #{}),
+    maps:foreach(fun(Src, Key) -> mnesia:write(#azmp_usage_source{key = Src, bucket = Key, at = Now}) end, Counted),
+    maps:foreach(fun(_, {B = #azmp_usage{carried_in = C}, LateRev, true}) ->
+                         mnesia:write(B#azmp_usage{carried_in = C ++ lists:reverse(LateRev)});
+                    (_, _) ->
+                         ok
+                 end, Buckets),
+    Results.
+
+record_samples([], _Decide, Results, Counted, Buckets) ->
+    {lists:reverse(Results), Counted, Buckets};
+record_samples([{Account, SourceId, {SubId, Dim, SampleHour}, Q, Facts} | Rest], Decide, Results, Counted, Buckets0) ->
+    Src = {Account, SourceId},
+    case is_map_key(Src, Counted) orelse locked_read(azmp_usage_source, Src) =/= [] of
+        true ->
+            %% counted already: a retried call
+            record_samples(Rest, Decide, [ok | Results], Counted, Buckets0);
+        false ->
+            {Own, Buckets1} = bucket({SubId, Dim, SampleHour}, Buckets0),
+            Open = case Own of
+                       {absent, _, _} -> true;
+                       {#azmp_usage{status = open}, _, _} -> true;
+                       _ -> false
+                   end,
+            case Decide(Facts, Open) of
+                {ok, Hour, From, ClosesAt} ->
+                    Key = {SubId, Dim, Hour},
+                    {B, Buckets2} = bucket(Key, Buckets1),
+                    case add_sample(B, Key, Account, Q, From, ClosesAt) of
+                        {ok, B1} ->
+                            record_samples(Rest, Decide, [ok | Results], Counted#{Src => Key}, Buckets2#{Key => B1});
+                        {error, _} = Error ->
+                            record_samples(Rest, Decide, [Error | Results], Counted, Buckets2)
+                    end;
+                {error, _} = Error ->
+                    record_samples(Rest, Decide, [Error | Results], Counted, Buckets1)
+            end
+    end.
+
+%% A bucket as this transaction sees it: {Row | absent, CarriedInToAddReversed, Changed}.
+bucket(Key, Buckets) ->
+    case Buckets of
+        #{Key := B} ->
+            {B, Buckets};
+        _ ->
+            B = case locked_read(azmp_usage, Key) of
+                    [Row] -> {Row, [], false};
+                    [] -> {absent, [], false}
+                end,
+            {B, Buckets#{Key => B}}
+    end.
+
+add_sample({absent, _, _}, Key, Account, Q, From, ClosesAt) ->
+    {ok, {#azmp_usage{key = Key, account_id = Account, recorded = Q, closes_at = ClosesAt}, late(From, Q, []), true}};
+add_sample({B = #azmp_usage{status = open, recorded = R}, LateRev, _}, _Key, _Account, Q, From, _ClosesAt) ->
+    {ok, {B#azmp_usage{recorded = R + Q}, late(From, Q, LateRev), true}};
+add_sample(_Closed, _Key, _Account, _Q, _From, _ClosesAt) ->
+    {error, hour_closed}.
+
+late(undefined, _Q, LateRev) -> LateRev;
+late(From, Q, LateRev) -> [{From, Q, late_sample} | LateRev].
+
+%% A row of a table this transaction holds the write lock of (see record_samples/3).
+locked_read(Tab, Key) -> mnesia:dirty_read(Tab, Key).
+
+%% @doc The keys of the source ids recorded before Before (unix s), read on this node.
+-spec usage_sources_before(integer()) -> [{binary(), binary()}].
+usage_sources_before(Before) ->
+    Head = pattern(azmp_usage_source, [{#azmp_usage_source.key, '$1'}, {#azmp_usage_source.at, '$2'}]),
+    mnesia:dirty_select(azmp_usage_source, [{Head, [{'<', '$2', Before}], ['$1']}]).
+
+%% @doc Deletes these source ids, each only if still recorded before Before (a source id recorded
+%% again since it expired stays), in one transaction: how many were deleted. Idempotent: every
+%% node of a cluster may sweep.
+-spec expire_usage_sources([{binary(), binary()}], integer()) -> non_neg_integer().
+expire_usage_sources(Keys, Before) ->
     tx_ok(fun() ->
-        %% One lock per table for the whole group rather than two per sample: the lock manager is
-        %% one process, and a message to it per record was most of a sample's cost.
         mnesia:write_lock_table(azmp_usage_source),
-        mnesia:write_lock_table(azmp_usage),
-        [record_sample(A, Src, K, Q, D) || {A, Src, K, Q, D} <- Samples]
+        length([mnesia:delete({azmp_usage_source, K})
+                || K <- Keys, #azmp_usage_source{at = At} <- locked_read(azmp_usage_source, K), At < Before])
     end).
 
-record_sample(Account, SourceId, {SubId, Dim, SampleHour}, Q, Decide) ->
-        case mnesia:wread({azmp_usage_source, {Account, SourceId}}) of
-            [_] ->
-                ok;  % counted already: a retried call
-            [] ->
-                Open = case mnesia:wread({azmp_usage, {SubId, Dim, SampleHour}}) of
-                           [#azmp_usage{status = open}] -> true;
-                           [] -> true;
-                           [_] -> false
-                       end,
-                case Decide(Open) of
-                    {ok, Hour, From, ClosesAt} ->
-                        Key = {SubId, Dim, Hour},
-                        case add_sample(Key, Account, Q, From, ClosesAt) of
-                            ok -> mnesia:write(#azmp_usage_source{key = {Account, SourceId}, bucket = Key});
-                            Error -> Error
-                        end;
-                    {error, _} = Error ->
-                        Error
-                end
-        end.
-
-add_sample(Key, Account, Q, From, ClosesAt) ->
-    Late = case From of undefined -> []; _ -> [{From, Q, late_sample}] end,
-    case mnesia:wread({azmp_usage, Key}) of
-        [B = #azmp_usage{status = open, recorded = R, carried_in = C}] ->
-            mnesia:write(B#azmp_usage{recorded = R + Q, carried_in = C ++ Late});
-        [] ->
-            mnesia:write(#azmp_usage{key = Key, account_id = Account, recorded = Q, carried_in = Late,
-                                     closes_at = ClosesAt});
-        [_Closed] ->
-            {error, hour_closed}
-    end.
+%% @doc The source ids kept (this node's copy): how many, and the bytes they take in RAM.
+-spec usage_sources() -> #{entries := non_neg_integer(), bytes := non_neg_integer()}.
+usage_sources() ->
+    #{entries => mnesia:table_info(azmp_usage_source, size),
+      bytes => mnesia:table_info(azmp_usage_source, memory) * erlang:system_info(wordsize)}.
 
 %% @doc Open buckets whose hour has closed at Now, oldest hour first.
 -spec usage_due(integer()) -> [bucket_key()].

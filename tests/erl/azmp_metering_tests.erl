@@ -9,6 +9,8 @@
 -define(M, emqx_azure_marketplace).
 -define(MEM, azmp_test_platform).
 -define(METER, emqx_azure_marketplace_meter).
+-define(RECORDER, emqx_azure_marketplace_recorder).
+-define(STORE, emqx_azure_marketplace_store).
 -define(H, 3600).
 -define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]).
 
@@ -33,6 +35,9 @@ metering_test_() ->
            {timeout, 60, fun() -> hours(Emu) end}},
           {"refusals: unknown dimension, bad quantities, not linked, malformed; a retried source id counts once",
            fun() -> refusals(Emu) end},
+          {"a source id counts once for dedupe_window_s after it was recorded, then the sweep deletes it; "
+           "the source ids kept stay within the window's worth",
+           {timeout, 120, fun() -> dedupe_window(Emu) end}},
           {"60 pending events go out as 3 batches (25 + 25 + 10)", {timeout, 60, fun() -> sixty(Emu) end}},
           {"one batch, every answer: Accepted, Duplicate (same / other quantity), Expired, ResourceNotActive, "
            "InvalidDimension", {timeout, 60, fun() -> every_answer(Emu) end}},
@@ -110,6 +115,45 @@ refusals(Emu) ->
     ok = ?M:record_usage(A, Sample),
     Hour = (Now div 1000 div ?H) * ?H,
     ?assertMatch(#{recorded := <<"1">>}, row(A, <<"session_minutes">>, Hour)).
+
+%% The window is the default, 3600 s; the sweep (every 60 s for it) is run by hand as the clock moves.
+dedupe_window(Emu) ->
+    {A, _SubId} = linked(Emu),
+    %% Later than any other test's clock: what they recorded is older than a window, swept here.
+    T0 = real_hour() + 10 * 24 * ?H + 60,
+    set_clock(T0),
+    _ = ?RECORDER:sweep_now(),
+    ?assertMatch(#{entries := 0}, ?STORE:usage_sources()),
+    Sample = #{dimension => <<"session_minutes">>, quantity => 1, at => T0 * 1000, source_id => <<"retried">>},
+    ok = ?M:record_usage(A, Sample),
+    set_clock(T0 + 3599),
+    ok = ?M:record_usage(A, Sample),
+    ?assertEqual(0, ?RECORDER:sweep_now()),
+    ?assertMatch(#{recorded := <<"1">>}, row(A, <<"session_minutes">>, T0 - 60)),
+    set_clock(T0 + 3600),
+    ?assertEqual(0, ?RECORDER:sweep_now()),
+    ?assertMatch(#{entries := 1}, ?STORE:usage_sources()),
+    set_clock(T0 + 3601),
+    ?assertEqual(1, ?RECORDER:sweep_now()),
+    ?assertMatch(#{entries := 0}, ?STORE:usage_sources()),
+    %% Gone: the same id again is another sample (the window is what a retry must come within).
+    ok = ?M:record_usage(A, Sample),
+    ?assertMatch(#{recorded := <<"2">>}, row(A, <<"session_minutes">>, T0 - 60)),
+    %% Ten samples a minute for three hours, the sweep each minute: never more kept than the last
+    %% hour's and the minute's (61 x 10), which is where it stays.
+    Kept = [begin
+                Now = T0 + 2 * ?H + M * 60,
+                set_clock(Now),
+                [ok = ?M:record_usage(A, #{dimension => <<"traffic_gb">>, quantity => 1, at => Now * 1000,
+                                           source_id => iolist_to_binary(io_lib:format("m~B-~B", [M, I]))})
+                 || I <- lists:seq(1, 10)],
+                _ = ?RECORDER:sweep_now(),
+                maps:get(entries, ?STORE:usage_sources())
+            end || M <- lists:seq(0, 179)],
+    ?assert(lists:max(Kept) =< 611),
+    ?assertEqual(610, lists:last(Kept)),
+    ?assertEqual(10 * 180, lists:sum([binary_to_integer(R) || #{recorded := R} <- report(A, T0 + ?H, T0 + 6 * ?H)])),
+    azmp_test_clock:reset().
 
 sixty(Emu) ->
     {A, SubId} = linked(Emu),
