@@ -159,11 +159,9 @@ release_held(Now) ->
         end,
         ?STORE:usage_held()).
 
-state_of(SubId) ->
-    case ?STORE:link_by_subscription(SubId) of
-        #{state := S} -> S;
-        undefined -> none
-    end.
+state_of(SubId) when is_binary(SubId) -> state_of(?STORE:link_by_subscription(SubId));
+state_of(#{state := S}) -> S;
+state_of(undefined) -> none.
 
 grace() -> cfg(grace_s, 300).
 
@@ -174,17 +172,21 @@ current_hour(Now, State) ->
 %%--------------------------------------------------------------------
 %% 3. Sending
 
+%% A window of hours at a time: the tick's memory is a window's, whatever the hours to send.
 submit(Now, S) ->
-    Rows = [R#{state => state_of(Sub), link => ?STORE:link_by_subscription(Sub)}
-            || R = #{subscription_id := Sub} <- ?STORE:usage_to_send(Now)],
+    lists:foldl(fun(Keys, Acc) -> submit_window(Keys, Now, Acc) end, S,
+                chunks(?STORE:usage_to_send(Now), ?BATCH * ?WINDOW)).
+
+submit_window(Keys, Now, S) ->
+    Rows = [R#{state => state_of(Link), link => Link}
+            || R = #{subscription_id := Sub} <- ?STORE:usage_of(Keys), Link <- [?STORE:link_by_subscription(Sub)]],
     %% What may not be billed now (suspended) is held until the subscription may be again.
     {Sendable, Hold} = lists:partition(
         fun(#{hour := H, state := St}) -> maps:get(may_submit, ?NIF:usage_schedule(H, grace(), Now, St)) end, Rows),
     hold(Hold, Now),
-    Results = lists:append([window(W, Now) || W <- chunks(chunks(Sendable, ?BATCH), ?WINDOW)]),
     lists:foldl(fun({K, O, D, true}, A) -> alarm(O, K, D, A);
                    (_, A) -> A
-                end, S, Results).
+                end, S, window(chunks(Sendable, ?BATCH), Now)).
 
 %% A window of batches: their hours marked `submitting' in one transaction (each hour's quantity
 %% fixed before any call), sent up to ?IN_FLIGHT at a time, Azure's answers applied in one
@@ -331,8 +333,8 @@ alarm(Outcome, Key = {Sub, Dim, Hour}, Details, S = #{alarms := A}) ->
     S#{alarms := A#{{usage, Outcome} => Key}}.
 
 overdue(Now, S = #{alarms := A}) ->
-    Late = [key(R) || R = #{hour := H} <- ?STORE:usage_to_send(Now + 365 * 86400) ++ ?STORE:usage_held(),
-                      maps:get(overdue, ?NIF:usage_schedule(H, grace(), Now, linked))],
+    Late = [K || K = {_, _, H} <- ?STORE:usage_to_send(Now + 365 * 86400) ++ [key(R) || R <- ?STORE:usage_held()],
+                 maps:get(overdue, ?NIF:usage_schedule(H, grace(), Now, linked))],
     case Late of
         [] ->
             S#{alarms := maps:remove(usage_unsent_12h, A)};

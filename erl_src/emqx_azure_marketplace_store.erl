@@ -21,7 +21,7 @@
 -export([effect/1, effect_done/2, claim_stale_effects/3]).
 %% metering
 -export([record_usage_batch/3, sync_usage/0, usage_sources_before/1, expire_usage_sources/2, usage_sources/0]).
--export([usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_held/0,
+-export([usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_of/1, usage_held/0,
          mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
 %% the ledger's history, on disc
 -export([archive_usage/2, usage_history_days/0, drop_usage_history/1]).
@@ -849,13 +849,21 @@ flush_usage(SubId, Now) ->
         ok
     end).
 
-%% @doc Closed hours to send (again) at Now: pending ones due, and those sent whose answer was not
-%% recorded (a crash, or another node's), oldest first.
--spec usage_to_send(integer()) -> [map()].
+%% @doc The closed hours to send (again) at Now: pending ones due, and those sent whose answer was
+%% not recorded (a crash, or another node's). Their keys only: the meter reads them a window at a
+%% time, so that an hour of many subscriptions is never all in memory at once.
+-spec usage_to_send(integer()) -> [bucket_key()].
 usage_to_send(Now) ->
-    Rows = [B || B = #azmp_usage{status = S, next_attempt_at = N} <- usage_with_status([pending, submitting]),
-                 S =:= submitting orelse N =< Now],
-    [usage_map(B) || B <- lists:keysort(#azmp_usage.key, Rows)].
+    Head = pattern(azmp_usage, [{#azmp_usage.status, '$1'}, {#azmp_usage.next_attempt_at, '$2'}]),
+    lists:sort(mnesia:dirty_select(azmp_usage, [{Head, [{'orelse', {'=:=', '$1', submitting},
+                                                          {'andalso', {'=:=', '$1', pending}, {'=<', '$2', Now}}}],
+                                                 [{element, #azmp_usage.key, '$_'}]}])).
+
+%% @doc These hours, those still to send (pending or submitting), as the ledger has them.
+-spec usage_of([bucket_key()]) -> [map()].
+usage_of(Keys) ->
+    [usage_map(B) || K <- Keys, B = #azmp_usage{status = S} <- mnesia:dirty_read(azmp_usage, K),
+                     S =:= pending orelse S =:= submitting].
 
 -spec usage_held() -> [map()].
 usage_held() -> [usage_map(B) || B <- usage_with_status([held])].
