@@ -11,7 +11,7 @@
 -include_lib("eunit/include/eunit.hrl").
 -include_lib("kernel/include/file.hrl").
 
--export([p_carriers_kb/0, p_libraries/0, p_install/3, p_start/3, p_stop/0, p_uninstall/2, p_calls_start/2, p_calls_collect/1, p_threads/0,
+-export([p_carriers_kb/0, p_jit_debug_kb/0, p_libraries/0, p_install/3, p_start/3, p_stop/0, p_uninstall/2, p_calls_start/2, p_calls_collect/1, p_threads/0,
          p_rss_kb/0, p_purge_old/0, p_mnesia_ram/1]).
 
 -define(APP, emqx_azure_marketplace).
@@ -198,7 +198,11 @@ p_calls_start(SubId, _) ->
         receive {collect, From} -> From ! {results, Results} end
     end),
     receive in_flight_started -> ok end,
-    true = azmp_test_env:wait_until(fun() -> maps:get(in_flight, emqx_azure_marketplace_client:stats(C)) =:= ?CALLS end, 20000),
+    %% At least: the plugin's own calls (reconciler, meter) share the client and may be in flight too.
+    case azmp_test_env:wait_until(fun() -> maps:get(in_flight, emqx_azure_marketplace_client:stats(C)) >= ?CALLS end, 20000) of
+        true -> ok;
+        false -> error({not_all_in_flight, emqx_azure_marketplace_client:stats(C)})
+    end,
     Collector.
 
 p_calls_collect(Collector) ->
@@ -213,11 +217,50 @@ p_carriers_kb() ->
     {ok, {_, Carriers}} = instrument:carriers(),
     lists:sum([element(3, C) || C <- Carriers]) div 1024.
 
-%% @doc How many images of the plugin's library are mapped in this VM.
+%% @doc How many images of the plugin's library are mapped in this VM: distinct files (device and
+%% inode), since the path of every image whose package was deleted ends in " (deleted)".
 p_libraries() ->
     {ok, Maps} = file:read_file("/proc/" ++ os:getpid() ++ "/maps"),
     Lines = [L || L <- binary:split(Maps, <<"\n">>, [global]), binary:match(L, <<"emqx_azure_marketplace_nif">>) =/= nomatch],
-    length(lists:usort([lists:last(binary:split(L, <<" ">>, [global])) || L <- Lines])).
+    length(lists:usort([lists:sublist(binary:split(L, <<" ">>, [global, trim_all]), 4, 2) || L <- Lines])).
+
+%% @doc What this VM's JIT has registered with debuggers through GDB's JIT interface, in kB: the
+%% list of `__jit_debug_descriptor' (entries of {next, prev, symfile_addr, symfile_size}), read from
+%% /proc/self/mem. One entry (the module's name, its functions, their line tables: ~11 kB on
+%% average for this plugin's modules) is malloc'ed for every module instance loaded; a JIT that
+%% does not unregister purged code (erlang/otp#8001, merged January 2024, made it do so; Debian 12's
+%% OTP 25.2.3 does not) never frees it. 0 when the symbol is not there (no JIT, or not found).
+p_jit_debug_kb() ->
+    case jit_debug_descriptor() of
+        undefined -> 0;
+        Descriptor ->
+            {ok, Fd} = file:open("/proc/self/mem", [read, binary, raw]),
+            try jit_entries_bytes(Fd, mem_word(Fd, Descriptor + 16), 0) div 1024
+            after file:close(Fd)
+            end
+    end.
+
+jit_entries_bytes(_, 0, Bytes) -> Bytes;
+jit_entries_bytes(Fd, Entry, Bytes) ->
+    %% The symbol file and the 32-byte entry itself.
+    jit_entries_bytes(Fd, mem_word(Fd, Entry), Bytes + mem_word(Fd, Entry + 24) + 32).
+
+mem_word(Fd, Addr) ->
+    {ok, <<W:64/little>>} = file:pread(Fd, Addr, 8),
+    W.
+
+jit_debug_descriptor() ->
+    {ok, Exe} = file:read_link("/proc/self/exe"),
+    {ok, Maps} = file:read_file("/proc/self/maps"),
+    Base = [list_to_integer(binary_to_list(hd(binary:split(Range, <<"-">>))), 16)
+            || L <- binary:split(Maps, <<"\n">>, [global]),
+               [Range, _, <<"00000000">>, _, _, Path | _] <- [binary:split(L, <<" ">>, [global, trim_all])],
+               Path =:= list_to_binary(Exe)],
+    case {Base, re:run(os:cmd("nm -D " ++ Exe), "^([0-9a-f]+) [A-Za-z] __jit_debug_descriptor$",
+                       [multiline, {capture, all_but_first, list}])} of
+        {[B | _], {match, [Offset]}} -> B + list_to_integer(Offset, 16);
+        _ -> undefined
+    end.
 
 %% @doc This VM's resident set, in kB.
 %% The least of five readings 200 ms apart: what a TLS connection closing or a process exiting holds
@@ -329,34 +372,44 @@ cycles(#{emu := Emu} = Ctx) ->
     N = list_to_integer(os:getenv("AZMP_INSTALL_CYCLES", "20")),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
     Stats = [cycle(I, SubId, Token, Ctx) || I <- lists:seq(1, N)],
-    [?debugFmt("cycle ~2b (~s): libraries mapped ~p, threads ~p, RSS ~p kB (VM ~p kB in ~p kB of carriers), start ~p ms, replies ~p ok / ~p refused of ~p",
-               [I, F, Li, T, R, Vm, Ca, S, Ok, Ref, ?CALLS]) || #{cycle := I, flavour := F, threads := T, libraries := Li, rss_kb := R, vm_kb := Vm, carriers_kb := Ca,
+    [?debugFmt("cycle ~2b (~s): libraries mapped ~p, threads ~p, RSS ~p kB (VM ~p kB in ~p kB of carriers; JIT debug info ~p kB), start ~p ms, replies ~p ok / ~p refused of ~p",
+               [I, F, Li, T, R, Vm, Ca, J, S, Ok, Ref, ?CALLS]) || #{cycle := I, flavour := F, threads := T, libraries := Li, rss_kb := R, vm_kb := Vm, carriers_kb := Ca, jit_kb := J,
                                                        start_ms := S, ok := Ok, refused := Ref} <- Stats],
     %% Nothing left behind: one image of the library mapped and the same threads after every cycle.
     Threads = [T || #{threads := T} <- Stats],
     ?assertEqual([hd(Threads)], lists:usort(Threads)),
     ?assertEqual([1], lists:usort([L || #{libraries := L} <- Stats])),
+    %% RSS, the target of issue 8: after the last cycle within 10 % of cycle 2. Measured without
+    %% what the VM's JIT keeps for debuggers (p_jit_debug_kb/0): on an OTP that does not free it
+    %% (OTP 25 here, see erlang/otp#8001) every module instance loaded leaves ~11 kB behind for
+    %% good, and a cycle loads the plugin's modules 3 to 5 times (~0.8-1.3 MB, all of the drift
+    %% that was left once the engine's arena was trimmed: see Engine::Impl::run); it is reported,
+    %% and is 0 kB per cycle on an OTP that frees it. Compared: medians of five cycles, cycles 2 to
+    %% 6 against the last five (16 to 20), not cycle 2 against cycle 20 alone: a single reading
+    %% moves by several MB with the VM's own carriers (allocated and returned as load comes and
+    %% goes), more than the 10 % allow on ~60 MB. Cycle 2 against cycle 20 is reported as well.
     Rss = [R || #{rss_kb := R} <- Stats],
+    Jit = [J || #{jit_kb := J} <- Stats],
+    Own = [R - J || {R, J} <- lists:zip(Rss, Jit)],
+    Pct = fun(From, To) -> 100 * (To - From) / From end,
     case N >= 2 of
-        true -> ?debugFmt("RSS: cycle 2 ~p kB, cycle ~p ~p kB (~.1f %)",
-                          [lists:nth(2, Rss), N, lists:last(Rss), 100 * (lists:last(Rss) - lists:nth(2, Rss)) / lists:nth(2, Rss)]);
+        true -> ?debugFmt("RSS: cycle 2 ~p kB, cycle ~p ~p kB (~.1f %); JIT debug info ~p kB -> ~p kB; "
+                          "without it ~p kB -> ~p kB (~.1f %)",
+                          [lists:nth(2, Rss), N, lists:last(Rss), Pct(lists:nth(2, Rss), lists:last(Rss)),
+                           lists:nth(2, Jit), lists:last(Jit), lists:nth(2, Own), lists:last(Own),
+                           Pct(lists:nth(2, Own), lists:last(Own))]);
         false -> ok
     end,
-    %% RSS: reported per cycle. The target (the last cycles within 10 % of the early ones) is NOT
-    %% met: after the fix of the per-upgrade leak (malloc_trim at unload: ~50 MB per cycle before)
-    %% the RSS still drifts up by about 0.5-1 MB per cycle (VM carriers flat, so in the C heap), and
-    %% single cycles end ~30 MB higher for a while. What is asserted is a guard against a per-cycle
-    %% leak of the old size: medians (one high cycle does not move them), last five against cycles
-    %% 6 to 10, within 50 %. AZMP_RSS_STRICT=1 asserts the 10 % target.
     case N >= 15 of
         true ->
             Median = fun(L) -> lists:nth(3, lists:sort(L)) end,
-            Settled = Median(lists:sublist(Rss, 6, 5)),
-            Last = Median(lists:nthtail(N - 5, Rss)),
-            ?debugFmt("RSS median of cycles 6-10 ~p kB, of the last five ~p kB (~.1f %)",
-                      [round(Settled), round(Last), 100 * (Last - Settled) / Settled]),
-            Bound = case os:getenv("AZMP_RSS_STRICT") of "1" -> 1.10; _ -> 1.50 end,
-            ?assert(Last =< Settled * Bound);
+            Early = Median(lists:sublist(Own, 2, 5)),
+            Last = Median(lists:nthtail(N - 5, Own)),
+            ?debugFmt("RSS without JIT debug info: median of cycles 2-6 ~p kB, of the last five ~p kB (~.1f %); "
+                      "raw RSS medians ~p kB -> ~p kB (~.1f %)",
+                      [Early, Last, Pct(Early, Last), Median(lists:sublist(Rss, 2, 5)), Median(lists:nthtail(N - 5, Rss)),
+                       Pct(Median(lists:sublist(Rss, 2, 5)), Median(lists:nthtail(N - 5, Rss)))]),
+            ?assert(Last =< Early * 1.10);
         false -> ok
     end.
 
@@ -411,6 +464,7 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
     uninstall(Ctx, v2),
     ok = rpc(Ctx, p_purge_old, []),
     #{cycle => I, flavour => Flavour, threads => rpc(Ctx, p_threads, []), rss_kb => rpc(Ctx, p_rss_kb, []),
+      jit_kb => rpc(Ctx, p_jit_debug_kb, []),
       vm_kb => rpc(Ctx, erlang, memory, [total]) div 1024, carriers_kb => rpc(Ctx, p_carriers_kb, []),
       libraries => rpc(Ctx, p_libraries, []),
       start_ms => StartMs, ok => Ok, refused => Refused}.
