@@ -406,8 +406,7 @@ usage_events([], _Filter, Acc) ->
     {ok, lists:append(Acc)};
 usage_events([Dim | Dims], Filter, Acc) ->
     case emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(), Filter#{dimension => Dim}) of
-        {ok, Rows} when is_list(Rows) -> usage_events(Dims, Filter, [Rows | Acc]);
-        {ok, _} -> {error, {bad_response, usage_events}};
+        {ok, Rows} -> usage_events(Dims, Filter, [Rows | Acc]);
         {error, _} = E -> E
     end.
 
