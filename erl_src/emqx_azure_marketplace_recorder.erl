@@ -67,7 +67,7 @@ handle_call({record, Sample}, From, S) ->
     {noreply, S};
 handle_call(sweep_now, _From, S) ->
     Before = emqx_azure_marketplace_clock:now() - ?METERING:dedupe_window_s(),
-    {reply, expire(?STORE:usage_sources_before(Before), Before, 0), S};
+    {reply, lists:sum([?STORE:expire_usage_sources(Chunk, Before) || Chunk <- expired(Before)]), S};
 handle_call(_Req, _From, S) ->
     {reply, {error, unknown_call}, S}.
 
@@ -83,15 +83,14 @@ handle_info(sweep, S) ->
     %% The scan reads every source id kept (~0.2 us each): in a process of its own, so that record
     %% calls do not wait for it; only the deletes are the recorder's.
     Self = self(),
-    _ = spawn_link(fun() -> Self ! {sweep, ?STORE:usage_sources_before(Before), Before, Window} end),
+    _ = spawn_link(fun() -> Self ! {sweep, expired(Before), Before, Window} end),
     {noreply, S};
 handle_info({sweep, [], _Before, Window}, S) ->
     %% nothing expired (another node's sweep may have deleted it already): no transaction
     erlang:send_after(sweep_interval_ms(Window), self(), sweep),
     {noreply, S};
-handle_info({sweep, Keys, Before, Window}, S) ->
+handle_info({sweep, [Chunk | Rest], Before, Window}, S) ->
     %% a chunk now; the rest after the record calls that came meanwhile
-    {Chunk, Rest} = take(?SWEEP_CHUNK, Keys, []),
     _ = ?STORE:expire_usage_sources(Chunk, Before),
     case Rest of
         [] -> erlang:send_after(sweep_interval_ms(Window), self(), sweep);
@@ -118,12 +117,5 @@ reply([F | Fs], [R | Rs]) ->
 reply([], []) ->
     ok.
 
-expire([], _Before, N) ->
-    N;
-expire(Keys, Before, N) ->
-    {Chunk, Rest} = take(?SWEEP_CHUNK, Keys, []),
-    expire(Rest, Before, N + ?STORE:expire_usage_sources(Chunk, Before)).
-
-take(0, Rest, Acc) -> {Acc, Rest};
-take(_, [], Acc) -> {Acc, []};
-take(N, [K | Rest], Acc) -> take(N - 1, Rest, [K | Acc]).
+%% The source ids recorded before Before, in chunks of ?SWEEP_CHUNK (one transaction each).
+expired(Before) -> emqx_azure_marketplace_lists:chunks(?STORE:usage_sources_before(Before), ?SWEEP_CHUNK).
