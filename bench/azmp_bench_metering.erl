@@ -86,6 +86,9 @@ recording() ->
     io:format("  record_usage            ~9.1f calls/s  (~.1f s)~n", [Total / Ours, Ours]),
     io:format("    ~B transactions (~.1f samples each), VM CPU ~.1f us a sample (schedulers' spinning included)~n",
               [Groups, Total / max(1, Groups), (Cpu1 - Cpu0) * 1000 / Total]),
+    #{entries := Kept, bytes := KeptBytes} = emqx_azure_marketplace_recorder:sources(),
+    io:format("    source ids kept for deduplication: ~B, ~B bytes of RAM each (index and rows)~n",
+              [Kept, KeptBytes div max(1, Kept)]),
     io:format("  baseline (tx + sync)    ~9.1f calls/s  (~.1f s)~n", [BaseRate, Base]),
     io:format("  ratio ours/baseline     ~9.2f   target: >= 50,000 calls/s (~ts)~n",
               [Total / Ours / BaseRate, case Total / Ours >= 50000 of true -> "met"; false -> "not met" end]).
@@ -196,7 +199,8 @@ at(Emu, T) ->
 ledger_ram() -> lists:sum([B || {_, B} <- ledger_ram_by_table()]).
 
 ledger_ram_by_table() ->
-    [{T, erlang:system_info(wordsize) * mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables()].
+    [{T, erlang:system_info(wordsize) * mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables()] ++
+        [{azmp_usage_dedupe_index, erlang:system_info(wordsize) * ets:info(azmp_usage_dedupe_index, memory)}].
 
 %% Bytes on disc of the history's day tables.
 history_disc() ->

@@ -127,12 +127,26 @@
     buckets = <<>> :: binary()
 }).
 
-%% A sample already counted (record_usage's source_id): a retried call counts once, within the
-%% metering config's `dedupe_window_s' after it was recorded (then the recorder's sweep deletes it).
+%% The samples one recorder's transaction counted (record_usage's source_ids): a retried call counts
+%% once, within the metering config's `dedupe_window_s' after it was recorded. One row per
+%% transaction, not per sample (a row is most of a sample's cost in a transaction); each node's
+%% recorder keeps an index of the source ids of every row, in RAM, and its sweep deletes the rows
+%% (and index entries) older than the window.
+-record(azmp_usage_dedupe, {
+    key :: {node(), integer(), pos_integer()},  % {Node, SystemTimeUs, Unique}: one recorder's group
+    at = 0 :: integer(),  % when the group was recorded (unix s, the plugin's clock)
+    %% the source ids, packed (see emqx_azure_marketplace_store:dedupe_keys/1): one binary
+    %% rather than a list of terms takes a third of the RAM, and is shared, not copied, by the
+    %% table events the other nodes' recorders get
+    sources = <<>> :: binary()
+}).
+
+%% The previous versions' table of source ids (a row per sample): read once at start, moved into
+%% azmp_usage_dedupe rows, then deleted.
 -record(azmp_usage_source, {
-    key :: {binary(), binary()},  % {AccountId, SourceId}
-    bucket :: {binary(), binary(), integer()},
-    at = 0 :: integer()  % when it was recorded (unix s, the plugin's clock)
+    key :: {binary(), binary()},
+    bucket :: term(),
+    at = 0 :: integer()
 }).
 
 %% Usage of the current term per subscription and dimension (the included quantity's counter).

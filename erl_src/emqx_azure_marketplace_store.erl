@@ -20,13 +20,15 @@
 %% effects still to perform
 -export([effect/1, effect_done/2, claim_stale_effects/3]).
 %% metering
--export([record_usage_batch/3, sync_usage/0, usage_sources_before/1, expire_usage_sources/2, usage_sources/0]).
+-export([record_usage_batch/4, sync_usage/0, dedupe_keys/1, fold_usage_dedupe/2, usage_dedupe_before/1,
+         expire_usage_dedupe/1, usage_dedupe_bytes/0]).
 -export([usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_of/1, usage_held/0,
          mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
 %% the ledger's history, on disc
 -export([archive_usage/2, usage_history_days/0, drop_usage_history/1]).
 
 -include("emqx_azure_marketplace.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 -type effect() :: emqx_azure_marketplace_nif:effect().
 -type effect_key() :: {integer(), node(), integer()}.
@@ -43,7 +45,7 @@
     {azmp_claim, record_info(fields, azmp_claim), []},
     {azmp_effect, record_info(fields, azmp_effect), []},
     {azmp_usage, record_info(fields, azmp_usage), []},
-    {azmp_usage_source, record_info(fields, azmp_usage_source), []},
+    {azmp_usage_dedupe, record_info(fields, azmp_usage_dedupe), []},
     {azmp_usage_term, record_info(fields, azmp_usage_term), []},
     {azmp_usage_lease, record_info(fields, azmp_usage_lease), []}
 ]).
@@ -89,8 +91,31 @@ backlog() ->
 upgrade_tables() ->
     Results = [upgrade_table(Name, Fields) || {Name, Fields, _} <- ?TABLES],
     case [E || {error, _} = E <- Results] of
-        [] -> claim_linked_subscriptions();
+        [] -> move_usage_sources(), claim_linked_subscriptions();
         [E | _] -> E
+    end.
+
+%% The source ids a previous version kept (a row per sample in `azmp_usage_source') become
+%% azmp_usage_dedupe rows, one per second they were recorded in, and that table is deleted: a retry
+%% of a sample recorded before the upgrade still counts once. (Every node may do it at once: the
+%% rows' keys differ by node, and a source id twice in the index is the same entry.)
+move_usage_sources() ->
+    Old = azmp_usage_source,
+    case lists:member(Old, mnesia:system_info(tables)) andalso
+         emqx_azure_marketplace_db:wait_for_tables([Old], 30000) =:= ok of
+        false ->
+            ok;
+        true ->
+            Now = emqx_azure_marketplace_clock:now(),
+            %% very old rows have no `at': kept a window from now
+            At = fun(Row) when tuple_size(Row) >= 4 -> element(4, Row); (_) -> Now end,
+            Rows = lists:append([mnesia:dirty_read(Old, K) || K <- mnesia:dirty_all_keys(Old)]),
+            BySecond = maps:groups_from_list(At, fun(Row) -> {A, S} = element(2, Row), dedupe_key(A, S) end, Rows),
+            tx_ok(fun() ->
+                maps:foreach(fun(T, Sources) -> mnesia:write(dedupe_row(T, Sources)) end, BySecond)
+            end),
+            ?LOG_INFO(#{msg => "azure_marketplace_usage_sources_moved", source_ids => length(Rows)}),
+            emqx_azure_marketplace_db:delete_table(Old)
     end.
 
 upgrade_table(Name, Fields) ->
@@ -112,9 +137,7 @@ upgrade_table(Name, Fields) ->
 added_default(azmp_link, cancelled_at) -> undefined;
 added_default(azmp_link, last_op_at) -> undefined;
 added_default(azmp_operation, state) -> done;
-added_default(azmp_operation, claimed_until) -> 0;
-%% a source id recorded before they expired: kept a dedupe window from the upgrade
-added_default(azmp_usage_source, at) -> emqx_azure_marketplace_clock:now().
+added_default(azmp_operation, claimed_until) -> 0.
 
 %% Links made before claims existed hold their subscriptions too.
 claim_linked_subscriptions() ->
@@ -692,14 +715,16 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
 -type usage_decide() :: fun((term(), boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}).
 
 %% @doc Many samples in one transaction, each counted once per {Account, SourceId}: the results, in
-%% order. The transaction is committed, but not yet synced to disc, when this returns: no result
-%% may be acknowledged before sync_usage/0, called after this returned (by any process), has
-%% returned (the recorder syncs after each group). Now (unix s) is when the
-%% source ids are recorded: each is kept `dedupe_window_s' from then (see expire_usage_sources/2).
--spec record_usage_batch([usage_sample()], usage_decide(), integer()) -> [ok | {error, atom()}].
-record_usage_batch(Samples, Decide, Now) ->
-    case emqx_azure_marketplace_db:transaction(fun() -> record_samples(Samples, Decide, Now) end) of
-        {atomic, Results} -> Results;
+%% order, and the source ids counted (as dedupe keys). Seen(Key) says whether a source id was
+%% counted before (the recorder's index of the azmp_usage_dedupe rows). The transaction is committed, but not yet synced
+%% to disc, when this returns: no result may be acknowledged before sync_usage/0, called after this
+%% returned (by any process), has returned (the recorder syncs after each group). Now (unix s) is
+%% when the source ids are recorded: each is kept `dedupe_window_s' from then.
+-spec record_usage_batch([usage_sample()], usage_decide(), fun((binary()) -> boolean()), integer()) ->
+          {[ok | {error, atom()}], [binary()]}.
+record_usage_batch(Samples, Decide, Seen, Now) ->
+    case emqx_azure_marketplace_db:transaction(fun() -> record_samples(Samples, Decide, Seen, Now) end) of
+        {atomic, Done} -> Done;
         {aborted, Reason} -> erlang:error({azmp_store, Reason})
     end.
 
@@ -709,33 +734,34 @@ sync_usage() ->
     _ = mnesia:sync_log(),
     ok.
 
-%% One lock per table for the whole group rather than two per sample: the lock manager is one
-%% process, and a message to it per record was most of a sample's cost. With both tables locked no
-%% other transaction writes them until this one ends, and this one writes nothing before its end
-%% (the rows it changes are kept in maps, then written once each), so the rows as they are in the
-%% table are what a transactional read would give: mnesia itself reads the table's copy (the
+%% The group's source ids are one azmp_usage_dedupe row; the buckets it changes are written once
+%% each. The bucket table is locked whole rather than a lock per row: the lock manager is one
+%% process, and a message to it per record was most of a sample's cost. With the table locked no
+%% other transaction writes it until this one ends, and this one writes nothing before its end (the
+%% rows it changes are kept in maps, then written once each), so the rows as they are in the table
+%% are what a transactional read would give: mnesia itself reads the table's copy (the
 %% `where_to_read' node) directly once a table lock is held. Hence locked_read/2, without the
 %% per-read bookkeeping of mnesia:read/1.
-record_samples(Samples, Decide, Now) ->
-    mnesia:write_lock_table(azmp_usage_source),
+record_samples(Samples, Decide, Seen, Now) ->
     mnesia:write_lock_table(azmp_usage),
-    {Results, Counted, Buckets} = record_samples(Samples, Decide, [], #{}, #{}),
-    maps:foreach(fun(Src, Key) -> mnesia:write(#azmp_usage_source{key = Src, bucket = Key, at = Now}) end, Counted),
+    {Results, Counted, Buckets} = record_samples(Samples, Decide, Seen, [], #{}, #{}),
+    Sources = maps:keys(Counted),
+    Sources =/= [] andalso mnesia:write(dedupe_row(Now, Sources)),
     maps:foreach(fun(_, {B = #azmp_usage{carried_in = C}, LateRev, true}) ->
                          mnesia:write(B#azmp_usage{carried_in = C ++ lists:reverse(LateRev)});
                     (_, _) ->
                          ok
                  end, Buckets),
-    Results.
+    {Results, Sources}.
 
-record_samples([], _Decide, Results, Counted, Buckets) ->
+record_samples([], _Decide, _Seen, Results, Counted, Buckets) ->
     {lists:reverse(Results), Counted, Buckets};
-record_samples([{Account, SourceId, {SubId, Dim, SampleHour}, Q, Facts} | Rest], Decide, Results, Counted, Buckets0) ->
-    Src = {Account, SourceId},
-    case is_map_key(Src, Counted) orelse locked_read(azmp_usage_source, Src) =/= [] of
+record_samples([{Account, SourceId, {SubId, Dim, SampleHour}, Q, Facts} | Rest], Decide, Seen, Results, Counted, Buckets0) ->
+    Src = dedupe_key(Account, SourceId),
+    case is_map_key(Src, Counted) orelse Seen(Src) of
         true ->
             %% counted already: a retried call
-            record_samples(Rest, Decide, [ok | Results], Counted, Buckets0);
+            record_samples(Rest, Decide, Seen, [ok | Results], Counted, Buckets0);
         false ->
             {Own, Buckets1} = bucket({SubId, Dim, SampleHour}, Buckets0),
             Open = case Own of
@@ -749,14 +775,26 @@ record_samples([{Account, SourceId, {SubId, Dim, SampleHour}, Q, Facts} | Rest],
                     {B, Buckets2} = bucket(Key, Buckets1),
                     case add_sample(B, Key, Account, Q, From, ClosesAt) of
                         {ok, B1} ->
-                            record_samples(Rest, Decide, [ok | Results], Counted#{Src => Key}, Buckets2#{Key => B1});
+                            record_samples(Rest, Decide, Seen, [ok | Results], Counted#{Src => true}, Buckets2#{Key => B1});
                         {error, _} = Error ->
-                            record_samples(Rest, Decide, [Error | Results], Counted, Buckets2)
+                            record_samples(Rest, Decide, Seen, [Error | Results], Counted, Buckets2)
                     end;
                 {error, _} = Error ->
-                    record_samples(Rest, Decide, [Error | Results], Counted, Buckets1)
+                    record_samples(Rest, Decide, Seen, [Error | Results], Counted, Buckets1)
             end
     end.
+
+dedupe_row(At, Keys) ->
+    #azmp_usage_dedupe{key = {node(), erlang:system_time(microsecond), erlang:unique_integer([positive])},
+                       at = At, sources = << <<(byte_size(K)):16, K/binary>> || K <- Keys >>}.
+
+%% A source id as deduplication knows it: one binary (the account's length first, so that no two
+%% pairs give the same key), a third of the RAM of the {Account, SourceId} tuple.
+dedupe_key(Account, SourceId) -> <<(byte_size(Account)):16, Account/binary, SourceId/binary>>.
+
+%% @doc The dedupe keys packed in a row's `sources'.
+-spec dedupe_keys(binary()) -> [binary()].
+dedupe_keys(Packed) -> [K || <<Len:16, K:Len/binary>> <= Packed].
 
 %% A bucket as this transaction sees it: {Row | absent, CarriedInToAddReversed, Changed}.
 bucket(Key, Buckets) ->
@@ -784,28 +822,34 @@ late(From, Q, LateRev) -> [{From, Q, late_sample} | LateRev].
 %% A row of a table this transaction holds the write lock of (see record_samples/3).
 locked_read(Tab, Key) -> mnesia:dirty_read(Tab, Key).
 
-%% @doc The keys of the source ids recorded before Before (unix s), read on this node.
--spec usage_sources_before(integer()) -> [{binary(), binary()}].
-usage_sources_before(Before) ->
-    Head = pattern(azmp_usage_source, [{#azmp_usage_source.key, '$1'}, {#azmp_usage_source.at, '$2'}]),
-    mnesia:dirty_select(azmp_usage_source, [{Head, [{'<', '$2', Before}], ['$1']}]).
-
-%% @doc Deletes these source ids, each only if still recorded before Before (a source id recorded
-%% again since it expired stays), in one transaction: how many were deleted. Idempotent: every
-%% node of a cluster may sweep.
--spec expire_usage_sources([{binary(), binary()}], integer()) -> non_neg_integer().
-expire_usage_sources(Keys, Before) ->
-    tx_ok(fun() ->
-        mnesia:write_lock_table(azmp_usage_source),
-        length([mnesia:delete({azmp_usage_source, K})
-                || K <- Keys, #azmp_usage_source{at = At} <- locked_read(azmp_usage_source, K), At < Before])
+%% @doc Folds F over the source ids kept in this node's copy, with when each was recorded:
+%% F(DedupeKey, At, Acc). (The recorder builds its index with it.)
+-spec fold_usage_dedupe(fun((binary(), integer(), Acc) -> Acc), Acc) -> Acc.
+fold_usage_dedupe(F, Acc0) ->
+    mnesia:async_dirty(fun() ->
+        mnesia:foldl(fun(#azmp_usage_dedupe{at = At, sources = Sources}, Acc) ->
+                             lists:foldl(fun(Key, A) -> F(Key, At, A) end, Acc, dedupe_keys(Sources))
+                     end, Acc0, azmp_usage_dedupe)
     end).
 
-%% @doc The source ids kept (this node's copy): how many, and the bytes they take in RAM.
--spec usage_sources() -> #{entries := non_neg_integer(), bytes := non_neg_integer()}.
-usage_sources() ->
-    #{entries => mnesia:table_info(azmp_usage_source, size),
-      bytes => mnesia:table_info(azmp_usage_source, memory) * erlang:system_info(wordsize)}.
+%% @doc The keys of the dedupe rows recorded before Before (unix s), read on this node.
+-spec usage_dedupe_before(integer()) -> [term()].
+usage_dedupe_before(Before) ->
+    Head = pattern(azmp_usage_dedupe, [{#azmp_usage_dedupe.key, '$1'}, {#azmp_usage_dedupe.at, '$2'}]),
+    mnesia:dirty_select(azmp_usage_dedupe, [{Head, [{'<', '$2', Before}], ['$1']}]).
+
+%% @doc Deletes these dedupe rows in one transaction. Idempotent: every node of a cluster sweeps.
+-spec expire_usage_dedupe([term()]) -> ok.
+expire_usage_dedupe(Keys) ->
+    tx_ok(fun() -> lists:foreach(fun(K) -> mnesia:delete({azmp_usage_dedupe, K}) end, Keys) end).
+
+%% @doc The bytes this node's copy of the dedupe rows takes in RAM: the table's and the packed
+%% source ids' (binaries of more than 64 bytes are kept outside the table).
+-spec usage_dedupe_bytes() -> non_neg_integer().
+usage_dedupe_bytes() ->
+    Head = pattern(azmp_usage_dedupe, [{#azmp_usage_dedupe.sources, '$1'}]),
+    Packed = mnesia:dirty_select(azmp_usage_dedupe, [{Head, [], [{byte_size, '$1'}]}]),
+    mnesia:table_info(azmp_usage_dedupe, memory) * erlang:system_info(wordsize) + lists:sum(Packed).
 
 %% @doc Open buckets whose hour has closed at Now, oldest hour first.
 -spec usage_due(integer()) -> [bucket_key()].

@@ -46,6 +46,8 @@ cluster_test_() ->
                         {timeout, 60, fun() -> killed_after_commit(Cl, landing) end}} end,
             fun(Cl) -> {"metering on a node in another time zone (UTC+05:30): the same UTC hours",
                         {timeout, 60, fun() -> metering_time_zone(Cl) end}} end,
+            fun(Cl) -> {"a retried record_usage counts once on the other node, and after kill -9 and a restart",
+                        {timeout, 90, fun() -> retried_usage(Cl) end}} end,
             fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, node 2 takes over: billed once",
                         {timeout, 90, fun() -> metering_killed_mid_batch(Cl, with_node2) end}} end,
             fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, restarted alone: billed once",
@@ -107,7 +109,7 @@ one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Both = lists:sort([N1, N2]),
     Tables = ?STORE:tables(),
     %% links, jobs, landings (and their tokens), operations, deadlines, claims, effects still to perform; usage hours,
-    %% usage sources, usage term counters, the emitter's lease
+    %% usage dedupe rows, usage term counters, the emitter's lease
     ?assertEqual(12, length(Tables)),
     [begin
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, system_info, [running_db_nodes]))}),
@@ -454,6 +456,49 @@ metering_time_zone(#{n1 := N1, n2 := N2, emu := Emu, env := Env}) ->
     after
         catch peer:stop(Peer),
         _ = file:del_dir_r(Dir)
+    end.
+
+%% A sample recorded on node 1 and retried on node 2 counts once (node 2's recorder learns node 1's
+%% source ids from Mnesia's table events), even while a copy waits in node 1's queue; and so does one
+%% retried after the node that acknowledged
+%% it was killed (-9) and restarted alone (its index is built again from the rows on disc).
+retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node := N2}, emu := Emu, env := Env}) ->
+    {A, SubId} = linked_account(Emu, N1, []),
+    H = real_hour(),
+    [set_clock(N, H + 60) || N <- [N1, N2]],
+    Sample = fun(Id) -> #{dimension => <<"sessions">>, quantity => 1, at => (H + 60) * 1000, source_id => Id} end,
+    Entries = fun(N) -> maps:get(entries, rpc(N, emqx_azure_marketplace_recorder, sources, [])) end,
+    Before = Entries(N2),
+    ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-1">>)]),
+    true = azmp_test_env:wait_until(fun() -> Entries(N2) =:= Before + 1 end, 5000),
+    ok = rpc(N2, ?M, record_usage, [A, Sample(<<"once-1">>)]),
+    ?assertMatch([#{recorded := 1000000}], rpc(N2, ?STORE, usage_rows, [SubId, H, H])),
+    %% A copy waiting in node 1's queue (its recorder held) while node 2 commits the sample: node 2's
+    %% event is behind it in the mailbox, and still seen first.
+    Rec1 = rpc(N1, erlang, whereis, [emqx_azure_marketplace_recorder]),
+    Queue = fun() -> element(2, rpc(N1, erlang, process_info, [Rec1, message_queue_len])) end,
+    ok = rpc(N1, sys, suspend, [Rec1]),
+    Self = self(),
+    _ = spawn(fun() -> Self ! {queued, catch rpc(N1, ?M, record_usage, [A, Sample(<<"queued">>)])} end),
+    true = azmp_test_env:wait_until(fun() -> Queue() =:= 1 end, 5000),
+    ok = rpc(N2, ?M, record_usage, [A, Sample(<<"queued">>)]),
+    true = azmp_test_env:wait_until(fun() -> Queue() =:= 2 end, 5000),
+    ok = rpc(N1, sys, resume, [Rec1]),
+    receive {queued, Queued} -> ?assertEqual(ok, Queued) after 10000 -> error(queued_call_unanswered) end,
+    ?assertMatch([#{recorded := 2000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+    kill(N2),
+    ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-2">>)]),
+    kill9(N1),
+    true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
+    #{peer := Peer} = start_node(Name1, Dir1, Env, none),
+    try
+        set_clock(N1, H + 120),
+        [ok = rpc(N1, ?M, record_usage, [A, Sample(Id)]) || Id <- [<<"once-1">>, <<"queued">>, <<"once-2">>]],
+        ?assertMatch([#{recorded := 3000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+        ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-3">>)]),
+        ?assertMatch([#{recorded := 4000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H]))
+    after
+        catch peer:stop(Peer)
     end.
 
 %% The emitter (node 1) sends a batch; Azure accepts it but its answer never arrives (lost_reply):

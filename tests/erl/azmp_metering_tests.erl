@@ -38,6 +38,11 @@ metering_test_() ->
           {"a source id counts once for dedupe_window_s after it was recorded, then the sweep deletes it; "
            "the source ids kept stay within the window's worth",
            {timeout, 120, fun() -> dedupe_window(Emu) end}},
+          {"200 concurrent copies of one sample count once, beside 200 distinct samples",
+           {timeout, 60, fun() -> concurrent_copies(Emu) end}},
+          {"the source ids a previous version kept (a row per sample) are moved at start: a retry of a "
+           "sample recorded before the upgrade counts once, the old table is gone",
+           {timeout, 60, fun() -> old_sources(Emu) end}},
           {"60 pending events go out as 3 batches (25 + 25 + 10)", {timeout, 60, fun() -> sixty(Emu) end}},
           {"one batch, every answer: Accepted, Duplicate (same / other quantity), Expired, ResourceNotActive, "
            "InvalidDimension", {timeout, 60, fun() -> every_answer(Emu) end}},
@@ -123,7 +128,7 @@ dedupe_window(Emu) ->
     T0 = real_hour() + 10 * 24 * ?H + 60,
     set_clock(T0),
     _ = ?RECORDER:sweep_now(),
-    ?assertMatch(#{entries := 0}, ?STORE:usage_sources()),
+    ?assertMatch(#{entries := 0}, ?RECORDER:sources()),
     Sample = #{dimension => <<"session_minutes">>, quantity => 1, at => T0 * 1000, source_id => <<"retried">>},
     ok = ?M:record_usage(A, Sample),
     set_clock(T0 + 3599),
@@ -132,10 +137,10 @@ dedupe_window(Emu) ->
     ?assertMatch(#{recorded := <<"1">>}, row(A, <<"session_minutes">>, T0 - 60)),
     set_clock(T0 + 3600),
     ?assertEqual(0, ?RECORDER:sweep_now()),
-    ?assertMatch(#{entries := 1}, ?STORE:usage_sources()),
+    ?assertMatch(#{entries := 1}, ?RECORDER:sources()),
     set_clock(T0 + 3601),
     ?assertEqual(1, ?RECORDER:sweep_now()),
-    ?assertMatch(#{entries := 0}, ?STORE:usage_sources()),
+    ?assertMatch(#{entries := 0}, ?RECORDER:sources()),
     %% Gone: the same id again is another sample (the window is what a retry must come within).
     ok = ?M:record_usage(A, Sample),
     ?assertMatch(#{recorded := <<"2">>}, row(A, <<"session_minutes">>, T0 - 60)),
@@ -148,12 +153,42 @@ dedupe_window(Emu) ->
                                            source_id => iolist_to_binary(io_lib:format("m~B-~B", [M, I]))})
                  || I <- lists:seq(1, 10)],
                 _ = ?RECORDER:sweep_now(),
-                maps:get(entries, ?STORE:usage_sources())
+                maps:get(entries, ?RECORDER:sources())
             end || M <- lists:seq(0, 179)],
     ?assert(lists:max(Kept) =< 611),
     ?assertEqual(610, lists:last(Kept)),
     ?assertEqual(10 * 180, lists:sum([binary_to_integer(R) || #{recorded := R} <- report(A, T0 + ?H, T0 + 6 * ?H)])),
     azmp_test_clock:reset().
+
+concurrent_copies(Emu) ->
+    {A, _SubId} = linked(Emu),
+    Now = emqx_azure_marketplace_clock:now(),
+    Sample = fun(Id) -> #{dimension => <<"traffic_gb">>, quantity => <<"0.001">>, at => Now * 1000, source_id => Id} end,
+    Self = self(),
+    Pids = [spawn_link(fun() ->
+                           Id = case I rem 2 of 0 -> <<"copy">>; 1 -> integer_to_binary(I) end,
+                           Self ! {self(), ?M:record_usage(A, Sample(Id))}
+                       end) || I <- lists:seq(1, 400)],
+    ?assertEqual([ok], lists:usort([receive {P, R} -> R end || P <- Pids])),
+    ?assertMatch(#{recorded := <<"0.201">>}, row(A, <<"traffic_gb">>, Now - Now rem ?H)).
+
+%% The previous versions' table of source ids, with the row record_usage wrote for a sample (its
+%% quantity is in the ledger already), as it is on disc when the new version starts.
+old_sources(Emu) ->
+    {A, _SubId} = linked(Emu),
+    Now = emqx_azure_marketplace_clock:now(),
+    Sample = fun(Id) -> #{dimension => <<"session_minutes">>, quantity => 1, at => Now * 1000, source_id => Id} end,
+    ok = ?M:record_usage(A, Sample(<<"before-upgrade">>)),
+    {atomic, ok} = mnesia:create_table(azmp_usage_source, [{disc_copies, [node()]}, {attributes, [key, bucket, at]}]),
+    ok = mnesia:dirty_write({azmp_usage_source, {A, <<"old-version">>}, undefined, Now}),
+    ok = application:stop(emqx_azure_marketplace),
+    {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+    ?assertNot(lists:member(azmp_usage_source, mnesia:system_info(tables))),
+    %% counted before: once (the old table's row, and a row of this version read back at start)
+    [ok = ?M:record_usage(A, Sample(Id)) || Id <- [<<"old-version">>, <<"before-upgrade">>]],
+    ?assertMatch(#{recorded := <<"1">>}, row(A, <<"session_minutes">>, Now - Now rem ?H)),
+    ok = ?M:record_usage(A, Sample(<<"after-upgrade">>)),
+    ?assertMatch(#{recorded := <<"2">>}, row(A, <<"session_minutes">>, Now - Now rem ?H)).
 
 sixty(Emu) ->
     {A, SubId} = linked(Emu),
