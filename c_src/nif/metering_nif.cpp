@@ -2,6 +2,7 @@
 #include "metering_nif.hpp"
 
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -208,8 +209,10 @@ ERL_NIF_TERM nif_usage_archivable(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     read_grace(a, argv[1], grace);
     if (!a.ok()) return a.raise();
     ERL_NIF_TERM settled = enif_make_list(env, 0);
-    for (const auto& e : EnumAtoms<ItemOutcome>::table)
-        if (metering::settled(e.value)) settled = enif_make_list_cell(env, *e.atom, settled);
+    // Built from the end: the list in the table's order.
+    const auto& table = EnumAtoms<ItemOutcome>::table;
+    for (auto it = std::rbegin(table); it != std::rend(table); ++it)
+        if (metering::settled(it->value)) settled = enif_make_list_cell(env, *it->atom, settled);
     return enif_make_tuple2(env, encode(env, metering::last_archivable_hour(now, grace)), settled);
 }
 
