@@ -158,7 +158,8 @@ http(Http) ->
 refusal(Field, Why) -> #{msg => <<"invalid_config">>, field => Field, reason => Why}.
 
 %% @doc Checks a configuration without touching the network: the platform module, the client
-%% config, the webhook authenticator config. The client and the authenticator made here are dropped.
+%% config, the webhook authenticator config, the timings, the metering settings the core checks.
+%% The client and the authenticator made here are dropped.
 -spec validate(config()) -> ok | {error, error()}.
 validate(Config) ->
     Azure = maps:get(azure, Config, #{}),
@@ -173,9 +174,20 @@ validate(Config) ->
                 [] -> ok;
                 [K | _] -> {error, refusal(atom_to_binary(K), not_a_positive_integer)}
             end
-        end
+        end,
+        fun() -> metering(maps:get(metering, Config, #{})) end
     ],
     run(Checks).
+
+%% The metering settings (application env `metering'; not in config.hocon) the core checks:
+%% `history_days' (at least 35), `dedupe_window_s' (positive).
+metering(Metering) when is_map(Metering) ->
+    case emqx_azure_marketplace_nif:usage_check_settings(Metering) of
+        ok -> ok;
+        {error, {K, Why}} -> {error, refusal(field(<<"metering.">>, K), Why)}
+    end;
+metering(_) ->
+    {error, refusal(<<"metering">>, not_a_map)}.
 
 %% 0 for the JWKS refresh means: an unknown key id may refresh every time.
 valid_timing(jwks_refresh_interval_s, V) -> is_integer(V) andalso V >= 0;

@@ -348,9 +348,9 @@ overdue(Now, S = #{alarms := A}) ->
 %% 6. The history
 
 archive(Now) ->
-    _ = ?STORE:archive_usage(Now, grace()),
-    Kept = (Now div 86400 - cfg(history_days, 40) + 1) * 86400,
-    case ?STORE:drop_usage_history(Kept) of
+    {LastHour, Settled} = ?NIF:usage_archivable(Now, grace()),
+    _ = ?STORE:archive_usage(LastHour, Settled),
+    case ?STORE:drop_usage_history(?NIF:usage_first_kept_day(Now, cfg(history_days, 40))) of
         [] -> ok;
         Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})
     end.
@@ -360,14 +360,13 @@ archive(Now) ->
 
 %% A reconciliation that could not be made (Azure unreachable) is tried again an hour later.
 daily(Now, S = #{reconciled := Last}) ->
-    Yesterday = (Now div 86400 - 1) * 86400,
-    case Yesterday > Last andalso Now >= max(Yesterday + 86400 + 3600, maps:get(reconcile_after, S, 0)) of
-        true ->
-            case reconcile_day(Yesterday, S) of
-                {{ok, _}, S1} -> S1#{reconciled := Yesterday};
-                {{error, _}, S1} -> S1#{reconcile_after => Now + 3600}
+    case ?NIF:usage_daily_reconcile(Now, Last, maps:get(reconcile_after, S, 0)) of
+        {reconcile, Day} ->
+            case reconcile_day(Day, S) of
+                {{ok, _}, S1} -> S1#{reconciled := Day};
+                {{error, _}, S1} -> S1#{reconcile_after => ?NIF:usage_reconcile_retry_at(Now)}
             end;
-        false ->
+        wait ->
             S
     end.
 

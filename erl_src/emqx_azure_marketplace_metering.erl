@@ -8,6 +8,7 @@
 %% #{dimensions => [#{id => <<"session_minutes">>, unit => <<"minute">>,
 %%                    included => #{<<"payg">> => 1000}}],   % per plan, per term; default 0
 %%   grace_s => 300, tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600,
+%%   history_days => 40,        % the days of hours the ledger keeps (at least 35)
 %%   dedupe_window_s => 3600}   % a source id counts once this long after it was recorded
 %% '''
 -module(emqx_azure_marketplace_metering).
@@ -15,6 +16,8 @@
 -export([record_usage/2, usage_report/3]).
 -export([config/0, configure/0, decider/1, dedupe_window_s/0, dimension/1, included/2, term_of/1, subscription_term/1,
          quantity_json/1, format/1]).
+
+-include_lib("kernel/include/logger.hrl").
 
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
@@ -130,12 +133,20 @@ configure() ->
         _ ->
             R = #{grace_s => maps:get(grace_s, Env, 300),
                   dimension_ids => maps:from_list([{Id, true} || #{id := Id} <- maps:get(dimensions, Env, [])]),
-                  dedupe_window_s => case maps:get(dedupe_window_s, Env, 3600) of
-                                         W when is_integer(W), W > 0 -> W;
-                                         _ -> 3600
-                                     end},
+                  dedupe_window_s => dedupe_window_s(Env)},
             persistent_term:put(?RECORDING, {Env, R}),
             {Env, R}
+    end.
+
+%% A window the core refuses (validation refuses it in a config; the env may still hold one) is
+%% the default, said once per change.
+dedupe_window_s(Env) ->
+    case ?NIF:usage_check_settings(maps:with([dedupe_window_s], Env)) of
+        ok ->
+            maps:get(dedupe_window_s, Env, 3600);
+        {error, Refused} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_metering_setting_ignored", refused => Refused, used => 3600}),
+            3600
     end.
 
 %% @doc How long a source id counts once after it was recorded (`dedupe_window_s', 3600 s).

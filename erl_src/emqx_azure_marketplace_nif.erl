@@ -11,6 +11,8 @@
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_plan_close/5,
          usage_term_start/3, usage_plan_item/4, usage_schedule/4, usage_reconcile/3]).
+-export([usage_archivable/2, usage_first_kept_day/2, usage_daily_reconcile/3, usage_reconcile_retry_at/1,
+         usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_check_settings/1]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
@@ -202,3 +204,37 @@ usage_schedule(_Hour, _GraceS, _Now, _State) -> erlang:nif_error(nif_not_loaded)
 %% @doc One day of one subscription's dimension: our ledger against Azure's usageEvents row.
 -spec usage_reconcile(non_neg_integer(), non_neg_integer() | undefined, binary()) -> agree | differ | alarm.
 usage_reconcile(_Billed, _Processed, _ReconStatus) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Which settled hours may leave RAM for the history at Now: those whose hour start is at most
+%% LastHour (their end plus GraceS has passed) and whose status is one of Settled (nothing changes
+%% it again).
+-spec usage_archivable(integer(), non_neg_integer()) ->
+    {LastHour :: integer(), Settled :: [done | mismatch | carried | dropped | rejected]}.
+usage_archivable(_Now, _GraceS) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The first UTC day (unix s of its start) the history keeps at Now; the days before it are dropped.
+-spec usage_first_kept_day(integer(), pos_integer()) -> integer().
+usage_first_kept_day(_Now, _HistoryDays) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The day (unix s of its start) to reconcile with Azure now, or `wait': the day before once
+%% it is past 01:00 UTC, unless LastReconciled is that day already or a failure said RetryAfter.
+-spec usage_daily_reconcile(integer(), integer(), integer()) -> {reconcile, integer()} | wait.
+usage_daily_reconcile(_Now, _LastReconciled, _RetryAfter) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc After a reconciliation failed at Now: not again before this.
+-spec usage_reconcile_retry_at(integer()) -> integer().
+usage_reconcile_retry_at(_Now) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The recorded-at time (unix s) before which a source id has expired (it counts once for WindowS).
+-spec usage_dedupe_cutoff(integer(), pos_integer()) -> integer().
+usage_dedupe_cutoff(_Now, _WindowS) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc How often expired source ids are swept for a dedupe window of WindowS: 1 to 60 s.
+-spec usage_sweep_interval_ms(pos_integer()) -> 1000..60000.
+usage_sweep_interval_ms(_WindowS) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The metering settings an operator gives (`history_days', `dedupe_window_s'; the keys
+%% present), checked: the first one refused and why.
+-spec usage_check_settings(map()) ->
+    ok | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, pos_integer()}}}.
+usage_check_settings(_Metering) -> erlang:nif_error(nif_not_loaded).

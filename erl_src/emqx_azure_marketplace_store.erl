@@ -1025,27 +1025,26 @@ usage_all() ->
 %% and day. RAM then holds the hours still in play (about two hours of usage), whatever the
 %% number of days kept; the history costs disc only, and a day is dropped as a whole.
 
--define(SETTLED, [done, carried, mismatch, rejected, dropped]).
 -define(DAY_PREFIX, "azmp_usage_").
 %% Subscription-days moved per transaction.
 -define(ARCHIVE_GROUP, 200).
 
-%% @doc Moves the settled hours that closed for good (an hour's end plus Grace is past at Now) into
-%% the history: how many.
--spec archive_usage(integer(), non_neg_integer()) -> non_neg_integer().
-archive_usage(Now, Grace) ->
+%% @doc Moves into the history the hours whose start is at most LastHour and whose status is one of
+%% Settled (the core says which: emqx_azure_marketplace_nif:usage_archivable/2): how many.
+-spec archive_usage(integer(), [atom()]) -> non_neg_integer().
+archive_usage(LastHour, Settled) ->
     Head = pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}, {#azmp_usage.status, '$2'}]),
-    Settled = list_to_tuple(['orelse' | [{'=:=', '$2', St} || St <- ?SETTLED]]),
-    Keys = mnesia:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now - 3600 - Grace}, Settled],
+    Guard = list_to_tuple(['orelse', false | [{'=:=', '$2', St} || St <- Settled]]),
+    Keys = mnesia:dirty_select(azmp_usage, [{Head, [{'=<', '$1', LastHour}, Guard],
                                              [{element, #azmp_usage.key, '$_'}]}]),
     Groups = maps:groups_from_list(fun({Sub, _, H}) -> {Sub, day_of(H)} end, Keys),
     lists:foreach(fun ensure_day_table/1, lists:usort([D || {_, D} <- maps:keys(Groups)])),
-    lists:sum([tx_ok(fun() -> lists:sum([archive_day(Sub, Day, Ks) || {{Sub, Day}, Ks} <- Chunk]) end)
+    lists:sum([tx_ok(fun() -> lists:sum([archive_day(Sub, Day, Ks, Settled) || {{Sub, Day}, Ks} <- Chunk]) end)
                || Chunk <- chunks(maps:to_list(Groups), ?ARCHIVE_GROUP)]).
 
-archive_day(Sub, Day, Keys) ->
+archive_day(Sub, Day, Keys, Settled) ->
     %% Read again inside the transaction: only what is still settled moves.
-    case [B || K <- Keys, B = #azmp_usage{status = St} <- mnesia:wread({azmp_usage, K}), lists:member(St, ?SETTLED)] of
+    case [B || K <- Keys, B = #azmp_usage{status = St} <- mnesia:wread({azmp_usage, K}), lists:member(St, Settled)] of
         [] ->
             0;
         Moving ->

@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <utility>
 
 #include "text_util.hpp"
@@ -43,6 +44,23 @@ Civil civil_from_days(std::int64_t z) noexcept {
     const unsigned m = mp < 10 ? mp + 3 : mp - 9;
     return {y + (m <= 2), m, d};
 }
+
+// `t` rounded down to a multiple of `unit` (toward the past, before 1970 too); the earliest
+// representable multiple when the exact one is not.
+std::int64_t floor_to(std::int64_t t, std::int64_t unit) noexcept {
+    const std::int64_t q = t >= 0 ? t / unit : -((-(t + 1)) / unit) - 1;
+    return std::max(q, std::numeric_limits<std::int64_t>::min() / unit) * unit;
+}
+
+// a - b, held at the ends of the range rather than overflowing (times come from callers).
+std::int64_t sat_sub(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r;
+    if (!__builtin_sub_overflow(a, b, &r)) return r;
+    return b > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
+}
+
+// More days than any time holds: keeps `days * kDayS` in range.
+constexpr std::int64_t kMaxDays = std::numeric_limits<std::int64_t>::max() / kDayS;
 
 bool leap(std::int64_t y) noexcept { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
 
@@ -238,11 +256,64 @@ std::string_view item_outcome_name(ItemOutcome o) noexcept {
     return "unknown";
 }
 
+bool settled(ItemOutcome o) noexcept {
+    switch (o) {
+        case ItemOutcome::Done:
+        case ItemOutcome::Mismatch:
+        case ItemOutcome::Carried:
+        case ItemOutcome::Dropped:
+        case ItemOutcome::Rejected: return true;
+        case ItemOutcome::Held:
+        case ItemOutcome::Retry: return false;
+    }
+    return false;
+}
+
+std::int64_t last_archivable_hour(std::int64_t now, std::int64_t grace_s) noexcept {
+    // hour <= now - kHourS - grace is closes_at(hour, grace) <= now; rounded down to an hour start.
+    return floor_to(sat_sub(sat_sub(now, kHourS), std::max<std::int64_t>(grace_s, 0)), kHourS);
+}
+
+std::int64_t first_kept_day(std::int64_t now, std::int64_t history_days) noexcept {
+    const std::int64_t back = std::clamp<std::int64_t>(history_days, 1, kMaxDays) - 1;
+    return floor_to(sat_sub(floor_to(now, kDayS), back * kDayS), kDayS);
+}
+
+std::int64_t dedupe_cutoff(std::int64_t now, std::int64_t window_s) noexcept { return sat_sub(now, window_s); }
+
+std::int64_t sweep_interval_ms(std::int64_t window_s) noexcept {
+    return 1000 * std::clamp<std::int64_t>(window_s / 10, 1, 60);
+}
+
+namespace {
+std::optional<SettingVerdict> at_least(std::optional<std::int64_t> value, std::int64_t minimum) noexcept {
+    if (!value || *value <= 0) return SettingVerdict{SettingProblem::NotAPositiveInteger, 1};
+    if (*value < minimum) return SettingVerdict{SettingProblem::BelowMinimum, minimum};
+    return std::nullopt;
+}
+}  // namespace
+
+std::optional<SettingVerdict> check_history_days(std::optional<std::int64_t> value) noexcept {
+    return at_least(value, kMinHistoryDays);
+}
+
+std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> value) noexcept { return at_least(value, 1); }
+
 ReconVerdict reconcile_day(Micros billed, std::optional<Micros> processed, std::string_view recon_status) noexcept {
     const std::string_view st = detail::trim(recon_status);
     if (detail::iequals(st, "Rejected") || detail::iequals(st, "Mismatch")) return ReconVerdict::Alarm;
     if (!processed) return billed == 0 ? ReconVerdict::Agree : ReconVerdict::Differ;
     return *processed == billed ? ReconVerdict::Agree : ReconVerdict::Differ;
 }
+
+std::optional<std::int64_t> day_to_reconcile(const DailyFacts& f) noexcept {
+    const std::int64_t today = floor_to(f.now, kDayS);
+    const std::int64_t yesterday = sat_sub(today, kDayS);
+    if (yesterday <= f.last_reconciled) return std::nullopt;
+    if (f.now < sat_sub(today, -kReconcileAfterS) || f.now < f.retry_after) return std::nullopt;
+    return yesterday;
+}
+
+std::int64_t reconcile_retry_at(std::int64_t now) noexcept { return sat_sub(now, -kReconcileRetryS); }
 
 }  // namespace azmp::metering

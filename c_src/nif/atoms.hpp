@@ -98,7 +98,10 @@ namespace azmp::nif {
     X(term_start, "term_start") X(used, "used") X(months, "months") X(sent, "sent")                     \
     X(azure_quantity, "azure_quantity") X(closes_at, "closes_at") X(may_submit, "may_submit")          \
     X(overdue, "overdue") X(release, "release") X(close_usage, "close_usage")            \
-    X(billed, "billed") X(processed, "processed") X(agree, "agree") X(differ, "differ") X(alarm, "alarm")
+    X(billed, "billed") X(processed, "processed") X(agree, "agree") X(differ, "differ") X(alarm, "alarm") \
+    X(history_days, "history_days") X(dedupe_window_s, "dedupe_window_s")                              \
+    X(last_reconciled, "last_reconciled") X(retry_after, "retry_after") X(reconcile, "reconcile")       \
+    X(wait, "wait") X(not_a_positive_integer, "not_a_positive_integer") X(at_least, "at_least")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

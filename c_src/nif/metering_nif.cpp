@@ -2,6 +2,7 @@
 #include "metering_nif.hpp"
 
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -182,6 +183,106 @@ ERL_NIF_TERM nif_usage_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM ar
         case metering::ReconVerdict::Alarm: return atoms::alarm;
     }
     return atoms::differ;
+}
+
+namespace {
+
+// The grace the schedule takes (an hour closes at most a day after it ends).
+bool read_grace(Args& a, ERL_NIF_TERM t, std::int64_t& grace) {
+    if (a.read(t, atoms::grace_s, grace) && (grace < 0 || grace > 86400)) a.fail(atoms::grace_s);
+    return a.ok();
+}
+
+// A setting that is a count: at least 1.
+bool read_positive(Args& a, ERL_NIF_TERM t, ERL_NIF_TERM field, std::int64_t& v) {
+    if (a.read(t, field, v) && v < 1) a.fail(field);
+    return a.ok();
+}
+
+}  // namespace
+
+ERL_NIF_TERM nif_usage_archivable(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t now = 0, grace = 0;
+    a.read(argv[0], atoms::now, now);
+    read_grace(a, argv[1], grace);
+    if (!a.ok()) return a.raise();
+    ERL_NIF_TERM settled = enif_make_list(env, 0);
+    // Built from the end: the list in the table's order.
+    const auto& table = EnumAtoms<ItemOutcome>::table;
+    for (auto it = std::rbegin(table); it != std::rend(table); ++it)
+        if (metering::settled(it->value)) settled = enif_make_list_cell(env, *it->atom, settled);
+    return enif_make_tuple2(env, encode(env, metering::last_archivable_hour(now, grace)), settled);
+}
+
+ERL_NIF_TERM nif_usage_first_kept_day(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t now = 0, days = 0;
+    a.read(argv[0], atoms::now, now);
+    read_positive(a, argv[1], atoms::history_days, days);
+    if (!a.ok()) return a.raise();
+    return encode(env, metering::first_kept_day(now, days));
+}
+
+ERL_NIF_TERM nif_usage_daily_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    metering::DailyFacts f;
+    a.read(argv[0], atoms::now, f.now);
+    a.read(argv[1], atoms::last_reconciled, f.last_reconciled);
+    a.read(argv[2], atoms::retry_after, f.retry_after);
+    if (!a.ok()) return a.raise();
+    const auto day = metering::day_to_reconcile(f);
+    return day ? enif_make_tuple2(env, atoms::reconcile, encode(env, *day)) : atoms::wait;
+}
+
+ERL_NIF_TERM nif_usage_reconcile_retry_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t now = 0;
+    a.read(argv[0], atoms::now, now);
+    if (!a.ok()) return a.raise();
+    return encode(env, metering::reconcile_retry_at(now));
+}
+
+ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t now = 0, window = 0;
+    a.read(argv[0], atoms::now, now);
+    read_positive(a, argv[1], atoms::dedupe_window_s, window);
+    if (!a.ok()) return a.raise();
+    return encode(env, metering::dedupe_cutoff(now, window));
+}
+
+ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1) return enif_make_badarg(env);
+    Args a(env);
+    std::int64_t window = 0;
+    read_positive(a, argv[0], atoms::dedupe_window_s, window);
+    if (!a.ok()) return a.raise();
+    return encode(env, metering::sweep_interval_ms(window));
+}
+
+ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 1 || !enif_is_map(env, argv[0])) return enif_make_badarg(env);
+    using Check = std::optional<metering::SettingVerdict> (*)(std::optional<std::int64_t>) noexcept;
+    const std::pair<ERL_NIF_TERM, Check> checks[] = {{atoms::history_days, &metering::check_history_days},
+                                                     {atoms::dedupe_window_s, &metering::check_dedupe_window_s}};
+    for (const auto& [key, check] : checks) {
+        ERL_NIF_TERM v;
+        if (!enif_get_map_value(env, argv[0], key, &v)) continue;
+        // Not an integer (or beyond 64 bits): the core's "no value".
+        const auto verdict = check(decode<std::int64_t>(env, v));
+        if (!verdict) continue;
+        const ERL_NIF_TERM why = verdict->problem == metering::SettingProblem::BelowMinimum
+                                     ? enif_make_tuple2(env, atoms::at_least, encode(env, verdict->minimum))
+                                     : atoms::not_a_positive_integer;
+        return enif_make_tuple2(env, atoms::error, enif_make_tuple2(env, key, why));
+    }
+    return atoms::ok;
 }
 
 }  // namespace azmp::nif

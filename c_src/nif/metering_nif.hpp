@@ -38,4 +38,28 @@ ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
 // usage_reconcile(BilledMicros, ProcessedMicros | undefined, ReconStatus :: binary()) -> agree | differ | alarm
 ERL_NIF_TERM nif_usage_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
+// usage_archivable(Now, GraceS) -> {LastHour, [Status]}: the settled hours (Status one of the
+//   outcomes nothing changes again) whose hour start is at most LastHour may leave RAM
+ERL_NIF_TERM nif_usage_archivable(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_first_kept_day(Now, HistoryDays) -> the first UTC day (unix s) the history keeps
+ERL_NIF_TERM nif_usage_first_kept_day(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_daily_reconcile(Now, LastReconciled, RetryAfter) -> {reconcile, Day} | wait
+ERL_NIF_TERM nif_usage_daily_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_reconcile_retry_at(Now) -> when a failed reconciliation is tried again
+ERL_NIF_TERM nif_usage_reconcile_retry_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_dedupe_cutoff(Now, WindowS) -> the recorded-at time before which a source id has expired
+ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_sweep_interval_ms(WindowS) -> how often expired source ids are swept
+ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
+// usage_check_settings(#{history_days => _, dedupe_window_s => _, ...}) -> ok
+//   | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, Min}}}
+//   (the keys present are checked; others are not this function's)
+ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+
 }  // namespace azmp::nif

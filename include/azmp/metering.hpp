@@ -145,6 +145,52 @@ Release plan_release(std::int64_t hour, std::int64_t now) noexcept;
 std::string_view item_outcome_name(ItemOutcome o) noexcept;
 
 // ---------------------------------------------------------------------------------------------
+// The ledger's history: what leaves the hours in play, and how long it is kept
+
+// An outcome nothing changes again (billed, carried on, rejected, dropped): the hour is settled.
+// Held and Retry hours are still in play.
+bool settled(ItemOutcome o) noexcept;
+
+// The latest hour start that may be archived at `now`: a settled hour leaves the hours in play
+// once it has closed for good (its end plus the grace has passed, as closes_at says).
+std::int64_t last_archivable_hour(std::int64_t now, std::int64_t grace_s) noexcept;
+
+inline constexpr std::int64_t kDayS = 24 * kHourS;
+// The product requires at least 35 days of ledger history; 40 unless configured.
+inline constexpr std::int64_t kMinHistoryDays = 35;
+inline constexpr std::int64_t kDefaultHistoryDays = 40;
+
+// The first UTC day (unix s of its start) the history keeps at `now`: today and the `history_days`
+// - 1 days before it (at least today); the days before it are dropped.
+std::int64_t first_kept_day(std::int64_t now, std::int64_t history_days) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// Deduplication of samples by source id
+
+inline constexpr std::int64_t kDefaultDedupeWindowS = 3600;
+// The recorded-at time (unix s) before which a source id has expired: it counts once for
+// `window_s` after it was recorded.
+std::int64_t dedupe_cutoff(std::int64_t now, std::int64_t window_s) noexcept;
+// How often expired source ids are swept: a tenth of the window, 1 to 60 s (entries live at most
+// the window plus this).
+std::int64_t sweep_interval_ms(std::int64_t window_s) noexcept;
+
+// ---------------------------------------------------------------------------------------------
+// Settings an operator gives (the application env `metering`)
+
+enum class SettingProblem {
+    NotAPositiveInteger,  // not_a_positive_integer
+    BelowMinimum,         // {at_least, Minimum}
+};
+struct SettingVerdict {
+    SettingProblem problem;
+    std::int64_t minimum = 1;
+};
+// `value`: the setting, or nothing when it is not an integer (or too large to be one).
+std::optional<SettingVerdict> check_history_days(std::optional<std::int64_t> value) noexcept;
+std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> value) noexcept;
+
+// ---------------------------------------------------------------------------------------------
 // Daily reconciliation: our ledger against Azure's usageEvents, per day, subscription, dimension
 
 enum class ReconVerdict {
@@ -155,5 +201,20 @@ enum class ReconVerdict {
 // `billed`: what our ledger says Azure took for the day; `processed`: Azure's processedQuantity
 // (nothing when Azure has no row); `recon_status`: Azure's reconStatus.
 ReconVerdict reconcile_day(Micros billed, std::optional<Micros> processed, std::string_view recon_status) noexcept;
+
+// When: a day is reconciled once its hours are all out, after 01:00 UTC the day after (the last
+// hour closed and was sent); one that could not be made (Azure unreachable) is tried an hour later.
+inline constexpr std::int64_t kReconcileAfterS = kHourS;
+inline constexpr std::int64_t kReconcileRetryS = kHourS;
+
+struct DailyFacts {
+    std::int64_t now = 0;
+    std::int64_t last_reconciled = 0;  // the day last reconciled (unix s of its start; 0: none yet)
+    std::int64_t retry_after = 0;      // after a failure, not before this (0: no failure)
+};
+// The day to reconcile now (yesterday, unless already done or not yet due), or nothing: wait.
+std::optional<std::int64_t> day_to_reconcile(const DailyFacts& f) noexcept;
+// After a reconciliation failed at `now`: not again before this.
+std::int64_t reconcile_retry_at(std::int64_t now) noexcept;
 
 }  // namespace azmp::metering

@@ -82,7 +82,20 @@ nif_fuzz_test_() ->
                                                              oneof([integer(), random_term()]),
                                                              oneof([integer(), exactly(undefined)]),
                                                              oneof([boolean(), exactly(unknown)])},
-                                           pure(fun() -> ?NIF:gate_deployment(S, D, N, C, P) end))}
+                                           pure(fun() -> ?NIF:gate_deployment(S, D, N, C, P) end))},
+                 {usage_history, ?FORALL({N, G, D}, {time_arg(), time_arg(), time_arg()},
+                                         pure(fun() -> ?NIF:usage_archivable(N, G) end)
+                                         andalso pure(fun() -> ?NIF:usage_first_kept_day(N, D) end))},
+                 {usage_daily_reconcile, ?FORALL({N, L, R}, {time_arg(), time_arg(), time_arg()},
+                                                 pure(fun() -> ?NIF:usage_daily_reconcile(N, L, R) end)
+                                                 andalso pure(fun() -> ?NIF:usage_reconcile_retry_at(N) end))},
+                 {usage_dedupe, ?FORALL({N, W}, {time_arg(), time_arg()},
+                                        pure(fun() -> ?NIF:usage_sweep_interval_ms(W) end)
+                                        andalso pure(fun() -> ?NIF:usage_dedupe_cutoff(N, W) end))},
+                 {usage_check_settings, ?FORALL(M, oneof([random_term(),
+                                                          ?LET({H, W}, {time_arg(), time_arg()},
+                                                               #{history_days => H, dedupe_window_s => W})]),
+                                                pure(fun() -> ?NIF:usage_check_settings(M) end))}
              ]]
      end}.
 
@@ -209,6 +222,10 @@ shaped_leaf() ->
 %% fill the atom table; atoms here come from a fixed pool instead.
 random_term() ->
     ?SIZED(Size, random_term(Size)).
+
+%% A time or a count: any integer, the ends of 64 bits (the arithmetic must not overflow), or not one.
+time_arg() ->
+    oneof([integer(), elements([-(1 bsl 63), (1 bsl 63) - 1, 1 bsl 63, 0, 1]), random_term()]).
 
 random_term(0) ->
     oneof([integer(), float(), binary(), bitstring(), atom_term(), exactly(self()), exactly(make_ref()),

@@ -57,6 +57,11 @@ live(SubId) ->
 
 report(A, From, To) -> azmp_test_usage:report(A, From, To).
 
+%% What the meter's tick archives at Now (grace 300 s): the core says which hours.
+archive(Now) ->
+    {LastHour, Settled} = emqx_azure_marketplace_nif:usage_archivable(Now, 300),
+    ?STORE:archive_usage(LastHour, Settled).
+
 day_table(Day) ->
     {{Y, M, D}, _} = calendar:system_time_to_universal_time(Day, second),
     list_to_atom(lists:flatten(io_lib:format("azmp_usage_~4..0b~2..0b~2..0b", [Y, M, D]))).
@@ -145,7 +150,7 @@ concurrent(Emu) ->
     ok = ?STORE:mark_submitting(Keys),
     ok = ?STORE:usage_results([{K, done, #{event_id => <<"ev">>}} || K <- Keys], H0 + ?H + 300),
     Self = self(),
-    Pids = [spawn_link(fun() -> Self ! {moved, self(), ?STORE:archive_usage(H0 + ?H + 300, 300)} end)
+    Pids = [spawn_link(fun() -> Self ! {moved, self(), archive(H0 + ?H + 300)} end)
             || _ <- lists:seq(1, 8)],
     Moved = [receive {moved, P, N} -> N end || P <- Pids],
     ?debugFmt("moved by each archiver: ~p", [Moved]),

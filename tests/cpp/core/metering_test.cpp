@@ -1,6 +1,8 @@
 // Metering rules, row by row (issue: pay-as-you-go metering; DESIGN.md section 6).
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "azmp/metering.hpp"
 
 namespace azmp::metering {
@@ -238,6 +240,132 @@ TEST(MeteringReconcile, EveryDifferenceIsReported) {
         {"Mismatch raises an alarm", q, q, " mismatch ", V::Alarm},
     };
     for (const auto& r : rows) EXPECT_EQ(reconcile_day(r.billed, r.processed, r.status), r.verdict) << r.sentence;
+}
+
+TEST(MeteringReconcile, YesterdayOnceAfterOneInTheMorning) {
+    constexpr std::int64_t kD = kDayS;
+    const std::int64_t today = k10 - 10 * kH;  // 2026-03-10T00:00:00Z
+    const std::int64_t yesterday = today - kD;
+    struct Row {
+        const char* sentence;
+        std::int64_t now, last, retry_after;
+        std::optional<std::int64_t> day;
+    };
+    const Row rows[] = {
+        {"00:59: yesterday's last hour may still be going out", today + kH - 1, 0, 0, std::nullopt},
+        {"01:00: yesterday is reconciled", today + kH, 0, 0, yesterday},
+        {"10:00, never reconciled yet", k10, 0, 0, yesterday},
+        {"yesterday done already: wait for tomorrow", k10, yesterday, 0, std::nullopt},
+        {"the day before yesterday done: yesterday is next", k10, yesterday - kD, 0, yesterday},
+        {"a failure at 01:00: not again before 02:00", today + kH + 1800, 0, today + 2 * kH, std::nullopt},
+        {"a failure at 01:00: again at 02:00", today + 2 * kH, 0, today + 2 * kH, yesterday},
+        {"a failure's retry time from an earlier day does not hold today back", today + kH, 0, today - kH, yesterday},
+        {"23:59: still yesterday's turn", today + kD - 1, 0, 0, yesterday},
+        {"midnight: the next day is not due before 01:00", today + kD, yesterday, 0, std::nullopt},
+        {"before 1970: days still round down", -kD + kH, -3 * kD, std::numeric_limits<std::int64_t>::min(), -2 * kD},
+    };
+    for (const auto& r : rows)
+        EXPECT_EQ(day_to_reconcile(DailyFacts{r.now, r.last, r.retry_after}), r.day) << r.sentence;
+    EXPECT_EQ(reconcile_retry_at(today + kH), today + 2 * kH) << "an hour after the failure";
+}
+
+TEST(MeteringHistory, WhichHoursMayLeaveTheHoursInPlay) {
+    struct Row {
+        const char* sentence;
+        std::int64_t now, grace_s, last;
+    };
+    const Row rows[] = {
+        {"10:00 closes at 11:05: not before", k10 + kH + 300 - 1, 300, k10 - kH},
+        {"10:00 closes at 11:05: from then on", k10 + kH + 300, 300, k10},
+        {"11:59: 10:00 has closed for good, 11:00 not", k10 + 2 * kH - 1, 300, k10},
+        {"no grace: at the hour's end", k10 + kH, 0, k10},
+        {"a negative grace counts as none (as closes_at)", k10 + kH, -50, k10},
+        {"a long grace holds hours longer", k10 + 3 * kH, 2 * kH, k10},
+        {"before 1970: rounded down", 0, 300, -2 * kH},
+    };
+    for (const auto& r : rows) {
+        EXPECT_EQ(last_archivable_hour(r.now, r.grace_s), r.last) << r.sentence;
+        EXPECT_LE(closes_at(r.last, r.grace_s), r.now) << r.sentence << ": it has closed";
+        EXPECT_GT(closes_at(r.last + kH, r.grace_s), r.now) << r.sentence << ": the next has not";
+    }
+    EXPECT_EQ(last_archivable_hour(std::numeric_limits<std::int64_t>::min(), 300) % kH, 0) << "no overflow";
+
+    using O = ItemOutcome;
+    const std::pair<O, bool> outcomes[] = {{O::Done, true},     {O::Mismatch, true}, {O::Carried, true},
+                                           {O::Dropped, true},  {O::Rejected, true}, {O::Held, false},
+                                           {O::Retry, false}};
+    for (const auto& [o, s] : outcomes) EXPECT_EQ(settled(o), s) << item_outcome_name(o);
+}
+
+TEST(MeteringHistory, TheDaysKept) {
+    constexpr std::int64_t kD = kDayS;
+    const std::int64_t today = k10 - 10 * kH;  // 2026-03-10T00:00:00Z
+    struct Row {
+        const char* sentence;
+        std::int64_t now, days, first;
+    };
+    const Row rows[] = {
+        {"40 days: today and the 39 before it", k10, 40, today - 39 * kD},
+        {"at midnight the oldest day goes", today, 40, today - 39 * kD},
+        {"a second before midnight it is still kept", today - 1, 40, today - 40 * kD},
+        {"35 days", k10, 35, today - 34 * kD},
+        {"1 day: today only", k10, 1, today},
+        {"0 or less: today is always kept", k10, 0, today},
+        {"before 1970: days round down", -1, 2, -2 * kD},
+    };
+    for (const auto& r : rows) EXPECT_EQ(first_kept_day(r.now, r.days), r.first) << r.sentence;
+    const std::int64_t all = first_kept_day(k10, std::numeric_limits<std::int64_t>::max());
+    EXPECT_LT(all, today - 1'000'000'000 * kD) << "more days than time holds: everything kept, no overflow";
+    EXPECT_EQ(all % kD, 0);
+}
+
+TEST(MeteringDedupe, WindowCutoffAndSweep) {
+    struct Row {
+        const char* sentence;
+        std::int64_t window_s;
+        std::int64_t cutoff;  // at k10
+        std::int64_t sweep_ms;
+    };
+    const Row rows[] = {
+        {"an hour: ids recorded before 09:00 expire; swept every minute", 3600, k10 - 3600, 60'000},
+        {"10 minutes: every minute", 600, k10 - 600, 60'000},
+        {"5 minutes: every 30 s (a tenth)", 300, k10 - 300, 30'000},
+        {"15 s: every second", 15, k10 - 15, 1000},
+        {"1 s: every second, never less", 1, k10 - 1, 1000},
+        {"a day: every minute, never more", 86400, k10 - 86400, 60'000},
+    };
+    for (const auto& r : rows) {
+        EXPECT_EQ(dedupe_cutoff(k10, r.window_s), r.cutoff) << r.sentence;
+        EXPECT_EQ(sweep_interval_ms(r.window_s), r.sweep_ms) << r.sentence;
+    }
+    EXPECT_EQ(dedupe_cutoff(std::numeric_limits<std::int64_t>::min(), 10), std::numeric_limits<std::int64_t>::min())
+        << "no overflow";
+}
+
+TEST(MeteringSettings, WhatAnOperatorMaySet) {
+    using P = SettingProblem;
+    struct Row {
+        const char* sentence;
+        std::optional<std::int64_t> value;
+        std::optional<P> history_days;
+        std::optional<P> dedupe_window_s;
+    };
+    const Row rows[] = {
+        {"the defaults", kDefaultHistoryDays, std::nullopt, std::nullopt},
+        {"35 days: the least the product keeps", 35, std::nullopt, std::nullopt},
+        {"34 days: too few; a window of 34 s is fine", 34, P::BelowMinimum, std::nullopt},
+        {"1", 1, P::BelowMinimum, std::nullopt},
+        {"0", 0, P::NotAPositiveInteger, P::NotAPositiveInteger},
+        {"negative", -3600, P::NotAPositiveInteger, P::NotAPositiveInteger},
+        {"not an integer", std::nullopt, P::NotAPositiveInteger, P::NotAPositiveInteger},
+    };
+    auto problem = [](const std::optional<SettingVerdict>& v) { return v ? std::optional<P>(v->problem) : std::nullopt; };
+    for (const auto& r : rows) {
+        EXPECT_EQ(problem(check_history_days(r.value)), r.history_days) << r.sentence;
+        EXPECT_EQ(problem(check_dedupe_window_s(r.value)), r.dedupe_window_s) << r.sentence;
+    }
+    EXPECT_EQ(check_history_days(34)->minimum, kMinHistoryDays) << "the refusal says the least accepted";
+    EXPECT_FALSE(check_dedupe_window_s(kDefaultDedupeWindowS));
 }
 
 }  // namespace
