@@ -20,11 +20,12 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, record/1, sweep_now/0, sweep_interval_ms/1, sources/0]).
+-export([start_link/0, record/1, sweep_now/0, sources/0]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(STORE, emqx_azure_marketplace_store).
 -define(METERING, emqx_azure_marketplace_metering).
+-define(NIF, emqx_azure_marketplace_nif).
 %% The index: {DedupeKey, RecordedAt} (emqx_azure_marketplace_store:dedupe_key/2).
 -define(INDEX, azmp_usage_dedupe_index).
 %% The most samples one transaction takes (a bound on its time and on the callers it keeps waiting).
@@ -55,11 +56,6 @@ sources() ->
 -spec sweep_now() -> non_neg_integer().
 sweep_now() -> gen_server:call(?MODULE, sweep_now, 60000).
 
-%% @doc How often the sweep runs for a window: a tenth of it, between 1 s and 60 s. A source id is
-%% kept from Window to Window + this after it was recorded.
--spec sweep_interval_ms(pos_integer()) -> pos_integer().
-sweep_interval_ms(WindowS) -> 1000 * max(1, min(60, WindowS div 10)).
-
 -spec init([]) -> {ok, map(), {continue, index}}.
 init([]) ->
     _ = ?METERING:configure(),
@@ -67,7 +63,7 @@ init([]) ->
     %% Subscribed before the index is built: a row another node writes meanwhile is then in the
     %% mailbox, handled after.
     {ok, _} = mnesia:subscribe({table, azmp_usage_dedupe, simple}),
-    erlang:send_after(sweep_interval_ms(?METERING:dedupe_window_s()), self(), sweep),
+    erlang:send_after(?NIF:usage_sweep_interval_ms(?METERING:dedupe_window_s()), self(), sweep),
     {ok, #{}, {continue, index}}.
 
 %% The index is built before any record call is served (they wait in the mailbox), after init:
@@ -102,7 +98,7 @@ handle_call({record, Sample}, From, S) ->
     reply(Froms, Results),
     {noreply, S};
 handle_call(sweep_now, _From, S) ->
-    Before = emqx_azure_marketplace_clock:now() - ?METERING:dedupe_window_s(),
+    Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), ?METERING:dedupe_window_s()),
     {Entries, Rows} = expired(Before),
     {reply, lists:sum([expire(Chunk) || Chunk <- Entries ++ Rows]), S};
 handle_call(_Req, _From, S) ->
@@ -116,14 +112,14 @@ handle_info(sweep, S) ->
     %% a metering config changed in the application env is taken here at the latest
     _ = ?METERING:configure(),
     Window = ?METERING:dedupe_window_s(),
-    Before = emqx_azure_marketplace_clock:now() - Window,
+    Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), Window),
     %% The scans read every source id and row kept (~0.2 us each): in a process of its own, so that
     %% record calls do not wait for them; only the deletes are the recorder's.
     Self = self(),
     _ = spawn_link(fun() -> {Entries, Rows} = expired(Before), Self ! {sweep, Entries ++ Rows, Window} end),
     {noreply, S};
 handle_info({sweep, [], Window}, S) ->
-    erlang:send_after(sweep_interval_ms(Window), self(), sweep),
+    erlang:send_after(?NIF:usage_sweep_interval_ms(Window), self(), sweep),
     {noreply, S};
 handle_info({sweep, [Chunk | Rest], Window}, S) ->
     %% a chunk now; the rest after the record calls that came meanwhile
