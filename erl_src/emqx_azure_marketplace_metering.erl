@@ -21,8 +21,6 @@
 
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
-%% startDate / endDate: "2026-01-01" or an RFC 3339 date-time, never longer than this.
--define(MAX_DATE_BYTES, 40).
 
 -type sample() :: #{dimension := binary(), quantity := number() | binary(), at := integer(), source_id := binary()}.
 -type refusal() :: unknown_dimension | bad_quantity | not_linked | after_cancellation | hour_closed
@@ -172,69 +170,33 @@ included(Dim, Plan) ->
             0
     end.
 
-%% @doc The subscription's term as the core reads it: {StartUnixSeconds, Months}. From Azure's
-%% `term' (startDate, termUnit P1M / P1Y / P2Y ...); without one, calendar months.
+%% @doc The subscription's term as the core reads it: {StartUnixSeconds, Months}, from the term
+%% subscription_term/1 kept; without one, calendar months.
 -spec term_of(map() | undefined) -> {integer(), pos_integer()}.
-term_of(#{<<"startDate">> := Start} = Term) when is_binary(Start) ->
-    {date_s(Start), months(maps:get(<<"termUnit">>, Term, <<"P1M">>))};
+term_of(#{<<"startDate">> := Start, <<"endDate">> := End, <<"termUnit">> := Unit}) ->
+    case ?NIF:usage_term(Start, End, Unit) of
+        {ok, From, Months} -> {From, Months};
+        error -> {0, 1}
+    end;
 term_of(_) ->
     {0, 1}.
 
-date_s(<<Y:4/binary, "-", M:2/binary, "-", D:2/binary, Rest/binary>>) ->
-    try
-        Day = calendar:date_to_gregorian_days(binary_to_integer(Y), binary_to_integer(M), binary_to_integer(D)),
-        Secs = case Rest of
-                   <<"T", H:2/binary, ":", Mi:2/binary, _/binary>> -> binary_to_integer(H) * 3600 + binary_to_integer(Mi) * 60;
-                   _ -> 0
-               end,
-        (Day - 719528) * 86400 + Secs
-    catch
-        error:_ -> 0
-    end;
-date_s(_) ->
-    0.
-
-months(<<"P", N:1/binary, "M">>) when N >= <<"1">>, N =< <<"9">> -> binary_to_integer(N);
-months(<<"P", N:1/binary, "Y">>) when N >= <<"1">>, N =< <<"9">> -> 12 * binary_to_integer(N);
-months(_) -> 1.
-
 %% @doc The subscription's term in an answer of Azure's (Resolve) or a webhook body
 %% (`#{<<"subscription">> := #{<<"term">> := ...}}'), reduced to the three fields the product reads
-%% (metering's term start and length), and only when all three are what Azure sends: a date (or
-%% date-time) and a term unit (P1M, P1Y, ...); otherwise undefined. Nothing else of the body reaches
-%% the link record.
+%% (metering's term start and length), and only when the core reads them as a term; otherwise
+%% undefined. Nothing else of the body reaches the link record.
 -spec subscription_term(term()) -> #{binary() => binary()} | undefined.
 subscription_term(#{<<"subscription">> := #{<<"term">> := #{<<"startDate">> := Start, <<"endDate">> := End,
-                                               <<"termUnit">> := Unit}}}) ->
-    case term_date(Start) andalso term_date(End) andalso term_unit(Unit) of
+                                               <<"termUnit">> := Unit}}})
+  when is_binary(Start), is_binary(End), is_binary(Unit) ->
+    case ?NIF:usage_term(Start, End, Unit) of
         %% copied: a sub-binary would keep the whole request body alive in the table
-        true -> #{<<"startDate">> => binary:copy(Start), <<"endDate">> => binary:copy(End),
-                  <<"termUnit">> => binary:copy(Unit)};
-        false -> undefined
+        {ok, _, _} -> #{<<"startDate">> => binary:copy(Start), <<"endDate">> => binary:copy(End),
+                        <<"termUnit">> => binary:copy(Unit)};
+        error -> undefined
     end;
 subscription_term(_) ->
     undefined.
-
-term_date(<<Y:4/binary, "-", M:2/binary, "-", D:2/binary, Time/binary>> = Date)
-  when byte_size(Date) =< ?MAX_DATE_BYTES ->
-    digits(<<Y/binary, M/binary, D/binary>>)
-        andalso calendar:valid_date(binary_to_integer(Y), binary_to_integer(M), binary_to_integer(D))
-        andalso time_of_day(Time);
-term_date(_) ->
-    false.
-
-time_of_day(<<>>) -> true;
-time_of_day(<<"T", T/binary>>) -> T =/= <<>> andalso lists:all(fun time_char/1, binary_to_list(T));
-time_of_day(_) -> false.
-
-time_char(C) -> (C >= $0 andalso C =< $9) orelse C =:= $: orelse C =:= $. orelse C =:= $Z
-                    orelse C =:= $+ orelse C =:= $-.
-
-term_unit(<<"P", N:1/binary, U>>) when U =:= $M; U =:= $Y -> digits(N);
-term_unit(<<"P", N:2/binary, U>>) when U =:= $M; U =:= $Y -> digits(N);
-term_unit(_) -> false.
-
-digits(B) -> B =/= <<>> andalso lists:all(fun(C) -> C >= $0 andalso C =< $9 end, binary_to_list(B)).
 
 %% @doc A quantity for Azure's JSON: an integer when whole, else the float closest to the decimal.
 -spec quantity_json(non_neg_integer()) -> number().

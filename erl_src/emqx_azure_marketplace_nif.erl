@@ -10,7 +10,7 @@
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_plan_close/5,
-         usage_term_start/3, usage_plan_item/4, usage_schedule/4, usage_reconcile/3]).
+         usage_term_start/3, usage_term/3, usage_plan_item/4, usage_schedule/4, usage_reconcile/3]).
 -export([usage_archivable/2, usage_first_kept_day/2, usage_daily_reconcile/3, usage_reconcile_retry_at/1,
          usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_check_settings/1]).
 -on_load(init/0).
@@ -188,6 +188,11 @@ usage_plan_close(_Recorded, _CarriedIn, _Included, _Counter, _HourTerm) -> erlan
 %% @doc The start of the term (renewing every Months months from Start) that holds Hour.
 -spec usage_term_start(integer(), integer(), non_neg_integer()) -> integer().
 usage_term_start(_Hour, _Start, _Months) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc Azure's subscription term (startDate, endDate, termUnit) read: {ok, StartUnixSeconds, Months},
+%% or error unless the dates are dates and the unit is P<n>M or P<n>Y.
+-spec usage_term(binary(), binary(), binary()) -> {ok, integer(), pos_integer()} | error.
+usage_term(_StartDate, _EndDate, _TermUnit) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc What Azure's answer to one batch item means: {Outcome, CarryMicros, Alarm}.
 -spec usage_plan_item(binary(), non_neg_integer(), non_neg_integer() | undefined, link_state()) ->

@@ -189,6 +189,56 @@ std::int64_t term_start_for(std::int64_t hour, std::int64_t start, int months) n
     return add_months(start, k * months);
 }
 
+namespace {
+
+bool all_digits(std::string_view s) noexcept {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+unsigned number(std::string_view digits) noexcept {
+    unsigned n = 0;
+    for (char c : digits) n = n * 10 + static_cast<unsigned>(c - '0');
+    return n;
+}
+
+// Azure's dates: "2026-03-15" or "2026-03-15T10:30:00Z" (the time as Azure writes it: digits and
+// ":.Z+-"); unix seconds of its UTC day and hour:minute.
+std::optional<std::int64_t> parse_date(std::string_view s) noexcept {
+    if (s.size() < 10 || s.size() > 40 || s[4] != '-' || s[7] != '-') return std::nullopt;
+    const auto y = s.substr(0, 4), m = s.substr(5, 2), d = s.substr(8, 2);
+    if (!all_digits(y) || !all_digits(m) || !all_digits(d)) return std::nullopt;
+    const unsigned yy = number(y), mm = number(m), dd = number(d);
+    if (mm < 1 || mm > 12 || dd < 1 || dd > last_day(yy, mm)) return std::nullopt;
+    std::int64_t secs = 0;
+    if (s.size() > 10) {
+        const auto time = s.substr(11);
+        if (s[10] != 'T' || time.empty() ||
+            !std::all_of(time.begin(), time.end(), [](char c) {
+                return (c >= '0' && c <= '9') || c == ':' || c == '.' || c == 'Z' || c == '+' || c == '-';
+            }))
+            return std::nullopt;
+        if (time.size() >= 5 && time[2] == ':' && all_digits(time.substr(0, 2)) && all_digits(time.substr(3, 2))) {
+            const unsigned h = number(time.substr(0, 2)), mi = number(time.substr(3, 2));
+            if (h > 23 || mi > 59) return std::nullopt;
+            secs = h * 3600 + mi * 60;
+        }
+    }
+    return days_from_civil(yy, mm, dd) * kDayS + secs;
+}
+
+}  // namespace
+
+std::optional<Term> parse_term(std::string_view start_date, std::string_view end_date,
+                               std::string_view term_unit) noexcept {
+    const auto start = parse_date(start_date);
+    if (!start || !parse_date(end_date)) return std::nullopt;
+    if (term_unit.size() < 3 || term_unit.size() > 4 || term_unit.front() != 'P') return std::nullopt;
+    const auto n = term_unit.substr(1, term_unit.size() - 2);
+    const char unit = term_unit.back();
+    if (!all_digits(n) || number(n) == 0 || (unit != 'M' && unit != 'Y')) return std::nullopt;
+    return Term{*start, static_cast<int>(number(n) * (unit == 'Y' ? 12 : 1))};
+}
+
 ClosePlan plan_close(Micros recorded, Micros carried_in, Micros included, const TermCounter& before,
                      std::int64_t hour_term_start) noexcept {
     // A new term starts from nothing used: the included quantity is there again.

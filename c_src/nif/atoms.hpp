@@ -97,6 +97,7 @@ namespace azmp::nif {
     X(recorded, "recorded") X(carried_in, "carried_in") X(included, "included")                         \
     X(term_start, "term_start") X(used, "used") X(months, "months") X(sent, "sent")                     \
     X(azure_quantity, "azure_quantity") X(closes_at, "closes_at") X(may_submit, "may_submit")          \
+    X(start_date, "start_date") X(end_date, "end_date") X(term_unit, "term_unit")                     \
     X(overdue, "overdue") X(release, "release") X(close_usage, "close_usage")            \
     X(billed, "billed") X(processed, "processed") X(agree, "agree") X(differ, "differ") X(alarm, "alarm") \
     X(history_days, "history_days") X(dedupe_window_s, "dedupe_window_s")                              \

@@ -132,6 +132,19 @@ ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     return encode(env, metering::term_start_for(hour, start, static_cast<int>(months)));
 }
 
+ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 3) return enif_make_badarg(env);
+    Args a(env);
+    std::string_view start, end, unit;
+    a.read(argv[0], atoms::start_date, start);
+    a.read(argv[1], atoms::end_date, end);
+    a.read(argv[2], atoms::term_unit, unit);
+    if (!a.ok()) return a.raise();
+    const auto term = metering::parse_term(start, end, unit);
+    if (!term) return atoms::error;
+    return enif_make_tuple3(env, atoms::ok, encode(env, term->start), encode(env, std::int64_t{term->months}));
+}
+
 ERL_NIF_TERM nif_usage_plan_item(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 4) return enif_make_badarg(env);
     Args a(env);

@@ -26,6 +26,7 @@ ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
 
 // usage_term_start(Hour, TermStart, Months) -> the start of the term holding Hour
 ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
 // usage_plan_item(Status :: binary(), SentMicros, AzureMicros | undefined, State)
 //   -> {done | mismatch | carried | held | dropped | rejected | retry, CarryMicros, Alarm :: boolean()}

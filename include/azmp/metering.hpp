@@ -89,6 +89,18 @@ std::string_view record_refusal_name(RecordRefusal r) noexcept;
 // (1: monthly, 12: yearly) on the same day of the month (the last day when the month is shorter).
 std::int64_t term_start_for(std::int64_t hour, std::int64_t start, int months) noexcept;
 
+// A subscription's term as Azure gives it (SaaS Fulfillment v2 `term`: startDate, endDate,
+// termUnit), read: when it starts (unix s, UTC) and how many months it lasts. Empty unless both
+// dates are dates (YYYY-MM-DD, a time of day after a `T` allowed) and termUnit is P<n>M or P<n>Y
+// (n 1..99). A link without a term counts calendar months (start 0, 1 month).
+struct Term {
+    std::int64_t start = 0;
+    int months = 1;
+    bool operator==(const Term&) const = default;
+};
+std::optional<Term> parse_term(std::string_view start_date, std::string_view end_date,
+                               std::string_view term_unit) noexcept;
+
 struct TermCounter {
     std::int64_t term_start = 0;  // which term `used` counts
     Micros used = 0;              // recorded usage of the term's hours closed so far

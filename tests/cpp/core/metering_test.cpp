@@ -319,6 +319,42 @@ TEST(MeteringHistory, TheDaysKept) {
     EXPECT_EQ(all % kD, 0);
 }
 
+TEST(MeteringTerms, AzuresTermRead) {
+    struct Row {
+        const char* sentence;
+        const char* start;
+        const char* end;
+        const char* unit;
+        std::optional<Term> term;
+    };
+    const std::int64_t mar15 = 1773532800;  // 2026-03-15T00:00:00Z
+    const Row rows[] = {
+        {"a monthly term from a date", "2026-03-15", "2026-04-14", "P1M", Term{mar15, 1}},
+        {"a yearly term", "2026-03-15", "2027-03-14", "P1Y", Term{mar15, 12}},
+        {"two years", "2026-03-15", "2028-03-14", "P2Y", Term{mar15, 24}},
+        {"a date-time: its hour and minute count", "2026-03-15T10:30:00Z", "2026-04-14T10:30:00Z", "P1M",
+         Term{mar15 + 10 * 3600 + 30 * 60, 1}},
+        {"fractional seconds and an offset are Azure's forms too", "2026-03-15T10:30:00.1234567+00:00",
+         "2026-04-14", "P1M", Term{mar15 + 10 * 3600 + 30 * 60, 1}},
+        {"two-digit counts", "2026-03-15", "2027-03-14", "P12M", Term{mar15, 12}},
+        {"29 February of a leap year", "2028-02-29", "2028-03-28", "P1M", Term{1835395200, 1}},
+        {"29 February of another year is no date", "2026-02-29", "2026-03-28", "P1M", std::nullopt},
+        {"month 13", "2026-13-01", "2027-01-01", "P1M", std::nullopt},
+        {"day 0", "2026-03-00", "2026-04-01", "P1M", std::nullopt},
+        {"not a date", "15/03/2026", "2026-04-14", "P1M", std::nullopt},
+        {"an end that is not a date", "2026-03-15", "soon", "P1M", std::nullopt},
+        {"a time without its T", "2026-03-15 10:30", "2026-04-14", "P1M", std::nullopt},
+        {"hour 24", "2026-03-15T24:00:00Z", "2026-04-14", "P1M", std::nullopt},
+        {"letters in the time", "2026-03-15T10:30:00<script>", "2026-04-14", "P1M", std::nullopt},
+        {"a unit of days", "2026-03-15", "2026-03-16", "P1D", std::nullopt},
+        {"zero months", "2026-03-15", "2026-03-15", "P0M", std::nullopt},
+        {"three digits", "2026-03-15", "2126-03-15", "P100Y", std::nullopt},
+        {"no count", "2026-03-15", "2026-04-14", "PM", std::nullopt},
+        {"empty", "", "", "", std::nullopt},
+    };
+    for (const auto& r : rows) EXPECT_EQ(parse_term(r.start, r.end, r.unit), r.term) << r.sentence;
+}
+
 TEST(MeteringDedupe, WindowCutoffAndSweep) {
     struct Row {
         const char* sentence;
