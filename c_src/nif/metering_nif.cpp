@@ -159,7 +159,7 @@ ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
     std::int64_t hour = 0, grace = 0, now = 0;
     LinkState state = LinkState::None;
     a.read(argv[0], atoms::hour, hour);
-    if (a.read(argv[1], atoms::grace_s, grace) && (grace < 0 || grace > 86400)) a.fail(atoms::grace_s);
+    if (a.read(argv[1], atoms::grace_s, grace) && (grace < 0 || grace > metering::kMaxGraceS)) a.fail(atoms::grace_s);
     a.read(argv[2], atoms::now, now);
     a.read(argv[3], atoms::state, state);
     if (!a.ok()) return a.raise();
@@ -193,7 +193,7 @@ namespace {
 
 // The grace the schedule takes (an hour closes at most a day after it ends).
 bool read_grace(Args& a, ERL_NIF_TERM t, std::int64_t& grace) {
-    if (a.read(t, atoms::grace_s, grace) && (grace < 0 || grace > 86400)) a.fail(atoms::grace_s);
+    if (a.read(t, atoms::grace_s, grace) && (grace < 0 || grace > metering::kMaxGraceS)) a.fail(atoms::grace_s);
     return a.ok();
 }
 
