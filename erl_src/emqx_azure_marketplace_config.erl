@@ -5,7 +5,8 @@
 %% authenticator check their configs when they are made, which is local.
 -module(emqx_azure_marketplace_config).
 
--export([load/0, name_vsn/0, from_hocon/1, validate/1, apply_env/1, current/0, webhook_auth_config/1]).
+-export([load/0, name_vsn/0, from_hocon/1, validate/1, validate_metering/1, apply_env/1, current/0,
+         webhook_auth_config/1]).
 
 -define(APP, emqx_azure_marketplace).
 %% The settings that are plain positive integers (names as in config.hocon and the app env).
@@ -14,6 +15,10 @@
 -define(AZURE_STRINGS, [tenant_id, client_id, client_secret, login_url, marketplace_url, ca_file, proxy]).
 -define(AZURE_INTS, [timeout_ms, connect_timeout_ms, max_in_flight]).
 -define(RETRY_INTS, [max_attempts, base_delay_ms, max_delay_ms, max_retry_after_ms]).
+%% The metering section's plain positive integers (the meter's timings; the env key `metering').
+-define(METERING_TIMINGS, [tick_ms, lease_s, retry_base_s, retry_max_s]).
+%% The metering settings the core checks (emqx_azure_marketplace_nif:usage_check_settings/1).
+-define(METERING_CORE, [grace_s, history_days, dedupe_window_s]).
 
 %% The shape the plugin runs with (the application env keys).
 -type config() :: #{azure := map(), platform => module(), http := disabled | #{ip := inet:ip_address(), port := inet:port_number()},
@@ -83,7 +88,65 @@ convert(Hocon, Azure0) ->
                    false -> #{}
                end,
     Timings = maps:from_list([{K, int(Hocon, K, <<>>, K =/= jwks_refresh_interval_s)} || K <- ?TIMINGS, has(Hocon, K)]),
-    maps:merge(Timings, Platform#{azure => Azure, http => http(section(Hocon, http))}).
+    Metering = case has(Hocon, metering) of
+                   true -> #{metering => metering_env(section(Hocon, metering))};
+                   false -> #{}
+               end,
+    maps:merge(maps:merge(Timings, Metering), Platform#{azure => Azure, http => http(section(Hocon, http))}).
+
+%% The `metering' section in the application env's shape (emqx_azure_marketplace_metering's
+%% header): the types converted here, the values checked by validate/1.
+metering_env(M) ->
+    Timings = [{K, int(M, K, <<"metering.">>, true)} || K <- ?METERING_TIMINGS, has(M, K)],
+    Core = [{K, get(M, K)} || K <- ?METERING_CORE, has(M, K)],
+    Dims = case get(M, dimensions) of
+               undefined -> [];
+               L when is_list(L) ->
+                   [{dimensions, [dimension_env(D, dim_field(N)) || {N, D} <- lists:enumerate(L)]}];
+               _ -> throw({config_error, <<"metering.dimensions">>, not_a_list})
+           end,
+    maps:from_list(Timings ++ Core ++ Dims).
+
+dim_field(N) -> iolist_to_binary(["metering.dimensions[", integer_to_list(N), "]"]).
+
+dimension_env(D, Field) when is_map(D) ->
+    Prefix = <<Field/binary, ".">>,
+    Included = case get(D, included) of
+                   undefined -> #{};
+                   I when is_map(I) ->
+                       maps:from_list([{key(P, <<Prefix/binary, "included">>), quantity(Q, Prefix, P)}
+                                       || {P, Q} <- maps:to_list(I)]);
+                   _ -> throw({config_error, <<Prefix/binary, "included">>, not_a_map})
+               end,
+    #{id => str(D, id, Prefix), unit => str(D, unit, Prefix), included => Included};
+dimension_env(_, Field) ->
+    throw({config_error, Field, not_a_section}).
+
+%% A plan id: hocon gives binaries; atoms and strings are taken as their text.
+key(K, _) when is_binary(K) -> K;
+key(K, _) when is_atom(K) -> atom_to_binary(K);
+key(K, Field) when is_list(K) ->
+    case unicode:characters_to_binary(K) of
+        B when is_binary(B) -> B;
+        _ -> throw({config_error, Field, not_a_plan_id})
+    end;
+key(_, Field) ->
+    throw({config_error, Field, not_a_plan_id}).
+
+%% An included quantity: an exact decimal string ("10.5", what the schema asks for) or a number,
+%% kept as given (the core parses it, validate/1 checks it).
+quantity(Q, _, _) when is_binary(Q); is_number(Q) -> Q;
+quantity(Q, Prefix, Plan) when is_list(Q) ->
+    case unicode:characters_to_binary(Q) of
+        B when is_binary(B) -> B;
+        _ -> throw({config_error, included_field(Prefix, Plan), not_a_quantity})
+    end;
+quantity(_, Prefix, Plan) ->
+    throw({config_error, included_field(Prefix, Plan), not_a_quantity}).
+
+included_field(Prefix, Plan) when is_binary(Plan) -> <<Prefix/binary, "included.", Plan/binary>>;
+included_field(Prefix, Plan) when is_atom(Plan) -> included_field(Prefix, atom_to_binary(Plan));
+included_field(Prefix, _) -> <<Prefix/binary, "included">>.
 
 section(Map, Key) -> section(Map, Key, <<>>).
 section(Map, Key, Prefix) ->
@@ -175,19 +238,58 @@ validate(Config) ->
                 [K | _] -> {error, refusal(atom_to_binary(K), not_a_positive_integer)}
             end
         end,
-        fun() -> metering(maps:get(metering, Config, #{})) end
+        fun() -> validate_metering(maps:get(metering, Config, #{})) end
     ],
     run(Checks).
 
-%% The metering settings (application env `metering'; not in config.hocon) the core checks:
-%% `history_days' (at least 35), `dedupe_window_s' (positive).
-metering(Metering) when is_map(Metering) ->
-    case emqx_azure_marketplace_nif:usage_check_settings(Metering) of
-        ok -> ok;
-        {error, {K, Why}} -> {error, refusal(field(<<"metering.">>, K), Why)}
-    end;
-metering(_) ->
+%% @doc Checks a metering config (the application env `metering', as validate/1 does for a whole
+%% config; the start checks the one it runs with). The dimensions: each a valid id, a unit, and
+%% included quantities the core reads as exact non-negative decimals; the timings positive; the
+%% core's rules for the grace, the history, the dedupe window and the ids (each once).
+-spec validate_metering(term()) -> ok | {error, error()}.
+validate_metering(Metering) when is_map(Metering) ->
+    run([fun() -> dimensions(maps:get(dimensions, Metering, [])) end,
+         fun() ->
+             case [K || K <- ?METERING_TIMINGS, maps:is_key(K, Metering), not valid_timing(K, maps:get(K, Metering))] of
+                 [] -> ok;
+                 [K | _] -> {error, refusal(field(<<"metering.">>, K), not_a_positive_integer)}
+             end
+         end,
+         fun() ->
+             case emqx_azure_marketplace_nif:usage_check_settings(Metering) of
+                 ok -> ok;
+                 {error, {dimensions, {repeated_id, N}}} ->
+                     {error, refusal(<<(dim_field(N))/binary, ".id">>, repeated_id)};
+                 {error, {K, Why}} -> {error, refusal(field(<<"metering.">>, K), Why)}
+             end
+         end]);
+validate_metering(_) ->
     {error, refusal(<<"metering">>, not_a_map)}.
+
+dimensions(Dims) when is_list(Dims) ->
+    run([fun() -> dimension(D, dim_field(N)) end || {N, D} <- lists:enumerate(Dims)]);
+dimensions(_) ->
+    {error, refusal(<<"metering.dimensions">>, not_a_list)}.
+
+dimension(#{} = D, Field) ->
+    Prefix = <<Field/binary, ".">>,
+    Included = maps:get(included, D, #{}),
+    case {emqx_azure_marketplace_nif:valid_id(maps:get(id, D, undefined)), maps:get(unit, D, undefined)} of
+        {false, _} -> {error, refusal(<<Prefix/binary, "id">>, not_a_valid_id)};
+        {true, U} when not is_binary(U); U =:= <<>> -> {error, refusal(<<Prefix/binary, "unit">>, required)};
+        {true, _} when not is_map(Included) -> {error, refusal(<<Prefix/binary, "included">>, not_a_map)};
+        {true, _} ->
+            case [P || {P, Q} <- lists:sort(maps:to_list(Included)), not plan_quantity(P, Q)] of
+                [] -> ok;
+                [P | _] -> {error, refusal(included_field(Prefix, P), not_a_non_negative_decimal)}
+            end
+    end;
+dimension(_, Field) ->
+    {error, refusal(Field, not_a_map)}.
+
+%% A plan id (as the link records it: a binary) with a quantity the core reads (0 allowed).
+plan_quantity(Plan, Q) ->
+    emqx_azure_marketplace_nif:valid_id(Plan) andalso emqx_azure_marketplace_nif:usage_quantity(Q) =/= error.
 
 %% 0 for the JWKS refresh means: an unknown key id may refresh every time.
 valid_timing(jwks_refresh_interval_s, V) -> is_integer(V) andalso V >= 0;

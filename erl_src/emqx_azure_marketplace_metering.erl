@@ -3,11 +3,13 @@
 %% where a sample goes and what an hour bills); `emqx_azure_marketplace_meter' closes the hours and
 %% reports them to Azure.
 %%
-%% Configuration (application env `metering'):
+%% Configuration (application env `metering'; inside EMQX from the `metering' section of the
+%% plugin's config, see emqx_azure_marketplace_config; checked at start and by validate/1):
 %% ```
 %% #{dimensions => [#{id => <<"session_minutes">>, unit => <<"minute">>,
-%%                    included => #{<<"payg">> => 1000}}],   % per plan, per term; default 0
-%%   grace_s => 300, tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600,
+%%                    included => #{<<"payg">> => <<"1000">>}}],   % per plan, per term; default 0
+%%   grace_s => 300,            % 0 to 86400
+%%   tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600,
 %%   history_days => 40,        % the days of hours the ledger keeps (at least 35)
 %%   dedupe_window_s => 3600}   % a source id counts once this long after it was recorded
 %% '''

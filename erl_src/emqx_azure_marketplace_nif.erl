@@ -238,8 +238,11 @@ usage_dedupe_cutoff(_Now, _WindowS) -> erlang:nif_error(nif_not_loaded).
 -spec usage_sweep_interval_ms(pos_integer()) -> 1000..60000.
 usage_sweep_interval_ms(_WindowS) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The metering settings an operator gives (`history_days', `dedupe_window_s'; the keys
-%% present), checked: the first one refused and why.
+%% @doc The metering settings an operator gives (`history_days', `dedupe_window_s', `grace_s', the
+%% ids of `dimensions' (each once); the keys present), checked: the first one refused and why.
+%% `{repeated_id, N}': the Nth dimension (1-based) has the id of an earlier one.
 -spec usage_check_settings(map()) ->
-    ok | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, pos_integer()}}}.
+    ok | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, pos_integer()}}
+                 | {grace_s, not_a_non_negative_integer | {at_most, pos_integer()}}
+                 | {dimensions, {repeated_id, pos_integer()} | not_a_list | {at_most, pos_integer()}}}.
 usage_check_settings(_Metering) -> erlang:nif_error(nif_not_loaded).

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "text_util.hpp"
 
@@ -348,6 +349,26 @@ std::optional<SettingVerdict> check_history_days(std::optional<std::int64_t> val
 }
 
 std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> value) noexcept { return at_least(value, 1); }
+
+std::optional<SettingVerdict> check_grace_s(std::optional<std::int64_t> value) noexcept {
+    if (!value || *value < 0) return SettingVerdict{SettingProblem::NotANonNegativeInteger, 0};
+    if (*value > kMaxGraceS) return SettingVerdict{SettingProblem::AboveMaximum, kMaxGraceS};
+    return std::nullopt;
+}
+
+std::optional<std::size_t> repeated_dimension(const std::vector<std::string_view>& ids) {
+    // Sorted by (id, position): a repeat is the later of two equal neighbours; the first in the
+    // configured order is the smallest such position.
+    std::vector<std::pair<std::string_view, std::size_t>> sorted;
+    sorted.reserve(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) sorted.emplace_back(ids[i], i);
+    std::sort(sorted.begin(), sorted.end());
+    std::optional<std::size_t> first;
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+        if (sorted[i].first == sorted[i - 1].first && (!first || sorted[i].second < *first)) first = sorted[i].second;
+    }
+    return first;
+}
 
 ReconVerdict reconcile_day(Micros billed, std::optional<Micros> processed, std::string_view recon_status) noexcept {
     const std::string_view st = detail::trim(recon_status);

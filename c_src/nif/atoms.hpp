@@ -102,7 +102,9 @@ namespace azmp::nif {
     X(billed, "billed") X(processed, "processed") X(agree, "agree") X(differ, "differ") X(alarm, "alarm") \
     X(history_days, "history_days") X(dedupe_window_s, "dedupe_window_s")                              \
     X(last_reconciled, "last_reconciled") X(retry_after, "retry_after") X(reconcile, "reconcile")       \
-    X(wait, "wait") X(not_a_positive_integer, "not_a_positive_integer") X(at_least, "at_least")
+    X(wait, "wait") X(not_a_positive_integer, "not_a_positive_integer") X(at_least, "at_least")           \
+    X(not_a_non_negative_integer, "not_a_non_negative_integer") X(at_most, "at_most")                   \
+    X(dimensions, "dimensions") X(not_a_list, "not_a_list") X(repeated_id, "repeated_id")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

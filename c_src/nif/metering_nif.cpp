@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "args.hpp"
 #include "azmp/metering.hpp"
@@ -49,6 +50,9 @@ bool read_counter(ErlNifEnv* env, ERL_NIF_TERM t, metering::TermCounter& c) {
 }
 
 // A sum of micro-units: far enough from overflow that adding a few more is safe.
+// More dimensions than an offer could have: the list is refused before it is walked further.
+constexpr std::int64_t kMaxDimensions = 1000;
+
 bool micros_ok(std::int64_t m) { return m >= 0 && m <= std::numeric_limits<std::int64_t>::max() / 4; }
 
 }  // namespace
@@ -168,7 +172,7 @@ ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
     std::int64_t hour = 0, grace = 0, now = 0;
     LinkState state = LinkState::None;
     a.read(argv[0], atoms::hour, hour);
-    if (a.read(argv[1], atoms::grace_s, grace) && (grace < 0 || grace > 86400)) a.fail(atoms::grace_s);
+    if (a.read(argv[1], atoms::grace_s, grace) && (grace < 0 || grace > metering::kMaxGraceS)) a.fail(atoms::grace_s);
     a.read(argv[2], atoms::now, now);
     a.read(argv[3], atoms::state, state);
     if (!a.ok()) return a.raise();
@@ -202,7 +206,7 @@ namespace {
 
 // The grace the schedule takes (an hour closes at most a day after it ends).
 bool read_grace(Args& a, ERL_NIF_TERM t, std::int64_t& grace) {
-    if (a.read(t, atoms::grace_s, grace) && (grace < 0 || grace > 86400)) a.fail(atoms::grace_s);
+    if (a.read(t, atoms::grace_s, grace) && (grace < 0 || grace > metering::kMaxGraceS)) a.fail(atoms::grace_s);
     return a.ok();
 }
 
@@ -283,17 +287,49 @@ ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TE
     if (argc != 1 || !enif_is_map(env, argv[0])) return enif_make_badarg(env);
     using Check = std::optional<metering::SettingVerdict> (*)(std::optional<std::int64_t>) noexcept;
     const std::pair<ERL_NIF_TERM, Check> checks[] = {{atoms::history_days, &metering::check_history_days},
-                                                     {atoms::dedupe_window_s, &metering::check_dedupe_window_s}};
+                                                     {atoms::dedupe_window_s, &metering::check_dedupe_window_s},
+                                                     {atoms::grace_s, &metering::check_grace_s}};
     for (const auto& [key, check] : checks) {
         ERL_NIF_TERM v;
         if (!enif_get_map_value(env, argv[0], key, &v)) continue;
         // Not an integer (or beyond 64 bits): the core's "no value".
         const auto verdict = check(decode<std::int64_t>(env, v));
         if (!verdict) continue;
-        const ERL_NIF_TERM why = verdict->problem == metering::SettingProblem::BelowMinimum
-                                     ? enif_make_tuple2(env, atoms::at_least, encode(env, verdict->minimum))
-                                     : atoms::not_a_positive_integer;
+        ERL_NIF_TERM why = atoms::not_a_positive_integer;
+        switch (verdict->problem) {
+            case metering::SettingProblem::NotAPositiveInteger: break;
+            case metering::SettingProblem::NotANonNegativeInteger: why = atoms::not_a_non_negative_integer; break;
+            case metering::SettingProblem::BelowMinimum:
+                why = enif_make_tuple2(env, atoms::at_least, encode(env, verdict->bound));
+                break;
+            case metering::SettingProblem::AboveMaximum:
+                why = enif_make_tuple2(env, atoms::at_most, encode(env, verdict->bound));
+                break;
+        }
         return enif_make_tuple2(env, atoms::error, enif_make_tuple2(env, key, why));
+    }
+    // The dimensions' ids (those that are binaries: the caller checks each dimension's shape).
+    if (ERL_NIF_TERM dims; enif_get_map_value(env, argv[0], atoms::dimensions, &dims)) {
+        std::vector<std::string_view> ids;
+        std::vector<std::int64_t> positions;  // 1-based, in the list
+        ERL_NIF_TERM head, tail = dims, id;
+        std::int64_t n = 0;
+        while (n < kMaxDimensions && enif_get_list_cell(env, tail, &head, &tail)) {
+            ++n;
+            if (!enif_is_map(env, head) || !enif_get_map_value(env, head, atoms::id, &id)) continue;
+            if (const auto v = decode<std::string_view>(env, id)) {
+                ids.push_back(*v);
+                positions.push_back(n);
+            }
+        }
+        ERL_NIF_TERM why = 0;
+        if (!enif_is_empty_list(env, tail)) {
+            why = enif_is_list(env, tail) ? enif_make_tuple2(env, atoms::at_most, encode(env, kMaxDimensions))
+                                          : atoms::not_a_list;
+        } else if (const auto i = metering::repeated_dimension(ids)) {
+            why = enif_make_tuple2(env, atoms::repeated_id, encode(env, positions[*i]));
+        }
+        if (why != 0) return enif_make_tuple2(env, atoms::error, enif_make_tuple2(env, atoms::dimensions, why));
     }
     return atoms::ok;
 }

@@ -58,8 +58,10 @@ ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TER
 // usage_sweep_interval_ms(WindowS) -> how often expired source ids are swept
 ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
-// usage_check_settings(#{history_days => _, dedupe_window_s => _, ...}) -> ok
+// usage_check_settings(#{history_days => _, dedupe_window_s => _, grace_s => _, dimensions => _, ...}) -> ok
 //   | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, Min}}}
+//   | {error, {grace_s, not_a_non_negative_integer | {at_most, Max}}}
+//   | {error, {dimensions, {repeated_id, N} | not_a_list | {at_most, Max}}}   (N: 1-based)
 //   (the keys present are checked; others are not this function's)
 ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "azmp/decisions.hpp"
 
@@ -32,6 +33,8 @@ std::string format_decimal(Micros m);
 
 inline constexpr std::int64_t kHourS = 3600;
 inline constexpr std::int64_t kDefaultGraceS = 300;
+// An hour closes at most a day after it ends: Azure takes an hour's usage up to 24 h after it began.
+inline constexpr std::int64_t kMaxGraceS = 24 * kHourS;
 // Azure takes usage up to 24 h after its hour began; we carry forward a little before that.
 inline constexpr std::int64_t kAzureWindowS = 24 * kHourS;
 inline constexpr std::int64_t kExpiryMarginS = 10 * 60;
@@ -191,16 +194,24 @@ std::int64_t sweep_interval_ms(std::int64_t window_s) noexcept;
 // Settings an operator gives (the application env `metering`)
 
 enum class SettingProblem {
-    NotAPositiveInteger,  // not_a_positive_integer
-    BelowMinimum,         // {at_least, Minimum}
+    NotAPositiveInteger,     // not_a_positive_integer
+    NotANonNegativeInteger,  // not_a_non_negative_integer
+    BelowMinimum,            // {at_least, Bound}
+    AboveMaximum,            // {at_most, Bound}
 };
 struct SettingVerdict {
     SettingProblem problem;
-    std::int64_t minimum = 1;
+    std::int64_t bound = 1;  // the least (BelowMinimum) or the most (AboveMaximum) accepted
 };
 // `value`: the setting, or nothing when it is not an integer (or too large to be one).
 std::optional<SettingVerdict> check_history_days(std::optional<std::int64_t> value) noexcept;
 std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> value) noexcept;
+// 0 (an hour closes when it ends) to kMaxGraceS.
+std::optional<SettingVerdict> check_grace_s(std::optional<std::int64_t> value) noexcept;
+// The billing dimensions' ids, in the configured order: the index of the first one that repeats
+// an earlier one, or nothing. A dimension is configured once (its included quantity would count
+// twice, and Azure knows one meter per id).
+std::optional<std::size_t> repeated_dimension(const std::vector<std::string_view>& ids);
 
 // ---------------------------------------------------------------------------------------------
 // Daily reconciliation: our ledger against Azure's usageEvents, per day, subscription, dimension

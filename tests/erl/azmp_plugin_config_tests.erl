@@ -1,6 +1,7 @@
 %% EMQX's config callbacks against a running plugin and the emulator: a bad config is refused naming
-%% the setting (running or stopped); a good one applies live while 1,000 Azure calls are in flight
-%% and loses none of their replies; the health check, the alarms, the CLI and the Prometheus text
+%% the setting (running or stopped), metering's fields too; a good one applies live while 1,000
+%% Azure calls are in flight and loses none of their replies; a metering change is seen by the next
+%% sample; the health check, the alarms, the CLI and the Prometheus text
 %% follow Azure going away and coming back; no secret shows anywhere across it.
 -module(azmp_plugin_config_tests).
 
@@ -38,6 +39,8 @@ config_test_() ->
      fun(Ctx) ->
          [{"a bad config is refused, naming the setting", fun() -> refused(Ctx) end},
           {timeout, 120, {"a config change with 1,000 calls in flight loses no reply", fun() -> live_change(Ctx) end}},
+          {timeout, 60, {"a metering change applies live: a new dimension recorded, included quantities read",
+                         fun() -> metering_live(Ctx) end}},
           {timeout, 60, {"Azure unreachable: health, alarm, CLI; cleared when it answers again", fun() -> unreachable(Ctx) end}},
           {timeout, 60, {"stopped: checked and kept for the next start", fun() -> stopped(Ctx) end}},
           {"no secret in any log, error, status or metrics output", fun() -> no_secret(Ctx) end}]
@@ -84,7 +87,21 @@ refused(Ctx) ->
              {#{<<"http">> => #{<<"port">> => 70000}}, <<"http.port">>},
              {#{<<"http">> => #{<<"ip">> => <<"not-an-ip">>}}, <<"http.ip">>},
              {#{<<"platform_module">> => <<"no_such_platform_module">>}, <<"platform_module">>},
-             {#{<<"tick_ms">> => 0}, <<"tick_ms">>}],
+             {#{<<"tick_ms">> => 0}, <<"tick_ms">>},
+             %% the metering section: each field refused by its name
+             {metering(#{<<"dimensions">> => [dim(<<"a">>), dim(<<>>)]}), <<"metering.dimensions[2].id">>},
+             {metering(#{<<"dimensions">> => [dim(<<"a">>), dim(<<"b">>), dim(<<"a">>)]}), <<"metering.dimensions[3].id">>},
+             {metering(#{<<"dimensions">> => [(dim(<<"a">>))#{<<"unit">> => <<>>}]}), <<"metering.dimensions[1].unit">>},
+             {metering(#{<<"dimensions">> => [dim(<<"a">>, #{<<"payg">> => <<"-1">>})]}),
+              <<"metering.dimensions[1].included.payg">>},
+             {metering(#{<<"dimensions">> => [dim(<<"a">>, #{<<"payg">> => <<"0.1234567">>})]}),
+              <<"metering.dimensions[1].included.payg">>},
+             {metering(#{<<"dimensions">> => <<"a">>}), <<"metering.dimensions">>},
+             {metering(#{<<"grace_s">> => 86401}), <<"metering.grace_s">>},
+             {metering(#{<<"history_days">> => 34}), <<"metering.history_days">>},
+             {metering(#{<<"dedupe_window_s">> => 0}), <<"metering.dedupe_window_s">>},
+             {metering(#{<<"tick_ms">> => 0}), <<"metering.tick_ms">>},
+             {metering(#{<<"retry_max_s">> => -1}), <<"metering.retry_max_s">>}],
     Before = application:get_all_env(emqx_azure_marketplace),
     [?assertEqual({Overrides, Field}, {Overrides, refused_field(Ctx, Overrides)}) || {Overrides, Field} <- Cases],
     %% nothing of a refused config was applied
@@ -116,6 +133,38 @@ live_change(#{emu := Emu} = Ctx) ->
     ?debugFmt("listener moved from port ~p to ~p; ~p of ~p replies delivered", [OldPort, NewPort, length(Results), ?CALLS]),
     {ok, 200, _} = azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Suspend', SubId, #{}),
     ?assertEqual(30000, maps:get(timeout_ms, application:get_env(emqx_azure_marketplace, azure, #{}))).
+
+metering(M) -> #{<<"metering">> => M}.
+
+dim(Id) -> dim(Id, #{}).
+dim(Id, Included) -> #{<<"id">> => Id, <<"unit">> => <<"unit">>, <<"included">> => Included}.
+
+%% The meter does not tick during the suite (its hours are not reported here).
+metering_config(Dims) ->
+    metering(#{<<"dimensions">> => Dims, <<"tick_ms">> => 3600000, <<"grace_s">> => 300}).
+
+metering_live(#{emu := Emu} = Ctx) ->
+    {A, _} = azmp_test_usage:linked(Emu),
+    At = emqx_azure_marketplace_clock:now() * 1000,
+    ?assertEqual(ok, ?APP_MOD:on_config_changed(#{}, hocon(Ctx, metering_config([dim(<<"session_minutes">>)])))),
+    ?assertEqual(ok, azmp_test_usage:record(A, <<"session_minutes">>, <<"1.5">>, At)),
+    ?assertEqual({error, unknown_dimension}, azmp_test_usage:record(A, <<"traffic_gb">>, <<"2">>, At)),
+    ?assertEqual(0, emqx_azure_marketplace_metering:included(<<"traffic_gb">>, <<"payg">>)),
+    %% a bad change leaves the running config as it was
+    {error, #{field := <<"metering.dimensions[2].id">>}} =
+        ?APP_MOD:on_config_changed(#{}, hocon(Ctx, metering_config([dim(<<"session_minutes">>), dim(<<"session_minutes">>)]))),
+    ?assertEqual({error, unknown_dimension}, azmp_test_usage:record(A, <<"traffic_gb">>, <<"2">>, At)),
+    %% the dimension added, with an included quantity for a plan: recorded at once, no restart
+    ?assertEqual(ok, ?APP_MOD:on_config_changed(#{}, hocon(Ctx, metering_config([dim(<<"session_minutes">>),
+                                                                               dim(<<"traffic_gb">>, #{<<"payg">> => <<"10.5">>})])))),
+    ?assertEqual(ok, azmp_test_usage:record(A, <<"traffic_gb">>, <<"2">>, At)),
+    ?assertEqual(10500000, emqx_azure_marketplace_metering:included(<<"traffic_gb">>, <<"payg">>)),
+    ?assertEqual(0, emqx_azure_marketplace_metering:included(<<"traffic_gb">>, <<"other-plan">>)),
+    ?assertMatch(#{grace_s := 300, tick_ms := 3600000}, emqx_azure_marketplace_metering:config()),
+    %% and removed again: refused from then on
+    ?assertEqual(ok, ?APP_MOD:on_config_changed(#{}, hocon(Ctx, metering_config([dim(<<"traffic_gb">>)])))),
+    ?assertEqual({error, unknown_dimension}, azmp_test_usage:record(A, <<"session_minutes">>, <<"1">>, At)),
+    ?assertEqual(ok, azmp_test_usage:record(A, <<"traffic_gb">>, <<"1">>, At)).
 
 unreachable(#{emu := Emu} = Ctx) ->
     %% from a call that got its answer

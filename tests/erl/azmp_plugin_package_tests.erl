@@ -140,12 +140,19 @@ config_files(Tar, Vsn) ->
                          ?assertEqual({K, true}, {K, lists:any(fun(C) -> C >= 16#4E00 andalso C =< 16#9FFF end, Chars)})
                  end, I18n),
     %% The internal shape the plugin reads it into.
-    ?assertMatch({ok, #{azure := #{token_endpoint := v2, timeout_ms := 30000}}},
+    ?assertMatch({ok, #{azure := #{token_endpoint := v2, timeout_ms := 30000},
+                        metering := #{dimensions := [#{id := <<"session_minutes">>, unit := <<"minute">>},
+                                                     #{id := <<"traffic_gb">>, unit := <<"GB">>},
+                                                     #{id := <<"rule_actions">>, unit := <<"execution">>}],
+                                      grace_s := 300, history_days := 40, dedupe_window_s := 3600}}},
                  emqx_azure_marketplace_config:from_hocon(defaults_with_ids(Avsc))).
 
-%% Every field, those of nested records included.
+%% Every field, those of nested records and of arrays' records (the metering dimensions) included.
 fields(Fs) ->
     lists:flatmap(fun(#{<<"type">> := #{<<"type">> := <<"record">>, <<"fields">> := Sub}} = F) -> [F | fields(Sub)];
+                     (#{<<"type">> := #{<<"type">> := <<"array">>,
+                                        <<"items">> := #{<<"type">> := <<"record">>, <<"fields">> := Sub}}} = F) ->
+                         [F | fields(Sub)];
                      (F) -> [F]
                   end, Fs).
 

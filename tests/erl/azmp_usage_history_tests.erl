@@ -18,8 +18,13 @@ history_test_() ->
      fun() ->
          Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
          Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS],
-                      grace_s => 300, tick_ms => 3600000, lease_s => 30, history_days => 5},
-         {Emu, azmp_test_env:start_plugin(Emu, #{metering => Metering})}
+                      grace_s => 300, tick_ms => 3600000, lease_s => 30},
+         Plugin = azmp_test_env:start_plugin(Emu, #{metering => Metering}),
+         %% 5 days keeps twelve simulated days short; a config is refused below 35 (the start
+         %% checks it), so it is set behind the check, as a running node would re-read it.
+         ok = application:set_env(emqx_azure_marketplace, metering, Metering#{history_days => 5}),
+         _ = emqx_azure_marketplace_metering:configure(),
+         {Emu, Plugin}
      end,
      fun({Emu, Plugin}) ->
          azmp_test_env:stop_plugin(Plugin),

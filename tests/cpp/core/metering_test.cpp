@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <string_view>
+#include <vector>
 
 #include "azmp/metering.hpp"
 
@@ -400,8 +402,51 @@ TEST(MeteringSettings, WhatAnOperatorMaySet) {
         EXPECT_EQ(problem(check_history_days(r.value)), r.history_days) << r.sentence;
         EXPECT_EQ(problem(check_dedupe_window_s(r.value)), r.dedupe_window_s) << r.sentence;
     }
-    EXPECT_EQ(check_history_days(34)->minimum, kMinHistoryDays) << "the refusal says the least accepted";
+    EXPECT_EQ(check_history_days(34)->bound, kMinHistoryDays) << "the refusal says the least accepted";
     EXPECT_FALSE(check_dedupe_window_s(kDefaultDedupeWindowS));
+}
+
+TEST(MeteringSettings, GraceAnOperatorMaySet) {
+    using P = SettingProblem;
+    struct Row {
+        const char* sentence;
+        std::optional<std::int64_t> value;
+        std::optional<P> problem;
+        std::int64_t bound;
+    };
+    const Row rows[] = {
+        {"the default", kDefaultGraceS, std::nullopt, 0},
+        {"0: an hour closes when it ends", 0, std::nullopt, 0},
+        {"a day: the most", 86400, std::nullopt, 0},
+        {"a day and a second: Azure no longer takes the hour", 86401, P::AboveMaximum, kMaxGraceS},
+        {"negative", -1, P::NotANonNegativeInteger, 0},
+        {"not an integer", std::nullopt, P::NotANonNegativeInteger, 0},
+    };
+    for (const auto& r : rows) {
+        const auto v = check_grace_s(r.value);
+        EXPECT_EQ(v ? std::optional<P>(v->problem) : std::nullopt, r.problem) << r.sentence;
+        if (v) {
+            EXPECT_EQ(v->bound, r.bound) << r.sentence;
+        }
+    }
+}
+
+TEST(MeteringSettings, EachDimensionOnce) {
+    struct Row {
+        const char* sentence;
+        std::vector<std::string_view> ids;
+        std::optional<std::size_t> repeated;
+    };
+    const Row rows[] = {
+        {"none", {}, std::nullopt},
+        {"the demo's three", {"session_minutes", "traffic_gb", "rule_actions"}, std::nullopt},
+        {"the second repeats the first", {"a", "a"}, 1},
+        {"the third repeats the first", {"a", "b", "a"}, 2},
+        {"the first repeat in the configured order is named", {"b", "a", "a", "b"}, 2},
+        {"ids are compared exactly (case counts)", {"A", "a"}, std::nullopt},
+        {"a prefix is another id", {"gb", "gb2"}, std::nullopt},
+    };
+    for (const auto& r : rows) EXPECT_EQ(repeated_dimension(r.ids), r.repeated) << r.sentence;
 }
 
 }  // namespace
