@@ -62,7 +62,14 @@ init([]) ->
     ?INDEX = ets:new(?INDEX, [named_table, protected, set]),
     %% Subscribed before the index is built: a row another node writes meanwhile is then in the
     %% mailbox, handled after.
-    {ok, _} = mnesia:subscribe({table, azmp_usage_dedupe, simple}),
+    case mnesia:subscribe({table, azmp_usage_dedupe, simple}) of
+        {ok, _} ->
+            ok;
+        {error, Reason} ->
+            %% (a node without a copy of the table): retries reaching another node may count twice
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_dedupe_events_unavailable", reason => Reason,
+                           hint => "give this node a copy of azmp_usage_dedupe (a disc or RAM Mnesia node)"})
+    end,
     erlang:send_after(?NIF:usage_sweep_interval_ms(?METERING:dedupe_window_s()), self(), sweep),
     {ok, #{}, {continue, index}}.
 
