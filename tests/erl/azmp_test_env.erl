@@ -67,7 +67,10 @@ start_plugin(Emu, Extra) ->
                        http => #{port => 0}, tick_ms => 100, deadline_tick_ms => 200,
                        retry_base_s => 1, retry_max_s => 2, lease_s => 5,
                        %% every unknown kid may refresh the JWKS: the suites rotate keys back to back
-                       jwks_refresh_interval_s => 0}, Extra),
+                       jwks_refresh_interval_s => 0,
+                       %% set every time: a suite's metering (history_days below the minimum, set
+                       %% behind the start's check) must not reach the next suite's start
+                       metering => #{}}, Extra),
     [ok = application:set_env(emqx_azure_marketplace, K, V) || {K, V} <- maps:to_list(Env)],
     {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
     #{dir => Dir}.
