@@ -4,7 +4,7 @@
 -module(emqx_azure_marketplace_db).
 
 -export([start/0, create_table/3, wait_for_tables/2, transaction/1, backend/0]).
--export([create_disc_table/3, delete_table/1]).
+-export([create_disc_table/3, delete_table/1, sync_transaction/1]).
 
 %% The Mria shard the plugin's tables replicate in.
 -define(SHARD, emqx_azure_marketplace_shard).
@@ -120,6 +120,16 @@ wait_for_tables(Tabs, Timeout) ->
                 {timeout, Missing} -> {error, {tables_not_available, Missing}};
                 {error, _} = E -> E
             end
+    end.
+
+%% @doc Runs F in a transaction that returns, and releases its locks, only once every node with a
+%% copy of the tables applied it: whoever takes the same locks next, on any node, sees its writes
+%% and has had its table events delivered.
+-spec sync_transaction(fun(() -> T)) -> {atomic, T} | {aborted, term()}.
+sync_transaction(F) ->
+    case backend() of
+        mria -> emqx_azure_marketplace_emqx:mria_sync_transaction(?SHARD, F);
+        mnesia -> mnesia:sync_transaction(F)
     end.
 
 %% @doc Runs F in a transaction (Mria's, replicated to the shard's nodes, or Mnesia's).

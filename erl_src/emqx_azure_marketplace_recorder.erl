@@ -89,11 +89,10 @@ handle_call({record, Sample}, From, S) ->
     %% first makes the group larger (measured with 256 callers: 128 -> ~200 a group, a third less
     %% CPU a sample). Nothing else runnable: no wait.
     erlang:yield(),
-    index_events(),
     {Froms, Samples} = waiting(?MAX_GROUP - 1, [From], [Sample]),
     Now = emqx_azure_marketplace_clock:now(),
     Results =
-        try ?STORE:record_usage_batch(Samples, ?METERING:decider(Now), fun seen/1, Now) of
+        try ?STORE:record_usage_batch(Samples, ?METERING:decider(Now), fun seen/0, Now) of
             {Rs, Counted} ->
                 %% committed: in the index now (nothing else runs here before the next group)
                 true = ets:insert(?INDEX, [{Src, Now} || Src <- Counted]),
@@ -139,11 +138,15 @@ handle_info({mnesia_table_event, {write, Row = #azmp_usage_dedupe{}, _}}, S) ->
 handle_info(_Msg, S) ->
     {noreply, S}.
 
-seen(Src) -> ets:member(?INDEX, Src).
+%% Whether a source id was counted, as known once the group's transaction holds its locks: every
+%% group committed before, on any node, has had its table event delivered here by then (the
+%% transactions are synchronous), and the events in the mailbox are indexed first (they would
+%% otherwise wait behind the queued calls).
+seen() ->
+    index_events(),
+    fun(Key) -> ets:member(?INDEX, Key) end.
 
-%% The groups other nodes committed whose table events are in the mailbox, indexed before a group
-%% is taken: a copy of a sample another node committed while this one's call waited in the queue
-%% is then seen (its event would otherwise wait behind the queued calls).
+%% The groups other nodes committed whose table events are in the mailbox.
 index_events() ->
     receive
         {mnesia_table_event, {write, Row = #azmp_usage_dedupe{}, _}} -> index_row(Row), index_events()

@@ -715,15 +715,19 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
 -type usage_decide() :: fun((term(), boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}).
 
 %% @doc Many samples in one transaction, each counted once per {Account, SourceId}: the results, in
-%% order, and the source ids counted (as dedupe keys). Seen(Key) says whether a source id was
-%% counted before (the recorder's index of the azmp_usage_dedupe rows). The transaction is committed, but not yet synced
-%% to disc, when this returns: no result may be acknowledged before sync_usage/0, called after this
-%% returned (by any process), has returned (the recorder syncs after each group). Now (unix s) is
-%% when the source ids are recorded: each is kept `dedupe_window_s' from then.
--spec record_usage_batch([usage_sample()], usage_decide(), fun((binary()) -> boolean()), integer()) ->
+%% order, and the source ids counted (as dedupe keys). Seen() is called once the transaction holds
+%% its locks and gives the predicate saying whether a source id was counted before (the recorder's
+%% index of the azmp_usage_dedupe rows). The transaction is synchronous: it returns, and lets go of
+%% its locks, once every node with a copy applied it, so that the next group to take the locks, on
+%% any node, has this one's source ids (through the table events its recorder got before the
+%% locks). It is committed, but not yet synced to disc, when this returns: no result may be
+%% acknowledged before sync_usage/0, called after this returned (by any process), has returned (the
+%% recorder syncs after each group). Now (unix s) is when the source ids are recorded: each is kept
+%% `dedupe_window_s' from then.
+-spec record_usage_batch([usage_sample()], usage_decide(), fun(() -> fun((binary()) -> boolean())), integer()) ->
           {[ok | {error, atom()}], [binary()]}.
 record_usage_batch(Samples, Decide, Seen, Now) ->
-    case emqx_azure_marketplace_db:transaction(fun() -> record_samples(Samples, Decide, Seen, Now) end) of
+    case emqx_azure_marketplace_db:sync_transaction(fun() -> record_samples(Samples, Decide, Seen, Now) end) of
         {atomic, Done} -> Done;
         {aborted, Reason} -> erlang:error({azmp_store, Reason})
     end.
@@ -744,7 +748,7 @@ sync_usage() ->
 %% per-read bookkeeping of mnesia:read/1.
 record_samples(Samples, Decide, Seen, Now) ->
     mnesia:write_lock_table(azmp_usage),
-    {Results, Counted, Buckets} = record_samples(Samples, Decide, Seen, [], #{}, #{}),
+    {Results, Counted, Buckets} = record_samples(Samples, Decide, Seen(), [], #{}, #{}),
     Sources = maps:keys(Counted),
     Sources =/= [] andalso mnesia:write(dedupe_row(Now, Sources)),
     maps:foreach(fun(_, {B = #azmp_usage{carried_in = C}, LateRev, true}) ->

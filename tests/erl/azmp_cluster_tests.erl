@@ -46,7 +46,7 @@ cluster_test_() ->
                         {timeout, 60, fun() -> killed_after_commit(Cl, landing) end}} end,
             fun(Cl) -> {"metering on a node in another time zone (UTC+05:30): the same UTC hours",
                         {timeout, 60, fun() -> metering_time_zone(Cl) end}} end,
-            fun(Cl) -> {"a retried record_usage counts once on the other node, and after kill -9 and a restart",
+            fun(Cl) -> {"a retried record_usage counts once on the other node, sent to both at once, and after kill -9",
                         {timeout, 90, fun() -> retried_usage(Cl) end}} end,
             fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, node 2 takes over: billed once",
                         {timeout, 90, fun() -> metering_killed_mid_batch(Cl, with_node2) end}} end,
@@ -459,7 +459,8 @@ metering_time_zone(#{n1 := N1, n2 := N2, emu := Emu, env := Env}) ->
     end.
 
 %% A sample recorded on node 1 and retried on node 2 counts once (node 2's recorder learns node 1's
-%% source ids from Mnesia's table events), even while a copy waits in node 1's queue; and so does one
+%% source ids from Mnesia's table events), even while a copy waits in node 1's queue, and copies sent
+%% to both nodes at once count once; and so does one
 %% retried after the node that acknowledged
 %% it was killed (-9) and restarted alone (its index is built again from the rows on disc).
 retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node := N2}, emu := Emu, env := Env}) ->
@@ -486,6 +487,11 @@ retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :=
     ok = rpc(N1, sys, resume, [Rec1]),
     receive {queued, Queued} -> ?assertEqual(ok, Queued) after 10000 -> error(queued_call_unanswered) end,
     ?assertMatch([#{recorded := 2000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+    %% Copies sent to both nodes at the same moment (four of each of 20 samples): each counts once.
+    Racers = [spawn_link(fun() -> Self ! {raced, self(), catch rpc(N, ?M, record_usage, [A, Sample(Id)])} end)
+              || I <- lists:seq(1, 20), Id <- [<<"race-", (integer_to_binary(I))/binary>>], N <- [N1, N2, N1, N2]],
+    ?assertEqual([ok], lists:usort([receive {raced, P, R} -> R after 15000 -> timeout end || P <- Racers])),
+    ?assertMatch([#{recorded := 22000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
     kill(N2),
     ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-2">>)]),
     kill9(N1),
@@ -494,9 +500,9 @@ retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :=
     try
         set_clock(N1, H + 120),
         [ok = rpc(N1, ?M, record_usage, [A, Sample(Id)]) || Id <- [<<"once-1">>, <<"queued">>, <<"once-2">>]],
-        ?assertMatch([#{recorded := 3000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+        ?assertMatch([#{recorded := 23000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
         ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-3">>)]),
-        ?assertMatch([#{recorded := 4000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H]))
+        ?assertMatch([#{recorded := 24000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H]))
     after
         catch peer:stop(Peer)
     end.
