@@ -126,16 +126,15 @@ wait_for_tables(Tabs, Timeout) ->
 %% copy of the tables applied it: whoever takes the same locks next, on any node, sees its writes
 %% and has had its table events delivered.
 -spec sync_transaction(fun(() -> T)) -> {atomic, T} | {aborted, term()}.
-sync_transaction(F) ->
-    case backend() of
-        mria -> emqx_azure_marketplace_emqx:mria_sync_transaction(?SHARD, F);
-        mnesia -> mnesia:sync_transaction(F)
-    end.
+sync_transaction(F) -> transaction(sync_transaction, F).
 
 %% @doc Runs F in a transaction (Mria's, replicated to the shard's nodes, or Mnesia's).
 -spec transaction(fun(() -> T)) -> {atomic, T} | {aborted, term()}.
-transaction(F) ->
+transaction(F) -> transaction(transaction, F).
+
+%% mnesia and mria name their two kinds of transaction alike.
+transaction(Kind, F) ->
     case backend() of
-        mria -> emqx_azure_marketplace_emqx:mria_transaction(?SHARD, F);
-        mnesia -> mnesia:transaction(F)
+        mria -> emqx_azure_marketplace_emqx:mria_transaction(Kind, ?SHARD, F);
+        mnesia -> mnesia:Kind(F)
     end.

@@ -5,7 +5,7 @@
 
 -export([in_emqx/0, get_plugin_config/1, register_command/2, unregister_command/1, print/1,
          alarm_activate/3, alarm_deactivate/1]).
--export([mria_loaded/0, mria_create_table/2, mria_transaction/2, mria_sync_transaction/2, mria_wait_for_tables/1]).
+-export([mria_loaded/0, mria_create_table/2, mria_transaction/3, mria_wait_for_tables/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -84,18 +84,11 @@ mria_create_table(Name, Opts) ->
         not_available -> {error, mria_not_loaded}
     end.
 
--spec mria_transaction(atom(), fun(() -> T)) -> {atomic, T} | {aborted, term()}.
-mria_transaction(Shard, F) ->
-    case guarded(mria, transaction, [Shard, F]) of
-        {ok, Result} -> Result;
-        {error, Reason} -> {aborted, Reason};
-        not_available -> {aborted, mria_not_loaded}
-    end.
-
-%% @doc A transaction that returns once every replica applied it (mria:sync_transaction/2).
--spec mria_sync_transaction(atom(), fun(() -> T)) -> {atomic, T} | {aborted, term()}.
-mria_sync_transaction(Shard, F) ->
-    case guarded(mria, sync_transaction, [Shard, F]) of
+%% @doc F in Mria's transaction (`transaction') or one that returns once every replica applied it
+%% (`sync_transaction').
+-spec mria_transaction(transaction | sync_transaction, atom(), fun(() -> T)) -> {atomic, T} | {aborted, term()}.
+mria_transaction(Kind, Shard, F) ->
+    case guarded(mria, Kind, [Shard, F]) of
         {ok, Result} -> Result;
         {error, Reason} -> {aborted, Reason};
         not_available -> {aborted, mria_not_loaded}
