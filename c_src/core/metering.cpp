@@ -10,41 +10,19 @@
 #include <utility>
 #include <vector>
 
+#include "civil_time.hpp"
 #include "text_util.hpp"
 
 namespace azmp::metering {
 
+using detail::civil_from_days;
+using detail::Civil;
+using detail::days_from_civil;
+using detail::last_day;
+
 namespace {
 
 Micros excess(Micros used, Micros included) noexcept { return used > included ? used - included : 0; }
-
-// Days since 1970-01-01 of a civil date, and back (H. Hinnant's algorithms; proleptic Gregorian).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
-    y -= m <= 2;
-    const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-struct Civil {
-    std::int64_t y;
-    unsigned m, d;
-};
-
-Civil civil_from_days(std::int64_t z) noexcept {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    return {y + (m <= 2), m, d};
-}
 
 // `t` rounded down to a multiple of `unit` (toward the past, before 1970 too); the earliest
 // representable multiple when the exact one is not.
@@ -62,13 +40,6 @@ std::int64_t sat_sub(std::int64_t a, std::int64_t b) noexcept {
 
 // More days than any time holds: keeps `days * kDayS` in range.
 constexpr std::int64_t kMaxDays = std::numeric_limits<std::int64_t>::max() / kDayS;
-
-bool leap(std::int64_t y) noexcept { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
-
-unsigned last_day(std::int64_t y, unsigned m) noexcept {
-    constexpr std::array<unsigned, 12> kDays{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && leap(y) ? 29 : kDays[m - 1];
-}
 
 // `start` moved `k` months on, same day of month (clamped) and time of day.
 std::int64_t add_months(std::int64_t start, std::int64_t k) noexcept {
@@ -303,6 +274,8 @@ std::string_view item_outcome_name(ItemOutcome o) noexcept {
         case ItemOutcome::Dropped: return "dropped";
         case ItemOutcome::Rejected: return "rejected";
         case ItemOutcome::Retry: return "retry";
+        case ItemOutcome::Lookup: return "lookup";
+        case ItemOutcome::Check: return "check";
     }
     return "unknown";
 }
@@ -315,7 +288,9 @@ bool settled(ItemOutcome o) noexcept {
         case ItemOutcome::Dropped:
         case ItemOutcome::Rejected: return true;
         case ItemOutcome::Held:
-        case ItemOutcome::Retry: return false;
+        case ItemOutcome::Retry:
+        case ItemOutcome::Lookup:
+        case ItemOutcome::Check: return false;
     }
     return false;
 }

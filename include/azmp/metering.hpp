@@ -142,6 +142,8 @@ enum class ItemOutcome {
     Dropped,    // ResourceNotActive once unsubscribed: dropped, with a ledger entry
     Rejected,   // ResourceNotFound, ResourceNotAuthorized, InvalidDimension, InvalidQuantity, BadArgument
     Retry,      // Error, an unknown status, or the whole call failed: again, with back-off
+    Lookup,     // Expired after an attempt with an unknown outcome: ask usageEvents what Azure holds
+    Check,      // refused for its plan or resource: read the subscription before going on
 };
 
 struct ItemPlan {
