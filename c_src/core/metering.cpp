@@ -107,36 +107,53 @@ bool overdue(std::int64_t hour, std::int64_t grace_s, std::int64_t now) noexcept
     return now >= closes_at(hour, grace_s) + kOverdueS;
 }
 
+std::int64_t default_lateness_s(std::int64_t grace_s) noexcept {
+    return std::clamp<std::int64_t>(kAzureWindowS - grace_s, 0, kMaxLatenessS);
+}
+
 RecordPlan plan_record(const SampleFacts& f) noexcept {
     RecordPlan p;
-    auto refuse = [&p](RecordRefusal r) {
+    auto refuse = [&p](RecordRefusal r, std::int64_t bound = 0) {
         p.refusal = r;
+        p.bound = bound;
         return p;
     };
     if (!f.dimension_known) return refuse(RecordRefusal::UnknownDimension);
     if (f.quantity <= 0 || f.quantity > kMaxSample) return refuse(RecordRefusal::BadQuantity);
+    if (f.state == LinkState::None || f.state == LinkState::Pending) return refuse(RecordRefusal::NotLinked);
+    // Times in ms; `now` and the limits come from us, `at` from the caller (bounded to 2^50 by it).
+    const std::int64_t now_ms = f.now * 1000;
+    if (f.at_ms > now_ms + kFutureSkewS * 1000) return refuse(RecordRefusal::InFuture, now_ms + kFutureSkewS * 1000);
+    const std::int64_t oldest_ms = now_ms - std::clamp<std::int64_t>(f.lateness_s, 0, kMaxLatenessS) * 1000;
+    if (f.at_ms < oldest_ms) return refuse(RecordRefusal::TooLate, oldest_ms);
+    if (f.activated_at && f.at_ms < *f.activated_at * 1000)
+        return refuse(RecordRefusal::BeforeSubscription, *f.activated_at * 1000);
     const std::int64_t hour = hour_of(f.at_ms);
+    Micros total = f.own_total;
     switch (f.state) {
         case LinkState::None:
         case LinkState::Pending: return refuse(RecordRefusal::NotLinked);
         case LinkState::Unsubscribed:
             // Usage up to the cancellation is billed; from it on, nothing is.
             if (!f.cancelled_at || f.at_ms >= *f.cancelled_at * 1000) return refuse(RecordRefusal::AfterCancellation);
-            // The cancellation closed its hour at once: a later sample for it has nowhere to go.
+            // Its hour closes after the grace like any other; a sample after that has nowhere to go.
             if (!f.bucket_open || f.now >= closes_at(hour, f.grace_s)) return refuse(RecordRefusal::HourClosed);
             p.hour = hour;
-            p.closes_at = closes_at(hour, f.grace_s);
-            return p;
+            break;
         case LinkState::Linked:
-        case LinkState::Suspended: break;
+        case LinkState::Suspended: {
+            const std::int64_t current = hour_of(now_ms);
+            if (hour < current && (!f.bucket_open || f.now >= closes_at(hour, f.grace_s))) {
+                p.hour = current;
+                p.carried_from = hour;
+                total = f.current_total;
+            } else {
+                p.hour = hour;
+            }
+            break;
+        }
     }
-    const std::int64_t current = hour_of(f.now * 1000);
-    if (hour < current && (!f.bucket_open || f.now >= closes_at(hour, f.grace_s))) {
-        p.hour = current;
-        p.carried_from = hour;
-    } else {
-        p.hour = hour;
-    }
+    if (total < 0 || total > kMaxHourTotal - f.quantity) return refuse(RecordRefusal::HourTotalTooLarge, kMaxHourTotal);
     p.closes_at = closes_at(p.hour, f.grace_s);
     return p;
 }
@@ -148,6 +165,10 @@ std::string_view record_refusal_name(RecordRefusal r) noexcept {
         case RecordRefusal::NotLinked: return "not_linked";
         case RecordRefusal::AfterCancellation: return "after_cancellation";
         case RecordRefusal::HourClosed: return "hour_closed";
+        case RecordRefusal::TooLate: return "too_late";
+        case RecordRefusal::InFuture: return "in_future";
+        case RecordRefusal::BeforeSubscription: return "before_subscription";
+        case RecordRefusal::HourTotalTooLarge: return "hour_total_too_large";
     }
     return "unknown";
 }
@@ -213,11 +234,25 @@ std::optional<Term> parse_term(std::string_view start_date, std::string_view end
 
 ClosePlan plan_close(Micros recorded, Micros carried_in, Micros included, const TermCounter& before,
                      std::int64_t hour_term_start) noexcept {
-    // A new term starts from nothing used: the included quantity is there again.
-    const Micros used_before = before.term_start == hour_term_start ? before.used : 0;
+    ClosePlan p;
+    if (recorded < 0 || recorded > kMaxHourTotal || carried_in < 0 || carried_in > kMaxHourTotal) {
+        p.too_large = true;
+        p.counter = before;
+        return p;
+    }
+    // A new term starts from nothing used: the included quantity is there again. The term's usage
+    // is kept up to kMaxTermUsed (far beyond any included quantity): every sum stays within 64 bits.
+    const Micros used_before = before.term_start == hour_term_start ? std::clamp<Micros>(before.used, 0, kMaxTermUsed) : 0;
     const Micros used_after = used_before + recorded;
     const Micros billable = excess(used_after, included) - excess(used_before, included);
-    return ClosePlan{billable + carried_in, recorded - billable, TermCounter{hour_term_start, used_after}};
+    p.absorbed = recorded - billable;
+    p.counter = TermCounter{hour_term_start, std::min(used_after, kMaxTermUsed)};
+    if (billable + carried_in > kMaxHourTotal) {
+        p.too_large = true;
+        return p;
+    }
+    p.reported = billable + carried_in;
+    return p;
 }
 
 bool may_submit(LinkState state) noexcept { return state == LinkState::Linked || state == LinkState::Unsubscribed; }
@@ -328,6 +363,12 @@ std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> 
 std::optional<SettingVerdict> check_grace_s(std::optional<std::int64_t> value) noexcept {
     if (!value || *value < 0) return SettingVerdict{SettingProblem::NotANonNegativeInteger, 0};
     if (*value > kMaxGraceS) return SettingVerdict{SettingProblem::AboveMaximum, kMaxGraceS};
+    return std::nullopt;
+}
+
+std::optional<SettingVerdict> check_lateness_s(std::optional<std::int64_t> value) noexcept {
+    if (!value || *value < 0) return SettingVerdict{SettingProblem::NotANonNegativeInteger, 0};
+    if (*value > kMaxLatenessS) return SettingVerdict{SettingProblem::AboveMaximum, kMaxLatenessS};
     return std::nullopt;
 }
 

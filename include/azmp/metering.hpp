@@ -18,8 +18,14 @@ namespace azmp::metering {
 
 using Micros = std::int64_t;
 inline constexpr Micros kUnit = 1'000'000;
-// The largest quantity one sample may carry (a trillion units): sums stay far from overflow.
+// The largest quantity one sample may carry (a trillion units).
 inline constexpr Micros kMaxSample = 1'000'000'000'000LL * kUnit;
+// The most one hour of one subscription and dimension may total (4 trillion units): a sample that
+// would take it further is refused when it is recorded, so that every sum the meter makes later
+// (an hour with what is carried into it, a term's usage) stays exact in 64 bits.
+inline constexpr Micros kMaxHourTotal = 4 * kMaxSample;
+// A term's usage is counted up to this (beyond any included quantity an offer has).
+inline constexpr Micros kMaxTermUsed = 4 * kMaxSample;
 
 // "12", "0.5", "3.141592" (at most 6 decimals, no sign, no exponent) -> micro-units.
 std::optional<Micros> parse_decimal(std::string_view text) noexcept;
@@ -40,6 +46,13 @@ inline constexpr std::int64_t kAzureWindowS = 24 * kHourS;
 inline constexpr std::int64_t kExpiryMarginS = 10 * 60;
 // An hour still unsent this long after it closed raises an alarm.
 inline constexpr std::int64_t kOverdueS = 12 * kHourS;
+// A sample timed more than this ahead of the plugin's clock is refused (clocks differ a little;
+// Azure refuses events in the future).
+inline constexpr std::int64_t kFutureSkewS = 5 * 60;
+// How late a sample may arrive: at most a day (Azure's window); by default the day less the grace,
+// so that its hour can still be closed and sent within the window.
+inline constexpr std::int64_t kMaxLatenessS = kAzureWindowS;
+std::int64_t default_lateness_s(std::int64_t grace_s) noexcept;
 
 // The unix second at which the UTC hour holding `at_ms` began.
 std::int64_t hour_of(std::int64_t at_ms) noexcept;
@@ -59,6 +72,10 @@ enum class RecordRefusal {
     NotLinked,           // not_linked: no live marketplace link
     AfterCancellation,   // after_cancellation: timed at or after the subscription's cancellation
     HourClosed,          // hour_closed: the cancellation already closed and reported that hour
+    TooLate,             // {too_late, #{oldest_accepted_ms}}: older than the lateness allowed
+    InFuture,            // {in_future, #{latest_accepted_ms}}: ahead of the clock by more than the skew
+    BeforeSubscription,  // {before_subscription, #{activated_at_ms}}: before the link was activated
+    HourTotalTooLarge,   // {hour_total_too_large, #{max}}: the hour would total more than kMaxHourTotal
 };
 
 struct SampleFacts {
@@ -67,13 +84,18 @@ struct SampleFacts {
     std::int64_t at_ms = 0;
     LinkState state = LinkState::None;
     std::optional<std::int64_t> cancelled_at;  // unix s
+    std::optional<std::int64_t> activated_at;  // unix s: when the link was activated (unknown for old links)
     bool bucket_open = true;  // the sample's hour has not been closed by us (cancellation, closer)
     std::int64_t now = 0;     // unix s
     std::int64_t grace_s = kDefaultGraceS;
+    std::int64_t lateness_s = kAzureWindowS - kDefaultGraceS;
+    Micros own_total = 0;      // what the sample's own hour holds already
+    Micros current_total = 0;  // what the current hour holds already (a late sample goes there)
 };
 
 struct RecordPlan {
     std::optional<RecordRefusal> refusal;
+    std::int64_t bound = 0;                  // the refusal's limit (ms, or micro-units)
     std::int64_t hour = 0;                   // where the quantity goes
     std::optional<std::int64_t> carried_from;  // the sample's own hour, when it was closed already
     std::int64_t closes_at = 0;              // when `hour' closes
@@ -81,6 +103,9 @@ struct RecordPlan {
 
 // Usage is summed per subscription, dimension and UTC hour. A sample for an hour already closed is
 // carried into the current hour, marked with its origin (nothing is lost, nothing reported twice).
+// A sample is refused, nothing stored, when it is older than the lateness allowed, ahead of the
+// clock by more than kFutureSkewS, timed before the link was activated, or would take its hour
+// beyond kMaxHourTotal.
 RecordPlan plan_record(const SampleFacts& f) noexcept;
 
 std::string_view record_refusal_name(RecordRefusal r) noexcept;
@@ -110,13 +135,15 @@ struct TermCounter {
 };
 
 struct ClosePlan {
+    bool too_large = false;  // the hour with what was carried into it exceeds kMaxHourTotal: not sent, alarm
     Micros reported = 0;   // what Azure is told for the hour (0: nothing is sent)
     Micros absorbed = 0;   // what the included quantity covered
     TermCounter counter;   // after this hour
 };
 
 // `recorded`: the hour's usage; `carried_in`: quantities already billable (carried forward from
-// an expired or short-counted hour), reported as they are.
+// an expired or short-counted hour), reported as they are. An hour (or what is carried into it)
+// beyond kMaxHourTotal is `too_large`: not sent, alarmed, the other hours unaffected.
 ClosePlan plan_close(Micros recorded, Micros carried_in, Micros included, const TermCounter& before,
                      std::int64_t hour_term_start) noexcept;
 
@@ -210,6 +237,8 @@ std::optional<SettingVerdict> check_history_days(std::optional<std::int64_t> val
 std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> value) noexcept;
 // 0 (an hour closes when it ends) to kMaxGraceS.
 std::optional<SettingVerdict> check_grace_s(std::optional<std::int64_t> value) noexcept;
+// 0 (only samples of the current hour) to kMaxLatenessS.
+std::optional<SettingVerdict> check_lateness_s(std::optional<std::int64_t> value) noexcept;
 // The billing dimensions' ids, in the configured order: the index of the first one that repeats
 // an earlier one, or nothing. A dimension is configured once (its included quantity would count
 // twice, and Azure knows one meter per id).

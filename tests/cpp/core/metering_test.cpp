@@ -95,6 +95,31 @@ TEST(MeteringRecord, WhatASampleDoes) {
     within_grace.now = k10 + 120;  // 10:02: the 09:00 hour closes at 10:05
     SampleFacts cancelled_closed = cancelled_before;
     cancelled_closed.bucket_open = false;
+    // Cancelled at 10:20 (Azure's time); a late sample of 10:10 arrives at 10:40: its hour is still open.
+    SampleFacts cancelled_late = facts(S::Unsubscribed, k10 + 600);
+    cancelled_late.cancelled_at = k10 + 1200;
+    cancelled_late.now = k10 + 2400;
+    SampleFacts days_old = facts(S::Linked, now - 3 * 86400);  // a replay of days ago
+    SampleFacts seconds_as_ms = facts(S::Linked, 0);
+    seconds_as_ms.at_ms = now;  // seconds mistaken for milliseconds: 1970
+    SampleFacts a_day_late = facts(S::Linked, now - 86400 + 300 - 1);  // default lateness: 24 h less the grace
+    SampleFacts just_in_time = facts(S::Linked, now - 86400 + 300);
+    SampleFacts configured_late = facts(S::Linked, now - 2 * kH);
+    configured_late.lateness_s = 3600;
+    SampleFacts future = facts(S::Linked, now + 301);
+    SampleFacts skewed = facts(S::Linked, now + 300);
+    SampleFacts before_link = facts(S::Linked, k10 - 60);
+    before_link.activated_at = k10;
+    SampleFacts at_link = facts(S::Linked, k10);
+    at_link.activated_at = k10;
+    SampleFacts huge = facts(S::Linked, now);
+    huge.quantity = kMaxSample;
+    huge.own_total = 3 * kMaxSample;  // three trillion units already this hour: a fourth still fits
+    SampleFacts too_huge = huge;
+    too_huge.own_total = 3 * kMaxSample + 1;
+    SampleFacts late_into_full = facts(S::Linked, k10 - 2 * kH);
+    late_into_full.quantity = kMaxSample;
+    late_into_full.current_total = kMaxHourTotal;  // the current hour, where a late sample goes, is full
     const Row rows[] = {
         {"usage of a linked account goes into its hour", facts(S::Linked, now), std::nullopt, k10, std::nullopt},
         {"usage while suspended is recorded (submission is held)", facts(S::Suspended, now), std::nullopt, k10,
@@ -114,6 +139,24 @@ TEST(MeteringRecord, WhatASampleDoes) {
          std::nullopt, k10, k10 - kH},
         {"usage for an hour past its grace is carried into the current hour", facts(S::Linked, k10 - 2 * kH),
          std::nullopt, k10, k10 - 2 * kH},
+        {"usage before an Azure cancellation arriving after it, its hour still in its grace, is billed", cancelled_late,
+         std::nullopt, k10, std::nullopt},
+        {"a replay of days ago is refused: too late", days_old, RecordRefusal::TooLate, 0, std::nullopt},
+        {"seconds mistaken for milliseconds (1970) are refused: too late", seconds_as_ms, RecordRefusal::TooLate, 0,
+         std::nullopt},
+        {"a second more than a day less the grace late is refused", a_day_late, RecordRefusal::TooLate, 0, std::nullopt},
+        {"a day less the grace late: carried into the current hour", just_in_time, std::nullopt, k10, k10 - 24 * kH},
+        {"lateness configured to an hour: two hours late is refused", configured_late, RecordRefusal::TooLate, 0,
+         std::nullopt},
+        {"more than 5 minutes in the future is refused", future, RecordRefusal::InFuture, 0, std::nullopt},
+        {"5 minutes ahead (clock skew) goes into its own hour", skewed, std::nullopt, k10, std::nullopt},
+        {"before the link was activated is refused", before_link, RecordRefusal::BeforeSubscription, 0, std::nullopt},
+        {"at the activation is billed", at_link, std::nullopt, k10, std::nullopt},
+        {"a fourth trillion-unit sample in one hour still fits", huge, std::nullopt, k10, std::nullopt},
+        {"one more unit than the hour may total is refused", too_huge, RecordRefusal::HourTotalTooLarge, 0,
+         std::nullopt},
+        {"a late sample into a full current hour is refused", late_into_full, RecordRefusal::HourTotalTooLarge, 0,
+         std::nullopt},
     };
     for (const auto& r : rows) {
         const RecordPlan p = plan_record(r.f);
@@ -124,6 +167,11 @@ TEST(MeteringRecord, WhatASampleDoes) {
             EXPECT_EQ(p.closes_at, r.hour + kH + 300) << r.sentence << ": its hour closes a grace after it ends";
         }
     }
+    EXPECT_EQ(plan_record(a_day_late).bound, (now - 86400 + 300) * 1000) << "the oldest time accepted, in ms";
+    EXPECT_EQ(plan_record(future).bound, (now + 300) * 1000) << "the latest time accepted, in ms";
+    EXPECT_EQ(plan_record(before_link).bound, k10 * 1000) << "the activation, in ms";
+    EXPECT_EQ(plan_record(too_huge).bound, kMaxHourTotal);
+    EXPECT_EQ(default_lateness_s(300), 86400 - 300);
     EXPECT_EQ(record_refusal_name(RecordRefusal::AfterCancellation), "after_cancellation");
 }
 
@@ -157,6 +205,10 @@ TEST(MeteringClose, OnlyTheExcessOverTheIncludedQuantityIsReported) {
         {"a new term: the included quantity is there again", 10 * U, 0, 100 * U, {1, 120 * U}, 2, 0, 10 * U, 10 * U},
         {"carried quantities are reported as they are", 0, 3 * U, 100 * U, {1, 0}, 1, 3 * U, 0, 0},
         {"exact decimals", 333'333, 0, 1 * U, {1, 900'000}, 1, 233'333, 100'000, 1'233'333},
+        {"one large customer: three trillion-unit samples in an hour are reported exactly", 3 * kMaxSample, 0, 0,
+         {1, 0}, 1, 3 * kMaxSample, 0, 3 * kMaxSample},
+        {"a term's usage beyond any included quantity is counted up to a cap: no overflow", kMaxHourTotal, 0, 0,
+         {1, kMaxTermUsed}, 1, kMaxHourTotal, 0, kMaxTermUsed},
     };
     for (const auto& r : rows) {
         const ClosePlan p = plan_close(r.recorded, r.carried, r.included, r.before, r.term);
@@ -165,6 +217,16 @@ TEST(MeteringClose, OnlyTheExcessOverTheIncludedQuantityIsReported) {
         EXPECT_EQ(p.counter.used, r.used_after) << r.sentence;
         EXPECT_EQ(p.counter.term_start, r.term) << r.sentence;
     }
+}
+
+TEST(MeteringClose, AnHourBeyondWhatMayBeSentIsSetApartNotARaise) {
+    const ClosePlan over = plan_close(kMaxHourTotal + 1, 0, 0, {1, 0}, 1);
+    EXPECT_TRUE(over.too_large);
+    EXPECT_EQ(over.reported, 0);
+    const ClosePlan carried = plan_close(kMaxHourTotal, 1, 0, {1, 0}, 1);
+    EXPECT_TRUE(carried.too_large) << "the hour with what was carried into it";
+    EXPECT_FALSE(plan_close(kMaxHourTotal, 0, 0, {1, 0}, 1).too_large);
+    EXPECT_TRUE(plan_close(0, -1, 0, {1, 0}, 1).too_large) << "a negative quantity is no quantity";
 }
 
 TEST(MeteringItems, WhatEachAnswerMeans) {
