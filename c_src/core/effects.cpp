@@ -52,7 +52,6 @@ Effect schedule_deadline(std::string id, DeadlineKind k, std::int64_t at) {
 
 Effect cancel_deadlines() { return of(EffectKind::CancelDeadlines); }
 
-Effect close_usage() { return of(EffectKind::CloseUsage); }
 
 std::string_view payment_method_name(PaymentMethod m) noexcept {
     switch (m) {

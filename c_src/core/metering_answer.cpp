@@ -195,6 +195,23 @@ std::optional<SlotKey> item_key(const json::object& item) {
 
 }  // namespace
 
+CallKind call_kind(Failure failure, int http_status) noexcept {
+    switch (failure) {
+        case Failure::Overloaded:
+        case Failure::Auth:
+        case Failure::Badarg: return CallKind::NotSent;
+        case Failure::Http:
+            if (http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429)
+                return CallKind::Refused;
+            return CallKind::Unknown;
+        case Failure::Timeout:
+        case Failure::Transport:
+        case Failure::BadResponse:
+        case Failure::Other: return CallKind::Unknown;
+    }
+    return CallKind::Unknown;
+}
+
 std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
     s = detail::trim(s);
     if (s.size() < 19 || s.size() > 40 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||

@@ -61,6 +61,8 @@ void enforce_unsubscribed(const AccountFacts& facts, std::int64_t now, EventPlan
     }
 }
 
+std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept { return a >= 0 ? a / b : -((-(a + 1)) / b) - 1; }
+
 EventPlan carry(const AccountFacts& facts) {
     EventPlan plan;
     plan.state = facts.state;
@@ -126,13 +128,14 @@ EventPlan plan_event(LinkEvent event, const AccountFacts& facts, std::int64_t no
             plan.effects.push_back(notify(NoticeKind::SubscriptionReinstated));
             break;
         case LinkEvent::Unsubscribe: {
-            after.cancelled_at = now;
+            // The cancellation's time is Azure's (usage up to it is billed), never later than now.
+            after.cancelled_at = op_at ? std::min(now, floor_div(*op_at, 1000)) : now;
             EventPlan e = enforce(after, now, false);
-            plan.cancelled_at = now;
+            plan.cancelled_at = after.cancelled_at;
             // Nothing suspended is started again: the cancellation's rules apply to it now.
             plan.suspended.clear();
-            // The hour in progress closes at the cancellation and is billed at once.
-            plan.effects.push_back(close_usage());
+            // The hour in progress closes after its grace like any other, so that usage up to the
+            // cancellation reported late still counts; the meter sends it within Azure's window.
             plan.effects.insert(plan.effects.end(), e.effects.begin(), e.effects.end());
             plan.effects.push_back(notify(NoticeKind::SubscriptionCancelled));
             break;

@@ -98,13 +98,24 @@ namespace azmp::nif {
     X(term_start, "term_start") X(used, "used") X(months, "months") X(sent, "sent")                     \
     X(azure_quantity, "azure_quantity") X(closes_at, "closes_at") X(may_submit, "may_submit")          \
     X(start_date, "start_date") X(end_date, "end_date") X(term_unit, "term_unit")                     \
-    X(overdue, "overdue") X(release, "release") X(close_usage, "close_usage")            \
+    X(overdue, "overdue") X(release, "release")            \
     X(billed, "billed") X(processed, "processed") X(agree, "agree") X(differ, "differ") X(alarm, "alarm") \
     X(history_days, "history_days") X(dedupe_window_s, "dedupe_window_s")                              \
     X(last_reconciled, "last_reconciled") X(retry_after, "retry_after") X(reconcile, "reconcile")       \
     X(wait, "wait") X(not_a_positive_integer, "not_a_positive_integer") X(at_least, "at_least")           \
     X(not_a_non_negative_integer, "not_a_non_negative_integer") X(at_most, "at_most")                   \
-    X(dimensions, "dimensions") X(not_a_list, "not_a_list") X(repeated_id, "repeated_id")
+    X(dimensions, "dimensions") X(not_a_list, "not_a_list") X(repeated_id, "repeated_id")             \
+    /* the meter's answers (azmp/metering_answer.hpp) and the record window */                       \
+    X(lookup, "lookup") X(check, "check") X(batch, "batch") X(hours, "hours") X(reported, "reported")    \
+    X(outcome, "outcome") X(outcome_unknown, "outcome_unknown") X(attempt_failed, "attempt_failed")      \
+    X(next_attempt_at, "next_attempt_at") X(event_id, "event_id") X(message_time, "message_time")        \
+    X(unmatched, "unmatched") X(known_taken, "known_taken") X(other_unknown, "other_unknown")            \
+    X(refused_as, "refused_as") X(retry_base_s, "retry_base_s") X(retry_max_s, "retry_max_s")            \
+    X(activated_at, "activated_at") X(lateness_s, "lateness_s") X(own_total, "own_total")                \
+    X(current_total, "current_total") X(too_late, "too_late") X(in_future, "in_future")                  \
+    X(before_subscription, "before_subscription") X(hour_total_too_large, "hour_total_too_large")        \
+    X(oldest_accepted_ms, "oldest_accepted_ms") X(latest_accepted_ms, "latest_accepted_ms")              \
+    X(activated_at_ms, "activated_at_ms") X(max, "max") X(answer, "answer")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 
+#include "metering_answer_nif.hpp"
 #include "metering_nif.hpp"
 #include "rules_nif.hpp"
 #if defined(__GLIBC__)
@@ -171,6 +172,7 @@ ErlNifFunc nif_funcs[] = {
     {"usage_dedupe_cutoff", 2, guarded<nif_usage_dedupe_cutoff>, 0},
     {"usage_sweep_interval_ms", 1, guarded<nif_usage_sweep_interval_ms>, 0},
     {"usage_check_settings", 1, guarded<nif_usage_check_settings>, 0},
+    {"usage_answer", 2, guarded<nif_usage_answer>, 0},
     {"plan_link", 3, guarded<nif_plan_link>, 0},
     {"plan_linked", 0, guarded<nif_plan_linked>, 0},
     {"classify_link_failure", 2, guarded<nif_classify_link_failure>, 0},

@@ -11,29 +11,12 @@
 #include "args.hpp"
 #include "azmp/metering.hpp"
 #include "codec.hpp"
+#include "metering_atoms.hpp"
 
 namespace azmp::nif {
 
 using metering::ItemOutcome;
 using metering::RecordRefusal;
-
-template <>
-struct EnumAtoms<RecordRefusal> {
-    static constexpr EnumAtom<RecordRefusal> table[] = {
-        {&atoms::unknown_dimension, RecordRefusal::UnknownDimension},
-        {&atoms::bad_quantity, RecordRefusal::BadQuantity},
-        {&atoms::not_linked, RecordRefusal::NotLinked},
-        {&atoms::after_cancellation, RecordRefusal::AfterCancellation},
-        {&atoms::hour_closed, RecordRefusal::HourClosed}};
-};
-template <>
-struct EnumAtoms<ItemOutcome> {
-    static constexpr EnumAtom<ItemOutcome> table[] = {
-        {&atoms::done, ItemOutcome::Done},         {&atoms::mismatch, ItemOutcome::Mismatch},
-        {&atoms::carried, ItemOutcome::Carried},   {&atoms::held, ItemOutcome::Held},
-        {&atoms::dropped, ItemOutcome::Dropped},   {&atoms::rejected, ItemOutcome::Rejected},
-        {&atoms::retry, ItemOutcome::Retry}};
-};
 
 namespace {
 
@@ -53,7 +36,8 @@ bool read_counter(ErlNifEnv* env, ERL_NIF_TERM t, metering::TermCounter& c) {
 // More dimensions than an offer could have: the list is refused before it is walked further.
 constexpr std::int64_t kMaxDimensions = 1000;
 
-bool micros_ok(std::int64_t m) { return m >= 0 && m <= std::numeric_limits<std::int64_t>::max() / 4; }
+// Any non-negative 64-bit sum: the core refuses what it cannot bill (plan_close's too_large).
+bool micros_ok(std::int64_t m) { return m >= 0; }
 
 }  // namespace
 
@@ -99,13 +83,37 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     m.require(atoms::at_ms, f.at_ms);
     m.require(atoms::state, f.state);
     m.require(atoms::cancelled_at, f.cancelled_at);
+    m.get(atoms::activated_at, f.activated_at);
     m.require(atoms::bucket_open, f.bucket_open);
     m.require(atoms::now, f.now);
-    m.require(atoms::grace_s, f.grace_s);
+    m.require<IntIn<0, metering::kMaxGraceS>>(atoms::grace_s, f.grace_s);
+    m.require<IntIn<0, metering::kMaxLatenessS>>(atoms::lateness_s, f.lateness_s);
+    m.require<IntIn<0, std::numeric_limits<std::int64_t>::max()>>(atoms::own_total, f.own_total);
+    m.require<IntIn<0, std::numeric_limits<std::int64_t>::max()>>(atoms::current_total, f.current_total);
     a.take(m);
+    // Beyond what any clock gives (2^50 ms is the year 37,000): keeps the core's ms arithmetic exact.
+    constexpr std::int64_t kMaxTimeMs = std::int64_t{1} << 50;
+    if (a.ok() && (f.at_ms < -kMaxTimeMs || f.at_ms > kMaxTimeMs)) a.fail(atoms::at_ms);
+    if (a.ok() && (f.now < -kMaxTimeMs / 1000 || f.now > kMaxTimeMs / 1000)) a.fail(atoms::now);
+    if (a.ok() && f.activated_at && (*f.activated_at < -kMaxTimeMs / 1000 || *f.activated_at > kMaxTimeMs / 1000))
+        a.fail(atoms::activated_at);
     if (!a.ok()) return a.raise();
     const metering::RecordPlan p = metering::plan_record(f);
-    if (p.refusal) return enif_make_tuple2(env, atoms::error, encode(env, *p.refusal));
+    if (p.refusal) {
+        // The refusals with a limit say it, for the caller to act on.
+        ERL_NIF_TERM bound_key = 0;
+        switch (*p.refusal) {
+            case RecordRefusal::TooLate: bound_key = atoms::oldest_accepted_ms; break;
+            case RecordRefusal::InFuture: bound_key = atoms::latest_accepted_ms; break;
+            case RecordRefusal::BeforeSubscription: bound_key = atoms::activated_at_ms; break;
+            case RecordRefusal::HourTotalTooLarge: bound_key = atoms::max; break;
+            default: break;
+        }
+        ERL_NIF_TERM why = encode(env, *p.refusal);
+        if (bound_key != 0)
+            why = enif_make_tuple2(env, why, make_map<1>(env, {{{bound_key, encode(env, p.bound)}}}));
+        return enif_make_tuple2(env, atoms::error, why);
+    }
     return enif_make_tuple4(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from), encode(env, p.closes_at));
 }
 
@@ -121,6 +129,9 @@ ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     a.read(argv[4], atoms::term_start, term);
     if (!a.ok()) return a.raise();
     const metering::ClosePlan p = metering::plan_close(recorded, carried, included, before, term);
+    if (p.too_large)
+        return enif_make_tuple2(env, atoms::too_large,
+                                enif_make_tuple2(env, encode(env, p.counter.term_start), encode(env, p.counter.used)));
     return enif_make_tuple3(env, encode(env, p.reported), encode(env, p.absorbed),
                             enif_make_tuple2(env, encode(env, p.counter.term_start), encode(env, p.counter.used)));
 }
@@ -288,7 +299,8 @@ ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TE
     using Check = std::optional<metering::SettingVerdict> (*)(std::optional<std::int64_t>) noexcept;
     const std::pair<ERL_NIF_TERM, Check> checks[] = {{atoms::history_days, &metering::check_history_days},
                                                      {atoms::dedupe_window_s, &metering::check_dedupe_window_s},
-                                                     {atoms::grace_s, &metering::check_grace_s}};
+                                                     {atoms::grace_s, &metering::check_grace_s},
+                                                     {atoms::lateness_s, &metering::check_lateness_s}};
     for (const auto& [key, check] : checks) {
         ERL_NIF_TERM v;
         if (!enif_get_map_value(env, argv[0], key, &v)) continue;

@@ -159,7 +159,6 @@ struct Codec<Effect> {
                 return enif_make_tuple4(env, atoms::schedule_deadline, nif::encode(env, e.deployment_id),
                                         nif::encode(env, e.deadline), nif::encode(env, e.at));
             case EffectKind::CancelDeadlines: return atoms::cancel_deadlines;
-            case EffectKind::CloseUsage: return atoms::close_usage;
         }
         return atoms::unknown;
     }

@@ -50,6 +50,13 @@ struct CallResult {
     const boost::json::value* body = nullptr;  // Answered
 };
 
+// A call that failed, as the client says (its `{error, Reason}`).
+enum class Failure { Timeout, Transport, Http, BadResponse, Overloaded, Auth, Badarg, Other };
+// What such a failure says of Azure having the request: a 5xx, 408, 429, a timeout, a broken
+// connection or an unreadable 2xx may have reached it (Unknown); other 4xx refused it whole;
+// overload, token and argument errors never left us.
+CallKind call_kind(Failure failure, int http_status) noexcept;
+
 // Back-off between attempts (the metering config's retry_base_s, retry_max_s).
 struct RetrySettings {
     std::int64_t base_s = 60;

@@ -47,7 +47,6 @@ enum class EffectKind {
     DeleteDeployment,   // deployment_id
     ScheduleDeadline,   // deployment_id, deadline, at: recorded in the same transaction (state, not I/O)
     CancelDeadlines,    // every pending deadline of the account: recorded in the same transaction
-    CloseUsage,         // the subscription's open usage hours close now and are sent (its cancellation)
 };
 
 struct Effect {
@@ -75,7 +74,6 @@ Effect start_deployment(std::string id);
 Effect delete_deployment(std::string id);
 Effect schedule_deadline(std::string id, DeadlineKind k, std::int64_t at);
 Effect cancel_deadlines();
-Effect close_usage();
 
 std::string_view payment_method_name(PaymentMethod m) noexcept;
 std::string_view notice_kind_name(NoticeKind k) noexcept;

@@ -162,6 +162,30 @@ TEST(MeteringAnswer, AWholeCallThatFailed) {
     EXPECT_TRUE(p.hours[0].outcome_unknown);
 }
 
+TEST(MeteringAnswer, WhatAFailedCallSaysOfAzureHavingIt) {
+    struct Row {
+        const char* sentence;
+        Failure failure;
+        int status;
+        CallKind kind;
+    };
+    const Row rows[] = {
+        {"a timeout: Azure may have it", Failure::Timeout, 0, CallKind::Unknown},
+        {"a broken connection: Azure may have it", Failure::Transport, 0, CallKind::Unknown},
+        {"a 503: Azure may have it", Failure::Http, 503, CallKind::Unknown},
+        {"a 429: Azure may have it", Failure::Http, 429, CallKind::Unknown},
+        {"a 408: Azure may have it", Failure::Http, 408, CallKind::Unknown},
+        {"a 400 (26 events): refused whole", Failure::Http, 400, CallKind::Refused},
+        {"a 404: refused whole", Failure::Http, 404, CallKind::Refused},
+        {"an unreadable 2xx: Azure may have it", Failure::BadResponse, 0, CallKind::Unknown},
+        {"overloaded: never sent", Failure::Overloaded, 0, CallKind::NotSent},
+        {"no token: never sent", Failure::Auth, 0, CallKind::NotSent},
+        {"a refused argument: never sent", Failure::Badarg, 0, CallKind::NotSent},
+        {"anything else: may have been sent", Failure::Other, 0, CallKind::Unknown},
+    };
+    for (const auto& r : rows) EXPECT_EQ(call_kind(r.failure, r.status), r.kind) << r.sentence;
+}
+
 TEST(MeteringAnswer, ItemsMatchedWhateverTheirOrder) {
     const json::value body = json::parse(
         R"({"result":[{"status":"Expired","resourceId":"sub-2","dimension":"d","effectiveStartTime":"2025-12-03T10:00:00Z"},)"

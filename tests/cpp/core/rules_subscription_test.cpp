@@ -59,17 +59,17 @@ TEST(RulesPlanEvent, WhatEachEventDoes) {
          "deleted 3 days later; the marketplace no longer pays",
          E::Unsubscribe, account(S::Linked, {paid("p"), trial("t", kNow + 2 * kDay), paid_stopped("s", kNow - kDay)}),
          true, S::Unsubscribed,
-         "[close_usage payment(none) stop(p) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + 2 * kDay) +
+         "[payment(none) stop(p) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + 2 * kDay) +
              ") schedule(s,delete," + n(kNow + 3 * kDay) + ") notify(subscription_cancelled)]",
          {}},
         {"a deployment stopped long before the cancellation still gets its 3 days", E::Unsubscribe,
          account(S::Linked, {paid_stopped("s", kNow - 30 * kDay)}), true, S::Unsubscribed,
-         "[close_usage payment(none) schedule(s,delete," + n(kNow + 3 * kDay) + ") notify(subscription_cancelled)]", {}},
+         "[payment(none) schedule(s,delete," + n(kNow + 3 * kDay) + ") notify(subscription_cancelled)]", {}},
         {"a cancelled account that pays another way keeps its payment method", E::Unsubscribe,
-         account(S::Linked, {}, false), true, S::Unsubscribed, "[close_usage notify(subscription_cancelled)]", {}},
+         account(S::Linked, {}, false), true, S::Unsubscribed, "[notify(subscription_cancelled)]", {}},
         {"cancellation of a suspended account: what the suspension stopped is deleted 3 days later", E::Unsubscribe,
          suspended_two, true, S::Unsubscribed,
-         "[close_usage payment(none) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + kDay) +
+         "[payment(none) schedule(p,delete," + n(kNow + 3 * kDay) + ") schedule(t,stop," + n(kNow + kDay) +
              ") notify(subscription_cancelled)]",
          {}},
         {"a plan change changes the link only", E::ChangePlan, account(S::Linked, {paid("p")}), true, S::Linked, "[]", {}},
@@ -89,8 +89,19 @@ TEST(RulesPlanEvent, WhatEachEventDoes) {
 }
 
 TEST(RulesPlanEvent, CancellationIsRecordedWithItsTime) {
-    const EventPlan p = plan_event(E::Unsubscribe, account(S::Linked, {}), kNow, std::nullopt);
-    EXPECT_EQ(p.cancelled_at, kNow);
+    struct Row {
+        const char* sentence;
+        std::optional<std::int64_t> op_at_ms;
+        std::int64_t cancelled_at;
+    };
+    const Row rows[] = {
+        {"no operation behind it (reconciliation): now", std::nullopt, kNow},
+        {"Azure's time of the operation, processed 40 minutes later", (kNow - 2400) * 1000 + 999, kNow - 2400},
+        {"an operation timed ahead of our clock: now", (kNow + 60) * 1000, kNow},
+    };
+    for (const auto& r : rows)
+        EXPECT_EQ(plan_event(E::Unsubscribe, account(S::Linked, {}), kNow, r.op_at_ms).cancelled_at, r.cancelled_at)
+            << r.sentence;
 }
 
 TEST(RulesPlanEvent, AnOlderOperationDoesNotUndoANewerOne) {

@@ -22,7 +22,6 @@ inline std::string show(const Effect& e) {
             return "schedule(" + e.deployment_id + "," + std::string(deadline_kind_name(e.deadline)) + "," +
                    std::to_string(e.at) + ")";
         case EffectKind::CancelDeadlines: return "cancel_deadlines";
-        case EffectKind::CloseUsage: return "close_usage";
     }
     return "?";
 }

@@ -1,0 +1,161 @@
+// Term conversion for the meter's answers (azmp/metering_answer.hpp): the hours sent, the client's
+// result of the call, and the decisions back. Azure's JSON is read by the core, never here.
+#include "metering_answer_nif.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "args.hpp"
+#include "azmp/metering_answer.hpp"
+#include "codec.hpp"
+#include "metering_atoms.hpp"
+#include "terms.hpp"
+
+namespace azmp::nif {
+
+using metering::CallKind;
+using metering::CallResult;
+using metering::Failure;
+using metering::HourDecision;
+using metering::ItemOutcome;
+using metering::SentHour;
+
+namespace {
+
+// The most hours one answer is about (a batch holds 25; a lookup or a check one).
+constexpr std::size_t kMaxHours = 25;
+// Azure's answer as the client decoded it: a batch of 25 items, a day's usageEvents rows of every
+// subscription of a dimension (paged, summed: rows for thousands of subscriptions), a subscription.
+// More than this is refused as a bad answer rather than walked on a scheduler.
+constexpr std::size_t kMaxAnswerNodes = 2'000'000;
+constexpr std::size_t kMaxAnswerBytes = 64 * 1024 * 1024;
+
+constexpr std::int64_t kMaxMicros = std::numeric_limits<std::int64_t>::max();
+
+}  // namespace
+
+template <>
+struct Codec<SentHour> {
+    static std::optional<SentHour> decode(ErlNifEnv* env, ERL_NIF_TERM t) {
+        MapFields f(env, t, "hours");
+        SentHour h;
+        std::int64_t attempts = 0;
+        f.require(atoms::subscription_id, h.resource_id);
+        f.require(atoms::dimension, h.dimension);
+        f.require(atoms::hour, h.hour);
+        f.require<IntIn<0, kMaxMicros>>(atoms::reported, h.quantity);
+        f.get(atoms::plan_id, h.plan_id);
+        f.get<IntIn<0, 1'000'000>>(atoms::attempts, attempts);
+        f.get(atoms::outcome_unknown, h.outcome_unknown);
+        f.require(atoms::state, h.state);
+        if (f.error()) return std::nullopt;
+        h.attempts = static_cast<std::uint32_t>(attempts);
+        return h;
+    }
+};
+
+namespace {
+
+// {ok, Decoded} | {error, Reason} as emqx_azure_marketplace_client returns it. `json` keeps the
+// answer the result points into.
+bool read_result(ErlNifEnv* env, ERL_NIF_TERM t, CallResult& out, std::optional<boost::json::value>& json) {
+    int arity;
+    const ERL_NIF_TERM* e;
+    if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
+    if (enif_is_identical(e[0], atoms::ok)) {
+        JsonBudget budget{kMaxAnswerNodes, kMaxAnswerBytes};
+        json = term_to_json(env, e[1], budget);
+        // An answer we cannot take whole is no answer we can read: Azure may have taken the call.
+        out = json ? CallResult{CallKind::Answered, 200, &*json} : CallResult{CallKind::Answered, 200, nullptr};
+        return true;
+    }
+    if (!enif_is_identical(e[0], atoms::error)) return false;
+    Failure failure = Failure::Other;
+    int status = 0;
+    const ERL_NIF_TERM reason = e[1];
+    const ERL_NIF_TERM* r;
+    if (enif_is_identical(reason, atoms::timeout)) failure = Failure::Timeout;
+    else if (enif_is_identical(reason, atoms::overloaded)) failure = Failure::Overloaded;
+    else if (enif_get_tuple(env, reason, &arity, &r) && arity >= 2) {
+        if (enif_is_identical(r[0], atoms::transport)) failure = Failure::Transport;
+        else if (enif_is_identical(r[0], atoms::bad_response)) failure = Failure::BadResponse;
+        else if (enif_is_identical(r[0], atoms::auth)) failure = Failure::Auth;
+        else if (enif_is_identical(r[0], atoms::badarg)) failure = Failure::Badarg;
+        else if (enif_is_identical(r[0], atoms::http)) {
+            failure = Failure::Http;
+            if (!enif_get_int(env, r[1], &status)) status = 0;
+        }
+    }
+    out = CallResult{metering::call_kind(failure, status), status, nullptr};
+    return true;
+}
+
+ERL_NIF_TERM encode_decision(ErlNifEnv* env, const HourDecision& d) {
+    const ERL_NIF_TERM reason = d.reason.empty() ? atoms::undefined : atom_named(env, d.reason);
+    return make_map<11>(env, {{{atoms::outcome, encode(env, d.outcome)},
+                               {atoms::reason, reason},
+                               {atoms::carry, encode(env, d.carry)},
+                               {atoms::alarm, encode(env, d.alarm)},
+                               {atoms::next_attempt_at, encode(env, d.next_attempt_at)},
+                               {atoms::outcome_unknown, encode(env, d.outcome_unknown)},
+                               {atoms::attempt_failed, encode(env, d.attempt_failed)},
+                               {atoms::plan_id, encode(env, d.plan_id)},
+                               {atoms::event_id, encode(env, d.event_id)},
+                               {atoms::message_time, encode(env, d.message_time)},
+                               {atoms::azure_quantity, encode(env, d.azure_quantity)}}});
+}
+
+}  // namespace
+
+ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return enif_make_badarg(env);
+    Args a(env);
+    MapFields f(env, argv[0], "facts");
+    ERL_NIF_TERM step = 0;
+    std::vector<SentHour> hours;
+    std::int64_t now = 0, known = 0, others = 0;
+    metering::RetrySettings retry;
+    ERL_NIF_TERM refused_as = atoms::undefined;
+    if (auto t = f.term(atoms::step)) step = *t;
+    else f.fail(atoms::step);
+    f.require<ListOf<SentHour, kMaxHours>>(atoms::hours, hours);
+    f.require(atoms::now, now);
+    f.get<IntIn<1, 86400 * 365>>(atoms::retry_base_s, retry.base_s);
+    f.get<IntIn<1, 86400 * 365>>(atoms::retry_max_s, retry.max_s);
+    f.get<IntIn<0, kMaxMicros>>(atoms::known_taken, known);
+    f.get<IntIn<0, kMaxMicros>>(atoms::other_unknown, others);
+    if (auto t = f.term(atoms::refused_as)) refused_as = *t;
+    a.take(f);
+    CallResult result;
+    std::optional<boost::json::value> json;
+    if (a.ok() && !read_result(env, argv[1], result, json)) a.fail(atoms::answer);
+    const bool single = !enif_is_identical(step, atoms::batch);
+    if (a.ok() && single && hours.size() != 1) a.fail(atoms::hours);
+    if (a.ok() && !enif_is_identical(step, atoms::batch) && !enif_is_identical(step, atoms::lookup) &&
+        !enif_is_identical(step, atoms::check))
+        a.fail(atoms::step);
+    if (!a.ok()) return a.raise();
+
+    std::vector<HourDecision> decisions;
+    std::size_t unmatched = 0;
+    if (enif_is_identical(step, atoms::batch)) {
+        metering::BatchPlan p = metering::plan_batch_answer(hours, result, retry, now);
+        decisions = std::move(p.hours);
+        unmatched = p.unmatched;
+    } else if (enif_is_identical(step, atoms::lookup)) {
+        decisions.push_back(metering::plan_lookup({hours[0], known, others}, result, retry, now));
+    } else {
+        char name[64] = {};
+        if (enif_get_atom(env, refused_as, name, sizeof name, ERL_NIF_LATIN1) <= 0) name[0] = '\0';
+        decisions.push_back(metering::plan_subscription_check(hours[0], name, result, retry, now));
+    }
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (auto it = decisions.rbegin(); it != decisions.rend(); ++it)
+        list = enif_make_list_cell(env, encode_decision(env, *it), list);
+    return enif_make_tuple2(env, list, encode(env, static_cast<std::int64_t>(unmatched)));
+}
+
+}  // namespace azmp::nif
