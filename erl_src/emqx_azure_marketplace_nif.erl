@@ -10,7 +10,7 @@
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_plan_close/5,
-         usage_term_start/3, usage_term/3, usage_plan_item/4, usage_schedule/4, usage_reconcile/3]).
+         usage_term_start/3, usage_term/3, usage_answer/2, usage_schedule/4, usage_reconcile/3]).
 -export([usage_archivable/2, usage_first_kept_day/2, usage_daily_reconcile/3, usage_reconcile_retry_at/1,
          usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_check_settings/1]).
 -on_load(init/0).
@@ -40,6 +40,20 @@
 -type link_change() :: #{state := link_state(), suspended := [binary()],
                          cancelled_at := integer() | undefined, last_op_at := integer() | undefined}.
 -type call_res() :: reference().
+%% A refused sample (usage_plan_record/1).
+-type usage_refusal() :: unknown_dimension | bad_quantity | not_linked | after_cancellation | hour_closed
+                       | {too_late, #{oldest_accepted_ms := integer()}}
+                       | {in_future, #{latest_accepted_ms := integer()}}
+                       | {before_subscription, #{activated_at_ms := integer()}}
+                       | {hour_total_too_large, #{max := pos_integer()}}.
+%% What becomes of one hour after an answer (usage_answer/2).
+-type usage_decision() :: #{outcome := done | mismatch | carried | held | dropped | rejected | retry | lookup | check,
+                            reason := atom(), carry := non_neg_integer(), alarm := boolean(),
+                            next_attempt_at := integer(), outcome_unknown := boolean(),
+                            attempt_failed := boolean(), plan_id := binary() | undefined,
+                            event_id := binary() | undefined, message_time := binary() | undefined,
+                            azure_quantity := non_neg_integer() | undefined}.
+-export_type([usage_refusal/0, usage_decision/0]).
 -export_type([client_res/0, call_res/0, auth_res/0, link_state/0, link_event/0, refusal/0, effect/0,
               account_facts/0, link_change/0]).
 
@@ -177,12 +191,14 @@ usage_hour(_AtMs) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Where a sample goes: its hour (or the current one, carried from its own) and when that
 %% hour closes, or a refusal.
--spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}.
+-spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined, integer()} | {error, usage_refusal()}.
 usage_plan_record(_Facts) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc What a closing hour reports above the included quantity: {Reported, Absorbed, Counter}.
+%% @doc What a closing hour reports above the included quantity: {Reported, Absorbed, Counter}, or
+%% {too_large, Counter} when the hour with what was carried into it is more than may be sent.
 -spec usage_plan_close(non_neg_integer(), non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()},
-                       integer()) -> {non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}.
+                       integer()) -> {non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}
+                                   | {too_large, {integer(), non_neg_integer()}}.
 usage_plan_close(_Recorded, _CarriedIn, _Included, _Counter, _HourTerm) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The start of the term (renewing every Months months from Start) that holds Hour.
@@ -194,10 +210,12 @@ usage_term_start(_Hour, _Start, _Months) -> erlang:nif_error(nif_not_loaded).
 -spec usage_term(binary(), binary(), binary()) -> {ok, integer(), pos_integer()} | error.
 usage_term(_StartDate, _EndDate, _TermUnit) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc What Azure's answer to one batch item means: {Outcome, CarryMicros, Alarm}.
--spec usage_plan_item(binary(), non_neg_integer(), non_neg_integer() | undefined, link_state()) ->
-    {done | mismatch | carried | held | dropped | rejected | retry, non_neg_integer(), boolean()}.
-usage_plan_item(_Status, _Sent, _AzureQuantity, _State) -> erlang:nif_error(nif_not_loaded).
+%% @doc What Azure's answer to one of the meter's calls means for each hour it was about: the
+%% batchUsageEvent (step batch), the usageEvents lookup of an hour in doubt (lookup), the
+%% subscription read after a refusal (check). Result is the client's, as it returned it.
+-spec usage_answer(#{step := batch | lookup | check, hours := [map()], now := integer(), atom() => term()},
+                   {ok, term()} | {error, term()}) -> {[usage_decision()], non_neg_integer()}.
+usage_answer(_Facts, _Result) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc An hour's schedule at Now: when it closes, whether it may be billed, expired, overdue, and
 %% how a held hour is released.

@@ -276,28 +276,6 @@ std::optional<ItemStatus> item_status_from_name(std::string_view name) noexcept 
     return std::nullopt;
 }
 
-ItemPlan plan_item(ItemStatus status, Micros sent, std::optional<Micros> azure_quantity, LinkState state) noexcept {
-    switch (status) {
-        case ItemStatus::Accepted: return {ItemOutcome::Done, 0, false};
-        case ItemStatus::Duplicate:
-            if (azure_quantity && *azure_quantity == sent) return {ItemOutcome::Done, 0, false};
-            // Azure holds another quantity for the slot: whatever it holds less is still owed.
-            return {ItemOutcome::Mismatch, azure_quantity && *azure_quantity < sent ? sent - *azure_quantity : 0, true};
-        case ItemStatus::Expired: return {ItemOutcome::Carried, sent, true};
-        case ItemStatus::ResourceNotActive:
-            if (state == LinkState::Unsubscribed) return {ItemOutcome::Dropped, 0, true};
-            return {ItemOutcome::Held, 0, false};
-        case ItemStatus::ResourceNotFound:
-        case ItemStatus::ResourceNotAuthorized:
-        case ItemStatus::InvalidDimension:
-        case ItemStatus::InvalidQuantity:
-        case ItemStatus::BadArgument: return {ItemOutcome::Rejected, 0, true};
-        case ItemStatus::Error:
-        case ItemStatus::Unknown: return {ItemOutcome::Retry, 0, false};
-    }
-    return {ItemOutcome::Retry, 0, false};
-}
-
 Release plan_release(std::int64_t hour, std::int64_t now) noexcept { return expired(hour, now) ? Release::Carry : Release::Send; }
 
 std::string_view item_outcome_name(ItemOutcome o) noexcept {

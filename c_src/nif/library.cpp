@@ -162,7 +162,6 @@ ErlNifFunc nif_funcs[] = {
     {"usage_plan_close", 5, guarded<nif_usage_plan_close>, 0},
     {"usage_term_start", 3, guarded<nif_usage_term_start>, 0},
     {"usage_term", 3, guarded<nif_usage_term>, 0},
-    {"usage_plan_item", 4, guarded<nif_usage_plan_item>, 0},
     {"usage_schedule", 4, guarded<nif_usage_schedule>, 0},
     {"usage_reconcile", 3, guarded<nif_usage_reconcile>, 0},
     {"usage_archivable", 2, guarded<nif_usage_archivable>, 0},

@@ -160,23 +160,6 @@ ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
     return enif_make_tuple3(env, atoms::ok, encode(env, term->start), encode(env, std::int64_t{term->months}));
 }
 
-ERL_NIF_TERM nif_usage_plan_item(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 4) return enif_make_badarg(env);
-    Args a(env);
-    std::string_view status;
-    std::int64_t sent = 0;
-    std::optional<std::int64_t> azure;
-    LinkState state = LinkState::None;
-    a.read(argv[0], atoms::status, status);
-    if (a.read(argv[1], atoms::sent, sent) && !micros_ok(sent)) a.fail(atoms::sent);
-    a.read(argv[2], atoms::azure_quantity, azure);
-    a.read(argv[3], atoms::state, state);
-    if (!a.ok()) return a.raise();
-    const auto s = status.size() <= 64 ? metering::item_status_from_name(status) : std::nullopt;
-    const metering::ItemPlan p = metering::plan_item(s.value_or(metering::ItemStatus::Unknown), sent, azure, state);
-    return enif_make_tuple3(env, encode(env, p.outcome), encode(env, p.carry), encode(env, p.alarm));
-}
-
 ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 4) return enif_make_badarg(env);
     Args a(env);

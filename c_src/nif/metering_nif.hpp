@@ -28,9 +28,6 @@ ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
 ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
-// usage_plan_item(Status :: binary(), SentMicros, AzureMicros | undefined, State)
-//   -> {done | mismatch | carried | held | dropped | rejected | retry, CarryMicros, Alarm :: boolean()}
-ERL_NIF_TERM nif_usage_plan_item(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
 // usage_schedule(Hour, GraceS, Now, State)
 //   -> #{closes_at, may_submit, expired, overdue, release := send | carry}

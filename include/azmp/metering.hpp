@@ -161,6 +161,7 @@ enum class ItemStatus {
 };
 std::optional<ItemStatus> item_status_from_name(std::string_view name) noexcept;  // trimmed, any case
 
+// What becomes of a sent hour (azmp/metering_answer.hpp decides which).
 enum class ItemOutcome {
     Done,       // billed: Accepted, or Duplicate with our quantity (an earlier reply was lost)
     Mismatch,   // Duplicate with another quantity: alarm; what Azure holds less is carried forward
@@ -172,14 +173,6 @@ enum class ItemOutcome {
     Lookup,     // Expired after an attempt with an unknown outcome: ask usageEvents what Azure holds
     Check,      // refused for its plan or resource: read the subscription before going on
 };
-
-struct ItemPlan {
-    ItemOutcome outcome = ItemOutcome::Retry;
-    Micros carry = 0;  // into the current hour
-    bool alarm = false;
-};
-
-ItemPlan plan_item(ItemStatus status, Micros sent, std::optional<Micros> azure_quantity, LinkState state) noexcept;
 
 // A held hour once the subscription may be billed again: sent as it is, or carried into the
 // current hour when Azure would now refuse it as expired.
