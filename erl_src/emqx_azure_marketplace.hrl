@@ -16,7 +16,10 @@
     %% unix seconds: when it became unsubscribed
     cancelled_at :: integer() | undefined,
     %% Azure's time (ms) of the latest operation applied: an older one must not undo it
-    last_op_at :: integer() | undefined
+    last_op_at :: integer() | undefined,
+    %% unix seconds: when the subscription was activated (usage before it is refused); undefined
+    %% for links made by versions that did not keep it
+    activated_at :: integer() | undefined
 }).
 
 %% Linking in progress (or failed) for an account. Survives restarts; any node may pick it up once
@@ -101,8 +104,11 @@
     account_id :: binary(),
     %% open: taking samples; pending: closed, to send; submitting: sent (quantity fixed), answer
     %% not recorded yet; done: billed (or nothing to bill); held: not active in Azure now;
-    %% carried: moved into a later hour; mismatch / rejected / dropped: see `reason'
-    status = open :: open | pending | submitting | done | held | carried | mismatch | rejected | dropped,
+    %% carried: moved into a later hour; mismatch / rejected / dropped: see `reason'; lookup: Azure's
+    %% usageEvents to be asked what it holds (an attempt with an unknown outcome, then Expired);
+    %% check: the subscription to be read (refused for its plan or resource, `reason')
+    status = open :: open | pending | submitting | done | held | carried | mismatch | rejected | dropped
+                   | lookup | check,
     recorded = 0 :: non_neg_integer(),
     %% [{FromHour, Micros, Why}]: quantities already billable, carried in from other hours
     carried_in = [] :: [{integer(), non_neg_integer(), atom()}],
@@ -116,7 +122,12 @@
     azure_quantity :: non_neg_integer() | undefined,
     reason :: atom() | undefined,
     attempts = 0 :: non_neg_integer(),
-    next_attempt_at = 0 :: integer()
+    next_attempt_at = 0 :: integer(),
+    %% an attempt may have reached Azure without us hearing its answer: never billed anew before
+    %% Azure shows what it holds (Duplicate, Accepted, or its usageEvents)
+    outcome_unknown = false :: boolean(),
+    %% the plan the hour is sent with: the link's when it closed, Azure's after a plan mismatch
+    plan_id :: binary() | undefined
 }).
 
 %% The ledger's history: the settled hours of one subscription and UTC day, in a table of that day

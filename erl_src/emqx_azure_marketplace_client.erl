@@ -26,7 +26,8 @@
     post_usage_batch/2,
     get_usage_events/2,
     stats/1,
-    usable/1
+    usable/1,
+    timeout_ms/1
 ]).
 
 -record(client, {nif :: emqx_azure_marketplace_nif:client_res(), timeout_ms :: pos_integer()}).
@@ -150,6 +151,10 @@ post_usage_batch(C, Events) when is_list(Events) ->
     end;
 post_usage_batch(_C, _) ->
     {error, {badarg, events}}.
+
+%% @doc The most one call of this client takes, retries included.
+-spec timeout_ms(client()) -> pos_integer().
+timeout_ms(#client{timeout_ms = T}) -> T.
 
 -spec get_usage_events(client(), usage_filter()) -> result([map()]).
 get_usage_events(C, Filter) when is_map(Filter) ->

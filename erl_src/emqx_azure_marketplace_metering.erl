@@ -9,6 +9,7 @@
 %% #{dimensions => [#{id => <<"session_minutes">>, unit => <<"minute">>,
 %%                    included => #{<<"payg">> => <<"1000">>}}],   % per plan, per term; default 0
 %%   grace_s => 300,            % 0 to 86400
+%%   lateness_s => 86100,       % how late a sample may come: 0 to 86400, by default 86400 - grace_s
 %%   tick_ms => 5000, lease_s => 30, retry_base_s => 60, retry_max_s => 3600,
 %%   history_days => 40,        % the days of hours the ledger keeps (at least 35)
 %%   dedupe_window_s => 3600}   % a source id counts once this long after it was recorded
@@ -25,8 +26,7 @@
 -define(STORE, emqx_azure_marketplace_store).
 
 -type sample() :: #{dimension := binary(), quantity := number() | binary(), at := integer(), source_id := binary()}.
--type refusal() :: unknown_dimension | bad_quantity | not_linked | after_cancellation | hour_closed
-                 | {badarg, atom()}.
+-type refusal() :: emqx_azure_marketplace_nif:usage_refusal() | {badarg, atom()}.
 -export_type([sample/0, refusal/0]).
 
 %% @doc Records a sample of the account's usage: `at' in unix milliseconds, `quantity' a number or
@@ -59,22 +59,29 @@ check(_Account, _Sample) ->
     {error, {badarg, sample}}.
 
 record(Account, Dim, Quantity, At, SourceId) ->
-    {State, CancelledAt, SubId} =
+    {State, CancelledAt, SubId, ActivatedAt} =
         case ?STORE:link_usage(Account) of
-            {_, _, _} = Link -> Link;
-            undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined, <<>>}
+            {_, _, _, _} = Link -> Link;
+            undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined, <<>>, undefined}
         end,
-    Facts = {Quantity, At, State, CancelledAt, is_map_key(Dim, maps:get(dimension_ids, recording()))},
-    emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, ?NIF:usage_hour(At)}, Quantity, Facts}).
+    Hour = ?NIF:usage_hour(At),
+    Facts = {Quantity, At, Hour, State, CancelledAt, ActivatedAt, is_map_key(Dim, maps:get(dimension_ids, recording()))},
+    emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, Hour}, Quantity, Facts}).
 
 %% @doc What the core decides of a sample (the recorder's Decide for a group), on the facts its
 %% caller gathered, the bucket's state, the time of the group's transaction and the grace.
--spec decider(integer()) -> fun((tuple(), boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}).
+%% TotalOf(Hour) is what that hour of the sample's subscription and dimension holds already.
+-spec decider(integer()) -> fun((tuple(), boolean(), fun((integer()) -> non_neg_integer())) ->
+                                   {ok, integer(), integer() | undefined, integer()}
+                                   | {error, emqx_azure_marketplace_nif:usage_refusal()}).
 decider(Now) ->
-    Grace = maps:get(grace_s, recording()),
-    fun({Quantity, At, State, CancelledAt, DimKnown}, Open) ->
+    #{grace_s := Grace, lateness_s := Lateness} = recording(),
+    Current = ?NIF:usage_hour(Now * 1000),
+    fun({Quantity, At, Hour, State, CancelledAt, ActivatedAt, DimKnown}, Open, TotalOf) ->
         ?NIF:usage_plan_record(#{dimension_known => DimKnown, quantity => Quantity, at_ms => At, state => State,
-                                 cancelled_at => CancelledAt, now => Now, grace_s => Grace, bucket_open => Open})
+                                 cancelled_at => CancelledAt, activated_at => ActivatedAt, now => Now,
+                                 grace_s => Grace, lateness_s => Lateness, bucket_open => Open,
+                                 own_total => TotalOf(Hour), current_total => TotalOf(Current)})
     end.
 
 %% @doc The ledger of the account's subscription from hour From to hour To (unix seconds, UTC):
@@ -132,6 +139,8 @@ configure() ->
             Same;
         _ ->
             R = #{grace_s => maps:get(grace_s, Env, 300),
+                  %% undefined: the core's default (a day less the grace)
+                  lateness_s => maps:get(lateness_s, Env, undefined),
                   dimension_ids => maps:from_list([{Id, true} || #{id := Id} <- maps:get(dimensions, Env, [])]),
                   dedupe_window_s => dedupe_window_s(Env)},
             persistent_term:put(?RECORDING, {Env, R}),

@@ -22,8 +22,9 @@
 %% metering
 -export([record_usage_batch/4, sync_usage/0, dedupe_keys/1, fold_usage_dedupe/2, usage_dedupe_before/1,
          expire_usage_dedupe/1, usage_dedupe_bytes/0]).
--export([usage_due/1, close_usage/2, flush_usage/2, usage_to_send/1, usage_of/1, usage_held/0,
-         mark_submitting/1, usage_results/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0, take_lease/3]).
+-export([usage_due/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
+         mark_submitting/2, apply_usage_decisions/2, release_usage/3, usage_rows/3, usage_between/2, usage_all/0,
+         usage_late/1, take_lease/3]).
 %% the ledger's history, on disc
 -export([archive_usage/2, usage_history_days/0, drop_usage_history/1]).
 
@@ -136,6 +137,9 @@ upgrade_table(Name, Fields) ->
 %% The value a row written before a field existed gets (the record's default).
 added_default(azmp_link, cancelled_at) -> undefined;
 added_default(azmp_link, last_op_at) -> undefined;
+added_default(azmp_link, activated_at) -> undefined;
+added_default(azmp_usage, outcome_unknown) -> false;
+added_default(azmp_usage, plan_id) -> undefined;
 added_default(azmp_operation, state) -> done;
 added_default(azmp_operation, claimed_until) -> 0.
 
@@ -186,10 +190,11 @@ tx_ok(F) ->
 link(Account) -> link_map(one(azmp_link, Account)).
 
 %% @doc What recording a sample needs of the account's link (every sample reads it: no map built).
--spec link_usage(binary()) -> {emqx_azure_marketplace_nif:link_state(), integer() | undefined, binary()} | undefined.
+-spec link_usage(binary()) ->
+          {emqx_azure_marketplace_nif:link_state(), integer() | undefined, binary(), integer() | undefined} | undefined.
 link_usage(Account) ->
     case one(azmp_link, Account) of
-        #azmp_link{state = S, cancelled_at = C, subscription_id = Sub} -> {S, C, Sub};
+        #azmp_link{state = S, cancelled_at = C, subscription_id = Sub, activated_at = A} -> {S, C, Sub, A};
         undefined -> undefined
     end.
 
@@ -481,7 +486,8 @@ decide_link(Account, SubId, Sub, Decide) ->
 commit_linked(Account, SubId, Fields = #{plan_id := Plan, quantity := Q}, Effects, Now) ->
     tx_ok(fun() ->
         mnesia:write(#azmp_link{account_id = Account, subscription_id = SubId, state = linked, plan_id = Plan,
-                                quantity = Q, term = maps:get(term, Fields, undefined), updated_at = Now}),
+                                quantity = Q, term = maps:get(term, Fields, undefined), updated_at = Now,
+                                activated_at = Now}),
         mnesia:write(#azmp_claim{subscription_id = SubId, account_id = Account}),
         mnesia:delete({azmp_job, Account}),
         commit_effects(Account, SubId, Effects, Now)
@@ -712,7 +718,8 @@ finish_deadline({Account, _, _} = Key, Effects, Now) ->
 %% BucketOpen) says where it goes (it calls the core): whether the sample's own hour still takes
 %% samples decides it ({ok, Hour, CarriedFrom | undefined, ClosesAt} or {error, Reason}).
 -type usage_sample() :: {binary(), binary(), bucket_key(), non_neg_integer(), term()}.
--type usage_decide() :: fun((term(), boolean()) -> {ok, integer(), integer() | undefined, integer()} | {error, atom()}).
+-type usage_decide() :: fun((term(), boolean(), fun((integer()) -> non_neg_integer())) ->
+                                {ok, integer(), integer() | undefined, integer()} | {error, term()}).
 
 %% @doc Many samples in one transaction, each counted once per {Account, SourceId}: the results, in
 %% order, and the source ids counted (as dedupe keys). Seen() is called once the transaction holds
@@ -773,7 +780,14 @@ record_samples([{Account, SourceId, {SubId, Dim, SampleHour}, Q, Facts} | Rest],
                        {#azmp_usage{status = open}, _, _} -> true;
                        _ -> false
                    end,
-            case Decide(Facts, Open) of
+            %% What an hour of this subscription and dimension holds already, as this transaction sees it.
+            TotalOf = fun(H) ->
+                          case bucket({SubId, Dim, H}, Buckets1) of
+                              {{#azmp_usage{recorded = R}, _, _}, _} -> R;
+                              {{absent, _, _}, _} -> 0
+                          end
+                      end,
+            case Decide(Facts, Open, TotalOf) of
                 {ok, Hour, From, ClosesAt} ->
                     Key = {SubId, Dim, Hour},
                     {B, Buckets2} = bucket(Key, Buckets1),
@@ -863,12 +877,19 @@ usage_due(Now) ->
     lists:sort(fun({_, _, H1}, {_, _, H2}) -> H1 =< H2 end, Keys).
 
 %% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter}) gives
-%% what each reports, what the included quantity absorbed, and the term counter after it (buckets
-%% of one subscription and dimension in hour order: each sees the counter the one before left).
--spec close_usage([bucket_key()], fun((bucket_key(), map()) -> {non_neg_integer(), non_neg_integer(),
-                                                                {integer(), non_neg_integer()}})) -> non_neg_integer().
+%% {What, PlanId}: What is {Reported, Absorbed, Counter} (what the hour reports, what the included
+%% quantity absorbed, the term counter after it), or {too_large, Counter} for an hour that may not be
+%% sent (rejected, `hour_total_too_large'); PlanId is the plan the hour is sent with. Buckets of one
+%% subscription and dimension go in hour order: each sees the counter the one before left. Returns
+%% how many closed and the keys set apart as too large.
+-spec close_usage([bucket_key()], fun((bucket_key(), map()) -> {{non_neg_integer(), non_neg_integer(), term()}
+                                                                   | {too_large, term()}, binary() | undefined})) ->
+          {non_neg_integer(), [bucket_key()]}.
 close_usage(Keys, Plan) ->
-    tx_ok(fun() -> length([x || K <- Keys, close_one(K, Plan) =:= closed]) end).
+    tx_ok(fun() ->
+        Results = [{K, close_one(K, Plan)} || K <- Keys],
+        {length([x || {_, R} <- Results, R =/= not_open]), [K || {K, too_large} <- Results]}
+    end).
 
 close_one(Key = {SubId, Dim, _}, Plan) ->
     case mnesia:wread({azmp_usage, Key}) of
@@ -878,40 +899,56 @@ close_one(Key = {SubId, Dim, _}, Plan) ->
                           [] -> {0, 0}
                       end,
             Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
-            {Reported, Absorbed, {T1, U1}} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter}),
-            mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
-            Status = case Reported > 0 of true -> pending; false -> done end,
-            mnesia:write(B#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed,
-                                      next_attempt_at = ClosesAt}),
-            closed;
+            {What, PlanId} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter}),
+            B1 = B#azmp_usage{plan_id = PlanId, next_attempt_at = ClosesAt},
+            case What of
+                {too_large, {T1, U1}} ->
+                    mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
+                    mnesia:write(B1#azmp_usage{status = rejected, reason = hour_total_too_large}),
+                    too_large;
+                {Reported, Absorbed, {T1, U1}} ->
+                    mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
+                    Status = case Reported > 0 of true -> pending; false -> done end,
+                    mnesia:write(B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}),
+                    closed
+            end;
         _ ->
             not_open
     end.
 
-%% @doc The subscription's open hours close now (its cancellation).
--spec flush_usage(binary(), integer()) -> ok.
-flush_usage(SubId, Now) ->
-    tx_ok(fun() ->
-        Open = mnesia:match_object(pattern(azmp_usage, [{#azmp_usage.status, open}])),
-        _ = [mnesia:write(B#azmp_usage{closes_at = Now}) || B = #azmp_usage{key = {S, _, _}} <- Open, S =:= SubId],
-        ok
-    end).
-
 %% @doc The closed hours to send (again) at Now: pending ones due, and those sent whose answer was
-%% not recorded (a crash, or another node's). Their keys only: the meter reads them a window at a
-%% time, so that an hour of many subscriptions is never all in memory at once.
+%% not recorded once their sender's time is up (a crash, or another node's lost lease). Their keys
+%% only: the meter reads them a window at a time, so that an hour of many subscriptions is never
+%% all in memory at once.
 -spec usage_to_send(integer()) -> [bucket_key()].
-usage_to_send(Now) ->
-    Head = pattern(azmp_usage, [{#azmp_usage.status, '$1'}, {#azmp_usage.next_attempt_at, '$2'}]),
-    lists:sort(mnesia:dirty_select(azmp_usage, [{Head, [{'orelse', {'=:=', '$1', submitting},
-                                                          {'andalso', {'=:=', '$1', pending}, {'=<', '$2', Now}}}],
-                                                 [{element, #azmp_usage.key, '$_'}]}])).
+usage_to_send(Now) -> usage_due_in([pending, submitting], Now).
 
-%% @doc These hours, those still to send (pending or submitting), as the ledger has them.
+%% @doc The hours whose next step is due at Now: Azure's usageEvents to be asked (lookup) or the
+%% subscription to be read (check).
+-spec usage_steps(integer()) -> [bucket_key()].
+usage_steps(Now) -> usage_due_in([lookup, check], Now).
+
+usage_due_in(Statuses, Now) ->
+    Head = pattern(azmp_usage, [{#azmp_usage.status, '$1'}, {#azmp_usage.next_attempt_at, '$2'}]),
+    lists:sort(lists:append(
+        [mnesia:dirty_select(azmp_usage, [{Head, [{'=:=', '$1', S}, {'=<', '$2', Now}], [{element, #azmp_usage.key, '$_'}]}])
+         || S <- Statuses])).
+
+%% @doc The hours not settled whose hour began before Before (the meter's overdue alarm): closed
+%% hours still to send, held, or waiting for a step.
+-spec usage_late(integer()) -> [bucket_key()].
+usage_late(Before) ->
+    Head = pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}, {#azmp_usage.status, '$2'}]),
+    mnesia:dirty_select(azmp_usage, [{Head, [{'<', '$1', Before}, {'=/=', '$2', open}, {'=/=', '$2', done},
+                                             {'=/=', '$2', carried}, {'=/=', '$2', mismatch},
+                                             {'=/=', '$2', rejected}, {'=/=', '$2', dropped}],
+                                      [{element, #azmp_usage.key, '$_'}]}]).
+
+%% @doc These hours, those not settled (to send, held, or waiting for a step), as the ledger has them.
 -spec usage_of([bucket_key()]) -> [map()].
 usage_of(Keys) ->
     [usage_map(B) || K <- Keys, B = #azmp_usage{status = S} <- mnesia:dirty_read(azmp_usage, K),
-                     S =:= pending orelse S =:= submitting].
+                     lists:member(S, [pending, submitting, held, lookup, check])].
 
 -spec usage_held() -> [map()].
 usage_held() -> [usage_map(B) || B <- usage_with_status([held])].
@@ -919,39 +956,81 @@ usage_held() -> [usage_map(B) || B <- usage_with_status([held])].
 usage_with_status(Statuses) ->
     lists:append([mnesia:dirty_match_object(pattern(azmp_usage, [{#azmp_usage.status, S}])) || S <- Statuses]).
 
-%% @doc Before the call: these hours are being sent, each with the exact quantity it has.
--spec mark_submitting([bucket_key()]) -> ok.
-mark_submitting(Keys) ->
+%% @doc Before the call, in one transaction that holds the emitter's lease (Fence: {Node, Now,
+%% LeaseUntil, InFlightUntil}): the lease is checked and renewed, and the hours still to send are
+%% marked `submitting', each with the exact quantity it has, not to be taken over before
+%% InFlightUntil (when the call has surely ended, answered or not). An hour marked before and never
+%% answered may have reached Azure: its outcome is unknown from then on. The keys marked, or
+%% {error, lost_lease} when another node holds the lease (nothing is marked: nothing is sent).
+-spec mark_submitting([bucket_key()], {node(), integer(), integer(), integer()}) ->
+          {ok, [bucket_key()]} | {error, lost_lease}.
+mark_submitting(Keys, {Node, Now, LeaseUntil, InFlightUntil}) ->
     tx_ok(fun() ->
-        _ = [mnesia:write(B#azmp_usage{status = submitting})
-             || K <- Keys, B = #azmp_usage{status = S} <- mnesia:wread({azmp_usage, K}), S =:= pending orelse S =:= submitting],
+        case mnesia:wread({azmp_usage_lease, emitter}) of
+            [L = #azmp_usage_lease{node = Node, until = U}] when U >= Now ->
+                mnesia:write(L#azmp_usage_lease{until = max(U, LeaseUntil)}),
+                {ok, [K || K <- Keys, mark_one(K, Now, InFlightUntil)]};
+            _ ->
+                {error, lost_lease}
+        end
+    end).
+
+mark_one(K, Now, InFlightUntil) ->
+    case mnesia:wread({azmp_usage, K}) of
+        [B = #azmp_usage{status = S, next_attempt_at = At, outcome_unknown = U}]
+          when S =:= pending; S =:= submitting, At =< Now ->
+            mnesia:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil,
+                                      outcome_unknown = U orelse S =:= submitting}),
+            true;
+        _ ->
+            false
+    end.
+
+%% @doc These hours may not be billed now (suspended): held until the subscription may be again.
+-spec hold_usage([bucket_key()]) -> ok.
+hold_usage(Keys) ->
+    tx_ok(fun() ->
+        _ = [mnesia:write(B#azmp_usage{status = held, reason = not_billable_now})
+             || K <- Keys, B = #azmp_usage{status = S} <- mnesia:wread({azmp_usage, K}),
+                S =:= pending orelse S =:= submitting],
         ok
     end).
 
-%% @doc Azure's answers, applied in one transaction: [{Key, Outcome, Details}] where Details may
-%% hold event_id, message_time, azure_quantity, reason, carry ({ToHour, Micros, ClosesAt}),
-%% retry_at. A carry goes into the later hour's bucket (created open if needed).
--spec usage_results([{bucket_key(), atom(), map()}], integer()) -> ok.
-usage_results(Results, _Now) ->
+%% @doc What the core decided of each hour after an answer (emqx_azure_marketplace_nif:usage_answer/2),
+%% applied in one transaction to the hours still at the step answered (From: submitting, lookup or
+%% check; an hour another node answered meanwhile is left as it is). A carry goes into the hour
+%% Into = {Hour, ClosesAt} (created open if needed).
+-spec apply_usage_decisions([{bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
+                            #{from := submitting | lookup | check, into := {integer(), integer()}}) -> ok.
+apply_usage_decisions(Decisions, Ctx) ->
     tx_ok(fun() ->
-        lists:foreach(fun({Key, Outcome, D}) -> apply_result(Key, Outcome, D) end, Results)
+        lists:foreach(fun({Key, D}) -> apply_decision(Key, D, Ctx) end, Decisions)
     end).
 
-apply_result(Key = {SubId, Dim, Hour}, Outcome, D) ->
+apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := From, into := {ToHour, ClosesAt}}) ->
     case mnesia:wread({azmp_usage, Key}) of
-        [B = #azmp_usage{status = submitting}] ->
-            B1 = B#azmp_usage{event_id = maps:get(event_id, D, B#azmp_usage.event_id),
-                              message_time = maps:get(message_time, D, B#azmp_usage.message_time),
-                              azure_quantity = maps:get(azure_quantity, D, B#azmp_usage.azure_quantity),
-                              reason = maps:get(reason, D, B#azmp_usage.reason)},
+        [B = #azmp_usage{status = From}] ->
+            Keep = fun(_Old, New) when New =/= undefined -> New; (Old, _) -> Old end,
+            B1 = B#azmp_usage{status = Outcome,
+                              event_id = Keep(B#azmp_usage.event_id, maps:get(event_id, D)),
+                              message_time = Keep(B#azmp_usage.message_time, maps:get(message_time, D)),
+                              azure_quantity = Keep(B#azmp_usage.azure_quantity, maps:get(azure_quantity, D)),
+                              plan_id = Keep(B#azmp_usage.plan_id, maps:get(plan_id, D)),
+                              reason = maps:get(reason, D),
+                              outcome_unknown = maps:get(outcome_unknown, D),
+                              next_attempt_at = maps:get(next_attempt_at, D),
+                              attempts = B#azmp_usage.attempts + case maps:get(attempt_failed, D) of
+                                                                     true -> 1;
+                                                                     false -> 0
+                                                                 end},
+            %% Sent again: it is `pending' until then.
             B2 = case Outcome of
-                     retry -> B1#azmp_usage{status = pending, attempts = B#azmp_usage.attempts + 1,
-                                            next_attempt_at = maps:get(retry_at, D)};
-                     _ -> B1#azmp_usage{status = Outcome}
+                     retry -> B1#azmp_usage{status = pending};
+                     _ -> B1
                  end,
-            B3 = case maps:get(carry, D, undefined) of
-                     {ToHour, Q, ClosesAt} when Q > 0 ->
-                         Why = maps:get(reason, D, carried),
+            B3 = case maps:get(carry, D) of
+                     Q when Q > 0 ->
+                         Why = case maps:get(reason, D) of undefined -> carried; R -> R end,
                          carried_out(B2, carry_into({SubId, Dim, ToHour}, B#azmp_usage.account_id, {Hour, Q, Why},
                                                     ClosesAt), {ToHour, Q, Why});
                      _ ->
@@ -977,14 +1056,17 @@ carry_into(Key, Account, Entry, ClosesAt) ->
 carried_out(B, ok, Out) -> B#azmp_usage{carried_out = Out};
 carried_out(B, closed, Out) -> B#azmp_usage{carried_out = Out, status = dropped, reason = later_hour_closed}.
 
-%% @doc A held hour may be billed again: sent as it is, or carried into a later hour ({carry,
-%% ToHour, ClosesAt}) when Azure would now refuse it as expired.
--spec release_usage(bucket_key(), send | {carry, integer(), integer()}, integer()) -> ok.
+%% @doc A held hour may be billed again: sent as it is; carried into a later hour ({carry, ToHour,
+%% ClosesAt}) when Azure would now refuse it as expired; or, when an attempt before the hold may
+%% have reached Azure, looked up in Azure's usageEvents first (lookup).
+-spec release_usage(bucket_key(), send | lookup | {carry, integer(), integer()}, integer()) -> ok.
 release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
     tx_ok(fun() ->
         case mnesia:wread({azmp_usage, Key}) of
             [B = #azmp_usage{status = held}] when How =:= send ->
                 mnesia:write(B#azmp_usage{status = pending, next_attempt_at = Now});
+            [B = #azmp_usage{status = held}] when How =:= lookup ->
+                mnesia:write(B#azmp_usage{status = lookup, reason = expired_while_held, next_attempt_at = Now});
             [B = #azmp_usage{status = held, reported = Q, account_id = A}] ->
                 {carry, ToHour, ClosesAt} = How,
                 Out = {ToHour, Q, expired_while_held},
@@ -1062,7 +1144,15 @@ archive_day(Sub, Day, Keys, Settled) ->
 
 day_rows(Tab) -> mnesia:dirty_select(Tab, [{'_', [], ['$_']}]).
 
-day_buckets(Rows) -> lists:append([binary_to_term(Bin) || #azmp_usage_day{buckets = Bin} <- Rows]).
+day_buckets(Rows) -> [current_usage(B) || #azmp_usage_day{buckets = Bin} <- Rows, B <- binary_to_term(Bin)].
+
+%% An hour archived by a version whose record had fewer fields: the new ones get their defaults.
+current_usage(B) when tuple_size(B) < tuple_size(#azmp_usage{}) ->
+    Fields = record_info(fields, azmp_usage),
+    Pad = [added_default(azmp_usage, F) || F <- lists:nthtail(tuple_size(B) - 1, Fields)],
+    list_to_tuple(tuple_to_list(B) ++ Pad);
+current_usage(B) ->
+    B.
 
 %% @doc The UTC days (unix s of their start) the history holds, oldest first.
 -spec usage_history_days() -> [integer()].
@@ -1122,7 +1212,9 @@ usage_map(#azmp_usage{key = {S, D, H}} = B) ->
       carried_out => B#azmp_usage.carried_out, closes_at => B#azmp_usage.closes_at,
       reported => B#azmp_usage.reported, absorbed => B#azmp_usage.absorbed, event_id => B#azmp_usage.event_id,
       message_time => B#azmp_usage.message_time, azure_quantity => B#azmp_usage.azure_quantity,
-      reason => B#azmp_usage.reason, attempts => B#azmp_usage.attempts}.
+      reason => B#azmp_usage.reason, attempts => B#azmp_usage.attempts,
+      outcome_unknown => B#azmp_usage.outcome_unknown, plan_id => B#azmp_usage.plan_id,
+      next_attempt_at => B#azmp_usage.next_attempt_at}.
 
 %% @doc Takes (or keeps) the emitter's lease for this node until Until: true when this node holds it.
 -spec take_lease(node(), integer(), integer()) -> boolean().

@@ -6,17 +6,20 @@
 #include <boost/json/string.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <map>
 #include <tuple>
 
 #include "azmp/rules.hpp"
 #include "civil_time.hpp"
+#include "metering_json.hpp"
 #include "text_util.hpp"
 
 namespace azmp::metering {
 
 namespace json = boost::json;
+using detail_json::lower;
+using detail_json::quantity_of;
+using detail_json::str;
 
 namespace {
 
@@ -30,43 +33,13 @@ int number(std::string_view s) noexcept {
     return n;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
-
 std::int64_t floor_hour(std::int64_t t) noexcept { return t - (((t % kHourS) + kHourS) % kHourS); }
 std::int64_t floor_day(std::int64_t t) noexcept { return t - (((t % kDayS) + kDayS) % kDayS); }
-
-// A string member of an object, or empty.
-std::string_view str(const json::object& o, std::string_view key) {
-    const json::value* v = o.if_contains(json::string_view(key.data(), key.size()));
-    if (v == nullptr || !v->is_string()) return {};
-    const json::string& s = v->get_string();
-    return {s.data(), s.size()};
-}
 
 std::optional<std::string> opt_str(const json::object& o, std::string_view key) {
     const std::string_view s = str(o, key);
     if (s.empty() || s.size() > 256) return std::nullopt;
     return std::string(s);
-}
-
-// A quantity as Azure writes it: a number, or a numeric string.
-std::optional<Micros> quantity_of(const json::value* v) {
-    if (v == nullptr) return std::nullopt;
-    if (v->is_int64()) {
-        const auto i = v->get_int64();
-        if (i < 0 || i > kMaxSample / kUnit) return std::nullopt;
-        return i * kUnit;
-    }
-    if (v->is_uint64()) return v->get_uint64() <= static_cast<std::uint64_t>(kMaxSample / kUnit)
-                                   ? std::optional<Micros>(static_cast<Micros>(v->get_uint64()) * kUnit)
-                                   : std::nullopt;
-    if (v->is_double()) return from_double(v->get_double());
-    if (v->is_string()) return parse_decimal(detail::trim(std::string_view(v->get_string().data(), v->get_string().size())));
-    return std::nullopt;
 }
 
 const json::object* object_at(const json::object& o, std::string_view key) {
@@ -190,7 +163,7 @@ std::optional<SlotKey> item_key(const json::object& item) {
     const std::string_view rid = str(item, "resourceId"), dim = str(item, "dimension");
     const auto t = parse_azure_time(str(item, "effectiveStartTime"));
     if (rid.empty() || dim.empty() || !t) return std::nullopt;
-    return SlotKey{lower(detail::trim(rid)), lower(detail::trim(dim)), floor_hour(*t)};
+    return SlotKey{lower(rid), lower(dim), floor_hour(*t)};
 }
 
 }  // namespace

@@ -87,7 +87,8 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     m.require(atoms::bucket_open, f.bucket_open);
     m.require(atoms::now, f.now);
     m.require<IntIn<0, metering::kMaxGraceS>>(atoms::grace_s, f.grace_s);
-    m.require<IntIn<0, metering::kMaxLatenessS>>(atoms::lateness_s, f.lateness_s);
+    std::optional<IntIn<0, metering::kMaxLatenessS>> lateness;
+    m.require(atoms::lateness_s, lateness);
     m.require<IntIn<0, std::numeric_limits<std::int64_t>::max()>>(atoms::own_total, f.own_total);
     m.require<IntIn<0, std::numeric_limits<std::int64_t>::max()>>(atoms::current_total, f.current_total);
     a.take(m);
@@ -98,6 +99,7 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     if (a.ok() && f.activated_at && (*f.activated_at < -kMaxTimeMs / 1000 || *f.activated_at > kMaxTimeMs / 1000))
         a.fail(atoms::activated_at);
     if (!a.ok()) return a.raise();
+    f.lateness_s = lateness ? lateness->value : metering::default_lateness_s(f.grace_s);
     const metering::RecordPlan p = metering::plan_record(f);
     if (p.refusal) {
         // The refusals with a limit say it, for the caller to act on.

@@ -1,0 +1,101 @@
+// The meter's tick, closing hours and a day's reconciliation. See azmp/metering_tick.hpp.
+#include "azmp/metering_tick.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <utility>
+
+#include "metering_json.hpp"
+
+namespace azmp::metering {
+
+namespace {
+
+// a + b held at the ends of the range (times come from callers).
+std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r;
+    if (!__builtin_add_overflow(a, b, &r)) return r;
+    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+}
+
+}  // namespace
+
+HeldRelease plan_held(const HeldHour& h, std::int64_t now) noexcept {
+    if (!may_submit(h.state)) return HeldRelease::Keep;
+    if (!expired(h.hour, now)) return HeldRelease::Send;
+    // Too late for its own hour; an attempt before the hold may be billed already.
+    return h.outcome_unknown ? HeldRelease::Lookup : HeldRelease::Carry;
+}
+
+TickPlan plan_tick(const TickFacts& f) {
+    TickPlan p;
+    const std::int64_t grace = std::clamp<std::int64_t>(f.grace_s, 0, kMaxGraceS);
+    p.lease_until = sat_add(f.now, std::max<std::int64_t>(f.lease_s, 1));
+    // The lease may lapse while a call is out: the call has ended at the latest a timeout after
+    // the lease was last renewed, which a sender does before each call.
+    p.in_flight_until = sat_add(p.lease_until, std::max<std::int64_t>(f.call_timeout_s, 1));
+    p.current_hour = hour_of(f.now * 1000);
+    p.current_closes_at = closes_at(p.current_hour, grace);
+    p.archive_last_hour = last_archivable_hour(f.now, grace);
+    p.first_kept_day = first_kept_day(f.now, f.history_days);
+    // overdue(hour) is now >= hour + 1 h + grace + kOverdueS, i.e. hour < this.
+    p.overdue_before = sat_add(f.now, -(kHourS + grace + kOverdueS) + 1);
+    p.reconcile_day = day_to_reconcile(DailyFacts{f.now, f.last_reconciled, f.reconcile_retry_after});
+    p.reconcile_retry_at = reconcile_retry_at(f.now);
+    p.releases.reserve(f.held.size());
+    for (const auto& h : f.held) p.releases.push_back(plan_held(h, f.now));
+    return p;
+}
+
+ClosePlan plan_close_hour(const CloseFacts& f) noexcept {
+    // Azure's term; without one, monthly from the purchase (its activation); failing that, calendar months.
+    const Term term = f.term ? *f.term : f.activated_at ? Term{*f.activated_at, 1} : Term{0, 1};
+    return plan_close(f.recorded, f.carried_in, f.included, f.counter, term_start_for(f.hour, term.start, term.months));
+}
+
+std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<LedgerDay>& ours, const CallResult& rows) {
+    using detail_json::lower;
+    using detail_json::str;
+    if (rows.kind != CallKind::Answered || rows.body == nullptr || !rows.body->is_array()) return std::nullopt;
+    struct Pair {
+        std::string resource_id, dimension;
+        Micros billed = 0;
+        std::optional<Micros> processed;
+        std::string status;
+    };
+    std::map<std::pair<std::string, std::string>, Pair> pairs;
+    for (const auto& o : ours) {
+        Pair& p = pairs[{lower(o.resource_id), lower(o.dimension)}];
+        if (p.resource_id.empty()) p.resource_id = o.resource_id, p.dimension = o.dimension;
+        p.billed += o.billed;
+    }
+    for (const auto& v : rows.body->get_array()) {
+        if (!v.is_object()) continue;
+        const auto& row = v.get_object();
+        const std::string_view rid = str(row, "usageResourceId"), dim = str(row, "dimension");
+        if (rid.empty() || dim.empty() || rid.size() > 256 || dim.size() > 256) continue;
+        Pair& p = pairs[{lower(rid), lower(dim)}];
+        if (p.resource_id.empty()) p.resource_id = std::string(rid), p.dimension = std::string(dim);
+        // An unreadable quantity counts as nothing: the pair then differs, and is reported.
+        p.processed = p.processed.value_or(0) +
+                      detail_json::quantity_of(row.if_contains("processedQuantity")).value_or(0);
+        std::string_view status = azmp::detail::trim(str(row, "reconStatus"));
+        if (status.size() > 64) status = "?";
+        // Of a pair's statuses, the one that needs attention.
+        if (p.status.empty() || reconcile_day(0, 0, status) == ReconVerdict::Alarm) p.status = std::string(status);
+    }
+    std::vector<ReconDifference> out;
+    for (auto& [key, p] : pairs) {
+        const ReconVerdict v = reconcile_day(p.billed, p.processed, p.status);
+        if (v == ReconVerdict::Agree) continue;
+        out.push_back(ReconDifference{std::move(p.resource_id), std::move(p.dimension), v, p.billed, p.processed,
+                                      std::move(p.status)});
+    }
+    return out;
+}
+
+}  // namespace azmp::metering
