@@ -9,6 +9,7 @@
 
 #include "metering_answer_nif.hpp"
 #include "metering_nif.hpp"
+#include "metering_tick_nif.hpp"
 #include "rules_nif.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -172,6 +173,9 @@ ErlNifFunc nif_funcs[] = {
     {"usage_sweep_interval_ms", 1, guarded<nif_usage_sweep_interval_ms>, 0},
     {"usage_check_settings", 1, guarded<nif_usage_check_settings>, 0},
     {"usage_answer", 2, guarded<nif_usage_answer>, 0},
+    {"usage_tick", 1, guarded<nif_usage_tick>, 0},
+    {"usage_close", 1, guarded<nif_usage_close>, 0},
+    {"usage_reconcile_answer", 2, guarded<nif_usage_reconcile_answer>, 0},
     {"plan_link", 3, guarded<nif_plan_link>, 0},
     {"plan_linked", 0, guarded<nif_plan_linked>, 0},
     {"classify_link_failure", 2, guarded<nif_classify_link_failure>, 0},

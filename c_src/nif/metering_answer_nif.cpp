@@ -1,6 +1,7 @@
 // Term conversion for the meter's answers (azmp/metering_answer.hpp): the hours sent, the client's
 // result of the call, and the decisions back. Azure's JSON is read by the core, never here.
 #include "metering_answer_nif.hpp"
+#include "metering_call.hpp"
 
 #include <cstdint>
 #include <limits>
@@ -12,6 +13,7 @@
 #include "azmp/metering_answer.hpp"
 #include "codec.hpp"
 #include "metering_atoms.hpp"
+#include "resources.hpp"
 #include "terms.hpp"
 
 namespace azmp::nif {
@@ -47,7 +49,9 @@ struct Codec<SentHour> {
         f.require(atoms::dimension, h.dimension);
         f.require(atoms::hour, h.hour);
         f.require<IntIn<0, kMaxMicros>>(atoms::reported, h.quantity);
-        f.get(atoms::plan_id, h.plan_id);
+        std::optional<std::string> plan;  // undefined: none known
+        f.get(atoms::plan_id, plan);
+        h.plan_id = plan.value_or("");
         f.get<IntIn<0, 1'000'000>>(atoms::attempts, attempts);
         f.get(atoms::outcome_unknown, h.outcome_unknown);
         f.require(atoms::state, h.state);
@@ -57,11 +61,9 @@ struct Codec<SentHour> {
     }
 };
 
-namespace {
-
 // {ok, Decoded} | {error, Reason} as emqx_azure_marketplace_client returns it. `json` keeps the
 // answer the result points into.
-bool read_result(ErlNifEnv* env, ERL_NIF_TERM t, CallResult& out, std::optional<boost::json::value>& json) {
+bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, CallResult& out, std::optional<boost::json::value>& json) {
     int arity;
     const ERL_NIF_TERM* e;
     if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
@@ -93,6 +95,8 @@ bool read_result(ErlNifEnv* env, ERL_NIF_TERM t, CallResult& out, std::optional<
     return true;
 }
 
+namespace {
+
 ERL_NIF_TERM encode_decision(ErlNifEnv* env, const HourDecision& d) {
     const ERL_NIF_TERM reason = d.reason.empty() ? atoms::undefined : atom_named(env, d.reason);
     return make_map<11>(env, {{{atoms::outcome, encode(env, d.outcome)},
@@ -110,7 +114,9 @@ ERL_NIF_TERM encode_decision(ErlNifEnv* env, const HourDecision& d) {
 
 }  // namespace
 
-ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+namespace {
+
+ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     Args a(env);
     MapFields f(env, argv[0], "facts");
@@ -131,7 +137,7 @@ ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     a.take(f);
     CallResult result;
     std::optional<boost::json::value> json;
-    if (a.ok() && !read_result(env, argv[1], result, json)) a.fail(atoms::answer);
+    if (a.ok() && !read_call_result(env, argv[1], result, json)) a.fail(atoms::answer);
     const bool single = !enif_is_identical(step, atoms::batch);
     if (a.ok() && single && hours.size() != 1) a.fail(atoms::hours);
     if (a.ok() && !enif_is_identical(step, atoms::batch) && !enif_is_identical(step, atoms::lookup) &&
@@ -156,6 +162,19 @@ ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     for (auto it = decisions.rbegin(); it != decisions.rend(); ++it)
         list = enif_make_list_cell(env, encode_decision(env, *it), list);
     return enif_make_tuple2(env, list, encode(env, static_cast<std::int64_t>(unmatched)));
+}
+
+}  // namespace
+
+ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+    if (argc != 2) return enif_make_badarg(env);
+    // A batch's answer holds 25 items: at once. A lookup reads a day's usageEvents rows of every
+    // subscription of a dimension: on a dirty CPU scheduler.
+    ERL_NIF_TERM step;
+    if (enif_is_map(env, argv[0]) && enif_get_map_value(env, argv[0], atoms::step, &step) &&
+        enif_is_identical(step, atoms::lookup))
+        return enif_schedule_nif(env, "usage_answer", ERL_NIF_DIRTY_JOB_CPU_BOUND, guarded<answer_now>, argc, argv);
+    return answer_now(env, argc, argv);
 }
 
 }  // namespace azmp::nif
