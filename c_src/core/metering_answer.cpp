@@ -260,9 +260,41 @@ BatchPlan plan_batch_answer(const std::vector<SentHour>& sent, const CallResult&
     return plan;
 }
 
+Micros known_taken(const LedgerHour& h) noexcept {
+    switch (h.status) {
+        case LedgerStatus::Done: return h.reported;
+        case LedgerStatus::Mismatch: return h.azure_quantity.value_or(0);
+        default: return 0;
+    }
+}
+
+namespace {
+
+// Not settled: the hour may still be billed (or be billed already, unknown to us).
+bool in_play(LedgerStatus s) noexcept {
+    switch (s) {
+        case LedgerStatus::Pending:
+        case LedgerStatus::Submitting:
+        case LedgerStatus::Held:
+        case LedgerStatus::Lookup:
+        case LedgerStatus::Check: return true;
+        default: return false;
+    }
+}
+
+}  // namespace
+
 HourDecision plan_lookup(const LookupFacts& f, const CallResult& answer, const RetrySettings& retry,
                          std::int64_t now) {
     const SentHour& h = f.hour;
+    Micros known = 0, others = 0;
+    for (const auto& d : f.day) {
+        if (d.hour == h.hour || floor_day(d.hour) != floor_day(h.hour) || !detail::iequals(d.resource_id, h.resource_id) ||
+            !detail::iequals(d.dimension, h.dimension))
+            continue;
+        known += known_taken(d);
+        if (d.outcome_unknown && in_play(d.status)) others += d.reported;
+    }
     if (answer.kind != CallKind::Answered || answer.body == nullptr || !answer.body->is_array())
         return again(ItemOutcome::Lookup, "lookup_failed", h, retry, now, true);
     const std::int64_t day = floor_day(h.hour);
@@ -279,7 +311,7 @@ HourDecision plan_lookup(const LookupFacts& f, const CallResult& answer, const R
         if (!q) return again(ItemOutcome::Lookup, "lookup_unreadable", h, retry, now, true);
         azure += *q;
     }
-    const Micros held = azure - f.known_taken;  // what Azure holds of the day's hours in doubt
+    const Micros held = azure - known;  // what Azure holds of the day's hours in doubt
     HourDecision d;
     d.outcome_unknown = false;
     if (held <= 0) {
@@ -290,14 +322,14 @@ HourDecision plan_lookup(const LookupFacts& f, const CallResult& answer, const R
         d.alarm = true;
         return d;
     }
-    if (held >= h.quantity + f.other_unknown) {
+    if (held >= h.quantity + others) {
         // Azure holds every hour in doubt that day, this one with them.
         d.outcome = ItemOutcome::Done;
         d.reason = "found_in_usage_events";
         d.azure_quantity = h.quantity;
         return d;
     }
-    if (f.other_unknown == 0) {
+    if (others == 0) {
         // Azure holds part of what this hour sent: only the rest is still owed.
         d.outcome = ItemOutcome::Mismatch;
         d.reason = "found_in_usage_events";

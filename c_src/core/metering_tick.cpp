@@ -9,6 +9,7 @@
 #include <map>
 #include <utility>
 
+#include "azmp/operations.hpp"
 #include "metering_json.hpp"
 
 namespace azmp::metering {
@@ -37,7 +38,8 @@ TickPlan plan_tick(const TickFacts& f) {
     p.lease_until = sat_add(f.now, std::max<std::int64_t>(f.lease_s, 1));
     // The lease may lapse while a call is out: the call has ended at the latest a timeout after
     // the lease was last renewed, which a sender does before each call.
-    p.in_flight_until = sat_add(p.lease_until, std::max<std::int64_t>(f.call_timeout_s, 1));
+    p.in_flight_until =
+        sat_add(p.lease_until, std::max<std::int64_t>(f.call_timeout_s, 1) * std::clamp<std::int64_t>(f.window_waves, 1, 1000));
     p.current_hour = hour_of(f.now * 1000);
     p.current_closes_at = closes_at(p.current_hour, grace);
     p.archive_last_hour = last_archivable_hour(f.now, grace);
@@ -48,6 +50,12 @@ TickPlan plan_tick(const TickFacts& f) {
     p.reconcile_retry_at = reconcile_retry_at(f.now);
     p.releases.reserve(f.held.size());
     for (const auto& h : f.held) p.releases.push_back(plan_held(h, f.now));
+    p.lookup_days.reserve(f.lookups.size());
+    for (const std::int64_t hour : f.lookups) {
+        const std::int64_t day = hour - (((hour % kDayS) + kDayS) % kDayS);
+        p.lookup_days.emplace_back(day, sat_add(day, kDayS - 1));
+    }
+    p.batch_size = kMaxBatchEvents;
     return p;
 }
 
@@ -57,7 +65,7 @@ ClosePlan plan_close_hour(const CloseFacts& f) noexcept {
     return plan_close(f.recorded, f.carried_in, f.included, f.counter, term_start_for(f.hour, term.start, term.months));
 }
 
-std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<LedgerDay>& ours, const CallResult& rows) {
+std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<LedgerHour>& ours, const CallResult& rows) {
     using detail_json::lower;
     using detail_json::str;
     if (rows.kind != CallKind::Answered || rows.body == nullptr || !rows.body->is_array()) return std::nullopt;
@@ -71,7 +79,7 @@ std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<Led
     for (const auto& o : ours) {
         Pair& p = pairs[{lower(o.resource_id), lower(o.dimension)}];
         if (p.resource_id.empty()) p.resource_id = o.resource_id, p.dimension = o.dimension;
-        p.billed += o.billed;
+        p.billed += known_taken(o);
     }
     for (const auto& v : rows.body->get_array()) {
         if (!v.is_object()) continue;

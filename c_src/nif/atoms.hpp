@@ -109,7 +109,7 @@ namespace azmp::nif {
     X(lookup, "lookup") X(check, "check") X(batch, "batch") X(hours, "hours") X(reported, "reported")    \
     X(outcome, "outcome") X(outcome_unknown, "outcome_unknown") X(attempt_failed, "attempt_failed")      \
     X(next_attempt_at, "next_attempt_at") X(event_id, "event_id") X(message_time, "message_time")        \
-    X(unmatched, "unmatched") X(known_taken, "known_taken") X(other_unknown, "other_unknown")            \
+    X(unmatched, "unmatched")             \
     X(refused_as, "refused_as") X(retry_base_s, "retry_base_s") X(retry_max_s, "retry_max_s")            \
     X(activated_at, "activated_at") X(lateness_s, "lateness_s") X(own_total, "own_total")                \
     X(current_total, "current_total") X(too_late, "too_late") X(in_future, "in_future")                  \
@@ -120,7 +120,10 @@ namespace azmp::nif {
     X(in_flight_until, "in_flight_until") X(current_hour, "current_hour") X(settled, "settled")          \
     X(archive_last_hour, "archive_last_hour") X(submit_states, "submit_states")                         \
     X(first_kept_day, "first_kept_day") X(overdue_before, "overdue_before") X(releases, "releases")      \
-    X(counter, "counter") X(term, "term") X(verdict, "verdict")
+    X(counter, "counter") X(term, "term") X(verdict, "verdict")   \
+    X(open, "open") X(submitting, "submitting") X(day, "day") X(ledger, "ledger")                       \
+    X(window_waves, "window_waves") X(lookups, "lookups") X(lookup_days, "lookup_days")                 \
+    X(batch_size, "batch_size")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

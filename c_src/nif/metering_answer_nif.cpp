@@ -12,7 +12,7 @@
 #include "args.hpp"
 #include "azmp/metering_answer.hpp"
 #include "codec.hpp"
-#include "metering_atoms.hpp"
+#include "metering_codec.hpp"
 #include "resources.hpp"
 #include "terms.hpp"
 
@@ -36,6 +36,8 @@ constexpr std::size_t kMaxAnswerNodes = 2'000'000;
 constexpr std::size_t kMaxAnswerBytes = 64 * 1024 * 1024;
 
 constexpr std::int64_t kMaxMicros = std::numeric_limits<std::int64_t>::max();
+// A day of one subscription's dimension: 24 hours (a few more after a carry).
+constexpr std::size_t kMaxDayHours = 1'000;
 
 }  // namespace
 
@@ -122,7 +124,8 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     MapFields f(env, argv[0], "facts");
     ERL_NIF_TERM step = 0;
     std::vector<SentHour> hours;
-    std::int64_t now = 0, known = 0, others = 0;
+    std::int64_t now = 0;
+    std::vector<metering::LedgerHour> day;
     metering::RetrySettings retry;
     ERL_NIF_TERM refused_as = atoms::undefined;
     if (auto t = f.term(atoms::step)) step = *t;
@@ -131,8 +134,7 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     f.require(atoms::now, now);
     f.get<IntIn<1, 86400 * 365>>(atoms::retry_base_s, retry.base_s);
     f.get<IntIn<1, 86400 * 365>>(atoms::retry_max_s, retry.max_s);
-    f.get<IntIn<0, kMaxMicros>>(atoms::known_taken, known);
-    f.get<IntIn<0, kMaxMicros>>(atoms::other_unknown, others);
+    f.get<ListOf<metering::LedgerHour, kMaxDayHours>>(atoms::day, day);
     if (auto t = f.term(atoms::refused_as)) refused_as = *t;
     a.take(f);
     CallResult result;
@@ -152,7 +154,7 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
         decisions = std::move(p.hours);
         unmatched = p.unmatched;
     } else if (enif_is_identical(step, atoms::lookup)) {
-        decisions.push_back(metering::plan_lookup({hours[0], known, others}, result, retry, now));
+        decisions.push_back(metering::plan_lookup({hours[0], std::move(day)}, result, retry, now));
     } else {
         char name[64] = {};
         if (enif_get_atom(env, refused_as, name, sizeof name, ERL_NIF_LATIN1) <= 0) name[0] = '\0';

@@ -8,7 +8,8 @@ namespace azmp::nif {
 // usage_answer(Facts, Result) -> {[Decision], Unmatched}
 //   Facts :: #{step := batch | lookup | check, hours := [Hour] (1..25; one for lookup and check),
 //              now := unix s, retry_base_s => S, retry_max_s => S,
-//              known_taken => Micros, other_unknown => Micros (lookup), refused_as => atom() (check)}
+//              day => [LedgerHour] (lookup: the hour's subscription, dimension and UTC day),
+//              refused_as => atom() (check)}
 //   Hour :: #{subscription_id, dimension, hour, reported := Micros, plan_id, attempts, outcome_unknown,
 //             state := link_state(), _ => _}
 //   Result :: the client's {ok, Decoded} | {error, Reason} for the step's call (post_usage_batch,

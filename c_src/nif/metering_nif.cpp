@@ -11,7 +11,7 @@
 #include "args.hpp"
 #include "azmp/metering.hpp"
 #include "codec.hpp"
-#include "metering_atoms.hpp"
+#include "metering_codec.hpp"
 
 namespace azmp::nif {
 

@@ -13,7 +13,7 @@
 #include "args.hpp"
 #include "azmp/metering_tick.hpp"
 #include "codec.hpp"
-#include "metering_atoms.hpp"
+#include "metering_codec.hpp"
 #include "metering_call.hpp"
 #include "resources.hpp"
 #include "terms.hpp"
@@ -54,8 +54,8 @@ using Time = IntIn<-kMaxTimeS, kMaxTimeS>;
 // subscriptions' dimensions), and closing hours one call takes (the meter closes 500 at a time).
 constexpr std::size_t kMaxHeld = 100'000;
 constexpr std::size_t kMaxClosing = 1'000;
-// A day's ledger for reconciliation (one dimension: a row per subscription).
-constexpr std::size_t kMaxLedger = 1'000'000;
+// A day's ledger for reconciliation (24 hours of every subscription's dimension).
+constexpr std::size_t kMaxLedger = 10'000'000;
 
 // The atoms of the values of E for which Pred holds, in the table's order.
 template <typename E, typename Pred>
@@ -130,14 +130,21 @@ ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
     f.require<IntIn<1, 100'000>>(atoms::history_days, t.history_days);
     f.require<Time>(atoms::last_reconciled, t.last_reconciled);
     f.require<Time>(atoms::retry_after, t.reconcile_retry_after);
+    f.require<IntIn<1, 1000>>(atoms::window_waves, t.window_waves);
     f.require<ListOf<HeldHour, kMaxHeld>>(atoms::held, t.held);
+    std::vector<Time> lookups;
+    f.require<ListOf<Time, kMaxHeld>>(atoms::lookups, lookups);
+    for (const Time& h : lookups) t.lookups.push_back(h.value);
     a.take(f);
     if (!a.ok()) return a.raise();
     const metering::TickPlan p = metering::plan_tick(t);
     ERL_NIF_TERM releases = enif_make_list(env, 0);
     for (auto it = p.releases.rbegin(); it != p.releases.rend(); ++it)
         releases = enif_make_list_cell(env, encode(env, *it), releases);
-    return make_map<12>(
+    ERL_NIF_TERM days = enif_make_list(env, 0);
+    for (auto it = p.lookup_days.rbegin(); it != p.lookup_days.rend(); ++it)
+        days = enif_make_list_cell(env, enif_make_tuple2(env, encode(env, it->first), encode(env, it->second)), days);
+    return make_map<14>(
         env, {{{atoms::lease_until, encode(env, p.lease_until)},
                {atoms::in_flight_until, encode(env, p.in_flight_until)},
                {atoms::current_hour, encode(env, p.current_hour)},
@@ -149,7 +156,9 @@ ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
                {atoms::overdue_before, encode(env, p.overdue_before)},
                {atoms::reconcile, encode(env, p.reconcile_day)},
                {atoms::retry_after, encode(env, p.reconcile_retry_at)},
-               {atoms::releases, releases}}});
+               {atoms::releases, releases},
+               {atoms::lookup_days, days},
+               {atoms::batch_size, encode(env, static_cast<std::int64_t>(p.batch_size))}}});
 }
 
 ERL_NIF_TERM nif_usage_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
@@ -171,33 +180,15 @@ ERL_NIF_TERM nif_usage_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]
 
 namespace {
 
-// {SubscriptionId, Dimension, BilledMicros}
-std::optional<metering::LedgerDay> read_ledger_day(ErlNifEnv* env, ERL_NIF_TERM t) {
-    int arity;
-    const ERL_NIF_TERM* e;
-    if (!enif_get_tuple(env, t, &arity, &e) || arity != 3) return std::nullopt;
-    auto rid = decode<std::string>(env, e[0]);
-    auto dim = decode<std::string>(env, e[1]);
-    auto billed = decode<IntIn<0, kMaxMicros>>(env, e[2]);
-    if (!rid || !dim || !billed) return std::nullopt;
-    return metering::LedgerDay{std::move(*rid), std::move(*dim), billed->value};
-}
-
 // On a dirty CPU scheduler: a day's rows of every subscription take tens of ms.
 ERL_NIF_TERM reconcile_dirty(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
-    std::vector<metering::LedgerDay> ours;
-    ERL_NIF_TERM head, tail = argv[0];
-    while (enif_get_list_cell(env, tail, &head, &tail)) {
-        auto day = ours.size() < kMaxLedger ? read_ledger_day(env, head) : std::nullopt;
-        if (!day) return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::billed));
-        ours.push_back(std::move(*day));
-    }
-    if (!enif_is_empty_list(env, tail)) return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::billed));
+    auto ours = decode<ListOf<metering::LedgerHour, kMaxLedger>>(env, argv[0]);
+    if (!ours) return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::ledger));
     metering::CallResult rows;
     std::optional<boost::json::value> json;
     if (!read_call_result(env, argv[1], rows, json))
         return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::answer));
-    const auto diffs = metering::plan_reconcile(ours, rows);
+    const auto diffs = metering::plan_reconcile(ours->items, rows);
     if (!diffs) return atoms::retry;
     ERL_NIF_TERM list = enif_make_list(env, 0);
     for (auto it = diffs->rbegin(); it != diffs->rend(); ++it) {

@@ -91,14 +91,30 @@ struct BatchPlan {
 BatchPlan plan_batch_answer(const std::vector<SentHour>& sent, const CallResult& answer, const RetrySettings& retry,
                             std::int64_t now);
 
+// An hour of our ledger, as a fact: its status (the ledger's), what it reported, what Azure holds.
+enum class LedgerStatus { Open, Pending, Submitting, Held, Lookup, Check, Done, Mismatch, Carried, Dropped, Rejected };
+struct LedgerHour {
+    std::string resource_id;
+    std::string dimension;
+    std::int64_t hour = 0;
+    LedgerStatus status = LedgerStatus::Open;
+    Micros reported = 0;
+    std::optional<Micros> azure_quantity;
+    bool outcome_unknown = false;
+};
+
+// What Azure took of an hour, as our ledger knows it: what was reported once billed (done), what
+// Azure holds when it held another quantity (mismatch), nothing otherwise.
+Micros known_taken(const LedgerHour& h) noexcept;
+
 // An hour whose earlier send has an unknown outcome, Azure now refusing it as Expired: what does
 // Azure hold? usageEvents gives per-day totals per resource and dimension, so the day's other
-// hours count: `known_taken` is what our ledger knows Azure took of that resource, dimension and
-// UTC day in its other hours, `other_unknown` what its other hours in doubt sent.
+// hours count: `day` is our ledger's hours of that resource, dimension and UTC day (the hour
+// itself among them or not). What Azure holds beyond what the ledger knows it took is the hours in
+// doubt's.
 struct LookupFacts {
     SentHour hour;
-    Micros known_taken = 0;
-    Micros other_unknown = 0;
+    std::vector<LedgerHour> day;
 };
 
 // `answer` is the usageEvents call's (rows of any resource and dimension may be there). Azure

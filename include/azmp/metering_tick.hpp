@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,9 @@ struct TickFacts {
     std::int64_t history_days = kDefaultHistoryDays;
     std::int64_t last_reconciled = 0;       // the day last reconciled (0: none)
     std::int64_t reconcile_retry_after = 0; // after a failed reconciliation, not before this
+    std::int64_t window_waves = 1;          // calls one after another to send what one marking marked
     std::vector<HeldHour> held;
+    std::vector<std::int64_t> lookups;      // hours to look up in Azure's usageEvents
 };
 
 struct TickPlan {
@@ -56,6 +59,9 @@ struct TickPlan {
     std::optional<std::int64_t> reconcile_day;  // the day to reconcile now
     std::int64_t reconcile_retry_at = 0;        // when to try again if that fails
     std::vector<HeldRelease> releases;          // one per held hour, in order
+    // Per hour to look up: the UTC day it is in, first and last second (usageEvents is per day).
+    std::vector<std::pair<std::int64_t, std::int64_t>> lookup_days;
+    std::size_t batch_size = 0;                 // events per batchUsageEvent call (Azure's most)
 };
 
 TickPlan plan_tick(const TickFacts& facts);
@@ -76,14 +82,10 @@ struct CloseFacts {
 };
 ClosePlan plan_close_hour(const CloseFacts& facts) noexcept;
 
-// A day's reconciliation: what our ledger says Azure took per resource and dimension, against
-// Azure's usageEvents rows for the day (summed over plans; any case). Every pair that does not
-// agree, or nothing when the call failed (try again at the tick plan's reconcile_retry_at).
-struct LedgerDay {
-    std::string resource_id;
-    std::string dimension;
-    Micros billed = 0;
-};
+// A day's reconciliation: what our ledger's hours of the day say Azure took (known_taken), per
+// resource and dimension, against Azure's usageEvents rows for the day (summed over plans; any
+// case). Every pair that does not agree, or nothing when the call failed (try again at the tick
+// plan's reconcile_retry_at).
 struct ReconDifference {
     std::string resource_id;
     std::string dimension;
@@ -92,6 +94,6 @@ struct ReconDifference {
     std::optional<Micros> processed;
     std::string recon_status;
 };
-std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<LedgerDay>& ours, const CallResult& rows);
+std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<LedgerHour>& ours, const CallResult& rows);
 
 }  // namespace azmp::metering

@@ -220,39 +220,47 @@ json::value rows_of(std::initializer_list<const char*> quantities) {
 }
 
 TEST(MeteringAnswer, WhatAzureHoldsOfAnHourInDoubt) {
+    using L = LedgerStatus;
+    // The day's other hours of sub-1 / traffic_gb in our ledger.
+    const LedgerHour done5{"sub-1", "traffic_gb", kHour - 3 * kHourS, L::Done, 5 * kUnit, std::nullopt, false};
+    const LedgerHour mismatch2{"sub-1", "traffic_gb", kHour - 2 * kHourS, L::Mismatch, 3 * kUnit, 2 * kUnit, false};
+    const LedgerHour doubt3{"SUB-1", "traffic_gb", kHour + kHourS, L::Pending, 3 * kUnit, std::nullopt, true};
+    const LedgerHour other_sub{"sub-2", "traffic_gb", kHour, L::Done, 50 * kUnit, std::nullopt, false};
+    const LedgerHour other_day{"sub-1", "traffic_gb", kHour - 24 * kHourS, L::Done, 50 * kUnit, std::nullopt, false};
+    const LedgerHour itself{"sub-1", "traffic_gb", kHour, L::Lookup, 7 * kUnit, std::nullopt, true};
     struct Row {
         const char* sentence;
         json::value rows;
-        Micros known_taken, other_unknown;
+        std::vector<LedgerHour> day;
         O outcome;
         Micros carry;
         bool alarm;
     };
     const Row rows[] = {
-        {"Azure holds exactly the hour: billed once, nothing carried", rows_of({"7"}), 0, 0, O::Done, 0, false},
+        {"Azure holds exactly the hour: billed once, nothing carried", rows_of({"7"}), {itself}, O::Done, 0, false},
         {"Azure holds the day's other hours and this one (two plans' rows summed)", rows_of({"10", "\"4\""}),
-         7 * kUnit, 0, O::Done, 0, false},
-        {"Azure holds nothing for the day: carried, alarm", rows_of({}), 0, 0, O::Carried, 7 * kUnit, true},
-        {"Azure holds only the day's other hours: carried", rows_of({"5"}), 5 * kUnit, 0, O::Carried, 7 * kUnit, true},
-        {"Azure holds part of it: only the rest carried", rows_of({"4.5"}), 0, 0, O::Mismatch, 2500000, true},
-        {"Azure holds every hour in doubt that day", rows_of({"10"}), 0, 3 * kUnit, O::Done, 0, false},
+         {itself, done5, mismatch2, other_sub, other_day}, O::Done, 0, false},
+        {"Azure holds nothing for the day: carried, alarm", rows_of({}), {}, O::Carried, 7 * kUnit, true},
+        {"Azure holds only the day's other hours: carried", rows_of({"5"}), {done5}, O::Carried, 7 * kUnit, true},
+        {"Azure holds part of it: only the rest carried", rows_of({"4.5"}), {}, O::Mismatch, 2500000, true},
+        {"Azure holds every hour in doubt that day", rows_of({"10"}), {doubt3}, O::Done, 0, false},
         {"Azure holds part of several hours in doubt: cannot tell which, looked up again with an alarm",
-         rows_of({"5"}), 0, 3 * kUnit, O::Lookup, 0, true},
+         rows_of({"5"}), {doubt3}, O::Lookup, 0, true},
     };
     for (const auto& r : rows) {
-        const HourDecision d = plan_lookup(LookupFacts{hour(7 * kUnit, true), r.known_taken, r.other_unknown},
-                                           {CallKind::Answered, 200, &r.rows}, kRetry, kNow);
+        const HourDecision d =
+            plan_lookup(LookupFacts{hour(7 * kUnit, true), r.day}, {CallKind::Answered, 200, &r.rows}, kRetry, kNow);
         EXPECT_EQ(d.outcome, r.outcome) << r.sentence;
         EXPECT_EQ(d.carry, r.carry) << r.sentence;
         EXPECT_EQ(d.alarm, r.alarm) << r.sentence;
     }
     const HourDecision failed =
-        plan_lookup(LookupFacts{hour(7 * kUnit, true, S::Linked, 3), 0, 0}, {CallKind::Unknown, 503, nullptr}, kRetry, kNow);
+        plan_lookup(LookupFacts{hour(7 * kUnit, true, S::Linked, 3), {}}, {CallKind::Unknown, 503, nullptr}, kRetry, kNow);
     EXPECT_EQ(failed.outcome, O::Lookup) << "a failed lookup holds the hour: never billed twice";
     EXPECT_TRUE(failed.alarm);
     EXPECT_EQ(failed.next_attempt_at, kNow + 480);
     const json::value unreadable = rows_of({"\"lots\""});
-    EXPECT_EQ(plan_lookup(LookupFacts{hour(7 * kUnit, true), 0, 0}, {CallKind::Answered, 200, &unreadable}, kRetry, kNow)
+    EXPECT_EQ(plan_lookup(LookupFacts{hour(7 * kUnit, true), {}}, {CallKind::Answered, 200, &unreadable}, kRetry, kNow)
                   .outcome,
               O::Lookup);
 }

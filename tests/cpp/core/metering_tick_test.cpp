@@ -22,9 +22,15 @@ TEST(MeteringTick, WhatATickDoesWhen) {
     f.lease_s = 30;
     f.call_timeout_s = 45;
     f.history_days = 40;
+    f.window_waves = 5;
+    f.lookups = {k10 - 3 * kH};
     const TickPlan p = plan_tick(f);
     EXPECT_EQ(p.lease_until, f.now + 30);
-    EXPECT_EQ(p.in_flight_until, f.now + 30 + 45) << "an hour in flight is not taken over before its call ended";
+    EXPECT_EQ(p.in_flight_until, f.now + 30 + 5 * 45)
+        << "an hour in flight is not taken over before the calls of its window ended";
+    EXPECT_EQ(p.batch_size, 25u);
+    ASSERT_EQ(p.lookup_days.size(), 1u);
+    EXPECT_EQ(p.lookup_days[0], std::make_pair(k10 - 10 * kH, k10 - 10 * kH + 86399)) << "07:00's UTC day";
     EXPECT_EQ(p.current_hour, k10);
     EXPECT_EQ(p.current_closes_at, k10 + kH + 300);
     EXPECT_EQ(p.archive_last_hour, k10 - kH) << "09:00 closed at 10:05: settled, it may leave RAM";
@@ -100,8 +106,14 @@ TEST(MeteringTick, ADaysReconciliation) {
         {"usageResourceId":"sub-2","dimension":"gb","processedQuantity":3,"reconStatus":"Accepted"},
         {"usageResourceId":"sub-3","dimension":"gb","processedQuantity":4,"reconStatus":"Mismatch"},
         {"usageResourceId":"sub-4","dimension":"gb","processedQuantity":1,"reconStatus":"Accepted"}])");
-    const std::vector<LedgerDay> ours = {{"sub-1", "gb", 7500000}, {"sub-2", "gb", 4 * kUnit},
-                                         {"sub-3", "gb", 4 * kUnit}, {"sub-5", "gb", kUnit}};
+    using L = LedgerStatus;
+    const std::vector<LedgerHour> ours = {
+        {"sub-1", "gb", k10, L::Done, 5 * kUnit, std::nullopt, false},
+        {"sub-1", "gb", k10 + kH, L::Mismatch, 3 * kUnit, 2500000, false},  // Azure holds 2.5 of it
+        {"sub-1", "gb", k10 + 2 * kH, L::Rejected, 9 * kUnit, std::nullopt, false},  // Azure took none
+        {"sub-2", "gb", k10, L::Done, 4 * kUnit, std::nullopt, false},
+        {"sub-3", "gb", k10, L::Done, 4 * kUnit, std::nullopt, false},
+        {"sub-5", "gb", k10, L::Done, kUnit, std::nullopt, false}};
     const auto diffs = plan_reconcile(ours, {CallKind::Answered, 200, &rows});
     ASSERT_TRUE(diffs);
     struct Want {
@@ -112,7 +124,8 @@ TEST(MeteringTick, ADaysReconciliation) {
                          {"sub-3", ReconVerdict::Alarm},
                          {"sub-4", ReconVerdict::Differ},
                          {"sub-5", ReconVerdict::Differ}};
-    ASSERT_EQ(diffs->size(), 4u) << "sub-1 agrees: its two rows (any case, a quantity as text) sum to ours";
+    ASSERT_EQ(diffs->size(), 4u) << "sub-1 agrees: its two rows (any case, a quantity as text) sum to what our "
+                                    "ledger says Azure took";
     for (std::size_t i = 0; i < 4; ++i) {
         EXPECT_EQ((*diffs)[i].resource_id, want[i].rid);
         EXPECT_EQ((*diffs)[i].verdict, want[i].verdict) << want[i].rid;
