@@ -1,24 +1,25 @@
 %% @doc Closes usage hours and reports them to Azure, once in the cluster: the node holding the
 %% emitter's lease (a Mnesia record) does the work; every node ticks and takes the lease over when
-%% its holder stops renewing it. Each tick:
-%%   1. closes the hours due (their grace has passed, or their subscription was cancelled): the core
-%%      says what each reports above the plan's included quantity for the term;
-%%   2. holds what may not be billed now (a suspension) and releases what may again (sent as is,
-%%      or carried into the current hour when Azure would refuse it as expired);
-%%   3. sends closed hours in batchUsageEvent calls of at most 25, each hour's exact quantity
-%%      recorded as `submitting' first, and applies Azure's answer item by item (the core says what
-%%      each status means);
-%%   4. raises an alarm for an hour still unsent 12 h after it closed;
-%%   5. once a day, reconciles the day before with Azure's usageEvents;
-%%   6. moves the settled hours to the ledger's history on disc, and drops the days past
-%%      `history_days' (40 by default): RAM holds the hours in play, not the days kept.
-%% A node killed mid-batch leaves its hours `submitting': the next emitter sends the same
-%% quantities again, and Azure's Duplicate proves them billed once.
+%% its holder stops renewing it. A tick is a loop of workflow steps, each decided by the C++ core
+%% (emqx_azure_marketplace_nif: usage_tick, usage_close, usage_answer, usage_reconcile_answer) on
+%% the facts gathered here, committed in one transaction, then performed:
+%%   1. the tick's plan: the lease, when hours in flight may be taken over, where carries go, what
+%%      leaves RAM, which day to reconcile, which hours are overdue, what becomes of held hours;
+%%   2. closing the hours due: what each reports above the plan's included quantity for its term;
+%%   3. held hours released (sent, carried, or looked up first when an earlier attempt may be billed);
+%%   4. sending closed hours in batchUsageEvent calls: each batch's hours are marked `submitting'
+%%      with their exact quantity in a transaction that holds the lease (fenced), then Azure's answer
+%%      is read by the core item by item and applied;
+%%   5. the steps an answer asked for: usageEvents looked up for an hour whose earlier send has an
+%%      unknown outcome before it is billed anew, the subscription read after a refusal;
+%%   6. an alarm for an hour still unsettled 12 h after it closed; once a day, the day before
+%%      reconciled with Azure's usageEvents; settled hours moved to the ledger's history on disc.
+%% Nothing here knows Azure's status names, the batch size or an hour's arithmetic.
 -module(emqx_azure_marketplace_meter).
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, run_now/0, alarms/0, close_now/2, reconcile/1]).
+-export([start_link/0, kick/0, run_now/0, alarms/0, reconcile/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -26,12 +27,11 @@
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
 -define(METERING, emqx_azure_marketplace_metering).
--define(BATCH, 25).
-%% Batches sent at once, and hours closed per transaction.
+%% Batches sent at once; batches marked together (their answers applied together: two syncs of
+%% Mnesia's log per window rather than per batch); hours closed per transaction.
 -define(IN_FLIGHT, 8).
--define(CLOSE_GROUP, 500).
-%% Batches per window: marked `submitting' together, their answers applied together.
 -define(WINDOW, 40).
+-define(CLOSE_GROUP, 500).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -54,18 +54,12 @@ alarms() -> gen_server:call(?MODULE, alarms).
 -spec reconcile(integer()) -> {ok, [map()]} | {error, term()}.
 reconcile(Day) -> gen_server:call(?MODULE, {reconcile, Day}, 120000).
 
-%% @doc The subscription's open hours close now (its cancellation): they are sent at once.
--spec close_now(binary(), integer()) -> ok.
-close_now(SubId, Now) ->
-    ok = ?STORE:flush_usage(SubId, Now),
-    kick().
-
 %%--------------------------------------------------------------------
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
     self() ! tick,
-    {ok, #{alarms => #{}, reconciled => 0}}.
+    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0}}.
 
 %% After a tick the meter hibernates: an hour of many subscriptions grows its heap to hundreds of
 %% MB (measured: 106 MB after 300,000 events), which would otherwise stay until its next
@@ -100,15 +94,20 @@ handle_info(_Msg, S) ->
 
 run(S) ->
     Now = emqx_azure_marketplace_clock:now(),
-    case ?STORE:take_lease(node(), Now, Now + cfg(lease_s, 30)) of
+    #{lease_until := Until} = tick_plan(Now, [], [], S),
+    case ?STORE:take_lease(node(), Now, Until) of
         true ->
             try
-                close_due(Now),
-                release_held(Now),
-                S1 = submit(Now, S),
-                S2 = daily(Now, overdue(Now, S1)),
-                archive(Now),
-                {true, S2}
+                Held = ?STORE:usage_held(),
+                Steps = ?STORE:usage_of(?STORE:usage_steps(Now)),
+                Plan = tick_plan(Now, Held, Steps, S),
+                S1 = close_due(Now, Plan, S),
+                release_held(Held, Plan, Now),
+                S2 = submit(Now, Plan, S1),
+                S3 = steps(Steps, Now, Plan, S2),
+                S4 = daily(Plan, overdue(Plan, S3)),
+                archive(Plan),
+                {true, S4}
             catch
                 Class:Reason:Stack ->
                     ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
@@ -119,88 +118,127 @@ run(S) ->
             {false, S}
     end.
 
+%% The core's plan for this tick, on its facts.
+tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}) ->
+    Cfg = ?METERING:config(),
+    ?NIF:usage_tick(#{now => Now, grace_s => maps:get(grace_s, Cfg, 300), lease_s => maps:get(lease_s, Cfg, 30),
+                      call_timeout_s => call_timeout_s(), history_days => maps:get(history_days, Cfg, 40),
+                      last_reconciled => Last, retry_after => RetryAfter, window_waves => ?WINDOW div ?IN_FLIGHT,
+                      held => [R#{state => state_of(Sub)} || R = #{subscription_id := Sub} <- Held],
+                      lookups => [H || #{status := lookup, hour := H} <- Steps]}).
+
+call_timeout_s() ->
+    (emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_app:client()) + 999) div 1000.
+
 cfg(Key, Default) -> maps:get(Key, ?METERING:config(), Default).
 
-%%--------------------------------------------------------------------
-%% 1. Closing hours
-
-close_due(Now) -> lists:foreach(fun close/1, chunks(?STORE:usage_due(Now), ?CLOSE_GROUP)).
-
-%% The facts of each hour (its subscription's plan and term) read first; the closes in one transaction.
-close(Keys) ->
-    Facts = maps:from_list([{K, hour_facts(K)} || K <- Keys]),
-    ?STORE:close_usage(Keys, fun(K, #{recorded := R, carried_in := C, counter := Counter}) ->
-                                 {Included, HourTerm} = maps:get(K, Facts),
-                                 ?NIF:usage_plan_close(R, C, Included, Counter, HourTerm)
-                             end).
-
-hour_facts({SubId, Dim, Hour}) ->
-    {Plan, Term} =
-        case ?STORE:link_by_subscription(SubId) of
-            #{plan_id := P, term := T} -> {P, T};
-            undefined -> {undefined, undefined}
-        end,
-    {TermStart, Months} = ?METERING:term_of(Term),
-    {?METERING:included(Dim, Plan), ?NIF:usage_term_start(Hour, TermStart, Months)}.
+retry_settings() ->
+    #{retry_base_s => cfg(retry_base_s, 60), retry_max_s => cfg(retry_max_s, 3600)}.
 
 %%--------------------------------------------------------------------
-%% 2. Held hours
+%% Closing hours
 
-release_held(Now) ->
+close_due(Now, Plan, S) ->
+    lists:foldl(fun(Keys, Acc) -> close(Keys, Plan, Acc) end, S, chunks(?STORE:usage_due(Now), ?CLOSE_GROUP)).
+
+%% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
+%% that one hour that cannot close (an alarm) holds up no one else's.
+close(Keys, Plan, S) ->
+    try close_group(Keys) of
+        TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
+    catch
+        Class:Reason when length(Keys) > 1 ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
+                           hours => length(Keys)}),
+            lists:foldl(fun(K, A) -> close([K], Plan, A) end, S, Keys);
+        Class:Reason ->
+            [K] = Keys,
+            ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
+            alarm(close_failed, K, #{reason => close_failed}, S)
+    end.
+
+%% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
+%% one transaction, each hour seeing the term counter the one before it left.
+close_group(Keys) ->
+    Links = maps:from_list([{Sub, ?STORE:link_by_subscription(Sub)} || Sub <- lists:usort([S || {S, _, _} <- Keys])]),
+    {_, TooLarge} =
+        ?STORE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter}) ->
+                                     Link = maps:get(Sub, Links),
+                                     Plan = plan_of(Link),
+                                     [What] = ?NIF:usage_close([#{recorded => R, carried_in => C, counter => Counter,
+                                                                  hour => Hour, included => ?METERING:included(Dim, Plan),
+                                                                  term => term_of(Link),
+                                                                  activated_at => activated_at(Link)}]),
+                                     {What, Plan}
+                                 end),
+    TooLarge.
+
+term_of(#{term := #{<<"startDate">> := S, <<"endDate">> := E, <<"termUnit">> := U}})
+  when is_binary(S), is_binary(E), is_binary(U) -> {S, E, U};
+term_of(_) -> undefined.
+
+activated_at(#{activated_at := A}) -> A;
+activated_at(_) -> undefined.
+
+plan_of(#{plan_id := P}) when is_binary(P) -> P;
+plan_of(_) -> undefined.
+
+%%--------------------------------------------------------------------
+%% Held hours
+
+release_held(Held, #{releases := Releases, current_hour := ToHour, closes_at := ClosesAt}, Now) ->
     lists:foreach(
-        fun(#{subscription_id := SubId, dimension := Dim, hour := Hour}) ->
-            State = state_of(SubId),
-            case ?NIF:usage_schedule(Hour, grace(), Now, State) of
-                #{may_submit := true, release := send} ->
-                    ?STORE:release_usage({SubId, Dim, Hour}, send, Now);
-                #{may_submit := true, release := carry} ->
-                    {ToHour, ClosesAt} = current_hour(Now, State),
-                    ?STORE:release_usage({SubId, Dim, Hour}, {carry, ToHour, ClosesAt}, Now);
-                #{may_submit := false} ->
-                    ok
+        fun({#{subscription_id := Sub, dimension := Dim, hour := Hour}, Release}) ->
+            case Release of
+                keep -> ok;
+                send -> ?STORE:release_usage({Sub, Dim, Hour}, send, Now);
+                lookup -> ?STORE:release_usage({Sub, Dim, Hour}, lookup, Now);
+                carry -> ?STORE:release_usage({Sub, Dim, Hour}, {carry, ToHour, ClosesAt}, Now)
             end
         end,
-        ?STORE:usage_held()).
+        lists:zip(Held, Releases)).
 
 state_of(SubId) when is_binary(SubId) -> state_of(?STORE:link_by_subscription(SubId));
 state_of(#{state := S}) -> S;
 state_of(undefined) -> none.
 
-grace() -> cfg(grace_s, 300).
-
-current_hour(Now, State) ->
-    Hour = ?NIF:usage_hour(Now * 1000),
-    {Hour, maps:get(closes_at, ?NIF:usage_schedule(Hour, grace(), Now, State))}.
-
 %%--------------------------------------------------------------------
-%% 3. Sending
+%% Sending
 
 %% A window of hours at a time: the tick's memory is a window's, whatever the hours to send.
-submit(Now, S) ->
-    lists:foldl(fun(Keys, Acc) -> submit_window(Keys, Now, Acc) end, S,
-                chunks(?STORE:usage_to_send(Now), ?BATCH * ?WINDOW)).
+submit(Now, Plan = #{batch_size := Batch}, S) ->
+    lists:foldl(fun(Keys, Acc) -> submit_window(Keys, Now, Plan, Acc) end, S,
+                chunks(?STORE:usage_to_send(Now), Batch * ?WINDOW)).
 
-submit_window(Keys, Now, S) ->
-    Rows = [R#{state => state_of(Link), link => Link}
-            || R = #{subscription_id := Sub} <- ?STORE:usage_of(Keys), Link <- [?STORE:link_by_subscription(Sub)]],
-    %% What may not be billed now (suspended) is held until the subscription may be again.
-    {Sendable, Hold} = lists:partition(
-        fun(#{hour := H, state := St}) -> maps:get(may_submit, ?NIF:usage_schedule(H, grace(), Now, St)) end, Rows),
-    hold(Hold, Now),
-    lists:foldl(fun({K, O, D, true}, A) -> alarm(O, K, D, A);
-                   (_, A) -> A
-                end, S, window(chunks(Sendable, ?BATCH), Now)).
+%% What may not be billed now (suspended) is held until the subscription may be again. The rest is
+%% marked `submitting' in one transaction that checks and renews this node's lease (another node
+%% that took it over sends nothing this node has marked before that is over), sent up to
+%% ?IN_FLIGHT batches at a time, and Azure's answers applied in one transaction.
+submit_window(Keys, Now, Plan = #{submit_states := Billable, batch_size := Batch}, S) ->
+    Rows = with_links(?STORE:usage_of(Keys)),
+    {Sendable, Hold} = lists:partition(fun(#{state := St}) -> lists:member(St, Billable) end,
+                                       [R || R = #{status := St} <- Rows, St =:= pending orelse St =:= submitting]),
+    ok = ?STORE:hold_usage([key(R) || R <- Hold]),
+    Fence = {node(), Now, maps:get(lease_until, Plan), maps:get(in_flight_until, Plan)},
+    case ?STORE:mark_submitting([key(R) || R <- Sendable], Fence) of
+        {ok, Marked} ->
+            ByKey = maps:from_list([{key(R), R} || R <- Sendable]),
+            Batches = chunks([(maps:get(K, ByKey))#{outcome_unknown => U} || {K, U} <- Marked], Batch),
+            Answers = parallel(fun(B) -> send_batch(B, Now) end, Batches, ?IN_FLIGHT),
+            ok = ?STORE:apply_usage_decisions(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)}),
+            lists:foldl(fun({Decisions, Unmatched}, A) -> alarms(Decisions, unmatched(Unmatched, A)) end, S, Answers);
+        {error, lost_lease} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_lease_lost", node => node()}),
+            S
+    end.
 
-%% A window of batches: their hours marked `submitting' in one transaction (each hour's quantity
-%% fixed before any call), sent up to ?IN_FLIGHT at a time, Azure's answers applied in one
-%% transaction. Two syncs of Mnesia's log per window rather than per batch: those were most of the
-%% cost of an hour of many subscriptions. A crash before the answers are applied leaves the hours
-%% `submitting': sent again, Azure's Duplicate proves them billed once.
-window(Batches, Now) ->
-    ok = ?STORE:mark_submitting([key(R) || B <- Batches, R <- B]),
-    Results = lists:append(parallel(fun(Batch) -> send_batch(Batch, Now) end, Batches, ?IN_FLIGHT)),
-    ok = ?STORE:usage_results([{K, O, D} || {K, O, D, _Alarm} <- Results], Now),
-    Results.
+into(#{current_hour := H, closes_at := C}) -> {H, C}.
+
+%% The rows with their subscription's link and its state now; an hour keeps the plan it closed
+%% with (or Azure's, after a mismatch), else the link's.
+with_links(Rows) ->
+    [R#{state => state_of(Link), plan_id => case P of undefined -> plan_of(Link); _ -> P end}
+     || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [?STORE:link_by_subscription(Sub)]].
 
 %% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
 parallel(F, Items, N) ->
@@ -214,183 +252,133 @@ parallel(F, [Item | Rest], N, Running, Acc) when map_size(Running) < N ->
 parallel(F, Items, N, Running, Acc) ->
     receive
         {'DOWN', Ref, process, _, Reason} when is_map_key(Ref, Running) ->
-            Result = case Reason of
-                         {done, R} -> R;
-                         _ -> ?LOG_ERROR(#{msg => "azure_marketplace_usage_batch_crashed", reason => Reason}), []
-                     end,
-            parallel(F, Items, N, maps:remove(Ref, Running), [Result | Acc])
+            Acc1 = case Reason of
+                       {done, R} -> [R | Acc];
+                       _ -> ?LOG_ERROR(#{msg => "azure_marketplace_usage_batch_crashed", reason => Reason}), Acc
+                   end,
+            parallel(F, Items, N, maps:remove(Ref, Running), Acc1)
     end.
 
-hold([], _Now) ->
-    ok;
-hold(Rows, Now) ->
-    Keys = [key(R) || R <- Rows],
-    ok = ?STORE:mark_submitting(Keys),
-    ?STORE:usage_results([{K, held, #{reason => not_billable_now}} || K <- Keys], Now).
+%% One batch (its hours `submitting' already) sent: what the core makes of Azure's answer, per hour.
+send_batch(Rows, Now) ->
+    Result = emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(),
+                                                             [event(R) || R <- Rows]),
+    case Result of
+        {error, Reason} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
+                           reason => redact(Reason)});
+        _ ->
+            ok
+    end,
+    answer(batch, Rows, Result, Now, #{}).
+
+%% The core's reading of an Azure answer for these hours: {[{Key, Decision}], Unmatched}.
+answer(Step, Rows, Result, Now, Extra) ->
+    {Decisions, Unmatched} = ?NIF:usage_answer(maps:merge(Extra, (retry_settings())#{step => Step, hours => Rows,
+                                                                                     now => Now}), Result),
+    {lists:zip([key(R) || R <- Rows], Decisions), Unmatched}.
+
+event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, plan_id := Plan}) ->
+    #{resource_id => Sub, dimension => Dim, quantity => ?METERING:quantity_json(Q),
+      effective_start_time => iso(Hour), plan_id => case Plan of undefined -> <<>>; _ -> Plan end}.
+
+iso(T) -> list_to_binary(calendar:system_time_to_rfc3339(T, [{unit, second}, {offset, "Z"}])).
 
 chunks(L, N) -> emqx_azure_marketplace_lists:chunks(L, N).
 
 key(#{subscription_id := S, dimension := D, hour := H}) -> {S, D, H}.
 
-%% One batch (its hours `submitting' already) sent: what to record of each, with whether it raises
-%% an alarm.
-send_batch(Rows, Now) ->
-    Events = [event(R) || R <- Rows],
-    case emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(), Events) of
-        {ok, #{<<"result">> := Items}} when is_list(Items) ->
-            answered(Rows, Items, Now);
-        {ok, _Other} ->
-            retry_all(Rows, Now, bad_response);
-        {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
-                           reason => redact(Reason)}),
-            retry_all(Rows, Now, unavailable)
-    end.
+%%--------------------------------------------------------------------
+%% The steps an answer asked for: what Azure holds of an hour in doubt, the subscription after a refusal
 
-event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, link := Link}) ->
-    #{resource_id => Sub, dimension => Dim, quantity => ?METERING:quantity_json(Q),
-      effective_start_time => iso(Hour), plan_id => plan_of(Link)}.
+steps([], _Now, _Plan, S) ->
+    S;
+steps(Rows, Now, Plan = #{lookup_days := Days}, S) ->
+    Linked = with_links(Rows),
+    Lookups = lists:zip([R || R = #{status := lookup} <- Linked], Days),
+    S1 = lists:foldl(fun({R, Day}, A) -> step(lookup(R, Day, Now), lookup, Plan, A) end, S, Lookups),
+    lists:foldl(fun(R, A) -> step(check(R, Now), check, Plan, A) end, S1, [R || R = #{status := check} <- Linked]).
 
-plan_of(#{plan_id := P}) when is_binary(P) -> P;
-plan_of(_) -> <<>>.
+step({Decisions, Unmatched}, From, Plan, S) ->
+    ok = ?STORE:apply_usage_decisions(Decisions, #{from => From, into => into(Plan)}),
+    alarms(Decisions, unmatched(Unmatched, S)).
 
-iso(Hour) -> list_to_binary(calendar:system_time_to_rfc3339(Hour, [{unit, second}, {offset, "Z"}])).
+%% usageEvents of the hour's UTC day and dimension; the core compares them with our ledger's hours
+%% of that day.
+lookup(R = #{subscription_id := Sub, dimension := Dim}, {From, To}, Now) ->
+    Result = emqx_azure_marketplace_client:get_usage_events(
+               emqx_azure_marketplace_app:client(),
+               #{usage_start_date => iso(From), usage_end_date => iso(To), dimension => Dim}),
+    Day = [H || H = #{subscription_id := S, dimension := D} <- ?STORE:usage_between(From, To), S =:= Sub, D =:= Dim],
+    answer(lookup, [R], Result, Now, #{day => Day}).
 
-retry_all(Rows, Now, Reason) ->
-    [{key(R), retry, #{reason => Reason, retry_at => retry_at(R, Now)}, false} || R <- Rows].
-
-retry_at(#{attempts := N}, Now) ->
-    Now + ?NIF:link_retry_delay(N, cfg(retry_base_s, 60), cfg(retry_max_s, 3600)).
-
-%% Azure's items, matched to our hours by resource, dimension and hour.
-answered(Rows, Items, Now) ->
-    ByKey = maps:from_list([{K, I} || I <- Items, is_map(I), K <- [item_key(I)], K =/= undefined]),
-    [result(R, maps:get(key(R), ByKey, undefined), Now) || R <- Rows].
-
-item_key(#{<<"resourceId">> := Sub, <<"dimension">> := Dim, <<"effectiveStartTime">> := T})
-  when is_binary(Sub), is_binary(Dim), is_binary(T) ->
-    try calendar:rfc3339_to_system_time(binary_to_list(T), [{unit, second}]) of
-        Secs -> {Sub, Dim, Secs - (Secs rem 3600)}
-    catch
-        _:_ -> undefined
-    end;
-item_key(_) ->
-    undefined.
-
-result(R, undefined, Now) ->
-    {key(R), retry, #{reason => no_answer, retry_at => retry_at(R, Now)}, false};
-result(R = #{reported := Sent, state := State}, Item, Now) ->
-    Status = case maps:get(<<"status">>, Item, <<>>) of B when is_binary(B) -> B; _ -> <<>> end,
-    Accepted = accepted_message(Item),
-    AzureQ = azure_quantity(Accepted),
-    {Outcome, Carry, Alarm} = ?NIF:usage_plan_item(Status, Sent, AzureQ, State),
-    Details0 = #{event_id => bin(maps:get(<<"usageEventId">>, Accepted, undefined)),
-                 message_time => bin(maps:get(<<"messageTime">>, Accepted, undefined))},
-    Details1 = case AzureQ of undefined -> Details0; _ -> Details0#{azure_quantity => AzureQ} end,
-    Details = case Outcome of
-                  done -> Details1;
-                  retry -> Details1#{reason => status_reason(Status), retry_at => retry_at(R, Now)};
-                  _ -> Details1#{reason => status_reason(Status)}
-              end,
-    WithCarry = case Carry > 0 of
-                    true -> {ToHour, ClosesAt} = current_hour(Now, State), Details#{carry => {ToHour, Carry, ClosesAt}};
-                    false -> Details
-                end,
-    {key(R), Outcome, WithCarry, Alarm}.
-
-%% Accepted: the item itself; Duplicate: the event Azure accepted before.
-accepted_message(#{<<"error">> := #{<<"additionalInfo">> := #{<<"acceptedMessage">> := M}}}) when is_map(M) -> M;
-accepted_message(Item) ->
-    case maps:get(<<"status">>, Item, undefined) of
-        <<"Accepted">> -> Item;
-        _ -> #{}
-    end.
-
-azure_quantity(#{<<"quantity">> := Q}) ->
-    case ?NIF:usage_quantity(Q) of
-        {ok, M} -> M;
-        error -> undefined
-    end;
-azure_quantity(_) ->
-    undefined.
-
-bin(B) when is_binary(B), byte_size(B) =< 256 -> B;
-bin(_) -> undefined.
-
-%% Azure's status as the ledger's reason: a known name, or `unknown_status'.
-status_reason(Status) ->
-    Known = [<<"Duplicate">>, <<"Expired">>, <<"ResourceNotFound">>, <<"ResourceNotActive">>,
-             <<"InvalidDimension">>, <<"InvalidQuantity">>, <<"BadArgument">>, <<"ResourceNotAuthorized">>,
-             <<"Error">>],
-    case lists:member(Status, Known) of
-        true -> binary_to_atom(Status);
-        false -> unknown_status
-    end.
+check(R = #{subscription_id := Sub, reason := Why}, Now) ->
+    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), Sub),
+    answer(check, [R], Result, Now, #{refused_as => Why}).
 
 %%--------------------------------------------------------------------
-%% 4. Alarms
+%% Alarms
+
+alarms(Decisions, S) ->
+    lists:foldl(fun({K, D = #{alarm := true, outcome := O}}, A) -> alarm(O, K, D, A);
+                   (_, A) -> A
+                end, S, Decisions).
+
+unmatched(0, S) -> S;
+unmatched(N, S = #{alarms := A}) ->
+    ?LOG_WARNING(#{msg => "azure_marketplace_usage_answer_unmatched", items => N}),
+    S#{alarms := A#{{usage, unmatched} => N}}.
 
 alarm(Outcome, Key = {Sub, Dim, Hour}, Details, S = #{alarms := A}) ->
     ?LOG_WARNING(#{msg => "azure_marketplace_usage_alarm", outcome => Outcome, subscription_id => Sub,
                    dimension => Dim, hour => Hour, reason => maps:get(reason, Details, undefined)}),
     S#{alarms := A#{{usage, Outcome} => Key}}.
 
-overdue(Now, S = #{alarms := A}) ->
-    Late = [K || K = {_, _, H} <- ?STORE:usage_to_send(Now + 365 * 86400) ++ [key(R) || R <- ?STORE:usage_held()],
-                 maps:get(overdue, ?NIF:usage_schedule(H, grace(), Now, linked))],
-    case Late of
+overdue(#{overdue_before := Before}, S = #{alarms := A}) ->
+    case ?STORE:usage_late(Before) of
         [] ->
             S#{alarms := maps:remove(usage_unsent_12h, A)};
-        [First | _] ->
+        Late = [First | _] ->
             maps:is_key(usage_unsent_12h, A) orelse
                 ?LOG_WARNING(#{msg => "azure_marketplace_usage_unsent_12h", hours => length(Late)}),
             S#{alarms := A#{usage_unsent_12h => First}}
     end.
 
 %%--------------------------------------------------------------------
-%% 6. The history
+%% The history
 
-archive(Now) ->
-    {LastHour, Settled} = ?NIF:usage_archivable(Now, grace()),
+archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := FirstKept}) ->
     _ = ?STORE:archive_usage(LastHour, Settled),
-    case ?STORE:drop_usage_history(?NIF:usage_first_kept_day(Now, cfg(history_days, 40))) of
+    case ?STORE:drop_usage_history(FirstKept) of
         [] -> ok;
         Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})
     end.
 
 %%--------------------------------------------------------------------
-%% 5. Daily reconciliation (the day before, once its hours are all out: after 01:00 UTC)
+%% Daily reconciliation (the day before, once its hours are all out: after 01:00 UTC)
 
-%% A reconciliation that could not be made (Azure unreachable) is tried again an hour later.
-daily(Now, S = #{reconciled := Last}) ->
-    case ?NIF:usage_daily_reconcile(Now, Last, maps:get(reconcile_after, S, 0)) of
-        {reconcile, Day} ->
-            case reconcile_day(Day, S) of
-                {{ok, _}, S1} -> S1#{reconciled := Day};
-                {{error, _}, S1} -> S1#{reconcile_after => ?NIF:usage_reconcile_retry_at(Now)}
-            end;
-        wait ->
-            S
+%% A reconciliation that could not be made (Azure unreachable) is tried again when the plan says.
+daily(#{reconcile := undefined}, S) ->
+    S;
+daily(#{reconcile := {Day, _}, retry_after := RetryAt}, S) ->
+    case reconcile_day(Day, S) of
+        {{ok, _}, S1} -> S1#{reconciled := Day};
+        {{error, _}, S1} -> S1#{reconcile_after := RetryAt}
     end.
 
 %% One query per dimension (configured, or in the day's ledger): with many subscriptions a day's
 %% rows are many, and Azure's answer for all dimensions at once is that many times larger.
 reconcile_day(Day, S) ->
-    Ledger = ?STORE:usage_between(Day, Day + 86399),
+    %% The UTC day holding Day, first and last second, as the core counts it.
+    #{lookup_days := [{From, To}]} = tick_plan(Day, [], [#{status => lookup, hour => Day}], S),
+    Ledger = ?STORE:usage_between(From, To),
     Dims = lists:usort([Id || #{id := Id} <- maps:get(dimensions, ?METERING:config(), [])] ++
                        [D || #{dimension := D} <- Ledger]),
-    Filter = #{usage_start_date => iso(Day), usage_end_date => iso(Day + 86399)},
-    case usage_events(Dims, Filter, []) of
-        {ok, AzureRows} ->
-            Ours = billed(Ledger),
-            Theirs = azure(AzureRows),
-            Keys = lists:usort(maps:keys(Ours) ++ maps:keys(Theirs)),
-            Diffs = [#{subscription_id => Sub, dimension => Dim, day => Day, verdict => V,
-                       billed => ?METERING:format(maps:get(K, Ours, 0)),
-                       processed => fmt_opt(P), recon_status => St}
-                     || K = {Sub, Dim} <- Keys,
-                        {P, St} <- [maps:get(K, Theirs, {undefined, <<>>})],
-                        V <- [?NIF:usage_reconcile(maps:get(K, Ours, 0), P, St)], V =/= agree],
+    Filter = #{usage_start_date => iso(From), usage_end_date => iso(To)},
+    case reconcile_dims(Dims, Filter, Ledger, []) of
+        {ok, Diffs0} ->
+            Diffs = [D#{day => From, billed => ?METERING:format(B), processed => fmt_opt(P)}
+                     || D = #{billed := B, processed := P} <- Diffs0],
             Diffs =/= [] andalso
                 ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_differences", day => Day,
                                differences => length(Diffs)}),
@@ -404,40 +392,14 @@ reconcile_day(Day, S) ->
             {{error, redact(Reason)}, S}
     end.
 
-usage_events([], _Filter, Acc) ->
-    {ok, lists:append(Acc)};
-usage_events([Dim | Dims], Filter, Acc) ->
-    case emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(), Filter#{dimension => Dim}) of
-        {ok, Rows} -> usage_events(Dims, Filter, [Rows | Acc]);
-        {error, _} = E -> E
-    end.
-
-%% What our ledger says Azure took, per {Subscription, Dimension}.
-billed(Rows) ->
-    lists:foldl(fun(#{subscription_id := Sub, dimension := D} = R, Acc) ->
-                        maps:update_with({Sub, D}, fun(X) -> X + took(R) end, took(R), Acc)
-                end, #{}, Rows).
-
-took(#{status := done, reported := Q}) -> Q;
-took(#{status := mismatch, azure_quantity := Q}) when is_integer(Q) -> Q;
-took(_) -> 0.
-
-%% Azure's rows per {Subscription, Dimension}: processed quantity (summed over plans) and status.
-azure(Rows) ->
-    lists:foldl(
-        fun(#{<<"usageResourceId">> := Sub, <<"dimension">> := D} = R, Acc) when is_binary(Sub), is_binary(D) ->
-                P = case ?NIF:usage_quantity(maps:get(<<"processedQuantity">>, R, 0)) of {ok, M} -> M; error -> 0 end,
-                St = case maps:get(<<"reconStatus">>, R, <<>>) of B when is_binary(B) -> B; _ -> <<>> end,
-                maps:update_with({Sub, D}, fun({P0, St0}) -> {P0 + P, worst(St0, St)} end, {P, St}, Acc);
-           (_, Acc) ->
-                Acc
-        end, #{}, Rows).
-
-%% Of two statuses of one key, the one that needs attention.
-worst(A, B) ->
-    case lists:member(B, [<<"Rejected">>, <<"Mismatch">>]) of
-        true -> B;
-        false -> A
+reconcile_dims([], _Filter, _Ledger, Acc) ->
+    {ok, lists:append(lists:reverse(Acc))};
+reconcile_dims([Dim | Dims], Filter, Ledger, Acc) ->
+    Result = emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(),
+                                                            Filter#{dimension => Dim}),
+    case ?NIF:usage_reconcile_answer([H || H = #{dimension := D} <- Ledger, D =:= Dim], Result) of
+        {ok, Diffs} -> reconcile_dims(Dims, Filter, Ledger, [Diffs | Acc]);
+        retry -> {error, case Result of {error, Reason} -> Reason; _ -> bad_response end}
     end.
 
 fmt_opt(undefined) -> undefined;

@@ -9,10 +9,9 @@
          decide_activation/1, link_retry_delay/3, landing_expires_at/1, landing_usable/2, marketplace_pays/1]).
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
 -export([gate_create/3, gate_deployment/5]).
--export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_plan_close/5,
-         usage_term_start/3, usage_term/3, usage_answer/2, usage_schedule/4, usage_reconcile/3]).
--export([usage_archivable/2, usage_first_kept_day/2, usage_daily_reconcile/3, usage_reconcile_retry_at/1,
-         usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_check_settings/1]).
+-export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_term/3]).
+-export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
+-export([usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_check_settings/1]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
@@ -194,17 +193,6 @@ usage_hour(_AtMs) -> erlang:nif_error(nif_not_loaded).
 -spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined, integer()} | {error, usage_refusal()}.
 usage_plan_record(_Facts) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc What a closing hour reports above the included quantity: {Reported, Absorbed, Counter}, or
-%% {too_large, Counter} when the hour with what was carried into it is more than may be sent.
--spec usage_plan_close(non_neg_integer(), non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()},
-                       integer()) -> {non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}
-                                   | {too_large, {integer(), non_neg_integer()}}.
-usage_plan_close(_Recorded, _CarriedIn, _Included, _Counter, _HourTerm) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc The start of the term (renewing every Months months from Start) that holds Hour.
--spec usage_term_start(integer(), integer(), non_neg_integer()) -> integer().
-usage_term_start(_Hour, _Start, _Months) -> erlang:nif_error(nif_not_loaded).
-
 %% @doc Azure's subscription term (startDate, endDate, termUnit) read: {ok, StartUnixSeconds, Months},
 %% or error unless the dates are dates and the unit is P<n>M or P<n>Y.
 -spec usage_term(binary(), binary(), binary()) -> {ok, integer(), pos_integer()} | error.
@@ -217,36 +205,29 @@ usage_term(_StartDate, _EndDate, _TermUnit) -> erlang:nif_error(nif_not_loaded).
                    {ok, term()} | {error, term()}) -> {[usage_decision()], non_neg_integer()}.
 usage_answer(_Facts, _Result) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc An hour's schedule at Now: when it closes, whether it may be billed, expired, overdue, and
-%% how a held hour is released.
--spec usage_schedule(integer(), non_neg_integer(), integer(), link_state()) ->
-    #{closes_at := integer(), may_submit := boolean(), expired := boolean(), overdue := boolean(),
-      release := send | carry}.
-usage_schedule(_Hour, _GraceS, _Now, _State) -> erlang:nif_error(nif_not_loaded).
+%% @doc The meter's plan for one tick on its facts (now, grace_s, lease_s, call_timeout_s,
+%% history_days, last_reconciled, retry_after, window_waves, held hours, hours to look up): the
+%% lease, the in-flight guard, where carries go, what leaves RAM, what is overdue, which day to
+%% reconcile, what becomes of each held hour, each lookup's UTC day, the batch size.
+-spec usage_tick(map()) -> #{lease_until := integer(), in_flight_until := integer(), current_hour := integer(),
+                             closes_at := integer(), archive_last_hour := integer(), settled := [atom()],
+                             submit_states := [link_state()], first_kept_day := integer(),
+                             overdue_before := integer(), reconcile := {integer(), integer()} | undefined,
+                             retry_after := integer(), releases := [keep | send | carry | lookup],
+                             lookup_days := [{integer(), integer()}], batch_size := pos_integer()}.
+usage_tick(_Facts) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc One day of one subscription's dimension: our ledger against Azure's usageEvents row.
--spec usage_reconcile(non_neg_integer(), non_neg_integer() | undefined, binary()) -> agree | differ | alarm.
-usage_reconcile(_Billed, _Processed, _ReconStatus) -> erlang:nif_error(nif_not_loaded).
+%% @doc What closing hours report above the included quantity for their term:
+%% {Reported, Absorbed, Counter}, or {too_large, Counter} when the hour with what was carried into
+%% it is more than may be sent.
+-spec usage_close([map()]) -> [{non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}
+                               | {too_large, {integer(), non_neg_integer()}}].
+usage_close(_Hours) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc Which settled hours may leave RAM for the history at Now: those whose hour start is at most
-%% LastHour (their end plus GraceS has passed) and whose status is one of Settled (nothing changes
-%% it again).
--spec usage_archivable(integer(), non_neg_integer()) ->
-    {LastHour :: integer(), Settled :: [done | mismatch | carried | dropped | rejected]}.
-usage_archivable(_Now, _GraceS) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc The first UTC day (unix s of its start) the history keeps at Now; the days before it are dropped.
--spec usage_first_kept_day(integer(), pos_integer()) -> integer().
-usage_first_kept_day(_Now, _HistoryDays) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc The day (unix s of its start) to reconcile with Azure now, or `wait': the day before once
-%% it is past 01:00 UTC, unless LastReconciled is that day already or a failure said RetryAfter.
--spec usage_daily_reconcile(integer(), integer(), integer()) -> {reconcile, integer()} | wait.
-usage_daily_reconcile(_Now, _LastReconciled, _RetryAfter) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc After a reconciliation failed at Now: not again before this.
--spec usage_reconcile_retry_at(integer()) -> integer().
-usage_reconcile_retry_at(_Now) -> erlang:nif_error(nif_not_loaded).
+%% @doc A day's ledger hours against Azure's usageEvents answer (the client's result): the pairs of
+%% subscription and dimension that do not agree, or retry when the call failed.
+-spec usage_reconcile_answer([map()], {ok, term()} | {error, term()}) -> {ok, [map()]} | retry.
+usage_reconcile_answer(_Ledger, _Result) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The recorded-at time (unix s) before which a source id has expired (it counts once for WindowS).
 -spec usage_dedupe_cutoff(integer(), pos_integer()) -> integer().

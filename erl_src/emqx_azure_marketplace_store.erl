@@ -960,16 +960,17 @@ usage_with_status(Statuses) ->
 %% LeaseUntil, InFlightUntil}): the lease is checked and renewed, and the hours still to send are
 %% marked `submitting', each with the exact quantity it has, not to be taken over before
 %% InFlightUntil (when the call has surely ended, answered or not). An hour marked before and never
-%% answered may have reached Azure: its outcome is unknown from then on. The keys marked, or
-%% {error, lost_lease} when another node holds the lease (nothing is marked: nothing is sent).
+%% answered may have reached Azure: its outcome is unknown from then on. The hours marked, each with
+%% whether its outcome is unknown, or {error, lost_lease} when another node holds the lease
+%% (nothing is marked: nothing is sent).
 -spec mark_submitting([bucket_key()], {node(), integer(), integer(), integer()}) ->
-          {ok, [bucket_key()]} | {error, lost_lease}.
+          {ok, [{bucket_key(), boolean()}]} | {error, lost_lease}.
 mark_submitting(Keys, {Node, Now, LeaseUntil, InFlightUntil}) ->
     tx_ok(fun() ->
         case mnesia:wread({azmp_usage_lease, emitter}) of
-            [L = #azmp_usage_lease{node = Node, until = U}] when U >= Now ->
-                mnesia:write(L#azmp_usage_lease{until = max(U, LeaseUntil)}),
-                {ok, [K || K <- Keys, mark_one(K, Now, InFlightUntil)]};
+            [L = #azmp_usage_lease{node = Node, until = Held}] when Held >= Now ->
+                mnesia:write(L#azmp_usage_lease{until = max(Held, LeaseUntil)}),
+                {ok, [{K, Unknown} || K <- Keys, {true, Unknown} <- [mark_one(K, Now, InFlightUntil)]]};
             _ ->
                 {error, lost_lease}
         end
@@ -979,9 +980,9 @@ mark_one(K, Now, InFlightUntil) ->
     case mnesia:wread({azmp_usage, K}) of
         [B = #azmp_usage{status = S, next_attempt_at = At, outcome_unknown = U}]
           when S =:= pending; S =:= submitting, At =< Now ->
-            mnesia:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil,
-                                      outcome_unknown = U orelse S =:= submitting}),
-            true;
+            Unknown = U orelse S =:= submitting,
+            mnesia:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil, outcome_unknown = Unknown}),
+            {true, Unknown};
         _ ->
             false
     end.

@@ -276,7 +276,6 @@ std::optional<ItemStatus> item_status_from_name(std::string_view name) noexcept 
     return std::nullopt;
 }
 
-Release plan_release(std::int64_t hour, std::int64_t now) noexcept { return expired(hour, now) ? Release::Carry : Release::Send; }
 
 std::string_view item_outcome_name(ItemOutcome o) noexcept {
     switch (o) {

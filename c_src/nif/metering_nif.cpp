@@ -15,29 +15,12 @@
 
 namespace azmp::nif {
 
-using metering::ItemOutcome;
 using metering::RecordRefusal;
 
 namespace {
 
-// {TermStart, Used}
-bool read_counter(ErlNifEnv* env, ERL_NIF_TERM t, metering::TermCounter& c) {
-    int arity;
-    const ERL_NIF_TERM* e;
-    if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
-    auto start = decode<std::int64_t>(env, e[0]);
-    auto used = decode<std::int64_t>(env, e[1]);
-    if (!start || !used || *used < 0) return false;
-    c = {*start, *used};
-    return true;
-}
-
-// A sum of micro-units: far enough from overflow that adding a few more is safe.
 // More dimensions than an offer could have: the list is refused before it is walked further.
 constexpr std::int64_t kMaxDimensions = 1000;
-
-// Any non-negative 64-bit sum: the core refuses what it cannot bill (plan_close's too_large).
-bool micros_ok(std::int64_t m) { return m >= 0; }
 
 }  // namespace
 
@@ -119,36 +102,6 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     return enif_make_tuple4(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from), encode(env, p.closes_at));
 }
 
-ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 5) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t recorded = 0, carried = 0, included = 0, term = 0;
-    metering::TermCounter before;
-    if (a.read(argv[0], atoms::recorded, recorded) && !micros_ok(recorded)) a.fail(atoms::recorded);
-    if (a.read(argv[1], atoms::carried_in, carried) && !micros_ok(carried)) a.fail(atoms::carried_in);
-    if (a.read(argv[2], atoms::included, included) && !micros_ok(included)) a.fail(atoms::included);
-    if (a.ok() && (!read_counter(env, argv[3], before) || !micros_ok(before.used))) a.fail(atoms::used);
-    a.read(argv[4], atoms::term_start, term);
-    if (!a.ok()) return a.raise();
-    const metering::ClosePlan p = metering::plan_close(recorded, carried, included, before, term);
-    if (p.too_large)
-        return enif_make_tuple2(env, atoms::too_large,
-                                enif_make_tuple2(env, encode(env, p.counter.term_start), encode(env, p.counter.used)));
-    return enif_make_tuple3(env, encode(env, p.reported), encode(env, p.absorbed),
-                            enif_make_tuple2(env, encode(env, p.counter.term_start), encode(env, p.counter.used)));
-}
-
-ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 3) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t hour = 0, start = 0, months = 0;
-    a.read(argv[0], atoms::hour, hour);
-    a.read(argv[1], atoms::term_start, start);
-    if (a.read(argv[2], atoms::months, months) && (months < 0 || months > 1200)) a.fail(atoms::months);
-    if (!a.ok()) return a.raise();
-    return encode(env, metering::term_start_for(hour, start, static_cast<int>(months)));
-}
-
 ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 3) return enif_make_badarg(env);
     Args a(env);
@@ -162,49 +115,7 @@ ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
     return enif_make_tuple3(env, atoms::ok, encode(env, term->start), encode(env, std::int64_t{term->months}));
 }
 
-ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 4) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t hour = 0, grace = 0, now = 0;
-    LinkState state = LinkState::None;
-    a.read(argv[0], atoms::hour, hour);
-    if (a.read(argv[1], atoms::grace_s, grace) && (grace < 0 || grace > metering::kMaxGraceS)) a.fail(atoms::grace_s);
-    a.read(argv[2], atoms::now, now);
-    a.read(argv[3], atoms::state, state);
-    if (!a.ok()) return a.raise();
-    const bool carry = metering::plan_release(hour, now) == metering::Release::Carry;
-    return make_map<5>(env, {{{atoms::closes_at, encode(env, metering::closes_at(hour, grace))},
-                              {atoms::may_submit, encode(env, metering::may_submit(state))},
-                              {atoms::expired, encode(env, metering::expired(hour, now))},
-                              {atoms::overdue, encode(env, metering::overdue(hour, grace, now))},
-                              {atoms::release, carry ? atoms::carry : atoms::send}}});
-}
-
-ERL_NIF_TERM nif_usage_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 3) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t billed = 0;
-    std::optional<std::int64_t> processed;
-    std::string_view status;
-    if (a.read(argv[0], atoms::billed, billed) && !micros_ok(billed)) a.fail(atoms::billed);
-    a.read(argv[1], atoms::processed, processed);
-    a.read(argv[2], atoms::status, status);
-    if (!a.ok()) return a.raise();
-    switch (metering::reconcile_day(billed, processed, status.size() <= 64 ? status : std::string_view("?"))) {
-        case metering::ReconVerdict::Agree: return atoms::agree;
-        case metering::ReconVerdict::Differ: return atoms::differ;
-        case metering::ReconVerdict::Alarm: return atoms::alarm;
-    }
-    return atoms::differ;
-}
-
 namespace {
-
-// The grace the schedule takes (an hour closes at most a day after it ends).
-bool read_grace(Args& a, ERL_NIF_TERM t, std::int64_t& grace) {
-    if (a.read(t, atoms::grace_s, grace) && (grace < 0 || grace > metering::kMaxGraceS)) a.fail(atoms::grace_s);
-    return a.ok();
-}
 
 // A setting that is a count: at least 1.
 bool read_positive(Args& a, ERL_NIF_TERM t, ERL_NIF_TERM field, std::int64_t& v) {
@@ -213,52 +124,6 @@ bool read_positive(Args& a, ERL_NIF_TERM t, ERL_NIF_TERM field, std::int64_t& v)
 }
 
 }  // namespace
-
-ERL_NIF_TERM nif_usage_archivable(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t now = 0, grace = 0;
-    a.read(argv[0], atoms::now, now);
-    read_grace(a, argv[1], grace);
-    if (!a.ok()) return a.raise();
-    ERL_NIF_TERM settled = enif_make_list(env, 0);
-    // Built from the end: the list in the table's order.
-    const auto& table = EnumAtoms<ItemOutcome>::table;
-    for (auto it = std::rbegin(table); it != std::rend(table); ++it)
-        if (metering::settled(it->value)) settled = enif_make_list_cell(env, *it->atom, settled);
-    return enif_make_tuple2(env, encode(env, metering::last_archivable_hour(now, grace)), settled);
-}
-
-ERL_NIF_TERM nif_usage_first_kept_day(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t now = 0, days = 0;
-    a.read(argv[0], atoms::now, now);
-    read_positive(a, argv[1], atoms::history_days, days);
-    if (!a.ok()) return a.raise();
-    return encode(env, metering::first_kept_day(now, days));
-}
-
-ERL_NIF_TERM nif_usage_daily_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 3) return enif_make_badarg(env);
-    Args a(env);
-    metering::DailyFacts f;
-    a.read(argv[0], atoms::now, f.now);
-    a.read(argv[1], atoms::last_reconciled, f.last_reconciled);
-    a.read(argv[2], atoms::retry_after, f.retry_after);
-    if (!a.ok()) return a.raise();
-    const auto day = metering::day_to_reconcile(f);
-    return day ? enif_make_tuple2(env, atoms::reconcile, encode(env, *day)) : atoms::wait;
-}
-
-ERL_NIF_TERM nif_usage_reconcile_retry_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 1) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t now = 0;
-    a.read(argv[0], atoms::now, now);
-    if (!a.ok()) return a.raise();
-    return encode(env, metering::reconcile_retry_at(now));
-}
 
 ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);

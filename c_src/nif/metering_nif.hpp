@@ -16,38 +16,13 @@ ERL_NIF_TERM nif_usage_format(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
 // usage_hour(AtMs) -> HourStart (unix s, UTC)
 ERL_NIF_TERM nif_usage_hour(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
-// usage_plan_record(#{dimension_known, quantity, at_ms, state, cancelled_at, bucket_open, now, grace_s})
-//   -> {ok, Hour, CarriedFrom | undefined, ClosesAt} | {error, Reason}
+// usage_plan_record(#{dimension_known, quantity, at_ms, state, cancelled_at, activated_at, bucket_open, now,
+//                     grace_s, lateness_s (undefined: a day less the grace), own_total, current_total})
+//   -> {ok, Hour, CarriedFrom | undefined, ClosesAt} | {error, Reason | {Reason, #{Bound => Value}}}
 ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
-// usage_plan_close(Recorded, CarriedIn, Included, {TermStart, Used}, HourTermStart)
-//   -> {Reported, Absorbed, {TermStart, Used}}
-ERL_NIF_TERM nif_usage_plan_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-// usage_term_start(Hour, TermStart, Months) -> the start of the term holding Hour
-ERL_NIF_TERM nif_usage_term_start(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
+// usage_term(StartDate, EndDate, TermUnit) -> {ok, StartUnixS, Months} | error (Azure's term, read)
 ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-
-// usage_schedule(Hour, GraceS, Now, State)
-//   -> #{closes_at, may_submit, expired, overdue, release := send | carry}
-ERL_NIF_TERM nif_usage_schedule(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-// usage_reconcile(BilledMicros, ProcessedMicros | undefined, ReconStatus :: binary()) -> agree | differ | alarm
-ERL_NIF_TERM nif_usage_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-// usage_archivable(Now, GraceS) -> {LastHour, [Status]}: the settled hours (Status one of the
-//   outcomes nothing changes again) whose hour start is at most LastHour may leave RAM
-ERL_NIF_TERM nif_usage_archivable(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-// usage_first_kept_day(Now, HistoryDays) -> the first UTC day (unix s) the history keeps
-ERL_NIF_TERM nif_usage_first_kept_day(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-// usage_daily_reconcile(Now, LastReconciled, RetryAfter) -> {reconcile, Day} | wait
-ERL_NIF_TERM nif_usage_daily_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
-
-// usage_reconcile_retry_at(Now) -> when a failed reconciliation is tried again
-ERL_NIF_TERM nif_usage_reconcile_retry_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
 // usage_dedupe_cutoff(Now, WindowS) -> the recorded-at time before which a source id has expired
 ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);

@@ -154,7 +154,9 @@ ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
                {atoms::submit_states, atoms_where<LinkState>(env, metering::may_submit)},
                {atoms::first_kept_day, encode(env, p.first_kept_day)},
                {atoms::overdue_before, encode(env, p.overdue_before)},
-               {atoms::reconcile, encode(env, p.reconcile_day)},
+               {atoms::reconcile, p.reconcile_day ? enif_make_tuple2(env, encode(env, *p.reconcile_day),
+                                                                     encode(env, *p.reconcile_day + metering::kDayS - 1))
+                                                  : atoms::undefined},
                {atoms::retry_after, encode(env, p.reconcile_retry_at)},
                {atoms::releases, releases},
                {atoms::lookup_days, days},

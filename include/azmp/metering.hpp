@@ -174,11 +174,6 @@ enum class ItemOutcome {
     Check,      // refused for its plan or resource: read the subscription before going on
 };
 
-// A held hour once the subscription may be billed again: sent as it is, or carried into the
-// current hour when Azure would now refuse it as expired.
-enum class Release { Send, Carry };
-Release plan_release(std::int64_t hour, std::int64_t now) noexcept;
-
 std::string_view item_outcome_name(ItemOutcome o) noexcept;
 
 // ---------------------------------------------------------------------------------------------
