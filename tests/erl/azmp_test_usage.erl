@@ -6,6 +6,8 @@
 -define(M, emqx_azure_marketplace).
 
 %% @doc A new account linked to a new subscription of the emulator's: {AccountId, SubscriptionId}.
+%% Linked two days back on the plugin's clock (usage from before the activation is refused, and the
+%% suites record usage of the hours before now), which is then put back where it was.
 -spec linked(term()) -> {binary(), binary()}.
 linked(Emu) -> linked(Emu, #{}).
 
@@ -14,8 +16,11 @@ linked(Emu, SubOpts) ->
     A = list_to_binary("meter-" ++ integer_to_list(erlang:unique_integer([positive]))),
     ok = azmp_test_platform:add_account(A, #{}),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, SubOpts),
+    Now = emqx_azure_marketplace_clock:now(),
+    azmp_test_clock:advance(-2 * 86400),
     ok = ?M:link(A, {token, Token}),
     azmp_test_env:await_linked(A),
+    azmp_test_clock:advance(Now - emqx_azure_marketplace_clock:now()),
     {A, SubId}.
 
 %% @doc record_usage with a source id of its own.
