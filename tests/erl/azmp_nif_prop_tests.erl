@@ -15,6 +15,17 @@
                timeout_ms, connect_timeout_ms, max_in_flight, retry, resource_id, dimension,
                effective_start_time, usage_start_date]).
 
+%% The metering steps' facts (emqx_azure_marketplace_nif: usage_tick/1, usage_close/1, usage_plan_record/1,
+%% usage_answer/2, usage_reconcile_answer/2).
+-define(HOUR_KEYS, [subscription_id, dimension, hour, reported, plan_id, attempts, outcome_unknown, state, status,
+                    azure_quantity]).
+-define(TICK_KEYS, [now, grace_s, lease_s, call_timeout_s, history_days, last_reconciled, retry_after, window_waves,
+                    held, lookups]).
+-define(CLOSE_KEYS, [recorded, carried_in, included, counter, hour, term, activated_at]).
+-define(RECORD_KEYS, [dimension_known, quantity, at_ms, state, cancelled_at, activated_at, bucket_open, now, grace_s,
+                      lateness_s, own_total, current_total]).
+-define(ANSWER_KEYS, [step, hours, now, retry_base_s, retry_max_s, day, refused_as]).
+
 nif_fuzz_test_() ->
     {setup,
      fun() ->
@@ -83,12 +94,16 @@ nif_fuzz_test_() ->
                                                              oneof([integer(), exactly(undefined)]),
                                                              oneof([boolean(), exactly(unknown)])},
                                            pure(fun() -> ?NIF:gate_deployment(S, D, N, C, P) end))},
-                 {usage_history, ?FORALL({N, G, D}, {time_arg(), time_arg(), time_arg()},
-                                         pure(fun() -> ?NIF:usage_archivable(N, G) end)
-                                         andalso pure(fun() -> ?NIF:usage_first_kept_day(N, D) end))},
-                 {usage_daily_reconcile, ?FORALL({N, L, R}, {time_arg(), time_arg(), time_arg()},
-                                                 pure(fun() -> ?NIF:usage_daily_reconcile(N, L, R) end)
-                                                 andalso pure(fun() -> ?NIF:usage_reconcile_retry_at(N) end))},
+                 {usage_tick, ?FORALL(F, metering_facts(?TICK_KEYS), pure(fun() -> ?NIF:usage_tick(F) end))},
+                 {usage_close, ?FORALL(L, oneof([random_term(), list(metering_facts(?CLOSE_KEYS))]),
+                                       pure(fun() -> ?NIF:usage_close(L) end))},
+                 {usage_plan_record, ?FORALL(F, metering_facts(?RECORD_KEYS),
+                                             pure(fun() -> ?NIF:usage_plan_record(F) end))},
+                 {usage_answer, ?FORALL({F, R}, {metering_facts(?ANSWER_KEYS), call_result()},
+                                        pure(fun() -> ?NIF:usage_answer(F, R) end))},
+                 {usage_reconcile_answer, ?FORALL({L, R}, {oneof([random_term(), list(metering_facts(?HOUR_KEYS))]),
+                                                           call_result()},
+                                                  pure(fun() -> ?NIF:usage_reconcile_answer(L, R) end))},
                  {usage_dedupe, ?FORALL({N, W}, {time_arg(), time_arg()},
                                         pure(fun() -> ?NIF:usage_sweep_interval_ms(W) end)
                                         andalso pure(fun() -> ?NIF:usage_dedupe_cutoff(N, W) end))},
@@ -204,6 +219,46 @@ decision_arg() ->
 
 prop_info() ->
     ?FORALL(_, integer(), acceptable(fun() -> ?NIF:info() end)).
+
+%% A metering step's facts: usually every key, each value of the right shape or not (nested lists
+%% of hours for the keys that take them), sometimes not a map at all.
+metering_facts(Keys) ->
+    frequency([{1, random_term()},
+               {6, ?LET(Pairs, [{K, metering_value(K)} || K <- Keys],
+                        ?LET(Drop, list(elements(Keys)), maps:without(Drop, maps:from_list(Pairs))))}]).
+
+metering_value(K) when K =:= held; K =:= hours; K =:= day ->
+    oneof([random_term(), ?LET(N, range(0, 3), vector(N, ?LAZY(metering_hour())))]);
+metering_value(lookups) -> oneof([random_term(), list(time_arg())]);
+metering_value(state) -> oneof([state(), random_term()]);
+metering_value(step) -> oneof([elements([batch, lookup, check]), random_term()]);
+metering_value(status) -> oneof([elements([open, pending, submitting, held, lookup, check, done, mismatch, carried,
+                                           dropped, rejected]), random_term()]);
+metering_value(counter) -> oneof([{time_arg(), time_arg()}, random_term()]);
+metering_value(term) -> oneof([exactly(undefined), {binary(), binary(), binary()},
+                               exactly({<<"2026-01-31">>, <<"2026-02-28">>, <<"P1M">>}), random_term()]);
+metering_value(K) when K =:= outcome_unknown; K =:= dimension_known; K =:= bucket_open -> oneof([boolean(), random_term()]);
+metering_value(K) when K =:= subscription_id; K =:= dimension; K =:= plan_id -> oneof([binary(), random_term()]);
+metering_value(refused_as) -> oneof([elements(['BadArgument', 'ResourceNotFound', undefined]), random_term()]);
+metering_value(_) -> time_arg().
+
+metering_hour() ->
+    ?LET(Pairs, [{K, metering_value(K)} || K <- ?HOUR_KEYS], maps:from_list(Pairs)).
+
+%% An Azure call's result as the client gives it: Azure's JSON decoded (often the shapes the
+%% metering core reads), or an error.
+call_result() ->
+    oneof([random_term(),
+           {ok, oneof([random_term(), #{<<"result">> => list(azure_item())}, list(azure_item()), azure_item()])},
+           {error, oneof([exactly(timeout), exactly(overloaded), {http, integer(), binary()}, {transport, binary()},
+                          {bad_response, binary()}, random_term()])}]).
+
+azure_item() ->
+    ?LET(Pairs, [{K, oneof([binary(), integer(), float(), random_term()])}
+                 || K <- [<<"status">>, <<"resourceId">>, <<"dimension">>, <<"effectiveStartTime">>, <<"quantity">>,
+                          <<"usageResourceId">>, <<"usageDate">>, <<"processedQuantity">>, <<"planId">>,
+                          <<"saasSubscriptionStatus">>]],
+         maps:from_list(Pairs)).
 
 %% Maps whose keys are the ones the library looks for, with values of any shape (and sometimes the
 %% right shape), so that the deeper validation paths are exercised too.

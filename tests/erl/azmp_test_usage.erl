@@ -1,7 +1,7 @@
 %% Helpers of the metering suites: a linked account, a sample, the ledger.
 -module(azmp_test_usage).
 
--export([linked/1, linked/2, record/4, report/3]).
+-export([linked/1, linked/2, linked_at/2, record/4, report/3]).
 
 -define(M, emqx_azure_marketplace).
 
@@ -12,12 +12,18 @@
 linked(Emu) -> linked(Emu, #{}).
 
 -spec linked(term(), map()) -> {binary(), binary()}.
-linked(Emu, SubOpts) ->
+linked(Emu, SubOpts) -> linked(Emu, SubOpts, emqx_azure_marketplace_clock:now() - 2 * 86400).
+
+%% @doc linked/1, activated at At (unix s) on the plugin's clock.
+-spec linked_at(term(), integer()) -> {binary(), binary()}.
+linked_at(Emu, At) -> linked(Emu, #{}, At).
+
+linked(Emu, SubOpts, At) ->
     A = list_to_binary("meter-" ++ integer_to_list(erlang:unique_integer([positive]))),
     ok = azmp_test_platform:add_account(A, #{}),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, SubOpts),
     Now = emqx_azure_marketplace_clock:now(),
-    azmp_test_clock:advance(-2 * 86400),
+    azmp_test_clock:advance(At - Now),
     ok = ?M:link(A, {token, Token}),
     azmp_test_env:await_linked(A),
     azmp_test_clock:advance(Now - emqx_azure_marketplace_clock:now()),

@@ -64,7 +64,10 @@ report(A, From, To) -> azmp_test_usage:report(A, From, To).
 
 %% What the meter's tick archives at Now (grace 300 s): the core says which hours.
 archive(Now) ->
-    {LastHour, Settled} = emqx_azure_marketplace_nif:usage_archivable(Now, 300),
+    #{archive_last_hour := LastHour, settled := Settled} =
+        emqx_azure_marketplace_nif:usage_tick(#{now => Now, grace_s => 300, lease_s => 30, call_timeout_s => 30,
+                                                history_days => 40, last_reconciled => 0, retry_after => 0,
+                                                window_waves => 1, held => [], lookups => []}),
     ?STORE:archive_usage(LastHour, Settled).
 
 day_table(Day) ->
@@ -76,7 +79,7 @@ day_table(Day) ->
 archived(Emu) ->
     {A, SubId} = linked(Emu),
     H0 = (erlang:system_time(second) div ?H) * ?H - 3 * ?H,
-    at(Emu, H0 + 600),
+    at(Emu, H0 + ?H + 120),
     ok = record(A, <<"session_minutes">>, <<"1.5">>, (H0 + 60) * 1000),
     ok = record(A, <<"traffic_gb">>, <<"0.000001">>, (H0 + 60) * 1000),
     ok = record(A, <<"session_minutes">>, 2, (H0 + ?H + 60) * 1000),
@@ -113,8 +116,8 @@ archived(Emu) ->
 %% RAM, the RAM they take, and the days the history holds. RAM stays what the first day took; the
 %% history holds at most `history_days' (5) days (the first test's day, today, aside); every billed hour of the kept days is in the ledger.
 days(Emu) ->
-    Subs = [linked(Emu) || _ <- lists:seq(1, 4)],
     Start = (erlang:system_time(second) div ?D) * ?D - 13 * ?D,
+    Subs = [azmp_test_usage:linked_at(Emu, Start) || _ <- lists:seq(1, 4)],
     PerDay = [begin
                   [begin
                        H = Start + Day * ?D + Hour * ?H,
@@ -151,9 +154,15 @@ concurrent(Emu) ->
     %% Closed and billed through the store (the meter would archive them in the same tick).
     Keys = [K || K = {S, _, _} <- ?STORE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
     60 = length(Keys),
-    60 = ?STORE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {R, 0, C} end),
-    ok = ?STORE:mark_submitting(Keys),
-    ok = ?STORE:usage_results([{K, done, #{event_id => <<"ev">>}} || K <- Keys], H0 + ?H + 300),
+    {60, []} = ?STORE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {{R, 0, C}, <<"payg">>} end),
+    Now = H0 + ?H + 300,
+    true = ?STORE:take_lease(node(), Now, Now + 30),
+    {ok, Marked} = ?STORE:mark_submitting(Keys, {node(), Now, Now + 30, Now + 60}),
+    60 = length(Marked),
+    Done = #{outcome => done, reason => undefined, carry => 0, alarm => false, next_attempt_at => 0,
+             outcome_unknown => false, attempt_failed => false, plan_id => undefined, event_id => <<"ev">>,
+             message_time => undefined, azure_quantity => undefined},
+    ok = ?STORE:apply_usage_decisions([{K, Done} || K <- Keys], #{from => submitting, into => {Now, Now + ?H}}),
     Self = self(),
     Pids = [spawn_link(fun() -> Self ! {moved, self(), archive(H0 + ?H + 300)} end)
             || _ <- lists:seq(1, 8)],
