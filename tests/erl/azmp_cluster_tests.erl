@@ -444,7 +444,7 @@ metering_time_zone(#{n1 := N1, n2 := N2, emu := Emu, env := Env}) ->
         ?assertNotEqual(rpc(N, calendar, universal_time, []), rpc(N, calendar, local_time, [])),
         {A, SubId} = linked_account(Emu, N, []),
         H0 = real_hour() - 3 * ?HOUR,
-        set_clock(N, H0 + 600),
+        set_clock(N, H0 + ?HOUR + 60),
         ok = record(N, A, <<"sessions">>, 1, H0 * 1000),
         ok = record(N, A, <<"sessions">>, <<"2.5">>, (H0 + ?HOUR) * 1000 - 1),
         ok = record(N, A, <<"sessions">>, 4, (H0 + ?HOUR) * 1000),
@@ -528,7 +528,11 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
     {Node, Cleanup} =
         case Mode of
             with_node2 ->
-                %% Node 2 takes the emitter's lease once node 1's has run out (3 s).
+                %% Node 2 takes the emitter's lease once node 1's has run out (3 s), and the hours
+                %% node 1 had in flight once its calls have surely ended: the lease and 5 waves of
+                %% calls of at most 5 s (28 s); a minute on, on node 2's clock.
+                ?assertEqual(false, rpc(N2, emqx_azure_marketplace_meter, run_now, [])),
+                set_clock(N2, real_hour() + 120),
                 true = azmp_test_env:wait_until(
                          fun() -> rpc(N2, emqx_azure_marketplace_meter, run_now, []) end, 15000),
                 {N2, fun() -> ok end};
@@ -568,12 +572,16 @@ new_account(Profile) ->
     Id.
 
 %% An account linked through Via, with deployments named Account-Kind (trial: ends in 2 days).
+%% Activated two days back on Via's clock (usage from before the activation is refused, and the
+%% metering tests record usage of the hours before now), which is then put back where it was.
 linked_account(Emu, Via, Kinds) ->
     A = new_account(#{}),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    Now = rpc(Via, emqx_azure_marketplace_clock, now, []),
+    set_clock(Via, Now - 2 * ?DAY),
     ok = rpc(Via, ?M, link, [A, {token, Token}]),
     await_status(Via, A, linked),
-    Now = rpc(Via, emqx_azure_marketplace_clock, now, []),
+    set_clock(Via, Now),
     [ok = ?MEM:add_deployment(A, case K of
                                      trial -> #{id => <<A/binary, "-trial">>, trial => true,
                                                 trial_ends_at => Now + 2 * ?DAY};
