@@ -16,6 +16,12 @@
 -define(CLIENT, emqx_azure_marketplace_client).
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
+%% A landing's resolution is claimed this long (above the client's timeout); a token Azure refused
+%% is answered as such this long without asking again.
+-define(LANDING_CLAIM_S, 60).
+%% A copy of a landing being resolved waits this long for it, reading every ?LANDING_POLL_MS.
+-define(LANDING_WAIT_MS, 9000).
+-define(LANDING_POLL_MS, 20).
 
 -type account_id() :: binary().
 -type link_status() :: #{
@@ -39,14 +45,47 @@
 %% at most `landing_max' (100,000) are kept (`busy' beyond); expired ones are removed.
 -spec landing(binary()) -> {ok, binary()} | {error, invalid_token | busy}.
 landing(Token) when is_binary(Token), byte_size(Token) > 0 ->
-    Hash = crypto:hash(sha256, Token),
-    Now = emqx_azure_marketplace_clock:now(),
-    case ?STORE:landing_of_token(Hash, fun(At) -> ?NIF:landing_usable(At, Now) end) of
-        {ok, Id} -> {ok, Id};
-        none -> new_landing(Token, Hash, Now)
-    end;
+    landing(Token, crypto:hash(sha256, Token), erlang:monotonic_time(millisecond) + ?LANDING_WAIT_MS);
 landing(_) ->
     {error, invalid_token}.
+
+%% One process resolves a token (its claim and the check that it has no landing are one
+%% transaction); copies that arrive meanwhile read, without locks, until it is done, then answer
+%% with its landing, or `busy' after ?LANDING_WAIT_MS.
+landing(Token, Hash, Deadline) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    Usable = fun(At) -> ?NIF:landing_usable(At, Now) end,
+    case ?STORE:landing_of_token(Hash, Now, Usable) of
+        {ok, Id} -> {ok, Id};
+        refused -> {error, invalid_token};
+        busy -> await_landing(Token, Hash, Deadline);
+        none ->
+            case ?STORE:claim_landing(Hash, Now, Now + ?LANDING_CLAIM_S, Usable) of
+                claimed -> resolve_landing(Token, Hash, Now);
+                {ok, Id} -> {ok, Id};
+                refused -> {error, invalid_token};
+                busy -> await_landing(Token, Hash, Deadline)
+            end
+    end.
+
+await_landing(Token, Hash, Deadline) ->
+    case erlang:monotonic_time(millisecond) < Deadline of
+        true -> timer:sleep(?LANDING_POLL_MS), landing(Token, Hash, Deadline);
+        false -> {error, busy}
+    end.
+
+resolve_landing(Token, Hash, Now) ->
+    try new_landing(Token, Hash, Now) of
+        {error, invalid_token} = Invalid ->
+            ok = ?STORE:release_landing(Hash, {refused, Now + ?LANDING_CLAIM_S}),
+            Invalid;
+        Result ->
+            Result
+    catch
+        Class:Reason:Stack ->
+            ok = ?STORE:release_landing(Hash, free),
+            erlang:raise(Class, Reason, Stack)
+    end.
 
 new_landing(Token, Hash, Now) ->
     Work =

@@ -18,6 +18,10 @@
 -define(ACCEPTORS, 4).
 -define(MAX_HEADERS, 64).
 -define(MAX_LINE, 16384).
+%% After refusing an oversized head: at most this much more of the request is read (and dropped),
+%% for at most this long, so that the answer is not lost to a reset (see refuse_oversized/3).
+-define(DRAIN_BYTES, 4 * 1024 * 1024).
+-define(DRAIN_MS, 2000).
 
 -type opts() :: #{ip => inet:ip_address(), port => inet:port_number(), max_connections => pos_integer(),
                   max_body => pos_integer(), request_timeout_ms => pos_integer(), idle_timeout_ms => pos_integer(),
@@ -37,7 +41,7 @@ port(Server) -> gen_server:call(Server, port).
 -spec init(opts()) -> {ok, map()} | {stop, term()}.
 init(Opts) ->
     process_flag(trap_exit, true),
-    ListenOpts = [binary, {packet, http_bin}, {packet_size, ?MAX_LINE}, {active, false}, {reuseaddr, true},
+    ListenOpts = [binary, {packet, raw}, {active, false}, {reuseaddr, true},
                   {ip, maps:get(ip, Opts, {127, 0, 0, 1})}, {backlog, 1024}, {nodelay, true}],
     case gen_tcp:listen(maps:get(port, Opts, 0), ListenOpts) of
         {ok, L} ->
@@ -105,40 +109,73 @@ accept(L, Limits = #{counters := C, max_connections := Max}, Owner) ->
 connection(S, Limits = #{counters := C}, Owner) ->
     Ref = erlang:monitor(process, Owner),
     try
-        requests(S, Limits)
+        requests(S, Limits, <<>>)
     after
         erlang:demonitor(Ref, [flush]),
         atomics:sub(C, 1, 1),
         gen_tcp:close(S)
     end.
 
-%% One request after the other on a kept-alive connection.
-requests(S, Limits = #{idle_timeout_ms := Idle, request_timeout_ms := ReqTimeout}) ->
-    case gen_tcp:recv(S, 0, Idle) of
-        {ok, {http_request, Method, Uri, Version}} ->
+%% One request after the other on a kept-alive connection. The socket is read raw and the request
+%% parsed from a buffer of our own (erlang:decode_packet/3): the driver's own http packet mode
+%% closes the socket, unanswered, on a line over its limit; here such a line is answered (414 for
+%% the request line, 431 for a header). Buf holds what was received beyond the previous request.
+requests(S, Limits = #{idle_timeout_ms := Idle, request_timeout_ms := ReqTimeout}, Buf) ->
+    %% The idle timeout runs until the request's first byte; the request's deadline from there.
+    case first_bytes(S, Buf, Idle) of
+        {ok, Buf1} ->
             Deadline = erlang:monotonic_time(millisecond) + ReqTimeout,
-            case request(S, Limits, Deadline, Method, Uri, Version) of
-                keep_alive -> requests(S, Limits);
-                close -> ok
+            case packet(S, http_bin, Buf1, Deadline) of
+                {ok, {http_request, Method, Uri, Version}, Rest} ->
+                    case request(S, Limits, Deadline, Method, Uri, Version, Rest) of
+                        {keep_alive, Rest1} -> requests(S, Limits, Rest1);
+                        close -> ok
+                    end;
+                {ok, _Other, _} ->
+                    reply(S, 400, #{error => bad_request}, close);
+                {error, too_long} ->
+                    refuse_oversized(S, 414, request_line_too_long);
+                {error, _ClosedOrTimeout} ->
+                    ok
             end;
-        {ok, {http_error, _}} ->
-            reply(S, 400, #{error => bad_request}, close);
-        {ok, _Other} ->
-            reply(S, 400, #{error => bad_request}, close);
         {error, _ClosedOrTimeout} ->
             ok
     end.
 
-request(S, Limits, Deadline, Method, Uri, Version) ->
-    case headers(S, Deadline, []) of
-        {ok, Headers} ->
+first_bytes(S, <<>>, Timeout) -> gen_tcp:recv(S, 0, Timeout);
+first_bytes(_S, Buf, _Timeout) -> {ok, Buf}.
+
+%% The next packet of Type (a request line, a header line, a line) from Buf and then the socket:
+%% {ok, Packet, Rest}, or too_long once ?MAX_LINE bytes hold no complete one.
+packet(S, Type, Buf, Deadline) ->
+    case erlang:decode_packet(Type, Buf, [{packet_size, ?MAX_LINE}]) of
+        {ok, Packet, Rest} ->
+            {ok, Packet, Rest};
+        {more, _} when byte_size(Buf) < ?MAX_LINE ->
+            case gen_tcp:recv(S, 0, remaining(Deadline)) of
+                {ok, More} -> packet(S, Type, <<Buf/binary, More/binary>>, Deadline);
+                {error, _} = E -> E
+            end;
+        {more, _} ->
+            {error, too_long};
+        {error, _} ->
+            %% decode_packet's only error for these types: a line over packet_size
+            {error, too_long}
+    end.
+
+request(S, Limits, Deadline, Method, Uri, Version, Buf) ->
+    case headers(S, Deadline, Buf, []) of
+        {ok, Headers, Rest} ->
             Close = close_after(Version, Headers),
-            case body(S, Limits, Deadline, Headers) of
-                {ok, Body} ->
+            case body(S, Limits, Deadline, Headers, Rest) of
+                {ok, Body, Rest1} ->
                     {Status, RespHeaders, RespBody} =
                         route(method(Method), Uri, Headers, Body, Limits),
                     ok = send(S, response(Status, RespHeaders, RespBody, Close)),
-                    Close;
+                    case Close of
+                        keep_alive -> {keep_alive, Rest1};
+                        close -> close
+                    end;
                 {error, too_large} ->
                     reply(S, 413, #{error => body_too_large}, close);
                 {error, bad_request} ->
@@ -148,6 +185,8 @@ request(S, Limits, Deadline, Method, Uri, Version) ->
             end;
         {error, too_many_headers} ->
             reply(S, 431, #{error => too_many_headers}, close);
+        {error, too_long} ->
+            refuse_oversized(S, 431, header_too_long);
         {error, bad_request} ->
             reply(S, 400, #{error => bad_request}, close);
         {error, _TimeoutOrClosed} ->
@@ -156,13 +195,13 @@ request(S, Limits, Deadline, Method, Uri, Version) ->
 
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
-headers(_S, _Deadline, Acc) when length(Acc) > ?MAX_HEADERS ->
+headers(_S, _Deadline, _Buf, Acc) when length(Acc) > ?MAX_HEADERS ->
     {error, too_many_headers};
-headers(S, Deadline, Acc) ->
-    case gen_tcp:recv(S, 0, remaining(Deadline)) of
-        {ok, {http_header, _, Name, _, Value}} -> headers(S, Deadline, [{header_name(Name), Value} | Acc]);
-        {ok, http_eoh} -> {ok, lists:reverse(Acc)};
-        {ok, _} -> {error, bad_request};
+headers(S, Deadline, Buf, Acc) ->
+    case packet(S, httph_bin, Buf, Deadline) of
+        {ok, {http_header, _, Name, _, Value}, Rest} -> headers(S, Deadline, Rest, [{header_name(Name), Value} | Acc]);
+        {ok, http_eoh, Rest} -> {ok, lists:reverse(Acc), Rest};
+        {ok, _, _} -> {error, bad_request};
         {error, _} = E -> E
     end.
 
@@ -184,33 +223,29 @@ close_after(Version, Headers) ->
     end.
 
 %% The body, bounded whatever its transfer encoding: too large is known before it is read.
-body(S, Limits = #{max_body := Max}, Deadline, Headers) ->
+body(S, Limits = #{max_body := Max}, Deadline, Headers, Buf) ->
     Chunked = case header(<<"transfer-encoding">>, Headers) of
                   undefined -> false;
                   TE -> string:lowercase(string:trim(TE)) =:= <<"chunked">>
               end,
     Length = header(<<"content-length">>, Headers),
-    ok = inet:setopts(S, [{packet, raw}]),
-    Result =
-        case {Chunked, Length} of
-            {true, undefined} ->
-                continue(S, Headers),
-                chunks(S, Limits, Deadline, 0, []);
-            {true, _} ->
-                {error, bad_request};  % both: a request smuggling attempt
-            {false, undefined} ->
-                {ok, <<>>};
-            {false, L} ->
-                case string:to_integer(L) of
-                    {N, <<>>} when N >= 0, N =< Max ->
-                        continue(S, Headers),
-                        read(S, N, Deadline);
-                    {N, <<>>} when N > Max -> {error, too_large};
-                    _ -> {error, bad_request}
-                end
-        end,
-    ok = inet:setopts(S, [{packet, http_bin}]),
-    Result.
+    case {Chunked, Length} of
+        {true, undefined} ->
+            continue(S, Headers),
+            chunks(S, Limits, Deadline, Buf, 0, []);
+        {true, _} ->
+            {error, bad_request};  % both: a request smuggling attempt
+        {false, undefined} ->
+            {ok, <<>>, Buf};
+        {false, L} ->
+            case string:to_integer(L) of
+                {N, <<>>} when N >= 0, N =< Max ->
+                    continue(S, Headers),
+                    read(S, N, Buf, Deadline);
+                {N, <<>>} when N > Max -> {error, too_large};
+                _ -> {error, bad_request}
+            end
+    end.
 
 continue(S, Headers) ->
     case header(<<"expect">>, Headers) of
@@ -218,48 +253,53 @@ continue(S, Headers) ->
         E -> string:lowercase(E) =:= <<"100-continue">> andalso send(S, <<"HTTP/1.1 100 Continue\r\n\r\n">>)
     end.
 
-read(_S, 0, _Deadline) -> {ok, <<>>};
-read(S, N, Deadline) -> gen_tcp:recv(S, N, remaining(Deadline)).
+%% N bytes: {ok, Bytes, Rest}.
+read(_S, N, Buf, _Deadline) when byte_size(Buf) >= N ->
+    <<Bytes:N/binary, Rest/binary>> = Buf,
+    {ok, Bytes, Rest};
+read(S, N, Buf, Deadline) ->
+    case gen_tcp:recv(S, N - byte_size(Buf), remaining(Deadline)) of
+        {ok, More} -> {ok, <<Buf/binary, More/binary>>, <<>>};
+        {error, _} = E -> E
+    end.
 
-chunks(S, Limits = #{max_body := Max}, Deadline, Size, Acc) ->
-    ok = inet:setopts(S, [{packet, line}]),
-    Line = gen_tcp:recv(S, 0, remaining(Deadline)),
-    ok = inet:setopts(S, [{packet, raw}]),
-    case Line of
-        {ok, L} ->
+chunks(S, Limits = #{max_body := Max}, Deadline, Buf, Size, Acc) ->
+    case packet(S, line, Buf, Deadline) of
+        {ok, L, Rest} ->
             [Hex | _] = binary:split(string:trim(L), <<";">>),
             case catch binary_to_integer(string:trim(Hex), 16) of
                 0 ->
-                    case trailers(S, Deadline) of
-                        ok -> {ok, iolist_to_binary(lists:reverse(Acc))};
+                    case trailers(S, Deadline, Rest) of
+                        {ok, Rest1} -> {ok, iolist_to_binary(lists:reverse(Acc)), Rest1};
                         Error -> Error
                     end;
                 N when is_integer(N), N > 0, Size + N > Max ->
                     {error, too_large};
                 N when is_integer(N), N > 0 ->
-                    case gen_tcp:recv(S, N + 2, remaining(Deadline)) of
-                        {ok, <<Chunk:N/binary, "\r\n">>} -> chunks(S, Limits, Deadline, Size + N, [Chunk | Acc]);
-                        {ok, _} -> {error, bad_request};
+                    case read(S, N + 2, Rest, Deadline) of
+                        {ok, <<Chunk:N/binary, "\r\n">>, Rest1} ->
+                            chunks(S, Limits, Deadline, Rest1, Size + N, [Chunk | Acc]);
+                        {ok, _, _} -> {error, bad_request};
                         {error, _} = E -> E
                     end;
                 _ ->
                     {error, bad_request}
             end;
+        {error, too_long} ->
+            {error, bad_request};
         {error, _} = E ->
             E
     end.
 
 %% After the last chunk: trailer lines (ignored) up to an empty line, a bounded number of them.
-trailers(S, Deadline) -> trailers(S, Deadline, ?MAX_HEADERS).
+trailers(S, Deadline, Buf) -> trailers(S, Deadline, Buf, ?MAX_HEADERS).
 
-trailers(_S, _Deadline, 0) -> {error, bad_request};
-trailers(S, Deadline, N) ->
-    ok = inet:setopts(S, [{packet, line}]),
-    R = gen_tcp:recv(S, 0, remaining(Deadline)),
-    ok = inet:setopts(S, [{packet, raw}]),
-    case R of
-        {ok, <<"\r\n">>} -> ok;
-        {ok, _Trailer} -> trailers(S, Deadline, N - 1);
+trailers(_S, _Deadline, _Buf, 0) -> {error, bad_request};
+trailers(S, Deadline, Buf, N) ->
+    case packet(S, line, Buf, Deadline) of
+        {ok, <<"\r\n">>, Rest} -> {ok, Rest};
+        {ok, _Trailer, Rest} -> trailers(S, Deadline, Rest, N - 1);
+        {error, too_long} -> {error, bad_request};
         {error, _} = E -> E
     end.
 
@@ -271,6 +311,24 @@ send(S, Data) ->
         ok -> ok;
         {error, _} -> ok  % the client went away; the connection ends
     end.
+
+%% A request head over the limit: the answer, then the connection closed gracefully. The client is
+%% most likely still sending; closing a socket with unread data makes TCP reset it, and a reset can
+%% destroy the answer before the client reads it. So: our side shut down after the answer, then what
+%% the client still sends read and thrown away, bounded in bytes and time, then the close.
+refuse_oversized(S, Status, Error) ->
+    ?LOG_NOTICE(#{msg => "azure_marketplace_http_head_too_large", status => Status, limit_bytes => ?MAX_LINE}),
+    reply(S, Status, #{error => Error}, close),
+    _ = gen_tcp:shutdown(S, write),
+    drain(S, ?DRAIN_BYTES, erlang:monotonic_time(millisecond) + ?DRAIN_MS).
+
+drain(S, Left, Deadline) when Left > 0 ->
+    case gen_tcp:recv(S, 0, remaining(Deadline)) of
+        {ok, Data} -> drain(S, Left - byte_size(Data), Deadline);
+        {error, _} -> close
+    end;
+drain(_S, _Left, _Deadline) ->
+    close.
 
 reply(S, Status, Map, Close) ->
     {Status, Hs, Body} = json(Status, Map),
@@ -289,6 +347,7 @@ reason(400) -> <<"Bad Request">>;
 reason(401) -> <<"Unauthorized">>;
 reason(404) -> <<"Not Found">>;
 reason(413) -> <<"Payload Too Large">>;
+reason(414) -> <<"URI Too Long">>;
 reason(429) -> <<"Too Many Requests">>;
 reason(431) -> <<"Request Header Fields Too Large">>;
 reason(503) -> <<"Service Unavailable">>.

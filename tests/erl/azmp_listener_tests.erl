@@ -24,7 +24,13 @@ listener_test_() ->
           {"a Content-Length over 256 KiB is a 413 before the body is sent", fun length_too_large/0},
           {"a client that sends its request too slowly is cut off", fun slow_client/0},
           {"connections beyond the cap get a 503 at once", fun connection_cap/0},
+          {"a request line over the limit (a 60 KB token) is a 414, then the connection closes",
+           fun request_line_too_long/0},
+          {"a header over the limit (a 1 MB Authorization) is a 431, then the connection closes",
+           fun header_too_long/0},
           {"300 landings of one token: one landing, one call to Azure", {timeout, 60, fun() -> same_token(Emu) end}},
+          {"300 landings of one token at once: one landing record, one call to Azure",
+           {timeout, 60, fun() -> same_token_at_once(Emu) end}},
           {"landings while Azure is down are bounded, and removed when they expire",
            {timeout, 60, fun() -> azure_down(Emu) end}},
           {"landing resolutions are rate-limited", {timeout, 30, fun() -> rate_limited(Emu) end}}]
@@ -88,6 +94,27 @@ connection_cap() ->
         answer(S) =:= {404, closed}
     end, 5000).
 
+%% The request is sent from another process: the server answers (and stops reading) before all of
+%% it is sent, and the answer must arrive whatever became of the rest.
+oversized(Request) ->
+    S = connect(),
+    Self = self(),
+    Sender = spawn_link(fun() -> Self ! {sent, gen_tcp:send(S, Request)} end),
+    Answer = answer(S),
+    receive {sent, _} -> ok after 5000 -> unlink(Sender), exit(Sender, kill) end,
+    Answer.
+
+request_line_too_long() ->
+    Token = binary:copy(<<"t">>, 60 * 1024),
+    ?assertEqual({414, closed},
+                 oversized([<<"GET /azure/landing?token=">>, Token, <<" HTTP/1.1\r\nhost: x\r\n\r\n">>])).
+
+header_too_long() ->
+    Bearer = binary:copy(<<"b">>, 1024 * 1024),
+    ?assertEqual({431, closed},
+                 oversized([<<"POST /azure/webhook HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ">>, Bearer,
+                            <<"\r\ncontent-length: 0\r\n\r\n">>])).
+
 landing(Token) ->
     S = connect(),
     Path = ["/azure/landing?", uri_string:compose_query([{"token", binary_to_list(Token)}])],
@@ -112,6 +139,24 @@ same_token(Emu) ->
     ?assertEqual(1, length(lists:usort([B || {_, B} <- Answers]))),
     ?assertEqual(1, resolves(Emu)).
 
+%% The copies arrive together (a browser retrying, a proxy replaying): the check that the token has
+%% no landing yet and the landing's record are one transaction, and the copies that find the token
+%% being resolved wait for that resolution instead of asking Azure again.
+same_token_at_once(Emu) ->
+    {ok, #{token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = azmp_emulator:reset_stats(Emu),
+    ok = azmp_emulator:inject(Emu, resolve, [{delay, 200}]),  % Azure takes its time: they overlap
+    Before = landings(),
+    restart_listener(#{port => 0, max_connections => 1024, landing_per_s => 1000}),
+    Self = self(),
+    Pids = [spawn_link(fun() -> Self ! {landed, self(), landing(Token)} end) || _ <- lists:seq(1, 300)],
+    Answers = [receive {landed, P, A} -> A end || P <- Pids],
+    ok = azmp_emulator:clear_faults(Emu, resolve),
+    ?assertEqual(#{statuses => [200], landing_ids => 1, landings => 1, resolves => 1},
+                 #{statuses => lists:usort([St || {St, _} <- Answers]),
+                   landing_ids => length(lists:usort([B || {_, B} <- Answers])),
+                   landings => landings() - Before, resolves => resolves(Emu)}).
+
 azure_down(Emu) ->
     ok = azmp_emulator:inject(Emu, resolve, lists:duplicate(1000, {status, 503})),
     Answers = [landing(base64:encode(crypto:strong_rand_bytes(48))) || _ <- lists:seq(1, 200)],
@@ -132,13 +177,17 @@ azure_down(Emu) ->
 
 landings() -> emqx_azure_marketplace_store:landing_count().
 
-rate_limited(Emu) ->
-    %% The listener again, with 5 landings a second.
+%% The listener again, with other limits.
+restart_listener(Opts) ->
     ok = supervisor:terminate_child(emqx_azure_marketplace_sup, http),
     ok = supervisor:delete_child(emqx_azure_marketplace_sup, http),
     {ok, _} = supervisor:start_child(emqx_azure_marketplace_sup,
-                                     #{id => http, start => {emqx_azure_marketplace_http, start_link,
-                                                             [#{port => 0, landing_per_s => 5}]}}),
+                                     #{id => http, start => {emqx_azure_marketplace_http, start_link, [Opts]}}),
+    ok.
+
+rate_limited(Emu) ->
+    %% The listener again, with 5 landings a second.
+    restart_listener(#{port => 0, landing_per_s => 5}),
     {ok, #{token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
     Statuses = [St || {St, _} <- [landing(Token) || _ <- lists:seq(1, 30)]],
     ?assert(length([x || 429 <- Statuses]) >= 10),
