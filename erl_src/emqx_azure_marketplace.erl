@@ -27,6 +27,8 @@
 -type link_status() :: #{
     status := none | resolving | activating | linked | suspended | unsubscribed | failed,
     reason => atom(),
+    title => binary(),
+    message => binary(),
     subscription_id => binary()
 }.
 -type refusal() ::
@@ -132,29 +134,42 @@ link_valid(_Account, {token, _}) ->
 link_valid(_Account, Other) ->
     {error, {badarg, Other}}.
 
-%% @doc Where linking stands for the account (what the index page's modal shows).
+%% @doc Where linking stands for the account (what the index page's modal shows): the state, and
+%% in words a page can show (the C++ core's, the product documentation's where it has them) a
+%% stable `reason' and a `title' and `message'. A failure's `reason' is its refusal (see refusal());
+%% a pending link whose last call to Azure failed (it is retried) has `reason => azure_unavailable'.
 -spec link_status(account_id()) -> link_status().
 link_status(Account) ->
+    shown(status_of(Account)).
+
+status_of(Account) ->
     case ?STORE:job(Account) of
         #{phase := failed, reason := R} ->
             case ?STORE:link(Account) of
                 #{} = L -> link_map(L);
-                undefined -> #{status => failed, reason => R}
+                undefined -> {#{status => failed, reason => R}, false}
             end;
-        #{phase := P, subscription_id := SubId} ->
-            with_sub(#{status => P}, SubId);
+        #{phase := P, subscription_id := SubId, attempts := N} ->
+            {with_sub(#{status => P}, SubId), N > 0};
         undefined ->
             case ?STORE:link(Account) of
                 #{} = L -> link_map(L);
-                undefined -> #{status => none}
+                undefined -> {#{status => none}, false}
             end
     end.
 
-link_map(#{state := S, subscription_id := SubId}) -> with_sub(#{status => S}, SubId).
+shown({#{status := S} = Status, Retrying}) ->
+    case ?NIF:link_status_text(S, maps:get(reason, Status, undefined), Retrying) of
+        #{reason := Reason, title := Title, message := Message} ->
+            Status#{reason => Reason, title => Title, message => Message};
+        undefined ->
+            Status
+    end.
+
+link_map(#{state := S, subscription_id := SubId}) -> {with_sub(#{status => S}, SubId), false}.
 
 with_sub(M, undefined) -> M;
 with_sub(M, SubId) -> M#{subscription_id => SubId}.
-
 %% @doc Support staff cancel the account's subscription from our side (Azure DELETE); the account
 %% ends as after a cancellation in Azure.
 -spec unlink(account_id()) -> ok | {error, not_linked | term()}.

@@ -28,6 +28,10 @@ listener_test_() ->
            fun request_line_too_long/0},
           {"a header over the limit (a 1 MB Authorization) is a 431, then the connection closes",
            fun header_too_long/0},
+          {"a browser landing with a valid token is sent to the sign-in page with its landing id",
+           fun() -> browser_landing(Emu) end},
+          {"a browser landing with a bad or missing token gets a page without the token",
+           fun() -> browser_landing_refused(Emu) end},
           {"300 landings of one token: one landing, one call to Azure", {timeout, 60, fun() -> same_token(Emu) end}},
           {"300 landings of one token at once: one landing record, one call to Azure",
            {timeout, 60, fun() -> same_token_at_once(Emu) end}},
@@ -122,6 +126,68 @@ landing(Token) ->
     {ok, Reply} = recv_all(S, <<>>),
     [Head, Body] = binary:split(Reply, <<"\r\n\r\n">>),
     {status(Head), Body}.
+
+%% {Status, Headers (lowercase names), Body} of GET Path with an Accept header.
+get(Path, Accept) ->
+    S = connect(),
+    ok = gen_tcp:send(S, [<<"GET ">>, Path, <<" HTTP/1.1\r\nhost: x\r\naccept: ">>, Accept,
+                          <<"\r\nconnection: close\r\n\r\n">>]),
+    {ok, Reply} = recv_all(S, <<>>),
+    [Head, Body] = binary:split(Reply, <<"\r\n\r\n">>),
+    [_StatusLine | Lines] = binary:split(Head, <<"\r\n">>, [global]),
+    Headers = maps:from_list([{string:lowercase(K), V} || L <- Lines, [K, V] <- [binary:split(L, <<": ">>)]]),
+    {status(Head), Headers, Body}.
+
+landing_path(Token) -> ["/azure/landing?", uri_string:compose_query([{"token", binary_to_list(Token)}])].
+
+-define(BROWSER, <<"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8">>).
+
+%% Every landing answer: no caching, no referrer (the URL holds the token), nothing run or loaded.
+assert_landing_headers(Headers) ->
+    ?assertMatch(#{<<"cache-control">> := <<"no-store">>, <<"referrer-policy">> := <<"no-referrer">>,
+                   <<"x-content-type-options">> := <<"nosniff">>,
+                   <<"content-security-policy">> := <<"default-src 'none'", _/binary>>}, Headers).
+
+browser_landing(Emu) ->
+    {ok, #{token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    Url = <<"https://console.example.com/signin?from=azure&lang=en">>,
+    ok = application:set_env(emqx_azure_marketplace, landing_redirect_url, Url),
+    try
+        {303, Hs, <<>>} = get(landing_path(Token), ?BROWSER),
+        assert_landing_headers(Hs),
+        #{<<"location">> := Location} = Hs,
+        #{host := <<"console.example.com">>, path := <<"/signin">>, query := Q} = uri_string:parse(Location),
+        [{<<"from">>, <<"azure">>}, {<<"lang">>, <<"en">>}, {<<"landing_id">>, Id}] = uri_string:dissect_query(Q),
+        ?assertEqual(nomatch, binary:match(Location, Token)),
+        %% the same token, asked for JSON (a programmatic client): today's answer, the same landing
+        {200, JHs, JBody} = get(landing_path(Token), <<"application/json">>),
+        assert_landing_headers(JHs),
+        ?assertEqual({ok, #{<<"landing_id">> => Id}}, emqx_azure_marketplace_nif:json_decode(JBody))
+    after
+        application:unset_env(emqx_azure_marketplace, landing_redirect_url)
+    end.
+
+browser_landing_refused(_Emu) ->
+    ok = application:set_env(emqx_azure_marketplace, landing_redirect_url, <<"https://console.example.com/signin">>),
+    try
+        Bad = <<"not-a-token-<script>alert(1)</script>">>,
+        {400, Hs, Page} = get(landing_path(Bad), ?BROWSER),
+        assert_landing_headers(Hs),
+        ?assertMatch(#{<<"content-type">> := <<"text/html; charset=utf-8">>}, Hs),
+        ?assertNotEqual(nomatch, binary:match(Page, <<"invalid or has expired">>)),
+        ?assertNotEqual(nomatch, binary:match(Page, <<"please submit a ticket to get help">>)),
+        [?assertEqual(nomatch, binary:match(Page, Never)) || Never <- [<<"not-a-token">>, <<"<script">>, <<"src=">>,
+                                                                      <<"href=">>]],
+        {400, MHs, Missing} = get(<<"/azure/landing">>, ?BROWSER),
+        assert_landing_headers(MHs),
+        ?assertNotEqual(nomatch, binary:match(Missing, <<"Configure account now">>)),
+        %% JSON clients keep the JSON error
+        {400, JHs, JBody} = get(landing_path(Bad), <<"application/json">>),
+        assert_landing_headers(JHs),
+        ?assertEqual({ok, #{<<"error">> => <<"invalid_token">>}}, emqx_azure_marketplace_nif:json_decode(JBody))
+    after
+        application:unset_env(emqx_azure_marketplace, landing_redirect_url)
+    end.
 
 recv_all(S, Buf) ->
     case gen_tcp:recv(S, 0, 5000) of
