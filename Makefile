@@ -67,9 +67,10 @@ test: deps browser-deps
 dialyzer: deps
 	rebar3 dialyzer
 
+# CONSOLE=1: afterwards the plugin and the stand-in console stay up for a browser (URLs printed).
 demo: deps
 	rebar3 as test compile
-	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
+	AZMP_DEMO_CONSOLE=$(CONSOLE) erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
 	  _build/test/lib/emqx_azure_marketplace/tests/erl _build/test/lib/emqx_azure_marketplace/tests/demo \
 	  -eval "azmp_demo:main()"
 
