@@ -13,7 +13,7 @@ DEB_PACKAGES := cmake make g++ erlang-nox erlang-dev erlang-eunit erlang-inets e
   erlang-proper erlang-proper-dev libboost-json1.81-dev libcurl4-openssl-dev libssl-dev \
   libgtest-dev openssl ca-certificates clang libclang-rt-14-dev
 
-.PHONY: all deps nif cpp-tests test eunit dialyzer demo bench soak emulator clean plugin \
+.PHONY: all deps browser-deps nif cpp-tests test eunit dialyzer demo bench soak emulator clean plugin \
   sanitize sanitize-cpp sanitize-tsan sanitize-eunit fuzz fuzz-build
 
 all: deps nif
@@ -51,8 +51,14 @@ plugin: deps
 	$(MAKE) nif
 	escript scripts/make_plugin.escript $(PLUGIN_VSN) $(PLUGIN_DIR)
 
-# Every test: GoogleTest (through ctest), then EUnit (with PropEr) against the emulator.
-test: deps
+# Headless Chromium and its WebDriver, for the browser test (azmp_browser_tests), as `deps' does.
+BROWSER_PACKAGES := chromium chromium-driver fonts-dejavu-core
+browser-deps:
+	@$(MAKE) -s deps DEB_PACKAGES="$(BROWSER_PACKAGES)"
+
+# Every test: GoogleTest (through ctest), then EUnit (with PropEr) against the emulator, the
+# browser test included.
+test: deps browser-deps
 	$(MAKE) cpp-tests
 	$(MAKE) plugin
 	$(MAKE) eunit
@@ -61,9 +67,10 @@ test: deps
 dialyzer: deps
 	rebar3 dialyzer
 
+# CONSOLE=1: afterwards the plugin and the stand-in console stay up for a browser (URLs printed).
 demo: deps
 	rebar3 as test compile
-	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
+	AZMP_DEMO_CONSOLE=$(CONSOLE) erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
 	  _build/test/lib/emqx_azure_marketplace/tests/erl _build/test/lib/emqx_azure_marketplace/tests/demo \
 	  -eval "azmp_demo:main()"
 

@@ -16,11 +16,19 @@
 -define(CLIENT, emqx_azure_marketplace_client).
 -define(NIF, emqx_azure_marketplace_nif).
 -define(STORE, emqx_azure_marketplace_store).
+%% A landing's resolution is claimed this long (above the client's timeout); a token Azure refused
+%% is answered as such this long without asking again.
+-define(LANDING_CLAIM_S, 60).
+%% A copy of a landing being resolved waits this long for it, reading every ?LANDING_POLL_MS.
+-define(LANDING_WAIT_MS, 9000).
+-define(LANDING_POLL_MS, 20).
 
 -type account_id() :: binary().
 -type link_status() :: #{
     status := none | resolving | activating | linked | suspended | unsubscribed | failed,
     reason => atom(),
+    title => binary(),
+    message => binary(),
     subscription_id => binary()
 }.
 -type refusal() ::
@@ -39,14 +47,47 @@
 %% at most `landing_max' (100,000) are kept (`busy' beyond); expired ones are removed.
 -spec landing(binary()) -> {ok, binary()} | {error, invalid_token | busy}.
 landing(Token) when is_binary(Token), byte_size(Token) > 0 ->
-    Hash = crypto:hash(sha256, Token),
-    Now = emqx_azure_marketplace_clock:now(),
-    case ?STORE:landing_of_token(Hash, fun(At) -> ?NIF:landing_usable(At, Now) end) of
-        {ok, Id} -> {ok, Id};
-        none -> new_landing(Token, Hash, Now)
-    end;
+    landing(Token, crypto:hash(sha256, Token), erlang:monotonic_time(millisecond) + ?LANDING_WAIT_MS);
 landing(_) ->
     {error, invalid_token}.
+
+%% One process resolves a token (its claim and the check that it has no landing are one
+%% transaction); copies that arrive meanwhile read, without locks, until it is done, then answer
+%% with its landing, or `busy' after ?LANDING_WAIT_MS.
+landing(Token, Hash, Deadline) ->
+    Now = emqx_azure_marketplace_clock:now(),
+    Usable = fun(At) -> ?NIF:landing_usable(At, Now) end,
+    case ?STORE:landing_of_token(Hash, Now, Usable) of
+        {ok, Id} -> {ok, Id};
+        refused -> {error, invalid_token};
+        busy -> await_landing(Token, Hash, Deadline);
+        none ->
+            case ?STORE:claim_landing(Hash, Now, Now + ?LANDING_CLAIM_S, Usable) of
+                claimed -> resolve_landing(Token, Hash, Now);
+                {ok, Id} -> {ok, Id};
+                refused -> {error, invalid_token};
+                busy -> await_landing(Token, Hash, Deadline)
+            end
+    end.
+
+await_landing(Token, Hash, Deadline) ->
+    case erlang:monotonic_time(millisecond) < Deadline of
+        true -> timer:sleep(?LANDING_POLL_MS), landing(Token, Hash, Deadline);
+        false -> {error, busy}
+    end.
+
+resolve_landing(Token, Hash, Now) ->
+    try new_landing(Token, Hash, Now) of
+        {error, invalid_token} = Invalid ->
+            ok = ?STORE:release_landing(Hash, {refused, Now + ?LANDING_CLAIM_S}),
+            Invalid;
+        Result ->
+            Result
+    catch
+        Class:Reason:Stack ->
+            ok = ?STORE:release_landing(Hash, free),
+            erlang:raise(Class, Reason, Stack)
+    end.
 
 new_landing(Token, Hash, Now) ->
     Work =
@@ -93,29 +134,42 @@ link_valid(_Account, {token, _}) ->
 link_valid(_Account, Other) ->
     {error, {badarg, Other}}.
 
-%% @doc Where linking stands for the account (what the index page's modal shows).
+%% @doc Where linking stands for the account (what the index page's modal shows): the state, and
+%% in words a page can show (the C++ core's, the product documentation's where it has them) a
+%% stable `reason' and a `title' and `message'. A failure's `reason' is its refusal (see refusal());
+%% a pending link whose last call to Azure failed (it is retried) has `reason => azure_unavailable'.
 -spec link_status(account_id()) -> link_status().
 link_status(Account) ->
+    shown(status_of(Account)).
+
+status_of(Account) ->
     case ?STORE:job(Account) of
         #{phase := failed, reason := R} ->
             case ?STORE:link(Account) of
                 #{} = L -> link_map(L);
-                undefined -> #{status => failed, reason => R}
+                undefined -> {#{status => failed, reason => R}, false}
             end;
-        #{phase := P, subscription_id := SubId} ->
-            with_sub(#{status => P}, SubId);
+        #{phase := P, subscription_id := SubId, attempts := N} ->
+            {with_sub(#{status => P}, SubId), N > 0};
         undefined ->
             case ?STORE:link(Account) of
                 #{} = L -> link_map(L);
-                undefined -> #{status => none}
+                undefined -> {#{status => none}, false}
             end
     end.
 
-link_map(#{state := S, subscription_id := SubId}) -> with_sub(#{status => S}, SubId).
+shown({#{status := S} = Status, Retrying}) ->
+    case ?NIF:link_status_text(S, maps:get(reason, Status, undefined), Retrying) of
+        #{reason := Reason, title := Title, message := Message} ->
+            Status#{reason => Reason, title => Title, message => Message};
+        undefined ->
+            Status
+    end.
+
+link_map(#{state := S, subscription_id := SubId}) -> {with_sub(#{status => S}, SubId), false}.
 
 with_sub(M, undefined) -> M;
 with_sub(M, SubId) -> M#{subscription_id => SubId}.
-
 %% @doc Support staff cancel the account's subscription from our side (Azure DELETE); the account
 %% ends as after a cancellation in Azure.
 -spec unlink(account_id()) -> ok | {error, not_linked | term()}.

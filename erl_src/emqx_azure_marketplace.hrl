@@ -47,10 +47,12 @@
 }).
 
 %% The live landing of a marketplace token (its SHA-256): landing again with the same token gives
-%% the same landing, without asking Azure again.
+%% the same landing, without asking Azure again. While one process resolves the token, the row
+%% says so ({resolving, Until}: copies of the request wait for it); a token Azure refused is
+%% remembered a short while ({refused, Until}).
 -record(azmp_landing_token, {
     token_hash :: binary(),
-    landing_id :: binary()
+    landing_id :: binary() | {resolving | refused, integer()}
 }).
 
 %% A webhook operation: being handled (claimed until a time) or handled (Azure redelivers).

@@ -34,6 +34,7 @@ start_configured(Azure) ->
             %% Outside EMQX the metering env is not checked anywhere else: a bad one is refused here,
             %% naming the setting, rather than billed with.
             fun() -> emqx_azure_marketplace_config:validate_metering(application:get_env(?APP, metering, #{})) end,
+            fun() -> emqx_azure_marketplace_config:redirect_url(application:get_env(?APP, landing_redirect_url, <<>>)) end,
             fun() -> emqx_azure_marketplace_platform:configure(application:get_env(emqx_azure_marketplace, platform, undefined)) end,
             fun() -> emqx_azure_marketplace_clock:configure(application:get_env(emqx_azure_marketplace, clock, undefined)) end,
             fun emqx_azure_marketplace_store:start/0,

@@ -6,7 +6,7 @@
 -module(emqx_azure_marketplace_config).
 
 -export([load/0, name_vsn/0, from_hocon/1, validate/1, validate_metering/1, apply_env/1, current/0,
-         webhook_auth_config/1]).
+         webhook_auth_config/1, redirect_url/1]).
 
 -define(APP, emqx_azure_marketplace).
 %% The settings that are plain positive integers (names as in config.hocon and the app env).
@@ -92,7 +92,12 @@ convert(Hocon, Azure0) ->
                    true -> #{metering => metering_env(section(Hocon, metering))};
                    false -> #{}
                end,
-    maps:merge(maps:merge(Timings, Metering), Platform#{azure => Azure, http => http(section(Hocon, http))}).
+    Landing = case has(Hocon, landing) of
+                  true -> #{landing_redirect_url => str(section(Hocon, landing), redirect_url, <<"landing.">>)};
+                  false -> #{}
+              end,
+    maps:merge(maps:merge(maps:merge(Timings, Metering), Landing),
+               Platform#{azure => Azure, http => http(section(Hocon, http))}).
 
 %% The `metering' section in the application env's shape (emqx_azure_marketplace_metering's
 %% header): the types converted here, the values checked by validate/1.
@@ -238,9 +243,29 @@ validate(Config) ->
                 [K | _] -> {error, refusal(atom_to_binary(K), not_a_positive_integer)}
             end
         end,
-        fun() -> validate_metering(maps:get(metering, Config, #{})) end
+        fun() -> validate_metering(maps:get(metering, Config, #{})) end,
+        fun() -> redirect_url(maps:get(landing_redirect_url, Config, <<>>)) end
     ],
     run(Checks).
+
+%% @doc The page a browser landing from Azure is sent to (the platform's sign-in), `landing_id'
+%% added to its query: an absolute http(s) URL with a host, whose query (if any) is well-formed.
+%% Empty: browsers get the JSON answer too.
+-spec redirect_url(term()) -> ok | {error, error()}.
+redirect_url(<<>>) -> ok;
+redirect_url(Url) when is_binary(Url) ->
+    case uri_string:parse(Url) of
+        #{scheme := Scheme, host := Host} = U when Host =/= <<>> ->
+            Query = maps:get(query, U, <<>>),
+            case lists:member(string:lowercase(Scheme), [<<"http">>, <<"https">>]) andalso
+                 (Query =:= <<>> orelse is_list(uri_string:dissect_query(Query))) of
+                true -> ok;
+                false -> {error, refusal(<<"landing.redirect_url">>, not_an_http_url)}
+            end;
+        _ -> {error, refusal(<<"landing.redirect_url">>, not_an_http_url)}
+    end;
+redirect_url(_) ->
+    {error, refusal(<<"landing.redirect_url">>, not_an_http_url)}.
 
 %% @doc Checks a metering config (the application env `metering', as validate/1 does for a whole
 %% config; the start checks the one it runs with). The dimensions: each a valid id, a unit, and

@@ -18,6 +18,17 @@
 -define(ACCEPTORS, 4).
 -define(MAX_HEADERS, 64).
 -define(MAX_LINE, 16384).
+%% After refusing an oversized head: at most this much more of the request is read (and dropped),
+%% for at most this long, so that the answer is not lost to a reset (see refuse_oversized/3).
+-define(DRAIN_BYTES, 4 * 1024 * 1024).
+-define(DRAIN_MS, 2000).
+%% On every landing answer: the URL holds the marketplace token (no referrer, no cache), and the
+%% page runs nothing and loads nothing.
+-define(LANDING_HEADERS, [{<<"cache-control">>, <<"no-store">>}, {<<"referrer-policy">>, <<"no-referrer">>},
+                          {<<"x-content-type-options">>, <<"nosniff">>},
+                          {<<"content-security-policy">>,
+                           <<"default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+                             "frame-ancestors 'none'">>}]).
 
 -type opts() :: #{ip => inet:ip_address(), port => inet:port_number(), max_connections => pos_integer(),
                   max_body => pos_integer(), request_timeout_ms => pos_integer(), idle_timeout_ms => pos_integer(),
@@ -37,7 +48,7 @@ port(Server) -> gen_server:call(Server, port).
 -spec init(opts()) -> {ok, map()} | {stop, term()}.
 init(Opts) ->
     process_flag(trap_exit, true),
-    ListenOpts = [binary, {packet, http_bin}, {packet_size, ?MAX_LINE}, {active, false}, {reuseaddr, true},
+    ListenOpts = [binary, {packet, raw}, {active, false}, {reuseaddr, true},
                   {ip, maps:get(ip, Opts, {127, 0, 0, 1})}, {backlog, 1024}, {nodelay, true}],
     case gen_tcp:listen(maps:get(port, Opts, 0), ListenOpts) of
         {ok, L} ->
@@ -105,40 +116,73 @@ accept(L, Limits = #{counters := C, max_connections := Max}, Owner) ->
 connection(S, Limits = #{counters := C}, Owner) ->
     Ref = erlang:monitor(process, Owner),
     try
-        requests(S, Limits)
+        requests(S, Limits, <<>>)
     after
         erlang:demonitor(Ref, [flush]),
         atomics:sub(C, 1, 1),
         gen_tcp:close(S)
     end.
 
-%% One request after the other on a kept-alive connection.
-requests(S, Limits = #{idle_timeout_ms := Idle, request_timeout_ms := ReqTimeout}) ->
-    case gen_tcp:recv(S, 0, Idle) of
-        {ok, {http_request, Method, Uri, Version}} ->
+%% One request after the other on a kept-alive connection. The socket is read raw and the request
+%% parsed from a buffer of our own (erlang:decode_packet/3): the driver's own http packet mode
+%% closes the socket, unanswered, on a line over its limit; here such a line is answered (414 for
+%% the request line, 431 for a header). Buf holds what was received beyond the previous request.
+requests(S, Limits = #{idle_timeout_ms := Idle, request_timeout_ms := ReqTimeout}, Buf) ->
+    %% The idle timeout runs until the request's first byte; the request's deadline from there.
+    case first_bytes(S, Buf, Idle) of
+        {ok, Buf1} ->
             Deadline = erlang:monotonic_time(millisecond) + ReqTimeout,
-            case request(S, Limits, Deadline, Method, Uri, Version) of
-                keep_alive -> requests(S, Limits);
-                close -> ok
+            case packet(S, http_bin, Buf1, Deadline) of
+                {ok, {http_request, Method, Uri, Version}, Rest} ->
+                    case request(S, Limits, Deadline, Method, Uri, Version, Rest) of
+                        {keep_alive, Rest1} -> requests(S, Limits, Rest1);
+                        close -> ok
+                    end;
+                {ok, _Other, _} ->
+                    reply(S, 400, #{error => bad_request}, close);
+                {error, too_long} ->
+                    refuse_oversized(S, 414, request_line_too_long);
+                {error, _ClosedOrTimeout} ->
+                    ok
             end;
-        {ok, {http_error, _}} ->
-            reply(S, 400, #{error => bad_request}, close);
-        {ok, _Other} ->
-            reply(S, 400, #{error => bad_request}, close);
         {error, _ClosedOrTimeout} ->
             ok
     end.
 
-request(S, Limits, Deadline, Method, Uri, Version) ->
-    case headers(S, Deadline, []) of
-        {ok, Headers} ->
+first_bytes(S, <<>>, Timeout) -> gen_tcp:recv(S, 0, Timeout);
+first_bytes(_S, Buf, _Timeout) -> {ok, Buf}.
+
+%% The next packet of Type (a request line, a header line, a line) from Buf and then the socket:
+%% {ok, Packet, Rest}, or too_long once ?MAX_LINE bytes hold no complete one.
+packet(S, Type, Buf, Deadline) ->
+    case erlang:decode_packet(Type, Buf, [{packet_size, ?MAX_LINE}]) of
+        {ok, Packet, Rest} ->
+            {ok, Packet, Rest};
+        {more, _} when byte_size(Buf) < ?MAX_LINE ->
+            case gen_tcp:recv(S, 0, remaining(Deadline)) of
+                {ok, More} -> packet(S, Type, <<Buf/binary, More/binary>>, Deadline);
+                {error, _} = E -> E
+            end;
+        {more, _} ->
+            {error, too_long};
+        {error, _} ->
+            %% decode_packet's only error for these types: a line over packet_size
+            {error, too_long}
+    end.
+
+request(S, Limits, Deadline, Method, Uri, Version, Buf) ->
+    case headers(S, Deadline, Buf, []) of
+        {ok, Headers, Rest} ->
             Close = close_after(Version, Headers),
-            case body(S, Limits, Deadline, Headers) of
-                {ok, Body} ->
+            case body(S, Limits, Deadline, Headers, Rest) of
+                {ok, Body, Rest1} ->
                     {Status, RespHeaders, RespBody} =
                         route(method(Method), Uri, Headers, Body, Limits),
                     ok = send(S, response(Status, RespHeaders, RespBody, Close)),
-                    Close;
+                    case Close of
+                        keep_alive -> {keep_alive, Rest1};
+                        close -> close
+                    end;
                 {error, too_large} ->
                     reply(S, 413, #{error => body_too_large}, close);
                 {error, bad_request} ->
@@ -148,6 +192,8 @@ request(S, Limits, Deadline, Method, Uri, Version) ->
             end;
         {error, too_many_headers} ->
             reply(S, 431, #{error => too_many_headers}, close);
+        {error, too_long} ->
+            refuse_oversized(S, 431, header_too_long);
         {error, bad_request} ->
             reply(S, 400, #{error => bad_request}, close);
         {error, _TimeoutOrClosed} ->
@@ -156,13 +202,13 @@ request(S, Limits, Deadline, Method, Uri, Version) ->
 
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
-headers(_S, _Deadline, Acc) when length(Acc) > ?MAX_HEADERS ->
+headers(_S, _Deadline, _Buf, Acc) when length(Acc) > ?MAX_HEADERS ->
     {error, too_many_headers};
-headers(S, Deadline, Acc) ->
-    case gen_tcp:recv(S, 0, remaining(Deadline)) of
-        {ok, {http_header, _, Name, _, Value}} -> headers(S, Deadline, [{header_name(Name), Value} | Acc]);
-        {ok, http_eoh} -> {ok, lists:reverse(Acc)};
-        {ok, _} -> {error, bad_request};
+headers(S, Deadline, Buf, Acc) ->
+    case packet(S, httph_bin, Buf, Deadline) of
+        {ok, {http_header, _, Name, _, Value}, Rest} -> headers(S, Deadline, Rest, [{header_name(Name), Value} | Acc]);
+        {ok, http_eoh, Rest} -> {ok, lists:reverse(Acc), Rest};
+        {ok, _, _} -> {error, bad_request};
         {error, _} = E -> E
     end.
 
@@ -184,33 +230,29 @@ close_after(Version, Headers) ->
     end.
 
 %% The body, bounded whatever its transfer encoding: too large is known before it is read.
-body(S, Limits = #{max_body := Max}, Deadline, Headers) ->
+body(S, Limits = #{max_body := Max}, Deadline, Headers, Buf) ->
     Chunked = case header(<<"transfer-encoding">>, Headers) of
                   undefined -> false;
                   TE -> string:lowercase(string:trim(TE)) =:= <<"chunked">>
               end,
     Length = header(<<"content-length">>, Headers),
-    ok = inet:setopts(S, [{packet, raw}]),
-    Result =
-        case {Chunked, Length} of
-            {true, undefined} ->
-                continue(S, Headers),
-                chunks(S, Limits, Deadline, 0, []);
-            {true, _} ->
-                {error, bad_request};  % both: a request smuggling attempt
-            {false, undefined} ->
-                {ok, <<>>};
-            {false, L} ->
-                case string:to_integer(L) of
-                    {N, <<>>} when N >= 0, N =< Max ->
-                        continue(S, Headers),
-                        read(S, N, Deadline);
-                    {N, <<>>} when N > Max -> {error, too_large};
-                    _ -> {error, bad_request}
-                end
-        end,
-    ok = inet:setopts(S, [{packet, http_bin}]),
-    Result.
+    case {Chunked, Length} of
+        {true, undefined} ->
+            continue(S, Headers),
+            chunks(S, Limits, Deadline, Buf, 0, []);
+        {true, _} ->
+            {error, bad_request};  % both: a request smuggling attempt
+        {false, undefined} ->
+            {ok, <<>>, Buf};
+        {false, L} ->
+            case string:to_integer(L) of
+                {N, <<>>} when N >= 0, N =< Max ->
+                    continue(S, Headers),
+                    read(S, N, Buf, Deadline);
+                {N, <<>>} when N > Max -> {error, too_large};
+                _ -> {error, bad_request}
+            end
+    end.
 
 continue(S, Headers) ->
     case header(<<"expect">>, Headers) of
@@ -218,48 +260,53 @@ continue(S, Headers) ->
         E -> string:lowercase(E) =:= <<"100-continue">> andalso send(S, <<"HTTP/1.1 100 Continue\r\n\r\n">>)
     end.
 
-read(_S, 0, _Deadline) -> {ok, <<>>};
-read(S, N, Deadline) -> gen_tcp:recv(S, N, remaining(Deadline)).
+%% N bytes: {ok, Bytes, Rest}.
+read(_S, N, Buf, _Deadline) when byte_size(Buf) >= N ->
+    <<Bytes:N/binary, Rest/binary>> = Buf,
+    {ok, Bytes, Rest};
+read(S, N, Buf, Deadline) ->
+    case gen_tcp:recv(S, N - byte_size(Buf), remaining(Deadline)) of
+        {ok, More} -> {ok, <<Buf/binary, More/binary>>, <<>>};
+        {error, _} = E -> E
+    end.
 
-chunks(S, Limits = #{max_body := Max}, Deadline, Size, Acc) ->
-    ok = inet:setopts(S, [{packet, line}]),
-    Line = gen_tcp:recv(S, 0, remaining(Deadline)),
-    ok = inet:setopts(S, [{packet, raw}]),
-    case Line of
-        {ok, L} ->
+chunks(S, Limits = #{max_body := Max}, Deadline, Buf, Size, Acc) ->
+    case packet(S, line, Buf, Deadline) of
+        {ok, L, Rest} ->
             [Hex | _] = binary:split(string:trim(L), <<";">>),
             case catch binary_to_integer(string:trim(Hex), 16) of
                 0 ->
-                    case trailers(S, Deadline) of
-                        ok -> {ok, iolist_to_binary(lists:reverse(Acc))};
+                    case trailers(S, Deadline, Rest) of
+                        {ok, Rest1} -> {ok, iolist_to_binary(lists:reverse(Acc)), Rest1};
                         Error -> Error
                     end;
                 N when is_integer(N), N > 0, Size + N > Max ->
                     {error, too_large};
                 N when is_integer(N), N > 0 ->
-                    case gen_tcp:recv(S, N + 2, remaining(Deadline)) of
-                        {ok, <<Chunk:N/binary, "\r\n">>} -> chunks(S, Limits, Deadline, Size + N, [Chunk | Acc]);
-                        {ok, _} -> {error, bad_request};
+                    case read(S, N + 2, Rest, Deadline) of
+                        {ok, <<Chunk:N/binary, "\r\n">>, Rest1} ->
+                            chunks(S, Limits, Deadline, Rest1, Size + N, [Chunk | Acc]);
+                        {ok, _, _} -> {error, bad_request};
                         {error, _} = E -> E
                     end;
                 _ ->
                     {error, bad_request}
             end;
+        {error, too_long} ->
+            {error, bad_request};
         {error, _} = E ->
             E
     end.
 
 %% After the last chunk: trailer lines (ignored) up to an empty line, a bounded number of them.
-trailers(S, Deadline) -> trailers(S, Deadline, ?MAX_HEADERS).
+trailers(S, Deadline, Buf) -> trailers(S, Deadline, Buf, ?MAX_HEADERS).
 
-trailers(_S, _Deadline, 0) -> {error, bad_request};
-trailers(S, Deadline, N) ->
-    ok = inet:setopts(S, [{packet, line}]),
-    R = gen_tcp:recv(S, 0, remaining(Deadline)),
-    ok = inet:setopts(S, [{packet, raw}]),
-    case R of
-        {ok, <<"\r\n">>} -> ok;
-        {ok, _Trailer} -> trailers(S, Deadline, N - 1);
+trailers(_S, _Deadline, _Buf, 0) -> {error, bad_request};
+trailers(S, Deadline, Buf, N) ->
+    case packet(S, line, Buf, Deadline) of
+        {ok, <<"\r\n">>, Rest} -> {ok, Rest};
+        {ok, _Trailer, Rest} -> trailers(S, Deadline, Rest, N - 1);
+        {error, too_long} -> {error, bad_request};
         {error, _} = E -> E
     end.
 
@@ -271,6 +318,24 @@ send(S, Data) ->
         ok -> ok;
         {error, _} -> ok  % the client went away; the connection ends
     end.
+
+%% A request head over the limit: the answer, then the connection closed gracefully. The client is
+%% most likely still sending; closing a socket with unread data makes TCP reset it, and a reset can
+%% destroy the answer before the client reads it. So: our side shut down after the answer, then what
+%% the client still sends read and thrown away, bounded in bytes and time, then the close.
+refuse_oversized(S, Status, Error) ->
+    ?LOG_NOTICE(#{msg => "azure_marketplace_http_head_too_large", status => Status, limit_bytes => ?MAX_LINE}),
+    reply(S, Status, #{error => Error}, close),
+    _ = gen_tcp:shutdown(S, write),
+    drain(S, ?DRAIN_BYTES, erlang:monotonic_time(millisecond) + ?DRAIN_MS).
+
+drain(S, Left, Deadline) when Left > 0 ->
+    case gen_tcp:recv(S, 0, remaining(Deadline)) of
+        {ok, Data} -> drain(S, Left - byte_size(Data), Deadline);
+        {error, _} -> close
+    end;
+drain(_S, _Left, _Deadline) ->
+    close.
 
 reply(S, Status, Map, Close) ->
     {Status, Hs, Body} = json(Status, Map),
@@ -285,10 +350,12 @@ response(Status, Headers, Body, Close) ->
      <<"\r\n\r\n">>, Body].
 
 reason(200) -> <<"OK">>;
+reason(303) -> <<"See Other">>;
 reason(400) -> <<"Bad Request">>;
 reason(401) -> <<"Unauthorized">>;
 reason(404) -> <<"Not Found">>;
 reason(413) -> <<"Payload Too Large">>;
+reason(414) -> <<"URI Too Long">>;
 reason(429) -> <<"Too Many Requests">>;
 reason(431) -> <<"Request Header Fields Too Large">>;
 reason(503) -> <<"Service Unavailable">>.
@@ -301,9 +368,11 @@ route(<<"POST">>, {abs_path, Uri}, Headers, Body, _Limits) ->
         {<<"/azure/webhook">>, _} -> emqx_azure_marketplace_webhook:handle(Headers, Body);
         _ -> json(404, #{error => not_found})
     end;
-route(<<"GET">>, {abs_path, Uri}, _Headers, _Body, Limits) ->
+route(<<"GET">>, {abs_path, Uri}, Headers, _Body, Limits) ->
     case path(Uri) of
-        {<<"/azure/landing">>, Query} -> landing(Query, Limits);
+        {<<"/azure/landing">>, Query} ->
+            {Status, Hs, Body} = landing(Query, wants_html(Headers), Limits),
+            {Status, Hs ++ ?LANDING_HEADERS, Body};
         _ -> json(404, #{error => not_found})
     end;
 route(_Method, _Uri, _Headers, _Body, _Limits) ->
@@ -315,27 +384,87 @@ path(Uri) ->
         [Path] -> {Path, <<>>}
     end.
 
-landing(Query, Limits) ->
+%% A browser (it asks for text/html) gets a redirect or a page; anything else, JSON.
+wants_html(Headers) ->
+    Accept = string:lowercase(iolist_to_binary([[V, $,] || {<<"accept">>, V} <- Headers])),
+    binary:match(Accept, <<"text/html">>) =/= nomatch.
+
+%% GET /azure/landing?token=...: the URL Azure opens in the customer's browser ("Configure account
+%% now"). The token is a secret: it is never logged, nor put in any answer.
+landing(Query, Html, Limits) ->
     Token = case catch uri_string:dissect_query(Query) of
                 Pairs when is_list(Pairs) -> proplists:get_value(<<"token">>, Pairs);
                 _ -> undefined
             end,
     case is_binary(Token) andalso Token =/= <<>> andalso byte_size(Token) =< 8192 of
         false ->
-            json(400, #{error => missing_token});
+            landing_error(Html, missing_token, 400);
         true ->
             case allow_landing(Limits) of
                 false ->
-                    {Status, Hs, Body} = json(429, #{error => too_many_landings}),
+                    {Status, Hs, Body} = landing_error(Html, too_many_landings, 429),
                     {Status, [{<<"retry-after">>, <<"1">>} | Hs], Body};
                 true ->
                     case emqx_azure_marketplace:landing(Token) of
-                        {ok, LandingId} -> json(200, #{landing_id => LandingId});
-                        {error, busy} -> json(503, #{error => busy});
-                        {error, Reason} -> json(400, #{error => Reason})
+                        {ok, LandingId} -> landed(Html, LandingId);
+                        {error, busy} -> landing_error(Html, busy, 503);
+                        {error, Reason} -> landing_error(Html, Reason, 400)
                     end
             end
     end.
+
+%% A browser goes on to the platform's sign-in page (landing_redirect_url), the landing id added
+%% to its query; without that setting, or for a programmatic client, the JSON answer.
+landed(Html, LandingId) ->
+    case application:get_env(emqx_azure_marketplace, landing_redirect_url, <<>>) of
+        Url when Html, is_binary(Url), Url =/= <<>> ->
+            {303, [{<<"location">>, redirect_location(Url, LandingId)}], <<>>};
+        _ ->
+            json(200, #{landing_id => LandingId})
+    end.
+
+%% Url with landing_id added to its query (what it had kept; checked when configured).
+redirect_location(Url, LandingId) ->
+    U = uri_string:parse(Url),
+    Query = case maps:get(query, U, <<>>) of
+                <<>> -> [];
+                Q -> uri_string:dissect_query(Q)
+            end,
+    iolist_to_binary(uri_string:recompose(U#{query => uri_string:compose_query(Query ++ [{<<"landing_id">>, LandingId}])})).
+
+%% The JSON answers are today's; a browser gets a small page of its own in the core's words (what
+%% happened, what to do), with the core's status.
+landing_error(false, Reason, Status) ->
+    json(Status, #{error => Reason});
+landing_error(true, Reason, Status) ->
+    case emqx_azure_marketplace_nif:landing_error_text(Reason) of
+        #{status := S, title := Title, message := Message} -> html(S, Title, Message);
+        undefined -> json(Status, #{error => Reason})
+    end.
+
+%% A self-contained page: no script, no external resource (the CSP allows its inline style only).
+html(Status, Title, Message) ->
+    T = escape(Title),
+    Body = [<<"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>">>, T,
+            <<" - EMQX Platform</title><style>"
+              "body{font-family:system-ui,sans-serif;background:#f5f6f8;color:#222;margin:0}"
+              "main{max-width:34rem;margin:12vh auto;background:#fff;border-radius:8px;padding:2rem 2.5rem;"
+              "box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.35rem;margin-top:0}p{line-height:1.5}"
+              ".brand{color:#00b173;font-weight:600;font-size:.9rem;letter-spacing:.04em}"
+              "</style></head><body><main><div class=\"brand\">EMQX Platform</div><h1>">>, T, <<"</h1><p>">>,
+            escape(Message), <<"</p></main></body></html>\n">>],
+    {Status, [{<<"content-type">>, <<"text/html; charset=utf-8">>}], iolist_to_binary(Body)}.
+
+escape(Text) ->
+    << <<(case C of
+              $& -> <<"&amp;">>;
+              $< -> <<"&lt;">>;
+              $> -> <<"&gt;">>;
+              $" -> <<"&quot;">>;
+              $' -> <<"&#39;">>;
+              _ -> <<C>>
+          end)/binary>> || <<C>> <= Text >>.
 
 %% At most landing_per_s landings a second reach the plugin (and Azure).
 allow_landing(#{counters := C, landing_per_s := PerS}) ->

@@ -7,6 +7,7 @@
 -export([json_decode/1, json_encode/1]).
 -export([valid_id/1, plan_link/3, plan_linked/0, plan_link_failed/1, classify_link_failure/2,
          decide_activation/1, link_retry_delay/3, landing_expires_at/1, landing_usable/2, marketplace_pays/1]).
+-export([link_status_text/3, landing_error_text/1]).
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_term/3]).
@@ -138,6 +139,17 @@ landing_expires_at(_Now) -> erlang:nif_error(nif_not_loaded).
 
 -spec landing_usable(integer(), integer()) -> boolean().
 landing_usable(_ExpiresAt, _Now) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc What the linking modal shows for a status (the core's words): Refusal for `failed',
+%% Retrying for a pending link whose last call to Azure failed. `undefined' for an unknown status.
+-spec link_status_text(atom(), atom() | undefined, boolean()) ->
+    #{reason := atom(), title := binary(), message := binary()} | undefined.
+link_status_text(_Status, _Refusal, _Retrying) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The landing page's HTTP status and words for a landing that failed (the core's).
+-spec landing_error_text(atom()) ->
+    #{reason := atom(), status := 400..599, title := binary(), message := binary()} | undefined.
+landing_error_text(_Error) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc Is the marketplace the payment method of an account whose link is in State?
 -spec marketplace_pays(link_state()) -> boolean().

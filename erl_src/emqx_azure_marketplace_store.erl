@@ -12,7 +12,8 @@
 -export([job/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
          commit_link_failed/4, retry_job/4, job_activating/2]).
 %% landings
--export([landing/1, landing_count/0, landing_of_token/2, put_landing/5, redeem_landing/4, delete_expired_landings/1]).
+-export([landing/1, landing_count/0, landing_of_token/3, claim_landing/4, release_landing/2, put_landing/5,
+         redeem_landing/4, delete_expired_landings/1]).
 %% webhook operations
 -export([operation/1, claim_operation/5, release_operation/1, finish_operation/5]).
 %% deadlines
@@ -546,21 +547,60 @@ landing(Id) ->
 -spec landing_count() -> non_neg_integer().
 landing_count() -> mnesia:table_info(azmp_landing, size).
 
-%% @doc The live landing of a token (by its hash), if any: landing again gives the same one.
--spec landing_of_token(binary(), fun((integer()) -> boolean())) -> {ok, binary()} | none.
-landing_of_token(Hash, Usable) ->
-    case one(azmp_landing_token, Hash) of
-        #azmp_landing_token{landing_id = Id} ->
-            case one(azmp_landing, Id) of
-                #azmp_landing{expires_at = At} -> case Usable(At) of true -> {ok, Id}; false -> none end;
-                undefined -> none
-            end;
-        undefined ->
-            none
-    end.
+%% @doc What is known of a token (by its hash), read without a lock: its live landing, `refused'
+%% (Azure refused it a moment ago), `busy' (a process is resolving it) or `none'.
+-spec landing_of_token(binary(), integer(), fun((integer()) -> boolean())) -> {ok, binary()} | refused | busy | none.
+landing_of_token(Hash, Now, Usable) ->
+    token_state(mnesia:dirty_read(azmp_landing_token, Hash), fun(Id) -> mnesia:dirty_read(azmp_landing, Id) end,
+                Now, Usable).
+
+token_state([#azmp_landing_token{landing_id = {refused, Until}}], _Read, Now, _Usable) when Until >= Now -> refused;
+token_state([#azmp_landing_token{landing_id = {resolving, Until}}], _Read, Now, _Usable) when Until >= Now -> busy;
+token_state([#azmp_landing_token{landing_id = Id}], Read, _Now, Usable) when is_binary(Id) ->
+    case Read(Id) of
+        [#azmp_landing{expires_at = At}] -> case Usable(At) of true -> {ok, Id}; false -> none end;
+        [] -> none
+    end;
+token_state(_, _Read, _Now, _Usable) ->
+    none.
+
+%% @doc The check that a token has no landing and the claim of its resolution, in one transaction:
+%% one process resolves a token however many copies of its landing arrive at once. `claimed' (this
+%% process resolves it, until Until, then puts the landing or releases the claim), or what
+%% landing_of_token/3 says.
+-spec claim_landing(binary(), integer(), integer(), fun((integer()) -> boolean())) ->
+    {ok, binary()} | refused | busy | claimed.
+claim_landing(Hash, Now, Until, Usable) ->
+    tx_ok(fun() ->
+        case token_state(mnesia:wread({azmp_landing_token, Hash}), fun(Id) -> mnesia:read(azmp_landing, Id) end,
+                         Now, Usable) of
+            none ->
+                mnesia:write(#azmp_landing_token{token_hash = Hash, landing_id = {resolving, Until}}),
+                claimed;
+            Known ->
+                Known
+        end
+    end).
+
+%% @doc Ends a claim without a landing: `refused' until Until (Azure refused the token: copies get
+%% that answer without asking again), or `free' (the resolution failed: the next copy claims it).
+-spec release_landing(binary(), {refused, integer()} | free) -> ok.
+release_landing(Hash, Outcome) ->
+    tx_ok(fun() ->
+        case mnesia:wread({azmp_landing_token, Hash}) of
+            [#azmp_landing_token{landing_id = {resolving, _}}] ->
+                case Outcome of
+                    free -> mnesia:delete({azmp_landing_token, Hash});
+                    {refused, _} -> mnesia:write(#azmp_landing_token{token_hash = Hash, landing_id = Outcome})
+                end;
+            _ ->
+                ok
+        end
+    end).
 
 %% @doc Keeps a landing (durably: it is acknowledged to the customer next), unless Max landings
-%% are kept already (`busy': landings are made before anyone signs in, so they are bounded).
+%% are kept already (`busy': landings are made before anyone signs in, so they are bounded; the
+%% token's claim is then released).
 -spec put_landing(binary(), binary(), term(), integer(), pos_integer()) -> ok | {error, busy}.
 put_landing(Id, Hash, Work, ExpiresAt, Max) ->
     case mnesia:table_info(azmp_landing, size) < Max of
@@ -570,6 +610,7 @@ put_landing(Id, Hash, Work, ExpiresAt, Max) ->
                 mnesia:write(#azmp_landing_token{token_hash = Hash, landing_id = Id})
             end);
         false ->
+            release_landing(Hash, free),
             {error, busy}
     end.
 
@@ -582,9 +623,11 @@ delete_expired_landings(Now) ->
                                               {#azmp_landing_token.landing_id, '$2'}]),
     Tokens = mnesia:dirty_select(azmp_landing_token, [{TokenHead, [], [{{'$1', '$2'}}]}]),
     Gone = sets:from_list(Ids),
+    %% a claim or a refusal whose time has passed (its process died, or it is old news) goes too
+    Done = fun({_, Until}) -> Until < Now; (Id) -> sets:is_element(Id, Gone) end,
     tx_ok(fun() ->
         _ = [mnesia:delete({azmp_landing, Id}) || Id <- Ids],
-        _ = [mnesia:delete({azmp_landing_token, H}) || {H, Id} <- Tokens, sets:is_element(Id, Gone)],
+        _ = [mnesia:delete({azmp_landing_token, H}) || {H, Id} <- Tokens, Done(Id)],
         ok
     end),
     length(Ids).

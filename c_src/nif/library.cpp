@@ -11,6 +11,7 @@
 #include "metering_nif.hpp"
 #include "metering_tick_nif.hpp"
 #include "rules_nif.hpp"
+#include "status_nif.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -177,6 +178,8 @@ ErlNifFunc nif_funcs[] = {
     {"link_retry_delay", 3, guarded<nif_link_retry_delay>, 0},
     {"landing_expires_at", 1, guarded<nif_landing_expires_at>, 0},
     {"landing_usable", 2, guarded<nif_landing_usable>, 0},
+    {"link_status_text", 3, guarded<nif_link_status_text>, 0},
+    {"landing_error_text", 1, guarded<nif_landing_error_text>, 0},
     {"plan_event", 4, guarded<nif_plan_event>, 0},
     {"plan_enforce", 2, guarded<nif_plan_enforce>, 0},
     {"repair_event", 2, guarded<nif_repair_event>, 0},

@@ -35,7 +35,11 @@ run() ->
                                 #{id => <<"traffic_gb">>, unit => <<"GB">>},
                                 #{id => <<"rule_actions">>, unit => <<"execution">>}],
                  grace_s => 300, tick_ms => 3600000},
-    Plugin = azmp_test_env:start_plugin(Emu, #{tick_ms => 50, metering => Metering}),
+    %% The stand-in console: where a browser landing from Azure is sent (sign-in, index, Billing).
+    {ok, Console} = azmp_demo_console:start(),
+    Plugin = azmp_test_env:start_plugin(Emu, #{tick_ms => 50, metering => Metering,
+                                               landing_redirect_url => <<(azmp_demo_console:url(Console))/binary,
+                                                                         "/signin">>}),
     T0 = emqx_azure_marketplace_clock:now(),
     put(t0, T0),
     say("Azure emulator: ~ts (Entra, SaaS Fulfillment v2, Metering; TLS with its own CA)~n",
@@ -160,9 +164,31 @@ run() ->
     days(2),
     check("trial deleted 3 days after it stopped", gone, state_of(<<"alice">>, <<"alice-trial">>)),
 
+    serve_console(Emu, Console),
+    azmp_demo_console:stop(Console),
     azmp_test_env:stop_plugin(Plugin),
     azmp_test_env:stop_emulator(Emu),
     ok.
+
+%% `make demo CONSOLE=1': the plugin and the console stay up for a browser, with Azure's
+%% "Configure account now" URLs of fresh subscriptions to open (dave: a clean account; erin: a
+%% credit card on file). Ctrl-C ends it.
+serve_console(Emu, Console) ->
+    case os:getenv("AZMP_DEMO_CONSOLE") of
+        Off when Off =:= false; Off =:= ""; Off =:= "0" ->
+            ok;
+        _ ->
+            ok = ?MEM:add_account(<<"dave">>, #{}),
+            ok = ?MEM:add_account(<<"erin">>, #{credit_card => true}),
+            step("The console stays up for a browser (Ctrl-C to stop)"),
+            tell("console: ~ts/signin", [azmp_demo_console:url(Console)]),
+            [begin
+                 {ok, #{token := T}} = azmp_emulator:add_subscription(Emu, #{name => <<Who/binary, "-payg">>}),
+                 tell("Configure account now (sign in as ~ts): http://127.0.0.1:~B/azure/landing?~ts",
+                      [Who, emqx_azure_marketplace_app:http_port(), uri_string:compose_query([{<<"token">>, T}])])
+             end || Who <- [<<"dave">>, <<"erin">>]],
+            receive after infinity -> ok end
+    end.
 
 %%--------------------------------------------------------------------
 
