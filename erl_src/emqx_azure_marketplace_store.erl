@@ -1055,7 +1055,12 @@ apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := Fr
     case mnesia:wread({azmp_usage, Key}) of
         [B = #azmp_usage{status = From}] ->
             Keep = fun(_Old, New) when New =/= undefined -> New; (Old, _) -> Old end,
-            B1 = B#azmp_usage{status = Outcome,
+            %% Sent again: it is `pending' until then.
+            Status = case Outcome of
+                         retry -> pending;
+                         _ -> Outcome
+                     end,
+            B2 = B#azmp_usage{status = Status,
                               event_id = Keep(B#azmp_usage.event_id, maps:get(event_id, D)),
                               message_time = Keep(B#azmp_usage.message_time, maps:get(message_time, D)),
                               azure_quantity = Keep(B#azmp_usage.azure_quantity, maps:get(azure_quantity, D)),
@@ -1067,11 +1072,6 @@ apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := Fr
                                                                      true -> 1;
                                                                      false -> 0
                                                                  end},
-            %% Sent again: it is `pending' until then.
-            B2 = case Outcome of
-                     retry -> B1#azmp_usage{status = pending};
-                     _ -> B1
-                 end,
             B3 = case maps:get(carry, D) of
                      Q when Q > 0 ->
                          Why = case maps:get(reason, D) of undefined -> carried; R -> R end,
