@@ -101,8 +101,7 @@ run(S) ->
                 Held = ?STORE:usage_held(),
                 Steps = ?STORE:usage_of(?STORE:usage_steps(Now)),
                 Plan = tick_plan(Now, Held, Steps, S),
-                S1 = close_due(Now, Plan, S),
-                release_held(Held, Plan, Now),
+                S1 = release_held(Held, Plan, Now, close_due(Now, Plan, S)),
                 S2 = submit(Now, Plan, S1),
                 S3 = steps(Steps, Now, Plan, S2),
                 S4 = daily(Plan, overdue(Plan, S3)),
@@ -186,17 +185,18 @@ plan_of(_) -> undefined.
 %%--------------------------------------------------------------------
 %% Held hours
 
-release_held(Held, #{releases := Releases, current_hour := ToHour, closes_at := ClosesAt}, Now) ->
-    lists:foreach(
-        fun({#{subscription_id := Sub, dimension := Dim, hour := Hour}, Release}) ->
+release_held(Held, #{releases := Releases, current_hour := ToHour, closes_at := ClosesAt}, Now, S) ->
+    lists:foldl(
+        fun({#{subscription_id := Sub, dimension := Dim, hour := Hour}, Release}, A) ->
+            Key = {Sub, Dim, Hour},
             case Release of
-                keep -> ok;
-                send -> ?STORE:release_usage({Sub, Dim, Hour}, send, Now);
-                lookup -> ?STORE:release_usage({Sub, Dim, Hour}, lookup, Now);
-                carry -> ?STORE:release_usage({Sub, Dim, Hour}, {carry, ToHour, ClosesAt}, Now)
+                keep -> A;
+                drop -> ?STORE:release_usage(Key, drop, Now), alarm(dropped, Key, #{reason => link_not_found}, A);
+                carry -> ?STORE:release_usage(Key, {carry, ToHour, ClosesAt}, Now), A;
+                _ -> ?STORE:release_usage(Key, Release, Now), A
             end
         end,
-        lists:zip(Held, Releases)).
+        S, lists:zip(Held, Releases)).
 
 state_of(SubId) when is_binary(SubId) -> state_of(?STORE:link_by_subscription(SubId));
 state_of(#{state := S}) -> S;

@@ -86,8 +86,8 @@ decider(Now) ->
 
 %% @doc The ledger of the account's subscription from hour From to hour To (unix seconds, UTC):
 %% per hour and dimension what was recorded, what the included quantity covered, what was reported
-%% and what became of it (Azure's event id, carry-forwards in and out, rejections). Quantities are
-%% exact decimal binaries.
+%% under which plan and what became of it (Azure's event id, carry-forwards in and out, rejections,
+%% whether an attempt's outcome is still unknown). Quantities are exact decimal binaries.
 -spec usage_report(binary(), integer(), integer()) -> {ok, [map()]} | {error, not_linked}.
 usage_report(Account, From, To) when is_integer(From), is_integer(To) ->
     case ?STORE:link(Account) of
@@ -96,7 +96,7 @@ usage_report(Account, From, To) when is_integer(From), is_integer(To) ->
     end.
 
 row(R = #{recorded := Rec, absorbed := Abs, reported := Rep, carried_in := In, carried_out := Out}) ->
-    Base = maps:with([hour, dimension, status, event_id, message_time, reason, attempts], R),
+    Base = maps:with([hour, dimension, status, event_id, message_time, reason, attempts, plan_id, outcome_unknown], R),
     Base#{recorded => fmt(Rec), included => fmt(Abs), reported => fmt(Rep),
           carried_in => [#{from_hour => H, quantity => fmt(Q), why => W} || {H, Q, W} <- In],
           carried_out => case Out of

@@ -225,7 +225,7 @@ usage_answer(_Facts, _Result) -> erlang:nif_error(nif_not_loaded).
                              closes_at := integer(), archive_last_hour := integer(), settled := [atom()],
                              submit_states := [link_state()], first_kept_day := integer(),
                              overdue_before := integer(), reconcile := {integer(), integer()} | undefined,
-                             retry_after := integer(), releases := [keep | send | carry | lookup],
+                             retry_after := integer(), releases := [keep | send | carry | lookup | drop],
                              lookup_days := [{integer(), integer()}], batch_size := pos_integer()}.
 usage_tick(_Facts) -> erlang:nif_error(nif_not_loaded).
 

@@ -1102,8 +1102,9 @@ carried_out(B, closed, Out) -> B#azmp_usage{carried_out = Out, status = dropped,
 
 %% @doc A held hour may be billed again: sent as it is; carried into a later hour ({carry, ToHour,
 %% ClosesAt}) when Azure would now refuse it as expired; or, when an attempt before the hold may
-%% have reached Azure, looked up in Azure's usageEvents first (lookup).
--spec release_usage(bucket_key(), send | lookup | {carry, integer(), integer()}, integer()) -> ok.
+%% have reached Azure, looked up in Azure's usageEvents first (lookup). Or it never may (drop: its
+%% link is gone): dropped, `link_not_found'.
+-spec release_usage(bucket_key(), send | lookup | drop | {carry, integer(), integer()}, integer()) -> ok.
 release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
     tx_ok(fun() ->
         case mnesia:wread({azmp_usage, Key}) of
@@ -1111,6 +1112,8 @@ release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
                 mnesia:write(B#azmp_usage{status = pending, next_attempt_at = Now});
             [B = #azmp_usage{status = held}] when How =:= lookup ->
                 mnesia:write(B#azmp_usage{status = lookup, reason = expired_while_held, next_attempt_at = Now});
+            [B = #azmp_usage{status = held}] when How =:= drop ->
+                mnesia:write(B#azmp_usage{status = dropped, reason = link_not_found});
             [B = #azmp_usage{status = held, reported = Q, account_id = A}] ->
                 {carry, ToHour, ClosesAt} = How,
                 Out = {ToHour, Q, expired_while_held},

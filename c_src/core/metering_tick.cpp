@@ -26,6 +26,8 @@ std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
 }  // namespace
 
 HeldRelease plan_held(const HeldHour& h, std::int64_t now) noexcept {
+    // Links are never deleted, only cancelled: an hour whose link is gone waits for nothing.
+    if (h.state == LinkState::None) return HeldRelease::Drop;
     if (!may_submit(h.state)) return HeldRelease::Keep;
     if (!expired(h.hour, now)) return HeldRelease::Send;
     // Too late for its own hour; an attempt before the hold may be billed already.

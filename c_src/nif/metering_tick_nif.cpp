@@ -28,7 +28,8 @@ struct EnumAtoms<HeldRelease> {
     static constexpr EnumAtom<HeldRelease> table[] = {{&atoms::keep, HeldRelease::Keep},
                                                       {&atoms::send, HeldRelease::Send},
                                                       {&atoms::carry, HeldRelease::Carry},
-                                                      {&atoms::lookup, HeldRelease::Lookup}};
+                                                      {&atoms::lookup, HeldRelease::Lookup},
+                                                      {&atoms::drop, HeldRelease::Drop}};
 };
 
 template <>

@@ -10,7 +10,7 @@ namespace azmp::nif {
 //   -> #{lease_until, in_flight_until, current_hour, closes_at (the current hour's), archive_last_hour,
 //        settled := [Status], submit_states := [LinkState], first_kept_day, overdue_before,
 //        reconcile := {DayStart, DayEnd} | undefined, retry_after (of a failed reconciliation),
-//        releases := [keep | send | carry | lookup] (one per held hour),
+//        releases := [keep | send | carry | lookup | drop] (one per held hour),
 //        lookup_days := [{DayStart, DayEnd}] (one per hour in lookups), batch_size}
 ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 

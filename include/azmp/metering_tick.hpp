@@ -31,6 +31,7 @@ enum class HeldRelease {
     Send,    // billable again, within Azure's window: sent as it is
     Carry,   // billable again, too late for its own hour: carried into the current hour
     Lookup,  // billable again, too late, but an earlier attempt may be billed: ask usageEvents first
+    Drop,    // its subscription has no link any more: never billable; settled (dropped), alarmed
 };
 
 struct TickFacts {

@@ -12,6 +12,7 @@
 -module(azmp_emulator).
 -behaviour(gen_server).
 
+-export([set_plan/3, set_answer_style/2]).
 -export([start/1, start_link/1, stop/1,
          http_url/1, https_url/1, ca_file/1, other_ca_file/1, jwks_url/1, info/1,
          add_subscription/2, subscription/2, add_operation/3,
@@ -129,6 +130,19 @@ subscription(Emu, SubId) -> call(Emu, {subscription, SubId}).
 %% InProgress until PATCHed; the others apply at once (Succeeded).
 -spec add_operation(emu(), binary(), map()) -> {ok, binary()} | {error, not_found}.
 add_operation(Emu, SubId, Map) -> call(Emu, {add_operation, SubId, Map}).
+
+%% @doc The subscription's plan changes in Azure, and no webhook tells the plugin (a ChangePlan it
+%% deferred with a 503, or one whose webhook was lost): the plugin's link keeps the old plan, and
+%% Azure answers events on it BadArgument.
+-spec set_plan(emu(), binary(), binary()) -> ok | {error, not_found}.
+set_plan(Emu, SubId, Plan) when is_binary(SubId), is_binary(Plan) -> call(Emu, {set_plan, SubId, Plan}).
+
+%% @doc How batchUsageEvent answers are written: `emulator' (the default: each item's fields as they
+%% were sent) or `microsoft_samples' (as Microsoft's own samples write them: effectiveStartTime
+%% without an offset, "2018-12-01T08:30:14", and the resourceId in upper case).
+-spec set_answer_style(emu(), emulator | microsoft_samples) -> ok.
+set_answer_style(Emu, Style) when Style =:= emulator; Style =:= microsoft_samples ->
+    call(Emu, {set_answer_style, Style}).
 
 %%% ---------------------------------------------------------------- clock
 
@@ -573,6 +587,13 @@ handle_call({set_clock_offset, S}, _From, State) ->
     {reply, ok, State#{clock_offset := S}};
 handle_call(clock_offset, _From, State = #{clock_offset := S}) ->
     {reply, S, State};
+handle_call({set_plan, SubId, Plan}, _From, State = #{subs := Subs}) ->
+    case Subs of
+        #{SubId := Sub} -> {reply, ok, State#{subs := Subs#{SubId := Sub#{plan_id := Plan}}}};
+        _ -> {reply, {error, not_found}, State}
+    end;
+handle_call({set_answer_style, Style}, _From, State) ->
+    {reply, ok, State#{answer_style => Style}};
 handle_call({set_dimensions, Dims}, _From, State = #{cfg := Cfg}) ->
     {reply, ok, State#{cfg := Cfg#{dimensions := Dims}}};
 handle_call({set_recon, Key, Override}, _From, State = #{recon := Recon}) ->

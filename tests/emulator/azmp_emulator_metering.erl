@@ -57,7 +57,11 @@ handle(batch_usage_event, #{body := Body}, Ctx, State) ->
                                                    #{<<"message">> => <<"Invalid event.">>}, E,
                                                    NowS), S}
                                end, State, Events),
-            {{200, [], #{<<"result">> => Results, <<"count">> => length(Results)}}, State1};
+            Styled = case maps:get(answer_style, State1, emulator) of
+                         microsoft_samples -> [microsoft_sample(R) || R <- Results];
+                         emulator -> Results
+                     end,
+            {{200, [], #{<<"result">> => Styled, <<"count">> => length(Results)}}, State1};
         _ ->
             {{400, [], #{<<"code">> => <<"BadArgument">>,
                          <<"message">> => <<"The request must contain 1 to 25 usage events.">>,
@@ -203,6 +207,18 @@ batch_item(Status, Detail, E, NowS) ->
     (echo(E))#{<<"status">> => Status,
                <<"messageTime">> => azmp_emulator_util:iso8601(NowS),
                <<"error">> => Detail}.
+
+%% An answer item as Microsoft's samples write it: effectiveStartTime without an offset, the
+%% resourceId in upper case.
+microsoft_sample(Item = #{<<"effectiveStartTime">> := T, <<"resourceId">> := R}) when is_binary(T), is_binary(R) ->
+    Bare = case azmp_emulator_util:parse_time(T) of
+               {ok, S} -> list_to_binary(calendar:system_time_to_rfc3339(S, [{unit, second}, {offset, ""}]));
+               error -> T
+           end,
+    Item#{<<"effectiveStartTime">> := binary:part(Bare, 0, min(19, byte_size(Bare))),
+          <<"resourceId">> := string:uppercase(R)};
+microsoft_sample(Item) ->
+    Item.
 
 echo(E) when is_map(E) ->
     maps:with([<<"resourceId">>, <<"resourceUri">>, <<"quantity">>, <<"dimension">>,

@@ -58,6 +58,8 @@ TEST(MeteringTick, HeldHoursReleased) {
          {k10, S::Linked, true}, k10 + 24 * kH, R::Lookup},
         {"cancelled while held: usage up to the cancellation is still billed", {k10, S::Unsubscribed, false},
          k10 + 2 * kH, R::Send},
+        {"its link is gone: dropped (alarmed), not held forever", {k10, S::None, false}, k10 + 2 * kH, R::Drop},
+        {"still linking: kept", {k10, S::Pending, false}, k10 + 2 * kH, R::Keep},
     };
     for (const auto& r : rows) EXPECT_EQ(plan_held(r.held, r.now), r.release) << r.sentence;
     TickFacts f;
