@@ -1,8 +1,14 @@
 %% `make soak': a plugin node doing linking, landings, webhooks and metering against the emulator
 %% is SIGKILLed at random moments (AZMP_SOAK_KILLS times, 50 by default) and restarted each time.
-%% Afterwards: every subscription was activated at most once (exactly once when linked), every
-%% acknowledged link and landing survived, no trial was stopped twice, and Azure holds exactly the
-%% usage the node acknowledged (to the micro-unit). Bounded: every step has a timeout.
+%% The metering meets its edges meanwhile: replies lost after Azure accepted a batch, samples
+%% arriving late (carried) or timed in the future (refused), plans changed in Azure without the
+%% plugin hearing of it (a ChangePlan deferred by a 503), cancellations mid-hour followed by late
+%% samples timed before them; and, before the end, a 25-hour outage of Azure's metering following
+%% the accepted batches. Afterwards: every subscription was activated at most once (exactly once
+%% when linked), every acknowledged link and landing survived, no trial was stopped twice, every
+%% hour is settled, and Azure holds exactly the usage the node acknowledged, per subscription (to
+%% the micro-unit), and per subscription, dimension and hour for every hour nothing was carried out
+%% of or into. Bounded: every step has a timeout.
 -module(azmp_soak).
 
 -export([main/0]).
@@ -95,19 +101,41 @@ op(3, N, Emu, Acks) ->
         _ ->
             ok
     end;
-op(R, N, _Emu, Acks) when R =< 8 ->
+op(R, N, _Emu, Acks) when R =< 7 ->
     case linked(N, Acks) of
         {A, Sub} ->
             Now = rpc(N, emqx_azure_marketplace_clock, now, []),
+            %% Mostly now; sometimes late (up to 3 h: carried when its hour has closed), sometimes
+            %% more than the skew ahead (refused: never acknowledged).
+            {At, Future} = case rand:uniform(10) of
+                               1 -> {Now - rand:uniform(3 * ?H), false};
+                               2 -> {Now + 301 + rand:uniform(?H), true};
+                               _ -> {Now, false}
+                           end,
             Q = rand:uniform(1000),
             Src = integer_to_binary(erlang:unique_integer([positive])),
             case rpc(N, ?M, record_usage, [A, #{dimension => ?DIM, quantity => <<(integer_to_binary(Q))/binary, ".5">>,
-                                                at => Now * 1000, source_id => Src}]) of
-                ok -> ets:insert(Acks, {usage, Sub, Q * 1000000 + 500000});
+                                                at => At * 1000, source_id => Src}]) of
+                ok when Future -> error({future_sample_acknowledged, A, At, Now});
+                ok -> ets:insert(Acks, {usage, Sub, At div ?H * ?H, Q * 1000000 + 500000});
                 _ -> ok
             end;
         none ->
             ok
+    end;
+op(8, N, Emu, Acks) ->
+    %% Azure takes the next batch and its reply is lost; or a plan changes in Azure, unheard of.
+    case rand:uniform(2) of
+        1 ->
+            azmp_emulator:inject(Emu, batch_usage_event, [{lost_reply, 0}]);
+        2 ->
+            case linked(N, Acks) of
+                {_A, Sub} ->
+                    {ok, #{plan_id := P}} = azmp_emulator:subscription(Emu, Sub),
+                    azmp_emulator:set_plan(Emu, Sub, case P of <<"payg">> -> <<"payg-premium">>; _ -> <<"payg">> end);
+                none ->
+                    ok
+            end
     end;
 op(_, N, Emu, Acks) ->
     case linked(N, Acks) of
@@ -167,17 +195,29 @@ check(N, Emu, Acks, Kills) ->
     StopsOf = fun(A) -> length([x || {stop, A1, D} <- ?MEM:log(), A1 =:= A, D =:= <<A/binary, "-trial">>]) end,
     true = azmp_test_env:wait_until(fun() -> lists:all(fun(A) -> StopsOf(A) >= 1 end, Cancelled) end, 30000),
     [] = [{A, StopsOf(A)} || A <- Cancelled, StopsOf(A) =/= 1],
-    %% 4. Usage: every hour closes and goes out; the ledger holds every acknowledged sample and
-    %% equals what Azure holds.
-    Shift = 2 * ?H + 400,
-    ok = rpc(N, azmp_test_clock, advance, [Shift]),
-    ok = azmp_emulator:set_clock_offset(Emu, Shift),
+    %% 4. Usage. Azure's metering is down for 25 hours after the batches it accepted (the answers
+    %% of some of them lost): every hour closes, and whatever Azure now refuses as Expired is looked
+    %% up before it is carried. Then every hour goes out; the ledger holds every acknowledged sample
+    %% and equals what Azure holds.
+    ok = azmp_emulator:inject(Emu, batch_usage_event, lists:duplicate(100000, {status, 503})),
+    Shift = fun(S) -> ok = rpc(N, azmp_test_clock, advance, [S - rpc(N, azmp_test_clock, now, []) +
+                                                             erlang:system_time(second)]),
+                      ok = azmp_emulator:set_clock_offset(Emu, S)
+            end,
+    [begin Shift(K * ?H), _ = rpc(N, emqx_azure_marketplace_meter, run_now, []) end || K <- lists:seq(1, 25)],
+    ok = azmp_emulator:clear_faults(Emu, batch_usage_event),
     Ledger = fun() -> rpc(N, emqx_azure_marketplace_store, usage_all, []) end,
-    Unfinished = fun() -> [R || R = #{status := S} <- Ledger(), lists:member(S, [open, pending, submitting, held])] end,
-    true = azmp_test_env:wait_until(fun() -> _ = rpc(N, emqx_azure_marketplace_meter, run_now, []), Unfinished() =:= [] end,
-                                    60000),
+    Unfinished = fun() -> [R || R = #{status := S} <- Ledger(),
+                                lists:member(S, [open, pending, submitting, held, lookup, check])] end,
+    Finish = fun(K) -> Shift(K * ?H + 400),
+                       true = azmp_test_env:wait_until(fun() -> _ = rpc(N, emqx_azure_marketplace_meter, run_now, []),
+                                                                Unfinished() =:= [] end, 20000)
+             end,
+    %% (Retries back off up to an hour: a few more hours see everything out.)
+    _ = lists:foldl(fun(K, false) -> (catch Finish(K)) =:= true; (_, true) -> true end, false, lists:seq(26, 30)),
+    [] = [maps:with([subscription_id, hour, status, reason, outcome_unknown, next_attempt_at], R) || R <- Unfinished()],
     Sum = fun(Pairs) -> lists:foldl(fun({K, Q}, M) -> maps:update_with(K, fun(X) -> X + Q end, Q, M) end, #{}, Pairs) end,
-    Acked = Sum([{Sub, Q} || {usage, Sub, Q} <- ets:lookup(Acks, usage)]),
+    Acked = Sum([{Sub, Q} || {usage, Sub, _Hour, Q} <- ets:lookup(Acks, usage)]),
     Recorded = Sum([{Sub, R} || #{subscription_id := Sub, recorded := R} <- Ledger()]),
     %% (A sample may be on disc and its `ok' lost with the node: recorded, not acknowledged.)
     Lost = [{Sub, Q, maps:get(Sub, Recorded, 0)} || {Sub, Q} <- maps:to_list(Acked), Q > maps:get(Sub, Recorded, 0)],
@@ -187,11 +227,32 @@ check(N, Emu, Acks, Kills) ->
     Azure = Sum([{Sub, element(2, emqx_azure_marketplace_nif:usage_quantity(Q))}
                  || #{resource_id := Sub, quantity := Q} <- azmp_emulator:usage(Emu)]),
     Billed = maps:with(maps:keys(Billed), Azure),
+    %% What the node acknowledged is what Azure holds, per subscription (carries move usage between
+    %% hours, never in or out of a subscription), but for the subscriptions with an hour Azure
+    %% refused for good (usage after a cancellation the plugin learnt late, by reconciliation)...
+    Refused = maps:from_list([{Sub, true} || #{subscription_id := Sub, status := S} <- Ledger(),
+                                             S =:= dropped orelse S =:= rejected]),
+    Short = [{Sub, Q, maps:get(Sub, Azure, 0)} || {Sub, Q} <- maps:to_list(Acked), not is_map_key(Sub, Refused),
+                                                  Q > maps:get(Sub, Azure, 0)],
+    [] = Short,
+    %% ...and per subscription and hour, for the hours nothing was carried out of or into.
+    Moved = maps:from_list([{{Sub, H}, true} || #{subscription_id := Sub, hour := H, carried_in := In,
+                                                  carried_out := Out} <- Ledger(), In =/= [] orelse Out =/= undefined]
+                           ++ [{{Sub, From}, true} || #{subscription_id := Sub, carried_in := In} <- Ledger(),
+                                                      {From, _, _} <- In]),
+    AckedHours = Sum([{{Sub, H}, Q} || {usage, Sub, H, Q} <- ets:lookup(Acks, usage), not is_map_key({Sub, H}, Moved),
+                                       not is_map_key(Sub, Refused)]),
+    AzureHours = Sum([{{Sub, H}, element(2, emqx_azure_marketplace_nif:usage_quantity(Q))}
+                      || #{resource_id := Sub, hour := H, quantity := Q} <- azmp_emulator:usage(Emu)]),
+    [] = [{K, Q, maps:get(K, AzureHours, 0)} || {K, Q} <- maps:to_list(AckedHours), Q > maps:get(K, AzureHours, 0)],
     Dropped = [R || R = #{status := dropped} <- Ledger()],
     #{kills => Kills, links => length(Links), linked => length([x || {_, _, linked} <- Statuses]),
       cancelled => length(Cancelled), failed => length([x || {_, _, failed} <- Statuses]),
       landings => length(Landings), usage_samples => length(ets:lookup(Acks, usage)),
       usage_hours_billed => length([x || #{status := done} <- Ledger()]), usage_hours_dropped => length(Dropped),
+      usage_hours_carried => length([x || #{status := carried} <- Ledger()]),
+      usage_hours_found_in_usage_events => length([x || #{reason := found_in_usage_events} <- Ledger()]),
+      usage_events_on_a_changed_plan => length([x || #{plan_id := <<"payg-premium">>} <- azmp_emulator:usage(Emu)]),
       usage_recorded_not_acknowledged_micros => Unacked}.
 
 webhook_url(N) ->
