@@ -12,7 +12,7 @@
 -module(azmp_emulator).
 -behaviour(gen_server).
 
--export([set_plan/3, set_answer_style/2]).
+-export([set_plan/3, set_answer_style/2, received/1]).
 -export([start/1, start_link/1, stop/1,
          http_url/1, https_url/1, ca_file/1, other_ca_file/1, jwks_url/1, info/1,
          add_subscription/2, subscription/2, add_operation/3,
@@ -213,6 +213,11 @@ usage(Emu) -> call(Emu, usage).
 %% @doc How many usage events Azure accepted (length(usage(Emu))).
 -spec usage_count(emu()) -> non_neg_integer().
 usage_count(Emu) -> length(usage(Emu)).
+
+%% @doc How many times each slot was sent in a batchUsageEvent, whatever Azure answered:
+%% #{{ResourceId, Dimension, EffectiveStartTime} => Count} (reset by reset_stats/1).
+-spec received(emu()) -> #{{term(), term(), term()} => pos_integer()}.
+received(Emu) -> call(Emu, received).
 
 check_dimensions(Dims) when is_list(Dims) ->
     lists:all(fun is_binary/1, Dims) orelse error({badarg, Dims}),
@@ -558,7 +563,9 @@ handle_call(expire_tokens, _From, State = #{tokens := Tab}) ->
 handle_call(stats, _From, State = #{stats := S = #{requests := R}}) ->
     {reply, S#{requests := lists:reverse(R)}, State};
 handle_call(reset_stats, _From, State) ->
-    {reply, ok, State#{stats := empty_stats(), webhooks := []}};
+    {reply, ok, State#{stats := empty_stats(), webhooks := [], received => #{}}};
+handle_call(received, _From, State) ->
+    {reply, maps:get(received, State, #{}), State};
 handle_call(webhooks, _From, State = #{webhooks := W}) ->
     {reply, lists:reverse(W), State};
 handle_call({rotate_signing_key, Key}, _From,

@@ -50,7 +50,7 @@ handle(batch_usage_event, #{body := Body}, Ctx, State) ->
             NowS = maps:get(now_s, Ctx),
             {Results, State1} =
                 lists:mapfoldl(fun(E, S) when is_map(E) ->
-                                       {Status, Msg, S1} = event(E, NowS, S),
+                                       {Status, Msg, S1} = event(E, NowS, received(E, S)),
                                        {batch_item(Status, Msg, E, NowS), S1};
                                   (E, S) ->
                                        {batch_item(<<"BadArgument">>,
@@ -98,6 +98,14 @@ handle(usage_events, #{query := Q}, Ctx, State) ->
     end.
 
 %%% ---------------------------------------------------------------- events
+
+%% Every batch item received, whatever its answer, counted per {resourceId, dimension,
+%% effectiveStartTime} (azmp_emulator:received/1: how many times each slot was sent).
+received(E, State) ->
+    Key = {maps:get(<<"resourceId">>, E, undefined), maps:get(<<"dimension">>, E, undefined),
+           maps:get(<<"effectiveStartTime">>, E, undefined)},
+    Received = maps:get(received, State, #{}),
+    State#{received => Received#{Key => maps:get(Key, Received, 0) + 1}}.
 
 %% {Status, Message, NewState}; Message is the accepted message (Accepted,
 %% Duplicate) or an error detail.

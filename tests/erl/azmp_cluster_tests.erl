@@ -51,7 +51,10 @@ cluster_test_() ->
             fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, node 2 takes over: billed once",
                         {timeout, 90, fun() -> metering_killed_mid_batch(Cl, with_node2) end}} end,
             fun(Cl) -> {"kill -9 of the emitter after Azure accepted a batch, restarted alone: billed once",
-                        {timeout, 90, fun() -> metering_killed_mid_batch(Cl, alone) end}} end
+                        {timeout, 90, fun() -> metering_killed_mid_batch(Cl, alone) end}} end,
+            fun(Cl) -> {"two emitters: node 1's tick outlives its lease (Azure answers in 4.5 s, the lease is 3 s); "
+                        "node 2 takes the lease over and sends its own hours, none of node 1's: no hour sent by both",
+                        {timeout, 90, fun() -> two_emitters(Cl) end}} end
         ]}
     end}.
 
@@ -554,6 +557,40 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
     after
         Cleanup()
     end.
+
+%% Node 1 marks its hours and sends them; Azure is slow (8 s), node 1's lease (3 s) runs out
+%% meanwhile. Node 2 takes the lease and sends the hours recorded since, but not node 1's, still in
+%% flight; node 1 then applies Azure's answer. Every hour went to Azure in exactly one request.
+two_emitters(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
+    {A, SubA} = linked_account(Emu, N1, []),
+    {B, SubB} = linked_account(Emu, N1, []),
+    %% A's hour closes before node 1's tick, B's two seconds after it (the grace is 300 s).
+    HA = real_hour() - 4 * ?HOUR,
+    HB = HA + ?HOUR,
+    [set_clock(N, HB + 60) || N <- [N1, N2]],
+    [ok = record(N1, A, D, 1, HA * 1000) || D <- [<<"sessions">>, <<"traffic">>]],
+    ok = record(N1, B, <<"sessions">>, 2, HB * 1000),
+    T1 = HB + ?HOUR + 300 - 2,
+    [set_clock(N, T1) || N <- [N1, N2]],
+    ok = azmp_emulator:reset_stats(Emu),
+    ok = azmp_emulator:inject(Emu, batch_usage_event, [{delay, 4500}]),
+    Self = self(),
+    spawn(fun() -> Self ! {node1_tick, catch erpc:call(N1, emqx_azure_marketplace_meter, run_now, [], 30000)} end),
+    true = azmp_test_env:wait_until(
+             fun() -> [submitting] =:= lists:usort([S || #{status := S} <- rpc(N1, ?STORE, usage_rows, [SubA, HA, HA])]) end,
+             5000),
+    %% Node 1's lease (3 s) runs out while Azure holds its call; node 2 takes it over and sends B's
+    %% hour, closed since, but not A's, still in flight.
+    set_clock(N2, T1 + 4),
+    true = azmp_test_env:wait_until(fun() -> rpc(N2, emqx_azure_marketplace_meter, run_now, []) end, 10000),
+    ?assertEqual([{HB, <<"sessions">>, 2}], accepted(Emu, SubB)),
+    receive {node1_tick, true} -> ok after 30000 -> error(node1_tick_did_not_end) end,
+    ?assertEqual(2, length(accepted(Emu, SubA))),
+    %% Each hour was sent exactly once.
+    ?assertEqual([1, 1, 1], maps:values(maps:filter(fun({R, _, _}, _) -> R =:= SubA orelse R =:= SubB end,
+                                                    azmp_emulator:received(Emu)))),
+    [?assertEqual([done], lists:usort([S || #{status := S} <- rpc(N, ?STORE, usage_rows, [Sub, HA, HB])]))
+     || N <- [N1, N2], Sub <- [SubA, SubB]].
 
 await_held(Call) ->
     case azmp_test_env:wait_until(fun() -> lists:member(Call, ?MEM:held()) end, 15000) of
