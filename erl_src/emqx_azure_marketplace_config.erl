@@ -18,7 +18,7 @@
 %% The metering section's plain positive integers (the meter's timings; the env key `metering').
 -define(METERING_TIMINGS, [tick_ms, lease_s, retry_base_s, retry_max_s]).
 %% The metering settings the core checks (emqx_azure_marketplace_nif:usage_check_settings/1).
--define(METERING_CORE, [grace_s, history_days, dedupe_window_s]).
+-define(METERING_CORE, [grace_s, lateness_s, history_days, dedupe_window_s]).
 
 %% The shape the plugin runs with (the application env keys).
 -type config() :: #{azure := map(), platform => module(), http := disabled | #{ip := inet:ip_address(), port := inet:port_number()},
@@ -270,7 +270,7 @@ redirect_url(_) ->
 %% @doc Checks a metering config (the application env `metering', as validate/1 does for a whole
 %% config; the start checks the one it runs with). The dimensions: each a valid id, a unit, and
 %% included quantities the core reads as exact non-negative decimals; the timings positive; the
-%% core's rules for the grace, the history, the dedupe window and the ids (each once).
+%% core's rules for the grace, the lateness, the history, the dedupe window and the ids (each once).
 -spec validate_metering(term()) -> ok | {error, error()}.
 validate_metering(Metering) when is_map(Metering) ->
     run([fun() -> dimensions(maps:get(dimensions, Metering, [])) end,
