@@ -166,7 +166,10 @@
 -record(azmp_usage_term, {
     key :: {binary(), binary()},  % {SubscriptionId, Dimension}
     term_start = 0 :: integer(),
-    used = 0 :: non_neg_integer()
+    used = 0 :: non_neg_integer(),
+    %% the term before, kept for the late samples of its last hours
+    prev_term_start = 0 :: integer(),
+    prev_used = 0 :: non_neg_integer()
 }).
 
 %% The one node that closes and sends hours, until a time (a lease).

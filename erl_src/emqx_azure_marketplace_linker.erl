@@ -148,17 +148,17 @@ decide(J = #{account_id := A}, Sub) ->
 activate(J = #{account_id := A}, SubId, Sub) ->
     C = emqx_azure_marketplace_app:client(),
     %% After a crash the activation may have gone through already: ask before activating again.
-    Status =
+    {Status, Current} =
         case ?CLIENT:get_subscription(C, SubId) of
-            {ok, #{<<"saasSubscriptionStatus">> := S}} when is_binary(S) -> S;
-            _ -> undefined
+            {ok, Azure = #{<<"saasSubscriptionStatus">> := S}} when is_binary(S) -> {S, Azure};
+            _ -> {undefined, undefined}
         end,
     case ?NIF:decide_activation(Status) of
-        already_active -> linked(J, SubId, Sub);
+        already_active -> linked(J, SubId, with_term(Sub, Current));
         refuse -> fail(J, subscription_unsubscribed);
         activate ->
             case ?CLIENT:activate(C, SubId, maps:get(<<"planId">>, Sub), quantity(Sub)) of
-                ok -> linked(J, SubId, Sub);
+                ok -> linked(J, SubId, with_term(Sub, activated(C, SubId)));
                 {error, Reason} ->
                     %% Another node may have finished or failed the job meanwhile (a lease ran out).
                     case ?STORE:job_activating(A, SubId) of
@@ -167,6 +167,23 @@ activate(J = #{account_id := A}, SubId, Sub) ->
                     end
             end
     end.
+
+%% The subscription's term starts at its activation: Azure's after it (Get Subscription), for the
+%% included quantities' anniversary; the resolved one (usually without dates) if Azure cannot say now.
+activated(C, SubId) ->
+    case ?CLIENT:get_subscription(C, SubId) of
+        {ok, Azure} when is_map(Azure) -> Azure;
+        {error, _} -> undefined
+    end.
+
+with_term(Sub, #{<<"term">> := Term}) when is_map(Term) ->
+    Inner = case maps:get(<<"subscription">>, Sub, #{}) of
+                M when is_map(M) -> M;
+                _ -> #{}
+            end,
+    Sub#{<<"subscription">> => Inner#{<<"term">> => Term}};
+with_term(Sub, _) ->
+    Sub.
 
 quantity(#{<<"quantity">> := Q}) when is_integer(Q), Q > 0 -> Q;
 quantity(_) -> undefined.

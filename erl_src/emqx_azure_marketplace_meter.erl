@@ -161,13 +161,15 @@ close(Keys, Plan, S) ->
 close_group(Keys) ->
     Links = maps:from_list([{Sub, ?STORE:link_by_subscription(Sub)} || Sub <- lists:usort([S || {S, _, _} <- Keys])]),
     {_, TooLarge} =
-        ?STORE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter}) ->
+        ?STORE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
+                                                         late := Late}) ->
                                      Link = maps:get(Sub, Links),
                                      Plan = plan_of(Link),
                                      [What] = ?NIF:usage_close([#{recorded => R, carried_in => C, counter => Counter,
                                                                   hour => Hour, included => ?METERING:included(Dim, Plan),
                                                                   term => term_of(Link),
-                                                                  activated_at => activated_at(Link)}]),
+                                                                  activated_at => activated_at(Link),
+                                                                  late => Late}]),
                                      {What, Plan}
                                  end),
     TooLarge.

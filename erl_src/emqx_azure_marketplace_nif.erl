@@ -40,6 +40,8 @@
 -type link_change() :: #{state := link_state(), suspended := [binary()],
                          cancelled_at := integer() | undefined, last_op_at := integer() | undefined}.
 -type call_res() :: reference().
+%% A term's usage counter: {TermStart, Used, PrevTermStart, PrevUsed} (usage_close/1).
+-type term_counter() :: {integer(), non_neg_integer(), integer(), non_neg_integer()}.
 %% A refused sample (usage_plan_record/1).
 -type usage_refusal() :: unknown_dimension | bad_quantity | not_linked | after_cancellation | hour_closed
                        | {too_late, #{oldest_accepted_ms := integer()}}
@@ -232,8 +234,7 @@ usage_tick(_Facts) -> erlang:nif_error(nif_not_loaded).
 %% @doc What closing hours report above the included quantity for their term:
 %% {Reported, Absorbed, Counter}, or {too_large, Counter} when the hour with what was carried into
 %% it is more than may be sent.
--spec usage_close([map()]) -> [{non_neg_integer(), non_neg_integer(), {integer(), non_neg_integer()}}
-                               | {too_large, {integer(), non_neg_integer()}}].
+-spec usage_close([map()]) -> [{non_neg_integer(), non_neg_integer(), term_counter()} | {too_large, term_counter()}].
 usage_close(_Hours) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc A day's ledger hours against Azure's usageEvents answer (the client's result): the pairs of

@@ -141,6 +141,8 @@ added_default(azmp_link, last_op_at) -> undefined;
 added_default(azmp_link, activated_at) -> undefined;
 added_default(azmp_usage, outcome_unknown) -> false;
 added_default(azmp_usage, plan_id) -> undefined;
+added_default(azmp_usage_term, prev_term_start) -> 0;
+added_default(azmp_usage_term, prev_used) -> 0;
 added_default(azmp_operation, state) -> done;
 added_default(azmp_operation, claimed_until) -> 0.
 
@@ -919,7 +921,9 @@ usage_due(Now) ->
     Keys = mnesia:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
     lists:sort(fun({_, _, H1}, {_, _, H2}) -> H1 =< H2 end, Keys).
 
-%% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter}) gives
+%% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter, late})
+%% (late: [{FromHour, Micros}], the late samples in `recorded'; counter: {TermStart, Used,
+%% PrevTermStart, PrevUsed}) gives
 %% {What, PlanId}: What is {Reported, Absorbed, Counter} (what the hour reports, what the included
 %% quantity absorbed, the term counter after it), or {too_large, Counter} for an hour that may not be
 %% sent (rejected, `hour_total_too_large'); PlanId is the plan the hour is sent with. Buckets of one
@@ -938,19 +942,21 @@ close_one(Key = {SubId, Dim, _}, Plan) ->
     case mnesia:wread({azmp_usage, Key}) of
         [B = #azmp_usage{status = open, recorded = R, carried_in = C, closes_at = ClosesAt}] ->
             Counter = case mnesia:wread({azmp_usage_term, {SubId, Dim}}) of
-                          [#azmp_usage_term{term_start = T, used = U}] -> {T, U};
-                          [] -> {0, 0}
+                          [#azmp_usage_term{term_start = T, used = U, prev_term_start = PT, prev_used = PU}] ->
+                              {T, U, PT, PU};
+                          [] -> {0, 0, 0, 0}
                       end,
             Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
-            {What, PlanId} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter}),
+            Late = [{From, Q} || {From, Q, late_sample} <- C],
+            {What, PlanId} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter, late => Late}),
             B1 = B#azmp_usage{plan_id = PlanId, next_attempt_at = ClosesAt},
             case What of
-                {too_large, {T1, U1}} ->
-                    mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
+                {too_large, Counter1} ->
+                    mnesia:write(term_row({SubId, Dim}, Counter1)),
                     mnesia:write(B1#azmp_usage{status = rejected, reason = hour_total_too_large}),
                     too_large;
-                {Reported, Absorbed, {T1, U1}} ->
-                    mnesia:write(#azmp_usage_term{key = {SubId, Dim}, term_start = T1, used = U1}),
+                {Reported, Absorbed, Counter1} ->
+                    mnesia:write(term_row({SubId, Dim}, Counter1)),
                     Status = case Reported > 0 of true -> pending; false -> done end,
                     mnesia:write(B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}),
                     closed
@@ -958,6 +964,9 @@ close_one(Key = {SubId, Dim, _}, Plan) ->
         _ ->
             not_open
     end.
+
+term_row(Key, {T, U}) -> #azmp_usage_term{key = Key, term_start = T, used = U};
+term_row(Key, {T, U, PT, PU}) -> #azmp_usage_term{key = Key, term_start = T, used = U, prev_term_start = PT, prev_used = PU}.
 
 %% @doc The closed hours to send (again) at Now: pending ones due, and those sent whose answer was
 %% not recorded once their sender's time is up (a crash, or another node's lost lease). Their keys

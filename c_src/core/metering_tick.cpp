@@ -64,7 +64,36 @@ TickPlan plan_tick(const TickFacts& f) {
 ClosePlan plan_close_hour(const CloseFacts& f) noexcept {
     // Azure's term; without one, monthly from the purchase (its activation); failing that, calendar months.
     const Term term = f.term ? *f.term : f.activated_at ? Term{*f.activated_at, 1} : Term{0, 1};
-    return plan_close(f.recorded, f.carried_in, f.included, f.counter, term_start_for(f.hour, term.start, term.months));
+    const std::int64_t hour_term = term_start_for(f.hour, term.start, term.months);
+    TermCounter c = f.counter;
+    if (c.term_start < hour_term) {
+        // The hour opens a new term: the one before is kept for its late samples.
+        c.prev_term_start = c.term_start;
+        c.prev_used = c.used;
+        c.term_start = hour_term;
+        c.used = 0;
+    }
+    // Late samples of the term before: billed against it. (Later terms than the hour's cannot be.)
+    Micros prev_part = 0, prev_billable = 0;
+    for (const LateSample& s : f.late) {
+        if (s.quantity <= 0 || s.quantity > kMaxHourTotal) continue;
+        const std::int64_t own_term = term_start_for(s.from_hour, term.start, term.months);
+        if (own_term == hour_term || own_term != c.prev_term_start) continue;
+        const Micros before = std::min(c.prev_used, kMaxTermUsed);
+        const Micros after = std::min(before + s.quantity, kMaxTermUsed);
+        prev_billable += std::max<Micros>(after - f.included, 0) - std::max<Micros>(before - f.included, 0);
+        c.prev_used = after;
+        prev_part += s.quantity;
+    }
+    const Micros own = f.recorded >= prev_part ? f.recorded - prev_part : 0;
+    const Micros carried = f.carried_in > kMaxHourTotal - std::min(prev_billable, kMaxHourTotal)
+                               ? kMaxHourTotal + 1  // too large: set apart by plan_close
+                               : f.carried_in + prev_billable;
+    ClosePlan p = plan_close(own, carried, f.included, c, hour_term);
+    p.absorbed += prev_part - prev_billable;
+    p.counter.prev_term_start = c.prev_term_start;
+    p.counter.prev_used = c.prev_used;
+    return p;
 }
 
 std::optional<std::vector<ReconDifference>> plan_reconcile(const std::vector<LedgerHour>& ours, const CallResult& rows) {

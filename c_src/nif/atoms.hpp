@@ -123,7 +123,7 @@ namespace azmp::nif {
     X(counter, "counter") X(term, "term") X(verdict, "verdict")   \
     X(open, "open") X(submitting, "submitting") X(day, "day") X(ledger, "ledger")                       \
     X(window_waves, "window_waves") X(lookups, "lookups") X(lookup_days, "lookup_days")                 \
-    X(batch_size, "batch_size") X(drop, "drop")
+    X(batch_size, "batch_size") X(drop, "drop") X(late, "late")
 
 namespace atoms {
 #define AZMP_NIF_DECLARE_ATOM(id, name) extern ERL_NIF_TERM id;

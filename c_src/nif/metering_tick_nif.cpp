@@ -68,20 +68,40 @@ ERL_NIF_TERM atoms_where(ErlNifEnv* env, Pred pred) {
     return list;
 }
 
-// {TermStart, Used}
+// {TermStart, Used} or {TermStart, Used, PrevTermStart, PrevUsed}
 bool read_counter(ErlNifEnv* env, ERL_NIF_TERM t, metering::TermCounter& c) {
     int arity;
     const ERL_NIF_TERM* e;
-    if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
-    auto start = decode<Time>(env, e[0]);
-    auto used = decode<IntIn<0, kMaxMicros>>(env, e[1]);
-    if (!start || !used) return false;
-    c = {start->value, used->value};
+    if (!enif_get_tuple(env, t, &arity, &e) || (arity != 2 && arity != 4)) return false;
+    for (int i = 0; i < arity; i += 2) {
+        auto start = decode<Time>(env, e[i]);
+        auto used = decode<IntIn<0, kMaxMicros>>(env, e[i + 1]);
+        if (!start || !used) return false;
+        (i == 0 ? c.term_start : c.prev_term_start) = start->value;
+        (i == 0 ? c.used : c.prev_used) = used->value;
+    }
     return true;
 }
 
 ERL_NIF_TERM encode_counter(ErlNifEnv* env, const metering::TermCounter& c) {
-    return enif_make_tuple2(env, encode(env, c.term_start), encode(env, c.used));
+    return enif_make_tuple4(env, encode(env, c.term_start), encode(env, c.used), encode(env, c.prev_term_start),
+                            encode(env, c.prev_used));
+}
+
+// [{FromHour, Micros}]: at most a day of late samples' origins in an hour.
+constexpr std::size_t kMaxLate = 100'000;
+bool read_late(ErlNifEnv* env, ERL_NIF_TERM t, std::vector<metering::LateSample>& out) {
+    ERL_NIF_TERM head, tail = t;
+    while (enif_get_list_cell(env, tail, &head, &tail)) {
+        int arity;
+        const ERL_NIF_TERM* e;
+        if (out.size() >= kMaxLate || !enif_get_tuple(env, head, &arity, &e) || arity != 2) return false;
+        auto from = decode<Time>(env, e[0]);
+        auto q = decode<IntIn<0, kMaxMicros>>(env, e[1]);
+        if (!from || !q) return false;
+        out.push_back({from->value, q->value});
+    }
+    return enif_is_empty_list(env, tail);
 }
 
 }  // namespace
@@ -100,6 +120,7 @@ struct Codec<metering::CloseFacts> {
         if (activated) c.activated_at = activated->value;
         if (auto counter = f.term(atoms::counter); !counter || !read_counter(env, *counter, c.counter))
             f.fail(atoms::counter);
+        if (auto late = f.term(atoms::late); late && !read_late(env, *late, c.late)) f.fail(atoms::late);
         // {StartDate, EndDate, TermUnit} as Azure wrote them, or undefined.
         if (auto term = f.term(atoms::term); term && !enif_is_identical(*term, atoms::undefined)) {
             int arity;

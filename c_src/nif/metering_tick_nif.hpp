@@ -14,8 +14,9 @@ namespace azmp::nif {
 //        lookup_days := [{DayStart, DayEnd}] (one per hour in lookups), batch_size}
 ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 
-// usage_close([#{recorded, carried_in, included, counter := {TermStart, Used}, hour,
-//                term := {StartDate, EndDate, TermUnit} | undefined, activated_at => S | undefined}])
+// usage_close([#{recorded, carried_in, included, counter := {TermStart, Used, PrevTermStart, PrevUsed}, hour,
+//                term := {StartDate, EndDate, TermUnit} | undefined, activated_at => S | undefined,
+//                late => [{FromHour, Micros}]}])
 //   -> [{Reported, Absorbed, Counter} | {too_large, Counter}]   (at most 1,000 hours a call)
 ERL_NIF_TERM nif_usage_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]);
 

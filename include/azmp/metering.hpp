@@ -132,6 +132,9 @@ std::optional<Term> parse_term(std::string_view start_date, std::string_view end
 struct TermCounter {
     std::int64_t term_start = 0;  // which term `used` counts
     Micros used = 0;              // recorded usage of the term's hours closed so far
+    // The term before it, kept while samples of its last hours may still arrive late (a day).
+    std::int64_t prev_term_start = 0;
+    Micros prev_used = 0;
 };
 
 struct ClosePlan {

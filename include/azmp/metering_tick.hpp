@@ -70,8 +70,19 @@ TickPlan plan_tick(const TickFacts& facts);
 // A held hour's fate at `now` (see HeldRelease).
 HeldRelease plan_held(const HeldHour& h, std::int64_t now) noexcept;
 
+// A sample that arrived after its own hour had closed, recorded in the closing hour.
+struct LateSample {
+    std::int64_t from_hour = 0;
+    Micros quantity = 0;
+};
+
 // A closing hour: `term` is Azure's subscription term, when the link has one; else the term runs
-// monthly from the activation (`activated_at`), and failing that, calendar months.
+// monthly from the activation (`activated_at`), and failing that, calendar months. `recorded`
+// includes the `late` samples. Each sample counts against the term of its own hour: a late sample
+// of the term before the hour's is billed against that term's included quantity (what the counter
+// keeps of it), not absorbed by the new term's. The plan's included quantity is the plan's in force
+// when the hour closes; a plan change starts no term of its own (Azure's term decides): the term's
+// usage so far counts against the new plan's allowance.
 struct CloseFacts {
     Micros recorded = 0;
     Micros carried_in = 0;
@@ -80,6 +91,7 @@ struct CloseFacts {
     std::int64_t hour = 0;
     std::optional<Term> term;
     std::optional<std::int64_t> activated_at;
+    std::vector<LateSample> late;
 };
 ClosePlan plan_close_hour(const CloseFacts& facts) noexcept;
 

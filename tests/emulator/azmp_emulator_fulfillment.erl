@@ -52,8 +52,10 @@ new_subscription(Opts, NowS, State = #{subs := Subs, mp_tokens := Toks}) ->
             is_test => maps:get(is_test, Opts, false),
             auto_renew => maps:get(auto_renew, Opts, true),
             term_unit => TermUnit,
-            term_start => maps:get(start_date, as_map(Term), NowS),
-            term_end => maps:get(end_date, as_map(Term), NowS + 30 * ?DAY),
+            %% As Azure: a subscription waiting for its activation has no term dates yet; its term
+            %% starts when it is activated (unless the test gives the dates).
+            term_start => maps:get(start_date, as_map(Term), undated(Opts, NowS)),
+            term_end => maps:get(end_date, as_map(Term), undated(Opts, NowS + 30 * ?DAY)),
             created => NowS,
             token => Token,
             token_exp => erlang:system_time(second) + TokenTtl,
@@ -62,8 +64,21 @@ new_subscription(Opts, NowS, State = #{subs := Subs, mp_tokens := Toks}) ->
             activated_plan => undefined},
     {Sub, State#{subs := Subs#{Id => Sub}, mp_tokens := Toks#{Token => Id}}}.
 
+undated(Opts, T) ->
+    case maps:get(status, Opts, <<"PendingFulfillmentStart">>) of
+        <<"PendingFulfillmentStart">> -> undefined;
+        _ -> T
+    end.
+
 as_map(M) when is_map(M) -> M;
 as_map(_) -> #{}.
+
+%% The subscription's term as Azure writes it: its dates once it has them.
+term_json(Sub = #{term_start := undefined}) ->
+    #{<<"termUnit">> => maps:get(term_unit, Sub), <<"chargeDuration">> => null};
+term_json(Sub) ->
+    #{<<"termUnit">> => maps:get(term_unit, Sub), <<"startDate">> => iso(maps:get(term_start, Sub)),
+      <<"endDate">> => iso(maps:get(term_end, Sub)), <<"chargeDuration">> => null}.
 
 %% @doc The emulator's own view of a subscription (atom keys), with its
 %% operations.
@@ -209,7 +224,7 @@ with_sub(list_available_plans, _Sub, _Args, Req, _Ctx, State = #{cfg := Cfg}) ->
                                    false -> true
                                end],
     {{200, [], #{<<"plans">> => Plans}}, State};
-with_sub(activate, Sub = #{id := Id, status := Status}, _Args, Req, _Ctx, State) ->
+with_sub(activate, Sub = #{id := Id, status := Status}, _Args, Req, Ctx, State) ->
     Body = decode_body(Req),
     PlanId = maps:get(plan_id, Sub),
     case {Status, Body} of
@@ -226,9 +241,12 @@ with_sub(activate, Sub = #{id := Id, status := Status}, _Args, Req, _Ctx, State)
             {err(400, <<"BadArgument">>,
                    <<"The subscription is Suspended and cannot be activated.">>), State};
         _ ->
+            NowS = maps:get(now_s, Ctx),
             Sub1 = Sub#{status := <<"Subscribed">>,
                         activations := maps:get(activations, Sub) + 1,
-                        activated_plan := PlanId},
+                        activated_plan := PlanId,
+                        term_start := case maps:get(term_start, Sub) of undefined -> NowS; T -> T end,
+                        term_end := case maps:get(term_end, Sub) of undefined -> NowS + 30 * ?DAY; E -> E end},
             {{200, [], <<>>}, put_sub(Id, Sub1, State)}
     end;
 with_sub(update_subscription, Sub = #{status := Status}, _Args, Req, Ctx, State = #{cfg := Cfg}) ->
@@ -363,10 +381,7 @@ render_subscription(Sub, Mode) ->
              <<"purchaser">> => identity(maps:get(purchaser_email, Sub), Sub),
              <<"planId">> => maps:get(plan_id, Sub),
              <<"quantity">> => Quantity,
-             <<"term">> => #{<<"termUnit">> => maps:get(term_unit, Sub),
-                             <<"startDate">> => iso(maps:get(term_start, Sub)),
-                             <<"endDate">> => iso(maps:get(term_end, Sub)),
-                             <<"chargeDuration">> => null},
+             <<"term">> => term_json(Sub),
              <<"autoRenew">> => maps:get(auto_renew, Sub),
              <<"isTest">> => maps:get(is_test, Sub),
              <<"isFreeTrial">> => maps:get(is_free_trial, Sub),

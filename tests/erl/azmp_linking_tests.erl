@@ -42,11 +42,14 @@ signed_in(Emu) ->
     ?assertEqual(azure_marketplace_subscription, ?M:payment_method(A)),
     {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
     ?assertMatch(#{activations := 1}, EmuSub),
-    %% Of Resolve's term only what metering reads is kept (its chargeDuration and anything else
-    %% Azure adds never reach the link record).
+    %% The term is Azure's after the activation, when it starts (Resolve's has no dates yet): of it
+    %% only what metering reads is kept (chargeDuration and anything else Azure adds never reach the
+    %% link record).
     ?assertMatch(#{term := #{<<"startDate">> := <<_:80, _/binary>>, <<"endDate">> := <<_:80, _/binary>>,
                              <<"termUnit">> := <<"P1M">>}},
                  emqx_azure_marketplace_store:link(A)),
+    #{term := #{<<"startDate">> := Start}} = emqx_azure_marketplace_store:link(A),
+    ?assertEqual(maps:get(term_start, EmuSub), calendar:rfc3339_to_system_time(binary_to_list(Start))),
     ?assertEqual(3, map_size(maps:get(term, emqx_azure_marketplace_store:link(A)))),
     %% The pop-up follows the recorded link (the control plane is told right after).
     ?assert(azmp_test_env:wait_until(fun() ->

@@ -16,8 +16,9 @@
 edges_test_() ->
     {setup,
      fun() ->
-         Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
-         Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS],
+         Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS ++ [<<"included_10">>]}),
+         Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS] ++
+                                    [#{id => <<"included_10">>, unit => <<"minute">>, included => #{<<"payg">> => 10}}],
                       grace_s => 300, tick_ms => 3600000, lease_s => 30},
          {Emu, azmp_test_env:start_plugin(Emu, #{metering => Metering})}
      end,
@@ -38,7 +39,10 @@ edges_test_() ->
           {"6. Azure's answer as Microsoft's samples write it (no offset, ids in upper case) is read at once",
            {timeout, 60, fun() -> microsoft_answer(Emu) end}},
           {"8. an hour whose link is gone is dropped with its reason and an alarm, not held forever",
-           {timeout, 60, fun() -> link_gone(Emu) end}}]
+           {timeout, 60, fun() -> link_gone(Emu) end}},
+          {"9. a late sample of a term's last hour, arriving in the next term, is billed against its own "
+           "term (used up), not absorbed by the new term's included quantity",
+           {timeout, 60, fun() -> late_sample_own_term(Emu) end}}]
      end}.
 
 %%--------------------------------------------------------------------
@@ -182,4 +186,30 @@ link_gone(Emu) ->
     ?assertMatch(#{status := dropped, reason := link_not_found}, Row),
     ?assert(maps:is_key({usage, dropped}, ?METER:alarms())),
     ?assertEqual([], accepted(Emu, SubId)),
+    reset(Emu).
+
+late_sample_own_term(Emu) ->
+    %% The monthly term renews at T (an hour 6 h ago); 10 minutes included per term.
+    T = real_hour() - 6 * ?H,
+    {{Y, Mo, D}, Time} = calendar:system_time_to_universal_time(T, second),
+    {Y1, Mo1} = case Mo of 1 -> {Y - 1, 12}; _ -> {Y, Mo - 1} end,
+    Start = calendar:datetime_to_gregorian_seconds({{Y1, Mo1, min(D, calendar:last_day_of_the_month(Y1, Mo1))}, Time})
+            - 62167219200,
+    {A, SubId} = azmp_test_usage:linked(Emu, #{term => #{term_unit => <<"P1M">>, start_date => Start, end_date => T}}),
+    Dim = <<"included_10">>,
+    at(Emu, T - 2 * ?H + 60),
+    ok = record(A, Dim, 12, (T - 2 * ?H + 30) * 1000),   % the old term: 10 included, 2 billed
+    at(Emu, T + 60),
+    ok = record(A, Dim, 3, (T + 30) * 1000),             % the new term: included
+    at(Emu, T + ?H + 301),
+    ticks(1),
+    %% A sample of the old term's last hour (23:30), arriving after that hour closed: carried into
+    %% the current hour, of the new term.
+    at(Emu, T + ?H + 400),
+    ok = record(A, Dim, 5, (T - 1800) * 1000),
+    at(Emu, T + 2 * ?H + 301),
+    ticks(1),
+    ?assertEqual([{T - 2 * ?H, Dim, 2}, {T + ?H, Dim, 5}], accepted(Emu, SubId)),
+    ?assertMatch(#{reported := <<"5">>, included := <<"0">>,
+                   carried_in := [#{from_hour := _, quantity := <<"5">>, why := late_sample}]}, row(A, Dim, T + ?H)),
     reset(Emu).

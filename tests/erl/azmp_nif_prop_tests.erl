@@ -21,7 +21,7 @@
                     azure_quantity]).
 -define(TICK_KEYS, [now, grace_s, lease_s, call_timeout_s, history_days, last_reconciled, retry_after, window_waves,
                     held, lookups]).
--define(CLOSE_KEYS, [recorded, carried_in, included, counter, hour, term, activated_at]).
+-define(CLOSE_KEYS, [recorded, carried_in, included, counter, hour, term, activated_at, late]).
 -define(RECORD_KEYS, [dimension_known, quantity, at_ms, state, cancelled_at, activated_at, bucket_open, now, grace_s,
                       lateness_s, own_total, current_total]).
 -define(ANSWER_KEYS, [step, hours, now, retry_base_s, retry_max_s, day, refused_as]).
@@ -234,7 +234,8 @@ metering_value(state) -> oneof([state(), random_term()]);
 metering_value(step) -> oneof([elements([batch, lookup, check]), random_term()]);
 metering_value(status) -> oneof([elements([open, pending, submitting, held, lookup, check, done, mismatch, carried,
                                            dropped, rejected]), random_term()]);
-metering_value(counter) -> oneof([{time_arg(), time_arg()}, random_term()]);
+metering_value(counter) -> oneof([{time_arg(), time_arg()}, {time_arg(), time_arg(), time_arg(), time_arg()}, random_term()]);
+metering_value(late) -> oneof([list({time_arg(), time_arg()}), random_term()]);
 metering_value(term) -> oneof([exactly(undefined), {binary(), binary(), binary()},
                                exactly({<<"2026-01-31">>, <<"2026-02-28">>, <<"P1M">>}), random_term()]);
 metering_value(K) when K =:= outcome_unknown; K =:= dimension_known; K =:= bucket_open -> oneof([boolean(), random_term()]);

@@ -101,6 +101,48 @@ TEST(MeteringTick, TheTermAnHourCountsIn) {
     }
 }
 
+TEST(MeteringTick, ALateSampleCountsInItsOwnHoursTerm) {
+    // Monthly terms renewing at kT; 10 units included per term.
+    constexpr std::int64_t kT = 1773532800;  // 2026-03-15T00:00:00Z
+    const Micros U = kUnit;
+    struct Row {
+        const char* sentence;
+        TermCounter before;
+        Micros recorded;
+        std::vector<LateSample> late;
+        Micros reported, absorbed;
+        TermCounter after;
+    };
+    const std::int64_t prev = kT - 28 * 86400;  // 2026-02-15: the term before
+    const Row rows[] = {
+        {"the first hour of a new term: a late sample of the old term's last hour (its allowance used up) is "
+         "billed, not absorbed by the new allowance",
+         {prev, 12 * U, 0, 0}, 7 * U, {{kT - kHourS, 5 * U}}, 5 * U, 2 * U, {kT, 2 * U, prev, 17 * U}},
+        {"the old term had room: the late sample uses it, the new term's allowance stays whole",
+         {prev, 4 * U, 0, 0}, 5 * U, {{kT - kHourS, 5 * U}}, 0, 5 * U, {kT, 0, prev, 9 * U}},
+        {"a later hour of the new term: the old term's counter is still there for a late sample",
+         {kT, 3 * U, prev, 10 * U}, 1 * U, {{kT - kHourS, 1 * U}}, 1 * U, 0, {kT, 3 * U, prev, 11 * U}},
+        {"a late sample of the same term counts as the hour's own", {kT, 8 * U, prev, 10 * U}, 4 * U,
+         {{kT + kHourS, 4 * U}}, 2 * U, 2 * U, {kT, 12 * U, prev, 10 * U}},
+    };
+    for (const auto& r : rows) {
+        CloseFacts f;
+        f.recorded = r.recorded;
+        f.included = 10 * U;
+        f.counter = r.before;
+        f.hour = kT + 2 * kHourS;
+        f.term = Term{prev, 1};
+        f.late = r.late;
+        const ClosePlan p = plan_close_hour(f);
+        EXPECT_EQ(p.reported, r.reported) << r.sentence;
+        EXPECT_EQ(p.absorbed, r.absorbed) << r.sentence;
+        EXPECT_EQ(p.counter.term_start, r.after.term_start) << r.sentence;
+        EXPECT_EQ(p.counter.used, r.after.used) << r.sentence;
+        EXPECT_EQ(p.counter.prev_term_start, r.after.prev_term_start) << r.sentence;
+        EXPECT_EQ(p.counter.prev_used, r.after.prev_used) << r.sentence;
+    }
+}
+
 TEST(MeteringTick, ADaysReconciliation) {
     const json::value rows = json::parse(R"([
         {"usageResourceId":"SUB-1","dimension":"gb","processedQuantity":5,"reconStatus":"Accepted"},
