@@ -121,13 +121,12 @@ run(S) ->
 tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}) ->
     Cfg = ?METERING:config(),
     ?NIF:usage_tick(#{now => Now, grace_s => maps:get(grace_s, Cfg, 300), lease_s => maps:get(lease_s, Cfg, 30),
-                      call_timeout_s => call_timeout_s(), history_days => maps:get(history_days, Cfg, 40),
+                      call_timeout_ms => call_timeout_ms(), history_days => maps:get(history_days, Cfg, 40),
                       last_reconciled => Last, retry_after => RetryAfter, window_waves => ?WINDOW div ?IN_FLIGHT,
                       held => [R#{state => state_of(Sub)} || R = #{subscription_id := Sub} <- Held],
                       lookups => [H || #{status := lookup, hour := H} <- Steps]}).
 
-call_timeout_s() ->
-    (emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_app:client()) + 999) div 1000.
+call_timeout_ms() -> emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_app:client()).
 
 cfg(Key, Default) -> maps:get(Key, ?METERING:config(), Default).
 

@@ -219,7 +219,7 @@ usage_term(_StartDate, _EndDate, _TermUnit) -> erlang:nif_error(nif_not_loaded).
                    {ok, term()} | {error, term()}) -> {[usage_decision()], non_neg_integer()}.
 usage_answer(_Facts, _Result) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The meter's plan for one tick on its facts (now, grace_s, lease_s, call_timeout_s,
+%% @doc The meter's plan for one tick on its facts (now, grace_s, lease_s, call_timeout_ms,
 %% history_days, last_reconciled, retry_after, window_waves, held hours, hours to look up): the
 %% lease, the in-flight guard, where carries go, what leaves RAM, what is overdue, which day to
 %% reconcile, what becomes of each held hour, each lookup's UTC day, the batch size.

@@ -41,7 +41,8 @@ TickPlan plan_tick(const TickFacts& f) {
     // The lease may lapse while a call is out: the call has ended at the latest a timeout after
     // the lease was last renewed, which a sender does before each call.
     p.in_flight_until =
-        sat_add(p.lease_until, std::max<std::int64_t>(f.call_timeout_s, 1) * std::clamp<std::int64_t>(f.window_waves, 1, 1000));
+        sat_add(p.lease_until, (std::clamp<std::int64_t>(f.call_timeout_ms, 1, 86'400'000) + 999) / 1000 *
+                                   std::clamp<std::int64_t>(f.window_waves, 1, 1000));
     p.current_hour = hour_of(f.now * 1000);
     p.current_closes_at = closes_at(p.current_hour, grace);
     p.archive_last_hour = last_archivable_hour(f.now, grace);

@@ -116,7 +116,7 @@ namespace azmp::nif {
     X(before_subscription, "before_subscription") X(hour_total_too_large, "hour_total_too_large")        \
     X(oldest_accepted_ms, "oldest_accepted_ms") X(latest_accepted_ms, "latest_accepted_ms")              \
     X(activated_at_ms, "activated_at_ms") X(max, "max") X(answer, "answer")         \
-    X(lease_s, "lease_s") X(call_timeout_s, "call_timeout_s") X(lease_until, "lease_until")             \
+    X(lease_s, "lease_s") X(call_timeout_ms, "call_timeout_ms") X(lease_until, "lease_until")             \
     X(in_flight_until, "in_flight_until") X(current_hour, "current_hour") X(settled, "settled")          \
     X(archive_last_hour, "archive_last_hour") X(submit_states, "submit_states")                         \
     X(first_kept_day, "first_kept_day") X(overdue_before, "overdue_before") X(releases, "releases")      \

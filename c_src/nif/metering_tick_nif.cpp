@@ -148,7 +148,7 @@ ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
     f.require<Time>(atoms::now, t.now);
     f.require<IntIn<0, metering::kMaxGraceS>>(atoms::grace_s, t.grace_s);
     f.require<IntIn<1, 86400>>(atoms::lease_s, t.lease_s);
-    f.require<IntIn<1, 86400>>(atoms::call_timeout_s, t.call_timeout_s);
+    f.require<IntIn<1, 86'400'000>>(atoms::call_timeout_ms, t.call_timeout_ms);
     f.require<IntIn<1, 100'000>>(atoms::history_days, t.history_days);
     f.require<Time>(atoms::last_reconciled, t.last_reconciled);
     f.require<Time>(atoms::retry_after, t.reconcile_retry_after);

@@ -5,7 +5,7 @@
 
 namespace azmp::nif {
 
-// usage_tick(#{now, grace_s, lease_s, call_timeout_s, history_days, last_reconciled, retry_after,
+// usage_tick(#{now, grace_s, lease_s, call_timeout_ms, history_days, last_reconciled, retry_after,
 //              window_waves, held := [#{hour, state, outcome_unknown, _ => _}], lookups := [Hour]})
 //   -> #{lease_until, in_flight_until, current_hour, closes_at (the current hour's), archive_last_hour,
 //        settled := [Status], submit_states := [LinkState], first_kept_day, overdue_before,

@@ -38,7 +38,7 @@ struct TickFacts {
     std::int64_t now = 0;
     std::int64_t grace_s = kDefaultGraceS;
     std::int64_t lease_s = 30;              // how long the emitter's lease lasts unrenewed
-    std::int64_t call_timeout_s = 30;       // the most one call to Azure takes, retries included
+    std::int64_t call_timeout_ms = 30000;   // the most one call to Azure takes, retries included
     std::int64_t history_days = kDefaultHistoryDays;
     std::int64_t last_reconciled = 0;       // the day last reconciled (0: none)
     std::int64_t reconcile_retry_after = 0; // after a failed reconciliation, not before this

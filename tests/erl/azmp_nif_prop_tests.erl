@@ -19,7 +19,7 @@
 %% usage_answer/2, usage_reconcile_answer/2).
 -define(HOUR_KEYS, [subscription_id, dimension, hour, reported, plan_id, attempts, outcome_unknown, state, status,
                     azure_quantity]).
--define(TICK_KEYS, [now, grace_s, lease_s, call_timeout_s, history_days, last_reconciled, retry_after, window_waves,
+-define(TICK_KEYS, [now, grace_s, lease_s, call_timeout_ms, history_days, last_reconciled, retry_after, window_waves,
                     held, lookups]).
 -define(CLOSE_KEYS, [recorded, carried_in, included, counter, hour, term, activated_at, late]).
 -define(RECORD_KEYS, [dimension_known, quantity, at_ms, state, cancelled_at, activated_at, bucket_open, now, grace_s,

@@ -65,7 +65,7 @@ report(A, From, To) -> azmp_test_usage:report(A, From, To).
 %% What the meter's tick archives at Now (grace 300 s): the core says which hours.
 archive(Now) ->
     #{archive_last_hour := LastHour, settled := Settled} =
-        emqx_azure_marketplace_nif:usage_tick(#{now => Now, grace_s => 300, lease_s => 30, call_timeout_s => 30,
+        emqx_azure_marketplace_nif:usage_tick(#{now => Now, grace_s => 300, lease_s => 30, call_timeout_ms => 30000,
                                                 history_days => 40, last_reconciled => 0, retry_after => 0,
                                                 window_waves => 1, held => [], lookups => []}),
     ?STORE:archive_usage(LastHour, Settled).

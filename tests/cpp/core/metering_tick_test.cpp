@@ -20,7 +20,7 @@ TEST(MeteringTick, WhatATickDoesWhen) {
     f.now = k10 + 30 * 60;
     f.grace_s = 300;
     f.lease_s = 30;
-    f.call_timeout_s = 45;
+    f.call_timeout_ms = 44500;  // a call's at most 45 s, counted in whole seconds
     f.history_days = 40;
     f.window_waves = 5;
     f.lookups = {k10 - 3 * kH};
