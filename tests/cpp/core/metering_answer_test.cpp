@@ -47,14 +47,20 @@ TEST(MeteringAnswer, AzuresTimesAsMicrosoftWritesThem) {
 }
 
 // An answer with one item for hour() whose fields are `item`.
-json::value answer_of(const char* item) {
+json::value answer_of(const std::string& item) {
     return json::parse(std::string(R"({"count":1,"result":[)") + item + "]}");
+}
+
+// An item of Azure's answer for hour()'s slot with this status and nothing else.
+std::string slot(const char* status) {
+    return std::string(R"({"status":")") + status +
+           R"(","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})";
 }
 
 TEST(MeteringAnswer, EachItemOfABatchAnswer) {
     struct Row {
         const char* sentence;
-        const char* item;
+        std::string item;
         SentHour sent;
         O outcome;
         Micros carry;
@@ -81,37 +87,37 @@ TEST(MeteringAnswer, EachItemOfABatchAnswer) {
          R"("error":{"additionalInfo":{"acceptedMessage":{"quantity":5}}}})",
          hour(), O::Mismatch, 2 * kUnit, true, false, 0},
         {"Expired, never sent before with an unknown outcome: carried into the current hour",
-         R"({"status":"Expired","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("Expired"),
          hour(), O::Carried, 7 * kUnit, true, false, 0},
         {"Expired after a lost reply: looked up in usageEvents first, never carried blindly",
-         R"({"status":"Expired","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("Expired"),
          hour(7 * kUnit, true), O::Lookup, 0, false, true, kNow},
         {"ResourceNotActive while suspended: held",
-         R"({"status":"ResourceNotActive","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("ResourceNotActive"),
          hour(7 * kUnit, false, S::Suspended), O::Held, 0, false, false, 0},
         {"ResourceNotActive once unsubscribed: dropped",
-         R"({"status":"ResourceNotActive","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("ResourceNotActive"),
          hour(7 * kUnit, false, S::Unsubscribed), O::Dropped, 0, true, false, 0},
         {"ResourceNotActive while we think it active: the subscription read, with back-off and an alarm",
-         R"({"status":"ResourceNotActive","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("ResourceNotActive"),
          hour(7 * kUnit, false, S::Linked, 2), O::Check, 0, true, false, kNow + 240},
         {"ResourceNotFound: not final, the subscription read with back-off",
-         R"({"status":"ResourceNotFound","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("ResourceNotFound"),
          hour(), O::Check, 0, true, false, kNow + 60},
         {"ResourceNotAuthorized: not final, the subscription read with back-off",
-         R"({"status":"ResourceNotAuthorized","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("ResourceNotAuthorized"),
          hour(), O::Check, 0, true, false, kNow + 60},
         {"BadArgument: our plan may lag Azure's, the subscription read at once",
-         R"({"status":"BadArgument","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("BadArgument"),
          hour(), O::Check, 0, false, false, kNow},
         {"InvalidDimension: rejected",
-         R"({"status":"InvalidDimension","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("InvalidDimension"),
          hour(), O::Rejected, 0, true, false, 0},
         {"Error: retried with back-off, the earlier doubt kept",
-         R"({"status":"Error","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("Error"),
          hour(7 * kUnit, true, S::Linked, 1), O::Retry, 0, false, true, kNow + 120},
         {"a status nobody documents: retried with an alarm",
-         R"({"status":"Pondering","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T10:00:00Z"})",
+         slot("Pondering"),
          hour(), O::Retry, 0, true, false, kNow + 60},
         {"an item for another hour: ours is unanswered, retried as possibly taken, alarm",
          R"({"status":"Accepted","resourceId":"sub-1","dimension":"traffic_gb","effectiveStartTime":"2025-12-03T11:00:00Z"})",
