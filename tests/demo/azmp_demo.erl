@@ -89,7 +89,9 @@ run() ->
     tell("linked to ~ts", [CarolSub]),
 
     step("Alice uses EMQX: usage is recorded as it happens (exact decimals, per UTC hour)"),
-    H = (emqx_azure_marketplace_clock:now() div 3600) * 3600,
+    %% The next hour begins (usage from before the activation would be refused).
+    H = (emqx_azure_marketplace_clock:now() div 3600 + 1) * 3600,
+    hours_pass(H - emqx_azure_marketplace_clock:now() + 5 * 60),
     put(hour0, H),
     [ok = usage(<<"alice">>, Dim, Q, H + Min * 60) || {Dim, Q, Min} <- [{<<"session_minutes">>, 90, 1},
                                                                         {<<"session_minutes">>, 45, 2},
@@ -137,10 +139,14 @@ run() ->
      || #{deployment_id := Dep, kind := Kind, at := At} <- lists:sort(
             emqx_azure_marketplace_store:deadlines_of(<<"alice">>))],
     H1 = get(hour0) + 3600,
-    true = azmp_test_env:wait_until(fun() ->
-        lists:all(fun(#{status := S}) -> S =:= done end, ledger(<<"alice">>, H1, H1)) end, 10000),
-    tell("the hour in progress closed at the cancellation and was billed at once:", []),
+    #{cancelled_at := CancelledAt} = emqx_azure_marketplace_store:link(<<"alice">>),
+    tell("cancelled at ~ts, Azure's time: usage up to it still counts, even reported late", [hh(CancelledAt)]),
+    ok = usage(<<"alice">>, <<"rule_actions">>, 300, CancelledAt - 60),
+    hours_pass(H1 + 3600 + 301 - emqx_azure_marketplace_clock:now()),
+    true = emqx_azure_marketplace_meter:run_now(),
+    tell("the hour in progress closed after its grace, like any other, and was billed:", []),
     show_ledger(<<"alice">>, H1, H1),
+    check("cancelled hour billed", [done], lists:usort([S || #{status := S} <- ledger(<<"alice">>, H1, H1)])),
     tell("usage after the cancellation: ~p",
          [usage(<<"alice">>, <<"session_minutes">>, 5, emqx_azure_marketplace_clock:now() + 60)]),
     check("usage refused", {error, after_cancellation},
