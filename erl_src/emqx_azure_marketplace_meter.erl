@@ -92,30 +92,33 @@ handle_info(tick, S) ->
 handle_info(_Msg, S) ->
     {noreply, S}.
 
+%% A tick that fails is logged and the next one tries again: the meter never takes the application
+%% down with it.
 run(S) ->
     Now = emqx_azure_marketplace_clock:now(),
-    #{lease_until := Until} = tick_plan(Now, [], [], S),
-    case ?STORE:take_lease(node(), Now, Until) of
-        true ->
-            try
-                Held = ?STORE:usage_held(),
-                Steps = ?STORE:usage_of(?STORE:usage_steps(Now)),
-                Plan = tick_plan(Now, Held, Steps, S),
-                S1 = release_held(Held, Plan, Now, close_due(Now, Plan, S)),
-                S2 = submit(Now, Plan, S1),
-                S3 = steps(Steps, Now, Plan, S2),
-                S4 = daily(Plan, overdue(Plan, S3)),
-                archive(Plan),
-                {true, S4}
-            catch
-                Class:Reason:Stack ->
-                    ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
-                                 stacktrace => Stack}),
-                    {true, S}
-            end;
-        false ->
-            {false, S}
+    try
+        #{lease_until := Until} = tick_plan(Now, [], [], S),
+        case ?STORE:take_lease(node(), Now, Until) of
+            true -> {true, tick(Now, S)};
+            false -> {false, S}
+        end
+    catch
+        Class:Reason:Stack ->
+            ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
+                         stacktrace => Stack}),
+            {true, S}
     end.
+
+tick(Now, S) ->
+    Held = ?STORE:usage_held(),
+    Steps = ?STORE:usage_of(?STORE:usage_steps(Now)),
+    Plan = tick_plan(Now, Held, Steps, S),
+    S1 = release_held(Held, Plan, Now, close_due(Now, Plan, S)),
+    S2 = submit(Now, Plan, S1),
+    S3 = steps(Steps, Now, Plan, S2),
+    S4 = daily(Plan, overdue(Plan, S3)),
+    archive(Plan),
+    S4.
 
 %% The core's plan for this tick, on its facts.
 tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}) ->
