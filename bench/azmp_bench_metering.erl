@@ -44,9 +44,10 @@ main() ->
         peer:stop(Peer)
     end.
 
-%% Links made through the store, as the linker makes them (no Azure call needed for recording).
+%% Links made through the store, as the linker makes them (no Azure call needed for recording),
+%% activated a month ago (usage from before the activation is refused; the bench's hours are past).
 accounts(Prefix, N) ->
-    Now = erlang:system_time(second),
+    Now = erlang:system_time(second) - 30 * 86400,
     [begin
          A = <<Prefix/binary, (integer_to_binary(I))/binary>>,
          none = emqx_azure_marketplace_store:commit_linked(A, <<"sub-", A/binary>>,
@@ -115,7 +116,7 @@ hour(Emu) ->
                 {ok, #{id := Id}} = azmp_emulator:add_subscription(Emu, #{status => <<"Subscribed">>}),
                 Id
             end || _ <- lists:seq(1, S)],
-    Now = erlang:system_time(second),
+    Now = erlang:system_time(second) - 30 * 86400,  % activated a month ago
     Accounts = [begin
                     A = <<"bench-hour-", (integer_to_binary(I))/binary>>,
                     none = emqx_azure_marketplace_store:commit_linked(A, Sub, #{plan_id => <<"payg">>,
