@@ -192,10 +192,11 @@ handle(list_subscriptions, _Args, Req, Ctx, State = #{subs := Subs, cfg := Cfg})
         error ->
             {err(400, <<"BadArgument">>, <<"Invalid continuationToken.">>), State};
         _ ->
-            All = lists:sort(fun(A, B) -> maps:get(seq, A) =< maps:get(seq, B) end,
-                             maps:values(Subs)),
-            Page = lists:sublist(All, Offset + 1, PageSize),
-            Next = case length(All) > Offset + PageSize of
+            %% The ids in creation order, sorted again only when subscriptions were added: a
+            %% listing of N subscriptions in pages of 2 sorts once, not N / 2 times.
+            {Ids, State1} = ordered_ids(State),
+            Page = [maps:get(Id, Subs) || Id <- lists:sublist(Ids, Offset + 1, PageSize)],
+            Next = case map_size(Subs) > Offset + PageSize of
                        true ->
                            Tok = encode_continuation(Offset + PageSize),
                            <<(maps:get(base_url, Ctx))/binary,
@@ -205,7 +206,7 @@ handle(list_subscriptions, _Args, Req, Ctx, State = #{subs := Subs, cfg := Cfg})
                    end,
             Body = #{<<"subscriptions">> => [render_subscription(S, plain) || S <- Page],
                      <<"@nextLink">> => Next},
-            {{200, [], Body}, State}
+            {{200, [], Body}, State1}
     end;
 handle(Op, #{sub_id := Id} = Args, Req, Ctx, State = #{subs := Subs}) ->
     case Subs of
@@ -466,3 +467,13 @@ to_bin(B) when is_binary(B) -> B;
 to_bin(T) -> azmp_emulator_json:encode(T).
 
 iso(S) -> azmp_emulator_util:iso8601(S).
+
+%% The subscription ids in creation order (cached until subscriptions are added).
+ordered_ids(State = #{subs := Subs}) ->
+    case maps:get(ordered_ids, State, {-1, []}) of
+        {N, Ids} when N =:= map_size(Subs) ->
+            {Ids, State};
+        _ ->
+            Ids = [Id || {_, Id} <- lists:sort([{Seq, Id} || {Id, #{seq := Seq}} <- maps:to_list(Subs)])],
+            {Ids, State#{ordered_ids => {map_size(Subs), Ids}}}
+    end.
