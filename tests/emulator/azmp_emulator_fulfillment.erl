@@ -83,10 +83,10 @@ term_json(Sub) ->
 %% @doc The emulator's own view of a subscription (atom keys), with its
 %% operations.
 -spec view(binary(), state()) -> {ok, map()} | {error, not_found}.
-view(Id, #{subs := Subs, ops := Ops}) ->
+view(Id, State = #{subs := Subs}) ->
     case Subs of
         #{Id := Sub} ->
-            SubOps = [render_operation(O) || O <- sorted_ops(Id, Ops)],
+            SubOps = [render_operation(O) || O <- sorted_ops(Id, State)],
             {ok, maps:remove(seq, Sub#{operations => SubOps})};
         _ -> {error, not_found}
     end.
@@ -94,7 +94,8 @@ view(Id, #{subs := Subs, ops := Ops}) ->
 %% @doc Complete publisher-initiated operations whose time has come.
 -spec advance(integer(), state()) -> state().
 advance(NowMs, State = #{ops := Ops}) ->
-    Due = [O || O = #{status := <<"InProgress">>, complete_at := At} <- maps:values(Ops),
+    Due = [O || Id <- maps:keys(maps:get(timed_ops, State, #{})),
+                O = #{status := <<"InProgress">>, complete_at := At} <- [maps:get(Id, Ops)],
                 is_integer(At), At =< NowMs],
     lists:foldl(fun(O, S) -> finish_operation(O, <<"Succeeded">>, S) end, State,
                 lists:sort(fun(A, B) -> maps:get(seq, A) =< maps:get(seq, B) end, Due)).
@@ -286,8 +287,8 @@ with_sub(delete_subscription, Sub = #{id := Id, status := Status}, _Args, _Req, 
             State1 = put_sub(Id, Sub#{status := <<"Unsubscribed">>, unsubscribed_at => maps:get(now_s, Ctx)}, State),
             accepted(Op, Ctx, State1)
     end;
-with_sub(list_operations, #{id := Id}, _Args, _Req, _Ctx, State = #{ops := Ops}) ->
-    Pending = [render_operation(O) || O = #{status := S} <- sorted_ops(Id, Ops),
+with_sub(list_operations, #{id := Id}, _Args, _Req, _Ctx, State) ->
+    Pending = [render_operation(O) || O = #{status := S} <- sorted_ops(Id, State),
                                       S =:= <<"InProgress">> orelse S =:= <<"NotStarted">>],
     {{200, [], #{<<"operations">> => Pending}}, State};
 with_sub(get_operation, #{id := Id}, #{op_id := OpId}, _Req, _Ctx, State = #{ops := Ops}) ->
@@ -340,7 +341,19 @@ new_op(Sub, Action, PlanId, Quantity, CompleteAt, Source, NowS) ->
       action => Action, time_stamp => NowS,
       status => <<"InProgress">>, complete_at => CompleteAt, source => Source}.
 
-put_op(Op = #{id := Id}, State = #{ops := Ops}) -> State#{ops := Ops#{Id => Op}}.
+%% Every write of an operation: kept with two indexes, its subscription's operations and the ones
+%% due to complete by themselves, so that no request scans every operation of every subscription.
+put_op(Op = #{id := Id, subscription_id := SubId}, State = #{ops := Ops}) ->
+    OfSub = maps:get(ops_of, State, #{}),
+    Ids = maps:get(SubId, OfSub, []),
+    Timed = maps:get(timed_ops, State, #{}),
+    Timed1 = case Op of
+                 #{status := <<"InProgress">>, complete_at := At} when is_integer(At) -> Timed#{Id => true};
+                 _ -> maps:remove(Id, Timed)
+             end,
+    State#{ops := Ops#{Id => Op},
+           ops_of => OfSub#{SubId => case lists:member(Id, Ids) of true -> Ids; false -> [Id | Ids] end},
+           timed_ops => Timed1}.
 
 put_sub(Id, Sub, State = #{subs := Subs}) -> State#{subs := Subs#{Id => Sub}}.
 
@@ -361,9 +374,9 @@ apply_action(<<"Suspend">>, _, Sub) -> Sub#{status := <<"Suspended">>};
 apply_action(<<"Reinstate">>, _, Sub) -> Sub#{status := <<"Subscribed">>};
 apply_action(_, _, Sub) -> Sub.
 
-sorted_ops(SubId, Ops) ->
+sorted_ops(SubId, State = #{ops := Ops}) ->
     lists:sort(fun(A, B) -> maps:get(seq, A) =< maps:get(seq, B) end,
-               [O || O = #{subscription_id := S} <- maps:values(Ops), S =:= SubId]).
+               [maps:get(Id, Ops) || Id <- maps:get(SubId, maps:get(ops_of, State, #{}), [])]).
 
 %%% ------------------------------------------------------------ rendering
 
