@@ -299,22 +299,24 @@ steps([], _Now, _Plan, S) ->
     S;
 steps(Rows, Now, Plan = #{lookup_days := Days}, S) ->
     Linked = with_links(Rows),
-    Lookups = lists:zip([R || R = #{status := lookup} <- Linked], Days),
-    S1 = lists:foldl(fun({R, Day}, A) -> step(lookup(R, Day, Now), lookup, Plan, A) end, S, Lookups),
+    %% The hours in doubt of one UTC day and dimension are settled together, by one query.
+    Groups = maps:groups_from_list(fun({#{dimension := Dim}, Day}) -> {Dim, Day} end, fun({R, _}) -> R end,
+                                   lists:zip([R || R = #{status := lookup} <- Linked], Days)),
+    S1 = maps:fold(fun({Dim, Day}, Group, A) -> step(lookup(Dim, Day, Group, Now), lookup, Plan, A) end, S, Groups),
     lists:foldl(fun(R, A) -> step(check(R, Now), check, Plan, A) end, S1, [R || R = #{status := check} <- Linked]).
 
 step({Decisions, Unmatched}, From, Plan, S) ->
     ok = ?STORE:apply_usage_decisions(Decisions, #{from => From, into => into(Plan)}),
     alarms(Decisions, unmatched(Unmatched, S)).
 
-%% usageEvents of the hour's UTC day and dimension; the core compares them with our ledger's hours
-%% of that day.
-lookup(R = #{subscription_id := Sub, dimension := Dim}, {From, To}, Now) ->
+%% usageEvents of a UTC day and dimension; the core compares them with our ledger's hours of that
+%% day and dimension.
+lookup(Dim, {From, To}, Rows, Now) ->
     Result = emqx_azure_marketplace_client:get_usage_events(
                emqx_azure_marketplace_app:client(),
                #{usage_start_date => iso(From), usage_end_date => iso(To), dimension => Dim}),
-    Day = [H || H = #{subscription_id := S, dimension := D} <- ?STORE:usage_between(From, To), S =:= Sub, D =:= Dim],
-    answer(lookup, [R], Result, Now, #{day => Day}).
+    Day = [H || H = #{dimension := D} <- ?STORE:usage_between(From, To), D =:= Dim],
+    answer(lookup, Rows, Result, Now, #{day => Day}).
 
 check(R = #{subscription_id := Sub, reason := Why}, Now) ->
     Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), Sub),

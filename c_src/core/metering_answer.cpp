@@ -284,64 +284,84 @@ bool in_play(LedgerStatus s) noexcept {
 
 }  // namespace
 
-HourDecision plan_lookup(const LookupFacts& f, const CallResult& answer, const RetrySettings& retry,
-                         std::int64_t now) {
-    const SentHour& h = f.hour;
-    Micros known = 0, others = 0;
-    for (const auto& d : f.day) {
-        if (d.hour == h.hour || floor_day(d.hour) != floor_day(h.hour) || !detail::iequals(d.resource_id, h.resource_id) ||
-            !detail::iequals(d.dimension, h.dimension))
-            continue;
-        known += known_taken(d);
-        if (d.outcome_unknown && in_play(d.status)) others += d.reported;
+std::vector<HourDecision> plan_lookups(const std::vector<SentHour>& hours, const std::vector<LedgerHour>& ledger,
+                                       const CallResult& answer, const RetrySettings& retry, std::int64_t now) {
+    std::vector<HourDecision> out(hours.size());
+    if (answer.kind != CallKind::Answered || answer.body == nullptr || !answer.body->is_array()) {
+        for (std::size_t i = 0; i < hours.size(); ++i)
+            out[i] = again(ItemOutcome::Lookup, "lookup_failed", hours[i], retry, now, true);
+        return out;
     }
-    if (answer.kind != CallKind::Answered || answer.body == nullptr || !answer.body->is_array())
-        return again(ItemOutcome::Lookup, "lookup_failed", h, retry, now, true);
-    const std::int64_t day = floor_day(h.hour);
-    // Azure's processed quantity of the resource, dimension and day, summed over its rows (plans).
-    Micros azure = 0;
+    using Group = std::tuple<std::string, std::string, std::int64_t>;
+    struct Facts {
+        Micros azure = 0, known = 0, pending_doubt = 0;
+        bool unreadable = false;
+        std::vector<std::size_t> members;  // indexes into `hours`, in hour order once sorted
+    };
+    std::map<Group, Facts> groups;
+    std::map<SlotKey, bool> looked_up;
+    for (std::size_t i = 0; i < hours.size(); ++i) {
+        const auto& h = hours[i];
+        groups[Group{lower(h.resource_id), lower(h.dimension), floor_day(h.hour)}].members.push_back(i);
+        looked_up[SlotKey{lower(h.resource_id), lower(h.dimension), h.hour}] = true;
+    }
     for (const auto& v : answer.body->get_array()) {
         if (!v.is_object()) continue;
         const json::object& row = v.get_object();
         const auto date = parse_azure_time(str(row, "usageDate"));
-        if (!date || floor_day(*date) != day || !detail::iequals(detail::trim(str(row, "usageResourceId")), h.resource_id) ||
-            !detail::iequals(detail::trim(str(row, "dimension")), h.dimension))
-            continue;
+        if (!date) continue;
+        const auto it = groups.find(Group{lower(str(row, "usageResourceId")), lower(str(row, "dimension")), floor_day(*date)});
+        if (it == groups.end()) continue;
         const auto q = quantity_of(row.if_contains("processedQuantity"));
-        if (!q) return again(ItemOutcome::Lookup, "lookup_unreadable", h, retry, now, true);
-        azure += *q;
+        if (!q) it->second.unreadable = true;
+        else it->second.azure += *q;
     }
-    const Micros held = azure - known;  // what Azure holds of the day's hours in doubt
-    HourDecision d;
-    d.outcome_unknown = false;
-    if (held <= 0) {
-        // Azure holds none of it: billed now, in the current hour.
-        d.outcome = ItemOutcome::Carried;
-        d.reason = "Expired";
-        d.carry = h.quantity;
-        d.alarm = true;
-        return d;
+    for (const auto& d : ledger) {
+        const auto it = groups.find(Group{lower(d.resource_id), lower(d.dimension), floor_day(d.hour)});
+        if (it == groups.end() || looked_up.count(SlotKey{lower(d.resource_id), lower(d.dimension), d.hour}) != 0)
+            continue;
+        it->second.known += known_taken(d);
+        if (d.outcome_unknown && in_play(d.status)) it->second.pending_doubt += d.reported;
     }
-    if (held >= h.quantity + others) {
-        // Azure holds every hour in doubt that day, this one with them.
-        d.outcome = ItemOutcome::Done;
-        d.reason = "found_in_usage_events";
-        d.azure_quantity = h.quantity;
-        return d;
+    for (auto& [key, g] : groups) {
+        std::sort(g.members.begin(), g.members.end(),
+                  [&](std::size_t a, std::size_t b) { return hours[a].hour < hours[b].hour; });
+        if (g.unreadable || g.pending_doubt > 0) {
+            // Unreadable: an alarm. Another hour in doubt not yet looked up: wait for it, quietly.
+            for (const std::size_t i : g.members)
+                out[i] = again(ItemOutcome::Lookup, g.unreadable ? "lookup_unreadable" : "waiting_for_hours_in_doubt",
+                               hours[i], retry, now, g.unreadable);
+            continue;
+        }
+        // What Azure holds of the group's hours in doubt, given to them in hour order.
+        Micros held = g.azure - g.known;
+        for (const std::size_t i : g.members) {
+            const SentHour& h = hours[i];
+            const Micros cover = std::clamp<Micros>(held, 0, h.quantity);
+            held -= cover;
+            HourDecision& d = out[i];
+            d.outcome_unknown = false;
+            if (cover == h.quantity) {
+                d.outcome = ItemOutcome::Done;
+                d.reason = "found_in_usage_events";
+                d.azure_quantity = h.quantity;
+            } else if (cover == 0) {
+                d.outcome = ItemOutcome::Carried;  // Azure holds none of it: billed now, in the current hour
+                d.reason = "Expired";
+                d.carry = h.quantity;
+                d.alarm = true;
+            } else {
+                d.outcome = ItemOutcome::Mismatch;  // Azure holds part of it: only the rest is still owed
+                d.reason = "found_in_usage_events";
+                d.azure_quantity = cover;
+                d.carry = h.quantity - cover;
+                d.alarm = true;
+            }
+        }
+        // Azure holds more than every hour in doubt sent: reported, nothing billed anew.
+        if (held > 0 && !g.members.empty()) out[g.members.back()].alarm = true;
     }
-    if (others == 0) {
-        // Azure holds part of what this hour sent: only the rest is still owed.
-        d.outcome = ItemOutcome::Mismatch;
-        d.reason = "found_in_usage_events";
-        d.azure_quantity = held;
-        d.carry = h.quantity - held;
-        d.alarm = true;
-        return d;
-    }
-    // Several hours in doubt and Azure holds part of them: which, its day totals cannot tell.
-    HourDecision a = again(ItemOutcome::Lookup, "ambiguous_usage_events", h, retry, now, true);
-    a.outcome_unknown = true;
-    return a;
+    return out;
 }
 
 HourDecision plan_subscription_check(const SentHour& h, std::string_view refused_as, const CallResult& answer,

@@ -27,8 +27,10 @@ using metering::SentHour;
 
 namespace {
 
-// The most hours one answer is about (a batch holds 25; a lookup or a check one).
-constexpr std::size_t kMaxHours = 25;
+// The most hours one answer is about: a batch holds 25, a check one; a lookup settles a day's hours
+// in doubt of every subscription of a dimension (on a dirty scheduler).
+constexpr std::size_t kMaxBatchHours = 25;
+constexpr std::size_t kMaxHours = 1'000'000;
 // Azure's answer as the client decoded it: a batch of 25 items, a day's usageEvents rows of every
 // subscription of a dimension (paged, summed: rows for thousands of subscriptions), a subscription.
 // More than this is refused as a bad answer rather than walked on a scheduler.
@@ -36,8 +38,8 @@ constexpr std::size_t kMaxAnswerNodes = 2'000'000;
 constexpr std::size_t kMaxAnswerBytes = 64 * 1024 * 1024;
 
 constexpr std::int64_t kMaxMicros = std::numeric_limits<std::int64_t>::max();
-// A day of one subscription's dimension: 24 hours (a few more after a carry).
-constexpr std::size_t kMaxDayHours = 1'000;
+// A day's ledger of a dimension: 24 hours of every subscription.
+constexpr std::size_t kMaxDayHours = 10'000'000;
 
 }  // namespace
 
@@ -140,8 +142,7 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     CallResult result;
     std::optional<boost::json::value> json;
     if (a.ok() && !read_call_result(env, argv[1], result, json)) a.fail(atoms::answer);
-    const bool single = !enif_is_identical(step, atoms::batch);
-    if (a.ok() && single && hours.size() != 1) a.fail(atoms::hours);
+    if (a.ok() && enif_is_identical(step, atoms::check) && hours.size() != 1) a.fail(atoms::hours);
     if (a.ok() && !enif_is_identical(step, atoms::batch) && !enif_is_identical(step, atoms::lookup) &&
         !enif_is_identical(step, atoms::check))
         a.fail(atoms::step);
@@ -154,7 +155,7 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
         decisions = std::move(p.hours);
         unmatched = p.unmatched;
     } else if (enif_is_identical(step, atoms::lookup)) {
-        decisions.push_back(metering::plan_lookup({hours[0], std::move(day)}, result, retry, now));
+        decisions = metering::plan_lookups(hours, day, result, retry, now);
     } else {
         char name[64] = {};
         if (enif_get_atom(env, refused_as, name, sizeof name, ERL_NIF_LATIN1) <= 0) name[0] = '\0';
@@ -172,10 +173,15 @@ ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     if (argc != 2) return enif_make_badarg(env);
     // A batch's answer holds 25 items: at once. A lookup reads a day's usageEvents rows of every
     // subscription of a dimension: on a dirty CPU scheduler.
-    ERL_NIF_TERM step;
+    ERL_NIF_TERM step, hours;
     if (enif_is_map(env, argv[0]) && enif_get_map_value(env, argv[0], atoms::step, &step) &&
         enif_is_identical(step, atoms::lookup))
         return enif_schedule_nif(env, "usage_answer", ERL_NIF_DIRTY_JOB_CPU_BOUND, guarded<answer_now>, argc, argv);
+    // Anything else is about a batch's hours at most: refused before it is walked.
+    unsigned length = 0;
+    if (enif_is_map(env, argv[0]) && enif_get_map_value(env, argv[0], atoms::hours, &hours) &&
+        (!enif_get_list_length(env, hours, &length) || length > kMaxBatchHours))
+        return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::hours));
     return answer_now(env, argc, argv);
 }
 

@@ -6,9 +6,10 @@
 namespace azmp::nif {
 
 // usage_answer(Facts, Result) -> {[Decision], Unmatched}
-//   Facts :: #{step := batch | lookup | check, hours := [Hour] (1..25; one for lookup and check),
+//   Facts :: #{step := batch | lookup | check, hours := [Hour] (batch: 1..25; check: one; lookup: the
+//              hours in doubt of a UTC day and dimension),
 //              now := unix s, retry_base_s => S, retry_max_s => S,
-//              day => [LedgerHour] (lookup: the hour's subscription, dimension and UTC day),
+//              day => [LedgerHour] (lookup: the ledger's hours of that day and dimension),
 //              refused_as => atom() (check)}
 //   Hour :: #{subscription_id, dimension, hour, reported := Micros, plan_id, attempts, outcome_unknown,
 //             state := link_state(), _ => _}

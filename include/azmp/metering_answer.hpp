@@ -107,21 +107,17 @@ struct LedgerHour {
 // Azure holds when it held another quantity (mismatch), nothing otherwise.
 Micros known_taken(const LedgerHour& h) noexcept;
 
-// An hour whose earlier send has an unknown outcome, Azure now refusing it as Expired: what does
-// Azure hold? usageEvents gives per-day totals per resource and dimension, so the day's other
-// hours count: `day` is our ledger's hours of that resource, dimension and UTC day (the hour
-// itself among them or not). What Azure holds beyond what the ledger knows it took is the hours in
-// doubt's.
-struct LookupFacts {
-    SentHour hour;
-    std::vector<LedgerHour> day;
-};
-
-// `answer` is the usageEvents call's (rows of any resource and dimension may be there). Azure
-// holds the hour: done. Azure holds nothing of it: carried (only what Azure does not hold). Azure's
-// rows cannot tell, or the call failed: looked up again later, with an alarm; never billed twice.
-HourDecision plan_lookup(const LookupFacts& facts, const CallResult& answer, const RetrySettings& retry,
-                         std::int64_t now);
+// Hours whose earlier send has an unknown outcome, Azure now refusing them as Expired: what does
+// Azure hold? usageEvents gives per-day totals per resource and dimension, so hours are settled
+// per group (resource, dimension, UTC day): `ledger` is our ledger's hours of those days (the hours
+// looked up among them or not). What Azure holds beyond what the ledger knows it took is the
+// group's hours in doubt's. While another hour of the group is still in doubt and not yet looked
+// up (its send being retried), the group waits for it: it may still be answered. Then Azure's
+// share is given to the hours in hour order: an hour it covers is done, one it covers in part has
+// the rest carried, one it does not cover is carried whole: exactly what Azure does not hold is
+// billed anew, once. A failed call keeps every hour in `lookup`, with back-off and an alarm.
+std::vector<HourDecision> plan_lookups(const std::vector<SentHour>& hours, const std::vector<LedgerHour>& ledger,
+                                       const CallResult& answer, const RetrySettings& retry, std::int64_t now);
 
 // Why an hour's subscription is read before going on: Azure refused the hour for its plan
 // (BadArgument), or its resource (ResourceNotFound, ResourceNotAuthorized, or ResourceNotActive

@@ -40,8 +40,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         case 1: {
             const LedgerHour other{"sub-1", "gb", 1764752400, LedgerStatus::Done, 3 * kUnit, std::nullopt, false};
-            const HourDecision d = plan_lookup(LookupFacts{sent[0], {other}}, answer, retry, now);
-            if (d.carry < 0 || d.carry > sent[0].quantity) std::abort();
+            const auto d = plan_lookups(sent, {other}, answer, retry, now);
+            if (d.size() != sent.size()) std::abort();
+            for (std::size_t i = 0; i < sent.size(); ++i)
+                if (d[i].carry < 0 || d[i].carry > sent[i].quantity) std::abort();
             break;
         }
         case 2: (void)plan_subscription_check(sent[flags % 2], flags & 1 ? "BadArgument" : "ResourceNotFound", answer,
