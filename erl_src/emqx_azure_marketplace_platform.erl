@@ -36,6 +36,9 @@
 -callback payment_method(account_id()) -> payment_method().
 -callback set_payment_method(account_id(), azure_marketplace_subscription | none) -> ok.
 -callback deployments(account_id()) -> [deployment()].
+%% Effects are performed at least once: a node killed after a call and before striking it off makes
+%% it again when it restarts. Stopping a stopped deployment, or starting a running one, is `ok' and
+%% changes nothing.
 -callback stop_deployment(account_id(), deployment_id()) -> ok.
 -callback start_deployment(account_id(), deployment_id()) -> ok.
 %% Idempotent: deleting a deployment that is gone is `ok'.

@@ -172,10 +172,22 @@ call({set_payment_method, Id, M}, _From, S) ->
     with_account(Id, log({set_payment_method, Id, M}, S), fun(A) -> {ok, A#{payment_method := M}} end);
 call({notify, Id, Notice}, _From, S) ->
     with_account(Id, log({notify, Id, Notice}, S), fun(A = #{notices := Ns}) -> {ok, A#{notices := Ns ++ [Notice]}} end);
-call({deployment, Op, Id, DId}, _From, S) ->
+call({deployment, stop, Id, DId}, From, S = #{accounts := As}) ->
+    %% Each call is logged; a running deployment that stops is logged once more, as `stopped'.
+    S1 = case As of
+             #{Id := #{deployments := #{DId := #{state := running}}}} -> log({stopped, Id, DId}, S);
+             _ -> S
+         end,
+    deployment(stop, Id, DId, From, S1);
+call({deployment, Op, Id, DId}, From, S) ->
+    deployment(Op, Id, DId, From, S).
+
+deployment(Op, Id, DId, _From, S) ->
     with_account(Id, log({Op, Id, DId}, S), fun(A = #{deployments := Ds}) ->
         case {Op, Ds} of
             {delete, _} -> {ok, A#{deployments := maps:remove(DId, Ds)}};
+            {stop, #{DId := #{state := stopped}}} ->
+                {ok, A};  % stopped already: a call made again after a crash changes nothing
             {stop, #{DId := D}} ->
                 {ok, A#{deployments := Ds#{DId := D#{state := stopped, stopped_at := azmp_test_clock:now()}}}};
             {start, #{DId := D}} ->
