@@ -186,8 +186,6 @@ deployment(Op, Id, DId, _From, S) ->
     with_account(Id, log({Op, Id, DId}, S), fun(A = #{deployments := Ds}) ->
         case {Op, Ds} of
             {delete, _} -> {ok, A#{deployments := maps:remove(DId, Ds)}};
-            {stop, #{DId := #{state := stopped}}} ->
-                {ok, A};  % stopped already: a call made again after a crash changes nothing
             {stop, #{DId := D}} ->
                 {ok, A#{deployments := Ds#{DId := D#{state := stopped, stopped_at := azmp_test_clock:now()}}}};
             {start, #{DId := D}} ->
