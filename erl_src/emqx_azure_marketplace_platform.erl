@@ -37,8 +37,7 @@
 -callback set_payment_method(account_id(), azure_marketplace_subscription | none) -> ok.
 -callback deployments(account_id()) -> [deployment()].
 %% Effects are performed at least once: a node killed after a call and before striking it off makes
-%% it again when it restarts. Stopping a stopped deployment, or starting a running one, is `ok' and
-%% changes nothing.
+%% it again when it restarts. Stopping a stopped deployment, or starting a running one, must be `ok'.
 -callback stop_deployment(account_id(), deployment_id()) -> ok.
 -callback start_deployment(account_id(), deployment_id()) -> ok.
 %% Idempotent: deleting a deployment that is gone is `ok'.
