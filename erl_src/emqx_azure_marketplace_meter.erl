@@ -69,7 +69,9 @@ handle_call(run_now, _From, S) ->
     {Held, S1} = run(S),
     {reply, Held, S1, hibernate};
 handle_call({reconcile, Day}, _From, S) ->
-    {Reply, S1} = reconcile_day(Day, S),
+    %% The UTC day holding Day, first and last second, as the core counts it.
+    #{lookup_days := [Bounds]} = tick_plan(Day, [], [#{status => lookup, hour => Day}], S),
+    {Reply, S1} = reconcile_day(Bounds, S),
     {reply, Reply, S1};
 handle_call(alarms, _From, S = #{alarms := A}) ->
     {reply, A, S};
@@ -366,17 +368,15 @@ archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := F
 %% A reconciliation that could not be made (Azure unreachable) is tried again when the plan says.
 daily(#{reconcile := undefined}, S) ->
     S;
-daily(#{reconcile := {Day, _}, retry_after := RetryAt}, S) ->
-    case reconcile_day(Day, S) of
+daily(#{reconcile := Bounds = {Day, _}, retry_after := RetryAt}, S) ->
+    case reconcile_day(Bounds, S) of
         {{ok, _}, S1} -> S1#{reconciled := Day};
         {{error, _}, S1} -> S1#{reconcile_after := RetryAt}
     end.
 
 %% One query per dimension (configured, or in the day's ledger): with many subscriptions a day's
 %% rows are many, and Azure's answer for all dimensions at once is that many times larger.
-reconcile_day(Day, S) ->
-    %% The UTC day holding Day, first and last second, as the core counts it.
-    #{lookup_days := [{From, To}]} = tick_plan(Day, [], [#{status => lookup, hour => Day}], S),
+reconcile_day({From, To}, S) ->
     Ledger = ?STORE:usage_between(From, To),
     Dims = lists:usort([Id || #{id := Id} <- maps:get(dimensions, ?METERING:config(), [])] ++
                        [D || #{dimension := D} <- Ledger]),
@@ -386,7 +386,7 @@ reconcile_day(Day, S) ->
             Diffs = [D#{day => From, billed => ?METERING:format(B), processed => fmt_opt(P)}
                      || D = #{billed := B, processed := P} <- Diffs0],
             Diffs =/= [] andalso
-                ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_differences", day => Day,
+                ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_differences", day => From,
                                differences => length(Diffs)}),
             S1 = lists:foldl(fun(D = #{verdict := alarm}, Acc = #{alarms := A}) ->
                                      Acc#{alarms := A#{{usage, reconcile} => D}};
@@ -394,7 +394,7 @@ reconcile_day(Day, S) ->
                              end, S, Diffs),
             {{ok, Diffs}, S1};
         {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => Day, reason => redact(Reason)}),
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => From, reason => redact(Reason)}),
             {{error, redact(Reason)}, S}
     end.
 

@@ -1,9 +1,13 @@
-// Civil (proleptic Gregorian, UTC) dates to and from days since 1970-01-01, for the core's
-// translation units that read Azure's dates (not part of the public API).
+// Time arithmetic the metering core's translation units share (not part of the public API): civil
+// (proleptic Gregorian, UTC) dates to and from days since 1970-01-01, rounding down to a unit, sums
+// held at the ends of the range, and the digits of Azure's dates.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <limits>
+#include <string_view>
 
 namespace azmp::detail {
 
@@ -40,6 +44,35 @@ inline bool leap(std::int64_t y) noexcept { return y % 4 == 0 && (y % 100 != 0 |
 inline unsigned last_day(std::int64_t y, unsigned m) noexcept {
     constexpr std::array<unsigned, 12> kDays{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && leap(y) ? 29 : kDays[m - 1];
+}
+
+// `t` rounded down to a multiple of `unit` (toward the past, before 1970 too); the earliest
+// representable multiple when the exact one is not.
+inline std::int64_t floor_to(std::int64_t t, std::int64_t unit) noexcept {
+    const std::int64_t q = t >= 0 ? t / unit : -((-(t + 1)) / unit) - 1;
+    return std::max(q, std::numeric_limits<std::int64_t>::min() / unit) * unit;
+}
+
+// a + b and a - b, held at the ends of the range rather than overflowing (times come from callers).
+inline std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r;
+    if (!__builtin_add_overflow(a, b, &r)) return r;
+    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+}
+inline std::int64_t sat_sub(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r;
+    if (!__builtin_sub_overflow(a, b, &r)) return r;
+    return b > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
+}
+
+// A date's field: one or more ASCII digits, and its value (fields are at most 4 digits).
+inline bool all_digits(std::string_view s) noexcept {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+inline unsigned number(std::string_view digits) noexcept {
+    unsigned n = 0;
+    for (char c : digits) n = n * 10 + static_cast<unsigned>(c - '0');
+    return n;
 }
 
 }  // namespace azmp::detail

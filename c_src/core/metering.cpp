@@ -15,28 +15,18 @@
 
 namespace azmp::metering {
 
+using detail::all_digits;
 using detail::civil_from_days;
 using detail::Civil;
 using detail::days_from_civil;
+using detail::floor_to;
 using detail::last_day;
+using detail::number;
+using detail::sat_sub;
 
 namespace {
 
 Micros excess(Micros used, Micros included) noexcept { return used > included ? used - included : 0; }
-
-// `t` rounded down to a multiple of `unit` (toward the past, before 1970 too); the earliest
-// representable multiple when the exact one is not.
-std::int64_t floor_to(std::int64_t t, std::int64_t unit) noexcept {
-    const std::int64_t q = t >= 0 ? t / unit : -((-(t + 1)) / unit) - 1;
-    return std::max(q, std::numeric_limits<std::int64_t>::min() / unit) * unit;
-}
-
-// a - b, held at the ends of the range rather than overflowing (times come from callers).
-std::int64_t sat_sub(std::int64_t a, std::int64_t b) noexcept {
-    std::int64_t r;
-    if (!__builtin_sub_overflow(a, b, &r)) return r;
-    return b > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
-}
 
 // More days than any time holds: keeps `days * kDayS` in range.
 constexpr std::int64_t kMaxDays = std::numeric_limits<std::int64_t>::max() / kDayS;
@@ -183,16 +173,6 @@ std::int64_t term_start_for(std::int64_t hour, std::int64_t start, int months) n
 }
 
 namespace {
-
-bool all_digits(std::string_view s) noexcept {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-unsigned number(std::string_view digits) noexcept {
-    unsigned n = 0;
-    for (char c : digits) n = n * 10 + static_cast<unsigned>(c - '0');
-    return n;
-}
 
 // Azure's dates: "2026-03-15" or "2026-03-15T10:30:00Z" (the time as Azure writes it: digits and
 // ":.Z+-"); unix seconds of its UTC day and hour:minute.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "azmp/rules.hpp"
@@ -23,18 +24,11 @@ using detail_json::str;
 
 namespace {
 
-bool digits(std::string_view s) noexcept {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
+using detail::all_digits;
 
-int number(std::string_view s) noexcept {
-    int n = 0;
-    for (char c : s) n = n * 10 + (c - '0');
-    return n;
-}
-
-std::int64_t floor_hour(std::int64_t t) noexcept { return t - (((t % kHourS) + kHourS) % kHourS); }
-std::int64_t floor_day(std::int64_t t) noexcept { return t - (((t % kDayS) + kDayS) % kDayS); }
+int number(std::string_view s) noexcept { return static_cast<int>(detail::number(s)); }
+std::int64_t floor_hour(std::int64_t t) noexcept { return detail::floor_to(t, kHourS); }
+std::int64_t floor_day(std::int64_t t) noexcept { return detail::floor_to(t, kDayS); }
 
 std::optional<std::string> opt_str(const json::object& o, std::string_view key) {
     const std::string_view s = str(o, key);
@@ -192,7 +186,7 @@ std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
         return std::nullopt;
     const auto y = s.substr(0, 4), mo = s.substr(5, 2), d = s.substr(8, 2), h = s.substr(11, 2), mi = s.substr(14, 2),
                se = s.substr(17, 2);
-    if (!digits(y) || !digits(mo) || !digits(d) || !digits(h) || !digits(mi) || !digits(se)) return std::nullopt;
+    if (!all_digits(y) || !all_digits(mo) || !all_digits(d) || !all_digits(h) || !all_digits(mi) || !all_digits(se)) return std::nullopt;
     const int yy = number(y), mm = number(mo), dd = number(d), hh = number(h), mn = number(mi), ss = number(se);
     if (mm < 1 || mm > 12 || dd < 1 || dd > static_cast<int>(detail::last_day(yy, static_cast<unsigned>(mm))) ||
         hh > 23 || mn > 59 || ss > 59)
@@ -209,8 +203,8 @@ std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
         rest = {};
     } else if (!rest.empty()) {
         // +HH:MM or -HH:MM
-        if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' || !digits(rest.substr(1, 2)) ||
-            !digits(rest.substr(4, 2)))
+        if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':' || !all_digits(rest.substr(1, 2)) ||
+            !all_digits(rest.substr(4, 2)))
             return std::nullopt;
         const int oh = number(rest.substr(1, 2)), om = number(rest.substr(4, 2));
         if (oh > 23 || om > 59) return std::nullopt;
@@ -299,11 +293,11 @@ std::vector<HourDecision> plan_lookups(const std::vector<SentHour>& hours, const
         std::vector<std::size_t> members;  // indexes into `hours`, in hour order once sorted
     };
     std::map<Group, Facts> groups;
-    std::map<SlotKey, bool> looked_up;
+    std::set<SlotKey> looked_up;
     for (std::size_t i = 0; i < hours.size(); ++i) {
         const auto& h = hours[i];
         groups[Group{lower(h.resource_id), lower(h.dimension), floor_day(h.hour)}].members.push_back(i);
-        looked_up[SlotKey{lower(h.resource_id), lower(h.dimension), h.hour}] = true;
+        looked_up.insert(SlotKey{lower(h.resource_id), lower(h.dimension), h.hour});
     }
     for (const auto& v : answer.body->get_array()) {
         if (!v.is_object()) continue;

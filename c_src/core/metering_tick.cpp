@@ -10,20 +10,12 @@
 #include <utility>
 
 #include "azmp/operations.hpp"
+#include "civil_time.hpp"
 #include "metering_json.hpp"
 
 namespace azmp::metering {
 
-namespace {
-
-// a + b held at the ends of the range (times come from callers).
-std::int64_t sat_add(std::int64_t a, std::int64_t b) noexcept {
-    std::int64_t r;
-    if (!__builtin_add_overflow(a, b, &r)) return r;
-    return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
-}
-
-}  // namespace
+using detail::sat_add;
 
 HeldRelease plan_held(const HeldHour& h, std::int64_t now) noexcept {
     // Links are never deleted, only cancelled: an hour whose link is gone waits for nothing.
@@ -55,7 +47,7 @@ TickPlan plan_tick(const TickFacts& f) {
     for (const auto& h : f.held) p.releases.push_back(plan_held(h, f.now));
     p.lookup_days.reserve(f.lookups.size());
     for (const std::int64_t hour : f.lookups) {
-        const std::int64_t day = hour - (((hour % kDayS) + kDayS) % kDayS);
+        const std::int64_t day = detail::floor_to(hour, kDayS);
         p.lookup_days.emplace_back(day, sat_add(day, kDayS - 1));
     }
     p.batch_size = kMaxBatchEvents;
