@@ -36,6 +36,9 @@ constexpr std::size_t kMaxHours = 1'000'000;
 // More than this is refused as a bad answer rather than walked on a scheduler.
 constexpr std::size_t kMaxAnswerNodes = 2'000'000;
 constexpr std::size_t kMaxAnswerBytes = 64 * 1024 * 1024;
+// A batch's answer (25 items of a dozen fields) or a subscription: far within this.
+constexpr std::size_t kMaxSmallAnswerNodes = 20'000;
+constexpr std::size_t kMaxSmallAnswerBytes = 1024 * 1024;
 
 constexpr std::int64_t kMaxMicros = std::numeric_limits<std::int64_t>::max();
 // A day's ledger of a dimension: 24 hours of every subscription.
@@ -67,12 +70,14 @@ struct Codec<SentHour> {
 
 // {ok, Decoded} | {error, Reason} as emqx_azure_marketplace_client returns it. `json` keeps the
 // answer the result points into.
-bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, CallResult& out, std::optional<boost::json::value>& json) {
+bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, CallResult& out,
+                      std::optional<boost::json::value>& json) {
     int arity;
     const ERL_NIF_TERM* e;
     if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
     if (enif_is_identical(e[0], atoms::ok)) {
-        JsonBudget budget{kMaxAnswerNodes, kMaxAnswerBytes};
+        JsonBudget budget = size == AnswerSize::Large ? JsonBudget{kMaxAnswerNodes, kMaxAnswerBytes}
+                                                      : JsonBudget{kMaxSmallAnswerNodes, kMaxSmallAnswerBytes};
         json = term_to_json(env, e[1], budget);
         // An answer we cannot take whole is no answer we can read: Azure may have taken the call.
         out = json ? CallResult{CallKind::Answered, 200, &*json} : CallResult{CallKind::Answered, 200, nullptr};
@@ -141,7 +146,8 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     a.take(f);
     CallResult result;
     std::optional<boost::json::value> json;
-    if (a.ok() && !read_call_result(env, argv[1], result, json)) a.fail(atoms::answer);
+    const AnswerSize size = enif_is_identical(step, atoms::lookup) ? AnswerSize::Large : AnswerSize::Small;
+    if (a.ok() && !read_call_result(env, argv[1], size, result, json)) a.fail(atoms::answer);
     if (a.ok() && enif_is_identical(step, atoms::check) && hours.size() != 1) a.fail(atoms::hours);
     if (a.ok() && !enif_is_identical(step, atoms::batch) && !enif_is_identical(step, atoms::lookup) &&
         !enif_is_identical(step, atoms::check))

@@ -12,8 +12,14 @@
 
 namespace azmp::nif {
 
+// How much of an answer is read. On a normal scheduler (a batch's 25 items, a subscription): a
+// small budget, so that no answer holds it for long. On a dirty one (a day's usageEvents rows of
+// every subscription of a dimension): a large one.
+enum class AnswerSize { Small, Large };
+
 // False when `t` is neither. `json` holds the decoded answer `out.body` points into. An answer
-// larger than the meter ever reads (its budget) is one it cannot read: Answered, without a body.
-bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, metering::CallResult& out, std::optional<boost::json::value>& json);
+// beyond its budget is one the meter cannot read: Answered, without a body.
+bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, metering::CallResult& out,
+                      std::optional<boost::json::value>& json);
 
 }  // namespace azmp::nif

@@ -210,7 +210,7 @@ ERL_NIF_TERM reconcile_dirty(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (!ours) return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::ledger));
     metering::CallResult rows;
     std::optional<boost::json::value> json;
-    if (!read_call_result(env, argv[1], rows, json))
+    if (!read_call_result(env, argv[1], AnswerSize::Large, rows, json))
         return enif_raise_exception(env, enif_make_tuple2(env, atoms::badarg, atoms::answer));
     const auto diffs = metering::plan_reconcile(ours->items, rows);
     if (!diffs) return atoms::retry;

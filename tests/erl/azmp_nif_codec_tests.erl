@@ -102,3 +102,19 @@ encoders_test() ->
                    module_refs := _}, ?NIF:info()),
     {ok, {C, _}} = client_new(#{}),
     ?assertEqual(#{token_requests => 0, in_flight => 0, retries => 0, token_obtained_at => 0}, ?NIF:client_stats(C)).
+
+%% A batch's answer is read on a normal scheduler within a small budget: an answer far larger than
+%% 25 items is one the meter cannot read (its hours retried as possibly taken, with an alarm), not
+%% one it walks whole; more than a batch's hours is refused before it is walked.
+usage_answer_bounds_test() ->
+    Hour = #{subscription_id => <<"sub-1">>, dimension => <<"gb">>, hour => 1764756000, reported => 7000000,
+             plan_id => <<"payg">>, attempts => 0, outcome_unknown => false, state => linked},
+    Facts = #{step => batch, hours => [Hour], now => 1764763200},
+    Item = #{<<"status">> => <<"Accepted">>, <<"resourceId">> => <<"sub-1">>, <<"dimension">> => <<"gb">>,
+             <<"effectiveStartTime">> => <<"2025-12-03T10:00:00Z">>, <<"quantity">> => 7},
+    ?assertMatch({[#{outcome := done}], 0}, ?NIF:usage_answer(Facts, {ok, #{<<"result">> => [Item]}})),
+    Huge = {ok, #{<<"result">> => lists:duplicate(30000, Item)}},
+    ?assertMatch({[#{outcome := retry, outcome_unknown := true, alarm := true, reason := bad_response}], 0},
+                 ?NIF:usage_answer(Facts, Huge)),
+    ?assertError({badarg, hours}, ?NIF:usage_answer(Facts#{hours => lists:duplicate(26, Hour)},
+                                                    {ok, #{<<"result">> => []}})).
