@@ -1,4 +1,5 @@
-%% @doc The NIF stubs. Every function here is replaced by the C++ library at load time; callers use
+%% @doc The NIF stubs. Every function here is replaced by the C++ library at load time (the C++ side
+%% declares the same list once, in c_src/nif/nifs.def; the build checks the two agree); callers use
 %% `emqx_azure_marketplace_client', which turns the asynchronous replies into plain results.
 -module(emqx_azure_marketplace_nif).
 
@@ -24,7 +25,7 @@
 -type link_event() :: change_plan | change_quantity | renew | suspend | reinstate | unsubscribe.
 -type refusal() :: credit_card_on_file | uses_available_credits | already_linked_to_marketplace
                  | subscription_linked_to_other_account | subscription_unsubscribed | invalid_token.
-%% What the rules ask Erlang to do (see c_src/nif/rules_nif.hpp).
+%% What the rules ask Erlang to do (see c_src/nif/rules_nif.cpp).
 -type effect() :: activate
                 | {answer_operation, success | failure}
                 | {set_payment_method, azure_marketplace_subscription | none}

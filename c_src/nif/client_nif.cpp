@@ -1,10 +1,11 @@
 // Entry points of the marketplace client: create, call (asynchronous), cancel, stats.
+#include "nifs.hpp"
 #include "resources.hpp"
 
 namespace azmp::nif {
 
 // client_new(Config :: map()) -> {ok, {ClientRes, TimeoutMs}} | {error, Reason}
-ERL_NIF_TERM client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (!enif_is_map(env, argv[0])) return enif_make_badarg(env);
     auto parsed = config_from_term(env, argv[0]);
     if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, encode(env, *err));
@@ -16,9 +17,9 @@ ERL_NIF_TERM client_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     return ok_tuple(env, enif_make_tuple2(env, term, encode(env, std::int64_t{timeout_ms})));
 }
 
-// client_request(ClientRes, Op :: atom(), Args :: map()) -> {ok, CallRes} | {error, Reason}
+// request(ClientRes, Op :: atom(), Args :: map()) -> {ok, CallRes} | {error, Reason}
 // The result arrives as {azmp_reply, CallRes, Result}.
-ERL_NIF_TERM client_request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     Library* lib = library(env);
     ClientRes* cres = nullptr;
     if (!enif_get_resource(env, argv[0], lib->client_type, reinterpret_cast<void**>(&cres)) || !cres->client)
@@ -42,8 +43,8 @@ ERL_NIF_TERM client_request(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     return ok_tuple(env, c.term);
 }
 
-// client_cancel(CallRes) -> ok: the caller gave up waiting.
-ERL_NIF_TERM client_cancel(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+// cancel(CallRes) -> ok: the caller gave up waiting.
+ERL_NIF_TERM nif_cancel(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     CallRes* call = nullptr;
     if (!enif_get_resource(env, argv[0], library(env)->call_type, reinterpret_cast<void**>(&call)))
         return enif_make_badarg(env);
@@ -53,7 +54,7 @@ ERL_NIF_TERM client_cancel(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
 }
 
 // client_stats(ClientRes) -> #{token_requests, in_flight, retries, token_obtained_at}
-ERL_NIF_TERM client_stats(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_client_stats(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     ClientRes* cres = nullptr;
     if (!enif_get_resource(env, argv[0], library(env)->client_type, reinterpret_cast<void**>(&cres)) ||
         !cres->client)

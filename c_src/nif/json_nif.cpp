@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "core/json_util.hpp"
+#include "nifs.hpp"
 #include "resources.hpp"
 
 namespace azmp::nif {
@@ -39,7 +40,7 @@ ERL_NIF_TERM json_decode_dirty(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
 }  // namespace
 
 // json_decode(Binary) -> {ok, Term} | {error, bad_json} | {error, too_large}
-ERL_NIF_TERM json_decode(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_json_decode(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     ErlNifBinary bin;
     if (!enif_inspect_binary(env, argv[0], &bin)) return enif_make_badarg(env);
     if (bin.size > kMaxJsonBytes) return error_tuple(env, atoms::too_large);
@@ -50,7 +51,7 @@ ERL_NIF_TERM json_decode(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
 
 // json_encode(Term) -> {ok, Binary} | {error, {badarg, json}} | {error, too_large}
 // The size limits are checked as the term is walked, before any copy: see JsonBudget.
-ERL_NIF_TERM json_encode(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_json_encode(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     JsonBudget budget{kMaxJsonNodes, kMaxJsonBytes};
     auto v = term_to_json(env, argv[0], budget);
     if (!v && budget.exceeded) return error_tuple(env, atoms::too_large);

@@ -7,11 +7,7 @@
 #include <new>
 #include <string>
 
-#include "metering_answer_nif.hpp"
-#include "metering_nif.hpp"
-#include "metering_tick_nif.hpp"
-#include "rules_nif.hpp"
-#include "status_nif.hpp"
+#include "nifs.hpp"
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -135,8 +131,18 @@ void on_unload(ErlNifEnv*, void* priv) {
 }
 
 
+// Registered from the one table (nifs.def); every entry point runs inside guarded<> (no C++
+// exception crosses the boundary).
+ErlNifFunc nif_funcs[] = {
+#define AZMP_NIF(name, arity) {#name, arity, guarded<nif_##name>, 0},
+#include "nifs.def"
+#undef AZMP_NIF
+};
+
+}  // namespace
+
 // info() -> map(): engine figures for operators and tests.
-ERL_NIF_TERM info(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {
+ERL_NIF_TERM nif_info(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {
     Library* lib = library(env);
     EngineStats s = lib->engine->stats();
     return make_map<5>(env, {{{atoms::abi, encode(env, lib->abi)},
@@ -146,50 +152,6 @@ ERL_NIF_TERM info(ErlNifEnv* env, int, const ERL_NIF_TERM[]) {
                               {atoms::module_refs, encode(env, lib->module_refs.load())}}});
 }
 
-ErlNifFunc nif_funcs[] = {
-    {"info", 0, guarded<info>, 0},
-    {"client_new", 1, guarded<client_new>, 0},
-    {"request", 3, guarded<client_request>, 0},
-    {"cancel", 1, guarded<client_cancel>, 0},
-    {"client_stats", 1, guarded<client_stats>, 0},
-    {"webhook_auth_new", 1, guarded<webhook_auth_new>, 0},
-    {"webhook_authenticate", 3, guarded<webhook_authenticate>, 0},
-    {"json_decode", 1, guarded<json_decode>, 0},
-    {"json_encode", 1, guarded<json_encode>, 0},
-    {"valid_id", 1, guarded<nif_valid_id>, 0},
-    {"usage_quantity", 1, guarded<nif_usage_quantity>, 0},
-    {"usage_format", 1, guarded<nif_usage_format>, 0},
-    {"usage_hour", 1, guarded<nif_usage_hour>, 0},
-    {"usage_plan_record", 1, guarded<nif_usage_plan_record>, 0},
-    {"usage_term", 3, guarded<nif_usage_term>, 0},
-    {"usage_dedupe_cutoff", 2, guarded<nif_usage_dedupe_cutoff>, 0},
-    {"usage_sweep_interval_ms", 1, guarded<nif_usage_sweep_interval_ms>, 0},
-    {"usage_check_settings", 1, guarded<nif_usage_check_settings>, 0},
-    {"usage_answer", 2, guarded<nif_usage_answer>, 0},
-    {"usage_tick", 1, guarded<nif_usage_tick>, 0},
-    {"usage_close", 1, guarded<nif_usage_close>, 0},
-    {"usage_reconcile_answer", 2, guarded<nif_usage_reconcile_answer>, 0},
-    {"plan_link", 3, guarded<nif_plan_link>, 0},
-    {"plan_linked", 0, guarded<nif_plan_linked>, 0},
-    {"classify_link_failure", 2, guarded<nif_classify_link_failure>, 0},
-    {"plan_link_failed", 1, guarded<nif_plan_link_failed>, 0},
-    {"marketplace_pays", 1, guarded<nif_marketplace_pays>, 0},
-    {"decide_activation", 1, guarded<nif_decide_activation>, 0},
-    {"link_retry_delay", 3, guarded<nif_link_retry_delay>, 0},
-    {"landing_expires_at", 1, guarded<nif_landing_expires_at>, 0},
-    {"landing_usable", 2, guarded<nif_landing_usable>, 0},
-    {"link_status_text", 3, guarded<nif_link_status_text>, 0},
-    {"landing_error_text", 1, guarded<nif_landing_error_text>, 0},
-    {"plan_event", 4, guarded<nif_plan_event>, 0},
-    {"plan_enforce", 2, guarded<nif_plan_enforce>, 0},
-    {"repair_event", 2, guarded<nif_repair_event>, 0},
-    {"plan_deadline", 5, guarded<nif_plan_deadline>, 0},
-    {"plan_webhook", 4, guarded<nif_plan_webhook>, 0},
-    {"gate_create", 3, guarded<nif_gate_create>, 0},
-    {"gate_deployment", 5, guarded<nif_gate_deployment>, 0},
-};
-
-}  // namespace
 }  // namespace azmp::nif
 
 ERL_NIF_INIT(emqx_azure_marketplace_nif, azmp::nif::nif_funcs, azmp::nif::on_load, nullptr, azmp::nif::on_upgrade,

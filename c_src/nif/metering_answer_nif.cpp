@@ -1,6 +1,7 @@
 // Term conversion for the meter's answers (azmp/metering_answer.hpp): the hours sent, the client's
 // result of the call, and the decisions back. Azure's JSON is read by the core, never here.
-#include "metering_answer_nif.hpp"
+// NIF entry point for the meter's answers (azmp/metering_answer.hpp): term conversion only.
+#include "nifs.hpp"
 #include "metering_call.hpp"
 
 #include <cstdint>
@@ -174,7 +175,18 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
 }
 
 }  // namespace
-
+// usage_answer(Facts, Result) -> {[Decision], Unmatched}
+//   Facts :: #{step := batch | lookup | check, hours := [Hour] (batch: 1..25; check: one; lookup: the
+//              hours in doubt of a UTC day and dimension),
+//              now := unix s, retry_base_s => S, retry_max_s => S,
+//              day => [LedgerHour] (lookup: the ledger's hours of that day and dimension),
+//              refused_as => atom() (check)}
+//   Hour :: #{subscription_id, dimension, hour, reported := Micros, plan_id, attempts, outcome_unknown,
+//             state := link_state(), _ => _}
+//   Result :: the client's {ok, Decoded} | {error, Reason} for the step's call (post_usage_batch,
+//             get_usage_events, get_subscription)
+//   Decision :: #{outcome, reason, carry, alarm, next_attempt_at, outcome_unknown, attempt_failed,
+//                 plan_id, event_id, message_time, azure_quantity}
 ERL_NIF_TERM nif_usage_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     // A batch's answer holds 25 items: at once. A lookup reads a day's usageEvents rows of every

@@ -1,5 +1,7 @@
 // Term conversion for the metering rules, through the typed codec and the atoms made at load.
-#include "metering_nif.hpp"
+// NIF entry points for the metering rules (azmp/metering.hpp): term conversion only, short calls.
+// Quantities cross the boundary as integer micro-units; a wrong shape raises `{badarg, Field}`.
+#include "nifs.hpp"
 
 #include <cstdint>
 #include <iterator>
@@ -23,7 +25,8 @@ namespace {
 constexpr std::int64_t kMaxDimensions = 1000;
 
 }  // namespace
-
+// usage_quantity(integer() | float() | binary()) -> {ok, Micros} | error
+//   (a binary is an exact decimal such as <<"12.5">>; at most 6 decimals)
 ERL_NIF_TERM nif_usage_quantity(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     std::optional<metering::Micros> m;
@@ -37,7 +40,7 @@ ERL_NIF_TERM nif_usage_quantity(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
     if (!m) return atoms::error;
     return enif_make_tuple2(env, atoms::ok, encode(env, *m));
 }
-
+// usage_format(Micros) -> binary() (the exact decimal text)
 ERL_NIF_TERM nif_usage_format(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -46,7 +49,7 @@ ERL_NIF_TERM nif_usage_format(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     if (!a.ok()) return a.raise();
     return encode(env, std::string_view(metering::format_decimal(m)));
 }
-
+// usage_hour(AtMs) -> HourStart (unix s, UTC)
 ERL_NIF_TERM nif_usage_hour(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -55,7 +58,9 @@ ERL_NIF_TERM nif_usage_hour(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
     if (!a.ok()) return a.raise();
     return encode(env, metering::hour_of(at));
 }
-
+// usage_plan_record(#{dimension_known, quantity, at_ms, state, cancelled_at, activated_at, bucket_open, now,
+//                     grace_s, lateness_s (undefined: a day less the grace), own_total, current_total})
+//   -> {ok, Hour, CarriedFrom | undefined, ClosesAt} | {error, Reason | {Reason, #{Bound => Value}}}
 ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -101,7 +106,7 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     }
     return enif_make_tuple4(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from), encode(env, p.closes_at));
 }
-
+// usage_term(StartDate, EndDate, TermUnit) -> {ok, StartUnixS, Months} | error (Azure's term, read)
 ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 3) return enif_make_badarg(env);
     Args a(env);
@@ -124,7 +129,7 @@ bool read_positive(Args& a, ERL_NIF_TERM t, ERL_NIF_TERM field, std::int64_t& v)
 }
 
 }  // namespace
-
+// usage_dedupe_cutoff(Now, WindowS) -> the recorded-at time before which a source id has expired
 ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     Args a(env);
@@ -134,7 +139,7 @@ ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TER
     if (!a.ok()) return a.raise();
     return encode(env, metering::dedupe_cutoff(now, window));
 }
-
+// usage_sweep_interval_ms(WindowS) -> how often expired source ids are swept
 ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -143,7 +148,11 @@ ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF
     if (!a.ok()) return a.raise();
     return encode(env, metering::sweep_interval_ms(window));
 }
-
+// usage_check_settings(#{history_days => _, dedupe_window_s => _, grace_s => _, dimensions => _, ...}) -> ok
+//   | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, Min}}}
+//   | {error, {grace_s, not_a_non_negative_integer | {at_most, Max}}}
+//   | {error, {dimensions, {repeated_id, N} | not_a_list | {at_most, Max}}}   (N: 1-based)
+//   (the keys present are checked; others are not this function's)
 ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1 || !enif_is_map(env, argv[0])) return enif_make_badarg(env);
     using Check = std::optional<metering::SettingVerdict> (*)(std::optional<std::int64_t>) noexcept;

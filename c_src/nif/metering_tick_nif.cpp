@@ -1,6 +1,7 @@
 // Term conversion for the meter's tick, its closing hours and a day's reconciliation
 // (azmp/metering_tick.hpp). Decisions are the core's; this only converts.
-#include "metering_tick_nif.hpp"
+// NIF entry points for the meter's tick, closing hours and reconciliation (azmp/metering_tick.hpp).
+#include "nifs.hpp"
 
 #include <cstdint>
 #include <iterator>
@@ -139,7 +140,13 @@ struct Codec<metering::CloseFacts> {
         return c;
     }
 };
-
+// usage_tick(#{now, grace_s, lease_s, call_timeout_ms, history_days, last_reconciled, retry_after,
+//              window_waves, held := [#{hour, state, outcome_unknown, _ => _}], lookups := [Hour]})
+//   -> #{lease_until, in_flight_until, current_hour, closes_at (the current hour's), archive_last_hour,
+//        settled := [Status], submit_states := [LinkState], first_kept_day, overdue_before,
+//        reconcile := {DayStart, DayEnd} | undefined, retry_after (of a failed reconciliation),
+//        releases := [keep | send | carry | lookup | drop] (one per held hour),
+//        lookup_days := [{DayStart, DayEnd}] (one per hour in lookups), batch_size}
 ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -184,7 +191,10 @@ ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
                {atoms::lookup_days, days},
                {atoms::batch_size, encode(env, static_cast<std::int64_t>(p.batch_size))}}});
 }
-
+// usage_close([#{recorded, carried_in, included, counter := {TermStart, Used, PrevTermStart, PrevUsed}, hour,
+//                term := {StartDate, EndDate, TermUnit} | undefined, activated_at => S | undefined,
+//                late => [{FromHour, Micros}]}])
+//   -> [{Reported, Absorbed, Counter} | {too_large, Counter}]   (at most 1,000 hours a call)
 ERL_NIF_TERM nif_usage_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -230,7 +240,9 @@ ERL_NIF_TERM reconcile_dirty(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
 }
 
 }  // namespace
-
+// usage_reconcile_answer([LedgerHour], Result)   (the day's hours, as the store's usage maps)
+//   -> {ok, [#{subscription_id, dimension, verdict := differ | alarm, billed, processed, recon_status}]}
+//    | retry                       (Result: the client's answer to get_usage_events; dirty CPU)
 ERL_NIF_TERM nif_usage_reconcile_answer(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     return enif_schedule_nif(env, "usage_reconcile_answer", ERL_NIF_DIRTY_JOB_CPU_BOUND, guarded<reconcile_dirty>,

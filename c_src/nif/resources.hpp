@@ -143,14 +143,4 @@ ERL_NIF_TERM make_resource(ErlNifEnv* env, ErlNifResourceType* type, Args&&... a
 // Undoes new_call() for a call that was refused before it started.
 void abandon_call(ErlNifEnv* env, NewCall& c);
 
-// Entry points, one file per family.
-ERL_NIF_TERM client_new(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM client_request(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM client_cancel(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM client_stats(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM webhook_auth_new(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM webhook_authenticate(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM json_decode(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-ERL_NIF_TERM json_encode(ErlNifEnv*, int, const ERL_NIF_TERM[]);
-
 }  // namespace azmp::nif

@@ -1,6 +1,14 @@
 // Term conversion for the product rules, through the typed codec (codec.hpp) and the atoms made at
 // load (atoms.hpp). Arguments are read in order; the first wrong one raises `error:{badarg, Field}`.
-#include "rules_nif.hpp"
+// NIF entry points for the product rules (azmp/rules.hpp): term conversion only, synchronous and
+// short (every list is bounded). A wrong shape raises `{badarg, Field}` naming what was wrong: the
+// arguments are read left to right (a map's fields in the order listed here), the first wrong one named.
+//
+// Effects come back as a list, each one of:
+//   activate | {answer_operation, success | failure} | {set_payment_method, Method}
+//   | {notify, #{kind := Kind, reason => Reason}} | {stop_deployment, Id} | {start_deployment, Id}
+//   | {delete_deployment, Id} | {schedule_deadline, Id, stop | delete, At} | cancel_deadlines
+#include "nifs.hpp"
 
 #include <cstdint>
 #include <limits>
@@ -254,13 +262,16 @@ ERL_NIF_TERM encode_action(ErlNifEnv* env, const DeploymentAction& a) {
 }
 
 }  // namespace
-
+// valid_id(Term) -> boolean()
 ERL_NIF_TERM nif_valid_id(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     const auto id = decode<std::string_view>(env, argv[0]);
     return encode(env, id && valid_id(*id));
 }
-
+// plan_link(Account, #{credit_card, available_credits, other_marketplace_link},
+//           #{status := binary(), holder := binary() | undefined, seen_cancelled := boolean(),
+//             holds_other := boolean()})
+//   -> {link | already_linked | {refuse, Reason}, Effects}
 ERL_NIF_TERM nif_plan_link(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 3) return enif_make_badarg(env);
     Args a(env);
@@ -296,12 +307,14 @@ ERL_NIF_TERM nif_plan_link(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) 
     }
     return enif_make_tuple2(env, verdict, encode_list(env, plan.effects));
 }
-
+// plan_linked() -> Effects
 ERL_NIF_TERM nif_plan_linked(ErlNifEnv* env, int argc, const ERL_NIF_TERM[]) {
     if (argc != 0) return enif_make_badarg(env);
     return encode_list(env, plan_linked());
 }
-
+// classify_link_failure(resolve | activate, {http, Status} | bad_request | unavailable)
+//   -> retry | {refuse, Reason}
+// plan_link_failed(Reason) -> Effects;  marketplace_pays(State) -> boolean()
 ERL_NIF_TERM nif_classify_link_failure(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     Args a(env);
@@ -341,7 +354,7 @@ ERL_NIF_TERM nif_marketplace_pays(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     if (!a.read(argv[0], atoms::state, state)) return a.raise();
     return encode(env, marketplace_pays(state));
 }
-
+// decide_activation(AzureStatus :: binary() | undefined) -> activate | already_active | refuse
 ERL_NIF_TERM nif_decide_activation(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -349,7 +362,7 @@ ERL_NIF_TERM nif_decide_activation(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     if (!a.read(argv[0], atoms::status, status)) return a.raise();
     return encode(env, decide_activation(status ? std::optional<std::string_view>(status->value) : std::nullopt));
 }
-
+// link_retry_delay(Attempts, BaseS, MaxS) -> Seconds
 ERL_NIF_TERM nif_link_retry_delay(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 3) return enif_make_badarg(env);
     Args a(env);
@@ -361,7 +374,7 @@ ERL_NIF_TERM nif_link_retry_delay(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     const std::uint32_t capped = attempts > 1000 ? 1000u : static_cast<std::uint32_t>(attempts);
     return encode(env, link_retry_delay_s(capped, base_s, max_s));
 }
-
+// landing_expires_at(Now) -> At;  landing_usable(ExpiresAt, Now) -> boolean()
 ERL_NIF_TERM nif_landing_expires_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -379,7 +392,11 @@ ERL_NIF_TERM nif_landing_usable(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
     if (!a.ok()) return a.raise();
     return encode(env, landing_usable(expires_at, now));
 }
-
+// plan_event(Event, Facts, Now, OpAt :: integer() | undefined)
+//   Facts :: #{state := State, suspended := [Id], cancelled_at := integer() | undefined,
+//              last_op_at := integer() | undefined, marketplace_pays := boolean(), deployments := [Deployment]}
+//   -> ignore | stale | {ok, #{state, suspended, cancelled_at, last_op_at}, Effects}
+// plan_enforce(Facts, Now) -> {ok, #{...}, Effects}
 ERL_NIF_TERM nif_plan_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 4) return enif_make_badarg(env);
     Args a(env);
@@ -409,7 +426,7 @@ ERL_NIF_TERM nif_plan_enforce(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     if (!a.ok()) return a.raise();
     return encode_plan(env, plan_enforce(facts, now));
 }
-
+// repair_event(AzureStatus :: binary(), LocalState) -> Event | none
 ERL_NIF_TERM nif_repair_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     Args a(env);
@@ -421,7 +438,7 @@ ERL_NIF_TERM nif_repair_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     const auto event = repair_event(status, state);
     return event ? encode(env, *event) : atoms::none;
 }
-
+// plan_deadline(stop | delete, DeploymentId, State, CancelledAt | undefined, Now) -> Effects
 ERL_NIF_TERM nif_plan_deadline(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 5) return enif_make_badarg(env);
     Args a(env);
@@ -438,7 +455,10 @@ ERL_NIF_TERM nif_plan_deadline(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv
     if (!a.ok()) return a.raise();
     return encode_list(env, plan_deadline(kind, deployment_id, state, cancelled_at, now));
 }
-
+// plan_webhook(HookAction, HookSubscriptionId,
+//              #{action := binary(), subscription_id := binary(), plan_id => binary(), quantity => integer()},
+//              PlanKnown :: boolean())
+//   -> {mismatch | act | refused | ignored, Event | none, Effects}
 ERL_NIF_TERM nif_plan_webhook(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 4) return enif_make_badarg(env);
     Args a(env);
@@ -463,7 +483,10 @@ ERL_NIF_TERM nif_plan_webhook(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     return enif_make_tuple3(env, encode(env, p.outcome), p.event ? encode(env, *p.event) : atoms::none,
                             encode_list(env, p.effects));
 }
-
+// gate_create(State, Trial, PaysOtherwise :: boolean() | unknown)
+//   -> ok | {error, Reason} | need_payment_method
+// gate_deployment(State, Deployment, Now, CancelledAt | undefined, PaysOtherwise | unknown)
+//   -> need_payment_method | keep | {stop, Reason} | {delete, At}
 ERL_NIF_TERM nif_gate_create(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 3) return enif_make_badarg(env);
     Args a(env);

@@ -1,6 +1,7 @@
 // Term conversion for azmp/status_text.hpp. Names come in as atoms (the statuses and reasons the
 // Erlang side already holds); anything else is badarg.
-#include "status_nif.hpp"
+// NIF entry points for the words a customer is shown (azmp/status_text.hpp).
+#include "nifs.hpp"
 
 #include <optional>
 #include <string_view>
@@ -25,7 +26,8 @@ ERL_NIF_TERM text_map(ErlNifEnv* env, const ShownText& t) {
 }
 
 }  // namespace
-
+// link_status_text(Status :: atom(), Refusal :: atom() | undefined, Retrying :: boolean())
+//   -> #{reason := atom(), title := binary(), message := binary()} | undefined
 ERL_NIF_TERM nif_link_status_text(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 3) return enif_make_badarg(env);
     char status_buf[64], refusal_buf[64];
@@ -37,7 +39,8 @@ ERL_NIF_TERM nif_link_status_text(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     auto t = link_status_text(*status, *refusal, *retrying);
     return t ? text_map(env, *t) : atoms::undefined;
 }
-
+// landing_error_text(Error :: atom())
+//   -> #{reason := atom(), status := 400..599, title := binary(), message := binary()} | undefined
 ERL_NIF_TERM nif_landing_error_text(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     char buf[64];

@@ -1,10 +1,11 @@
 // Entry points of webhook authentication: create an authenticator, check a bearer token.
+#include "nifs.hpp"
 #include "resources.hpp"
 
 namespace azmp::nif {
 
 // webhook_auth_new(Config :: map()) -> {ok, AuthRes} | {error, {badarg, Field}}
-ERL_NIF_TERM webhook_auth_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_webhook_auth_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     if (!enif_is_map(env, argv[0])) return enif_make_badarg(env);
     auto parsed = webhook_auth_config_from_term(env, argv[0]);
     if (auto* err = std::get_if<Error>(&parsed)) return error_tuple(env, encode(env, *err));
@@ -16,7 +17,7 @@ ERL_NIF_TERM webhook_auth_new(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
 
 // webhook_authenticate(AuthRes, Authorization :: binary(), Now :: integer()) -> {ok, CallRes}
 // The verdict arrives as {azmp_reply, CallRes, {ok, Claims} | {error, Reason :: atom()}}.
-ERL_NIF_TERM webhook_authenticate(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
+ERL_NIF_TERM nif_webhook_authenticate(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
     AuthRes* res = nullptr;
     ErlNifBinary header;
     ErlNifSInt64 now;
