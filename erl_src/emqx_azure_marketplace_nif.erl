@@ -9,7 +9,7 @@
 -export([valid_id/1, plan_link/3, plan_linked/0, plan_link_failed/1, classify_link_failure/2,
          decide_activation/1, link_retry_delay/3, landing_expires_at/1, landing_usable/2, marketplace_pays/1]).
 -export([link_status_text/3, landing_error_text/1]).
--export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/4]).
+-export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/1]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_term/3]).
 -export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
@@ -57,6 +57,23 @@
                             event_id := binary() | undefined, message_time := binary() | undefined,
                             azure_quantity := non_neg_integer() | undefined}.
 -export_type([usage_refusal/0, usage_decision/0]).
+%% The webhook's steps (plan_webhook/1). Results are the client's, as it returned them.
+-type webhook_delivery() :: #{operation_id := binary(), subscription_id := binary(), action := binary(),
+                              term := #{binary() => binary()} | undefined}.
+-type webhook_facts() :: #{step := delivery, body := binary()}
+                       | #{step := operation, operation_id := binary(), subscription_id := binary(),
+                           action := binary(), term := #{binary() => binary()} | undefined,
+                           result := {ok, term()} | {error, term()}, plan_known => boolean()}
+                       | #{step := answered, answer := success | failure, result := ok | {error, term()}}.
+-type webhook_reply() :: {100..599, #{error | status := atom()}}.
+-type webhook_plan() :: #{need := none | {plan_known, binary()}, answer := none | success | failure,
+                          apply := none | #{event := link_event(), at := integer() | undefined,
+                                            info := #{plan_id := binary() | undefined,
+                                                      quantity := pos_integer() | undefined,
+                                                      term := #{binary() => binary()} | undefined}},
+                          record := none | refused | ignored, release := boolean(), deferred := boolean(),
+                          reply := none | webhook_reply()}.
+-export_type([webhook_delivery/0, webhook_plan/0]).
 -export_type([client_res/0, call_res/0, auth_res/0, link_state/0, link_event/0, refusal/0, effect/0,
               account_facts/0, link_change/0]).
 
@@ -175,10 +192,11 @@ repair_event(_AzureStatus, _State) -> erlang:nif_error(nif_not_loaded).
 -spec plan_deadline(stop | delete, binary(), link_state(), integer() | undefined, integer()) -> [effect()].
 plan_deadline(_Kind, _DeploymentId, _State, _CancelledAt, _Now) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc A webhook confirmed by Get Operation: the outcome, the event to apply, the answer to give.
--spec plan_webhook(binary(), binary(), map(), boolean()) ->
-    {mismatch | act | refused | ignored, link_event() | none, [effect()]}.
-plan_webhook(_Action, _SubscriptionId, _Operation, _PlanKnown) -> erlang:nif_error(nif_not_loaded).
+%% @doc One step of a webhook delivery, planned: the body read (`delivery'), Get Operation's answer
+%% (`operation'; `need' asks for the platform's `plan_known' first), our PATCH's answer (`answered').
+-spec plan_webhook(webhook_facts()) ->
+    {act, webhook_delivery()} | {reply, webhook_reply()} | webhook_plan() | proceed.
+plan_webhook(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc May the account create a deployment? `need_payment_method': ask again with it known.
 -spec gate_create(link_state(), boolean(), boolean() | unknown) -> ok | {error, atom()} | need_payment_method.

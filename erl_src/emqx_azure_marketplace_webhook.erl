@@ -41,7 +41,7 @@ respond(Headers, Body) ->
             %% Refused before any work on it (no signature check, no JSON decoding).
             ?LOG_WARNING(#{msg => "azure_marketplace_webhook_body_too_large", bytes => byte_size(Body),
                            limit => ?MAX_BODY_BYTES}),
-            reply(400, #{error => webhook_body_too_large});
+            reply({400, #{error => webhook_body_too_large}});
         {ok, Header} ->
             case authenticate(Header) of
                 ok -> handle_authenticated(Body);
@@ -54,7 +54,7 @@ respond(Headers, Body) ->
 %% The reason only: never the header, which holds a bearer token.
 unauthenticated(Reason) ->
     ?LOG_WARNING(#{msg => "azure_marketplace_webhook_unauthenticated", reason => Reason}),
-    reply(401, #{error => unauthorized}).
+    reply({401, #{error => unauthorized}}).
 
 %% The one Authorization header. Two (in any case) are refused outright, the NIF not asked: which
 %% one counts would depend on who parses the request (a proxy may take the first, we the last), and
@@ -90,15 +90,9 @@ authenticate(Header) ->
     end.
 
 handle_authenticated(Body) ->
-    case ?NIF:json_decode(Body) of
-        {ok, #{<<"id">> := OpId, <<"subscriptionId">> := SubId, <<"action">> := Action} = Hook} ->
-            %% A body that can never be valid is a 400: Azure would redeliver a 503 forever.
-            case ?NIF:valid_id(OpId) andalso ?NIF:valid_id(SubId) andalso ?NIF:valid_id(Action) of
-                true -> handle_operation(OpId, SubId, Action, Hook, deadline());
-                false -> reply(400, #{error => bad_webhook_body})
-            end;
-        _ ->
-            reply(400, #{error => bad_webhook_body})
+    case ?NIF:plan_webhook(#{step => delivery, body => Body}) of
+        {act, Delivery} -> handle_operation(Delivery, deadline());
+        {reply, Reply} -> reply(Reply)
     end.
 
 deadline() -> erlang:monotonic_time(millisecond) + ?WAIT_MS.
@@ -106,124 +100,79 @@ deadline() -> erlang:monotonic_time(millisecond) + ?WAIT_MS.
 %% One process handles an operation: the check that it is not handled yet and the record that it
 %% is being handled are one transaction. Copies delivered meanwhile wait for its outcome (reading,
 %% not claiming, while its claim lasts).
-handle_operation(OpId, SubId, Action, Hook, Deadline) ->
+handle_operation(D = #{operation_id := OpId, subscription_id := SubId, action := Action}, Deadline) ->
     Now = emqx_azure_marketplace_clock:now(),
     case ?STORE:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
         {done, _Outcome} ->
-            reply(200, #{status => already_handled});
+            reply({200, #{status => already_handled}});
         busy ->
-            await_operation(OpId, SubId, Action, Hook, Deadline);
+            await_operation(D, Deadline);
         claimed ->
             try
-                confirm_and_act(OpId, SubId, Action, Hook)
+                confirm_and_act(D)
             catch
                 Class:Reason ->
                     ok = ?STORE:release_operation(OpId),
                     ?LOG_ERROR(#{msg => "azure_marketplace_webhook_failed", operation_id => OpId, class => Class,
                                  reason => Reason}),
-                    reply(503, #{error => internal_error})
+                    reply({503, #{error => internal_error}})
             end
     end.
 
-await_operation(OpId, SubId, Action, Hook, Deadline) ->
+await_operation(D = #{operation_id := OpId}, Deadline) ->
     case erlang:monotonic_time(millisecond) < Deadline of
         true ->
             timer:sleep(?POLL_MS),
             case ?STORE:operation(OpId) of
                 #{state := done} ->
-                    reply(200, #{status => already_handled});
+                    reply({200, #{status => already_handled}});
                 #{state := in_progress, claimed_until := Until} ->
                     case Until >= emqx_azure_marketplace_clock:now() of
-                        true -> await_operation(OpId, SubId, Action, Hook, Deadline);
-                        false -> handle_operation(OpId, SubId, Action, Hook, Deadline)
+                        true -> await_operation(D, Deadline);
+                        false -> handle_operation(D, Deadline)
                     end;
                 undefined ->
                     %% Given back (Azure was unreachable): one of the waiting copies tries again.
-                    handle_operation(OpId, SubId, Action, Hook, Deadline)
+                    handle_operation(D, Deadline)
             end;
         false ->
-            reply(503, #{error => operation_in_progress})
+            reply({503, #{error => operation_in_progress}})
     end.
 
-confirm_and_act(OpId, SubId, Action, Hook) ->
+%% Get Operation's answer, planned by the core (asking the platform whether it sells a new plan
+%% when the core needs to know); then the plan performed.
+confirm_and_act(D = #{operation_id := OpId, subscription_id := SubId}) ->
     C = emqx_azure_marketplace_app:webhook_client(),
-    case ?CLIENT:get_operation(C, SubId, OpId) of
-        {ok, Op} ->
-            Facts = operation_facts(Op),
-            PlanKnown = is_binary(maps:get(plan_id, Facts)) andalso
-                            emqx_azure_marketplace_platform:plan_known(maps:get(plan_id, Facts)),
-            {Outcome, Event, Effects} = ?NIF:plan_webhook(Action, SubId, Facts, PlanKnown),
-            case answer(C, SubId, OpId, Effects) of
-                ok ->
-                    finish(Outcome, Event, {OpId, SubId, Action}, Facts, Hook);
-                {error, Reason} ->
-                    %% Not recorded: Azure delivers again and we answer then.
-                    ok = ?STORE:release_operation(OpId),
-                    ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => Reason}),
-                    reply(503, #{error => azure_unavailable})
-            end;
-        {error, {http, 404, _}} ->
-            ok = ?STORE:release_operation(OpId),
-            reply(400, #{error => unknown_operation});
-        {error, Reason} ->
-            ok = ?STORE:release_operation(OpId),
-            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => redact(Reason)}),
-            reply(503, #{error => azure_unavailable})
+    Result = ?CLIENT:get_operation(C, SubId, OpId),
+    perform(plan(D#{step => operation, result => Result}), D, C, Result).
+
+plan(Facts) ->
+    case ?NIF:plan_webhook(Facts) of
+        #{need := {plan_known, Plan}} -> plan(Facts#{plan_known => emqx_azure_marketplace_platform:plan_known(Plan)});
+        Plan -> Plan
     end.
 
-%% What Get Operation says, in the shape the core reads; anything malformed reads as absent (and
-%% a missing action or subscription as a mismatch).
-operation_facts(Op) ->
-    #{action => id_or_empty(maps:get(<<"action">>, Op, <<>>)),
-      subscription_id => id_or_empty(maps:get(<<"subscriptionId">>, Op, <<>>)),
-      plan_id => case maps:get(<<"planId">>, Op, undefined) of
-                     P when is_binary(P) -> case ?NIF:valid_id(P) of true -> P; false -> undefined end;
-                     _ -> undefined
-                 end,
-      quantity => quantity(maps:get(<<"quantity">>, Op, undefined)),
-      at => time_ms(maps:get(<<"timeStamp">>, Op, undefined))}.
-
-id_or_empty(B) ->
-    case ?NIF:valid_id(B) of
-        true -> B;
-        false -> <<>>
-    end.
-
-%% Azure sends quantities as numbers or strings.
-quantity(Q) when is_integer(Q), abs(Q) < 1 bsl 62 -> Q;
-quantity(Q) when is_binary(Q), byte_size(Q) < 20 ->
-    try binary_to_integer(string:trim(Q)) catch error:badarg -> undefined end;
-quantity(_) -> undefined.
-
-time_ms(T) when is_binary(T), byte_size(T) < 64 ->
-    try calendar:rfc3339_to_system_time(binary_to_list(T), [{unit, millisecond}])
-    catch _:_ -> undefined
+%% The answer Azure waits for (ChangePlan, ChangeQuantity) first, before anything is recorded; then
+%% the event applied, or the outcome recorded, or the claim given back.
+perform(P = #{answer := Answer}, D = #{operation_id := OpId, subscription_id := SubId}, C, _) when Answer =/= none ->
+    Result = ?CLIENT:update_operation(C, SubId, OpId, Answer),
+    case ?NIF:plan_webhook(#{step => answered, answer => Answer, result => Result}) of
+        proceed -> perform(P#{answer := none}, D, C, Result);
+        GiveUp -> perform(GiveUp, D, C, Result)
     end;
-time_ms(_) ->
-    undefined.
-
-%% The answer Azure waits for (ChangePlan, ChangeQuantity), before anything is recorded.
-answer(C, SubId, OpId, Effects) ->
-    lists:foldl(
-        fun({answer_operation, success}, ok) ->
-                case ?CLIENT:update_operation(C, SubId, OpId, success) of
-                    ok -> ok;
-                    {error, {http, 409, _}} -> ok;  % completed already: we answered before a crash
-                    {error, Reason} -> {error, redact(Reason)}
-                end;
-           ({answer_operation, failure}, ok) ->
-                _ = ?CLIENT:update_operation(C, SubId, OpId, failure),
-                ok;
-           (_, Acc) ->
-                Acc
-        end,
-        ok, Effects).
-
-finish(act, Event, Op = {OpId, SubId, Action}, Facts, Hook) ->
+perform(#{release := true, deferred := Deferred, reply := Reply}, #{operation_id := OpId}, _C, Result) ->
+    %% Not recorded: Azure delivers again and we answer then.
+    ok = ?STORE:release_operation(OpId),
+    Deferred andalso ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId,
+                                    reason => failure_reason(Result)}),
+    reply(Reply);
+perform(#{apply := #{event := Event, info := Info, at := At}}, D, _C, _) ->
+    #{operation_id := OpId, subscription_id := SubId, action := Action} = D,
     Outcome =
         case ?STORE:link_by_subscription(SubId) of
             #{account_id := A} ->
-                case emqx_azure_marketplace_lifecycle:apply_event(A, Event, info(Facts, Hook), {Op, maps:get(at, Facts)}) of
+                Known = maps:filter(fun(_, V) -> V =/= undefined end, Info),
+                case emqx_azure_marketplace_lifecycle:apply_event(A, Event, Known, {{OpId, SubId, Action}, At}) of
                     ok -> applied;
                     ignored -> ignored;
                     stale -> stale;
@@ -233,25 +182,18 @@ finish(act, Event, Op = {OpId, SubId, Action}, Facts, Hook) ->
                 ok = ?STORE:finish_operation(OpId, SubId, Action, not_linked, emqx_azure_marketplace_clock:now()),
                 not_linked
         end,
-    handled(OpId, SubId, Action, Outcome);
-finish(mismatch, _Event, {OpId, _, _}, _Facts, _Hook) ->
-    ok = ?STORE:release_operation(OpId),
-    reply(400, #{error => operation_mismatch});
-finish(Outcome, _Event, {OpId, SubId, Action}, _Facts, _Hook) ->
+    handled(D, Outcome, {200, #{status => Outcome}});
+perform(#{record := Outcome, reply := Reply}, D = #{operation_id := OpId, subscription_id := SubId, action := Action},
+        _C, _) ->
     ok = ?STORE:finish_operation(OpId, SubId, Action, Outcome, emqx_azure_marketplace_clock:now()),
-    handled(OpId, SubId, Action, Outcome).
+    handled(D, Outcome, Reply).
 
-handled(OpId, SubId, Action, Outcome) ->
+handled(#{operation_id := OpId, subscription_id := SubId, action := Action}, Outcome, Reply) ->
     ?LOG_INFO(#{msg => "azure_marketplace_webhook_handled", operation_id => OpId, subscription_id => SubId,
                 action => Action, outcome => Outcome}),
-    reply(200, #{status => Outcome}).
+    reply(Reply).
 
-%% The link's fields as Azure has them now: plan and quantity from Get Operation, and the term, which
-%% Get Operation does not give, from the body, bounded (see term/1).
-info(#{plan_id := Plan, quantity := Q}, Hook) ->
-    maps:filter(fun(_, V) -> V =/= undefined end, #{plan_id => Plan, quantity => Q, term => emqx_azure_marketplace_metering:subscription_term(Hook)}).
-
-reply(Status, Map) ->
+reply({Status, Map}) ->
     {ok, Json} = ?NIF:json_encode(Map),
     {Status, [{<<"content-type">>, <<"application/json">>}], Json}.
 
@@ -263,6 +205,10 @@ header_values(Name, Headers) when is_list(Headers) ->
 
 to_bin(B) when is_binary(B) -> B;
 to_bin(L) when is_list(L) -> unicode:characters_to_binary(L).
+
+%% Why a call the plan gave up on failed, for the log (never an answer's body).
+failure_reason({error, Reason}) -> redact(Reason);
+failure_reason(_) -> unreadable_answer.
 
 redact({http, Status, _Body}) -> {http, Status};
 redact(Other) -> Other.

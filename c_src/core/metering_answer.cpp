@@ -162,24 +162,8 @@ std::optional<SlotKey> item_key(const json::object& item) {
 
 }  // namespace
 
-CallKind call_kind(Failure failure, int http_status) noexcept {
-    switch (failure) {
-        case Failure::Overloaded:
-        case Failure::Auth:
-        case Failure::Badarg: return CallKind::NotSent;
-        case Failure::Http:
-            if (http_status >= 400 && http_status < 500 && http_status != 408 && http_status != 429)
-                return CallKind::Refused;
-            return CallKind::Unknown;
-        case Failure::Timeout:
-        case Failure::Transport:
-        case Failure::BadResponse:
-        case Failure::Other: return CallKind::Unknown;
-    }
-    return CallKind::Unknown;
-}
 
-std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
+std::optional<std::int64_t> parse_azure_time_ms(std::string_view s) noexcept {
     s = detail::trim(s);
     if (s.size() < 19 || s.size() > 40 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
         s[13] != ':' || s[16] != ':')
@@ -192,10 +176,15 @@ std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
         hh > 23 || mn > 59 || ss > 59)
         return std::nullopt;
     std::string_view rest = s.substr(19);
+    std::int64_t ms = 0;
     if (!rest.empty() && rest.front() == '.') {
         std::size_t n = 1;
-        while (n < rest.size() && rest[n] >= '0' && rest[n] <= '9') ++n;
+        while (n < rest.size() && rest[n] >= '0' && rest[n] <= '9') {
+            if (n <= 3) ms = ms * 10 + (rest[n] - '0');
+            ++n;
+        }
         if (n == 1) return std::nullopt;
+        for (std::size_t k = n; k <= 3; ++k) ms *= 10;  // ".5" is 500 ms
         rest.remove_prefix(n);
     }
     std::int64_t offset = 0;
@@ -212,7 +201,13 @@ std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
     }
     const std::int64_t t = detail::days_from_civil(yy, static_cast<unsigned>(mm), static_cast<unsigned>(dd)) * kDayS +
                            hh * kHourS + mn * 60 + ss;
-    return t - offset;
+    return (t - offset) * 1000 + ms;
+}
+
+std::optional<std::int64_t> parse_azure_time(std::string_view s) noexcept {
+    const auto ms = parse_azure_time_ms(s);
+    if (!ms) return std::nullopt;
+    return *ms >= 0 ? *ms / 1000 : -((-*ms + 999) / 1000);  // the second it falls in
 }
 
 BatchPlan plan_batch_answer(const std::vector<SentHour>& sent, const CallResult& answer, const RetrySettings& retry,

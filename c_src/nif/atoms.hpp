@@ -85,6 +85,10 @@ namespace azmp::nif {
     X(credit_card, "credit_card") X(available_credits, "available_credits")                            \
     X(other_marketplace_link, "other_marketplace_link") X(holder, "holder")                            \
     X(seen_cancelled, "seen_cancelled") X(holds_other, "holds_other") X(action, "action")              \
+    /* the webhook's steps */                                                                        \
+    X(delivery, "delivery") X(operation, "operation") X(answered, "answered") X(body, "body")        \
+    X(result, "result") X(need, "need") X(apply, "apply") X(record, "record") X(deferred, "deferred")  \
+    X(reply, "reply") X(proceed, "proceed") X(info, "info") X(at, "at")                               \
     X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
     X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
     X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")   \

@@ -2,7 +2,7 @@
 // result of the call, and the decisions back. Azure's JSON is read by the core, never here.
 // NIF entry point for the meter's answers (azmp/metering_answer.hpp): term conversion only.
 #include "nifs.hpp"
-#include "metering_call.hpp"
+#include "call_result.hpp"
 
 #include <cstdint>
 #include <limits>
@@ -19,9 +19,9 @@
 
 namespace azmp::nif {
 
-using metering::CallKind;
-using metering::CallResult;
-using metering::Failure;
+using azmp::CallKind;
+using azmp::CallReport;
+
 using metering::HourDecision;
 using metering::ItemOutcome;
 using metering::SentHour;
@@ -32,14 +32,6 @@ namespace {
 // in doubt of every subscription of a dimension (on a dirty scheduler).
 constexpr std::size_t kMaxBatchHours = 25;
 constexpr std::size_t kMaxHours = 1'000'000;
-// Azure's answer as the client decoded it: a batch of 25 items, a day's usageEvents rows of every
-// subscription of a dimension (paged, summed: rows for thousands of subscriptions), a subscription.
-// More than this is refused as a bad answer rather than walked on a scheduler.
-constexpr std::size_t kMaxAnswerNodes = 2'000'000;
-constexpr std::size_t kMaxAnswerBytes = 64 * 1024 * 1024;
-// A batch's answer (25 items of a dozen fields) or a subscription: far within this.
-constexpr std::size_t kMaxSmallAnswerNodes = 20'000;
-constexpr std::size_t kMaxSmallAnswerBytes = 1024 * 1024;
 
 constexpr std::int64_t kMaxMicros = std::numeric_limits<std::int64_t>::max();
 // A day's ledger of a dimension: 24 hours of every subscription.
@@ -69,41 +61,6 @@ struct Codec<SentHour> {
     }
 };
 
-// {ok, Decoded} | {error, Reason} as emqx_azure_marketplace_client returns it. `json` keeps the
-// answer the result points into.
-bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, CallResult& out,
-                      std::optional<boost::json::value>& json) {
-    int arity;
-    const ERL_NIF_TERM* e;
-    if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
-    if (enif_is_identical(e[0], atoms::ok)) {
-        JsonBudget budget = size == AnswerSize::Large ? JsonBudget{kMaxAnswerNodes, kMaxAnswerBytes}
-                                                      : JsonBudget{kMaxSmallAnswerNodes, kMaxSmallAnswerBytes};
-        json = term_to_json(env, e[1], budget);
-        // An answer we cannot take whole is no answer we can read: Azure may have taken the call.
-        out = json ? CallResult{CallKind::Answered, 200, &*json} : CallResult{CallKind::Answered, 200, nullptr};
-        return true;
-    }
-    if (!enif_is_identical(e[0], atoms::error)) return false;
-    Failure failure = Failure::Other;
-    int status = 0;
-    const ERL_NIF_TERM reason = e[1];
-    const ERL_NIF_TERM* r;
-    if (enif_is_identical(reason, atoms::timeout)) failure = Failure::Timeout;
-    else if (enif_is_identical(reason, atoms::overloaded)) failure = Failure::Overloaded;
-    else if (enif_get_tuple(env, reason, &arity, &r) && arity >= 2) {
-        if (enif_is_identical(r[0], atoms::transport)) failure = Failure::Transport;
-        else if (enif_is_identical(r[0], atoms::bad_response)) failure = Failure::BadResponse;
-        else if (enif_is_identical(r[0], atoms::auth)) failure = Failure::Auth;
-        else if (enif_is_identical(r[0], atoms::badarg)) failure = Failure::Badarg;
-        else if (enif_is_identical(r[0], atoms::http)) {
-            failure = Failure::Http;
-            if (!enif_get_int(env, r[1], &status)) status = 0;
-        }
-    }
-    out = CallResult{metering::call_kind(failure, status), status, nullptr};
-    return true;
-}
 
 namespace {
 
@@ -145,7 +102,7 @@ ERL_NIF_TERM answer_now(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     f.get<ListOf<metering::LedgerHour, kMaxDayHours>>(atoms::day, day);
     if (auto t = f.term(atoms::refused_as)) refused_as = *t;
     a.take(f);
-    CallResult result;
+    CallReport result;
     std::optional<boost::json::value> json;
     const AnswerSize size = enif_is_identical(step, atoms::lookup) ? AnswerSize::Large : AnswerSize::Small;
     if (a.ok() && !read_call_result(env, argv[1], size, result, json)) a.fail(atoms::answer);

@@ -15,7 +15,7 @@
 #include "azmp/metering_tick.hpp"
 #include "codec.hpp"
 #include "metering_codec.hpp"
-#include "metering_call.hpp"
+#include "call_result.hpp"
 #include "resources.hpp"
 #include "terms.hpp"
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "azmp/call_result.hpp"
 #include "azmp/decisions.hpp"
 #include "azmp/metering.hpp"
 
@@ -21,6 +22,8 @@ namespace azmp::metering {
 // "...Z", "...+01:00", with or without fractional seconds ("...14.1234567Z"). Unix seconds (the
 // fraction dropped), or nothing when it is not such a time.
 std::optional<std::int64_t> parse_azure_time(std::string_view text) noexcept;
+// The same, in unix milliseconds (the fraction's first three digits kept).
+std::optional<std::int64_t> parse_azure_time_ms(std::string_view text) noexcept;
 
 // One hour as the meter sent it (or is about to look up).
 struct SentHour {
@@ -36,26 +39,11 @@ struct SentHour {
     LinkState state = LinkState::None;  // the link as we know it
 };
 
-// How a call went, as the client reported it.
-enum class CallKind {
-    Answered,  // 2xx with a body: `body`
-    NotSent,   // never reached Azure (overloaded, no token, refused locally)
-    Unknown,   // may have reached Azure: timeout, transport error, 5xx, 408, 429, an unreadable 2xx
-    Refused,   // a 4xx for the whole request: Azure took none of it (`http_status`)
-};
-
-struct CallResult {
-    CallKind kind = CallKind::Unknown;
-    int http_status = 0;
-    const boost::json::value* body = nullptr;  // Answered
-};
-
-// A call that failed, as the client says (its `{error, Reason}`).
-enum class Failure { Timeout, Transport, Http, BadResponse, Overloaded, Auth, Badarg, Other };
-// What such a failure says of Azure having the request: a 5xx, 408, 429, a timeout, a broken
-// connection or an unreadable 2xx may have reached it (Unknown); other 4xx refused it whole;
-// overload, token and argument errors never left us.
-CallKind call_kind(Failure failure, int http_status) noexcept;
+// How a call went (azmp/call_result.hpp), as the metering rules name it.
+using azmp::call_kind;
+using azmp::CallKind;
+using CallResult = azmp::CallReport;
+using azmp::Failure;
 
 // Back-off between attempts (the metering config's retry_base_s, retry_max_s).
 struct RetrySettings {

@@ -25,6 +25,8 @@
 -define(RECORD_KEYS, [dimension_known, quantity, at_ms, state, cancelled_at, activated_at, bucket_open, now, grace_s,
                       lateness_s, own_total, current_total]).
 -define(ANSWER_KEYS, [step, hours, now, retry_base_s, retry_max_s, day, refused_as]).
+%% The webhook's steps (plan_webhook/1).
+-define(WEBHOOK_KEYS, [step, body, operation_id, subscription_id, action, term, result, plan_known, answer]).
 
 nif_fuzz_test_() ->
     {setup,
@@ -83,9 +85,7 @@ nif_fuzz_test_() ->
                                                           oneof([binary(), random_term()]), oneof([state(), random_term()]),
                                                           oneof([integer(), exactly(undefined)]), integer()},
                                          pure(fun() -> ?NIF:plan_deadline(K, D, S, C, N) end))},
-                 {plan_webhook, ?FORALL({A, S, O, P}, {oneof([binary(), random_term()]), binary(), decision_arg(),
-                                                      oneof([boolean(), random_term()])},
-                                        pure(fun() -> ?NIF:plan_webhook(A, S, O, P) end))},
+                 {plan_webhook, ?FORALL(F, webhook_facts(), pure(fun() -> ?NIF:plan_webhook(F) end))},
                  {gate_create, ?FORALL({S, T, P}, {oneof([state(), random_term()]), oneof([boolean(), random_term()]),
                                                    oneof([boolean(), exactly(unknown), random_term()])},
                                        pure(fun() -> ?NIF:gate_create(S, T, P) end))},
@@ -256,6 +256,28 @@ metering_hour() ->
 
 %% An Azure call's result as the client gives it: Azure's JSON decoded (often the shapes the
 %% metering core reads), or an error.
+webhook_facts() ->
+    frequency([{1, random_term()},
+               {6, ?LET(Pairs, [{K, webhook_value(K)} || K <- ?WEBHOOK_KEYS],
+                        ?LET(Drop, list(elements(?WEBHOOK_KEYS)), maps:without(Drop, maps:from_list(Pairs))))}]).
+
+webhook_value(step) -> oneof([elements([delivery, operation, answered]), random_term()]);
+webhook_value(body) -> oneof([binary(), json_text(), random_term()]);
+webhook_value(term) -> oneof([exactly(undefined), random_term(),
+                              #{<<"startDate">> => oneof([binary(), exactly(<<"2026-01-01">>)]),
+                                <<"endDate">> => oneof([binary(), exactly(<<"2026-12-31">>)]),
+                                <<"termUnit">> => oneof([binary(), exactly(<<"P1M">>)])}]);
+webhook_value(result) -> oneof([exactly(ok), call_result(),
+                                {ok, #{<<"action">> => oneof([elements([<<"ChangePlan">>, <<"Suspend">>]), random_term()]),
+                                       <<"subscriptionId">> => oneof([exactly(<<"s">>), binary()]),
+                                       <<"planId">> => oneof([binary(), random_term()]),
+                                       <<"quantity">> => oneof([integer(), float(), binary(), random_term()]),
+                                       <<"timeStamp">> => oneof([binary(), random_term()])}}]);
+webhook_value(plan_known) -> oneof([boolean(), random_term()]);
+webhook_value(answer) -> oneof([elements([success, failure]), random_term()]);
+webhook_value(K) when K =:= action -> oneof([elements([<<"ChangePlan">>, <<"Suspend">>]), binary(), random_term()]);
+webhook_value(_) -> oneof([exactly(<<"s">>), binary(), random_term()]).
+
 call_result() ->
     oneof([random_term(),
            {ok, oneof([random_term(), #{<<"result">> => list(azure_item())}, list(azure_item()), azure_item()])},

@@ -1,5 +1,5 @@
-// The client's result of an Azure call ({ok, Decoded} | {error, Reason}) as the metering core
-// takes it (azmp/metering_answer.hpp's CallResult).
+// The client's result of an Azure call ({ok, Decoded} | {error, Reason}) as the core takes it
+// (azmp/call_result.hpp).
 #pragma once
 
 #include <erl_nif.h>
@@ -8,7 +8,7 @@
 
 #include <optional>
 
-#include "azmp/metering_answer.hpp"
+#include "azmp/call_result.hpp"
 
 namespace azmp::nif {
 
@@ -19,7 +19,7 @@ enum class AnswerSize { Small, Large };
 
 // False when `t` is neither. `json` holds the decoded answer `out.body` points into. An answer
 // beyond its budget is one the meter cannot read: Answered, without a body.
-bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, metering::CallResult& out,
+bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, CallReport& out,
                       std::optional<boost::json::value>& json);
 
 }  // namespace azmp::nif
