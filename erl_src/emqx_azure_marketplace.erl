@@ -90,22 +90,18 @@ resolve_landing(Token, Hash, Now) ->
     end.
 
 new_landing(Token, Hash, Now) ->
-    Work =
-        case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
-            {ok, Sub} -> {resolved, Sub};
-            {error, Reason} ->
-                case ?NIF:classify_link_failure(resolve, emqx_azure_marketplace_linker:failure(Reason)) of
-                    {refuse, invalid_token} -> invalid;
-                    retry -> {token, Token}
-                end
-        end,
-    case Work of
-        invalid ->
+    Result = ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token),
+    case ?NIF:plan_landing(#{result => Result, now => Now}) of
+        #{outcome := invalid_token} ->
             {error, invalid_token};
-        _ ->
+        #{outcome := Outcome, expires_at := ExpiresAt} ->
+            Work = case {Outcome, Result} of
+                       {resolved, {ok, Sub}} -> {resolved, Sub};
+                       {resolve_later, _} -> {token, Token}
+                   end,
             Id = list_to_binary(uuid()),
             Max = application:get_env(emqx_azure_marketplace, landing_max, 100000),
-            case ?STORE:put_landing(Id, Hash, Work, ?NIF:landing_expires_at(Now), Max) of
+            case ?STORE:put_landing(Id, Hash, Work, ExpiresAt, Max) of
                 ok -> {ok, Id};
                 {error, busy} = Busy -> Busy
             end

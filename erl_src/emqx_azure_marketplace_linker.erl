@@ -6,7 +6,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, start_job/2, failure/1]).
+-export([start_link/0, kick/0, start_job/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -30,12 +30,6 @@ start_job(Account, Work) ->
         ok -> kick();
         Error -> Error
     end.
-
-%% @doc An Azure call's error as the core's rules classify it.
--spec failure(term()) -> {http, 100..599} | bad_request | unavailable.
-failure({http, Status, _}) when is_integer(Status), Status >= 100, Status =< 599 -> {http, Status};
-failure({badarg, _}) -> bad_request;
-failure(_) -> unavailable.
 
 %%--------------------------------------------------------------------
 
@@ -99,28 +93,63 @@ guarded_step(J = #{account_id := A}) ->
 arity(Args) when is_list(Args) -> length(Args);
 arity(Arity) -> Arity.
 
+%% Each step: an Azure call, its answer planned by the core, the plan performed.
 step(J = #{phase := resolving, work := {token, Token}}) ->
-    case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
-        {ok, Sub} -> decide(J, Sub);
-        {error, Reason} -> failed_call(J, resolve, Reason)
-    end;
+    advance(J, resolved, ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token), #{});
 step(J = #{phase := activating, work := {resolved, Sub}, subscription_id := undefined}) ->
     %% Resolved at landing: decide now that we know the account.
-    decide(J, Sub);
-step(J = #{phase := activating, subscription_id := SubId, work := {resolved, Sub}}) ->
-    activate(J, SubId, Sub).
+    advance(J, resolved, {ok, Sub}, #{});
+step(J = #{phase := activating, subscription_id := SubId}) ->
+    %% After a crash the activation may have gone through already: ask before activating again.
+    advance(J, checked, ?CLIENT:get_subscription(emqx_azure_marketplace_app:client(), SubId), #{}).
 
-%% A failed call: final (the core names the refusal) or retried later.
-failed_call(J, Step, Reason) ->
-    case ?NIF:classify_link_failure(Step, failure(Reason)) of
-        {refuse, Refusal} -> fail(J, Refusal);
-        retry -> retry_later(J, Reason)
-    end.
+advance(J = #{attempts := N}, Step, Result, Extra) ->
+    Resolved = case J of
+                   #{work := {resolved, Sub}} -> Sub;
+                   _ -> undefined
+               end,
+    Facts = Extra#{step => Step, result => Result, resolved => Resolved, attempts => N,
+                   retry_base_s => env(retry_base_s, 1), retry_max_s => env(retry_max_s, 60),
+                   now => emqx_azure_marketplace_clock:now()},
+    perform(J, ?NIF:plan_link_step(Facts), Result).
 
-decide(J = #{account_id := A}, Sub) ->
-    SubId = maps:get(<<"id">>, Sub),
-    Inner = maps:get(<<"subscription">>, Sub, #{}),
-    Status = maps:get(<<"saasSubscriptionStatus">>, Inner, <<"PendingFulfillmentStart">>),
+perform(J, #{next := decide, subscription_id := SubId, status := Status}, {ok, Sub}) ->
+    decide(J, SubId, Status, Sub);
+perform(J = #{account_id := A, subscription_id := SubId}, #{next := activate, plan_id := Plan, quantity := Q}, _) ->
+    C = emqx_azure_marketplace_app:client(),
+    case ?CLIENT:activate(C, SubId, Plan, Q) of
+        ok ->
+            advance(J, activated, ok, #{});
+        Failed ->
+            %% Another node may have finished or failed the job meanwhile (a lease ran out).
+            advance(J, activated, Failed, #{job_current => ?STORE:job_activating(A, SubId)})
+    end;
+perform(J = #{subscription_id := SubId}, #{next := confirm}, _) ->
+    %% The subscription's term starts at its activation: Azure's, after it, for the included
+    %% quantities' anniversary.
+    advance(J, confirmed, ?CLIENT:get_subscription(emqx_azure_marketplace_app:client(), SubId), #{});
+perform(#{account_id := A, subscription_id := SubId}, #{next := linked, plan_id := Plan, quantity := Q, term := Term,
+                                                         effects := Effects}, _) ->
+    Key = ?STORE:commit_linked(A, SubId, #{plan_id => Plan, quantity => Q, term => Term}, Effects,
+                               emqx_azure_marketplace_clock:now()),
+    ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
+    ok = emqx_azure_marketplace_metrics:link(linked),
+    emqx_azure_marketplace_effects:perform(Key);
+perform(#{account_id := A}, #{next := refuse, reason := Reason, effects := Effects}, _) ->
+    Key = ?STORE:commit_link_failed(A, Reason, Effects, emqx_azure_marketplace_clock:now()),
+    ?LOG_NOTICE(#{msg => "azure_marketplace_link_failed", account_id => A, reason => Reason}),
+    ok = emqx_azure_marketplace_metrics:link(Reason),
+    emqx_azure_marketplace_effects:perform(Key);
+perform(#{account_id := A, phase := Phase}, #{next := retry, retry_at := At, attempts := N}, Result) ->
+    %% Azure unreachable (or slow): the job is kept and tried again after the core's back-off.
+    Now = emqx_azure_marketplace_clock:now(),
+    ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => Phase, attempt => N,
+                   retry_in_s => At - Now, reason => failure_reason(Result)}),
+    ?STORE:retry_job(A, N, At, Now);
+perform(_J, #{next := nothing}, _) ->
+    ok.
+
+decide(J = #{account_id := A}, SubId, Status, Sub) ->
     Profile =
         case ?PLATFORM:billing_profile(A) of
             {ok, P} -> P;
@@ -133,7 +162,7 @@ decide(J = #{account_id := A}, Sub) ->
         {link, Key} ->
             emqx_azure_marketplace_effects:perform(Key),
             ?LOG_INFO(#{msg => "azure_marketplace_link_activating", account_id => A, subscription_id => SubId}),
-            activate(J#{phase := activating, subscription_id := SubId, work := {resolved, Sub}}, SubId, Sub);
+            step(J#{phase := activating, subscription_id := SubId, work := {resolved, Sub}});
         {already_linked, Key} ->
             ?LOG_INFO(#{msg => "azure_marketplace_link_exists", account_id => A, subscription_id => SubId}),
             emqx_azure_marketplace_effects:perform(Key);
@@ -145,72 +174,9 @@ decide(J = #{account_id := A}, Sub) ->
             ok
     end.
 
-activate(J = #{account_id := A}, SubId, Sub) ->
-    C = emqx_azure_marketplace_app:client(),
-    %% After a crash the activation may have gone through already: ask before activating again.
-    {Status, Current} =
-        case ?CLIENT:get_subscription(C, SubId) of
-            {ok, Azure = #{<<"saasSubscriptionStatus">> := S}} when is_binary(S) -> {S, Azure};
-            _ -> {undefined, undefined}
-        end,
-    case ?NIF:decide_activation(Status) of
-        already_active -> linked(J, SubId, with_term(Sub, Current));
-        refuse -> fail(J, subscription_unsubscribed);
-        activate ->
-            case ?CLIENT:activate(C, SubId, maps:get(<<"planId">>, Sub), quantity(Sub)) of
-                ok -> linked(J, SubId, with_term(Sub, activated(C, SubId)));
-                {error, Reason} ->
-                    %% Another node may have finished or failed the job meanwhile (a lease ran out).
-                    case ?STORE:job_activating(A, SubId) of
-                        true -> failed_call(J, activate, Reason);
-                        false -> ok
-                    end
-            end
-    end.
-
-%% The subscription's term starts at its activation: Azure's after it (Get Subscription), for the
-%% included quantities' anniversary; the resolved one (usually without dates) if Azure cannot say now.
-activated(C, SubId) ->
-    case ?CLIENT:get_subscription(C, SubId) of
-        {ok, Azure} when is_map(Azure) -> Azure;
-        {error, _} -> undefined
-    end.
-
-with_term(Sub, #{<<"term">> := Term}) when is_map(Term) ->
-    Inner = case maps:get(<<"subscription">>, Sub, #{}) of
-                M when is_map(M) -> M;
-                _ -> #{}
-            end,
-    Sub#{<<"subscription">> => Inner#{<<"term">> => Term}};
-with_term(Sub, _) ->
-    Sub.
-
-quantity(#{<<"quantity">> := Q}) when is_integer(Q), Q > 0 -> Q;
-quantity(_) -> undefined.
-
-linked(#{account_id := A}, SubId, Sub) ->
-    Now = emqx_azure_marketplace_clock:now(),
-    %% Only the term's fields the product reads, validated and bounded, as from a webhook.
-    Term = emqx_azure_marketplace_metering:subscription_term(Sub),
-    Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
-                                           term => Term}, ?NIF:plan_linked(), Now),
-    ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
-    ok = emqx_azure_marketplace_metrics:link(linked),
-    emqx_azure_marketplace_effects:perform(Key).
-
-fail(#{account_id := A}, Reason) ->
-    Key = ?STORE:commit_link_failed(A, Reason, ?NIF:plan_link_failed(Reason), emqx_azure_marketplace_clock:now()),
-    ?LOG_NOTICE(#{msg => "azure_marketplace_link_failed", account_id => A, reason => Reason}),
-    ok = emqx_azure_marketplace_metrics:link(Reason),
-    emqx_azure_marketplace_effects:perform(Key).
-
-%% Azure unreachable (or slow): keep the job, try again after the core's back-off.
-retry_later(#{account_id := A, attempts := N, phase := Phase}, Reason) ->
-    Now = emqx_azure_marketplace_clock:now(),
-    Delay = ?NIF:link_retry_delay(N, env(retry_base_s, 1), env(retry_max_s, 60)),
-    ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => Phase,
-                   attempt => N + 1, retry_in_s => Delay, reason => redact(Reason)}),
-    ?STORE:retry_job(A, N + 1, Now + Delay, Now).
+%% Why a call failed, for the log (never an answer's body, which may describe the purchase).
+failure_reason({error, Reason}) -> redact(Reason);
+failure_reason(_) -> unreadable_answer.
 
 redact({http, Status, _Body}) -> {http, Status};
 redact(Other) -> Other.

@@ -6,8 +6,7 @@
 -export([client_new/1, request/3, cancel/1, info/0, client_stats/1]).
 -export([webhook_auth_new/1, webhook_authenticate/3]).
 -export([json_decode/1, json_encode/1]).
--export([valid_id/1, plan_link/3, plan_linked/0, plan_link_failed/1, classify_link_failure/2,
-         decide_activation/1, link_retry_delay/3, landing_expires_at/1, landing_usable/2, marketplace_pays/1]).
+-export([valid_id/1, plan_link/3, plan_link_step/1, plan_landing/1, landing_usable/2, marketplace_pays/1]).
 -export([link_status_text/3, landing_error_text/1]).
 -export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/1]).
 -export([gate_create/3, gate_deployment/5]).
@@ -133,29 +132,24 @@ valid_id(_Id) -> erlang:nif_error(nif_not_loaded).
 -spec plan_link(binary(), map(), map()) -> {link | already_linked | {refuse, refusal()}, [effect()]}.
 plan_link(_AccountId, _Profile, _Facts) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc What follows an activation.
--spec plan_linked() -> [effect()].
-plan_linked() -> erlang:nif_error(nif_not_loaded).
+%% @doc One step of a linking job, planned on Azure's answer (`result', the client's): Resolve's
+%% (`resolved'), Get Subscription's before activating (`checked'), Activate's (`activated'), Get
+%% Subscription's after it (`confirmed'). `resolved': the job's Resolve answer; `job_current': the
+%% job is still ours and activating (after a failed Activate).
+-spec plan_link_step(#{step := resolved | checked | activated | confirmed, result := ok | {ok, term()} | {error, term()},
+                       resolved => map() | undefined, attempts := non_neg_integer(), retry_base_s := integer(),
+                       retry_max_s := integer(), now := integer(), job_current => boolean()}) ->
+    #{next := decide | activate | confirm | linked | refuse | retry | nothing,
+      subscription_id := binary() | undefined, status := binary() | undefined, plan_id := binary() | undefined,
+      quantity := pos_integer() | undefined, term := #{binary() => binary()} | undefined,
+      reason := refusal() | undefined, effects := [effect()], retry_at := integer(), attempts := non_neg_integer()}.
+plan_link_step(_Facts) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc What follows linking giving up with Reason.
--spec plan_link_failed(refusal()) -> [effect()].
-plan_link_failed(_Reason) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc Is a failed Azure call of a linking step final (a refusal) or retried?
--spec classify_link_failure(resolve | activate, {http, 100..599} | bad_request | unavailable) ->
-    retry | {refuse, refusal()}.
-classify_link_failure(_Step, _Failure) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc Before activating: what Get Subscription's status (if known) says to do.
--spec decide_activation(binary() | undefined) -> activate | already_active | refuse.
-decide_activation(_Status) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc Seconds before a linking job's next attempt.
--spec link_retry_delay(non_neg_integer(), integer(), integer()) -> pos_integer().
-link_retry_delay(_Attempts, _BaseS, _MaxS) -> erlang:nif_error(nif_not_loaded).
-
--spec landing_expires_at(integer()) -> integer().
-landing_expires_at(_Now) -> erlang:nif_error(nif_not_loaded).
+%% @doc A landing's Resolve answer (the client's result): keep the answer, keep the token to resolve
+%% later, or refuse it; and until when the landing is kept.
+-spec plan_landing(#{result := {ok, term()} | {error, term()}, now := integer()}) ->
+    #{outcome := resolved | resolve_later | invalid_token, expires_at := integer()}.
+plan_landing(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 -spec landing_usable(integer(), integer()) -> boolean().
 landing_usable(_ExpiresAt, _Now) -> erlang:nif_error(nif_not_loaded).

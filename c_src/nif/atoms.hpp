@@ -89,6 +89,10 @@ namespace azmp::nif {
     X(delivery, "delivery") X(operation, "operation") X(answered, "answered") X(body, "body")        \
     X(result, "result") X(need, "need") X(apply, "apply") X(record, "record") X(deferred, "deferred")  \
     X(reply, "reply") X(proceed, "proceed") X(info, "info") X(at, "at")                               \
+    /* the linking job's steps */                                                                  \
+    X(resolved, "resolved") X(checked, "checked") X(confirmed, "confirmed") X(next, "next")          \
+    X(decide, "decide") X(confirm, "confirm") X(nothing, "nothing") X(retry_at, "retry_at")          \
+    X(job_current, "job_current") X(effects, "effects") X(resolve_later, "resolve_later")            \
     X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
     X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
     X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")   \

@@ -25,6 +25,10 @@ constexpr std::size_t kMaxSmallAnswerBytes = 1024 * 1024;
 // answer the result points into.
 bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, CallReport& out,
                       std::optional<boost::json::value>& json) {
+    if (enif_is_identical(t, atoms::ok)) {  // a call answered without a body (Activate, a PATCH)
+        out = CallReport{CallKind::Answered, 200, nullptr};
+        return true;
+    }
     int arity;
     const ERL_NIF_TERM* e;
     if (!enif_get_tuple(env, t, &arity, &e) || arity != 2) return false;
@@ -53,7 +57,7 @@ bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, CallRepor
             if (!enif_get_int(env, r[1], &status)) status = 0;
         }
     }
-    out = CallReport{call_kind(failure, status), status, nullptr};
+    out = CallReport{call_kind(failure, status), status, nullptr, failure};
     return true;
 }
 

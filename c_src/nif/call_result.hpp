@@ -17,7 +17,7 @@ namespace azmp::nif {
 // every subscription of a dimension): a large one.
 enum class AnswerSize { Small, Large };
 
-// False when `t` is neither. `json` holds the decoded answer `out.body` points into. An answer
+// `ok` (a call answered without a body) is Answered without one. False when `t` is none of these. `json` holds the decoded answer `out.body` points into. An answer
 // beyond its budget is one the meter cannot read: Answered, without a body.
 bool read_call_result(ErlNifEnv* env, ERL_NIF_TERM t, AnswerSize size, CallReport& out,
                       std::optional<boost::json::value>& json);

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 #include <string_view>
 
 #include "args.hpp"
+#include "azmp/azure_fields.hpp"
 #include "azmp/rules.hpp"
 #include "codec.hpp"
 
@@ -153,5 +155,22 @@ struct Codec<Effect> {
         return atoms::unknown;
     }
 };
+
+// [encode(Item), ...]
+template <typename T>
+ERL_NIF_TERM encode_list(ErlNifEnv* env, const std::vector<T>& items) {
+    ERL_NIF_TERM list = enif_make_list(env, 0);
+    for (auto it = items.rbegin(); it != items.rend(); ++it) list = enif_make_list_cell(env, encode(env, *it), list);
+    return list;
+}
+
+// A subscription's term as the link keeps it, in Azure's spelling (the store's format since the
+// first version): #{<<"startDate">>, <<"endDate">>, <<"termUnit">>} | undefined.
+inline ERL_NIF_TERM encode_term_fields(ErlNifEnv* env, const std::optional<TermFields>& t) {
+    if (!t) return atoms::undefined;
+    return make_map<3>(env, {{{encode(env, std::string_view("startDate")), encode(env, std::string_view(t->start_date))},
+                              {encode(env, std::string_view("endDate")), encode(env, std::string_view(t->end_date))},
+                              {encode(env, std::string_view("termUnit")), encode(env, std::string_view(t->term_unit))}}});
+}
 
 }  // namespace azmp::nif

@@ -28,14 +28,6 @@ namespace azmp::nif {
 
 namespace {
 
-// [encode(Item), ...]
-template <typename T>
-ERL_NIF_TERM encode_list(ErlNifEnv* env, const std::vector<T>& items) {
-    ERL_NIF_TERM list = enif_make_list(env, 0);
-    for (auto it = items.rbegin(); it != items.rend(); ++it) list = enif_make_list_cell(env, encode(env, *it), list);
-    return list;
-}
-
 // A refusal the core left out (a bug) is `unknown`.
 template <typename E>
 ERL_NIF_TERM encode_or_unknown(ErlNifEnv* env, const std::optional<E>& v) {
@@ -161,46 +153,7 @@ ERL_NIF_TERM nif_plan_link(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) 
     }
     return enif_make_tuple2(env, verdict, encode_list(env, plan.effects));
 }
-// plan_linked() -> Effects
-ERL_NIF_TERM nif_plan_linked(ErlNifEnv* env, int argc, const ERL_NIF_TERM[]) {
-    if (argc != 0) return enif_make_badarg(env);
-    return encode_list(env, plan_linked());
-}
-// classify_link_failure(resolve | activate, {http, Status} | bad_request | unavailable)
-//   -> retry | {refuse, Reason}
-// plan_link_failed(Reason) -> Effects;  marketplace_pays(State) -> boolean()
-ERL_NIF_TERM nif_classify_link_failure(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return enif_make_badarg(env);
-    Args a(env);
-    LinkStep step{};
-    a.read(argv[0], atoms::step, step);
-    // {http, 100..599} | bad_request | unavailable
-    CallFailure failure;
-    int arity;
-    const ERL_NIF_TERM* elems;
-    if (enif_get_tuple(env, argv[1], &arity, &elems) && arity == 2 && enif_is_identical(elems[0], atoms::http)) {
-        std::int64_t status = 0;
-        a.read<IntIn<100, 599>>(elems[1], atoms::failure, status);
-        failure.http_status = static_cast<int>(status);
-    } else if (enif_is_identical(argv[1], atoms::bad_request)) {
-        failure.bad_request = true;
-    } else if (!enif_is_identical(argv[1], atoms::unavailable)) {
-        a.fail(atoms::failure);
-    }
-    if (!a.ok()) return a.raise();
-
-    const auto refusal = classify_link_failure(step, failure);
-    return refusal ? enif_make_tuple2(env, atoms::refuse, encode(env, *refusal)) : atoms::retry;
-}
-
-ERL_NIF_TERM nif_plan_link_failed(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 1) return enif_make_badarg(env);
-    Args a(env);
-    LinkRefusal reason{};
-    if (!a.read(argv[0], atoms::reason, reason)) return a.raise();
-    return encode_list(env, plan_link_failed(reason));
-}
-
+// marketplace_pays(State) -> boolean()
 ERL_NIF_TERM nif_marketplace_pays(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
     Args a(env);
@@ -208,35 +161,7 @@ ERL_NIF_TERM nif_marketplace_pays(ErlNifEnv* env, int argc, const ERL_NIF_TERM a
     if (!a.read(argv[0], atoms::state, state)) return a.raise();
     return encode(env, marketplace_pays(state));
 }
-// decide_activation(AzureStatus :: binary() | undefined) -> activate | already_active | refuse
-ERL_NIF_TERM nif_decide_activation(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 1) return enif_make_badarg(env);
-    Args a(env);
-    std::optional<ShortBinary> status;  // undefined: Get Subscription did not say
-    if (!a.read(argv[0], atoms::status, status)) return a.raise();
-    return encode(env, decide_activation(status ? std::optional<std::string_view>(status->value) : std::nullopt));
-}
-// link_retry_delay(Attempts, BaseS, MaxS) -> Seconds
-ERL_NIF_TERM nif_link_retry_delay(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 3) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t attempts = 0, base_s = 0, max_s = 0;
-    a.read<IntIn<0, std::numeric_limits<std::int64_t>::max()>>(argv[0], atoms::attempts, attempts);
-    a.read(argv[1], atoms::base_s, base_s);
-    a.read(argv[2], atoms::max_s, max_s);
-    if (!a.ok()) return a.raise();
-    const std::uint32_t capped = attempts > 1000 ? 1000u : static_cast<std::uint32_t>(attempts);
-    return encode(env, link_retry_delay_s(capped, base_s, max_s));
-}
-// landing_expires_at(Now) -> At;  landing_usable(ExpiresAt, Now) -> boolean()
-ERL_NIF_TERM nif_landing_expires_at(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 1) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t now = 0;
-    if (!a.read<IntIn<0, (std::int64_t{1} << 40)>>(argv[0], atoms::now, now)) return a.raise();
-    return encode(env, landing_expires_at(now));
-}
-
+// landing_usable(ExpiresAt, Now) -> boolean()
 ERL_NIF_TERM nif_landing_usable(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);
     Args a(env);

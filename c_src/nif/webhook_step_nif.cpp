@@ -26,16 +26,6 @@ using webhook::StepPlan;
 constexpr std::size_t kMaxTermNodes = 16;
 constexpr std::size_t kMaxTermBytes = 1024;
 
-ERL_NIF_TERM key(ErlNifEnv* env, std::string_view name) { return encode(env, name); }
-
-// #{<<"startDate">>, <<"endDate">>, <<"termUnit">>} (the link keeps Azure's spelling) | undefined
-ERL_NIF_TERM encode_term(ErlNifEnv* env, const std::optional<TermFields>& t) {
-    if (!t) return atoms::undefined;
-    return make_map<3>(env, {{{key(env, "startDate"), encode(env, std::string_view(t->start_date))},
-                              {key(env, "endDate"), encode(env, std::string_view(t->end_date))},
-                              {key(env, "termUnit"), encode(env, std::string_view(t->term_unit))}}});
-}
-
 // A term the delivery step gave back: read again as strictly (absent when it is not one).
 std::optional<TermFields> decode_term(ErlNifEnv* env, ERL_NIF_TERM t) {
     if (enif_is_identical(t, atoms::undefined)) return std::nullopt;
@@ -66,7 +56,7 @@ ERL_NIF_TERM encode_plan(ErlNifEnv* env, const StepPlan& p) {
         const ERL_NIF_TERM info = make_map<3>(
             env, {{{atoms::plan_id, p.info.plan_id ? encode(env, std::string_view(*p.info.plan_id)) : atoms::undefined},
                    {atoms::quantity, or_undefined(env, p.info.quantity)},
-                   {atoms::term, encode_term(env, p.info.term)}}});
+                   {atoms::term, encode_term_fields(env, p.info.term)}}});
         apply = make_map<3>(env, {{{atoms::event, encode(env, *p.event)}, {atoms::info, info},
                                    {atoms::at, or_undefined(env, p.at_ms)}}});
     }
@@ -93,7 +83,7 @@ ERL_NIF_TERM delivery_step(ErlNifEnv* env, MapFields& f) {
         make_map<4>(env, {{{atoms::operation_id, encode(env, std::string_view(d->operation_id))},
                            {atoms::subscription_id, encode(env, std::string_view(d->subscription_id))},
                            {atoms::action, encode(env, std::string_view(d->action))},
-                           {atoms::term, encode_term(env, d->term)}}}));
+                           {atoms::term, encode_term_fields(env, d->term)}}}));
 }
 
 ERL_NIF_TERM operation_step(ErlNifEnv* env, MapFields& f) {
@@ -121,11 +111,9 @@ ERL_NIF_TERM answered_step(ErlNifEnv* env, MapFields& f) {
     const auto result = f.term(atoms::result);
     if (!answer || (!enif_is_identical(*answer, atoms::success) && !enif_is_identical(*answer, atoms::failure)))
         f.fail(atoms::answer);
-    CallReport report{CallKind::Answered, 200, nullptr};  // the client's `ok'
+    CallReport report;
     std::optional<boost::json::value> json;
-    if (f.ok() && (!result || (!enif_is_identical(*result, atoms::ok) &&
-                               !read_call_result(env, *result, AnswerSize::Small, report, json))))
-        f.fail(atoms::result);
+    if (f.ok() && (!result || !read_call_result(env, *result, AnswerSize::Small, report, json))) f.fail(atoms::result);
     if (!f.ok()) return enif_raise_exception(env, encode(env, *f.error()));
     const auto p = webhook::plan_answered(enif_is_identical(*answer, atoms::success), report);
     return p ? encode_plan(env, *p) : atoms::proceed;

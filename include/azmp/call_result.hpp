@@ -14,14 +14,16 @@ enum class CallKind {
     Refused,   // a 4xx for the whole request: Azure took none of it (`http_status`)
 };
 
+// A call that failed, as the client says (its `{error, Reason}`).
+enum class Failure { Timeout, Transport, Http, BadResponse, Overloaded, Auth, Badarg, Other };
+
 struct CallReport {
     CallKind kind = CallKind::Unknown;
     int http_status = 0;
     const boost::json::value* body = nullptr;  // Answered
+    Failure failure = Failure::Other;           // otherwise: how it failed
 };
 
-// A call that failed, as the client says (its `{error, Reason}`).
-enum class Failure { Timeout, Transport, Http, BadResponse, Overloaded, Auth, Badarg, Other };
 // What such a failure says of Azure having the request: a 5xx, 408, 429, a timeout, a broken
 // connection or an unreadable 2xx may have reached it (Unknown); other 4xx refused it whole;
 // overload, token and argument errors never left us.

@@ -56,21 +56,14 @@ nif_fuzz_test_() ->
                  {json_decode, ?FORALL(T, oneof([random_term(), binary(), json_text()]),
                                        acceptable(fun() -> ?NIF:json_decode(T) end))},
                  {json_encode, prop_one_arg(fun ?NIF:json_encode/1)},
-                 {plan_linked, ?FORALL(_, integer(), pure(fun() -> ?NIF:plan_linked() end))},
                  {valid_id, prop_one_arg(fun ?NIF:valid_id/1)},
                  {plan_link, ?FORALL({A, P, F}, {oneof([binary(), random_term()]), decision_arg(), decision_arg()},
                                      pure(fun() -> ?NIF:plan_link(A, P, F) end))},
-                 {plan_link_failed, ?FORALL(R, oneof([refusal(), random_term()]),
-                                            pure(fun() -> ?NIF:plan_link_failed(R) end))},
-                 {classify_link_failure, ?FORALL({S, F}, {oneof([elements([resolve, activate]), random_term()]),
-                                                          oneof([{http, integer()}, elements([bad_request, unavailable]),
-                                                                 random_term()])},
-                                                 pure(fun() -> ?NIF:classify_link_failure(S, F) end))},
-                 {decide_activation, prop_pure1(fun ?NIF:decide_activation/1)},
-                 {link_retry_delay, ?FORALL({N, B, M}, {oneof([integer(), random_term()]), integer(), integer()},
-                                            pure(fun() -> ?NIF:link_retry_delay(N, B, M) end))},
+                 {plan_link_step, ?FORALL(F, link_step_facts(), pure(fun() -> ?NIF:plan_link_step(F) end))},
+                 {plan_landing, ?FORALL({R, N}, {oneof([call_result(), random_term()]), oneof([integer(), random_term()])},
+                                        pure(fun() -> ?NIF:plan_landing(#{result => R, now => N}) end))},
                  {landing, ?FORALL({E, N}, {oneof([integer(), random_term()]), oneof([integer(), random_term()])},
-                                   pure(fun() -> {?NIF:landing_usable(E, N), ?NIF:landing_expires_at(N)} end))},
+                                   pure(fun() -> ?NIF:landing_usable(E, N) end))},
                  {marketplace_pays, ?FORALL(S, oneof([state(), random_term()]),
                                             pure(fun() -> ?NIF:marketplace_pays(S) end))},
                  {plan_event, ?FORALL({E, F, N, T}, {oneof([event(), random_term()]), account_facts(),
@@ -148,13 +141,6 @@ pure(F) ->
         error:badarg -> true;
         error:{badarg, Field} when is_atom(Field) -> true
     end.
-
-prop_pure1(Fun) ->
-    ?FORALL(T, oneof([binary(), random_term()]), pure(fun() -> Fun(T) end)).
-
-refusal() ->
-    elements([credit_card_on_file, uses_available_credits, already_linked_to_marketplace,
-              subscription_linked_to_other_account, subscription_unsubscribed, invalid_token]).
 
 %% Facts of an account, mostly well formed (so that the rules run), sometimes not.
 account_facts() ->
@@ -256,6 +242,24 @@ metering_hour() ->
 
 %% An Azure call's result as the client gives it: Azure's JSON decoded (often the shapes the
 %% metering core reads), or an error.
+-define(LINK_STEP_KEYS, [step, result, resolved, attempts, retry_base_s, retry_max_s, now, job_current]).
+link_step_facts() ->
+    frequency([{1, random_term()},
+               {6, ?LET(Pairs, [{K, link_step_value(K)} || K <- ?LINK_STEP_KEYS],
+                        ?LET(Drop, list(elements(?LINK_STEP_KEYS)), maps:without(Drop, maps:from_list(Pairs))))}]).
+
+link_step_value(step) -> oneof([elements([resolved, checked, activated, confirmed]), random_term()]);
+link_step_value(result) -> oneof([exactly(ok), call_result(), {ok, resolve_answer()}]);
+link_step_value(resolved) -> oneof([exactly(undefined), resolve_answer(), random_term()]);
+link_step_value(job_current) -> oneof([boolean(), random_term()]);
+link_step_value(_) -> oneof([time_arg(), random_term()]).
+
+resolve_answer() ->
+    ?LET(Pairs, [{K, oneof([binary(), integer(), random_term()])}
+                 || K <- [<<"id">>, <<"planId">>, <<"quantity">>, <<"saasSubscriptionStatus">>, <<"subscription">>,
+                          <<"term">>]],
+         maps:from_list(Pairs)).
+
 webhook_facts() ->
     frequency([{1, random_term()},
                {6, ?LET(Pairs, [{K, webhook_value(K)} || K <- ?WEBHOOK_KEYS],
