@@ -8,7 +8,7 @@
 -export([json_decode/1, json_encode/1]).
 -export([valid_id/1, plan_link/3, plan_link_step/1, plan_landing/1, landing_usable/2, marketplace_pays/1]).
 -export([link_status_text/3, landing_error_text/1]).
--export([plan_event/4, plan_enforce/2, repair_event/2, plan_deadline/5, plan_webhook/1]).
+-export([plan_event/4, plan_enforce/2, plan_reconcile/1, plan_deadline/5, plan_webhook/1]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_term/3]).
 -export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
@@ -178,9 +178,15 @@ plan_event(_Event, _Facts, _Now, _OpAt) -> erlang:nif_error(nif_not_loaded).
 -spec plan_enforce(account_facts(), integer()) -> {ok, link_change(), [effect()]}.
 plan_enforce(_Facts, _Now) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The event that brings the local state to Azure's status, or none.
--spec repair_event(binary(), link_state()) -> link_event() | none.
-repair_event(_AzureStatus, _State) -> erlang:nif_error(nif_not_loaded).
+%% @doc The reconciliation's step: Azure's list of subscriptions (`list'), or one subscription
+%% (`one', an operator's resync), against our links to the subscriptions it names (asked for with
+%% `need_links' when `links' is absent): the events that repair each link. On a dirty scheduler.
+-spec plan_reconcile(#{step := list | one, subscription_id => binary(), result := {ok, term()} | {error, term()},
+                       links => #{binary() => #{account_id := binary(), state := link_state()}}}) ->
+    #{outcome := failed | bad_response}
+    | #{outcome := need_links, subscription_ids := [binary()]}
+    | #{outcome := repairs, repairs := [#{account_id := binary(), subscription_id := binary(), event := link_event()}]}.
+plan_reconcile(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc A due deadline's effects (none: called off).
 -spec plan_deadline(stop | delete, binary(), link_state(), integer() | undefined, integer()) -> [effect()].

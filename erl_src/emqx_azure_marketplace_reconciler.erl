@@ -45,42 +45,47 @@ schedule() ->
                       reconcile).
 
 run() ->
-    case emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()) of
-        {ok, Subs} ->
-            Applied = [{Id, Event} || #{<<"id">> := Id, <<"saasSubscriptionStatus">> := Status} <- Subs,
-                                      is_binary(Id), is_binary(Status),
-                                      {A, Event} <- repair(Id, Status),
-                                      emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok],
+    Result = emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()),
+    case repairs(#{step => list, result => Result}) of
+        {ok, Applied} ->
             %% Then the effects of every recent suspension or cancellation, planned again, in case
             %% they were undone since (an operator, or a platform call that failed).
             Enforced = [{A, enforced} || A <- emqx_azure_marketplace_lifecycle:enforce_all()],
             {ok, Applied ++ Enforced};
-        {error, {http, S, _}} ->
-            {error, {http, S}};
-        {error, Reason} ->
-            {error, Reason}
+        Error ->
+            Error
     end.
 
 %% @doc One subscription brought to Azure's state now (the operator's `resync'): what was applied.
 -spec resync(binary()) -> {ok, [{binary(), atom()}]} | {error, term()}.
 resync(SubId) ->
-    case emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), SubId) of
-        {ok, #{<<"saasSubscriptionStatus">> := Status}} when is_binary(Status) ->
-            {ok, [{A, Event} || {A, Event} <- repair(SubId, Status),
-                                emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok]};
-        {ok, _} -> {error, {bad_response, no_status}};
-        {error, {http, S, _}} -> {error, {http, S}};
-        {error, Reason} -> {error, Reason}
+    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), SubId),
+    repairs(#{step => one, subscription_id => SubId, result => Result}).
+
+%% Azure's answer against our links to the subscriptions it names (the core plans the repairs);
+%% each repair applied as the subscription event it is.
+repairs(Facts = #{result := Result}) ->
+    case emqx_azure_marketplace_nif:plan_reconcile(Facts) of
+        #{outcome := need_links, subscription_ids := Ids} ->
+            repairs(Facts#{links => links(Ids)});
+        #{outcome := repairs, repairs := Repairs} ->
+            %% A pass names what it applied by subscription, a resync by account (as they always did).
+            Name = case Facts of #{step := list} -> subscription_id; #{step := one} -> account_id end,
+            {ok, [{maps:get(Name, R), Event} || R = #{account_id := A, event := Event} <- Repairs,
+                                                emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok]};
+        #{outcome := bad_response} ->
+            {error, {bad_response, no_status}};
+        #{outcome := failed} ->
+            {error, reason(Result)}
     end.
 
-%% The event that brings our state to Azure's (the core decides which).
-repair(SubId, AzureStatus) ->
-    case emqx_azure_marketplace_store:link_by_subscription(SubId) of
-        #{account_id := A, state := Local} ->
-            case emqx_azure_marketplace_nif:repair_event(AzureStatus, Local) of
-                none -> [];
-                Event -> [{A, Event}]
-            end;
-        undefined ->
-            []
-    end.
+links(Ids) ->
+    lists:foldl(fun(Id, Acc) ->
+                        case emqx_azure_marketplace_store:link_by_subscription(Id) of
+                            #{account_id := A, state := State} -> Acc#{Id => #{account_id => A, state => State}};
+                            undefined -> Acc
+                        end
+                end, #{}, Ids).
+
+reason({error, {http, S, _Body}}) -> {http, S};
+reason({error, Reason}) -> Reason.

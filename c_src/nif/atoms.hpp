@@ -93,6 +93,9 @@ namespace azmp::nif {
     X(resolved, "resolved") X(checked, "checked") X(confirmed, "confirmed") X(next, "next")          \
     X(decide, "decide") X(confirm, "confirm") X(nothing, "nothing") X(retry_at, "retry_at")          \
     X(job_current, "job_current") X(effects, "effects") X(resolve_later, "resolve_later")            \
+    /* the reconciliation's step */                                                                 \
+    X(list, "list") X(one, "one") X(links, "links") X(need_links, "need_links") X(repairs, "repairs")  \
+    X(failed, "failed") X(subscription_ids, "subscription_ids")                                      \
     X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
     X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
     X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")   \

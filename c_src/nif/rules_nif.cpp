@@ -205,18 +205,6 @@ ERL_NIF_TERM nif_plan_enforce(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[
     if (!a.ok()) return a.raise();
     return encode_plan(env, plan_enforce(facts, now));
 }
-// repair_event(AzureStatus :: binary(), LocalState) -> Event | none
-ERL_NIF_TERM nif_repair_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return enif_make_badarg(env);
-    Args a(env);
-    std::string_view status;
-    LinkState state{};
-    a.read<ShortBinary>(argv[0], atoms::status, status);
-    a.read(argv[1], atoms::state, state);
-    if (!a.ok()) return a.raise();
-    const auto event = repair_event(status, state);
-    return event ? encode(env, *event) : atoms::none;
-}
 // plan_deadline(stop | delete, DeploymentId, State, CancelledAt | undefined, Now) -> Effects
 ERL_NIF_TERM nif_plan_deadline(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 5) return enif_make_badarg(env);

@@ -72,8 +72,7 @@ nif_fuzz_test_() ->
                                       pure(fun() -> ?NIF:plan_event(E, F, N, T) end))},
                  {plan_enforce, ?FORALL({F, N}, {account_facts(), oneof([integer(), random_term()])},
                                         pure(fun() -> ?NIF:plan_enforce(F, N) end))},
-                 {repair_event, ?FORALL({A, S}, {oneof([binary(), random_term()]), oneof([state(), random_term()])},
-                                        pure(fun() -> ?NIF:repair_event(A, S) end))},
+                 {plan_reconcile, ?FORALL(F, reconcile_facts(), pure(fun() -> ?NIF:plan_reconcile(F) end))},
                  {plan_deadline, ?FORALL({K, D, S, C, N}, {oneof([elements([stop, delete]), random_term()]),
                                                           oneof([binary(), random_term()]), oneof([state(), random_term()]),
                                                           oneof([integer(), exactly(undefined)]), integer()},
@@ -259,6 +258,20 @@ resolve_answer() ->
                  || K <- [<<"id">>, <<"planId">>, <<"quantity">>, <<"saasSubscriptionStatus">>, <<"subscription">>,
                           <<"term">>]],
          maps:from_list(Pairs)).
+
+reconcile_facts() ->
+    ?LET({Step, Id, Result, Links, Drop},
+         {oneof([elements([list, one]), random_term()]), oneof([binary(), random_term()]),
+          oneof([call_result(), {ok, list(subscription())}, {ok, subscription()}]),
+          oneof([random_term(), map(oneof([binary(), random_term()]),
+                                     oneof([#{account_id => binary(), state => state()}, random_term()]))]),
+          list(elements([step, subscription_id, result, links]))},
+         maps:without(Drop, #{step => Step, subscription_id => Id, result => Result, links => Links})).
+
+subscription() ->
+    ?LET({Id, Status}, {oneof([binary(), random_term()]),
+                        oneof([elements([<<"Subscribed">>, <<"Suspended">>, <<"Unsubscribed">>]), binary(), random_term()])},
+         #{<<"id">> => Id, <<"saasSubscriptionStatus">> => Status}).
 
 webhook_facts() ->
     frequency([{1, random_term()},
