@@ -263,8 +263,9 @@ reconcile_facts() ->
     ?LET({Step, Id, Result, Links, Drop},
          {oneof([elements([list, one]), random_term()]), oneof([binary(), random_term()]),
           oneof([call_result(), {ok, list(subscription())}, {ok, subscription()}]),
-          oneof([random_term(), map(oneof([binary(), random_term()]),
-                                     oneof([#{account_id => binary(), state => state()}, random_term()]))]),
+          oneof([random_term(), ?LET(L, list({oneof([binary(), random_term()]),
+                                              oneof([#{account_id => binary(), state => state()}, random_term()])}),
+                                     maps:from_list(L))]),
           list(elements([step, subscription_id, result, links]))},
          maps:without(Drop, #{step => Step, subscription_id => Id, result => Result, links => Links})).
 
