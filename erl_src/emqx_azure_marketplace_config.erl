@@ -17,7 +17,7 @@
 -define(RETRY_INTS, [max_attempts, base_delay_ms, max_delay_ms, max_retry_after_ms]).
 %% The metering section's plain positive integers (the meter's timings; the env key `metering').
 -define(METERING_TIMINGS, [tick_ms, lease_s, retry_base_s, retry_max_s]).
-%% The metering settings the core checks (emqx_azure_marketplace_nif:usage_check_settings/1).
+%% The metering settings the core checks (emqx_azure_marketplace_nif:usage_settings/1).
 -define(METERING_CORE, [grace_s, lateness_s, history_days, dedupe_window_s]).
 
 %% The shape the plugin runs with (the application env keys).
@@ -275,17 +275,12 @@ redirect_url(_) ->
 validate_metering(Metering) when is_map(Metering) ->
     run([fun() -> dimensions(maps:get(dimensions, Metering, [])) end,
          fun() ->
-             case [K || K <- ?METERING_TIMINGS, maps:is_key(K, Metering), not valid_timing(K, maps:get(K, Metering))] of
-                 [] -> ok;
-                 [K | _] -> {error, refusal(field(<<"metering.">>, K), not_a_positive_integer)}
-             end
-         end,
-         fun() ->
-             case emqx_azure_marketplace_nif:usage_check_settings(Metering) of
-                 ok -> ok;
-                 {error, {dimensions, {repeated_id, N}}} ->
+             %% The core's rules for every timing and for the ids (each once): the first refused.
+             case emqx_azure_marketplace_nif:usage_settings(Metering) of
+                 {_, []} -> ok;
+                 {_, [{dimensions, {repeated_id, N}} | _]} ->
                      {error, refusal(<<(dim_field(N))/binary, ".id">>, repeated_id)};
-                 {error, {K, Why}} -> {error, refusal(field(<<"metering.">>, K), Why)}
+                 {_, [{K, Why} | _]} -> {error, refusal(field(<<"metering.">>, K), Why)}
              end
          end]);
 validate_metering(_) ->

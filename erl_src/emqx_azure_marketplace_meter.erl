@@ -89,7 +89,7 @@ handle_cast(_Msg, S) ->
 handle_info(tick, S) ->
     {_, S1} = run(S),
     ok = emqx_azure_marketplace_metrics:usage_alarms(maps:keys(maps:get(alarms, S1))),
-    erlang:send_after(cfg(tick_ms, 5000), self(), tick),
+    erlang:send_after(cfg(tick_ms), self(), tick),
     {noreply, S1, hibernate};
 handle_info(_Msg, S) ->
     {noreply, S}.
@@ -125,18 +125,19 @@ tick(Now, S) ->
 %% The core's plan for this tick, on its facts.
 tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}) ->
     Cfg = ?METERING:config(),
-    ?NIF:usage_tick(#{now => Now, grace_s => maps:get(grace_s, Cfg, 300), lease_s => maps:get(lease_s, Cfg, 30),
-                      call_timeout_ms => call_timeout_ms(), history_days => maps:get(history_days, Cfg, 40),
+    #{grace_s := Grace, lease_s := Lease, history_days := History} = Cfg,
+    ?NIF:usage_tick(#{now => Now, grace_s => Grace, lease_s => Lease,
+                      call_timeout_ms => call_timeout_ms(), history_days => History,
                       last_reconciled => Last, retry_after => RetryAfter, window_waves => ?WINDOW div ?IN_FLIGHT,
                       held => [R#{state => state_of(Sub)} || R = #{subscription_id := Sub} <- Held],
                       lookups => [H || #{status := lookup, hour := H} <- Steps]}).
 
 call_timeout_ms() -> emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_app:client()).
 
-cfg(Key, Default) -> maps:get(Key, ?METERING:config(), Default).
+cfg(Key) -> maps:get(Key, ?METERING:config()).
 
 retry_settings() ->
-    #{retry_base_s => cfg(retry_base_s, 60), retry_max_s => cfg(retry_max_s, 3600)}.
+    maps:with([retry_base_s, retry_max_s], ?METERING:config()).
 
 %%--------------------------------------------------------------------
 %% Closing hours

@@ -114,8 +114,10 @@ format(Micros) -> fmt(Micros).
 %%--------------------------------------------------------------------
 %% Configuration
 
+%% @doc The metering config: the application env `metering' with every timing resolved by the core
+%% (the operator's where accepted, else the default; a refused one is logged once per change).
 -spec config() -> map().
-config() -> application:get_env(emqx_azure_marketplace, metering, #{}).
+config() -> element(1, configure()).
 
 %% What recording reads of the config, kept in a persistent term rather than read from the
 %% application env for every sample: the grace, the dimension ids, the dedupe window. Made again
@@ -125,7 +127,7 @@ config() -> application:get_env(emqx_azure_marketplace, metering, #{}).
 
 recording() ->
     case persistent_term:get(?RECORDING, undefined) of
-        {_, R} -> R;
+        {_, _, R} -> R;
         undefined -> element(2, configure())
     end.
 
@@ -133,30 +135,24 @@ recording() ->
 %% changing the env at runtime (else the change is seen within a minute).
 -spec configure() -> {map(), map()}.
 configure() ->
-    Env = config(),
+    Env = application:get_env(emqx_azure_marketplace, metering, #{}),
     case persistent_term:get(?RECORDING, undefined) of
-        {Env, _} = Same ->
-            Same;
+        {Env, Config, R} ->
+            {Config, R};
         _ ->
-            R = #{grace_s => maps:get(grace_s, Env, 300),
-                  %% undefined: the core's default (a day less the grace)
-                  lateness_s => maps:get(lateness_s, Env, undefined),
-                  dimension_ids => maps:from_list([{Id, true} || #{id := Id} <- maps:get(dimensions, Env, [])]),
-                  dedupe_window_s => dedupe_window_s(Env)},
-            persistent_term:put(?RECORDING, {Env, R}),
-            {Env, R}
+            {Settings, Refused} = ?NIF:usage_settings(Env),
+            Refused =/= [] andalso
+                ?LOG_WARNING(#{msg => "azure_marketplace_metering_setting_ignored", refused => Refused,
+                               used => maps:with([K || {K, _} <- Refused], Settings)}),
+            Config = maps:merge(Env, Settings),
+            R = maps:with([grace_s, lateness_s, dedupe_window_s], Settings),
+            R1 = R#{dimension_ids => maps:from_list([{Id, true} || #{id := Id} <- dimensions(Env)])},
+            persistent_term:put(?RECORDING, {Env, Config, R1}),
+            {Config, R1}
     end.
 
-%% A window the core refuses (validation refuses it in a config; the env may still hold one) is
-%% the default, said once per change.
-dedupe_window_s(Env) ->
-    case ?NIF:usage_check_settings(maps:with([dedupe_window_s], Env)) of
-        ok ->
-            maps:get(dedupe_window_s, Env, 3600);
-        {error, Refused} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_metering_setting_ignored", refused => Refused, used => 3600}),
-            3600
-    end.
+dimensions(#{dimensions := Dims}) when is_list(Dims) -> [D || D = #{id := _} <- Dims];
+dimensions(_) -> [].
 
 %% @doc How long a source id counts once after it was recorded (`dedupe_window_s', 3600 s).
 -spec dedupe_window_s() -> pos_integer().

@@ -12,7 +12,7 @@
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_term/3]).
 -export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
--export([usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_check_settings/1]).
+-export([usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_settings/1]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
@@ -269,11 +269,15 @@ usage_dedupe_cutoff(_Now, _WindowS) -> erlang:nif_error(nif_not_loaded).
 -spec usage_sweep_interval_ms(pos_integer()) -> 1000..60000.
 usage_sweep_interval_ms(_WindowS) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The metering settings an operator gives (`history_days', `dedupe_window_s', `grace_s', the
-%% ids of `dimensions' (each once); the keys present), checked: the first one refused and why.
-%% `{repeated_id, N}': the Nth dimension (1-based) has the id of an earlier one.
--spec usage_check_settings(map()) ->
-    ok | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, pos_integer()}}
-                 | {grace_s, not_a_non_negative_integer | {at_most, pos_integer()}}
-                 | {dimensions, {repeated_id, pos_integer()} | not_a_list | {at_most, pos_integer()}}}.
-usage_check_settings(_Metering) -> erlang:nif_error(nif_not_loaded).
+%% @doc The metering settings an operator gives (the application env `metering'), resolved: every
+%% timing the operator's where given and accepted, else the core's default (the one place the
+%% defaults live); and what was refused, in a fixed order. `{repeated_id, N}': the Nth dimension
+%% (1-based) has the id of an earlier one.
+-spec usage_settings(map()) ->
+    {#{grace_s := non_neg_integer(), lateness_s := non_neg_integer(), lease_s := pos_integer(),
+       tick_ms := pos_integer(), retry_base_s := pos_integer(), retry_max_s := pos_integer(),
+       history_days := pos_integer(), dedupe_window_s := pos_integer()},
+     [{grace_s | lateness_s | lease_s | tick_ms | retry_base_s | retry_max_s | history_days | dedupe_window_s,
+       not_a_positive_integer | not_a_non_negative_integer | {at_least, pos_integer()} | {at_most, pos_integer()}}
+      | {dimensions, {repeated_id, pos_integer()} | not_a_list | {at_most, pos_integer()}}]}.
+usage_settings(_Metering) -> erlang:nif_error(nif_not_loaded).

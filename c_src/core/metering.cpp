@@ -329,6 +329,47 @@ std::optional<SettingVerdict> check_lateness_s(std::optional<std::int64_t> value
     return std::nullopt;
 }
 
+std::string_view setting_name(Setting s) noexcept {
+    switch (s) {
+        case Setting::GraceS: return "grace_s";
+        case Setting::LatenessS: return "lateness_s";
+        case Setting::LeaseS: return "lease_s";
+        case Setting::TickMs: return "tick_ms";
+        case Setting::RetryBaseS: return "retry_base_s";
+        case Setting::RetryMaxS: return "retry_max_s";
+        case Setting::HistoryDays: return "history_days";
+        case Setting::DedupeWindowS: return "dedupe_window_s";
+    }
+    return "";
+}
+
+ResolvedSettings resolve_settings(const SettingValue (&given)[std::size(kSettings)]) noexcept {
+    // Defaults: hours close 5 min after they end; the emitter's lease lasts 30 s and the meter
+    // looks for work every 5 s; a refused hour is retried after 1 min, backing off to 1 h.
+    constexpr std::int64_t kDefaults[] = {kDefaultGraceS, -1, 30, 5000, 60, 3600, kDefaultHistoryDays,
+                                          kDefaultDedupeWindowS};
+    static_assert(std::size(kDefaults) == std::size(kSettings));
+    ResolvedSettings r;
+    for (Setting s : kSettings) {
+        const auto i = static_cast<std::size_t>(s);
+        std::int64_t v = kDefaults[i];
+        if (s == Setting::LatenessS) v = default_lateness_s(r[Setting::GraceS]);
+        if (given[i].given) {
+            std::optional<SettingVerdict> verdict;
+            switch (s) {
+                case Setting::GraceS: verdict = check_grace_s(given[i].value); break;
+                case Setting::LatenessS: verdict = check_lateness_s(given[i].value); break;
+                case Setting::HistoryDays: verdict = check_history_days(given[i].value); break;
+                default: verdict = at_least(given[i].value, 1); break;
+            }
+            if (verdict) r.refused.emplace_back(s, *verdict);
+            else v = *given[i].value;
+        }
+        r.values[i] = v;
+    }
+    return r;
+}
+
 std::optional<std::size_t> repeated_dimension(const std::vector<std::string_view>& ids) {
     // Sorted by (id, position): a repeat is the later of two equal neighbours; the first in the
     // configured order is the smallest such position.

@@ -93,6 +93,7 @@ namespace azmp::nif {
     X(resolved, "resolved") X(checked, "checked") X(confirmed, "confirmed") X(next, "next")          \
     X(decide, "decide") X(confirm, "confirm") X(nothing, "nothing") X(retry_at, "retry_at")          \
     X(job_current, "job_current") X(effects, "effects") X(resolve_later, "resolve_later")            \
+    X(tick_ms, "tick_ms")                                                                              \
     /* the reconciliation's step */                                                                 \
     X(list, "list") X(one, "one") X(links, "links") X(need_links, "need_links") X(repairs, "repairs")  \
     X(failed, "failed") X(subscription_ids, "subscription_ids")                                      \

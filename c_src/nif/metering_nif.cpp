@@ -148,36 +148,43 @@ ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF
     if (!a.ok()) return a.raise();
     return encode(env, metering::sweep_interval_ms(window));
 }
-// usage_check_settings(#{history_days => _, dedupe_window_s => _, grace_s => _, dimensions => _, ...}) -> ok
-//   | {error, {history_days | dedupe_window_s, not_a_positive_integer | {at_least, Min}}}
-//   | {error, {grace_s, not_a_non_negative_integer | {at_most, Max}}}
-//   | {error, {dimensions, {repeated_id, N} | not_a_list | {at_most, Max}}}   (N: 1-based)
-//   (the keys present are checked; others are not this function's)
-ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+// usage_settings(#{grace_s => _, lateness_s => _, lease_s => _, tick_ms => _, retry_base_s => _, retry_max_s => _,
+//                  history_days => _, dedupe_window_s => _, dimensions => _, ...})
+//   -> {#{grace_s, lateness_s, lease_s, tick_ms, retry_base_s, retry_max_s, history_days, dedupe_window_s},
+//       Refused :: [{Setting, not_a_positive_integer | not_a_non_negative_integer | {at_least, Min} | {at_most, Max}}
+//                   | {dimensions, {repeated_id, N} | not_a_list | {at_most, Max}}]}   (N: 1-based)
+//   Every timing the operator's where given and accepted, else the core's default; what was refused,
+//   in a fixed order (other keys are not this function's).
+ERL_NIF_TERM nif_usage_settings(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1 || !enif_is_map(env, argv[0])) return enif_make_badarg(env);
-    using Check = std::optional<metering::SettingVerdict> (*)(std::optional<std::int64_t>) noexcept;
-    const std::pair<ERL_NIF_TERM, Check> checks[] = {{atoms::history_days, &metering::check_history_days},
-                                                     {atoms::dedupe_window_s, &metering::check_dedupe_window_s},
-                                                     {atoms::grace_s, &metering::check_grace_s},
-                                                     {atoms::lateness_s, &metering::check_lateness_s}};
-    for (const auto& [key, check] : checks) {
+    ERL_NIF_TERM keys[] = {atoms::grace_s,      atoms::lateness_s,  atoms::lease_s,      atoms::tick_ms,
+                                 atoms::retry_base_s, atoms::retry_max_s, atoms::history_days, atoms::dedupe_window_s};
+    static_assert(std::size(keys) == std::size(metering::kSettings));
+    metering::SettingValue given[std::size(metering::kSettings)];
+    for (std::size_t i = 0; i < std::size(keys); ++i) {
         ERL_NIF_TERM v;
-        if (!enif_get_map_value(env, argv[0], key, &v)) continue;
         // Not an integer (or beyond 64 bits): the core's "no value".
-        const auto verdict = check(decode<std::int64_t>(env, v));
-        if (!verdict) continue;
+        if (enif_get_map_value(env, argv[0], keys[i], &v)) given[i] = {decode<std::int64_t>(env, v), true};
+    }
+    const metering::ResolvedSettings r = metering::resolve_settings(given);
+    ERL_NIF_TERM values[std::size(keys)];
+    for (std::size_t i = 0; i < std::size(keys); ++i) values[i] = encode(env, r.values[i]);
+    ERL_NIF_TERM settings;
+    if (!enif_make_map_from_arrays(env, keys, values, std::size(keys), &settings)) return enif_make_badarg(env);
+    std::vector<ERL_NIF_TERM> refused;
+    for (const auto& [setting, verdict] : r.refused) {
         ERL_NIF_TERM why = atoms::not_a_positive_integer;
-        switch (verdict->problem) {
+        switch (verdict.problem) {
             case metering::SettingProblem::NotAPositiveInteger: break;
             case metering::SettingProblem::NotANonNegativeInteger: why = atoms::not_a_non_negative_integer; break;
             case metering::SettingProblem::BelowMinimum:
-                why = enif_make_tuple2(env, atoms::at_least, encode(env, verdict->bound));
+                why = enif_make_tuple2(env, atoms::at_least, encode(env, verdict.bound));
                 break;
             case metering::SettingProblem::AboveMaximum:
-                why = enif_make_tuple2(env, atoms::at_most, encode(env, verdict->bound));
+                why = enif_make_tuple2(env, atoms::at_most, encode(env, verdict.bound));
                 break;
         }
-        return enif_make_tuple2(env, atoms::error, enif_make_tuple2(env, key, why));
+        refused.push_back(enif_make_tuple2(env, keys[static_cast<std::size_t>(setting)], why));
     }
     // The dimensions' ids (those that are binaries: the caller checks each dimension's shape).
     if (ERL_NIF_TERM dims; enif_get_map_value(env, argv[0], atoms::dimensions, &dims)) {
@@ -200,9 +207,9 @@ ERL_NIF_TERM nif_usage_check_settings(ErlNifEnv* env, int argc, const ERL_NIF_TE
         } else if (const auto i = metering::repeated_dimension(ids)) {
             why = enif_make_tuple2(env, atoms::repeated_id, encode(env, positions[*i]));
         }
-        if (why != 0) return enif_make_tuple2(env, atoms::error, enif_make_tuple2(env, atoms::dimensions, why));
+        if (why != 0) refused.push_back(enif_make_tuple2(env, atoms::dimensions, why));
     }
-    return atoms::ok;
+    return enif_make_tuple2(env, settings, enif_make_list_from_array(env, refused.data(), static_cast<unsigned>(refused.size())));
 }
 
 }  // namespace azmp::nif

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -230,6 +231,27 @@ std::optional<SettingVerdict> check_dedupe_window_s(std::optional<std::int64_t> 
 std::optional<SettingVerdict> check_grace_s(std::optional<std::int64_t> value) noexcept;
 // 0 (only samples of the current hour) to kMaxLatenessS.
 std::optional<SettingVerdict> check_lateness_s(std::optional<std::int64_t> value) noexcept;
+// Every timing of metering, the operator's where given and accepted, else the default: the one
+// place the defaults live.
+enum class Setting { GraceS, LatenessS, LeaseS, TickMs, RetryBaseS, RetryMaxS, HistoryDays, DedupeWindowS };
+inline constexpr Setting kSettings[] = {Setting::GraceS,     Setting::LatenessS,   Setting::LeaseS,
+                                        Setting::TickMs,     Setting::RetryBaseS,  Setting::RetryMaxS,
+                                        Setting::HistoryDays, Setting::DedupeWindowS};
+// The setting's name in the application env and the config (grace_s, lateness_s, ...).
+std::string_view setting_name(Setting s) noexcept;
+struct SettingValue {
+    std::optional<std::int64_t> value;  // nothing: not an integer
+    bool given = false;                 // the operator set it
+};
+struct ResolvedSettings {
+    std::int64_t values[std::size(kSettings)] = {};  // by Setting
+    // The given settings refused (their default used instead), in kSettings' order.
+    std::vector<std::pair<Setting, SettingVerdict>> refused;
+    std::int64_t operator[](Setting s) const noexcept { return values[static_cast<std::size_t>(s)]; }
+};
+// `given`: by Setting. The lateness' default follows the grace (a day less it).
+ResolvedSettings resolve_settings(const SettingValue (&given)[std::size(kSettings)]) noexcept;
+
 // The billing dimensions' ids, in the configured order: the index of the first one that repeats
 // an earlier one, or nothing. A dimension is configured once (its included quantity would count
 // twice, and Azure knows one meter per id).

@@ -99,10 +99,10 @@ nif_fuzz_test_() ->
                  {usage_dedupe, ?FORALL({N, W}, {time_arg(), time_arg()},
                                         pure(fun() -> ?NIF:usage_sweep_interval_ms(W) end)
                                         andalso pure(fun() -> ?NIF:usage_dedupe_cutoff(N, W) end))},
-                 {usage_check_settings, ?FORALL(M, oneof([random_term(),
+                 {usage_settings, ?FORALL(M, oneof([random_term(),
                                                           ?LET({H, W}, {time_arg(), time_arg()},
                                                                #{history_days => H, dedupe_window_s => W})]),
-                                                pure(fun() -> ?NIF:usage_check_settings(M) end))}
+                                                pure(fun() -> ?NIF:usage_settings(M) end))}
              ]]
      end}.
 

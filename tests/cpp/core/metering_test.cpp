@@ -1,6 +1,9 @@
 // Metering rules, row by row (issue: pay-as-you-go metering; DESIGN.md section 6).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+
 #include <limits>
 #include <string_view>
 #include <vector>
@@ -469,6 +472,51 @@ TEST(MeteringSettings, EachDimensionOnce) {
         {"a prefix is another id", {"gb", "gb2"}, std::nullopt},
     };
     for (const auto& r : rows) EXPECT_EQ(repeated_dimension(r.ids), r.repeated) << r.sentence;
+}
+
+TEST(MeteringSettings, ResolvedWithTheDefaultsInOnePlace) {
+    using S = Setting;
+    auto given = [](std::initializer_list<std::pair<S, std::optional<std::int64_t>>> set) {
+        std::array<SettingValue, std::size(kSettings)> g{};
+        for (const auto& [s, v] : set) g[static_cast<std::size_t>(s)] = SettingValue{v, true};
+        return g;
+    };
+    auto resolve = [](const std::array<SettingValue, std::size(kSettings)>& g) {
+        SettingValue in[std::size(kSettings)];
+        std::copy(g.begin(), g.end(), in);
+        return resolve_settings(in);
+    };
+    struct Row {
+        const char* sentence;
+        std::array<SettingValue, std::size(kSettings)> given;
+        std::vector<std::pair<S, std::int64_t>> expect;
+        std::vector<S> refused;
+    };
+    const Row rows[] = {
+        {"nothing given: every default",
+         given({}),
+         {{S::GraceS, 300}, {S::LatenessS, 86100}, {S::LeaseS, 30}, {S::TickMs, 5000}, {S::RetryBaseS, 60},
+          {S::RetryMaxS, 3600}, {S::HistoryDays, 40}, {S::DedupeWindowS, 3600}},
+         {}},
+        {"the lateness' default follows the grace given", given({{S::GraceS, 600}}),
+         {{S::GraceS, 600}, {S::LatenessS, 85800}}, {}},
+        {"a lateness given is kept", given({{S::GraceS, 600}, {S::LatenessS, 3600}}), {{S::LatenessS, 3600}}, {}},
+        {"a timing that is not a positive integer is refused, its default used",
+         given({{S::TickMs, 0}, {S::LeaseS, std::nullopt}}), {{S::TickMs, 5000}, {S::LeaseS, 30}},
+         {S::LeaseS, S::TickMs}},
+        {"a history under 35 days is refused", given({{S::HistoryDays, 20}}), {{S::HistoryDays, 40}}, {S::HistoryDays}},
+        {"a grace over a day is refused, and the lateness follows the default grace", given({{S::GraceS, 90000}}),
+         {{S::GraceS, 300}, {S::LatenessS, 86100}}, {S::GraceS}},
+        {"an operator's retry back-off is kept", given({{S::RetryBaseS, 5}, {S::RetryMaxS, 50}}),
+         {{S::RetryBaseS, 5}, {S::RetryMaxS, 50}}, {}},
+    };
+    for (const auto& r : rows) {
+        const ResolvedSettings got = resolve(r.given);
+        for (const auto& [s, v] : r.expect) EXPECT_EQ(got[s], v) << r.sentence << ": " << setting_name(s);
+        std::vector<S> refused;
+        for (const auto& [s, verdict] : got.refused) refused.push_back(s);
+        EXPECT_EQ(refused, r.refused) << r.sentence;
+    }
 }
 
 }  // namespace
