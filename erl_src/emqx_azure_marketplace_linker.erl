@@ -13,7 +13,7 @@
 
 -define(CLIENT, emqx_azure_marketplace_client).
 -define(PLATFORM, emqx_azure_marketplace_platform).
--define(STORE, emqx_azure_marketplace_store).
+-define(JOBS, emqx_azure_marketplace_store_jobs).
 -define(NIF, emqx_azure_marketplace_nif).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -26,7 +26,7 @@ kick() -> gen_server:cast(?MODULE, kick).
 %% @doc Records a new linking job for Account (replacing a failed one) and starts it.
 -spec start_job(binary(), {token, binary()} | {resolved, map()}) -> ok | {error, link_in_progress}.
 start_job(Account, Work) ->
-    case ?STORE:start_job(Account, Work, emqx_azure_marketplace_clock:now()) of
+    case ?JOBS:start_job(Account, Work, emqx_azure_marketplace_clock:now()) of
         ok -> kick();
         Error -> Error
     end.
@@ -41,7 +41,7 @@ failure(_) -> unavailable.
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
-    ok = ?STORE:resume_jobs_of(node()),
+    ok = ?JOBS:resume_jobs_of(node()),
     self() ! tick,
     {ok, #{running => #{}}}.
 
@@ -70,11 +70,11 @@ handle_info(_Msg, S) ->
 
 run_ready(S = #{running := R}) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Ready = [J || J = #{account_id := A} <- ?STORE:jobs_ready(Now), not maps:is_key(A, R)],
+    Ready = [J || J = #{account_id := A} <- ?JOBS:jobs_ready(Now), not maps:is_key(A, R)],
     lists:foldl(fun(J, Acc) -> maybe_start(J, Now, Acc) end, S, Ready).
 
 maybe_start(#{account_id := A}, Now, S = #{running := R}) ->
-    case ?STORE:claim_job(A, Now, Now + env(lease_s, 60)) of
+    case ?JOBS:claim_job(A, Now, Now + env(lease_s, 60)) of
         {ok, Job} ->
             {Pid, _} = spawn_monitor(fun() -> guarded_step(Job) end),
             S#{running := R#{A => Pid}};
@@ -129,7 +129,7 @@ decide(J = #{account_id := A}, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
     %% The decision and the claim on the subscription in one transaction: one account per subscription.
     Decide = fun(Facts) -> ?NIF:plan_link(A, Profile, Facts) end,
-    case ?STORE:decide_link(A, SubId, #{status => Status, subscription => Sub, now => Now}, Decide) of
+    case ?JOBS:decide_link(A, SubId, #{status => Status, subscription => Sub, now => Now}, Decide) of
         {link, Key} ->
             emqx_azure_marketplace_effects:perform(Key),
             ?LOG_INFO(#{msg => "azure_marketplace_link_activating", account_id => A, subscription_id => SubId}),
@@ -161,7 +161,7 @@ activate(J = #{account_id := A}, SubId, Sub) ->
                 ok -> linked(J, SubId, with_term(Sub, activated(C, SubId)));
                 {error, Reason} ->
                     %% Another node may have finished or failed the job meanwhile (a lease ran out).
-                    case ?STORE:job_activating(A, SubId) of
+                    case ?JOBS:job_activating(A, SubId) of
                         true -> failed_call(J, activate, Reason);
                         false -> ok
                     end
@@ -192,14 +192,14 @@ linked(#{account_id := A}, SubId, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
     %% Only the term's fields the product reads, validated and bounded, as from a webhook.
     Term = emqx_azure_marketplace_metering:subscription_term(Sub),
-    Key = ?STORE:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
+    Key = ?JOBS:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
                                            term => Term}, ?NIF:plan_linked(), Now),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
     ok = emqx_azure_marketplace_metrics:link(linked),
     emqx_azure_marketplace_effects:perform(Key).
 
 fail(#{account_id := A}, Reason) ->
-    Key = ?STORE:commit_link_failed(A, Reason, ?NIF:plan_link_failed(Reason), emqx_azure_marketplace_clock:now()),
+    Key = ?JOBS:commit_link_failed(A, Reason, ?NIF:plan_link_failed(Reason), emqx_azure_marketplace_clock:now()),
     ?LOG_NOTICE(#{msg => "azure_marketplace_link_failed", account_id => A, reason => Reason}),
     ok = emqx_azure_marketplace_metrics:link(Reason),
     emqx_azure_marketplace_effects:perform(Key).
@@ -210,7 +210,7 @@ retry_later(#{account_id := A, attempts := N, phase := Phase}, Reason) ->
     Delay = ?NIF:link_retry_delay(N, env(retry_base_s, 1), env(retry_max_s, 60)),
     ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => Phase,
                    attempt => N + 1, retry_in_s => Delay, reason => redact(Reason)}),
-    ?STORE:retry_job(A, N + 1, Now + Delay, Now).
+    ?JOBS:retry_job(A, N + 1, Now + Delay, Now).
 
 redact({http, Status, _Body}) -> {http, Status};
 redact(Other) -> Other.

@@ -75,7 +75,7 @@ resync(SubId) ->
 
 %% The event that brings our state to Azure's (the core decides which).
 repair(SubId, AzureStatus) ->
-    case emqx_azure_marketplace_store:link_by_subscription(SubId) of
+    case emqx_azure_marketplace_store_links:link_by_subscription(SubId) of
         #{account_id := A, state := Local} ->
             case emqx_azure_marketplace_nif:repair_event(AzureStatus, Local) of
                 none -> [];

@@ -14,7 +14,8 @@
 -export_type([headers/0, response/0]).
 
 -define(AUTH_TIMEOUT_MS, 10000).
--define(STORE, emqx_azure_marketplace_store).
+-define(LINKS, emqx_azure_marketplace_store_links).
+-define(OPERATIONS, emqx_azure_marketplace_store_operations).
 %% The handler holds an operation this long at most (two Azure calls of at most 8 s each).
 -define(CLAIM_S, 30).
 %% A copy delivered while the operation is being handled waits this long for its outcome.
@@ -108,7 +109,7 @@ deadline() -> erlang:monotonic_time(millisecond) + ?WAIT_MS.
 %% not claiming, while its claim lasts).
 handle_operation(OpId, SubId, Action, Hook, Deadline) ->
     Now = emqx_azure_marketplace_clock:now(),
-    case ?STORE:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
+    case ?OPERATIONS:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
         {done, _Outcome} ->
             reply(200, #{status => already_handled});
         busy ->
@@ -118,7 +119,7 @@ handle_operation(OpId, SubId, Action, Hook, Deadline) ->
                 confirm_and_act(OpId, SubId, Action, Hook)
             catch
                 Class:Reason ->
-                    ok = ?STORE:release_operation(OpId),
+                    ok = ?OPERATIONS:release_operation(OpId),
                     ?LOG_ERROR(#{msg => "azure_marketplace_webhook_failed", operation_id => OpId, class => Class,
                                  reason => Reason}),
                     reply(503, #{error => internal_error})
@@ -129,7 +130,7 @@ await_operation(OpId, SubId, Action, Hook, Deadline) ->
     case erlang:monotonic_time(millisecond) < Deadline of
         true ->
             timer:sleep(?POLL_MS),
-            case ?STORE:operation(OpId) of
+            case ?OPERATIONS:operation(OpId) of
                 #{state := done} ->
                     reply(200, #{status => already_handled});
                 #{state := in_progress, claimed_until := Until} ->
@@ -158,15 +159,15 @@ confirm_and_act(OpId, SubId, Action, Hook) ->
                     finish(Outcome, Event, {OpId, SubId, Action}, Facts, Hook);
                 {error, Reason} ->
                     %% Not recorded: Azure delivers again and we answer then.
-                    ok = ?STORE:release_operation(OpId),
+                    ok = ?OPERATIONS:release_operation(OpId),
                     ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => Reason}),
                     reply(503, #{error => azure_unavailable})
             end;
         {error, {http, 404, _}} ->
-            ok = ?STORE:release_operation(OpId),
+            ok = ?OPERATIONS:release_operation(OpId),
             reply(400, #{error => unknown_operation});
         {error, Reason} ->
-            ok = ?STORE:release_operation(OpId),
+            ok = ?OPERATIONS:release_operation(OpId),
             ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => redact(Reason)}),
             reply(503, #{error => azure_unavailable})
     end.
@@ -221,7 +222,7 @@ answer(C, SubId, OpId, Effects) ->
 
 finish(act, Event, Op = {OpId, SubId, Action}, Facts, Hook) ->
     Outcome =
-        case ?STORE:link_by_subscription(SubId) of
+        case ?LINKS:link_by_subscription(SubId) of
             #{account_id := A} ->
                 case emqx_azure_marketplace_lifecycle:apply_event(A, Event, info(Facts, Hook), {Op, maps:get(at, Facts)}) of
                     ok -> applied;
@@ -230,15 +231,15 @@ finish(act, Event, Op = {OpId, SubId, Action}, Facts, Hook) ->
                     {error, not_linked} -> not_linked
                 end;
             undefined ->
-                ok = ?STORE:finish_operation(OpId, SubId, Action, not_linked, emqx_azure_marketplace_clock:now()),
+                ok = ?OPERATIONS:finish_operation(OpId, SubId, Action, not_linked, emqx_azure_marketplace_clock:now()),
                 not_linked
         end,
     handled(OpId, SubId, Action, Outcome);
 finish(mismatch, _Event, {OpId, _, _}, _Facts, _Hook) ->
-    ok = ?STORE:release_operation(OpId),
+    ok = ?OPERATIONS:release_operation(OpId),
     reply(400, #{error => operation_mismatch});
 finish(Outcome, _Event, {OpId, SubId, Action}, _Facts, _Hook) ->
-    ok = ?STORE:finish_operation(OpId, SubId, Action, Outcome, emqx_azure_marketplace_clock:now()),
+    ok = ?OPERATIONS:finish_operation(OpId, SubId, Action, Outcome, emqx_azure_marketplace_clock:now()),
     handled(OpId, SubId, Action, Outcome).
 
 handled(OpId, SubId, Action, Outcome) ->
