@@ -51,7 +51,7 @@ accounts(Prefix, N) ->
     [begin
          A = <<Prefix/binary, (integer_to_binary(I))/binary>>,
          none = emqx_azure_marketplace_store_jobs:commit_linked(A, <<"sub-", A/binary>>,
-                                                           #{plan_id => <<"payg">>, quantity => undefined}, [], Now),
+                                                                #{plan_id => <<"payg">>, quantity => undefined}, [], Now),
          A
      end || I <- lists:seq(1, N)].
 
@@ -120,7 +120,7 @@ hour(Emu) ->
     Accounts = [begin
                     A = <<"bench-hour-", (integer_to_binary(I))/binary>>,
                     none = emqx_azure_marketplace_store_jobs:commit_linked(A, Sub, #{plan_id => <<"payg">>,
-                                                                            quantity => undefined}, [], Now),
+                                                                                 quantity => undefined}, [], Now),
                     A
                 end || {I, Sub} <- lists:zip(lists:seq(1, S), Subs)],
     record_hour(Emu, Accounts, H),

@@ -8,7 +8,7 @@
 -export([start/0, create_table/3, wait_for_tables/2, backend/0]).
 -export([create_disc_table/3, delete_table/1, sync_transaction/1]).
 %% transactions as the stores run them, and their shared reads
--export([durable_transaction/1, tx_ok/1, one/2, dirty_all/1, pattern/2]).
+-export([durable_transaction/1, tx_ok/1, tx_or/2, one/2, dirty_all/1, pattern/2]).
 %% Mnesia's reads and writes
 -export([read/2, wread/1, write/1, write/3, delete/1, match_object/1, write_lock_table/1, foldl/3,
          dirty_read/2, dirty_select/2, dirty_match_object/1, dirty_index_read/3, dirty_all_keys/1, async_dirty/1,
@@ -170,6 +170,15 @@ tx_ok(F) ->
     case durable_transaction(F) of
         {ok, V} -> V;
         {error, Reason} -> erlang:error({azmp_store, Reason})
+    end.
+
+%% @doc A durable transaction whose failure (a conflict it gave up on, a node down) reads as Default:
+%% its value, or Default.
+-spec tx_or(fun(() -> T), D) -> T | D.
+tx_or(F, Default) ->
+    case durable_transaction(F) of
+        {ok, V} -> V;
+        {error, _} -> Default
     end.
 
 %% @doc The record under Key (a dirty read), or undefined.

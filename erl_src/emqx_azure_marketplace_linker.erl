@@ -193,7 +193,7 @@ linked(#{account_id := A}, SubId, Sub) ->
     %% Only the term's fields the product reads, validated and bounded, as from a webhook.
     Term = emqx_azure_marketplace_metering:subscription_term(Sub),
     Key = ?JOBS:commit_linked(A, SubId, #{plan_id => maps:get(<<"planId">>, Sub), quantity => quantity(Sub),
-                                           term => Term}, ?NIF:plan_linked(), Now),
+                                          term => Term}, ?NIF:plan_linked(), Now),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
     ok = emqx_azure_marketplace_metrics:link(linked),
     emqx_azure_marketplace_effects:perform(Key).

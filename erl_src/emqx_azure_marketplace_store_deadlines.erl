@@ -67,20 +67,18 @@ deadlines_due(Now) ->
 %% one node wins a deadline while its claim lasts.
 -spec claim_deadline(term(), integer(), integer()) -> {ok, map()} | taken.
 claim_deadline(Key, Now, Until) ->
-    F = fun() ->
+    ?DB:tx_or(fun() ->
         case ?DB:wread({azmp_deadline, Key}) of
             [D = #azmp_deadline{done = false, at = At, claimed_until = C}] when At =< Now, C < Now ->
-                D1 = D#azmp_deadline{claimed_by = node(), claimed_until = Until},
-                ?DB:write(D1),
-                {ok, deadline_map(D1)};
+                claimed(D#azmp_deadline{claimed_by = node(), claimed_until = Until});
             _ ->
                 taken
         end
-    end,
-    case ?DB:durable_transaction(F) of
-        {ok, R} -> R;
-        {error, _} -> taken
-    end.
+    end, taken).
+
+claimed(D) ->
+    ?DB:write(D),
+    {ok, deadline_map(D)}.
 
 %% @doc The deadline is done; its effects are committed with that (with the subscription the
 %% account's link has then).

@@ -67,7 +67,7 @@ new_job_tx(Account, Work, Now) ->
 %% @doc One node works on a job at a time: the lease says which, and until when.
 -spec claim_job(binary(), integer(), integer()) -> {ok, map()} | taken.
 claim_job(Account, Now, Until) ->
-    F = fun() ->
+    ?DB:tx_or(fun() ->
         case ?DB:wread({azmp_job, Account}) of
             [J = #azmp_job{phase = P, lease_until = L}] when P =/= failed, L =< Now ->
                 J1 = J#azmp_job{owner = node(), lease_until = Until},
@@ -76,11 +76,7 @@ claim_job(Account, Now, Until) ->
             _ ->
                 taken
         end
-    end,
-    case ?DB:durable_transaction(F) of
-        {ok, Result} -> Result;
-        {error, _} -> taken
-    end.
+    end, taken).
 
 %% @doc Node has just started: no step of its own is running, so the jobs it owned need not wait for
 %% their lease to run out -- except one that may have sent its activation: Azure can still be

@@ -261,12 +261,9 @@ usage_map(#azmp_usage{key = {S, D, H}} = B) ->
 %% @doc Takes (or keeps) the emitter's lease for this node until Until: true when this node holds it.
 -spec take_lease(node(), integer(), integer()) -> boolean().
 take_lease(Node, Now, Until) ->
-    case ?DB:durable_transaction(fun() ->
+    ?DB:tx_or(fun() ->
         case ?DB:wread({azmp_usage_lease, emitter}) of
             [#azmp_usage_lease{node = Other, until = U}] when Other =/= Node, U > Now -> false;
             _ -> ?DB:write(#azmp_usage_lease{node = Node, until = Until}), true
         end
-    end) of
-        {ok, Held} -> Held;
-        {error, _} -> false
-    end.
+    end, false).
