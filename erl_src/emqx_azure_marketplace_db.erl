@@ -8,7 +8,7 @@
 -export([start/0, create_table/3, wait_for_tables/2, backend/0]).
 -export([create_disc_table/3, delete_table/1, sync_transaction/1]).
 %% transactions as the stores run them, and their shared reads
--export([durable_transaction/1, tx_ok/1, tx_or/2, one/2, dirty_all/1, pattern/2]).
+-export([tx_ok/1, tx_or/2, one/2, dirty_all/1, pattern/2]).
 %% Mnesia's reads and writes
 -export([read/2, wread/1, write/1, write/3, delete/1, match_object/1, write_lock_table/1, foldl/3,
          dirty_read/2, dirty_select/2, dirty_match_object/1, dirty_index_read/3, dirty_all_keys/1, async_dirty/1,
@@ -150,7 +150,7 @@ transaction(Kind, F) ->
 %%--------------------------------------------------------------------
 %% Transactions as the stores run them
 
-%% @doc Runs F in a transaction. On success the transaction is on this node's disc when this
+%% Runs F in a transaction. On success the transaction is on this node's disc when this
 %% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
 %% that loses what it just committed when no other node holds a copy. The sync costs ~0.2 ms.
 -spec durable_transaction(fun(() -> T)) -> {ok, T} | {error, term()}.
@@ -163,8 +163,8 @@ durable_transaction(F) ->
             {error, R}
     end.
 
-%% @doc A durable transaction that must not fail (the stores' own invariants): its value, or an
-%% exception.
+%% @doc A durable transaction (see durable_transaction/1) that must not fail (the stores' own
+%% invariants): its value, or an exception.
 -spec tx_ok(fun(() -> T)) -> T.
 tx_ok(F) ->
     case durable_transaction(F) of
