@@ -79,10 +79,10 @@ yes_no(false) -> "no".
 %% A link in State, made through the store as the linker makes one (then moved by a plan without effects).
 link_in_state(A, State) ->
     Now = erlang:system_time(second),
-    none = emqx_azure_marketplace_store:commit_linked(A, <<"sub-", A/binary>>, #{plan_id => <<"payg">>, quantity => undefined}, [], Now),
+    none = emqx_azure_marketplace_store_jobs:commit_linked(A, <<"sub-", A/binary>>, #{plan_id => <<"payg">>, quantity => undefined}, [], Now),
     case State of
         linked -> ok;
-        _ -> {changed, linked, _, none} = emqx_azure_marketplace_store:transition(
+        _ -> {changed, linked, _, none} = emqx_azure_marketplace_store_links:transition(
                  A, fun(F) -> {ok, F#{state := State}, []} end, #{}, undefined, Now)
     end,
     ok.

@@ -50,8 +50,8 @@ accounts(Prefix, N) ->
     Now = erlang:system_time(second) - 30 * 86400,
     [begin
          A = <<Prefix/binary, (integer_to_binary(I))/binary>>,
-         none = emqx_azure_marketplace_store:commit_linked(A, <<"sub-", A/binary>>,
-                                                           #{plan_id => <<"payg">>, quantity => undefined}, [], Now),
+         none = emqx_azure_marketplace_store_jobs:commit_linked(A, <<"sub-", A/binary>>,
+                                                                #{plan_id => <<"payg">>, quantity => undefined}, [], Now),
          A
      end || I <- lists:seq(1, N)].
 
@@ -119,15 +119,15 @@ hour(Emu) ->
     Now = erlang:system_time(second) - 30 * 86400,  % activated a month ago
     Accounts = [begin
                     A = <<"bench-hour-", (integer_to_binary(I))/binary>>,
-                    none = emqx_azure_marketplace_store:commit_linked(A, Sub, #{plan_id => <<"payg">>,
-                                                                            quantity => undefined}, [], Now),
+                    none = emqx_azure_marketplace_store_jobs:commit_linked(A, Sub, #{plan_id => <<"payg">>,
+                                                                                 quantity => undefined}, [], Now),
                     A
                 end || {I, Sub} <- lists:zip(lists:seq(1, S), Subs)],
     record_hour(Emu, Accounts, H),
     at(Emu, H + 2 * ?H),
     Mem0 = erlang:memory(total),
     {Peak, Ours} = peak_memory(fun() -> true = emqx_azure_marketplace_meter:run_now() end),
-    Sent = length([x || #{status := done} <- emqx_azure_marketplace_store:usage_between(H, H)]),
+    Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
     %% Baseline: the same events, one usageEvent call each (for the hour before: a new slot).
     C = emqx_azure_marketplace_app:client(),
     Events = [#{resource_id => Sub, dimension => D, quantity => 1.5, plan_id => <<"payg">>,
@@ -172,7 +172,7 @@ hours(Emu, Accounts, First) ->
               [lists:sublist(lists:reverse(lists:sort([{M, case process_info(P, registered_name) of {registered_name, N} -> N; _ -> P end}
                                                         || P <- processes(), {memory, M} <- [process_info(P, memory)]])), 5)]),
     io:format("  hours in RAM ~B; history on disc ~.1f MiB in ~B day tables (~B bytes per billed hour)~n",
-              [Live, Disc / 1048576, length(emqx_azure_marketplace_store:usage_history_days()),
+              [Live, Disc / 1048576, length(emqx_azure_marketplace_store_usage_history:usage_history_days()),
                round(Disc / max(1, 3 * length(Accounts) * ?HOURS))]),
     io:format("  RAM by table after hour ~B: ~ts~n",
               [?HOURS, lists:join(", ", [io_lib:format("~s ~.1f MiB", [T, B / 1048576]) || {T, B} <- ledger_ram_by_table(), B > 1048576])]).

@@ -15,7 +15,9 @@
 
 -define(CLIENT, emqx_azure_marketplace_client).
 -define(NIF, emqx_azure_marketplace_nif).
--define(STORE, emqx_azure_marketplace_store).
+-define(JOBS, emqx_azure_marketplace_store_jobs).
+-define(LANDINGS, emqx_azure_marketplace_store_landings).
+-define(LINKS, emqx_azure_marketplace_store_links).
 %% A landing's resolution is claimed this long (above the client's timeout); a token Azure refused
 %% is answered as such this long without asking again.
 -define(LANDING_CLAIM_S, 60).
@@ -57,12 +59,12 @@ landing(_) ->
 landing(Token, Hash, Deadline) ->
     Now = emqx_azure_marketplace_clock:now(),
     Usable = fun(At) -> ?NIF:landing_usable(At, Now) end,
-    case ?STORE:landing_of_token(Hash, Now, Usable) of
+    case ?LANDINGS:landing_of_token(Hash, Now, Usable) of
         {ok, Id} -> {ok, Id};
         refused -> {error, invalid_token};
         busy -> await_landing(Token, Hash, Deadline);
         none ->
-            case ?STORE:claim_landing(Hash, Now, Now + ?LANDING_CLAIM_S, Usable) of
+            case ?LANDINGS:claim_landing(Hash, Now, Now + ?LANDING_CLAIM_S, Usable) of
                 claimed -> resolve_landing(Token, Hash, Now);
                 {ok, Id} -> {ok, Id};
                 refused -> {error, invalid_token};
@@ -79,13 +81,13 @@ await_landing(Token, Hash, Deadline) ->
 resolve_landing(Token, Hash, Now) ->
     try new_landing(Token, Hash, Now) of
         {error, invalid_token} = Invalid ->
-            ok = ?STORE:release_landing(Hash, {refused, Now + ?LANDING_CLAIM_S}),
+            ok = ?LANDINGS:release_landing(Hash, {refused, Now + ?LANDING_CLAIM_S}),
             Invalid;
         Result ->
             Result
     catch
         Class:Reason:Stack ->
-            ok = ?STORE:release_landing(Hash, free),
+            ok = ?LANDINGS:release_landing(Hash, free),
             erlang:raise(Class, Reason, Stack)
     end.
 
@@ -101,7 +103,7 @@ new_landing(Token, Hash, Now) ->
                    end,
             Id = list_to_binary(uuid()),
             Max = application:get_env(emqx_azure_marketplace, landing_max, 100000),
-            case ?STORE:put_landing(Id, Hash, Work, ExpiresAt, Max) of
+            case ?LANDINGS:put_landing(Id, Hash, Work, ExpiresAt, Max) of
                 ok -> {ok, Id};
                 {error, busy} = Busy -> Busy
             end
@@ -121,7 +123,7 @@ link_valid(Account, {token, Token}) when is_binary(Token), byte_size(Token) > 0 
     emqx_azure_marketplace_linker:start_job(Account, {token, Token});
 link_valid(Account, {landing, Id}) when is_binary(Id) ->
     Now = emqx_azure_marketplace_clock:now(),
-    case ?STORE:redeem_landing(Account, Id, Now, fun(At) -> ?NIF:landing_usable(At, Now) end) of
+    case ?LANDINGS:redeem_landing(Account, Id, Now, fun(At) -> ?NIF:landing_usable(At, Now) end) of
         ok -> emqx_azure_marketplace_linker:kick();
         Error -> Error
     end;
@@ -139,16 +141,16 @@ link_status(Account) ->
     shown(status_of(Account)).
 
 status_of(Account) ->
-    case ?STORE:job(Account) of
+    case ?JOBS:job(Account) of
         #{phase := failed, reason := R} ->
-            case ?STORE:link(Account) of
+            case ?LINKS:link(Account) of
                 #{} = L -> link_map(L);
                 undefined -> {#{status => failed, reason => R}, false}
             end;
         #{phase := P, subscription_id := SubId, attempts := N} ->
             {with_sub(#{status => P}, SubId), N > 0};
         undefined ->
-            case ?STORE:link(Account) of
+            case ?LINKS:link(Account) of
                 #{} = L -> link_map(L);
                 undefined -> {#{status => none}, false}
             end
@@ -170,7 +172,7 @@ with_sub(M, SubId) -> M#{subscription_id => SubId}.
 %% ends as after a cancellation in Azure.
 -spec unlink(account_id()) -> ok | {error, not_linked | term()}.
 unlink(Account) ->
-    case ?STORE:link(Account) of
+    case ?LINKS:link(Account) of
         #{state := S, subscription_id := SubId} ->
             case ?NIF:marketplace_pays(S) of
                 true -> unlink(Account, SubId);
@@ -198,7 +200,7 @@ unlink(Account, SubId) ->
 %% @doc The account's payment method: the marketplace while its link is live, otherwise the platform's.
 -spec payment_method(account_id()) -> emqx_azure_marketplace_platform:payment_method().
 payment_method(Account) ->
-    case ?STORE:link(Account) of
+    case ?LINKS:link(Account) of
         #{state := S} ->
             case ?NIF:marketplace_pays(S) of
                 true -> azure_marketplace_subscription;
@@ -227,7 +229,7 @@ can_create_deployment(Account, #{trial := Trial}) when is_boolean(Trial) ->
     keep | {stop, atom()} | {delete, integer()}.
 deployment_action(Account, Deployment, Now) when is_map(Deployment), is_integer(Now) ->
     {State, CancelledAt} =
-        case ?STORE:link(Account) of
+        case ?LINKS:link(Account) of
             #{state := S, cancelled_at := C} -> {S, C};
             undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined}
         end,

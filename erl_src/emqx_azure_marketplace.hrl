@@ -1,6 +1,7 @@
-%% Records of the plugin's Mnesia tables: private to emqx_azure_marketplace_store, which alone reads
-%% and writes them (other modules see maps). New fields go at the end, with a default: the store
-%% transforms tables written by an older version when it starts.
+%% Records of the plugin's Mnesia tables: private to the store modules (emqx_azure_marketplace_store
+%% and emqx_azure_marketplace_store_*, each the owner of its tables), which alone read and write
+%% them (other modules see maps). New fields go at the end, with a default: the store transforms
+%% tables written by an older version when it starts (emqx_azure_marketplace_store:added_default/2).
 
 %% One EMQX account's marketplace link, as the C++ core's LinkState names it.
 -record(azmp_link, {
@@ -148,7 +149,7 @@
 -record(azmp_usage_dedupe, {
     key :: {node(), integer(), pos_integer()},  % {Node, SystemTimeUs, Unique}: one recorder's group
     at = 0 :: integer(),  % when the group was recorded (unix s, the plugin's clock)
-    %% the source ids, packed (see emqx_azure_marketplace_store:dedupe_keys/1): one binary
+    %% the source ids, packed (see emqx_azure_marketplace_store_usage_dedupe:dedupe_keys/1): one binary
     %% rather than a list of terms takes a third of the RAM, and is shared, not copied, by the
     %% table events the other nodes' recorders get
     sources = <<>> :: binary()

@@ -51,12 +51,12 @@ do(["status"]) ->
 do(["account", Id]) ->
     Account = unicode:characters_to_binary(Id),
     Status = emqx_azure_marketplace:link_status(Account),
-    Link = emqx_azure_marketplace_store:link(Account),
+    Link = emqx_azure_marketplace_store_links:link(Account),
     [io_lib:format("linking: ~0p~n", [Status]),
      io_lib:format("link: ~0p~n", [Link]),
      io_lib:format("payment method: ~0p~n", [emqx_azure_marketplace:payment_method(Account)]),
      [io_lib:format("deadline: ~ts ~ts at ~ts~s~n", [D, K, time(At), case Done of true -> " (done)"; false -> "" end])
-      || #{deployment_id := D, kind := K, at := At, done := Done} <- emqx_azure_marketplace_store:deadlines_of(Account)]];
+      || #{deployment_id := D, kind := K, at := At, done := Done} <- emqx_azure_marketplace_store_deadlines:deadlines_of(Account)]];
 do(["resync", SubId]) ->
     case emqx_azure_marketplace_reconciler:resync(unicode:characters_to_binary(SubId)) of
         {ok, []} -> "in step with Azure: nothing to apply\n";
@@ -64,7 +64,7 @@ do(["resync", SubId]) ->
         {error, Reason} -> io_lib:format("error: Azure not asked successfully: ~0p~n", [Reason])
     end;
 do(["deadlines"]) ->
-    case emqx_azure_marketplace_store:deadlines_due(16#7fffffffffff) of
+    case emqx_azure_marketplace_store_deadlines:deadlines_due(16#7fffffffffff) of
         [] -> "no deadline pending\n";
         Ds -> [io_lib:format("~ts ~ts ~ts at ~ts~n", [A, D, K, time(At)])
                || #{account_id := A, deployment_id := D, kind := K, at := At} <- lists:sort(fun(X, Y) -> maps:get(at, X) =< maps:get(at, Y) end, Ds)]

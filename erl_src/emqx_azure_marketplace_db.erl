@@ -1,10 +1,18 @@
-%% @doc The store's database adapter: Mria tables (replicated by Mria, `disc_copies') when Mria runs
-%% (inside EMQX), plain Mnesia otherwise. Only emqx_azure_marketplace_store calls it; reads and
-%% writes inside a transaction are mnesia's in both cases (Mria tables are Mnesia tables).
+%% @doc The stores' database adapter, and the only module that calls Mnesia or Mria: Mria tables
+%% (replicated by Mria, `disc_copies') when Mria runs (inside EMQX), plain Mnesia otherwise. Only
+%% the store modules (emqx_azure_marketplace_store*) call it. Reads and writes are Mnesia's in both
+%% cases (Mria tables are Mnesia tables): the functions below of the same names as Mnesia's are
+%% Mnesia's, in a transaction or dirty as Mnesia's are.
 -module(emqx_azure_marketplace_db).
 
--export([start/0, create_table/3, wait_for_tables/2, transaction/1, backend/0]).
+-export([start/0, create_table/3, wait_for_tables/2, backend/0]).
 -export([create_disc_table/3, delete_table/1, sync_transaction/1]).
+%% transactions as the stores run them, and their shared reads
+-export([tx_ok/1, tx_or/2, one/2, dirty_all/1, pattern/2]).
+%% Mnesia's reads and writes
+-export([read/2, wread/1, write/1, write/3, delete/1, match_object/1, write_lock_table/1, foldl/3,
+         dirty_read/2, dirty_select/2, dirty_match_object/1, dirty_index_read/3, dirty_all_keys/1, async_dirty/1,
+         table_info/2, system_info/1, transform_table/3, sync_log/0, subscribe/1]).
 
 %% The Mria shard the plugin's tables replicate in.
 -define(SHARD, emqx_azure_marketplace_shard).
@@ -128,7 +136,7 @@ wait_for_tables(Tabs, Timeout) ->
 -spec sync_transaction(fun(() -> T)) -> {atomic, T} | {aborted, term()}.
 sync_transaction(F) -> transaction(sync_transaction, F).
 
-%% @doc Runs F in a transaction (Mria's, replicated to the shard's nodes, or Mnesia's).
+%% Runs F in a transaction (Mria's, replicated to the shard's nodes, or Mnesia's).
 -spec transaction(fun(() -> T)) -> {atomic, T} | {aborted, term()}.
 transaction(F) -> transaction(transaction, F).
 
@@ -138,3 +146,116 @@ transaction(Kind, F) ->
         mria -> emqx_azure_marketplace_emqx:mria_transaction(Kind, ?SHARD, F);
         mnesia -> mnesia:Kind(F)
     end.
+
+%%--------------------------------------------------------------------
+%% Transactions as the stores run them
+
+%% Runs F in a transaction. On success the transaction is on this node's disc when this
+%% returns: Mnesia's transaction log is written lazily (up to ~2 s later), and a node killed before
+%% that loses what it just committed when no other node holds a copy. The sync costs ~0.2 ms.
+-spec durable_transaction(fun(() -> T)) -> {ok, T} | {error, term()}.
+durable_transaction(F) ->
+    case transaction(F) of
+        {atomic, V} ->
+            _ = mnesia:sync_log(),
+            {ok, V};
+        {aborted, R} ->
+            {error, R}
+    end.
+
+%% @doc A durable transaction (see durable_transaction/1) that must not fail (the stores' own
+%% invariants): its value, or an exception.
+-spec tx_ok(fun(() -> T)) -> T.
+tx_ok(F) ->
+    case durable_transaction(F) of
+        {ok, V} -> V;
+        {error, Reason} -> erlang:error({azmp_store, Reason})
+    end.
+
+%% @doc A durable transaction whose failure (a conflict it gave up on, a node down) reads as Default:
+%% its value, or Default.
+-spec tx_or(fun(() -> T), D) -> T | D.
+tx_or(F, Default) ->
+    case durable_transaction(F) of
+        {ok, V} -> V;
+        {error, _} -> Default
+    end.
+
+%% @doc The record under Key (a dirty read), or undefined.
+-spec one(atom(), term()) -> tuple() | undefined.
+one(Tab, Key) ->
+    case mnesia:dirty_read(Tab, Key) of
+        [R] -> R;
+        [] -> undefined
+    end.
+
+%% @doc Every record of Tab (a dirty read).
+-spec dirty_all(atom()) -> [tuple()].
+dirty_all(Tab) -> mnesia:dirty_match_object(mnesia:table_info(Tab, wild_pattern)).
+
+%% @doc A match pattern for Tab: every field a wildcard but the given {Position, Value} ones. (Built
+%% with setelement/3 because '_' and '$1' are not values of the records' typed fields.)
+-spec pattern(atom(), [{pos_integer(), term()}]) -> tuple().
+pattern(Tab, Fields) ->
+    lists:foldl(fun({Pos, V}, P) -> setelement(Pos, P, V) end, mnesia:table_info(Tab, wild_pattern), Fields).
+
+%%--------------------------------------------------------------------
+%% Mnesia's reads and writes (see mnesia(3))
+
+-spec read(atom(), term()) -> [tuple()].
+read(Tab, Key) -> mnesia:read(Tab, Key).
+
+-spec wread({atom(), term()}) -> [tuple()].
+wread(Oid) -> mnesia:wread(Oid).
+
+-spec write(tuple()) -> ok.
+write(Rec) -> mnesia:write(Rec).
+
+-spec write(atom(), tuple(), write | sticky_write) -> ok.
+write(Tab, Rec, Lock) -> mnesia:write(Tab, Rec, Lock).
+
+-spec delete({atom(), term()}) -> ok.
+delete(Oid) -> mnesia:delete(Oid).
+
+-spec match_object(tuple()) -> [tuple()].
+match_object(Pattern) -> mnesia:match_object(Pattern).
+
+-spec write_lock_table(atom()) -> ok.
+write_lock_table(Tab) -> mnesia:write_lock_table(Tab).
+
+-spec foldl(fun((tuple(), Acc) -> Acc), Acc, atom()) -> Acc.
+foldl(F, Acc, Tab) -> mnesia:foldl(F, Acc, Tab).
+
+-spec dirty_read(atom(), term()) -> [tuple()].
+dirty_read(Tab, Key) -> mnesia:dirty_read(Tab, Key).
+
+-spec dirty_select(atom(), ets:match_spec()) -> [term()].
+dirty_select(Tab, MatchSpec) -> mnesia:dirty_select(Tab, MatchSpec).
+
+-spec dirty_match_object(tuple()) -> [tuple()].
+dirty_match_object(Pattern) -> mnesia:dirty_match_object(Pattern).
+
+-spec dirty_index_read(atom(), term(), pos_integer()) -> [tuple()].
+dirty_index_read(Tab, Value, Pos) -> mnesia:dirty_index_read(Tab, Value, Pos).
+
+-spec dirty_all_keys(atom()) -> [term()].
+dirty_all_keys(Tab) -> mnesia:dirty_all_keys(Tab).
+
+-spec async_dirty(fun(() -> T)) -> T.
+async_dirty(F) -> mnesia:async_dirty(F).
+
+-spec table_info(atom(), atom()) -> term().
+table_info(Tab, Item) -> mnesia:table_info(Tab, Item).
+
+-spec system_info(atom()) -> term().
+system_info(Item) -> mnesia:system_info(Item).
+
+-spec transform_table(atom(), fun((tuple()) -> tuple()), [atom()]) -> {atomic, ok} | {aborted, term()}.
+transform_table(Tab, F, Fields) -> mnesia:transform_table(Tab, F, Fields).
+
+-spec sync_log() -> ok | {error, term()}.
+sync_log() -> mnesia:sync_log().
+
+%% @doc This process gets the table events What names (mnesia:subscribe/1).
+-spec subscribe(term()) -> {ok, node()} | {error, term()}.
+subscribe(What) -> mnesia:subscribe(What).

@@ -11,7 +11,9 @@
 -include_lib("kernel/include/logger.hrl").
 
 -define(NIF, emqx_azure_marketplace_nif).
--define(STORE, emqx_azure_marketplace_store).
+-define(DEADLINES, emqx_azure_marketplace_store_deadlines).
+-define(LANDINGS, emqx_azure_marketplace_store_landings).
+-define(LINKS, emqx_azure_marketplace_store_links).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -35,7 +37,7 @@ handle_cast(_Msg, S) -> {noreply, S}.
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info(tick, S) ->
     _ = run_due(),
-    _ = ?STORE:delete_expired_landings(emqx_azure_marketplace_clock:now()),
+    _ = ?LANDINGS:delete_expired_landings(emqx_azure_marketplace_clock:now()),
     erlang:send_after(application:get_env(emqx_azure_marketplace, deadline_tick_ms, 1000), self(), tick),
     {noreply, S};
 handle_info(_Msg, S) ->
@@ -44,19 +46,19 @@ handle_info(_Msg, S) ->
 run_due() ->
     Now = emqx_azure_marketplace_clock:now(),
     Claim = application:get_env(emqx_azure_marketplace, deadline_claim_s, 60),
-    Ran = [run(D, Now) || #{key := K} <- ?STORE:deadlines_due(Now),
-                          {ok, D} <- [?STORE:claim_deadline(K, Now, Now + Claim)]],
+    Ran = [run(D, Now) || #{key := K} <- ?DEADLINES:deadlines_due(Now),
+                          {ok, D} <- [?DEADLINES:claim_deadline(K, Now, Now + Claim)]],
     length(Ran).
 
 %% The core plans what the deadline does now (nothing when the account was linked again since);
 %% the deadline is finished and its effects committed together, then performed.
 run(#{key := Key, kind := Kind, account_id := A, deployment_id := D}, Now) ->
     {State, CancelledAt} =
-        case ?STORE:link(A) of
+        case ?LINKS:link(A) of
             #{state := S, cancelled_at := C} -> {S, C};
             undefined -> {emqx_azure_marketplace_lifecycle:link_state(A), undefined}
         end,
     Effects = ?NIF:plan_deadline(Kind, D, State, CancelledAt, Now),
     ?LOG_INFO(#{msg => "azure_marketplace_deadline_due", account_id => A, deployment_id => D, kind => Kind,
                 effects => length(Effects)}),
-    emqx_azure_marketplace_effects:perform(?STORE:finish_deadline(Key, Effects, Now)).
+    emqx_azure_marketplace_effects:perform(?DEADLINES:finish_deadline(Key, Effects, Now)).

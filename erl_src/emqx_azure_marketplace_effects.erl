@@ -12,20 +12,20 @@
 
 -include_lib("kernel/include/logger.hrl").
 
--define(STORE, emqx_azure_marketplace_store).
+-define(OUTBOX, emqx_azure_marketplace_store_outbox).
 -define(PLATFORM, emqx_azure_marketplace_platform).
 -define(CLAIM_S, 60).
 
 %% @doc Performs the effects recorded under Key (none: nothing to do), then forgets them.
--spec perform(?STORE:effect_key() | none) -> ok.
+-spec perform(?OUTBOX:effect_key() | none) -> ok.
 perform(none) ->
     ok;
 perform(Key) ->
-    case ?STORE:effect(Key) of
+    case ?OUTBOX:effect(Key) of
         #{account_id := A, subscription_id := S, effects := Effects} ->
             try
                 %% Each effect done is struck off at once: a crash repeats at most the one in progress.
-                lists:foreach(fun(E) -> do(A, S, E), ?STORE:effect_done(Key, E) end, Effects)
+                lists:foreach(fun(E) -> do(A, S, E), ?OUTBOX:effect_done(Key, E) end, Effects)
             catch
                 Class:Reason:Stack ->
                     %% Kept: performed again once its claim runs out.
@@ -87,7 +87,7 @@ handle_info(_Msg, S) ->
 run(#{first := First}) ->
     Now = emqx_azure_marketplace_clock:now(),
     Owner = case First of true -> node(); false -> undefined end,
-    Keys = ?STORE:claim_stale_effects(Owner, Now, Now + ?CLAIM_S),
+    Keys = ?OUTBOX:claim_stale_effects(Owner, Now, Now + ?CLAIM_S),
     Keys =/= [] andalso ?LOG_NOTICE(#{msg => "azure_marketplace_effects_resumed", count => length(Keys)}),
     lists:foreach(fun perform/1, Keys),
     length(Keys).

@@ -9,7 +9,8 @@
 
 -define(NIF, emqx_azure_marketplace_nif).
 -define(PLATFORM, emqx_azure_marketplace_platform).
--define(STORE, emqx_azure_marketplace_store).
+-define(JOBS, emqx_azure_marketplace_store_jobs).
+-define(LINKS, emqx_azure_marketplace_store_links).
 
 -type event() :: emqx_azure_marketplace_nif:link_event().
 -export_type([event/0]).
@@ -17,11 +18,11 @@
 %% @doc The account's link state as the core's rules take it: a link in progress is `pending'.
 -spec link_state(binary()) -> emqx_azure_marketplace_nif:link_state().
 link_state(Account) ->
-    case ?STORE:link(Account) of
+    case ?LINKS:link(Account) of
         #{state := S} ->
             S;
         undefined ->
-            case ?STORE:job(Account) of
+            case ?JOBS:job(Account) of
                 #{phase := P} when P =/= failed -> pending;
                 _ -> none
             end
@@ -38,7 +39,7 @@ apply_event(Account, Event, Info, Op) ->
     Account1 = facts(Account),
     {OpRecord, OpAt} = case Op of {R, T} -> {R, T}; undefined -> {undefined, undefined} end,
     Plan = fun(LinkFacts) -> ?NIF:plan_event(Event, maps:merge(Account1, LinkFacts), Now, OpAt) end,
-    case ?STORE:transition(Account, Plan, Info, OpRecord, Now) of
+    case ?LINKS:transition(Account, Plan, Info, OpRecord, Now) of
         {changed, Old, #{state := New, subscription_id := SubId}, Key} ->
             ?LOG_INFO(#{msg => "azure_marketplace_subscription_event", account_id => Account, event => Event,
                         from => Old, to => New, subscription_id => SubId}),
@@ -62,10 +63,10 @@ facts(Account) ->
 enforce_all() ->
     Now = emqx_azure_marketplace_clock:now(),
     Since = Now - application:get_env(emqx_azure_marketplace, enforce_window_s, 7 * 86400),
-    [A || #{account_id := A} <- ?STORE:links_changed_since(Since), enforce(A, Now) =:= changed].
+    [A || #{account_id := A} <- ?LINKS:links_changed_since(Since), enforce(A, Now) =:= changed].
 
 enforce(Account, Now) ->
     Facts = facts(Account),
-    {Changed, Key} = ?STORE:enforce(Account, fun(LinkFacts) -> ?NIF:plan_enforce(maps:merge(Facts, LinkFacts), Now) end, Now),
+    {Changed, Key} = ?LINKS:enforce(Account, fun(LinkFacts) -> ?NIF:plan_enforce(maps:merge(Facts, LinkFacts), Now) end, Now),
     emqx_azure_marketplace_effects:perform(Key),
     Changed.

@@ -13,7 +13,7 @@
 
 -define(CLIENT, emqx_azure_marketplace_client).
 -define(PLATFORM, emqx_azure_marketplace_platform).
--define(STORE, emqx_azure_marketplace_store).
+-define(JOBS, emqx_azure_marketplace_store_jobs).
 -define(NIF, emqx_azure_marketplace_nif).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -26,7 +26,7 @@ kick() -> gen_server:cast(?MODULE, kick).
 %% @doc Records a new linking job for Account (replacing a failed one) and starts it.
 -spec start_job(binary(), {token, binary()} | {resolved, map()}) -> ok | {error, link_in_progress}.
 start_job(Account, Work) ->
-    case ?STORE:start_job(Account, Work, emqx_azure_marketplace_clock:now()) of
+    case ?JOBS:start_job(Account, Work, emqx_azure_marketplace_clock:now()) of
         ok -> kick();
         Error -> Error
     end.
@@ -35,7 +35,7 @@ start_job(Account, Work) ->
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
-    ok = ?STORE:resume_jobs_of(node()),
+    ok = ?JOBS:resume_jobs_of(node()),
     self() ! tick,
     {ok, #{running => #{}}}.
 
@@ -64,11 +64,11 @@ handle_info(_Msg, S) ->
 
 run_ready(S = #{running := R}) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Ready = [J || J = #{account_id := A} <- ?STORE:jobs_ready(Now), not maps:is_key(A, R)],
+    Ready = [J || J = #{account_id := A} <- ?JOBS:jobs_ready(Now), not maps:is_key(A, R)],
     lists:foldl(fun(J, Acc) -> maybe_start(J, Now, Acc) end, S, Ready).
 
 maybe_start(#{account_id := A}, Now, S = #{running := R}) ->
-    case ?STORE:claim_job(A, Now, Now + env(lease_s, 60)) of
+    case ?JOBS:claim_job(A, Now, Now + env(lease_s, 60)) of
         {ok, Job} ->
             {Pid, _} = spawn_monitor(fun() -> guarded_step(Job) end),
             S#{running := R#{A => Pid}};
@@ -122,7 +122,7 @@ perform(J = #{account_id := A, subscription_id := SubId}, #{next := activate, pl
             advance(J, activated, ok, #{});
         Failed ->
             %% Another node may have finished or failed the job meanwhile (a lease ran out).
-            advance(J, activated, Failed, #{job_current => ?STORE:job_activating(A, SubId)})
+            advance(J, activated, Failed, #{job_current => ?JOBS:job_activating(A, SubId)})
     end;
 perform(J = #{subscription_id := SubId}, #{next := confirm}, _) ->
     %% The subscription's term starts at its activation: Azure's, after it, for the included
@@ -130,13 +130,13 @@ perform(J = #{subscription_id := SubId}, #{next := confirm}, _) ->
     advance(J, confirmed, ?CLIENT:get_subscription(emqx_azure_marketplace_app:client(), SubId), #{});
 perform(#{account_id := A, subscription_id := SubId}, #{next := linked, plan_id := Plan, quantity := Q, term := Term,
                                                          effects := Effects}, _) ->
-    Key = ?STORE:commit_linked(A, SubId, #{plan_id => Plan, quantity => Q, term => Term}, Effects,
+    Key = ?JOBS:commit_linked(A, SubId, #{plan_id => Plan, quantity => Q, term => Term}, Effects,
                                emqx_azure_marketplace_clock:now()),
     ?LOG_INFO(#{msg => "azure_marketplace_linked", account_id => A, subscription_id => SubId}),
     ok = emqx_azure_marketplace_metrics:link(linked),
     emqx_azure_marketplace_effects:perform(Key);
 perform(#{account_id := A}, #{next := refuse, reason := Reason, effects := Effects}, _) ->
-    Key = ?STORE:commit_link_failed(A, Reason, Effects, emqx_azure_marketplace_clock:now()),
+    Key = ?JOBS:commit_link_failed(A, Reason, Effects, emqx_azure_marketplace_clock:now()),
     ?LOG_NOTICE(#{msg => "azure_marketplace_link_failed", account_id => A, reason => Reason}),
     ok = emqx_azure_marketplace_metrics:link(Reason),
     emqx_azure_marketplace_effects:perform(Key);
@@ -145,7 +145,7 @@ perform(#{account_id := A, phase := Phase}, #{next := retry, retry_at := At, att
     Now = emqx_azure_marketplace_clock:now(),
     ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => Phase, attempt => N,
                    retry_in_s => At - Now, reason => failure_reason(Result)}),
-    ?STORE:retry_job(A, N, At, Now);
+    ?JOBS:retry_job(A, N, At, Now);
 perform(_J, #{next := nothing}, _) ->
     ok.
 
@@ -158,7 +158,7 @@ decide(J = #{account_id := A}, SubId, Status, Sub) ->
     Now = emqx_azure_marketplace_clock:now(),
     %% The decision and the claim on the subscription in one transaction: one account per subscription.
     Decide = fun(Facts) -> ?NIF:plan_link(A, Profile, Facts) end,
-    case ?STORE:decide_link(A, SubId, #{status => Status, subscription => Sub, now => Now}, Decide) of
+    case ?JOBS:decide_link(A, SubId, #{status => Status, subscription => Sub, now => Now}, Decide) of
         {link, Key} ->
             emqx_azure_marketplace_effects:perform(Key),
             ?LOG_INFO(#{msg => "azure_marketplace_link_activating", account_id => A, subscription_id => SubId}),

@@ -25,7 +25,9 @@
 -include_lib("kernel/include/logger.hrl").
 
 -define(NIF, emqx_azure_marketplace_nif).
--define(STORE, emqx_azure_marketplace_store).
+-define(LINKS, emqx_azure_marketplace_store_links).
+-define(USAGE, emqx_azure_marketplace_store_usage).
+-define(HISTORY, emqx_azure_marketplace_store_usage_history).
 -define(METERING, emqx_azure_marketplace_metering).
 %% Batches sent at once; batches marked together (their answers applied together: two syncs of
 %% Mnesia's log per window rather than per batch); hours closed per transaction.
@@ -100,7 +102,7 @@ run(S) ->
     Now = emqx_azure_marketplace_clock:now(),
     try
         #{lease_until := Until} = tick_plan(Now, [], [], S),
-        case ?STORE:take_lease(node(), Now, Until) of
+        case ?USAGE:take_lease(node(), Now, Until) of
             true -> {true, tick(Now, S)};
             false -> {false, S}
         end
@@ -112,8 +114,8 @@ run(S) ->
     end.
 
 tick(Now, S) ->
-    Held = ?STORE:usage_held(),
-    Steps = ?STORE:usage_of(?STORE:usage_steps(Now)),
+    Held = ?USAGE:usage_held(),
+    Steps = ?USAGE:usage_of(?USAGE:usage_steps(Now)),
     Plan = tick_plan(Now, Held, Steps, S),
     S1 = release_held(Held, Plan, Now, close_due(Now, Plan, S)),
     S2 = submit(Now, Plan, S1),
@@ -143,7 +145,7 @@ retry_settings() ->
 %% Closing hours
 
 close_due(Now, Plan, S) ->
-    lists:foldl(fun(Keys, Acc) -> close(Keys, Plan, Acc) end, S, chunks(?STORE:usage_due(Now), ?CLOSE_GROUP)).
+    lists:foldl(fun(Keys, Acc) -> close(Keys, Plan, Acc) end, S, chunks(?USAGE:usage_due(Now), ?CLOSE_GROUP)).
 
 %% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
 %% that one hour that cannot close (an alarm) holds up no one else's.
@@ -164,9 +166,9 @@ close(Keys, Plan, S) ->
 %% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
 %% one transaction, each hour seeing the term counter the one before it left.
 close_group(Keys) ->
-    Links = maps:from_list([{Sub, ?STORE:link_by_subscription(Sub)} || Sub <- lists:usort([S || {S, _, _} <- Keys])]),
+    Links = maps:from_list([{Sub, ?LINKS:link_by_subscription(Sub)} || Sub <- lists:usort([S || {S, _, _} <- Keys])]),
     {_, TooLarge} =
-        ?STORE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
+        ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
                                                          late := Late}) ->
                                      Link = maps:get(Sub, Links),
                                      Plan = plan_of(Link),
@@ -198,14 +200,14 @@ release_held(Held, #{releases := Releases, current_hour := ToHour, closes_at := 
             Key = {Sub, Dim, Hour},
             case Release of
                 keep -> A;
-                drop -> ?STORE:release_usage(Key, drop, Now), alarm(dropped, Key, #{reason => link_not_found}, A);
-                carry -> ?STORE:release_usage(Key, {carry, ToHour, ClosesAt}, Now), A;
-                _ -> ?STORE:release_usage(Key, Release, Now), A
+                drop -> ?USAGE:release_usage(Key, drop, Now), alarm(dropped, Key, #{reason => link_not_found}, A);
+                carry -> ?USAGE:release_usage(Key, {carry, ToHour, ClosesAt}, Now), A;
+                _ -> ?USAGE:release_usage(Key, Release, Now), A
             end
         end,
         S, lists:zip(Held, Releases)).
 
-state_of(SubId) when is_binary(SubId) -> state_of(?STORE:link_by_subscription(SubId));
+state_of(SubId) when is_binary(SubId) -> state_of(?LINKS:link_by_subscription(SubId));
 state_of(#{state := S}) -> S;
 state_of(undefined) -> none.
 
@@ -215,24 +217,24 @@ state_of(undefined) -> none.
 %% A window of hours at a time: the tick's memory is a window's, whatever the hours to send.
 submit(Now, Plan = #{batch_size := Batch}, S) ->
     lists:foldl(fun(Keys, Acc) -> submit_window(Keys, Now, Plan, Acc) end, S,
-                chunks(?STORE:usage_to_send(Now), Batch * ?WINDOW)).
+                chunks(?USAGE:usage_to_send(Now), Batch * ?WINDOW)).
 
 %% What may not be billed now (suspended) is held until the subscription may be again. The rest is
 %% marked `submitting' in one transaction that checks and renews this node's lease (another node
 %% that took it over sends nothing this node has marked before that is over), sent up to
 %% ?IN_FLIGHT batches at a time, and Azure's answers applied in one transaction.
 submit_window(Keys, Now, Plan = #{submit_states := Billable, batch_size := Batch}, S) ->
-    Rows = with_links(?STORE:usage_of(Keys)),
+    Rows = with_links(?USAGE:usage_of(Keys)),
     {Sendable, Hold} = lists:partition(fun(#{state := St}) -> lists:member(St, Billable) end,
                                        [R || R = #{status := St} <- Rows, St =:= pending orelse St =:= submitting]),
-    ok = ?STORE:hold_usage([key(R) || R <- Hold]),
+    ok = ?USAGE:hold_usage([key(R) || R <- Hold]),
     Fence = {node(), Now, maps:get(lease_until, Plan), maps:get(in_flight_until, Plan)},
-    case ?STORE:mark_submitting([key(R) || R <- Sendable], Fence) of
+    case ?USAGE:mark_submitting([key(R) || R <- Sendable], Fence) of
         {ok, Marked} ->
             ByKey = maps:from_list([{key(R), R} || R <- Sendable]),
             Batches = chunks([(maps:get(K, ByKey))#{outcome_unknown => U} || {K, U} <- Marked], Batch),
             Answers = parallel(fun(B) -> send_batch(B, Now) end, Batches, ?IN_FLIGHT),
-            ok = ?STORE:apply_usage_decisions(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)}),
+            ok = ?USAGE:apply_usage_decisions(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)}),
             lists:foldl(fun({Decisions, Unmatched}, A) -> alarms(Decisions, unmatched(Unmatched, A)) end, S, Answers);
         {error, lost_lease} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_lease_lost", node => node()}),
@@ -245,7 +247,7 @@ into(#{current_hour := H, closes_at := C}) -> {H, C}.
 %% with (or Azure's, after a mismatch), else the link's.
 with_links(Rows) ->
     [R#{state => state_of(Link), plan_id => case P of undefined -> plan_of(Link); _ -> P end}
-     || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [?STORE:link_by_subscription(Sub)]].
+     || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [?LINKS:link_by_subscription(Sub)]].
 
 %% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
 parallel(F, Items, N) ->
@@ -309,7 +311,7 @@ steps(Rows, Now, Plan = #{lookup_days := Days}, S) ->
     lists:foldl(fun(R, A) -> step(check(R, Now), check, Plan, A) end, S1, [R || R = #{status := check} <- Linked]).
 
 step({Decisions, Unmatched}, From, Plan, S) ->
-    ok = ?STORE:apply_usage_decisions(Decisions, #{from => From, into => into(Plan)}),
+    ok = ?USAGE:apply_usage_decisions(Decisions, #{from => From, into => into(Plan)}),
     alarms(Decisions, unmatched(Unmatched, S)).
 
 %% usageEvents of a UTC day and dimension; the core compares them with our ledger's hours of that
@@ -318,7 +320,7 @@ lookup(Dim, {From, To}, Rows, Now) ->
     Result = emqx_azure_marketplace_client:get_usage_events(
                emqx_azure_marketplace_app:client(),
                #{usage_start_date => iso(From), usage_end_date => iso(To), dimension => Dim}),
-    Day = [H || H = #{dimension := D} <- ?STORE:usage_between(From, To), D =:= Dim],
+    Day = [H || H = #{dimension := D} <- ?HISTORY:usage_between(From, To), D =:= Dim],
     answer(lookup, Rows, Result, Now, #{day => Day}).
 
 check(R = #{subscription_id := Sub, reason := Why}, Now) ->
@@ -344,7 +346,7 @@ alarm(Outcome, Key = {Sub, Dim, Hour}, Details, S = #{alarms := A}) ->
     S#{alarms := A#{{usage, Outcome} => Key}}.
 
 overdue(#{overdue_before := Before}, S = #{alarms := A}) ->
-    case ?STORE:usage_late(Before) of
+    case ?USAGE:usage_late(Before) of
         [] ->
             S#{alarms := maps:remove(usage_unsent_12h, A)};
         Late = [First | _] ->
@@ -357,8 +359,8 @@ overdue(#{overdue_before := Before}, S = #{alarms := A}) ->
 %% The history
 
 archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := FirstKept}) ->
-    _ = ?STORE:archive_usage(LastHour, Settled),
-    case ?STORE:drop_usage_history(FirstKept) of
+    _ = ?HISTORY:archive_usage(LastHour, Settled),
+    case ?HISTORY:drop_usage_history(FirstKept) of
         [] -> ok;
         Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})
     end.
@@ -378,7 +380,7 @@ daily(#{reconcile := Bounds = {Day, _}, retry_after := RetryAt}, S) ->
 %% One query per dimension (configured, or in the day's ledger): with many subscriptions a day's
 %% rows are many, and Azure's answer for all dimensions at once is that many times larger.
 reconcile_day({From, To}, S) ->
-    Ledger = ?STORE:usage_between(From, To),
+    Ledger = ?HISTORY:usage_between(From, To),
     Dims = lists:usort([Id || #{id := Id} <- maps:get(dimensions, ?METERING:config(), [])] ++
                        [D || #{dimension := D} <- Ledger]),
     Filter = #{usage_start_date => iso(From), usage_end_date => iso(To)},

@@ -23,7 +23,8 @@
 -include_lib("kernel/include/logger.hrl").
 
 -define(NIF, emqx_azure_marketplace_nif).
--define(STORE, emqx_azure_marketplace_store).
+-define(LINKS, emqx_azure_marketplace_store_links).
+-define(HISTORY, emqx_azure_marketplace_store_usage_history).
 
 -type sample() :: #{dimension := binary(), quantity := number() | binary(), at := integer(), source_id := binary()}.
 -type refusal() :: emqx_azure_marketplace_nif:usage_refusal() | {badarg, atom()}.
@@ -60,7 +61,7 @@ check(_Account, _Sample) ->
 
 record(Account, Dim, Quantity, At, SourceId) ->
     {State, CancelledAt, SubId, ActivatedAt} =
-        case ?STORE:link_usage(Account) of
+        case ?LINKS:link_usage(Account) of
             {_, _, _, _} = Link -> Link;
             undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined, <<>>, undefined}
         end,
@@ -90,8 +91,8 @@ decider(Now) ->
 %% whether an attempt's outcome is still unknown). Quantities are exact decimal binaries.
 -spec usage_report(binary(), integer(), integer()) -> {ok, [map()]} | {error, not_linked}.
 usage_report(Account, From, To) when is_integer(From), is_integer(To) ->
-    case ?STORE:link(Account) of
-        #{subscription_id := SubId} -> {ok, [row(R) || R <- ?STORE:usage_rows(SubId, From, To)]};
+    case ?LINKS:link(Account) of
+        #{subscription_id := SubId} -> {ok, [row(R) || R <- ?HISTORY:usage_rows(SubId, From, To)]};
         undefined -> {error, not_linked}
     end.
 

@@ -81,7 +81,7 @@ repairs(Facts = #{result := Result}) ->
 
 links(Ids) ->
     lists:foldl(fun(Id, Acc) ->
-                        case emqx_azure_marketplace_store:link_by_subscription(Id) of
+                        case emqx_azure_marketplace_store_links:link_by_subscription(Id) of
                             #{account_id := A, state := State} -> Acc#{Id => #{account_id => A, state => State}};
                             undefined -> Acc
                         end

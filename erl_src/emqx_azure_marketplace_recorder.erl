@@ -25,10 +25,10 @@
 -export([start_link/0, record/1, sweep_now/0, sources/0]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
 
--define(STORE, emqx_azure_marketplace_store).
+-define(DEDUPE, emqx_azure_marketplace_store_usage_dedupe).
 -define(METERING, emqx_azure_marketplace_metering).
 -define(NIF, emqx_azure_marketplace_nif).
-%% The index: {DedupeKey, RecordedAt} (emqx_azure_marketplace_store:dedupe_key/2).
+%% The index: {DedupeKey, RecordedAt} (emqx_azure_marketplace_store_usage_dedupe:dedupe_key/2).
 -define(INDEX, azmp_usage_dedupe_index).
 %% The most samples one transaction takes (a bound on its time and on the callers it keeps waiting).
 -define(MAX_GROUP, 512).
@@ -45,7 +45,7 @@
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], [{hibernate_after, 1000}]).
 
 %% @doc Records one sample: {Account, SourceId, BucketKey, Micros, Facts}, as
-%% emqx_azure_marketplace_store:record_usage_batch/4 takes it, Facts as
+%% emqx_azure_marketplace_store_usage_dedupe:record_usage_batch/4 takes it, Facts as
 %% emqx_azure_marketplace_metering:decider/1 reads them.
 -spec record(tuple()) -> ok | {error, term()}.
 record(Sample) -> gen_server:call(?MODULE, {record, Sample}, 30000).
@@ -55,7 +55,7 @@ record(Sample) -> gen_server:call(?MODULE, {record, Sample}, 30000).
 -spec sources() -> #{entries := non_neg_integer(), bytes := non_neg_integer()}.
 sources() ->
     #{entries => ets:info(?INDEX, size),
-      bytes => ets:info(?INDEX, memory) * erlang:system_info(wordsize) + ?STORE:usage_dedupe_bytes()}.
+      bytes => ets:info(?INDEX, memory) * erlang:system_info(wordsize) + ?DEDUPE:usage_dedupe_bytes()}.
 
 %% @doc Sweeps the expired source ids now (tests, operators): how many were deleted.
 -spec sweep_now() -> non_neg_integer().
@@ -67,7 +67,7 @@ init([]) ->
     ?INDEX = ets:new(?INDEX, [named_table, protected, set]),
     %% Subscribed before the index is built: a row another node writes meanwhile is then in the
     %% mailbox, handled after.
-    case mnesia:subscribe({table, azmp_usage_dedupe, simple}) of
+    case ?DEDUPE:subscribe() of
         {ok, _} ->
             ok;
         {error, Reason} ->
@@ -83,7 +83,7 @@ init([]) ->
 -spec handle_continue(index, map()) -> {noreply, map()}.
 handle_continue(index, S) ->
     T0 = erlang:monotonic_time(millisecond),
-    N = ?STORE:fold_usage_dedupe(fun(Src, At, N) -> index(Src, At), N + 1 end, 0),
+    N = ?DEDUPE:fold_usage_dedupe(fun(Src, At, N) -> index(Src, At), N + 1 end, 0),
     ?LOG_INFO(#{msg => "azure_marketplace_usage_dedupe_index_built", source_ids => N,
                 ms => erlang:monotonic_time(millisecond) - T0}),
     {noreply, S}.
@@ -97,11 +97,11 @@ handle_call({record, Sample}, From, S) ->
     {Froms, Samples} = waiting(?MAX_GROUP - 1, [From], [Sample]),
     Now = emqx_azure_marketplace_clock:now(),
     Results =
-        try ?STORE:record_usage_batch(Samples, ?METERING:decider(Now), fun seen/0, Now) of
+        try ?DEDUPE:record_usage_batch(Samples, ?METERING:decider(Now), fun seen/0, Now) of
             {Rs, Counted} ->
                 %% committed: in the index now (nothing else runs here before the next group)
                 true = ets:insert(?INDEX, [{Src, Now} || Src <- Counted]),
-                ok = ?STORE:sync_usage(),
+                ok = ?DEDUPE:sync_usage(),
                 Rs
         catch
             error:{azmp_store, Reason} -> lists:duplicate(length(Froms), {error, {store, Reason}})
@@ -161,7 +161,7 @@ index_events() ->
 
 %% Another node's group (this node's own are in the index already).
 index_row(#azmp_usage_dedupe{key = {Node, _, _}, at = At, sources = Sources}) when Node =/= node() ->
-    lists:foreach(fun(Key) -> index(Key, At) end, ?STORE:dedupe_keys(Sources));
+    lists:foreach(fun(Key) -> index(Key, At) end, ?DEDUPE:dedupe_keys(Sources));
 index_row(_Own) ->
     ok.
 
@@ -176,7 +176,7 @@ index(Src, At) ->
 expired(Before) ->
     Entries = ets:select(?INDEX, [{{'_', '$1'}, [{'<', '$1', Before}], ['$_']}]),
     {[{entries, C} || C <- emqx_azure_marketplace_lists:chunks(Entries, ?SWEEP_CHUNK)],
-     [{rows, C} || C <- emqx_azure_marketplace_lists:chunks(?STORE:usage_dedupe_before(Before), ?SWEEP_CHUNK div 10)]}.
+     [{rows, C} || C <- emqx_azure_marketplace_lists:chunks(?DEDUPE:usage_dedupe_before(Before), ?SWEEP_CHUNK div 10)]}.
 
 %% Deletes a chunk: index entries (each only if not recorded again since: the object is the same)
 %% count as source ids expired; rows count 0.
@@ -184,7 +184,7 @@ expire({entries, Objects}) ->
     lists:foreach(fun(O) -> ets:delete_object(?INDEX, O) end, Objects),
     length(Objects);
 expire({rows, Keys}) ->
-    ok = ?STORE:expire_usage_dedupe(Keys),
+    ok = ?DEDUPE:expire_usage_dedupe(Keys),
     0.
 
 %% The record calls already in the mailbox, up to N (gen_server's call protocol, read directly),

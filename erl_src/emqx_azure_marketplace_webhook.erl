@@ -14,7 +14,8 @@
 -export_type([headers/0, response/0]).
 
 -define(AUTH_TIMEOUT_MS, 10000).
--define(STORE, emqx_azure_marketplace_store).
+-define(LINKS, emqx_azure_marketplace_store_links).
+-define(OPERATIONS, emqx_azure_marketplace_store_operations).
 %% The handler holds an operation this long at most (two Azure calls of at most 8 s each).
 -define(CLAIM_S, 30).
 %% A copy delivered while the operation is being handled waits this long for its outcome.
@@ -102,7 +103,7 @@ deadline() -> erlang:monotonic_time(millisecond) + ?WAIT_MS.
 %% not claiming, while its claim lasts).
 handle_operation(D = #{operation_id := OpId, subscription_id := SubId, action := Action}, Deadline) ->
     Now = emqx_azure_marketplace_clock:now(),
-    case ?STORE:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
+    case ?OPERATIONS:claim_operation(OpId, SubId, Action, Now, Now + ?CLAIM_S) of
         {done, _Outcome} ->
             reply({200, #{status => already_handled}});
         busy ->
@@ -112,7 +113,7 @@ handle_operation(D = #{operation_id := OpId, subscription_id := SubId, action :=
                 confirm_and_act(D)
             catch
                 Class:Reason ->
-                    ok = ?STORE:release_operation(OpId),
+                    ok = ?OPERATIONS:release_operation(OpId),
                     ?LOG_ERROR(#{msg => "azure_marketplace_webhook_failed", operation_id => OpId, class => Class,
                                  reason => Reason}),
                     reply({503, #{error => internal_error}})
@@ -123,7 +124,7 @@ await_operation(D = #{operation_id := OpId}, Deadline) ->
     case erlang:monotonic_time(millisecond) < Deadline of
         true ->
             timer:sleep(?POLL_MS),
-            case ?STORE:operation(OpId) of
+            case ?OPERATIONS:operation(OpId) of
                 #{state := done} ->
                     reply({200, #{status => already_handled}});
                 #{state := in_progress, claimed_until := Until} ->
@@ -162,14 +163,14 @@ perform(P = #{answer := Answer}, D = #{operation_id := OpId, subscription_id := 
     end;
 perform(#{release := true, deferred := Deferred, reply := Reply}, #{operation_id := OpId}, _C, Result) ->
     %% Not recorded: Azure delivers again and we answer then.
-    ok = ?STORE:release_operation(OpId),
+    ok = ?OPERATIONS:release_operation(OpId),
     Deferred andalso ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId,
                                     reason => failure_reason(Result)}),
     reply(Reply);
 perform(#{apply := #{event := Event, info := Info, at := At}}, D, _C, _) ->
     #{operation_id := OpId, subscription_id := SubId, action := Action} = D,
     Outcome =
-        case ?STORE:link_by_subscription(SubId) of
+        case ?LINKS:link_by_subscription(SubId) of
             #{account_id := A} ->
                 Known = maps:filter(fun(_, V) -> V =/= undefined end, Info),
                 case emqx_azure_marketplace_lifecycle:apply_event(A, Event, Known, {{OpId, SubId, Action}, At}) of
@@ -179,13 +180,13 @@ perform(#{apply := #{event := Event, info := Info, at := At}}, D, _C, _) ->
                     {error, not_linked} -> not_linked
                 end;
             undefined ->
-                ok = ?STORE:finish_operation(OpId, SubId, Action, not_linked, emqx_azure_marketplace_clock:now()),
+                ok = ?OPERATIONS:finish_operation(OpId, SubId, Action, not_linked, emqx_azure_marketplace_clock:now()),
                 not_linked
         end,
     handled(D, Outcome, {200, #{status => Outcome}});
 perform(#{record := Outcome, reply := Reply}, D = #{operation_id := OpId, subscription_id := SubId, action := Action},
         _C, _) ->
-    ok = ?STORE:finish_operation(OpId, SubId, Action, Outcome, emqx_azure_marketplace_clock:now()),
+    ok = ?OPERATIONS:finish_operation(OpId, SubId, Action, Outcome, emqx_azure_marketplace_clock:now()),
     handled(D, Outcome, Reply).
 
 handled(#{operation_id := OpId, subscription_id := SubId, action := Action}, Outcome, Reply) ->

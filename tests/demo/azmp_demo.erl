@@ -137,9 +137,9 @@ run() ->
     show_deployments(<<"alice">>),
     [tell("scheduled: ~p ~ts on day ~B", [Kind, Dep, (At - T0) div ?DAY])
      || #{deployment_id := Dep, kind := Kind, at := At} <- lists:sort(
-            emqx_azure_marketplace_store:deadlines_of(<<"alice">>))],
+            emqx_azure_marketplace_store_deadlines:deadlines_of(<<"alice">>))],
     H1 = get(hour0) + 3600,
-    #{cancelled_at := CancelledAt} = emqx_azure_marketplace_store:link(<<"alice">>),
+    #{cancelled_at := CancelledAt} = emqx_azure_marketplace_store_links:link(<<"alice">>),
     tell("cancelled at ~ts, Azure's time: usage up to it still counts, even reported late", [hh(CancelledAt)]),
     ok = usage(<<"alice">>, <<"rule_actions">>, 300, CancelledAt - 60),
     hours_pass(H1 + 3600 + 301 - emqx_azure_marketplace_clock:now()),

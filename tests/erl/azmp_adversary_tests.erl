@@ -102,7 +102,7 @@ change_plan_copies(Emu) ->
     ?assertEqual([{200, 1000}], [{S, length([x || X <- Answers, X =:= S])} || S <- lists:usort(Answers)]),
     ?assertEqual(1, requests(Emu, get_operation, OpId)),
     ?assertEqual(1, requests(Emu, update_operation, OpId)),
-    ?assertEqual(<<"payg-premium">>, maps:get(plan_id, emqx_azure_marketplace_store:link(A))),
+    ?assertEqual(<<"payg-premium">>, maps:get(plan_id, emqx_azure_marketplace_store_links:link(A))),
     io:format(user, "~n    1,000 copies of one ChangePlan: 1,000 x 200, ~b Get Operation, ~b PATCH~n",
               [requests(Emu, get_operation, OpId), requests(Emu, update_operation, OpId)]).
 

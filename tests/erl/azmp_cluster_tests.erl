@@ -17,7 +17,11 @@
 
 -define(M, emqx_azure_marketplace).
 -define(MEM, azmp_test_platform).
--define(STORE, emqx_azure_marketplace_store).
+-define(DEADLINES, emqx_azure_marketplace_store_deadlines).
+-define(JOBS, emqx_azure_marketplace_store_jobs).
+-define(LANDINGS, emqx_azure_marketplace_store_landings).
+-define(OPERATIONS, emqx_azure_marketplace_store_operations).
+-define(HISTORY, emqx_azure_marketplace_store_usage_history).
 -define(DAY, 86400).
 -define(RPC_TIMEOUT, 15000).
 
@@ -110,7 +114,7 @@ stop_cluster(#{n1 := N1, n2 := N2}) ->
 
 one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Both = lists:sort([N1, N2]),
-    Tables = ?STORE:tables(),
+    Tables = emqx_azure_marketplace_store:tables(),
     %% links, jobs, landings (and their tokens), operations, deadlines, claims, effects still to perform; usage hours,
     %% usage dedupe rows, usage term counters, the emitter's lease
     ?assertEqual(12, length(Tables)),
@@ -130,7 +134,7 @@ one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     ok = rpc(N2, ?M, link, [A, {landing, LandingId}]),
     ?assertMatch(#{status := linked, subscription_id := SubId}, await_status(N2, A, linked)),
     ?assertMatch(#{status := linked, subscription_id := SubId}, rpc(N1, ?M, link_status, [A])),
-    ?assertEqual(undefined, rpc(N1, ?STORE, landing, [LandingId])),
+    ?assertEqual(undefined, rpc(N1, ?LANDINGS, landing, [LandingId])),
     {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
     ?assertMatch(#{activations := 1}, EmuSub).
 
@@ -164,7 +168,7 @@ link_here_webhook_there(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu})
      end || N <- [N1, N2]],
     %% The operation is recorded cluster-wide: redelivered to node 1, it changes nothing.
     [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
-    ?assertMatch(#{state := done}, rpc(N1, ?STORE, operation, [OpId])),
+    ?assertMatch(#{state := done}, rpc(N1, ?OPERATIONS, operation, [OpId])),
     Before = ?MEM:log(),
     {ok, 200, Body} = azmp_emulator:send_webhook(Emu, url(Port1), 'Suspend', SubId, #{redeliver => OpId}),
     ?assertMatch({ok, #{<<"status">> := <<"already_handled">>}}, emqx_azure_marketplace_nif:json_decode(Body)),
@@ -217,7 +221,7 @@ survivor(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     DeploymentCalls = [{Node, Op} || {Node, {deployment, Op, _, _}} <- Calls],
     ?assertEqual([{N2, delete}, {N2, delete}, {N2, stop}, {N2, stop}], lists:sort(DeploymentCalls)),
     %% The trials' deletion deadlines are there, 3 days after they stopped.
-    [?assertMatch({X, [_]}, {X, [D || D <- rpc(N2, ?STORE, deadlines_of, [X]),
+    [?assertMatch({X, [_]}, {X, [D || D <- rpc(N2, ?DEADLINES, deadlines_of, [X]),
                                       maps:get(kind, D) =:= delete,
                                       maps:get(deployment_id, D) =:= <<X/binary, "-trial">>]})
      || X <- [A, B]],
@@ -266,8 +270,8 @@ deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     [?assert(R >= 1) || {_, R} <- Ran],
     [?assertEqual(gone, deployment(A, D)) || {A, D} <- Deployments],
     %% Done everywhere; nothing left to run on either node.
-    [?assertEqual({N, A, 3, []}, {N, A, length(rpc(N, ?STORE, deadlines_of, [A])),
-                                   [D || D <- rpc(N, ?STORE, deadlines_of, [A]), maps:get(done, D) =/= true]})
+    [?assertEqual({N, A, 3, []}, {N, A, length(rpc(N, ?DEADLINES, deadlines_of, [A])),
+                                   [D || D <- rpc(N, ?DEADLINES, deadlines_of, [A]), maps:get(done, D) =/= true]})
      || N <- Nodes, A <- Accounts],
     [?assertEqual({N, 0}, {N, rpc(N, emqx_azure_marketplace_deadlines, run_now, [])}) || N <- Nodes],
     ?assertEqual(12, length([x || {delete, A, _} <- ?MEM:log(), lists:member(A, Accounts)])),
@@ -324,7 +328,7 @@ crash_mid_link(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :
          || N <- Live],
         [?assert(lists:member(N2, rpc(N1, erlang, nodes, []))) || Mode =:= with_node2],
         ?assertEqual(lists:sort(Live), lists:sort(rpc(N1, mnesia, system_info, [running_db_nodes]))),
-        ?assertEqual(undefined, rpc(N1, ?STORE, job, [A])),
+        ?assertEqual(undefined, rpc(N1, ?JOBS, job, [A])),
         ?assertEqual(azure_marketplace_subscription, rpc(N1, ?M, payment_method, [A])),
         %% Whatever was in flight when node 1 died has landed by now (3 s after it was sent).
         timer:sleep(max(0, TKill + 3500 - erlang:monotonic_time(millisecond))),
@@ -376,7 +380,7 @@ kill_scenario(cancellation, N1, Port1, Emu) ->
     {fun() -> ?assertMatch(#{state := running}, deployment(A, Paid)) end,
      fun(N) ->
          ?assert(azmp_test_env:wait_until(fun() -> maps:get(state, deployment(A, Paid)) =:= stopped end, 15000)),
-         ?assertMatch([#{kind := delete, done := false}], rpc(N, ?STORE, deadlines_of, [A])),
+         ?assertMatch([#{kind := delete, done := false}], rpc(N, ?DEADLINES, deadlines_of, [A])),
          ?assertEqual(none, rpc(N, ?M, payment_method, [A]))
      end};
 kill_scenario(link, N1, _Port1, Emu) ->
@@ -476,7 +480,7 @@ retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :=
     ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-1">>)]),
     true = azmp_test_env:wait_until(fun() -> Entries(N2) =:= Before + 1 end, 5000),
     ok = rpc(N2, ?M, record_usage, [A, Sample(<<"once-1">>)]),
-    ?assertMatch([#{recorded := 1000000}], rpc(N2, ?STORE, usage_rows, [SubId, H, H])),
+    ?assertMatch([#{recorded := 1000000}], rpc(N2, ?HISTORY, usage_rows, [SubId, H, H])),
     %% A copy waiting in node 1's queue (its recorder held) while node 2 commits the sample: node 2's
     %% event is behind it in the mailbox, and still seen first.
     Rec1 = rpc(N1, erlang, whereis, [emqx_azure_marketplace_recorder]),
@@ -489,12 +493,12 @@ retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :=
     true = azmp_test_env:wait_until(fun() -> Queue() =:= 2 end, 5000),
     ok = rpc(N1, sys, resume, [Rec1]),
     receive {queued, Queued} -> ?assertEqual(ok, Queued) after 10000 -> error(queued_call_unanswered) end,
-    ?assertMatch([#{recorded := 2000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+    ?assertMatch([#{recorded := 2000000}], rpc(N1, ?HISTORY, usage_rows, [SubId, H, H])),
     %% Copies sent to both nodes at the same moment (four of each of 20 samples): each counts once.
     Racers = [spawn_link(fun() -> Self ! {raced, self(), catch rpc(N, ?M, record_usage, [A, Sample(Id)])} end)
               || I <- lists:seq(1, 20), Id <- [<<"race-", (integer_to_binary(I))/binary>>], N <- [N1, N2, N1, N2]],
     ?assertEqual([ok], lists:usort([receive {raced, P, R} -> R after 15000 -> timeout end || P <- Racers])),
-    ?assertMatch([#{recorded := 22000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+    ?assertMatch([#{recorded := 22000000}], rpc(N1, ?HISTORY, usage_rows, [SubId, H, H])),
     kill(N2),
     ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-2">>)]),
     kill9(N1),
@@ -503,9 +507,9 @@ retried_usage(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 := #{node :=
     try
         set_clock(N1, H + 120),
         [ok = rpc(N1, ?M, record_usage, [A, Sample(Id)]) || Id <- [<<"once-1">>, <<"queued">>, <<"once-2">>]],
-        ?assertMatch([#{recorded := 23000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H])),
+        ?assertMatch([#{recorded := 23000000}], rpc(N1, ?HISTORY, usage_rows, [SubId, H, H])),
         ok = rpc(N1, ?M, record_usage, [A, Sample(<<"once-3">>)]),
-        ?assertMatch([#{recorded := 24000000}], rpc(N1, ?STORE, usage_rows, [SubId, H, H]))
+        ?assertMatch([#{recorded := 24000000}], rpc(N1, ?HISTORY, usage_rows, [SubId, H, H]))
     after
         catch peer:stop(Peer)
     end.
@@ -526,7 +530,7 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
     spawn(fun() -> catch erpc:call(N1, emqx_azure_marketplace_meter, run_now, [], 20000) end),
     %% Azure has the three events; node 1 is still waiting for the answer.
     true = azmp_test_env:wait_until(fun() -> length(accepted(Emu, SubId)) =:= 3 end, 10000),
-    ?assertEqual([submitting], lists:usort([S || #{status := S} <- rpc(N1, ?STORE, usage_rows, [SubId, H, H])])),
+    ?assertEqual([submitting], lists:usort([S || #{status := S} <- rpc(N1, ?HISTORY, usage_rows, [SubId, H, H])])),
     kill9(N1),
     {Node, Cleanup} =
         case Mode of
@@ -547,7 +551,7 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
                 {N1, fun() -> catch peer:stop(maps:get(peer, Again)) end}
         end,
     try
-        Rows = rpc(Node, ?STORE, usage_rows, [SubId, H, H]),
+        Rows = rpc(Node, ?HISTORY, usage_rows, [SubId, H, H]),
         ?assertEqual([done], lists:usort([S || #{status := S} <- Rows])),
         ?assertEqual(3, length(accepted(Emu, SubId))),
         %% Sum reported = sum recorded, to the last decimal.
@@ -577,7 +581,7 @@ two_emitters(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Self = self(),
     spawn(fun() -> Self ! {node1_tick, catch erpc:call(N1, emqx_azure_marketplace_meter, run_now, [], 30000)} end),
     true = azmp_test_env:wait_until(
-             fun() -> [submitting] =:= lists:usort([S || #{status := S} <- rpc(N1, ?STORE, usage_rows, [SubA, HA, HA])]) end,
+             fun() -> [submitting] =:= lists:usort([S || #{status := S} <- rpc(N1, ?HISTORY, usage_rows, [SubA, HA, HA])]) end,
              5000),
     %% Node 1's lease (3 s) runs out while Azure holds its call; node 2 takes it over and sends B's
     %% hour, closed since, but not A's, still in flight.
@@ -589,7 +593,7 @@ two_emitters(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     %% Each hour was sent exactly once.
     ?assertEqual([1, 1, 1], maps:values(maps:filter(fun({R, _, _}, _) -> R =:= SubA orelse R =:= SubB end,
                                                     azmp_emulator:received(Emu)))),
-    [?assertEqual([done], lists:usort([S || #{status := S} <- rpc(N, ?STORE, usage_rows, [Sub, HA, HB])]))
+    [?assertEqual([done], lists:usort([S || #{status := S} <- rpc(N, ?HISTORY, usage_rows, [Sub, HA, HB])]))
      || N <- [N1, N2], Sub <- [SubA, SubB]].
 
 await_held(Call) ->

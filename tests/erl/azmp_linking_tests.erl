@@ -47,10 +47,10 @@ signed_in(Emu) ->
     %% link record).
     ?assertMatch(#{term := #{<<"startDate">> := <<_:80, _/binary>>, <<"endDate">> := <<_:80, _/binary>>,
                              <<"termUnit">> := <<"P1M">>}},
-                 emqx_azure_marketplace_store:link(A)),
-    #{term := #{<<"startDate">> := Start}} = emqx_azure_marketplace_store:link(A),
+                 emqx_azure_marketplace_store_links:link(A)),
+    #{term := #{<<"startDate">> := Start}} = emqx_azure_marketplace_store_links:link(A),
     ?assertEqual(maps:get(term_start, EmuSub), calendar:rfc3339_to_system_time(binary_to_list(Start))),
-    ?assertEqual(3, map_size(maps:get(term, emqx_azure_marketplace_store:link(A)))),
+    ?assertEqual(3, map_size(maps:get(term, emqx_azure_marketplace_store_links:link(A)))),
     %% The pop-up follows the recorded link (the control plane is told right after).
     ?assert(azmp_test_env:wait_until(fun() ->
         {ok, #{payment_method := M, notices := Notices}} = ?MEM:account(A),
@@ -128,7 +128,7 @@ relanding(Emu) ->
     {ok, LandingId} = ?M:landing(Token),
     ok = ?M:link(A, {landing, LandingId}),
     ?assertMatch(#{status := linked, subscription_id := SubId}, azmp_test_env:await_status(A, linked)),
-    ?assert(azmp_test_env:wait_until(fun() -> emqx_azure_marketplace_store:job(A) =:= undefined end, 5000)),
+    ?assert(azmp_test_env:wait_until(fun() -> emqx_azure_marketplace_store_jobs:job(A) =:= undefined end, 5000)),
     {ok, EmuSub} = azmp_emulator:subscription(Emu, SubId),
     ?assertMatch(#{activations := 1}, EmuSub).
 
@@ -157,8 +157,8 @@ second_subscription(Emu) ->
     ok = ?M:link(A, {token, T2}),
     %% The account keeps its link; the attempt is refused.
     ?assert(azmp_test_env:wait_until(fun() ->
-        emqx_azure_marketplace_store:job(A) =/= undefined andalso
-            maps:get(phase, emqx_azure_marketplace_store:job(A)) =:= failed
+        emqx_azure_marketplace_store_jobs:job(A) =/= undefined andalso
+            maps:get(phase, emqx_azure_marketplace_store_jobs:job(A)) =:= failed
     end, 10000)),
     ?assertMatch(#{status := linked}, ?M:link_status(A)).
 

@@ -241,7 +241,7 @@ azure_down(Emu) ->
         azmp_test_clock:reset()
     end.
 
-landings() -> emqx_azure_marketplace_store:landing_count().
+landings() -> emqx_azure_marketplace_store_landings:landing_count().
 
 %% The listener again, with other limits.
 restart_listener(Opts) ->

@@ -8,7 +8,8 @@
 
 -define(M, emqx_azure_marketplace).
 -define(METER, emqx_azure_marketplace_meter).
--define(STORE, emqx_azure_marketplace_store).
+-define(LINKS, emqx_azure_marketplace_store_links).
+-define(HISTORY, emqx_azure_marketplace_store_usage_history).
 -define(H, 3600).
 -define(D, 86400).
 -define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>]).
@@ -143,7 +144,7 @@ large_customer(Emu) ->
 
 plan_lag(Emu) ->
     {A, SubId} = azmp_test_usage:linked(Emu),
-    ?assertMatch(#{plan_id := <<"payg">>}, ?STORE:link(A)),
+    ?assertMatch(#{plan_id := <<"payg">>}, ?LINKS:link(A)),
     ok = azmp_emulator:set_plan(Emu, SubId, <<"payg-premium">>),
     H = real_hour() - 2 * ?H,
     at(Emu, H + 600),
@@ -180,7 +181,7 @@ link_gone(Emu) ->
     {atomic, ok} = mnesia:transaction(fun() -> mnesia:delete({azmp_link, A}) end),
     at(Emu, H + ?H + 301),
     ticks(2),
-    [Row] = [R || R = #{subscription_id := S, hour := Hr} <- ?STORE:usage_between(H, H), S =:= SubId, Hr =:= H],
+    [Row] = [R || R = #{subscription_id := S, hour := Hr} <- ?HISTORY:usage_between(H, H), S =:= SubId, Hr =:= H],
     ?assertMatch(#{status := dropped, reason := link_not_found}, Row),
     ?assert(maps:is_key({usage, dropped}, ?METER:alarms())),
     ?assertEqual([], accepted(Emu, SubId)),

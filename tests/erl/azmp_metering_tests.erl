@@ -10,7 +10,6 @@
 -define(MEM, azmp_test_platform).
 -define(METER, emqx_azure_marketplace_meter).
 -define(RECORDER, emqx_azure_marketplace_recorder).
--define(STORE, emqx_azure_marketplace_store).
 -define(H, 3600).
 -define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]).
 
@@ -273,7 +272,7 @@ cancel(Emu) ->
     set_clock(H + 25 * 60),
     {ok, 200, _} = azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Unsubscribe', SubId, #{}),
     ok = azmp_emulator:set_clock_offset(Emu, 0),
-    #{cancelled_at := Cancelled} = emqx_azure_marketplace_store:link(A),
+    #{cancelled_at := Cancelled} = emqx_azure_marketplace_store_links:link(A),
     ?assertEqual(H + 20 * 60, Cancelled, "Azure's time of the cancellation, not when we heard of it"),
     ?assertMatch({error, after_cancellation}, record(A, <<"session_minutes">>, 1, (Cancelled + 60) * 1000)),
     ?assertMatch({error, after_cancellation}, record(A, <<"session_minutes">>, 1, Cancelled * 1000)),

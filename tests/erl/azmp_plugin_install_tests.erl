@@ -431,7 +431,7 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
         _ -> ok
     end,
     Landing1 = persistent_term:get({?MODULE, landing}),
-    ?assertMatch(#{}, rpc(Ctx, emqx_azure_marketplace_store, landing, [Landing1])),
+    ?assertMatch(#{}, rpc(Ctx, emqx_azure_marketplace_store_landings, landing, [Landing1])),
     %% a good and a bad config change, running
     ?assertEqual(ok, rpc(Ctx, emqx_azure_marketplace_app, on_config_changed, [#{}, hocon(Ctx, #{})])),
     ?assertMatch({error, #{field := <<"azure.tenant_id">>}},
@@ -464,7 +464,7 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
     ?assertEqual(ok, rpc(Ctx, emqx_azure_marketplace_app, on_health_check, [#{}])),
     ?assertMatch({ok, _}, rpc(Ctx, emqx_azure_marketplace_client, get_subscription,
                               [rpc(Ctx, emqx_azure_marketplace_app, client, []), SubId])),
-    ?assertMatch(#{}, rpc(Ctx, emqx_azure_marketplace_store, landing, [Landing1])),
+    ?assertMatch(#{}, rpc(Ctx, emqx_azure_marketplace_store_landings, landing, [Landing1])),
     %% and out again
     uninstall(Ctx, v2),
     ok = rpc(Ctx, p_purge_old, []),

@@ -197,7 +197,7 @@ check(N, Emu, Acks, Kills) ->
                                        not (Activations(Sub) =:= 1 orelse (S =:= failed andalso Activations(Sub) =:= 0))],
     %% 2. Every acknowledged landing survived.
     Landings = [Id || {landing, Id, _} <- ets:lookup(Acks, landing)],
-    [] = [Id || Id <- Landings, rpc(N, emqx_azure_marketplace_store, landing, [Id]) =:= undefined],
+    [] = [Id || Id <- Landings, rpc(N, emqx_azure_marketplace_store_landings, landing, [Id]) =:= undefined],
     %% 3. Every cancelled account's trial was stopped once (by the cancellation or its deadline):
     %% it went from running to stopped once. (A call made again after a kill, to a stopped
     %% deployment, changes nothing: effects are performed at least once.)
@@ -216,7 +216,7 @@ check(N, Emu, Acks, Kills) ->
             end,
     [begin Shift(K * ?H), _ = rpc(N, emqx_azure_marketplace_meter, run_now, []) end || K <- lists:seq(1, 25)],
     ok = azmp_emulator:clear_faults(Emu, batch_usage_event),
-    Ledger = fun() -> rpc(N, emqx_azure_marketplace_store, usage_all, []) end,
+    Ledger = fun() -> rpc(N, azmp_test_store, usage_all, []) end,
     Unfinished = fun() -> [R || R = #{status := S} <- Ledger(),
                                 lists:member(S, [open, pending, submitting, held, lookup, check])] end,
     Finish = fun(K) -> Shift(K * ?H + 400),

@@ -94,7 +94,7 @@ link(N, {_Id, Token}) ->
     case ?M:link(A, {token, Token}) of
         ok ->
             azmp_test_env:wait_until(fun() ->
-                case emqx_azure_marketplace_store:job(A) of
+                case emqx_azure_marketplace_store_jobs:job(A) of
                     undefined -> true;
                     Job -> maps:get(phase, Job) =:= failed
                 end
@@ -131,7 +131,7 @@ pass_time(Seconds) ->
 %% Invariants, read from the system itself
 
 invariants() ->
-    Links = emqx_azure_marketplace_store:links_changed_since(0),
+    Links = emqx_azure_marketplace_store_links:links_changed_since(0),
     SubIds = [maps:get(subscription_id, L) || L <- Links],
     OnePerSubscription = length(SubIds) =:= length(lists:usort(SubIds)),
     Accounts = persistent_term:get(?ACCOUNTS_KEY),
@@ -148,7 +148,7 @@ account_ok(A) ->
     State = emqx_azure_marketplace_lifecycle:link_state(A),
     Deployments = emqx_azure_marketplace_platform:deployments(A),
     %% Pending ones: what a cancellation scheduled and has not run (or been called off) yet.
-    Deadlines = [{D, K} || #{deployment_id := D, kind := K, done := false} <- emqx_azure_marketplace_store:deadlines_of(A)],
+    Deadlines = [{D, K} || #{deployment_id := D, kind := K, done := false} <- emqx_azure_marketplace_store_deadlines:deadlines_of(A)],
     PaidRunning = [Id || #{id := Id, trial := false, state := running} <- Deployments],
     Stopped = [Id || #{id := Id, state := stopped} <- Deployments],
     if

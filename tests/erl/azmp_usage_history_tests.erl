@@ -7,7 +7,8 @@
 -include_lib("eunit/include/eunit.hrl").
 
 -define(M, emqx_azure_marketplace).
--define(STORE, emqx_azure_marketplace_store).
+-define(USAGE, emqx_azure_marketplace_store_usage).
+-define(HISTORY, emqx_azure_marketplace_store_usage_history).
 -define(METER, emqx_azure_marketplace_meter).
 -define(H, 3600).
 -define(D, 86400).
@@ -68,7 +69,7 @@ archive(Now) ->
         emqx_azure_marketplace_nif:usage_tick(#{now => Now, grace_s => 300, lease_s => 30, call_timeout_ms => 30000,
                                                 history_days => 40, last_reconciled => 0, retry_after => 0,
                                                 window_waves => 1, held => [], lookups => []}),
-    ?STORE:archive_usage(LastHour, Settled).
+    ?HISTORY:archive_usage(LastHour, Settled).
 
 day_table(Day) ->
     {{Y, M, D}, _} = calendar:system_time_to_universal_time(Day, second),
@@ -91,7 +92,7 @@ archived(Emu) ->
     true = ?METER:run_now(),
     ?assertEqual([], live(SubId)),
     Day = H0 - H0 rem ?D,
-    ?assert(lists:member(Day, ?STORE:usage_history_days())),
+    ?assert(lists:member(Day, ?HISTORY:usage_history_days())),
     ?assertEqual(disc_only_copies, mnesia:table_info(day_table(Day), storage_type)),
     %% The ledger reads the same from there: every field.
     ?assertMatch([#{hour := H0, dimension := <<"session_minutes">>, status := done, recorded := <<"1.5">>,
@@ -126,7 +127,7 @@ days(Emu) ->
                        true = ?METER:run_now()
                    end || Hour <- lists:seq(0, 23)],
                   {mnesia:table_info(azmp_usage, size), mnesia:table_info(azmp_usage, memory),
-                   length([D || D <- ?STORE:usage_history_days(), D < Start + 12 * ?D])}
+                   length([D || D <- ?HISTORY:usage_history_days(), D < Start + 12 * ?D])}
               end || Day <- lists:seq(0, 11)],
     ?debugFmt("per day: {rows in RAM, words in RAM, days in the history} ~p", [PerDay]),
     [{Rows1, Words1, _} | _] = PerDay,
@@ -152,17 +153,17 @@ concurrent(Emu) ->
     at(Emu, H0 + 600),
     [ok = record(A, D, 1, (H0 + 60) * 1000) || {A, _} <- Subs, D <- ?DIMS],
     %% Closed and billed through the store (the meter would archive them in the same tick).
-    Keys = [K || K = {S, _, _} <- ?STORE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
+    Keys = [K || K = {S, _, _} <- ?USAGE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
     60 = length(Keys),
-    {60, []} = ?STORE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {{R, 0, C}, <<"payg">>} end),
+    {60, []} = ?USAGE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {{R, 0, C}, <<"payg">>} end),
     Now = H0 + ?H + 300,
-    true = ?STORE:take_lease(node(), Now, Now + 30),
-    {ok, Marked} = ?STORE:mark_submitting(Keys, {node(), Now, Now + 30, Now + 60}),
+    true = ?USAGE:take_lease(node(), Now, Now + 30),
+    {ok, Marked} = ?USAGE:mark_submitting(Keys, {node(), Now, Now + 30, Now + 60}),
     60 = length(Marked),
     Done = #{outcome => done, reason => undefined, carry => 0, alarm => false, next_attempt_at => 0,
              outcome_unknown => false, attempt_failed => false, plan_id => undefined, event_id => <<"ev">>,
              message_time => undefined, azure_quantity => undefined},
-    ok = ?STORE:apply_usage_decisions([{K, Done} || K <- Keys], #{from => submitting, into => {Now, Now + ?H}}),
+    ok = ?USAGE:apply_usage_decisions([{K, Done} || K <- Keys], #{from => submitting, into => {Now, Now + ?H}}),
     Self = self(),
     Pids = [spawn_link(fun() -> Self ! {moved, self(), archive(H0 + ?H + 300)} end)
             || _ <- lists:seq(1, 8)],

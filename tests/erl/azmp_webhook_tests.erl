@@ -60,7 +60,7 @@ change_plan(Emu, Plan, Accepted) ->
     {ok, 200, _} = send(Emu, 'ChangePlan', SubId, #{plan_id => Plan}),
     [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
     {ok, Op} = emqx_azure_marketplace_client:get_operation(emqx_azure_marketplace_app:client(), SubId, OpId),
-    Link = emqx_azure_marketplace_store:link(A),
+    Link = emqx_azure_marketplace_store_links:link(A),
     case Accepted of
         true ->
             ?assertEqual(<<"Succeeded">>, maps:get(<<"status">>, Op)),
@@ -73,12 +73,12 @@ change_plan(Emu, Plan, Accepted) ->
 change_quantity(Emu) ->
     {A, SubId} = linked_account(Emu),
     {ok, 200, _} = send(Emu, 'ChangeQuantity', SubId, #{quantity => 7}),
-    ?assertEqual(7, maps:get(quantity, emqx_azure_marketplace_store:link(A))).
+    ?assertEqual(7, maps:get(quantity, emqx_azure_marketplace_store_links:link(A))).
 
 renew(Emu) ->
     {A, SubId} = linked_account(Emu),
     {ok, 200, _} = send(Emu, 'Renew', SubId),
-    ?assertMatch(#{<<"startDate">> := _}, maps:get(term, emqx_azure_marketplace_store:link(A))),
+    ?assertMatch(#{<<"startDate">> := _}, maps:get(term, emqx_azure_marketplace_store_links:link(A))),
     ?assertMatch(#{status := linked}, ?M:link_status(A)).
 
 suspend_reinstate(Emu) ->
@@ -88,7 +88,7 @@ suspend_reinstate(Emu) ->
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
     %% Stopped, not deleted; no new paid deployment.
-    ?assertEqual([], emqx_azure_marketplace_store:deadlines_of(A)),
+    ?assertEqual([], emqx_azure_marketplace_store_deadlines:deadlines_of(A)),
     ?assertEqual({error, subscription_suspended}, ?M:can_create_deployment(A, #{trial => false})),
     {ok, 200, _} = send(Emu, 'Reinstate', SubId),
     ?assertMatch(#{status := linked}, ?M:link_status(A)),
@@ -137,7 +137,7 @@ resubscribe(Emu) ->
     %% Kept (stopped, for the customer to start again), and nothing left to run.
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
-    ?assertEqual([], [D || D <- emqx_azure_marketplace_store:deadlines_of(A), maps:get(done, D) =:= false]),
+    ?assertEqual([], [D || D <- emqx_azure_marketplace_store_deadlines:deadlines_of(A), maps:get(done, D) =:= false]),
     azmp_test_clock:reset().
 
 redelivery(Emu) ->
@@ -154,14 +154,14 @@ forged(Emu) ->
     {A, SubId} = linked_account(Emu),
     Kinds = [no_token, bad_signature, other_key, alg_none, hs256_public_key, wrong_aud, wrong_tid, wrong_azp,
              expired, not_yet_valid, unknown_kid],
-    Before = {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)},
+    Before = {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store_links:link(A)},
     [?assertMatch({Kind, {ok, 401, _}}, {Kind, send(Emu, 'Unsubscribe', SubId, #{forge => Kind})}) || Kind <- Kinds],
     [?assertMatch({Kind, {ok, 401, _}}, {Kind, send(Emu, 'Unsubscribe', SubId, #{forge => Kind, token_version => v1})})
      || Kind <- [wrong_azp, expired]],
-    ?assertEqual(Before, {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)}).
+    ?assertEqual(Before, {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store_links:link(A)}).
 
 %% What a refused webhook must leave as it was.
-snapshot(A) -> {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store:link(A)}.
+snapshot(A) -> {?M:link_status(A), ?MEM:log(), emqx_azure_marketplace_store_links:link(A)}.
 
 %% Each {Forge, TokenVersion}: 401, nothing changed.
 refused(Emu, A, SubId, Cases) ->
@@ -227,7 +227,7 @@ edit_term(Extra, Top) ->
 
 oversized_renew(Emu) ->
     {A, SubId} = linked_account(Emu),
-    Link = fun() -> emqx_azure_marketplace_store:link(A) end,
+    Link = fun() -> emqx_azure_marketplace_store_links:link(A) end,
     Term0 = maps:get(term, Link()),
     %% 200 KB, most of it inside the term: refused before decoding, the link as it was.
     Junk = binary:copy(<<"x">>, 200 * 1024),
@@ -311,7 +311,7 @@ lost_effects(Emu) ->
     ?assertMatch(#{state := stopped}, deployment(B, <<"-paid">>)),
     ?assertEqual(none, ?M:payment_method(B)),
     {ok, #{payment_method := none}} = ?MEM:account(B),
-    Pending = [maps:get(key, D) || D <- emqx_azure_marketplace_store:deadlines_of(B), maps:get(done, D) =:= false],
+    Pending = [maps:get(key, D) || D <- emqx_azure_marketplace_store_deadlines:deadlines_of(B), maps:get(done, D) =:= false],
     ?assertEqual(lists:sort([{B, <<B/binary, "-paid">>, delete}, {B, <<B/binary, "-trial">>, stop}]),
                  lists:sort(Pending)),
     %% Caught up once: a second pass finds nothing to do.
@@ -321,6 +321,6 @@ lost_effects(Emu) ->
 
 commit_state_only(Account, State) ->
     %% The state change alone, as a crash right after its commit would leave it (no effects).
-    {changed, _, _, none} = emqx_azure_marketplace_store:transition(
+    {changed, _, _, none} = emqx_azure_marketplace_store_links:transition(
         Account, fun(F) -> {ok, F#{state := State}, []} end, #{}, undefined, emqx_azure_marketplace_clock:now()),
     ok.

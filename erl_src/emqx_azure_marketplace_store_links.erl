@@ -1,0 +1,187 @@
+%% @doc Links and claims: an account's link to its Azure subscription (azmp_link, indexed by
+%% subscription) and the claim on a subscription (azmp_claim: one account per subscription, and a
+%% cancelled subscription stays cancelled for linking's sake). A state change and the effects it
+%% plans are committed in one transaction: the decision is passed in as a fun (it calls the C++
+%% core) and runs inside it, on facts read in it. The linking job's transactions read and write
+%% links and claims through the *_tx functions, inside their own transaction.
+-module(emqx_azure_marketplace_store_links).
+
+-export([tables/0, claim_linked_subscriptions/0]).
+-export([link/1, link_usage/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
+%% inside another store's transaction
+-export([subscription_tx/1, claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
+
+-include("emqx_azure_marketplace.hrl").
+
+-define(DB, emqx_azure_marketplace_db).
+-define(OUTBOX, emqx_azure_marketplace_store_outbox).
+-define(OPERATIONS, emqx_azure_marketplace_store_operations).
+
+-type effect_key() :: ?OUTBOX:effect_key().
+-type plan() :: {ok, emqx_azure_marketplace_nif:link_change(), [?OUTBOX:effect()]} | ignore | stale.
+
+%% @doc The tables of links and claims: {Name, Fields, Indexes}.
+-spec tables() -> [{atom(), [atom()], [atom()]}].
+tables() ->
+    [{azmp_link, record_info(fields, azmp_link), [subscription_id]},
+     {azmp_claim, record_info(fields, azmp_claim), []}].
+
+%% @doc Links made before claims existed hold their subscriptions too (a table upgrade).
+-spec claim_linked_subscriptions() -> ok.
+claim_linked_subscriptions() ->
+    ?DB:tx_ok(fun() ->
+        [?DB:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = St =:= unsubscribed})
+         || #azmp_link{subscription_id = S, account_id = A, state = St} <- ?DB:match_object(?DB:table_info(azmp_link, wild_pattern)),
+            ?DB:read(azmp_claim, S) =:= []],
+        ok
+    end).
+
+%% @doc The account's link, or undefined.
+-spec link(binary()) -> map() | undefined.
+link(Account) -> link_map(?DB:one(azmp_link, Account)).
+
+%% @doc What recording a sample needs of the account's link (every sample reads it: no map built).
+-spec link_usage(binary()) ->
+          {emqx_azure_marketplace_nif:link_state(), integer() | undefined, binary(), integer() | undefined} | undefined.
+link_usage(Account) ->
+    case ?DB:one(azmp_link, Account) of
+        #azmp_link{state = S, cancelled_at = C, subscription_id = Sub, activated_at = A} -> {S, C, Sub, A};
+        undefined -> undefined
+    end.
+
+%% @doc The link of a subscription, or undefined.
+-spec link_by_subscription(binary()) -> map() | undefined.
+link_by_subscription(SubId) ->
+    case ?DB:dirty_index_read(azmp_link, SubId, #azmp_link.subscription_id) of
+        [L | _] -> link_map(L);
+        [] -> undefined
+    end.
+
+%% @doc Links in State changed at or after Since (unix seconds).
+-spec links_changed_since(integer()) -> [map()].
+links_changed_since(Since) ->
+    Head = ?DB:pattern(azmp_link, [{#azmp_link.updated_at, '$1'}]),
+    [link_map(L) || L <- ?DB:dirty_select(azmp_link, [{Head, [{'>=', '$1', Since}], ['$_']}])].
+
+link_map(undefined) ->
+    undefined;
+link_map(#azmp_link{} = L) ->
+    #{account_id => L#azmp_link.account_id, subscription_id => L#azmp_link.subscription_id,
+      state => L#azmp_link.state, plan_id => L#azmp_link.plan_id, quantity => L#azmp_link.quantity,
+      term => L#azmp_link.term, suspended => L#azmp_link.suspended_deployments,
+      updated_at => L#azmp_link.updated_at, cancelled_at => L#azmp_link.cancelled_at,
+      last_op_at => L#azmp_link.last_op_at}.
+
+%% The link's part of the facts the rules take.
+link_facts(#azmp_link{state = S, suspended_deployments = Ids, cancelled_at = C, last_op_at = T}) ->
+    #{state => S, suspended => Ids, cancelled_at => C, last_op_at => T}.
+
+%% @doc Applies a planned event to the account's link. Plan(LinkFacts) runs in the transaction and
+%% returns the core's plan; Info (plan_id, quantity, term) is written with a change; Op (a webhook
+%% operation being handled: {OpId, SubId, Action}) is recorded as handled in the same transaction.
+-spec transition(binary(), fun((map()) -> plan()), map(), ?OPERATIONS:op() | undefined, integer()) ->
+    {changed, atom(), map(), effect_key() | none} | ignored | stale | not_linked.
+transition(Account, Plan, Info, Op, Now) ->
+    ?DB:tx_ok(fun() ->
+        case ?DB:wread({azmp_link, Account}) of
+            [L = #azmp_link{state = Old}] ->
+                case Plan(link_facts(L)) of
+                    {ok, Change, Effects} ->
+                        L1 = apply_change(L, Change, Info, Now),
+                        ?DB:write(L1),
+                        mark_claim(L1),
+                        Key = ?OUTBOX:write_effects_tx(Account, L1#azmp_link.subscription_id, Effects, Now),
+                        ?OPERATIONS:record_operation_tx(Op, applied, Now),
+                        {changed, Old, link_map(L1), Key};
+                    ignore ->
+                        ?OPERATIONS:record_operation_tx(Op, ignored, Now),
+                        ignored;
+                    stale ->
+                        ?OPERATIONS:record_operation_tx(Op, stale, Now),
+                        stale
+                end;
+            [] ->
+                ?OPERATIONS:record_operation_tx(Op, not_linked, Now),
+                not_linked
+        end
+    end).
+
+apply_change(L, #{state := S, suspended := Ids, cancelled_at := C, last_op_at := T}, Info, Now) ->
+    L1 = L#azmp_link{state = S, suspended_deployments = Ids, cancelled_at = C, last_op_at = T, updated_at = Now},
+    L1#azmp_link{plan_id = maps:get(plan_id, Info, L1#azmp_link.plan_id),
+                 quantity = maps:get(quantity, Info, L1#azmp_link.quantity),
+                 term = maps:get(term, Info, L1#azmp_link.term)}.
+
+%% A cancelled subscription stays cancelled for linking's sake.
+mark_claim(#azmp_link{subscription_id = S, account_id = A, state = unsubscribed}) ->
+    ?DB:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = true});
+mark_claim(_) ->
+    ok.
+
+%% @doc The effects of the link's state, planned again (reconciliation): `changed' when anything
+%% was to be done (an effect to perform or a deadline not yet scheduled).
+-spec enforce(binary(), fun((map()) -> plan()), integer()) -> {changed | unchanged, effect_key() | none}.
+enforce(Account, Plan, Now) ->
+    ?DB:tx_ok(fun() ->
+        case ?DB:wread({azmp_link, Account}) of
+            [L] ->
+                {ok, #{suspended := Ids}, Effects} = Plan(link_facts(L)),
+                Ids =/= L#azmp_link.suspended_deployments andalso
+                    ?DB:write(L#azmp_link{suspended_deployments = Ids}),
+                ?OUTBOX:enforce_effects_tx(Account, L#azmp_link.subscription_id, Effects, Now);
+            [] ->
+                {unchanged, none}
+        end
+    end).
+
+%%--------------------------------------------------------------------
+%% Inside the linking job's transactions
+
+%% @doc Inside a transaction: the subscription of the account's link (read-locked), or undefined.
+-spec subscription_tx(binary()) -> binary() | undefined.
+subscription_tx(Account) ->
+    case ?DB:read(azmp_link, Account) of
+        [#azmp_link{subscription_id = S}] -> S;
+        [] -> undefined
+    end.
+
+%% @doc Inside a transaction, what linking Account to SubId is decided on: who holds the claim on
+%% the subscription (write-locked) and whether it was seen cancelled, and whether the account is
+%% linked to another subscription that is not cancelled.
+-spec claim_facts_tx(binary(), binary()) ->
+          #{holder := binary() | undefined, seen_cancelled := boolean(), holds_other := boolean()}.
+claim_facts_tx(Account, SubId) ->
+    {Holder, Cancelled} =
+        case ?DB:wread({azmp_claim, SubId}) of
+            [#azmp_claim{account_id = H, cancelled = C}] -> {H, C};
+            [] -> {undefined, false}
+        end,
+    HoldsOther =
+        case ?DB:read(azmp_link, Account) of
+            [#azmp_link{subscription_id = Other, state = St}] -> Other =/= SubId andalso St =/= unsubscribed;
+            [] -> false
+        end,
+    #{holder => Holder, seen_cancelled => Cancelled, holds_other => HoldsOther}.
+
+%% @doc Inside a transaction: the subscription is claimed by the account.
+-spec write_claim_tx(binary(), binary()) -> ok.
+write_claim_tx(SubId, Account) ->
+    ?DB:write(#azmp_claim{subscription_id = SubId, account_id = Account}).
+
+%% @doc Inside a transaction: the account is linked to the subscription it claims, from Now.
+-spec write_linked_tx(binary(), binary(), map(), integer()) -> ok.
+write_linked_tx(Account, SubId, Fields = #{plan_id := Plan, quantity := Q}, Now) ->
+    ?DB:write(#azmp_link{account_id = Account, subscription_id = SubId, state = linked, plan_id = Plan,
+                         quantity = Q, term = maps:get(term, Fields, undefined), updated_at = Now,
+                         activated_at = Now}),
+    write_claim_tx(SubId, Account).
+
+%% @doc Inside a transaction: the account's claim on SubId (if any, not cancelled, and the account
+%% not linked to it) is given back.
+-spec release_claim_tx(binary(), binary() | undefined) -> ok.
+release_claim_tx(Account, SubId) ->
+    Linked = [x || #azmp_link{subscription_id = S} <- ?DB:read(azmp_link, Account), S =:= SubId],
+    case SubId =/= undefined andalso Linked =:= [] andalso ?DB:wread({azmp_claim, SubId}) of
+        [#azmp_claim{account_id = Account, cancelled = false}] -> ?DB:delete({azmp_claim, SubId});
+        _ -> ok
+    end.

@@ -1,0 +1,269 @@
+%% @doc The hourly ledger (azmp_usage: a bucket per subscription, dimension and hour), the
+%% included quantity's counter per term (azmp_usage_term) and the emitter's lease
+%% (azmp_usage_lease): an hour is closed, sent (by the node that holds the lease), answered, held,
+%% released or carried into a later hour here. Samples are recorded into it by
+%% emqx_azure_marketplace_store_usage_dedupe, and settled hours move into the day tables of
+%% emqx_azure_marketplace_store_usage_history.
+-module(emqx_azure_marketplace_store_usage).
+
+-export([tables/0, usage_map/1]).
+-export([usage_due/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
+         mark_submitting/2, apply_usage_decisions/2, release_usage/3, usage_late/1, take_lease/3]).
+
+-include("emqx_azure_marketplace.hrl").
+
+-define(DB, emqx_azure_marketplace_db).
+
+%% {SubId, Dimension, Hour}
+-type bucket_key() :: {binary(), binary(), integer()}.
+-export_type([bucket_key/0]).
+
+%% @doc The ledger's tables: {Name, Fields, Indexes}.
+-spec tables() -> [{atom(), [atom()], [atom()]}].
+tables() ->
+    [{azmp_usage, record_info(fields, azmp_usage), []},
+     {azmp_usage_term, record_info(fields, azmp_usage_term), []},
+     {azmp_usage_lease, record_info(fields, azmp_usage_lease), []}].
+
+%% @doc Open buckets whose hour has closed at Now, oldest hour first.
+-spec usage_due(integer()) -> [bucket_key()].
+usage_due(Now) ->
+    Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, open}, {#azmp_usage.closes_at, '$1'}]),
+    Keys = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
+    lists:sort(fun({_, _, H1}, {_, _, H2}) -> H1 =< H2 end, Keys).
+
+%% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter, late})
+%% (late: [{FromHour, Micros}], the late samples in `recorded'; counter: {TermStart, Used,
+%% PrevTermStart, PrevUsed}) gives
+%% {What, PlanId}: What is {Reported, Absorbed, Counter} (what the hour reports, what the included
+%% quantity absorbed, the term counter after it), or {too_large, Counter} for an hour that may not be
+%% sent (rejected, `hour_total_too_large'); PlanId is the plan the hour is sent with. Buckets of one
+%% subscription and dimension go in hour order: each sees the counter the one before left. Returns
+%% how many closed and the keys set apart as too large.
+-spec close_usage([bucket_key()], fun((bucket_key(), map()) -> {{non_neg_integer(), non_neg_integer(), term()}
+                                                                   | {too_large, term()}, binary() | undefined})) ->
+          {non_neg_integer(), [bucket_key()]}.
+close_usage(Keys, Plan) ->
+    ?DB:tx_ok(fun() ->
+        Results = [{K, close_one(K, Plan)} || K <- Keys],
+        {length([x || {_, R} <- Results, R =/= not_open]), [K || {K, too_large} <- Results]}
+    end).
+
+close_one(Key = {SubId, Dim, _}, Plan) ->
+    case ?DB:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = open, recorded = R, carried_in = C, closes_at = ClosesAt}] ->
+            Counter = case ?DB:wread({azmp_usage_term, {SubId, Dim}}) of
+                          [#azmp_usage_term{term_start = T, used = U, prev_term_start = PT, prev_used = PU}] ->
+                              {T, U, PT, PU};
+                          [] -> {0, 0, 0, 0}
+                      end,
+            Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
+            Late = [{From, Q} || {From, Q, late_sample} <- C],
+            {What, PlanId} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter, late => Late}),
+            B1 = B#azmp_usage{plan_id = PlanId, next_attempt_at = ClosesAt},
+            case What of
+                {too_large, Counter1} ->
+                    ?DB:write(term_row({SubId, Dim}, Counter1)),
+                    ?DB:write(B1#azmp_usage{status = rejected, reason = hour_total_too_large}),
+                    too_large;
+                {Reported, Absorbed, Counter1} ->
+                    ?DB:write(term_row({SubId, Dim}, Counter1)),
+                    Status = case Reported > 0 of true -> pending; false -> done end,
+                    ?DB:write(B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}),
+                    closed
+            end;
+        _ ->
+            not_open
+    end.
+
+term_row(Key, {T, U}) -> #azmp_usage_term{key = Key, term_start = T, used = U};
+term_row(Key, {T, U, PT, PU}) -> #azmp_usage_term{key = Key, term_start = T, used = U, prev_term_start = PT, prev_used = PU}.
+
+%% @doc The closed hours to send (again) at Now: pending ones due, and those sent whose answer was
+%% not recorded once their sender's time is up (a crash, or another node's lost lease). Their keys
+%% only: the meter reads them a window at a time, so that an hour of many subscriptions is never
+%% all in memory at once.
+-spec usage_to_send(integer()) -> [bucket_key()].
+usage_to_send(Now) -> usage_due_in([pending, submitting], Now).
+
+%% @doc The hours whose next step is due at Now: Azure's usageEvents to be asked (lookup) or the
+%% subscription to be read (check).
+-spec usage_steps(integer()) -> [bucket_key()].
+usage_steps(Now) -> usage_due_in([lookup, check], Now).
+
+usage_due_in(Statuses, Now) ->
+    Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, '$1'}, {#azmp_usage.next_attempt_at, '$2'}]),
+    lists:sort(lists:append(
+        [?DB:dirty_select(azmp_usage, [{Head, [{'=:=', '$1', S}, {'=<', '$2', Now}], [{element, #azmp_usage.key, '$_'}]}])
+         || S <- Statuses])).
+
+%% @doc The hours not settled whose hour began before Before (the meter's overdue alarm): closed
+%% hours still to send, held, or waiting for a step.
+-spec usage_late(integer()) -> [bucket_key()].
+usage_late(Before) ->
+    Head = ?DB:pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}, {#azmp_usage.status, '$2'}]),
+    ?DB:dirty_select(azmp_usage, [{Head, [{'<', '$1', Before}, {'=/=', '$2', open}, {'=/=', '$2', done},
+                                          {'=/=', '$2', carried}, {'=/=', '$2', mismatch},
+                                          {'=/=', '$2', rejected}, {'=/=', '$2', dropped}],
+                                   [{element, #azmp_usage.key, '$_'}]}]).
+
+%% @doc These hours, those not settled (to send, held, or waiting for a step), as the ledger has them.
+-spec usage_of([bucket_key()]) -> [map()].
+usage_of(Keys) ->
+    [usage_map(B) || K <- Keys, B = #azmp_usage{status = S} <- ?DB:dirty_read(azmp_usage, K),
+                     lists:member(S, [pending, submitting, held, lookup, check])].
+
+%% @doc The hours held (not billable now).
+-spec usage_held() -> [map()].
+usage_held() -> [usage_map(B) || B <- usage_with_status([held])].
+
+usage_with_status(Statuses) ->
+    lists:append([?DB:dirty_match_object(?DB:pattern(azmp_usage, [{#azmp_usage.status, S}])) || S <- Statuses]).
+
+%% @doc Before the call, in one transaction that holds the emitter's lease (Fence: {Node, Now,
+%% LeaseUntil, InFlightUntil}): the lease is checked and renewed, and the hours still to send are
+%% marked `submitting', each with the exact quantity it has, not to be taken over before
+%% InFlightUntil (when the call has surely ended, answered or not). An hour marked before and never
+%% answered may have reached Azure: its outcome is unknown from then on. The hours marked, each with
+%% whether its outcome is unknown, or {error, lost_lease} when another node holds the lease
+%% (nothing is marked: nothing is sent).
+-spec mark_submitting([bucket_key()], {node(), integer(), integer(), integer()}) ->
+          {ok, [{bucket_key(), boolean()}]} | {error, lost_lease}.
+mark_submitting(Keys, {Node, Now, LeaseUntil, InFlightUntil}) ->
+    ?DB:tx_ok(fun() ->
+        case ?DB:wread({azmp_usage_lease, emitter}) of
+            [L = #azmp_usage_lease{node = Node, until = Held}] when Held >= Now ->
+                ?DB:write(L#azmp_usage_lease{until = max(Held, LeaseUntil)}),
+                {ok, [{K, Unknown} || K <- Keys, {true, Unknown} <- [mark_one(K, Now, InFlightUntil)]]};
+            _ ->
+                {error, lost_lease}
+        end
+    end).
+
+mark_one(K, Now, InFlightUntil) ->
+    case ?DB:wread({azmp_usage, K}) of
+        [B = #azmp_usage{status = S, next_attempt_at = At, outcome_unknown = U}]
+          when S =:= pending; S =:= submitting, At =< Now ->
+            Unknown = U orelse S =:= submitting,
+            ?DB:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil, outcome_unknown = Unknown}),
+            {true, Unknown};
+        _ ->
+            false
+    end.
+
+%% @doc These hours may not be billed now (suspended): held until the subscription may be again.
+-spec hold_usage([bucket_key()]) -> ok.
+hold_usage(Keys) ->
+    ?DB:tx_ok(fun() ->
+        _ = [?DB:write(B#azmp_usage{status = held, reason = not_billable_now})
+             || K <- Keys, B = #azmp_usage{status = S} <- ?DB:wread({azmp_usage, K}),
+                S =:= pending orelse S =:= submitting],
+        ok
+    end).
+
+%% @doc What the core decided of each hour after an answer (emqx_azure_marketplace_nif:usage_answer/2),
+%% applied in one transaction to the hours still at the step answered (From: submitting, lookup or
+%% check; an hour another node answered meanwhile is left as it is). A carry goes into the hour
+%% Into = {Hour, ClosesAt} (created open if needed).
+-spec apply_usage_decisions([{bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
+                            #{from := submitting | lookup | check, into := {integer(), integer()}}) -> ok.
+apply_usage_decisions(Decisions, Ctx) ->
+    ?DB:tx_ok(fun() ->
+        lists:foreach(fun({Key, D}) -> apply_decision(Key, D, Ctx) end, Decisions)
+    end).
+
+apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := From, into := {ToHour, ClosesAt}}) ->
+    case ?DB:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = From}] ->
+            Keep = fun(_Old, New) when New =/= undefined -> New; (Old, _) -> Old end,
+            %% Sent again: it is `pending' until then.
+            Status = case Outcome of
+                         retry -> pending;
+                         _ -> Outcome
+                     end,
+            B2 = B#azmp_usage{status = Status,
+                              event_id = Keep(B#azmp_usage.event_id, maps:get(event_id, D)),
+                              message_time = Keep(B#azmp_usage.message_time, maps:get(message_time, D)),
+                              azure_quantity = Keep(B#azmp_usage.azure_quantity, maps:get(azure_quantity, D)),
+                              plan_id = Keep(B#azmp_usage.plan_id, maps:get(plan_id, D)),
+                              reason = maps:get(reason, D),
+                              outcome_unknown = maps:get(outcome_unknown, D),
+                              next_attempt_at = maps:get(next_attempt_at, D),
+                              attempts = B#azmp_usage.attempts + case maps:get(attempt_failed, D) of
+                                                                     true -> 1;
+                                                                     false -> 0
+                                                                 end},
+            B3 = case maps:get(carry, D) of
+                     Q when Q > 0 ->
+                         Why = case maps:get(reason, D) of undefined -> carried; R -> R end,
+                         carried_out(B2, carry_into({SubId, Dim, ToHour}, B#azmp_usage.account_id, {Hour, Q, Why},
+                                                    ClosesAt), {ToHour, Q, Why});
+                     _ ->
+                         B2
+                 end,
+            ?DB:write(B3);
+        _ ->
+            ok  % answered already (another node took the hour over)
+    end.
+
+%% `ok', or `closed' when the later hour takes nothing any more (its subscription was cancelled).
+carry_into(Key, Account, Entry, ClosesAt) ->
+    case ?DB:wread({azmp_usage, Key}) of
+        [B = #azmp_usage{status = open, carried_in = C}] ->
+            ?DB:write(B#azmp_usage{carried_in = C ++ [Entry]});
+        [] ->
+            ?DB:write(#azmp_usage{key = Key, account_id = Account, carried_in = [Entry], closes_at = ClosesAt});
+        [_Closed] ->
+            closed
+    end.
+
+%% The hour's quantity went on into a later hour, or nowhere (noted, not billed).
+carried_out(B, ok, Out) -> B#azmp_usage{carried_out = Out};
+carried_out(B, closed, Out) -> B#azmp_usage{carried_out = Out, status = dropped, reason = later_hour_closed}.
+
+%% @doc A held hour may be billed again: sent as it is; carried into a later hour ({carry, ToHour,
+%% ClosesAt}) when Azure would now refuse it as expired; or, when an attempt before the hold may
+%% have reached Azure, looked up in Azure's usageEvents first (lookup). Or it never may (drop: its
+%% link is gone): dropped, `link_not_found'.
+-spec release_usage(bucket_key(), send | lookup | drop | {carry, integer(), integer()}, integer()) -> ok.
+release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
+    ?DB:tx_ok(fun() ->
+        case ?DB:wread({azmp_usage, Key}) of
+            [B = #azmp_usage{status = held}] when How =:= send ->
+                ?DB:write(B#azmp_usage{status = pending, next_attempt_at = Now});
+            [B = #azmp_usage{status = held}] when How =:= lookup ->
+                ?DB:write(B#azmp_usage{status = lookup, reason = expired_while_held, next_attempt_at = Now});
+            [B = #azmp_usage{status = held}] when How =:= drop ->
+                ?DB:write(B#azmp_usage{status = dropped, reason = link_not_found});
+            [B = #azmp_usage{status = held, reported = Q, account_id = A}] ->
+                {carry, ToHour, ClosesAt} = How,
+                Out = {ToHour, Q, expired_while_held},
+                ?DB:write(carried_out(B#azmp_usage{status = carried},
+                                         carry_into({SubId, Dim, ToHour}, A, {Hour, Q, expired_while_held}, ClosesAt),
+                                         Out));
+            _ ->
+                ok
+        end
+    end).
+
+%% @doc A ledger row as callers see it.
+-spec usage_map(#azmp_usage{}) -> map().
+usage_map(#azmp_usage{key = {S, D, H}} = B) ->
+    #{subscription_id => S, dimension => D, hour => H, account_id => B#azmp_usage.account_id,
+      status => B#azmp_usage.status, recorded => B#azmp_usage.recorded, carried_in => B#azmp_usage.carried_in,
+      carried_out => B#azmp_usage.carried_out, closes_at => B#azmp_usage.closes_at,
+      reported => B#azmp_usage.reported, absorbed => B#azmp_usage.absorbed, event_id => B#azmp_usage.event_id,
+      message_time => B#azmp_usage.message_time, azure_quantity => B#azmp_usage.azure_quantity,
+      reason => B#azmp_usage.reason, attempts => B#azmp_usage.attempts,
+      outcome_unknown => B#azmp_usage.outcome_unknown, plan_id => B#azmp_usage.plan_id,
+      next_attempt_at => B#azmp_usage.next_attempt_at}.
+
+%% @doc Takes (or keeps) the emitter's lease for this node until Until: true when this node holds it.
+-spec take_lease(node(), integer(), integer()) -> boolean().
+take_lease(Node, Now, Until) ->
+    ?DB:tx_or(fun() ->
+        case ?DB:wread({azmp_usage_lease, emitter}) of
+            [#azmp_usage_lease{node = Other, until = U}] when Other =/= Node, U > Now -> false;
+            _ -> ?DB:write(#azmp_usage_lease{node = Node, until = Until}), true
+        end
+    end, false).
