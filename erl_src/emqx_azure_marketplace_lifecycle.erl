@@ -3,7 +3,7 @@
 %% core plan the new state and the effects, commits both in one transaction, then performs the effects.
 -module(emqx_azure_marketplace_lifecycle).
 
--export([link_state/1, apply_event/4, enforce_all/0]).
+-export([link_state/1, apply_event/4, enforce_changed_since/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -56,13 +56,12 @@ facts(Account) ->
     #{deployments => ?PLATFORM:deployments(Account),
       marketplace_pays => ?PLATFORM:payment_method(Account) =:= azure_marketplace_subscription}.
 
-%% @doc What the state of every link changed within `enforce_window_s' (default 7 days) means for
-%% its deployments and payment method, planned and performed again: the reconciliation's catch-up
-%% for effects a crash (or an operator) left undone. The accounts where anything was to be done.
--spec enforce_all() -> [binary()].
-enforce_all() ->
+%% @doc What the state of every link changed since Since (the reconciliation's plan says when)
+%% means for its deployments and payment method, planned and performed again: the catch-up for
+%% effects a crash (or an operator) left undone. The accounts where anything was to be done.
+-spec enforce_changed_since(integer()) -> [binary()].
+enforce_changed_since(Since) ->
     Now = emqx_azure_marketplace_clock:now(),
-    Since = Now - application:get_env(emqx_azure_marketplace, enforce_window_s, 7 * 86400),
     [A || #{account_id := A} <- ?LINKS:links_changed_since(Since), enforce(A, Now) =:= changed].
 
 enforce(Account, Now) ->

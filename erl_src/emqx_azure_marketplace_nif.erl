@@ -37,8 +37,10 @@
 -type account_facts() :: #{state := link_state(), suspended := [binary()],
                            cancelled_at := integer() | undefined, last_op_at := integer() | undefined,
                            marketplace_pays := boolean(), deployments := [map()]}.
+%% `claim_cancelled': the claim on the subscription records its cancellation (never linked again).
 -type link_change() :: #{state := link_state(), suspended := [binary()],
-                         cancelled_at := integer() | undefined, last_op_at := integer() | undefined}.
+                         cancelled_at := integer() | undefined, last_op_at := integer() | undefined,
+                         claim_cancelled := boolean()}.
 -type call_res() :: reference().
 %% A term's usage counter: {TermStart, Used, PrevTermStart, PrevUsed} (usage_close/1).
 -type term_counter() :: {integer(), non_neg_integer(), integer(), non_neg_integer()}.
@@ -180,12 +182,15 @@ plan_enforce(_Facts, _Now) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The reconciliation's step: Azure's list of subscriptions (`list'), or one subscription
 %% (`one', an operator's resync), against our links to the subscriptions it names (asked for with
-%% `need_links' when `links' is absent): the events that repair each link. On a dirty scheduler.
+%% `need_links' when `links' is absent): the events that repair each link, and since when changed
+%% links get their effects planned again (`enforce_window_s', a week by default). On a dirty scheduler.
 -spec plan_reconcile(#{step := list | one, subscription_id => binary(), result := {ok, term()} | {error, term()},
+                       now := integer(), enforce_window_s => non_neg_integer() | undefined,
                        links => #{binary() => #{account_id := binary(), state := link_state()}}}) ->
     #{outcome := failed | bad_response}
     | #{outcome := need_links, subscription_ids := [binary()]}
-    | #{outcome := repairs, repairs := [#{account_id := binary(), subscription_id := binary(), event := link_event()}]}.
+    | #{outcome := repairs, repairs := [#{account_id := binary(), subscription_id := binary(), event := link_event()}],
+        enforce_changed_since := integer()}.
 plan_reconcile(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc A due deadline's effects (none: called off).

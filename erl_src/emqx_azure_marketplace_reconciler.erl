@@ -47,10 +47,10 @@ schedule() ->
 run() ->
     Result = emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()),
     case repairs(#{step => list, result => Result}) of
-        {ok, Applied} ->
+        {ok, Applied, Since} ->
             %% Then the effects of every recent suspension or cancellation, planned again, in case
             %% they were undone since (an operator, or a platform call that failed).
-            Enforced = [{A, enforced} || A <- emqx_azure_marketplace_lifecycle:enforce_all()],
+            Enforced = [{A, enforced} || A <- emqx_azure_marketplace_lifecycle:enforce_changed_since(Since)],
             {ok, Applied ++ Enforced};
         Error ->
             Error
@@ -60,19 +60,25 @@ run() ->
 -spec resync(binary()) -> {ok, [{binary(), atom()}]} | {error, term()}.
 resync(SubId) ->
     Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), SubId),
-    repairs(#{step => one, subscription_id => SubId, result => Result}).
+    case repairs(#{step => one, subscription_id => SubId, result => Result}) of
+        {ok, Applied, _} -> {ok, Applied};
+        Error -> Error
+    end.
 
 %% Azure's answer against our links to the subscriptions it names (the core plans the repairs);
 %% each repair applied as the subscription event it is.
 repairs(Facts = #{result := Result}) ->
-    case emqx_azure_marketplace_nif:plan_reconcile(Facts) of
+    Window = application:get_env(emqx_azure_marketplace, enforce_window_s, undefined),
+    case emqx_azure_marketplace_nif:plan_reconcile(Facts#{now => emqx_azure_marketplace_clock:now(),
+                                                           enforce_window_s => Window}) of
         #{outcome := need_links, subscription_ids := Ids} ->
             repairs(Facts#{links => links(Ids)});
-        #{outcome := repairs, repairs := Repairs} ->
+        #{outcome := repairs, repairs := Repairs, enforce_changed_since := Since} ->
             %% A pass names what it applied by subscription, a resync by account (as they always did).
             Name = case Facts of #{step := list} -> subscription_id; #{step := one} -> account_id end,
             {ok, [{maps:get(Name, R), Event} || R = #{account_id := A, event := Event} <- Repairs,
-                                                emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok]};
+                                                emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok],
+             Since};
         #{outcome := bad_response} ->
             {error, {bad_response, no_status}};
         #{outcome := failed} ->

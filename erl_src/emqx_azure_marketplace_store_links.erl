@@ -89,7 +89,7 @@ transition(Account, Plan, Info, Op, Now) ->
                     {ok, Change, Effects} ->
                         L1 = apply_change(L, Change, Info, Now),
                         ?DB:write(L1),
-                        mark_claim(L1),
+                        mark_claim(L1, Change),
                         Key = ?OUTBOX:write_effects_tx(Account, L1#azmp_link.subscription_id, Effects, Now),
                         ?OPERATIONS:record_operation_tx(Op, applied, Now),
                         {changed, Old, link_map(L1), Key};
@@ -112,10 +112,10 @@ apply_change(L, #{state := S, suspended := Ids, cancelled_at := C, last_op_at :=
                  quantity = maps:get(quantity, Info, L1#azmp_link.quantity),
                  term = maps:get(term, Info, L1#azmp_link.term)}.
 
-%% A cancelled subscription stays cancelled for linking's sake.
-mark_claim(#azmp_link{subscription_id = S, account_id = A, state = unsubscribed}) ->
+%% The core's plan says when the claim records the cancellation.
+mark_claim(#azmp_link{subscription_id = S, account_id = A}, #{claim_cancelled := true}) ->
     ?DB:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = true});
-mark_claim(_) ->
+mark_claim(_, _) ->
     ok.
 
 %% @doc The effects of the link's state, planned again (reconciliation): `changed' when anything

@@ -48,4 +48,9 @@ std::vector<Repair> plan_repairs(const std::vector<Seen>& seen, const std::unord
     return repairs;
 }
 
+std::int64_t enforce_changed_since(std::int64_t now, std::optional<std::int64_t> window_s) noexcept {
+    const std::int64_t w = window_s && *window_s >= 0 ? *window_s : kDefaultEnforceWindowS;
+    return now - w;
+}
+
 }  // namespace azmp::reconcile

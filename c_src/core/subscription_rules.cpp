@@ -110,6 +110,7 @@ EventPlan plan_event(LinkEvent event, const AccountFacts& facts, std::int64_t no
     if (!next) return plan;
     plan.applies = true;
     plan.state = *next;
+    plan.claim_cancelled = *next == LinkState::Unsubscribed;
     if (op_at) plan.last_op_at = op_at;
 
     AccountFacts after = facts;

@@ -63,6 +63,13 @@ ERL_NIF_TERM reconcile_now(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
         if (!f.require(atoms::subscription_id, id) || id.value.empty()) return refuse(env, f, atoms::subscription_id);
         one_id = std::string(id.value);
     }
+    std::int64_t now = 0;
+    std::optional<std::int64_t> window;
+    if (!f.require(atoms::now, now)) return refuse(env, f, atoms::now);
+    if (const auto w = f.term(atoms::enforce_window_s); w && !enif_is_identical(*w, atoms::undefined)) {
+        window = decode<std::int64_t>(env, *w);
+        if (!window) return refuse(env, f, atoms::enforce_window_s);
+    }
     const auto result = f.term(atoms::result);
     CallReport report;
     std::optional<boost::json::value> json;
@@ -88,16 +95,18 @@ ERL_NIF_TERM reconcile_now(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
                                                       {atoms::subscription_id, encode(env, std::string_view(r->subscription_id))},
                                                       {atoms::event, encode(env, r->event)}}}),
                                    list);
-    return make_map<2>(env, {{{atoms::outcome, atoms::repairs}, {atoms::repairs, list}}});
+    return make_map<3>(env, {{{atoms::outcome, atoms::repairs}, {atoms::repairs, list},
+                              {atoms::enforce_changed_since, encode(env, reconcile::enforce_changed_since(now, window))}}});
 }
 
 }  // namespace
 
-// plan_reconcile(#{step := list | one, subscription_id => Id (one), result := Result,
-//                  links => #{SubId => #{account_id, state}}})
+// plan_reconcile(#{step := list | one, subscription_id => Id (one), result := Result, now := S,
+//                  enforce_window_s => S | undefined, links => #{SubId => #{account_id, state}}})
 //   -> #{outcome := failed} | #{outcome := bad_response}
 //    | #{outcome := need_links, subscription_ids := [SubId]}   (links absent: gather these, ask again)
-//    | #{outcome := repairs, repairs := [#{account_id, subscription_id, event}]}
+//    | #{outcome := repairs, repairs := [#{account_id, subscription_id, event}],
+//        enforce_changed_since := S}   (links changed since then get their effects planned again)
 // Result: the client's answer to list_subscriptions (step list) or get_subscription (one). On a dirty
 // CPU scheduler: a list holds every subscription of the offer.
 ERL_NIF_TERM nif_plan_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {

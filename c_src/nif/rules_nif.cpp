@@ -88,12 +88,13 @@ void read_account(ErlNifEnv* env, ERL_NIF_TERM t, AccountFacts& facts, Args& a) 
     a.take(f);
 }
 
-// {ok, #{state, suspended, cancelled_at, last_op_at}, Effects}
+// {ok, #{state, suspended, cancelled_at, last_op_at, claim_cancelled}, Effects}
 ERL_NIF_TERM encode_plan(ErlNifEnv* env, const EventPlan& p) {
-    const ERL_NIF_TERM change = make_map<4>(env, {{{atoms::state, encode(env, p.state)},
+    const ERL_NIF_TERM change = make_map<5>(env, {{{atoms::state, encode(env, p.state)},
                                                    {atoms::suspended, encode_list(env, p.suspended)},
                                                    {atoms::cancelled_at, encode(env, p.cancelled_at)},
-                                                   {atoms::last_op_at, encode(env, p.last_op_at)}}});
+                                                   {atoms::last_op_at, encode(env, p.last_op_at)},
+                                                   {atoms::claim_cancelled, encode(env, p.claim_cancelled)}}});
     return enif_make_tuple3(env, atoms::ok, change, encode_list(env, p.effects));
 }
 
@@ -174,7 +175,7 @@ ERL_NIF_TERM nif_landing_usable(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
 // plan_event(Event, Facts, Now, OpAt :: integer() | undefined)
 //   Facts :: #{state := State, suspended := [Id], cancelled_at := integer() | undefined,
 //              last_op_at := integer() | undefined, marketplace_pays := boolean(), deployments := [Deployment]}
-//   -> ignore | stale | {ok, #{state, suspended, cancelled_at, last_op_at}, Effects}
+//   -> ignore | stale | {ok, #{state, suspended, cancelled_at, last_op_at, claim_cancelled}, Effects}
 // plan_enforce(Facts, Now) -> {ok, #{...}, Effects}
 ERL_NIF_TERM nif_plan_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 4) return enif_make_badarg(env);

@@ -3,6 +3,7 @@
 // webhook repaired). Pure: the reconciler gathers the links the answer names, applies the events.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -38,5 +39,10 @@ struct Repair {
 // Each linked subscription whose state Azure says otherwise, with the event that repairs it
 // (repair_event's rule), in Azure's order. Subscriptions we hold no link to are not ours.
 std::vector<Repair> plan_repairs(const std::vector<Seen>& seen, const std::unordered_map<std::string, Local>& links);
+
+// After a pass, the effects of every link whose state changed since this time are planned again
+// (plan_enforce): what a crash or an operator undid is redone. A week unless configured.
+inline constexpr std::int64_t kDefaultEnforceWindowS = 7 * 24 * 3600;
+std::int64_t enforce_changed_since(std::int64_t now, std::optional<std::int64_t> window_s) noexcept;
 
 }  // namespace azmp::reconcile

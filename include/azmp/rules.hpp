@@ -162,6 +162,9 @@ struct EventPlan {
     std::vector<std::string> suspended;        // the new list
     std::optional<std::int64_t> cancelled_at;  // the new value
     std::optional<std::int64_t> last_op_at;    // the new value
+    // The claim on the subscription records its cancellation: a cancelled subscription stays
+    // cancelled for linking's sake (plan_link's seen_cancelled), whatever Azure answers later.
+    bool claim_cancelled = false;
     Effects effects;
 };
 

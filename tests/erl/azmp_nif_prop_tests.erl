@@ -260,14 +260,16 @@ resolve_answer() ->
          maps:from_list(Pairs)).
 
 reconcile_facts() ->
-    ?LET({Step, Id, Result, Links, Drop},
+    ?LET({Step, Id, Result, Links, Now, Window, Drop},
          {oneof([elements([list, one]), random_term()]), oneof([binary(), random_term()]),
           oneof([call_result(), {ok, list(subscription())}, {ok, subscription()}]),
           oneof([random_term(), ?LET(L, list({oneof([binary(), random_term()]),
                                               oneof([#{account_id => binary(), state => state()}, random_term()])}),
                                      maps:from_list(L))]),
-          list(elements([step, subscription_id, result, links]))},
-         maps:without(Drop, #{step => Step, subscription_id => Id, result => Result, links => Links})).
+          oneof([time_arg(), random_term()]), oneof([time_arg(), exactly(undefined), random_term()]),
+          list(elements([step, subscription_id, result, links, now, enforce_window_s]))},
+         maps:without(Drop, #{step => Step, subscription_id => Id, result => Result, links => Links, now => Now,
+                              enforce_window_s => Window})).
 
 subscription() ->
     ?LET({Id, Status}, {oneof([binary(), random_term()]),

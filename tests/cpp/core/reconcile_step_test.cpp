@@ -58,5 +58,12 @@ TEST(ReconcileStep, RepairsFromTheList) {
         << "a failed call reads as nothing";
 }
 
+TEST(ReconcileStep, EnforceWindow) {
+    EXPECT_EQ(enforce_changed_since(1'000'000, std::nullopt), 1'000'000 - 7 * 86400) << "a week unless configured";
+    EXPECT_EQ(enforce_changed_since(1'000'000, 3600), 1'000'000 - 3600) << "the operator's window";
+    EXPECT_EQ(enforce_changed_since(1'000'000, 0), 1'000'000) << "0: only what changes from now on";
+    EXPECT_EQ(enforce_changed_since(1'000'000, -5), 1'000'000 - 7 * 86400) << "a negative window is no window";
+}
+
 }  // namespace
 }  // namespace azmp::reconcile

@@ -104,6 +104,25 @@ TEST(RulesPlanEvent, CancellationIsRecordedWithItsTime) {
             << r.sentence;
 }
 
+TEST(RulesPlanEvent, CancelledStaysCancelledForLinking) {
+    struct Row {
+        const char* sentence;
+        E event;
+        S from;
+        bool claim_cancelled;
+    };
+    const Row rows[] = {
+        {"a cancellation marks the claim: the subscription is never linked again", E::Unsubscribe, S::Linked, true},
+        {"so does a cancellation of a suspended link", E::Unsubscribe, S::Suspended, true},
+        {"a suspension does not", E::Suspend, S::Linked, false},
+        {"a reinstatement does not", E::Reinstate, S::Suspended, false},
+        {"an event that does not apply changes nothing", E::Reinstate, S::Linked, false},
+    };
+    for (const auto& r : rows)
+        EXPECT_EQ(plan_event(r.event, account(r.from, {}), kNow, std::nullopt).claim_cancelled, r.claim_cancelled)
+            << r.sentence;
+}
+
 TEST(RulesPlanEvent, AnOlderOperationDoesNotUndoANewerOne) {
     struct Row {
         const char* sentence;
