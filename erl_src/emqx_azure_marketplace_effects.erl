@@ -48,10 +48,15 @@ do(_A, _Sub, close_usage) -> emqx_azure_marketplace_meter:kick().
 arity(Args) when is_list(Args) -> length(Args);
 arity(Arity) -> Arity.
 
-%% A notice about a subscription names it; one about a refused attempt (it has a reason) does not.
-with_subscription(Notice = #{reason := _}, _Sub) -> Notice;
-with_subscription(Notice, undefined) -> Notice;
-with_subscription(Notice, Sub) -> Notice#{subscription_id => Sub}.
+%% The core's notice says whether it names the subscription. A notice the outbox kept from before
+%% the core said so (an upgrade with effects in flight) named it unless it had a reason.
+with_subscription(Notice = #{names_subscription := Names}, Sub) ->
+    name(maps:remove(names_subscription, Notice), Names, Sub);
+with_subscription(Notice, Sub) ->
+    name(Notice, not maps:is_key(reason, Notice), Sub).
+
+name(Notice, true, Sub) when is_binary(Sub) -> Notice#{subscription_id => Sub};
+name(Notice, _, _) -> Notice.
 
 %% @doc Performs what was left behind (by this node before a restart, or by a node whose claim ran
 %% out); the number of effect records performed.

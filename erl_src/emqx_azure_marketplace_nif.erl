@@ -28,7 +28,7 @@
 -type effect() :: activate
                 | {answer_operation, success | failure}
                 | {set_payment_method, azure_marketplace_subscription | none}
-                | {notify, #{kind := atom(), reason => atom()}}
+                | {notify, #{kind := atom(), reason => atom(), names_subscription => boolean()}}
                 | {stop_deployment | start_deployment | delete_deployment, binary()}
                 | {schedule_deadline, binary(), stop | delete, integer()}
                 | cancel_deadlines

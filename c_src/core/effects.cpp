@@ -36,6 +36,9 @@ Effect notify(NoticeKind k, std::optional<LinkRefusal> reason) {
     Effect e = of(EffectKind::Notify);
     e.notice = k;
     e.reason = reason;
+    // A notice about a subscription names it; one about a refused attempt does not (the account
+    // may not hold that subscription).
+    e.names_subscription = !reason;
     return e;
 }
 

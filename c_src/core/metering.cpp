@@ -363,7 +363,11 @@ ResolvedSettings resolve_settings(const SettingValue (&given)[std::size(kSetting
                 default: verdict = at_least(given[i].value, 1); break;
             }
             if (verdict) r.refused.emplace_back(s, *verdict);
-            else v = *given[i].value;
+            // A value of the right kind beyond its bounds is refused by the config (start,
+            // config change); once in the env behind that check it is used as given.
+            const bool right_kind = !verdict || verdict->problem == SettingProblem::BelowMinimum ||
+                                    verdict->problem == SettingProblem::AboveMaximum;
+            if (right_kind) v = *given[i].value;
         }
         r.values[i] = v;
     }

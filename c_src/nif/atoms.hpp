@@ -98,7 +98,7 @@ namespace azmp::nif {
     X(list, "list") X(one, "one") X(links, "links") X(need_links, "need_links") X(repairs, "repairs")  \
     X(failed, "failed") X(subscription_ids, "subscription_ids")                                      \
     X(enforce_window_s, "enforce_window_s") X(enforce_changed_since, "enforce_changed_since")        \
-    X(claim_cancelled, "claim_cancelled")                                                            \
+    X(claim_cancelled, "claim_cancelled") X(names_subscription, "names_subscription")                \
     X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
     X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
     X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")   \

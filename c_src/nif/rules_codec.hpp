@@ -125,7 +125,7 @@ struct EnumAtoms<WebhookOutcome> {
 
 // Effects are lists of:
 //   activate | {answer_operation, success | failure} | {set_payment_method, Method}
-//   | {notify, #{kind := Kind, reason => Reason}} | {stop_deployment | start_deployment | delete_deployment, Id}
+//   | {notify, #{kind := Kind, reason => Reason, names_subscription := boolean()}} | {stop_deployment | start_deployment | delete_deployment, Id}
 //   | {schedule_deadline, Id, stop | delete, At} | cancel_deadlines
 template <>
 struct Codec<Effect> {
@@ -139,9 +139,11 @@ struct Codec<Effect> {
                 return enif_make_tuple2(env, atoms::set_payment_method, nif::encode(env, e.method));
             case EffectKind::Notify: {
                 const ERL_NIF_TERM kind = nif::encode(env, e.notice);
+                const ERL_NIF_TERM names = nif::encode(env, e.names_subscription);
                 const ERL_NIF_TERM notice =
-                    e.reason ? make_map<2>(env, {{{atoms::kind, kind}, {atoms::reason, nif::encode(env, *e.reason)}}})
-                             : make_map<1>(env, {{{atoms::kind, kind}}});
+                    e.reason ? make_map<3>(env, {{{atoms::kind, kind}, {atoms::reason, nif::encode(env, *e.reason)},
+                                                  {atoms::names_subscription, names}}})
+                             : make_map<2>(env, {{{atoms::kind, kind}, {atoms::names_subscription, names}}});
                 return enif_make_tuple2(env, atoms::notify, notice);
             }
             case EffectKind::StopDeployment: return with_id(atoms::stop_deployment);

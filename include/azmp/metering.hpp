@@ -245,7 +245,9 @@ struct SettingValue {
 };
 struct ResolvedSettings {
     std::int64_t values[std::size(kSettings)] = {};  // by Setting
-    // The given settings refused (their default used instead), in kSettings' order.
+    // The given settings refused, in kSettings' order: one that is not a number of the right sign
+    // is replaced by its default; one beyond its bounds is kept (the config refuses it before it
+    // reaches the env).
     std::vector<std::pair<Setting, SettingVerdict>> refused;
     std::int64_t operator[](Setting s) const noexcept { return values[static_cast<std::size_t>(s)]; }
 };

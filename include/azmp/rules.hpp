@@ -55,6 +55,8 @@ struct Effect {
     PaymentMethod method = PaymentMethod::None;
     NoticeKind notice = NoticeKind::Linked;
     std::optional<LinkRefusal> reason;  // Notify LinkFailed
+    // Notify: the notice names the subscription it is about (not a refused attempt, which has a reason).
+    bool names_subscription = false;
     DeadlineKind deadline = DeadlineKind::Delete;
     std::int64_t at = 0;
     bool success = false;  // AnswerOperation
