@@ -19,7 +19,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, run_now/0, alarms/0, reconcile/1]).
+-export([start_link/0, kick/0, alarms/0, reconcile/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -40,10 +40,6 @@ start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 -spec kick() -> ok.
 kick() -> gen_server:cast(?MODULE, tick).
 
-%% @doc One tick now, returning when done (tests and the demo): whether this node held the lease.
--spec run_now() -> boolean().
-run_now() -> gen_server:call(?MODULE, run_now, 600000).
-
 %% @doc The alarms raised and not cleared: `#{Kind => Detail}'.
 -spec alarms() -> map().
 alarms() -> gen_server:call(?MODULE, alarms).
@@ -59,15 +55,13 @@ reconcile(Day) -> gen_server:call(?MODULE, {reconcile, Day}, 120000).
 -spec init([]) -> {ok, map()}.
 init([]) ->
     self() ! tick,
-    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0}}.
+    %% emitter: whether this node held the emitter's lease at its last tick
+    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0, emitter => false}}.
 
 %% After a tick the meter hibernates: an hour of many subscriptions grows its heap to hundreds of
 %% MB (measured: 106 MB after 300,000 events), which would otherwise stay until its next
 %% collection; a quiet tick's heap is small and cheap to compact.
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()} | {reply, term(), map(), hibernate}.
-handle_call(run_now, _From, S) ->
-    {Held, S1} = run(S),
-    {reply, Held, S1, hibernate};
 handle_call({reconcile, Day}, _From, S) ->
     %% The UTC day holding Day, first and last second, as the core counts it.
     #{lookup_days := [Bounds]} = tick_plan(Day, [], [#{status => lookup, hour => Day}], S),
@@ -80,14 +74,13 @@ handle_call(_Req, _From, S) ->
 
 -spec handle_cast(term(), map()) -> {noreply, map()} | {noreply, map(), hibernate}.
 handle_cast(tick, S) ->
-    {_, S1} = run(S),
-    {noreply, S1, hibernate};
+    {noreply, run(S), hibernate};
 handle_cast(_Msg, S) ->
     {noreply, S}.
 
 -spec handle_info(term(), map()) -> {noreply, map()} | {noreply, map(), hibernate}.
 handle_info(tick, S) ->
-    {_, S1} = run(S),
+    S1 = run(S),
     ok = emqx_azure_marketplace_metrics:usage_alarms(maps:keys(maps:get(alarms, S1))),
     erlang:send_after(cfg(tick_ms, 5000), self(), tick),
     {noreply, S1, hibernate};
@@ -95,20 +88,20 @@ handle_info(_Msg, S) ->
     {noreply, S}.
 
 %% A tick that fails is logged and the next one tries again: the meter never takes the application
-%% down with it.
+%% down with it (and counts as this node's: it holds the lease, or will try again for it).
 run(S) ->
     Now = emqx_azure_marketplace_clock:now(),
     try
         #{lease_until := Until} = tick_plan(Now, [], [], S),
         case ?STORE:take_lease(node(), Now, Until) of
-            true -> {true, tick(Now, S)};
-            false -> {false, S}
+            true -> (tick(Now, S))#{emitter := true};
+            false -> S#{emitter := false}
         end
     catch
         Class:Reason:Stack ->
             ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
                          stacktrace => Stack}),
-            {true, S}
+            S#{emitter := true}
     end.
 
 tick(Now, S) ->
