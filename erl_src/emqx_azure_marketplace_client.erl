@@ -27,7 +27,8 @@
     get_usage_events/2,
     stats/1,
     usable/1,
-    timeout_ms/1
+    timeout_ms/1,
+    redact/1
 ]).
 
 -record(client, {nif :: emqx_azure_marketplace_nif:client_res(), timeout_ms :: pos_integer()}).
@@ -179,6 +180,12 @@ usable(#client{nif = Nif}) ->
     end;
 usable(_) ->
     false.
+
+%% @doc An error reason as it may be logged or kept: an HTTP error without Azure's body (it may
+%% quote what was sent); any other reason as it is.
+-spec redact(reason() | term()) -> term().
+redact({http, Status, _Body}) -> {http, Status};
+redact(Other) -> Other.
 
 %%--------------------------------------------------------------------
 %% Internals

@@ -93,7 +93,7 @@ guarded_step(J = #{account_id := A}) ->
     catch
         Class:Reason:Stack ->
             ?LOG_ERROR(#{msg => "azure_marketplace_link_step_failed", account_id => A, class => Class,
-                         reason => redact(Reason), stacktrace => [{M, F, arity(Args), Loc} || {M, F, Args, Loc} <- Stack]})
+                         reason => emqx_azure_marketplace_client:redact(Reason), stacktrace => [{M, F, arity(Args), Loc} || {M, F, Args, Loc} <- Stack]})
     end.
 
 arity(Args) when is_list(Args) -> length(Args);
@@ -209,10 +209,7 @@ retry_later(#{account_id := A, attempts := N, phase := Phase}, Reason) ->
     Now = emqx_azure_marketplace_clock:now(),
     Delay = ?NIF:link_retry_delay(N, env(retry_base_s, 1), env(retry_max_s, 60)),
     ?LOG_WARNING(#{msg => "azure_marketplace_link_retry", account_id => A, phase => Phase,
-                   attempt => N + 1, retry_in_s => Delay, reason => redact(Reason)}),
+                   attempt => N + 1, retry_in_s => Delay, reason => emqx_azure_marketplace_client:redact(Reason)}),
     ?STORE:retry_job(A, N + 1, Now + Delay, Now).
-
-redact({http, Status, _Body}) -> {http, Status};
-redact(Other) -> Other.
 
 env(Key, Default) -> application:get_env(emqx_azure_marketplace, Key, Default).

@@ -265,7 +265,7 @@ send_batch(Rows, Now) ->
     case Result of
         {error, Reason} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
-                           reason => redact(Reason)});
+                           reason => emqx_azure_marketplace_client:redact(Reason)});
         _ ->
             ok
     end,
@@ -387,8 +387,8 @@ reconcile_day({From, To}, S) ->
                              end, S, Diffs),
             {{ok, Diffs}, S1};
         {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => From, reason => redact(Reason)}),
-            {{error, redact(Reason)}, S}
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => From, reason => emqx_azure_marketplace_client:redact(Reason)}),
+            {{error, emqx_azure_marketplace_client:redact(Reason)}, S}
     end.
 
 reconcile_dims([], _Filter, _Ledger, Acc) ->
@@ -403,6 +403,3 @@ reconcile_dims([Dim | Dims], Filter, Ledger, Acc) ->
 
 fmt_opt(undefined) -> undefined;
 fmt_opt(M) -> ?METERING:format(M).
-
-redact({http, Status, _Body}) -> {http, Status};
-redact(Other) -> Other.

@@ -167,7 +167,7 @@ confirm_and_act(OpId, SubId, Action, Hook) ->
             reply(400, #{error => unknown_operation});
         {error, Reason} ->
             ok = ?STORE:release_operation(OpId),
-            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => redact(Reason)}),
+            ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId, reason => emqx_azure_marketplace_client:redact(Reason)}),
             reply(503, #{error => azure_unavailable})
     end.
 
@@ -209,7 +209,7 @@ answer(C, SubId, OpId, Effects) ->
                 case ?CLIENT:update_operation(C, SubId, OpId, success) of
                     ok -> ok;
                     {error, {http, 409, _}} -> ok;  % completed already: we answered before a crash
-                    {error, Reason} -> {error, redact(Reason)}
+                    {error, Reason} -> {error, emqx_azure_marketplace_client:redact(Reason)}
                 end;
            ({answer_operation, failure}, ok) ->
                 _ = ?CLIENT:update_operation(C, SubId, OpId, failure),
@@ -263,6 +263,3 @@ header_values(Name, Headers) when is_list(Headers) ->
 
 to_bin(B) when is_binary(B) -> B;
 to_bin(L) when is_list(L) -> unicode:characters_to_binary(L).
-
-redact({http, Status, _Body}) -> {http, Status};
-redact(Other) -> Other.
