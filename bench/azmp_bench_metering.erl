@@ -129,7 +129,7 @@ hour(Emu) ->
     {Peak, Ours} = peak_memory(fun() -> true = azmp_test_run:meter_pass() end),
     Sent = length([x || #{status := done} <- emqx_azure_marketplace_store:usage_between(H, H)]),
     %% Baseline: the same events, one usageEvent call each (for the hour before: a new slot).
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     Events = [#{resource_id => Sub, dimension => D, quantity => 1.5, plan_id => <<"payg">>,
                 effective_start_time => iso(H - ?H)} || Sub <- Subs, D <- ?DIMS],
     {_, Base} = peak_memory(fun() -> Self = self(), Self ! {failed, parallel_post(C, Events, 64)} end),

@@ -91,7 +91,7 @@ resolve_landing(Token, Hash, Now) ->
 
 new_landing(Token, Hash, Now) ->
     Work =
-        case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
+        case ?CLIENT:resolve(emqx_azure_marketplace_azure:client(), Token) of
             {ok, Sub} -> {resolved, Sub};
             {error, Reason} ->
                 case ?NIF:classify_link_failure(resolve, emqx_azure_marketplace_linker:failure(Reason)) of
@@ -185,7 +185,7 @@ unlink(Account) ->
     end.
 
 unlink(Account, SubId) ->
-    case ?CLIENT:delete_subscription(emqx_azure_marketplace_app:client(), SubId) of
+    case ?CLIENT:delete_subscription(emqx_azure_marketplace_azure:client(), SubId) of
         {ok, _OperationId} ->
             ?LOG_NOTICE(#{msg => "azure_marketplace_unlinked_by_support", account_id => Account,
                           subscription_id => SubId}),

@@ -100,7 +100,7 @@ arity(Args) when is_list(Args) -> length(Args);
 arity(Arity) -> Arity.
 
 step(J = #{phase := resolving, work := {token, Token}}) ->
-    case ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token) of
+    case ?CLIENT:resolve(emqx_azure_marketplace_azure:client(), Token) of
         {ok, Sub} -> decide(J, Sub);
         {error, Reason} -> failed_call(J, resolve, Reason)
     end;
@@ -146,7 +146,7 @@ decide(J = #{account_id := A}, Sub) ->
     end.
 
 activate(J = #{account_id := A}, SubId, Sub) ->
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     %% After a crash the activation may have gone through already: ask before activating again.
     {Status, Current} =
         case ?CLIENT:get_subscription(C, SubId) of

@@ -19,7 +19,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, alarms/0, reconcile/1]).
+-export([start_link/0, alarms/0, reconcile/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -36,10 +36,6 @@
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc Look for work now rather than at the next tick.
--spec kick() -> ok.
-kick() -> gen_server:cast(?MODULE, tick).
-
 %% @doc The alarms raised and not cleared: `#{Kind => Detail}'.
 -spec alarms() -> map().
 alarms() -> gen_server:call(?MODULE, alarms).
@@ -55,8 +51,9 @@ reconcile(Day) -> gen_server:call(?MODULE, {reconcile, Day}, 120000).
 -spec init([]) -> {ok, map()}.
 init([]) ->
     self() ! tick,
-    %% emitter: whether this node held the emitter's lease at its last tick
-    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0, emitter => false}}.
+    %% emitter: whether this node held the emitter's lease at its last tick; timer: the next tick (a
+    %% tick that comes early moves it rather than adding another)
+    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0, emitter => false, timer => undefined}}.
 
 %% After a tick the meter hibernates: an hour of many subscriptions grows its heap to hundreds of
 %% MB (measured: 106 MB after 300,000 events), which would otherwise stay until its next
@@ -72,18 +69,16 @@ handle_call(alarms, _From, S = #{alarms := A}) ->
 handle_call(_Req, _From, S) ->
     {reply, {error, unknown_call}, S}.
 
--spec handle_cast(term(), map()) -> {noreply, map()} | {noreply, map(), hibernate}.
-handle_cast(tick, S) ->
-    {noreply, run(S), hibernate};
+-spec handle_cast(term(), map()) -> {noreply, map()}.
 handle_cast(_Msg, S) ->
     {noreply, S}.
 
 -spec handle_info(term(), map()) -> {noreply, map()} | {noreply, map(), hibernate}.
-handle_info(tick, S) ->
+handle_info(tick, S = #{timer := Timer}) ->
+    _ = is_reference(Timer) andalso erlang:cancel_timer(Timer),
     S1 = run(S),
     ok = emqx_azure_marketplace_metrics:usage_alarms(maps:keys(maps:get(alarms, S1))),
-    erlang:send_after(cfg(tick_ms, 5000), self(), tick),
-    {noreply, S1, hibernate};
+    {noreply, S1#{timer := erlang:send_after(cfg(tick_ms, 5000), self(), tick)}, hibernate};
 handle_info(_Msg, S) ->
     {noreply, S}.
 
@@ -124,7 +119,7 @@ tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}
                       held => [R#{state => state_of(Sub)} || R = #{subscription_id := Sub} <- Held],
                       lookups => [H || #{status := lookup, hour := H} <- Steps]}).
 
-call_timeout_ms() -> emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_app:client()).
+call_timeout_ms() -> emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_azure:client()).
 
 cfg(Key, Default) -> maps:get(Key, ?METERING:config(), Default).
 
@@ -260,7 +255,7 @@ parallel(F, Items, N, Running, Acc) ->
 
 %% One batch (its hours `submitting' already) sent: what the core makes of Azure's answer, per hour.
 send_batch(Rows, Now) ->
-    Result = emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(),
+    Result = emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_azure:client(),
                                                              [event(R) || R <- Rows]),
     case Result of
         {error, Reason} ->
@@ -308,13 +303,13 @@ step({Decisions, Unmatched}, From, Plan, S) ->
 %% day and dimension.
 lookup(Dim, {From, To}, Rows, Now) ->
     Result = emqx_azure_marketplace_client:get_usage_events(
-               emqx_azure_marketplace_app:client(),
+               emqx_azure_marketplace_azure:client(),
                #{usage_start_date => iso(From), usage_end_date => iso(To), dimension => Dim}),
     Day = [H || H = #{dimension := D} <- ?STORE:usage_between(From, To), D =:= Dim],
     answer(lookup, Rows, Result, Now, #{day => Day}).
 
 check(R = #{subscription_id := Sub, reason := Why}, Now) ->
-    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), Sub),
+    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), Sub),
     answer(check, [R], Result, Now, #{refused_as => Why}).
 
 %%--------------------------------------------------------------------
@@ -394,7 +389,7 @@ reconcile_day({From, To}, S) ->
 reconcile_dims([], _Filter, _Ledger, Acc) ->
     {ok, lists:append(lists:reverse(Acc))};
 reconcile_dims([Dim | Dims], Filter, Ledger, Acc) ->
-    Result = emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(),
+    Result = emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_azure:client(),
                                                             Filter#{dimension => Dim}),
     case ?NIF:usage_reconcile_answer([H || H = #{dimension := D} <- Ledger, D =:= Dim], Result) of
         {ok, Diffs} -> reconcile_dims(Dims, Filter, Ledger, [Diffs | Acc]);

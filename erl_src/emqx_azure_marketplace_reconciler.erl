@@ -45,7 +45,7 @@ schedule() ->
                       reconcile).
 
 run() ->
-    case emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()) of
+    case emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_azure:client()) of
         {ok, Subs} ->
             Applied = [{Id, Event} || #{<<"id">> := Id, <<"saasSubscriptionStatus">> := Status} <- Subs,
                                       is_binary(Id), is_binary(Status),
@@ -64,7 +64,7 @@ run() ->
 %% @doc One subscription brought to Azure's state now (the operator's `resync'): what was applied.
 -spec resync(binary()) -> {ok, [{binary(), atom()}]} | {error, term()}.
 resync(SubId) ->
-    case emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), SubId) of
+    case emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), SubId) of
         {ok, #{<<"saasSubscriptionStatus">> := Status}} when is_binary(Status) ->
             {ok, [{A, Event} || {A, Event} <- repair(SubId, Status),
                                 emqx_azure_marketplace_lifecycle:apply_event(A, Event, #{}, undefined) =:= ok]};

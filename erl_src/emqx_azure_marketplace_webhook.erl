@@ -71,11 +71,11 @@ authenticate(Header) ->
     Now = erlang:system_time(second),
     Started =
         try
-            ?NIF:webhook_authenticate(emqx_azure_marketplace_app:webhook_auth(), Header, Now)
+            ?NIF:webhook_authenticate(emqx_azure_marketplace_azure:webhook_auth(), Header, Now)
         catch
             error:badarg when is_binary(Header) ->
                 %% Made by the library version before a hot upgrade: make it again, once.
-                ?NIF:webhook_authenticate(emqx_azure_marketplace_app:renew_webhook_auth(), Header, Now)
+                ?NIF:webhook_authenticate(emqx_azure_marketplace_azure:renew_webhook_auth(), Header, Now)
         end,
     case Started of
         {ok, Call} ->
@@ -146,7 +146,7 @@ await_operation(OpId, SubId, Action, Hook, Deadline) ->
     end.
 
 confirm_and_act(OpId, SubId, Action, Hook) ->
-    C = emqx_azure_marketplace_app:webhook_client(),
+    C = emqx_azure_marketplace_azure:webhook_client(),
     case ?CLIENT:get_operation(C, SubId, OpId) of
         {ok, Op} ->
             Facts = operation_facts(Op),

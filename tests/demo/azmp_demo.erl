@@ -117,7 +117,7 @@ run() ->
 
     step("Alice moves to the premium plan in Azure: Azure's webhook reaches the plugin"),
     {ok, 200, _} = webhook(Emu, 'ChangePlan', AliceSub, #{plan_id => <<"payg-premium">>}),
-    {ok, #{<<"planId">> := NewPlan}} = ?C:get_subscription(emqx_azure_marketplace_app:client(), AliceSub),
+    {ok, #{<<"planId">> := NewPlan}} = ?C:get_subscription(emqx_azure_marketplace_azure:client(), AliceSub),
     tell("signed webhook verified, operation confirmed with Azure, accepted: plan is now ~ts", [NewPlan]),
     check("plan changed", <<"payg-premium">>, NewPlan),
 

@@ -222,7 +222,7 @@ every_answer(Emu) ->
     ok = record(A, <<"undeclared">>, 1, H * 1000),
     ok = record(B, <<"session_minutes">>, 1, H * 1000),
     %% An earlier reply was lost (Azure holds traffic_gb = 5, ours), and Azure holds 1 for rule_actions.
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     Ev = fun(D, Q) -> #{resource_id => SubA, dimension => D, quantity => Q, plan_id => <<"payg">>,
                         effective_start_time => iso(H)} end,
     {ok, _} = emqx_azure_marketplace_client:post_usage_batch(C, [Ev(<<"traffic_gb">>, 5), Ev(<<"rule_actions">>, 1)]),

@@ -187,7 +187,7 @@ p_uninstall(InstallDir, NameVsn) ->
 %% @doc Starts ?CALLS Azure calls on the running plugin's client, each in its own process; answers
 %% the collector's pid once they are all in flight.
 p_calls_start(SubId, _) ->
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     Self = self(),
     Collector = spawn(fun() ->
         Me = self(),
@@ -463,7 +463,7 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
     ?assertEqual(?CALLS, Ok),
     ?assertEqual(ok, rpc(Ctx, emqx_azure_marketplace_app, on_health_check, [#{}])),
     ?assertMatch({ok, _}, rpc(Ctx, emqx_azure_marketplace_client, get_subscription,
-                              [rpc(Ctx, emqx_azure_marketplace_app, client, []), SubId])),
+                              [rpc(Ctx, emqx_azure_marketplace_azure, client, []), SubId])),
     ?assertMatch(#{}, rpc(Ctx, emqx_azure_marketplace_store, landing, [Landing1])),
     %% and out again
     uninstall(Ctx, v2),

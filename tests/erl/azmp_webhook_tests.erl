@@ -59,7 +59,7 @@ change_plan(Emu, Plan, Accepted) ->
     ok = ?MEM:set_plans([<<"payg">>, <<"payg-premium">>]),
     {ok, 200, _} = send(Emu, 'ChangePlan', SubId, #{plan_id => Plan}),
     [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
-    {ok, Op} = emqx_azure_marketplace_client:get_operation(emqx_azure_marketplace_app:client(), SubId, OpId),
+    {ok, Op} = emqx_azure_marketplace_client:get_operation(emqx_azure_marketplace_azure:client(), SubId, OpId),
     Link = emqx_azure_marketplace_store:link(A),
     case Accepted of
         true ->
