@@ -48,6 +48,8 @@
     timeout_ms => pos_integer(),
     connect_timeout_ms => pos_integer(),
     max_in_flight => pos_integer(),
+    %% true: plain http to a loopback login_url / marketplace_url is allowed (test endpoints only)
+    allow_insecure_loopback => boolean(),
     retry => #{
         max_attempts => pos_integer(),
         base_delay_ms => non_neg_integer(),
@@ -78,7 +80,9 @@
     | {transport, binary()}
     | {bad_response, binary()}
     | {auth, binary()}
-    | {badarg, atom()}.
+    | {badarg, atom()}
+    %% (new/1, new/2) plain http to loopback without allow_insecure_loopback; Hint says what to do
+    | {insecure_endpoint, Field :: atom(), Hint :: binary()}.
 -type result(T) :: {ok, T} | {error, reason()}.
 %% Told every call's operation and result once it has one (counting, reachability); its failure
 %% does not fail the call.

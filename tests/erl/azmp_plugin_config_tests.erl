@@ -174,8 +174,11 @@ unreachable(#{emu := Emu} = Ctx) ->
     {ok, Closed} = inet:port(L),
     ok = gen_tcp:close(L),
     Dead = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Closed)]),
-    ok = ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"azure">> => #{<<"login_url">> => Dead,
-                                                                      <<"marketplace_url">> => <<Dead/binary, "/api">>}})),
+    DeadAzure = #{<<"login_url">> => Dead, <<"marketplace_url">> => <<Dead/binary, "/api">>},
+    %% plain http, even to loopback, only for a config that says it is a test endpoint
+    ?assertMatch({error, #{field := <<"azure.marketplace_url">>, reason := {insecure_endpoint, _}}},
+                 ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"azure">> => DeadAzure}))),
+    ok = ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"azure">> => DeadAzure#{<<"allow_insecure_loopback">> => true}})),
     ?assertEqual(ok, ?APP_MOD:on_health_check(#{})),
     [{error, _} = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), <<"sub-x">>) || _ <- lists:seq(1, 3)],
     {Us, Health} = timer:tc(fun() -> ?APP_MOD:on_health_check(#{}) end),
