@@ -63,9 +63,11 @@ test: deps browser-deps
 	$(MAKE) plugin
 	$(MAKE) eunit
 
-# Static checks of the Erlang code (specs, records in match patterns, unreachable code).
+# Static checks of the Erlang code (specs, records in match patterns, unreachable code), and no
+# cycle between its modules (also an EUnit test: azmp_module_cycles_tests).
 dialyzer: deps
 	rebar3 dialyzer
+	escript scripts/check_cycles.escript _build/default/lib/emqx_azure_marketplace/ebin
 
 # CONSOLE=1: afterwards the plugin and the stand-in console stay up for a browser (URLs printed).
 demo: deps

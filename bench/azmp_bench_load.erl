@@ -19,6 +19,8 @@ nif_client(Url, Extra) ->
                  timeout_ms => 120000,
                  connect_timeout_ms => 60000,
                  max_in_flight => 20000,
+                 %% the bench server: plain http on loopback, a test endpoint
+                 allow_insecure_loopback => true,
                  %% No retries: httpc does none either, and a failure must show as a failure.
                  retry => #{max_attempts => 1, base_delay_ms => 0, max_delay_ms => 0,
                             max_retry_after_ms => 0}},

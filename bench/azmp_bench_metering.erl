@@ -111,7 +111,7 @@ hour(Emu) ->
     %% 10:00 UTC some days back: the measured hour is not the one that reconciles a day.
     H = (erlang:system_time(second) div 86400 - ?HOURS div 24 - 2) * 86400 + 10 * ?H,
     at(Emu, H - ?H),
-    true = emqx_azure_marketplace_meter:run_now(),
+    true = azmp_test_run:meter_pass(),
     Subs = [begin
                 {ok, #{id := Id}} = azmp_emulator:add_subscription(Emu, #{status => <<"Subscribed">>}),
                 Id
@@ -126,10 +126,10 @@ hour(Emu) ->
     record_hour(Emu, Accounts, H),
     at(Emu, H + 2 * ?H),
     Mem0 = erlang:memory(total),
-    {Peak, Ours} = peak_memory(fun() -> true = emqx_azure_marketplace_meter:run_now() end),
+    {Peak, Ours} = peak_memory(fun() -> true = azmp_test_run:meter_pass() end),
     Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
     %% Baseline: the same events, one usageEvent call each (for the hour before: a new slot).
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     Events = [#{resource_id => Sub, dimension => D, quantity => 1.5, plan_id => <<"payg">>,
                 effective_start_time => iso(H - ?H)} || Sub <- Subs, D <- ?DIMS],
     {_, Base} = peak_memory(fun() -> Self = self(), Self ! {failed, parallel_post(C, Events, 64)} end),
@@ -150,7 +150,7 @@ hours(Emu, Accounts, First) ->
     Stats = [begin
                  record_hour(Emu, Accounts, H),
                  at(Emu, H + ?H + 301),
-                 true = emqx_azure_marketplace_meter:run_now(),
+                 true = azmp_test_run:meter_pass(),
                  %% A real hour sees the recorder's sweep of expired source ids 60 times; a simulated
                  %% one lasts seconds: the sweep it would have had, once.
                  _ = emqx_azure_marketplace_recorder:sweep_now(),

@@ -32,10 +32,10 @@ main(Calls) ->
     rand:seed(exsss, {9, 9, 9}),
     {ok, {Client, _}} = ?NIF:client_new(#{
         tenant_id => <<"t">>, client_id => <<"c">>, client_secret => <<"s">>,
-        login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>,
+        login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>, allow_insecure_loopback => true,
         retry => #{max_attempts => 1}, timeout_ms => 1000}),
     {ok, Auth} = ?NIF:webhook_auth_new(#{tenant_id => <<"t">>, audience => <<"c">>,
-                                         login_url => <<"http://127.0.0.1:1">>, timeout_ms => 1000}),
+                                         login_url => <<"http://127.0.0.1:1">>, allow_insecure_loopback => true, timeout_ms => 1000}),
     Funs = [{F, A} || {F, A} <- ?NIF:module_info(exports), F =/= module_info, F =/= load_nif],
     Big = big_terms(),
     Ctx = #{client => Client, auth => Auth, big => Big},

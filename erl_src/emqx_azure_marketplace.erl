@@ -92,7 +92,7 @@ resolve_landing(Token, Hash, Now) ->
     end.
 
 new_landing(Token, Hash, Now) ->
-    Result = ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token),
+    Result = ?CLIENT:resolve(emqx_azure_marketplace_azure:client(), Token),
     case ?NIF:plan_landing(#{result => Result, now => Now}) of
         #{outcome := invalid_token} ->
             {error, invalid_token};
@@ -183,7 +183,7 @@ unlink(Account) ->
     end.
 
 unlink(Account, SubId) ->
-    case ?CLIENT:delete_subscription(emqx_azure_marketplace_app:client(), SubId) of
+    case ?CLIENT:delete_subscription(emqx_azure_marketplace_azure:client(), SubId) of
         {ok, _OperationId} ->
             ?LOG_NOTICE(#{msg => "azure_marketplace_unlinked_by_support", account_id => Account,
                           subscription_id => SubId}),

@@ -1,5 +1,5 @@
-%% @doc The plugin application: Mnesia tables, the Azure client and webhook authenticator (made once
-%% from the `azure' env and kept in persistent_term), and the supervision tree. Also EMQX's plugin
+%% @doc The plugin application: Mnesia tables, the Azure client and webhook authenticator (made
+%% from the `azure' env: emqx_azure_marketplace_azure), and the supervision tree. Also EMQX's plugin
 %% callbacks: on_config_changed/2 (a new config, checked, then applied live) and on_health_check/1.
 -module(emqx_azure_marketplace_app).
 
@@ -7,14 +7,8 @@
 
 -export([start/2, prep_stop/1, stop/1]).
 -export([on_config_changed/2, on_health_check/1, health/0]).
--export([client/0, webhook_client/0, webhook_auth/0, renew_webhook_auth/0, http_port/0]).
+-export([http_port/0]).
 
--define(CLIENT_KEY, {?MODULE, client}).
--define(WEBHOOK_CLIENT_KEY, {?MODULE, webhook_client}).
-%% Azure applies a ChangePlan / ChangeQuantity by itself 10 s after its webhook unless we answer:
-%% the calls made while handling a webhook must finish well within that.
--define(WEBHOOK_CALL_TIMEOUT_MS, 8000).
--define(AUTH_KEY, {?MODULE, webhook_auth}).
 -define(APP, emqx_azure_marketplace).
 -define(CLI, azure_marketplace).
 
@@ -38,12 +32,11 @@ start_configured(Azure) ->
             fun() -> emqx_azure_marketplace_platform:configure(application:get_env(emqx_azure_marketplace, platform, undefined)) end,
             fun() -> emqx_azure_marketplace_clock:configure(application:get_env(emqx_azure_marketplace, clock, undefined)) end,
             fun emqx_azure_marketplace_store:start/0,
-            fun() -> make_client(Azure) end,
-            fun() -> make_webhook_client(Azure) end,
-            fun() -> make_webhook_auth(Azure) end
+            fun() -> emqx_azure_marketplace_azure:configure(Azure) end
         ],
         fun() ->
-            case emqx_azure_marketplace_sup:start_link() of
+            %% The metrics read the client's figures (retries, the token's age) through this.
+            case emqx_azure_marketplace_sup:start_link(#{client_stats => fun emqx_azure_marketplace_azure:client_stats/0}) of
                 {ok, _} = Ok ->
                     _ = emqx_azure_marketplace_emqx:register_command(?CLI, {emqx_azure_marketplace_cli, cmd}),
                     Ok;
@@ -69,63 +62,11 @@ prep_stop(State) ->
 
 -spec stop(term()) -> ok.
 stop(_State) ->
-    _ = persistent_term:erase(?CLIENT_KEY),
-    _ = persistent_term:erase(?WEBHOOK_CLIENT_KEY),
-    _ = persistent_term:erase(?AUTH_KEY),
-    ok.
-
-%% @doc The plugin's Azure client. After a hot upgrade to a new library file the client made by the
-%% old one is not usable by the new code: it is made again, from the same configuration.
--spec client() -> emqx_azure_marketplace_client:client().
-client() -> usable_client(?CLIENT_KEY, fun make_client/1).
-
-%% @doc The client for the calls made while answering a webhook: same credentials (and so the same
-%% cached token), but at most 8 s per call, retries included.
--spec webhook_client() -> emqx_azure_marketplace_client:client().
-webhook_client() -> usable_client(?WEBHOOK_CLIENT_KEY, fun make_webhook_client/1).
-
-%% The client kept under Key, made again (by Make, from the configuration) when the loaded library
-%% cannot use it.
-usable_client(Key, Make) ->
-    C = persistent_term:get(Key),
-    case emqx_azure_marketplace_client:usable(C) of
-        true ->
-            C;
-        false ->
-            ok = Make(application:get_env(emqx_azure_marketplace, azure, #{})),
-            persistent_term:get(Key)
-    end.
-
--spec webhook_auth() -> emqx_azure_marketplace_nif:auth_res().
-webhook_auth() -> persistent_term:get(?AUTH_KEY).
-
-%% @doc Makes the webhook authenticator again (see client/0: after a hot upgrade).
--spec renew_webhook_auth() -> emqx_azure_marketplace_nif:auth_res().
-renew_webhook_auth() ->
-    ok = make_webhook_auth(application:get_env(emqx_azure_marketplace, azure, #{})),
-    persistent_term:get(?AUTH_KEY).
+    emqx_azure_marketplace_azure:forget().
 
 %% @doc The port of the HTTP endpoints, when they run.
 -spec http_port() -> inet:port_number() | undefined.
 http_port() -> emqx_azure_marketplace_sup:http_port().
-
-make_client(Azure) -> make_client(?CLIENT_KEY, Azure).
-
-make_webhook_client(Azure) ->
-    Timeout = min(maps:get(timeout_ms, Azure, ?WEBHOOK_CALL_TIMEOUT_MS), ?WEBHOOK_CALL_TIMEOUT_MS),
-    make_client(?WEBHOOK_CLIENT_KEY, Azure#{timeout_ms => Timeout}).
-
-make_client(Key, Azure) ->
-    case emqx_azure_marketplace_client:new(Azure) of
-        {ok, C} -> persistent_term:put(Key, C);
-        {error, Reason} -> {error, {azure_config, Reason}}
-    end.
-
-make_webhook_auth(Azure) ->
-    case emqx_azure_marketplace_nif:webhook_auth_new(emqx_azure_marketplace_config:webhook_auth_config(Azure)) of
-        {ok, Auth} -> persistent_term:put(?AUTH_KEY, Auth);
-        {error, Reason} -> {error, {azure_config, Reason}}
-    end.
 
 %%--------------------------------------------------------------------
 %% EMQX's plugin callbacks
@@ -162,9 +103,7 @@ reconfigure(#{azure := Azure} = Config) ->
     ok = emqx_azure_marketplace_config:apply_env(Config),
     Steps = [
         fun() -> emqx_azure_marketplace_platform:configure(application:get_env(?APP, platform, undefined)) end,
-        fun() -> make_client(Azure) end,
-        fun() -> make_webhook_client(Azure) end,
-        fun() -> make_webhook_auth(Azure) end,
+        fun() -> emqx_azure_marketplace_azure:configure(Azure) end,
         fun() ->
             case maps:get(http, Old, disabled) =:= application:get_env(?APP, http, disabled) of
                 true -> ok;

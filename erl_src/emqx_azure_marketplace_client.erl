@@ -11,6 +11,7 @@
 
 -export([
     new/1,
+    new/2,
     resolve/2,
     activate/4,
     get_subscription/2,
@@ -27,10 +28,12 @@
     get_usage_events/2,
     stats/1,
     usable/1,
-    timeout_ms/1
+    timeout_ms/1,
+    redact/1
 ]).
 
--record(client, {nif :: emqx_azure_marketplace_nif:client_res(), timeout_ms :: pos_integer()}).
+-record(client, {nif :: emqx_azure_marketplace_nif:client_res(), timeout_ms :: pos_integer(),
+                 on_result :: on_result() | undefined}).
 
 -opaque client() :: #client{}.
 -type config() :: #{
@@ -45,6 +48,8 @@
     timeout_ms => pos_integer(),
     connect_timeout_ms => pos_integer(),
     max_in_flight => pos_integer(),
+    %% true: plain http to a loopback login_url / marketplace_url is allowed (test endpoints only)
+    allow_insecure_loopback => boolean(),
     retry => #{
         max_attempts => pos_integer(),
         base_delay_ms => non_neg_integer(),
@@ -75,9 +80,17 @@
     | {transport, binary()}
     | {bad_response, binary()}
     | {auth, binary()}
-    | {badarg, atom()}.
+    | {badarg, atom()}
+    %% (new/1, new/2) plain http to loopback without allow_insecure_loopback; Hint says what to do
+    | {insecure_endpoint, Field :: atom(), Hint :: binary()}.
 -type result(T) :: {ok, T} | {error, reason()}.
--export_type([client/0, config/0, usage_event/0, usage_filter/0, reason/0]).
+%% Told every call's operation and result once it has one (counting, reachability); its failure
+%% does not fail the call.
+-type on_result() :: fun((atom(), ok | result(term())) -> term()).
+-type options() :: #{on_result => on_result()}.
+-export_type([client/0, config/0, usage_event/0, usage_filter/0, reason/0, on_result/0, options/0]).
+
+-include_lib("kernel/include/logger.hrl").
 
 %% Extra wait beyond the client's own timeout: the engine always answers first; this only guards
 %% against a reply that can never come (the library unloaded under us).
@@ -85,12 +98,17 @@
 
 %% @doc Creates a client. Secrets stay in the NIF: the returned term does not contain them.
 -spec new(config()) -> {ok, client()} | {error, reason()}.
-new(Config) when is_map(Config) ->
+new(Config) -> new(Config, #{}).
+
+%% @doc A client whose every call's result is told to `on_result'.
+-spec new(config(), options()) -> {ok, client()} | {error, reason()}.
+new(Config, Options) when is_map(Config), is_map(Options) ->
+    OnResult = maps:get(on_result, Options, undefined),
     case emqx_azure_marketplace_nif:client_new(normalise_config(Config)) of
-        {ok, {Nif, TimeoutMs}} -> {ok, #client{nif = Nif, timeout_ms = TimeoutMs}};
+        {ok, {Nif, TimeoutMs}} -> {ok, #client{nif = Nif, timeout_ms = TimeoutMs, on_result = OnResult}};
         {error, _} = Error -> Error
     end;
-new(_) ->
+new(_, _) ->
     {error, {badarg, config}}.
 
 %% @doc Resolves a marketplace token (the landing page's `?token=') into its subscription.
@@ -180,12 +198,26 @@ usable(#client{nif = Nif}) ->
 usable(_) ->
     false.
 
+%% @doc An error reason as it may be logged or kept: an HTTP error without Azure's body (it may
+%% quote what was sent); any other reason as it is.
+-spec redact(reason() | term()) -> term().
+redact({http, Status, _Body}) -> {http, Status};
+redact(Other) -> Other.
+
 %%--------------------------------------------------------------------
 %% Internals
 
 call(C, Op, Args) ->
     Result = do_call(C, Op, Args),
-    ok = emqx_azure_marketplace_metrics:azure_call(Op, Result),
+    case C of
+        #client{on_result = OnResult} when is_function(OnResult, 2) ->
+            try OnResult(Op, Result)
+            catch Class:Reason ->
+                ?LOG_WARNING(#{msg => "azure_marketplace_client_on_result_failed", class => Class, reason => Reason})
+            end;
+        _ ->
+            ok
+    end,
     Result.
 
 do_call(#client{nif = Nif, timeout_ms = Timeout}, Op, Args) ->

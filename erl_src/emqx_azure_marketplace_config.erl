@@ -14,6 +14,8 @@
                   deadline_claim_s, reconcile_interval_ms, jwks_refresh_interval_s, enforce_window_s]).
 -define(AZURE_STRINGS, [tenant_id, client_id, client_secret, login_url, marketplace_url, ca_file, proxy]).
 -define(AZURE_INTS, [timeout_ms, connect_timeout_ms, max_in_flight]).
+%% Plain http to a loopback login_url / marketplace_url: test endpoints (an emulator) only.
+-define(AZURE_BOOLS, [allow_insecure_loopback]).
 -define(RETRY_INTS, [max_attempts, base_delay_ms, max_delay_ms, max_retry_after_ms]).
 %% The metering section's plain positive integers (the meter's timings; the env key `metering').
 -define(METERING_TIMINGS, [tick_ms, lease_s, retry_base_s, retry_max_s]).
@@ -72,7 +74,8 @@ convert(Hocon, Azure0) ->
                             || K <- ?RETRY_INTS, has(RetrySection, K)]),
     Strings = [{K, V} || K <- ?AZURE_STRINGS, has(Azure0, K), V <- [str(Azure0, K, <<"azure.">>)], V =/= <<>>],
     Ints = [{K, int(Azure0, K, <<"azure.">>, true)} || K <- ?AZURE_INTS, has(Azure0, K)],
-    Azure1 = maps:from_list(Strings ++ Ints),
+    Bools = [{K, bool(Azure0, K, <<"azure.">>)} || K <- ?AZURE_BOOLS, has(Azure0, K)],
+    Azure1 = maps:from_list(Strings ++ Ints ++ Bools),
     Azure2 = case has(Azure0, token_endpoint) of
                  true -> Azure1#{token_endpoint => token_endpoint(get(Azure0, token_endpoint))};
                  false -> Azure1
@@ -188,6 +191,12 @@ int(Map, Key, Prefix, Positive) ->
         0 when not Positive -> 0;
         _ when Positive -> throw({config_error, field(Prefix, Key), not_a_positive_integer});
         _ -> throw({config_error, field(Prefix, Key), not_a_non_negative_integer})
+    end.
+
+bool(Map, Key, Prefix) ->
+    case get(Map, Key) of
+        B when is_boolean(B) -> B;
+        _ -> throw({config_error, field(Prefix, Key), not_a_boolean})
     end.
 
 token_endpoint(V) when V =:= <<"v1">>; V =:= v1; V =:= "v1" -> v1;
@@ -348,7 +357,7 @@ platform(_) ->
 %% by our tenant's Entra.
 -spec webhook_auth_config(map()) -> map().
 webhook_auth_config(Azure) ->
-    Cfg = (maps:with([login_url, tenant_id, ca_file], Azure))#{
+    Cfg = (maps:with([login_url, tenant_id, ca_file, allow_insecure_loopback], Azure))#{
         audience => maps:get(client_id, Azure, <<>>),
         %% An unknown kid refreshes the JWKS at most this often (forged tokens cannot make us hammer Entra).
         min_refresh_interval_s => application:get_env(?APP, jwks_refresh_interval_s, 60)
@@ -371,4 +380,5 @@ apply_env(Config) ->
 %% the `azure' config, as a refusal naming the field.
 azure_checked({ok, _}) -> ok;
 azure_checked({error, {badarg, F}}) -> {error, refusal(field(<<"azure.">>, F), invalid)};
+azure_checked({error, {insecure_endpoint, F, Hint}}) -> {error, refusal(field(<<"azure.">>, F), {insecure_endpoint, Hint})};
 azure_checked({error, Other}) -> {error, refusal(<<"azure">>, Other)}.

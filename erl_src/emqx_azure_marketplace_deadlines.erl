@@ -5,7 +5,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, run_now/0]).
+-export([start_link/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -18,28 +18,26 @@
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc Runs what is due now, and returns when done (the demo and the tests move the clock).
--spec run_now() -> non_neg_integer().
-run_now() -> gen_server:call(?MODULE, run_now, 60000).
-
--spec init([]) -> {ok, #{}}.
+%% State: `ran', the deadlines this node ran at its last look; `timer', the next look. A `tick'
+%% that comes early (a look now) moves the next one rather than adding another.
+-spec init([]) -> {ok, map()}.
 init([]) ->
     self() ! tick,
-    {ok, #{}}.
+    {ok, #{ran => 0, timer => undefined}}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
-handle_call(run_now, _From, S) -> {reply, run_due(), S};
 handle_call(_Req, _From, S) -> {reply, {error, unknown_call}, S}.
 
 -spec handle_cast(term(), map()) -> {noreply, map()}.
 handle_cast(_Msg, S) -> {noreply, S}.
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info(tick, S) ->
-    _ = run_due(),
+handle_info(tick, S = #{timer := Timer}) ->
+    _ = is_reference(Timer) andalso erlang:cancel_timer(Timer),
+    Ran = run_due(),
     _ = ?LANDINGS:delete_expired_landings(emqx_azure_marketplace_clock:now()),
-    erlang:send_after(application:get_env(emqx_azure_marketplace, deadline_tick_ms, 1000), self(), tick),
-    {noreply, S};
+    Next = erlang:send_after(application:get_env(emqx_azure_marketplace, deadline_tick_ms, 1000), self(), tick),
+    {noreply, S#{ran := Ran, timer := Next}};
 handle_info(_Msg, S) ->
     {noreply, S}.
 
@@ -53,12 +51,12 @@ run_due() ->
 %% The core plans what the deadline does now (nothing when the account was linked again since);
 %% the deadline is finished and its effects committed together, then performed.
 run(#{key := Key, kind := Kind, account_id := A, deployment_id := D}, Now) ->
-    {State, CancelledAt} =
+    {State, CancelledAt, SubId} =
         case ?LINKS:link(A) of
-            #{state := S, cancelled_at := C} -> {S, C};
-            undefined -> {emqx_azure_marketplace_lifecycle:link_state(A), undefined}
+            #{state := S, cancelled_at := C, subscription_id := Sub} -> {S, C, Sub};
+            undefined -> {emqx_azure_marketplace_lifecycle:link_state(A), undefined, undefined}
         end,
     Effects = ?NIF:plan_deadline(Kind, D, State, CancelledAt, Now),
     ?LOG_INFO(#{msg => "azure_marketplace_deadline_due", account_id => A, deployment_id => D, kind => Kind,
                 effects => length(Effects)}),
-    emqx_azure_marketplace_effects:perform(?DEADLINES:finish_deadline(Key, Effects, Now)).
+    emqx_azure_marketplace_effects:perform(emqx_azure_marketplace_store_plans:finish_deadline(Key, SubId, Effects, Now)).

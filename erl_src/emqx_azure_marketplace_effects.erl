@@ -42,8 +42,8 @@ do(A, _Sub, {stop_deployment, D}) -> ok = ?PLATFORM:stop_deployment(A, D);
 do(A, _Sub, {start_deployment, D}) -> ok = ?PLATFORM:start_deployment(A, D);
 do(A, _Sub, {delete_deployment, D}) -> ok = ?PLATFORM:delete_deployment(A, D);
 %% Written by versions that closed a cancelled subscription's hour at once; its hour now closes
-%% after the grace like any other: nothing to do but look for work.
-do(_A, _Sub, close_usage) -> emqx_azure_marketplace_meter:kick().
+%% after the grace like any other, at the meter's next tick: nothing to do.
+do(_A, _Sub, close_usage) -> ok.
 
 arity(Args) when is_list(Args) -> length(Args);
 arity(Arity) -> Arity.

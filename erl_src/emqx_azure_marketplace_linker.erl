@@ -87,7 +87,7 @@ guarded_step(J = #{account_id := A}) ->
     catch
         Class:Reason:Stack ->
             ?LOG_ERROR(#{msg => "azure_marketplace_link_step_failed", account_id => A, class => Class,
-                         reason => redact(Reason), stacktrace => [{M, F, arity(Args), Loc} || {M, F, Args, Loc} <- Stack]})
+                         reason => emqx_azure_marketplace_client:redact(Reason), stacktrace => [{M, F, arity(Args), Loc} || {M, F, Args, Loc} <- Stack]})
     end.
 
 arity(Args) when is_list(Args) -> length(Args);
@@ -95,13 +95,13 @@ arity(Arity) -> Arity.
 
 %% Each step: an Azure call, its answer planned by the core, the plan performed.
 step(J = #{phase := resolving, work := {token, Token}}) ->
-    advance(J, resolved, ?CLIENT:resolve(emqx_azure_marketplace_app:client(), Token), #{});
+    advance(J, resolved, ?CLIENT:resolve(emqx_azure_marketplace_azure:client(), Token), #{});
 step(J = #{phase := activating, work := {resolved, Sub}, subscription_id := undefined}) ->
     %% Resolved at landing: decide now that we know the account.
     advance(J, resolved, {ok, Sub}, #{});
 step(J = #{phase := activating, subscription_id := SubId}) ->
     %% After a crash the activation may have gone through already: ask before activating again.
-    advance(J, checked, ?CLIENT:get_subscription(emqx_azure_marketplace_app:client(), SubId), #{}).
+    advance(J, checked, ?CLIENT:get_subscription(emqx_azure_marketplace_azure:client(), SubId), #{}).
 
 advance(J = #{attempts := N}, Step, Result, Extra) ->
     Resolved = case J of
@@ -116,7 +116,7 @@ advance(J = #{attempts := N}, Step, Result, Extra) ->
 perform(J, #{next := decide, subscription_id := SubId, status := Status}, {ok, Sub}) ->
     decide(J, SubId, Status, Sub);
 perform(J = #{account_id := A, subscription_id := SubId}, #{next := activate, plan_id := Plan, quantity := Q}, _) ->
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     case ?CLIENT:activate(C, SubId, Plan, Q) of
         ok ->
             advance(J, activated, ok, #{});
@@ -127,7 +127,7 @@ perform(J = #{account_id := A, subscription_id := SubId}, #{next := activate, pl
 perform(J = #{subscription_id := SubId}, #{next := confirm}, _) ->
     %% The subscription's term starts at its activation: Azure's, after it, for the included
     %% quantities' anniversary.
-    advance(J, confirmed, ?CLIENT:get_subscription(emqx_azure_marketplace_app:client(), SubId), #{});
+    advance(J, confirmed, ?CLIENT:get_subscription(emqx_azure_marketplace_azure:client(), SubId), #{});
 perform(#{account_id := A, subscription_id := SubId}, #{next := linked, plan_id := Plan, quantity := Q, term := Term,
                                                          effects := Effects}, _) ->
     Key = ?JOBS:commit_linked(A, SubId, #{plan_id => Plan, quantity => Q, term => Term}, Effects,
@@ -175,10 +175,7 @@ decide(J = #{account_id := A}, SubId, Status, Sub) ->
     end.
 
 %% Why a call failed, for the log (never an answer's body, which may describe the purchase).
-failure_reason({error, Reason}) -> redact(Reason);
+failure_reason({error, Reason}) -> emqx_azure_marketplace_client:redact(Reason);
 failure_reason(_) -> unreadable_answer.
-
-redact({http, Status, _Body}) -> {http, Status};
-redact(Other) -> Other.
 
 env(Key, Default) -> application:get_env(emqx_azure_marketplace, Key, Default).

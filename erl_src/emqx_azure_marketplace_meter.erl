@@ -19,7 +19,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, kick/0, run_now/0, alarms/0, reconcile/1]).
+-export([start_link/0, alarms/0, reconcile/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -38,14 +38,6 @@
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc Look for work now rather than at the next tick.
--spec kick() -> ok.
-kick() -> gen_server:cast(?MODULE, tick).
-
-%% @doc One tick now, returning when done (tests and the demo): whether this node held the lease.
--spec run_now() -> boolean().
-run_now() -> gen_server:call(?MODULE, run_now, 600000).
-
 %% @doc The alarms raised and not cleared: `#{Kind => Detail}'.
 -spec alarms() -> map().
 alarms() -> gen_server:call(?MODULE, alarms).
@@ -61,15 +53,14 @@ reconcile(Day) -> gen_server:call(?MODULE, {reconcile, Day}, 120000).
 -spec init([]) -> {ok, map()}.
 init([]) ->
     self() ! tick,
-    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0}}.
+    %% emitter: whether this node held the emitter's lease at its last tick; timer: the next tick (a
+    %% tick that comes early moves it rather than adding another)
+    {ok, #{alarms => #{}, reconciled => 0, reconcile_after => 0, emitter => false, timer => undefined}}.
 
 %% After a tick the meter hibernates: an hour of many subscriptions grows its heap to hundreds of
 %% MB (measured: 106 MB after 300,000 events), which would otherwise stay until its next
 %% collection; a quiet tick's heap is small and cheap to compact.
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()} | {reply, term(), map(), hibernate}.
-handle_call(run_now, _From, S) ->
-    {Held, S1} = run(S),
-    {reply, Held, S1, hibernate};
 handle_call({reconcile, Day}, _From, S) ->
     %% The UTC day holding Day, first and last second, as the core counts it.
     #{lookup_days := [Bounds]} = tick_plan(Day, [], [#{status => lookup, hour => Day}], S),
@@ -80,37 +71,34 @@ handle_call(alarms, _From, S = #{alarms := A}) ->
 handle_call(_Req, _From, S) ->
     {reply, {error, unknown_call}, S}.
 
--spec handle_cast(term(), map()) -> {noreply, map()} | {noreply, map(), hibernate}.
-handle_cast(tick, S) ->
-    {_, S1} = run(S),
-    {noreply, S1, hibernate};
+-spec handle_cast(term(), map()) -> {noreply, map()}.
 handle_cast(_Msg, S) ->
     {noreply, S}.
 
 -spec handle_info(term(), map()) -> {noreply, map()} | {noreply, map(), hibernate}.
-handle_info(tick, S) ->
-    {_, S1} = run(S),
+handle_info(tick, S = #{timer := Timer}) ->
+    _ = is_reference(Timer) andalso erlang:cancel_timer(Timer),
+    S1 = run(S),
     ok = emqx_azure_marketplace_metrics:usage_alarms(maps:keys(maps:get(alarms, S1))),
-    erlang:send_after(cfg(tick_ms), self(), tick),
-    {noreply, S1, hibernate};
+    {noreply, S1#{timer := erlang:send_after(cfg(tick_ms), self(), tick)}, hibernate};
 handle_info(_Msg, S) ->
     {noreply, S}.
 
 %% A tick that fails is logged and the next one tries again: the meter never takes the application
-%% down with it.
+%% down with it (and counts as this node's: it holds the lease, or will try again for it).
 run(S) ->
     Now = emqx_azure_marketplace_clock:now(),
     try
         #{lease_until := Until} = tick_plan(Now, [], [], S),
         case ?USAGE:take_lease(node(), Now, Until) of
-            true -> {true, tick(Now, S)};
-            false -> {false, S}
+            true -> (tick(Now, S))#{emitter := true};
+            false -> S#{emitter := false}
         end
     catch
         Class:Reason:Stack ->
             ?LOG_ERROR(#{msg => "azure_marketplace_meter_failed", class => Class, reason => Reason,
                          stacktrace => Stack}),
-            {true, S}
+            S#{emitter := true}
     end.
 
 tick(Now, S) ->
@@ -134,7 +122,7 @@ tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}
                       held => [R#{state => state_of(Sub)} || R = #{subscription_id := Sub} <- Held],
                       lookups => [H || #{status := lookup, hour := H} <- Steps]}).
 
-call_timeout_ms() -> emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_app:client()).
+call_timeout_ms() -> emqx_azure_marketplace_client:timeout_ms(emqx_azure_marketplace_azure:client()).
 
 cfg(Key) -> maps:get(Key, ?METERING:config()).
 
@@ -270,12 +258,12 @@ parallel(F, Items, N, Running, Acc) ->
 
 %% One batch (its hours `submitting' already) sent: what the core makes of Azure's answer, per hour.
 send_batch(Rows, Now) ->
-    Result = emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_app:client(),
+    Result = emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_azure:client(),
                                                              [event(R) || R <- Rows]),
     case Result of
         {error, Reason} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
-                           reason => redact(Reason)});
+                           reason => emqx_azure_marketplace_client:redact(Reason)});
         _ ->
             ok
     end,
@@ -318,13 +306,13 @@ step({Decisions, Unmatched}, From, Plan, S) ->
 %% day and dimension.
 lookup(Dim, {From, To}, Rows, Now) ->
     Result = emqx_azure_marketplace_client:get_usage_events(
-               emqx_azure_marketplace_app:client(),
+               emqx_azure_marketplace_azure:client(),
                #{usage_start_date => iso(From), usage_end_date => iso(To), dimension => Dim}),
     Day = [H || H = #{dimension := D} <- ?HISTORY:usage_between(From, To), D =:= Dim],
     answer(lookup, Rows, Result, Now, #{day => Day}).
 
 check(R = #{subscription_id := Sub, reason := Why}, Now) ->
-    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), Sub),
+    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), Sub),
     answer(check, [R], Result, Now, #{refused_as => Why}).
 
 %%--------------------------------------------------------------------
@@ -397,14 +385,14 @@ reconcile_day({From, To}, S) ->
                              end, S, Diffs),
             {{ok, Diffs}, S1};
         {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => From, reason => redact(Reason)}),
-            {{error, redact(Reason)}, S}
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => From, reason => emqx_azure_marketplace_client:redact(Reason)}),
+            {{error, emqx_azure_marketplace_client:redact(Reason)}, S}
     end.
 
 reconcile_dims([], _Filter, _Ledger, Acc) ->
     {ok, lists:append(lists:reverse(Acc))};
 reconcile_dims([Dim | Dims], Filter, Ledger, Acc) ->
-    Result = emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_app:client(),
+    Result = emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_azure:client(),
                                                             Filter#{dimension => Dim}),
     case ?NIF:usage_reconcile_answer([H || H = #{dimension := D} <- Ledger, D =:= Dim], Result) of
         {ok, Diffs} -> reconcile_dims(Dims, Filter, Ledger, [Diffs | Acc]);
@@ -413,6 +401,3 @@ reconcile_dims([Dim | Dims], Filter, Ledger, Acc) ->
 
 fmt_opt(undefined) -> undefined;
 fmt_opt(M) -> ?METERING:format(M).
-
-redact({http, Status, _Body}) -> {http, Status};
-redact(Other) -> Other.

@@ -69,7 +69,7 @@ record(Account, Dim, Quantity, At, SourceId) ->
     Facts = {Quantity, At, Hour, State, CancelledAt, ActivatedAt, is_map_key(Dim, maps:get(dimension_ids, recording()))},
     emqx_azure_marketplace_recorder:record({Account, SourceId, {SubId, Dim, Hour}, Quantity, Facts}).
 
-%% @doc What the core decides of a sample (the recorder's Decide for a group), on the facts its
+%% @doc What the core decides of a sample (the recorder's Decide for a group, given it by the supervisor), on the facts its
 %% caller gathered, the bucket's state, the time of the group's transaction and the grace.
 %% TotalOf(Hour) is what that hour of the sample's subscription and dimension holds already.
 -spec decider(integer()) -> fun((tuple(), boolean(), fun((integer()) -> non_neg_integer())) ->
@@ -155,9 +155,12 @@ configure() ->
 dimensions(#{dimensions := Dims}) when is_list(Dims) -> [D || D = #{id := _} <- Dims];
 dimensions(_) -> [].
 
-%% @doc How long a source id counts once after it was recorded (`dedupe_window_s', 3600 s).
+%% @doc How long a source id counts once after it was recorded (`dedupe_window_s', 3600 s), the
+%% config read again first (configure/0).
 -spec dedupe_window_s() -> pos_integer().
-dedupe_window_s() -> maps:get(dedupe_window_s, recording()).
+dedupe_window_s() ->
+    {_, #{dedupe_window_s := Window}} = configure(),
+    Window.
 
 %% @doc The configured dimension with this id, or undefined.
 -spec dimension(binary()) -> map() | undefined.

@@ -6,7 +6,7 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, azure_call/2, webhook/1, link/1, usage_alarms/1, counters/0, reachability/0, alarms/0, check/0,
+-export([start_link/1, azure_call/2, webhook/1, link/1, usage_alarms/1, counters/0, reachability/0, alarms/0, check/0,
          prometheus/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -24,9 +24,12 @@
 -define(ALARM_USAGE_ANSWERS, <<"azure_marketplace_usage_answers">>).
 
 -type outcome() :: ok | atom().
+%% What the metrics are told to read: the Azure client's figures (emqx_azure_marketplace_client:stats/1).
+-type sources() :: #{client_stats := fun(() -> map())}.
+-export_type([sources/0]).
 
--spec start_link() -> {ok, pid()} | {error, term()}.
-start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+-spec start_link(sources()) -> {ok, pid()} | {error, term()}.
+start_link(Sources) -> gen_server:start_link({local, ?MODULE}, ?MODULE, Sources, []).
 
 %% @doc Counts an Azure call's result, and notes whether it reached Azure.
 -spec azure_call(atom(), term()) -> ok.
@@ -94,7 +97,8 @@ counters() ->
     Own ++ [{retries, R} || #{retries := R} <- [client_stats()]].
 
 client_stats() ->
-    try emqx_azure_marketplace_client:stats(emqx_azure_marketplace_app:client())
+    try ets:lookup_element(?TAB, client_stats, 2) of
+        Stats -> Stats()
     catch _:_ -> #{}
     end.
 
@@ -170,11 +174,11 @@ label_value(V) when is_binary(V) -> V.
 
 %%--------------------------------------------------------------------
 
--spec init([]) -> {ok, #{}}.
-init([]) ->
+-spec init(sources()) -> {ok, #{}}.
+init(#{client_stats := ClientStats}) ->
     process_flag(trap_exit, true),
     ?TAB = ets:new(?TAB, [named_table, public, set, {write_concurrency, true}]),
-    ets:insert(?TAB, {alarms, []}),
+    ets:insert(?TAB, [{alarms, []}, {client_stats, ClientStats}]),
     schedule(),
     {ok, #{}}.
 

@@ -45,7 +45,7 @@ schedule() ->
                       reconcile).
 
 run() ->
-    Result = emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_app:client()),
+    Result = emqx_azure_marketplace_client:list_subscriptions(emqx_azure_marketplace_azure:client()),
     case repairs(#{step => list, result => Result}) of
         {ok, Applied, Since} ->
             %% Then the effects of every recent suspension or cancellation, planned again, in case
@@ -59,7 +59,7 @@ run() ->
 %% @doc One subscription brought to Azure's state now (the operator's `resync'): what was applied.
 -spec resync(binary()) -> {ok, [{binary(), atom()}]} | {error, term()}.
 resync(SubId) ->
-    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_app:client(), SubId),
+    Result = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), SubId),
     case repairs(#{step => one, subscription_id => SubId, result => Result}) of
         {ok, Applied, _} -> {ok, Applied};
         Error -> Error
@@ -93,5 +93,4 @@ links(Ids) ->
                         end
                 end, #{}, Ids).
 
-reason({error, {http, S, _Body}}) -> {http, S};
-reason({error, Reason}) -> Reason.
+reason({error, Reason}) -> emqx_azure_marketplace_client:redact(Reason).

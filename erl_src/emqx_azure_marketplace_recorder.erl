@@ -22,11 +22,10 @@
 
 -behaviour(gen_server).
 
--export([start_link/0, record/1, sweep_now/0, sources/0]).
+-export([start_link/1, record/1, sweep_now/0, sources/0]).
 -export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(DEDUPE, emqx_azure_marketplace_store_usage_dedupe).
--define(METERING, emqx_azure_marketplace_metering).
 -define(NIF, emqx_azure_marketplace_nif).
 %% The index: {DedupeKey, RecordedAt} (emqx_azure_marketplace_store_usage_dedupe:dedupe_key/2).
 -define(INDEX, azmp_usage_dedupe_index).
@@ -39,14 +38,19 @@
 -include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
 
--spec start_link() -> {ok, pid()} | {error, term()}.
+%% What recording reads of the metering config, given by the supervisor
+%% (emqx_azure_marketplace_metering's): `decider', what the core decides of a group's samples at a
+%% time (the store's Decide); `dedupe_window_s', the window, the metering config read again.
+-type policy() :: #{decider := fun((integer()) -> fun()), dedupe_window_s := fun(() -> pos_integer())}.
+-export_type([policy/0]).
+
+-spec start_link(policy()) -> {ok, pid()} | {error, term()}.
 %% Hibernates after a second without calls: a burst of callers grows its heap (measured: 17 MB
 %% after 60,000 samples), kept otherwise until its next collection.
-start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], [{hibernate_after, 1000}]).
+start_link(Policy) -> gen_server:start_link({local, ?MODULE}, ?MODULE, Policy, [{hibernate_after, 1000}]).
 
 %% @doc Records one sample: {Account, SourceId, BucketKey, Micros, Facts}, as
-%% emqx_azure_marketplace_store_usage_dedupe:record_usage_batch/4 takes it, Facts as
-%% emqx_azure_marketplace_metering:decider/1 reads them.
+%% emqx_azure_marketplace_store_usage_dedupe:record_usage_batch/4 takes it, Facts as the policy's decider reads them.
 -spec record(tuple()) -> ok | {error, term()}.
 record(Sample) -> gen_server:call(?MODULE, {record, Sample}, 30000).
 
@@ -61,9 +65,8 @@ sources() ->
 -spec sweep_now() -> non_neg_integer().
 sweep_now() -> gen_server:call(?MODULE, sweep_now, 60000).
 
--spec init([]) -> {ok, map(), {continue, index}}.
-init([]) ->
-    _ = ?METERING:configure(),
+-spec init(policy()) -> {ok, policy(), {continue, index}}.
+init(Policy = #{dedupe_window_s := Window}) ->
     ?INDEX = ets:new(?INDEX, [named_table, protected, set]),
     %% Subscribed before the index is built: a row another node writes meanwhile is then in the
     %% mailbox, handled after.
@@ -75,8 +78,8 @@ init([]) ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_dedupe_events_unavailable", reason => Reason,
                            hint => "give this node a copy of azmp_usage_dedupe (a disc or RAM Mnesia node)"})
     end,
-    erlang:send_after(?NIF:usage_sweep_interval_ms(?METERING:dedupe_window_s()), self(), sweep),
-    {ok, #{}, {continue, index}}.
+    erlang:send_after(?NIF:usage_sweep_interval_ms(Window()), self(), sweep),
+    {ok, Policy, {continue, index}}.
 
 %% The index is built before any record call is served (they wait in the mailbox), after init:
 %% the supervisor's start does not wait for it.
@@ -89,7 +92,7 @@ handle_continue(index, S) ->
     {noreply, S}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {noreply, map()} | {reply, term(), map()}.
-handle_call({record, Sample}, From, S) ->
+handle_call({record, Sample}, From, S = #{decider := Decider}) ->
     %% The callers answered last are runnable, about to call again: one scheduling round for them
     %% first makes the group larger (measured with 256 callers: 128 -> ~200 a group, a third less
     %% CPU a sample). Nothing else runnable: no wait.
@@ -97,7 +100,7 @@ handle_call({record, Sample}, From, S) ->
     {Froms, Samples} = waiting(?MAX_GROUP - 1, [From], [Sample]),
     Now = emqx_azure_marketplace_clock:now(),
     Results =
-        try ?DEDUPE:record_usage_batch(Samples, ?METERING:decider(Now), fun seen/0, Now) of
+        try ?DEDUPE:record_usage_batch(Samples, Decider(Now), fun seen/0, Now) of
             {Rs, Counted} ->
                 %% committed: in the index now (nothing else runs here before the next group)
                 true = ets:insert(?INDEX, [{Src, Now} || Src <- Counted]),
@@ -108,8 +111,8 @@ handle_call({record, Sample}, From, S) ->
         end,
     reply(Froms, Results),
     {noreply, S};
-handle_call(sweep_now, _From, S) ->
-    Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), ?METERING:dedupe_window_s()),
+handle_call(sweep_now, _From, S = #{dedupe_window_s := Window}) ->
+    Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), Window()),
     {Entries, Rows} = expired(Before),
     {reply, lists:sum([expire(Chunk) || Chunk <- Entries ++ Rows]), S};
 handle_call(_Req, _From, S) ->
@@ -119,10 +122,9 @@ handle_call(_Req, _From, S) ->
 handle_cast(_Msg, S) -> {noreply, S}.
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info(sweep, S) ->
+handle_info(sweep, S = #{dedupe_window_s := WindowNow}) ->
     %% a metering config changed in the application env is taken here at the latest
-    _ = ?METERING:configure(),
-    Window = ?METERING:dedupe_window_s(),
+    Window = WindowNow(),
     Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), Window),
     %% The scans read every source id and row kept (~0.2 us each): in a process of its own, so that
     %% record calls do not wait for them; only the deletes are the recorder's.

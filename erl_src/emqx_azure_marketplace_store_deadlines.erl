@@ -1,20 +1,18 @@
 %% @doc Deadlines (azmp_deadline): what is to be done to an account's deployment at a given time
 %% (suspend, delete), one pending deadline per account, deployment and kind. Plans schedule and
 %% cancel them inside the transaction that commits them (write_effect_tx/2); one node at a time
-%% runs a due deadline (claim_deadline/3), and its own plan's effects are committed with its end.
+%% runs a due deadline (claim_deadline/3); its end is committed with its own plan's effects
+%% (emqx_azure_marketplace_store_plans:finish_deadline/4).
 -module(emqx_azure_marketplace_store_deadlines).
 
 -export([tables/0, deadlines_pending/0]).
--export([deadlines_due/1, deadlines_of/1, claim_deadline/3, finish_deadline/3]).
+-export([deadlines_due/1, deadlines_of/1, claim_deadline/3]).
 %% inside another store's transaction
--export([write_effect_tx/2]).
+-export([write_effect_tx/2, done_tx/1]).
 
 -include("emqx_azure_marketplace.hrl").
 
 -define(DB, emqx_azure_marketplace_db).
-
--type effect() :: emqx_azure_marketplace_store_outbox:effect().
--type effect_key() :: emqx_azure_marketplace_store_outbox:effect_key().
 
 %% @doc The deadlines' table: {Name, Fields, Indexes}.
 -spec tables() -> [{atom(), [atom()], [atom()]}].
@@ -80,15 +78,10 @@ claimed(D) ->
     ?DB:write(D),
     {ok, deadline_map(D)}.
 
-%% @doc The deadline is done; its effects are committed with that (with the subscription the
-%% account's link has then).
--spec finish_deadline(term(), [effect()], integer()) -> effect_key() | none.
-finish_deadline({Account, _, _} = Key, Effects, Now) ->
-    ?DB:tx_ok(fun() ->
-        case ?DB:wread({azmp_deadline, Key}) of
-            [D] -> ?DB:write(D#azmp_deadline{done = true});
-            [] -> ok
-        end,
-        SubId = emqx_azure_marketplace_store_links:subscription_tx(Account),
-        emqx_azure_marketplace_store_outbox:write_effects_tx(Account, SubId, Effects, Now)
-    end).
+%% @doc Inside a transaction: the deadline is done (gone already: nothing to do).
+-spec done_tx(term()) -> ok.
+done_tx(Key) ->
+    case ?DB:wread({azmp_deadline, Key}) of
+        [D] -> ?DB:write(D#azmp_deadline{done = true});
+        [] -> ok
+    end.

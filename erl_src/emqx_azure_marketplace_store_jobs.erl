@@ -113,7 +113,7 @@ decide_link(Account, SubId, Sub, Decide) ->
                     {refuse, Reason} ->
                         ?DB:write(J#azmp_job{phase = failed, reason = Reason, work = undefined, updated_at = Now})
                 end,
-                {Verdict, ?OUTBOX:write_effects_tx(Account, SubId, Effects, Now)};
+                {Verdict, emqx_azure_marketplace_store_plans:effects_tx(Account, SubId, Effects, Now)};
             _ ->
                 gone
         end
@@ -125,7 +125,7 @@ commit_linked(Account, SubId, Fields = #{plan_id := _, quantity := _}, Effects, 
     ?DB:tx_ok(fun() ->
         ?LINKS:write_linked_tx(Account, SubId, Fields, Now),
         ?DB:delete({azmp_job, Account}),
-        ?OUTBOX:write_effects_tx(Account, SubId, Effects, Now)
+        emqx_azure_marketplace_store_plans:effects_tx(Account, SubId, Effects, Now)
     end).
 
 %% @doc Linking gave up: the job fails with Reason, the account's claim (if any, and not linked)
@@ -142,7 +142,7 @@ commit_link_failed(Account, Reason, Effects, Now) ->
                     undefined
             end,
         ?LINKS:release_claim_tx(Account, SubId),
-        ?OUTBOX:write_effects_tx(Account, SubId, Effects, Now)
+        emqx_azure_marketplace_store_plans:effects_tx(Account, SubId, Effects, Now)
     end).
 
 %% @doc Azure unreachable: the job's next attempt waits until RetryAt.

@@ -9,7 +9,7 @@
 -export([tables/0, claim_linked_subscriptions/0]).
 -export([link/1, link_usage/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
 %% inside another store's transaction
--export([subscription_tx/1, claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
+-export([claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
 
 -include("emqx_azure_marketplace.hrl").
 
@@ -90,7 +90,7 @@ transition(Account, Plan, Info, Op, Now) ->
                         L1 = apply_change(L, Change, Info, Now),
                         ?DB:write(L1),
                         mark_claim(L1, Change),
-                        Key = ?OUTBOX:write_effects_tx(Account, L1#azmp_link.subscription_id, Effects, Now),
+                        Key = emqx_azure_marketplace_store_plans:effects_tx(Account, L1#azmp_link.subscription_id, Effects, Now),
                         ?OPERATIONS:record_operation_tx(Op, applied, Now),
                         {changed, Old, link_map(L1), Key};
                     ignore ->
@@ -128,7 +128,7 @@ enforce(Account, Plan, Now) ->
                 {ok, #{suspended := Ids}, Effects} = Plan(link_facts(L)),
                 Ids =/= L#azmp_link.suspended_deployments andalso
                     ?DB:write(L#azmp_link{suspended_deployments = Ids}),
-                ?OUTBOX:enforce_effects_tx(Account, L#azmp_link.subscription_id, Effects, Now);
+                emqx_azure_marketplace_store_plans:enforce_effects_tx(Account, L#azmp_link.subscription_id, Effects, Now);
             [] ->
                 {unchanged, none}
         end
@@ -136,14 +136,6 @@ enforce(Account, Plan, Now) ->
 
 %%--------------------------------------------------------------------
 %% Inside the linking job's transactions
-
-%% @doc Inside a transaction: the subscription of the account's link (read-locked), or undefined.
--spec subscription_tx(binary()) -> binary() | undefined.
-subscription_tx(Account) ->
-    case ?DB:read(azmp_link, Account) of
-        [#azmp_link{subscription_id = S}] -> S;
-        [] -> undefined
-    end.
 
 %% @doc Inside a transaction, what linking Account to SubId is decided on: who holds the claim on
 %% the subscription (write-locked) and whether it was seen cancelled, and whether the account is

@@ -1,15 +1,12 @@
 %% @doc The outbox: the effects a committed plan still has to perform (azmp_effect), each record
-%% claimed by the node that committed it for a while, then by the sweep. A plan's effects are
-%% written by the transaction that commits its state change (write_effects_tx/4, run inside the
-%% owning store's transaction): the deadlines it schedules or cancels are state (the deadlines
-%% store's), the activation is the job's next step (its `activating' phase, written with it,
-%% records it), and the rest goes to the outbox.
+%% claimed by the node that committed it for a while, then by the sweep. Written inside the
+%% transaction that commits the plan (emqx_azure_marketplace_store_plans).
 -module(emqx_azure_marketplace_store_outbox).
 
 -export([tables/0, effects_pending/0]).
 -export([effect/1, effect_done/2, claim_stale_effects/3]).
 %% inside another store's transaction
--export([write_effects_tx/4, enforce_effects_tx/4]).
+-export([write_tx/4]).
 
 -include("emqx_azure_marketplace.hrl").
 
@@ -30,42 +27,16 @@ tables() -> [{azmp_effect, record_info(fields, azmp_effect), []}].
 -spec effects_pending() -> non_neg_integer().
 effects_pending() -> ?DB:table_info(azmp_effect, size).
 
-is_outbox_effect({schedule_deadline, _, _, _}) -> false;
-is_outbox_effect(cancel_deadlines) -> false;
-is_outbox_effect(activate) -> false;
-is_outbox_effect(_) -> true.
-
-%% @doc Inside a transaction: writes the deadline effects and records the others, to be performed:
-%% their record's key, or `none' when there is nothing to perform.
--spec write_effects_tx(binary(), binary() | undefined, [effect()], integer()) -> effect_key() | none.
-write_effects_tx(Account, SubId, Effects, Now) ->
-    {_, Key} = commit(Account, SubId, Effects, Now),
-    Key.
-
-%% @doc Inside a transaction: as write_effects_tx/4, and whether anything was to be done (an effect
-%% to perform, or a deadline not yet scheduled or still to cancel).
--spec enforce_effects_tx(binary(), binary() | undefined, [effect()], integer()) ->
-          {changed | unchanged, effect_key() | none}.
-enforce_effects_tx(Account, SubId, Effects, Now) ->
-    {StateChanged, Key} = commit(Account, SubId, Effects, Now),
-    {case Key =/= none orelse StateChanged of true -> changed; false -> unchanged end, Key}.
-
-commit(Account, SubId, Effects, Now) ->
-    {Outbox, State} = lists:partition(fun is_outbox_effect/1, Effects),
-    New = [x || changed <- [state_effect(Account, E) || E <- State]],
-    Key = case Outbox of
-              [] ->
-                  none;
-              _ ->
-                  K = {Now, node(), erlang:unique_integer([positive, monotonic])},
-                  ?DB:write(#azmp_effect{id = K, account_id = Account, subscription_id = SubId, effects = Outbox,
-                                         owner = node(), claimed_until = Now + ?EFFECT_CLAIM_S}),
-                  K
-          end,
-    {New =/= [], Key}.
-
-state_effect(_Account, activate) -> unchanged;
-state_effect(Account, Effect) -> emqx_azure_marketplace_store_deadlines:write_effect_tx(Account, Effect).
+%% @doc Inside a transaction: records effects to be performed (none: nothing recorded); their
+%% record's key.
+-spec write_tx(binary(), binary() | undefined, [effect()], integer()) -> effect_key() | none.
+write_tx(_Account, _SubId, [], _Now) ->
+    none;
+write_tx(Account, SubId, Effects, Now) ->
+    K = {Now, node(), erlang:unique_integer([positive, monotonic])},
+    ?DB:write(#azmp_effect{id = K, account_id = Account, subscription_id = SubId, effects = Effects,
+                           owner = node(), claimed_until = Now + ?EFFECT_CLAIM_S}),
+    K.
 
 %% @doc The effects still to perform of a record, or undefined (all performed).
 -spec effect(effect_key()) -> #{account_id := binary(), subscription_id := binary() | undefined,

@@ -4,21 +4,25 @@
 
 -behaviour(supervisor).
 
--export([start_link/0, http_port/0, restart_http/0]).
+-export([start_link/1, http_port/0, restart_http/0]).
 -export([init/1]).
 
--spec start_link() -> {ok, pid()} | {error, term()}.
-start_link() -> supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+%% @doc Sources: what the metrics read of the Azure client (emqx_azure_marketplace_metrics:sources()).
+-spec start_link(emqx_azure_marketplace_metrics:sources()) -> {ok, pid()} | {error, term()}.
+start_link(Sources) -> supervisor:start_link({local, ?MODULE}, ?MODULE, Sources).
 
--spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
-init([]) ->
+-spec init(emqx_azure_marketplace_metrics:sources()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init(Sources) ->
     Workers = [
-        worker(emqx_azure_marketplace_metrics),
+        worker(emqx_azure_marketplace_metrics, [Sources]),
         worker(emqx_azure_marketplace_effects),
         worker(emqx_azure_marketplace_linker),
         worker(emqx_azure_marketplace_deadlines),
         worker(emqx_azure_marketplace_reconciler),
-        worker(emqx_azure_marketplace_recorder),
+        %% what recording reads of the metering config, the recorder is given
+        worker(emqx_azure_marketplace_recorder,
+               [#{decider => fun emqx_azure_marketplace_metering:decider/1,
+                  dedupe_window_s => fun emqx_azure_marketplace_metering:dedupe_window_s/0}]),
         worker(emqx_azure_marketplace_meter)
     ],
     {ok, {#{strategy => one_for_one, intensity => 10, period => 10}, Workers ++ http_spec()}}.
@@ -44,7 +48,9 @@ restart_http() ->
             end
     end.
 
-worker(M) -> #{id => M, start => {M, start_link, []}}.
+worker(M) -> worker(M, []).
+
+worker(M, Args) -> #{id => M, start => {M, start_link, Args}}.
 
 -spec http_port() -> inet:port_number() | undefined.
 http_port() ->

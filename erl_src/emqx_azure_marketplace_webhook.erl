@@ -72,11 +72,11 @@ authenticate(Header) ->
     Now = erlang:system_time(second),
     Started =
         try
-            ?NIF:webhook_authenticate(emqx_azure_marketplace_app:webhook_auth(), Header, Now)
+            ?NIF:webhook_authenticate(emqx_azure_marketplace_azure:webhook_auth(), Header, Now)
         catch
             error:badarg when is_binary(Header) ->
                 %% Made by the library version before a hot upgrade: make it again, once.
-                ?NIF:webhook_authenticate(emqx_azure_marketplace_app:renew_webhook_auth(), Header, Now)
+                ?NIF:webhook_authenticate(emqx_azure_marketplace_azure:renew_webhook_auth(), Header, Now)
         end,
     case Started of
         {ok, Call} ->
@@ -143,7 +143,7 @@ await_operation(D = #{operation_id := OpId}, Deadline) ->
 %% Get Operation's answer, planned by the core (asking the platform whether it sells a new plan
 %% when the core needs to know); then the plan performed.
 confirm_and_act(D = #{operation_id := OpId, subscription_id := SubId}) ->
-    C = emqx_azure_marketplace_app:webhook_client(),
+    C = emqx_azure_marketplace_azure:webhook_client(),
     Result = ?CLIENT:get_operation(C, SubId, OpId),
     perform(plan(D#{step => operation, result => Result}), D, C, Result).
 
@@ -208,8 +208,5 @@ to_bin(B) when is_binary(B) -> B;
 to_bin(L) when is_list(L) -> unicode:characters_to_binary(L).
 
 %% Why a call the plan gave up on failed, for the log (never an answer's body).
-failure_reason({error, Reason}) -> redact(Reason);
+failure_reason({error, Reason}) -> emqx_azure_marketplace_client:redact(Reason);
 failure_reason(_) -> unreadable_answer.
-
-redact({http, Status, _Body}) -> {http, Status};
-redact(Other) -> Other.

@@ -65,8 +65,8 @@ std::optional<Error> validate_config(const ClientConfig& cfg) {
     if (c.tenant_id.empty()) return Error::badarg("tenant_id");
     if (c.client_id.empty()) return Error::badarg("client_id");
     if (c.client_secret.empty()) return Error::badarg("client_secret");
-    if (!endpoint_allowed(cfg.marketplace_url)) return Error::badarg("marketplace_url");
-    if (!endpoint_allowed(c.login_url)) return Error::badarg("login_url");
+    if (auto bad = endpoint_error("marketplace_url", cfg.marketplace_url, cfg.allow_insecure_loopback)) return bad;
+    if (auto bad = endpoint_error("login_url", c.login_url, cfg.allow_insecure_loopback)) return bad;
     if (!cfg.proxy.empty() && !cfg.proxy.starts_with("http://") && !cfg.proxy.starts_with("https://"))
         return Error::badarg("proxy");
     if (cfg.timeout_ms <= 0) return Error::badarg("timeout_ms");

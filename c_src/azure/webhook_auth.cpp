@@ -46,7 +46,7 @@ std::string jwks_url(const WebhookAuthConfig& cfg) {
 }
 
 std::optional<Error> validate_config(const WebhookAuthConfig& cfg) {
-    if (!endpoint_allowed(cfg.login_url)) return Error::badarg("login_url");
+    if (auto bad = endpoint_error("login_url", cfg.login_url, cfg.allow_insecure_loopback)) return bad;
     if (cfg.tenant_id.empty()) return Error::badarg("tenant_id");
     if (cfg.audience.empty()) return Error::badarg("audience");
     if (cfg.authorized_apps.empty()) return Error::badarg("authorized_apps");

@@ -17,7 +17,7 @@ namespace azmp::nif {
     X(http, "http") X(transport, "transport") X(bad_response, "bad_response") X(auth, "auth")          \
     X(azmp_reply, "azmp_reply") X(azmp_internal_error, "azmp_internal_error")                          \
     X(reply_too_large, "reply_too_large") X(malformed, "malformed") X(too_large, "too_large")          \
-    X(bad_json, "bad_json")                                                                            \
+    X(bad_json, "bad_json") X(insecure_endpoint, "insecure_endpoint")                                  \
     /* webhook verdicts (azmp/webhook_auth.hpp, jwt_error_name) */                                     \
     X(no_token, "no_token") X(bad_algorithm, "bad_algorithm") X(unknown_key, "unknown_key")            \
     X(bad_signature, "bad_signature") X(wrong_audience, "wrong_audience")                              \
@@ -36,7 +36,7 @@ namespace azmp::nif {
     X(timeout_ms, "timeout_ms") X(connect_timeout_ms, "connect_timeout_ms")                            \
     X(max_in_flight, "max_in_flight") X(retry, "retry") X(max_attempts, "max_attempts")                \
     X(base_delay_ms, "base_delay_ms") X(max_delay_ms, "max_delay_ms")                                  \
-    X(max_retry_after_ms, "max_retry_after_ms")                                                        \
+    X(max_retry_after_ms, "max_retry_after_ms") X(allow_insecure_loopback, "allow_insecure_loopback")  \
     /* webhook authenticator config */                                                                 \
     X(audience, "audience") X(min_refresh_interval_s, "min_refresh_interval_s") X(skew_s, "skew_s")    \
     X(authorized_apps, "authorized_apps")                                                              \

@@ -340,7 +340,7 @@ private:
 };
 
 // Error -> timeout | overloaded | {http, Status, Body} | {transport, D} | {bad_response, D} | {auth, D}
-//          | {badarg, Field}
+//          | {badarg, Field} | {insecure_endpoint, Field, Hint}
 template <>
 struct Codec<Error> {
     static ERL_NIF_TERM encode(ErlNifEnv* env, const Error& e) {
@@ -353,6 +353,9 @@ struct Codec<Error> {
             case ErrorKind::BadResponse: return enif_make_tuple2(env, atoms::bad_response, bin(e.detail));
             case ErrorKind::Auth: return enif_make_tuple2(env, atoms::auth, bin(e.detail));
             case ErrorKind::Badarg: return enif_make_tuple2(env, atoms::badarg, atom_named(env, e.detail));
+            case ErrorKind::InsecureEndpoint:
+                return enif_make_tuple3(env, atoms::insecure_endpoint, atom_named(env, e.detail),
+                                        bin(Error::kInsecureEndpointHint));
         }
         return atoms::error;
     }

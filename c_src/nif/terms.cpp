@@ -179,6 +179,7 @@ std::variant<ClientConfig, Error> config_from_term(ErlNifEnv* env, ERL_NIF_TERM 
     f.get<Positive>(atoms::timeout_ms, cfg.timeout_ms);
     f.get<Positive>(atoms::connect_timeout_ms, cfg.connect_timeout_ms);
     f.get<Positive>(atoms::max_in_flight, cfg.max_in_flight);
+    f.get(atoms::allow_insecure_loopback, cfg.allow_insecure_loopback);
     if (auto retry = f.term(atoms::retry))
         if (auto err = retry_from_term(env, *retry, cfg.retry)) f.fail(std::move(*err));
     if (auto err = f.finish()) return *err;
@@ -199,6 +200,7 @@ std::variant<WebhookAuthConfig, Error> webhook_auth_config_from_term(ErlNifEnv* 
     f.get<NonNegative>(atoms::min_refresh_interval_s, cfg.min_refresh_interval_s);
     f.get<NonNegative>(atoms::skew_s, cfg.skew_s);
     f.get<ListOf<std::string, kMaxAuthorizedApps>>(atoms::authorized_apps, cfg.authorized_apps);
+    f.get(atoms::allow_insecure_loopback, cfg.allow_insecure_loopback);
     if (auto err = f.finish()) return *err;
     // The one check of the values, the same the C++ tests exercise (skew_s at most 3600, ...).
     if (auto bad = validate_config(cfg)) return *bad;

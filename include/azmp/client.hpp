@@ -31,10 +31,13 @@ struct ClientConfig {
     std::size_t max_in_flight = 10000;  // calls beyond this are refused with `overloaded`
     std::size_t max_response_bytes = kMaxResponseBytes;  // a longer body is a bad_response
     RetryConfig retry;
+    // Plain http to a loopback address is allowed only with this set: test endpoints (an emulator).
+    bool allow_insecure_loopback = false;
 };
 
 // Checks a configuration before any request is made: URLs must be https, or http on a loopback
-// address (test endpoints); numbers in range. Returns the offending field.
+// address with allow_insecure_loopback (test endpoints); numbers in range. Returns the offending
+// field (insecure_endpoint: plain http to loopback without the flag).
 std::optional<Error> validate_config(const ClientConfig& cfg);
 
 using CallResult = std::variant<OpValue, Error>;

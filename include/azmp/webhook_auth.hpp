@@ -27,6 +27,8 @@ struct WebhookAuthConfig {
     long timeout_ms = 10000;
     std::int64_t min_refresh_interval_s = 60;  // an unknown kid refreshes the JWKS at most this often
     std::int64_t skew_s = 300;
+    // Plain http to a loopback login_url is allowed only with this set: test endpoints (an emulator).
+    bool allow_insecure_loopback = false;
 
     static constexpr std::string_view kMarketplaceAppIdForWebhooks = "20e940b3-4c77-4b0b-9a53-9e16a1b010a7";
 };
@@ -35,7 +37,8 @@ struct WebhookAuthConfig {
 // tenant percent-encoded).
 std::string jwks_url(const WebhookAuthConfig& cfg);
 
-// Checks a configuration before use: login_url https (or http on loopback), tenant_id, audience and
+// Checks a configuration before use: login_url https (or http on loopback with
+// allow_insecure_loopback: insecure_endpoint without it), tenant_id, audience and
 // authorized_apps present, numbers in range. Returns the offending field as Error::badarg.
 std::optional<Error> validate_config(const WebhookAuthConfig& cfg);
 

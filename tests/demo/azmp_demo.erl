@@ -102,7 +102,7 @@ run() ->
     step("The hour closes (5 minutes' grace) and goes to Azure in one batch (Azure answers 503 once)"),
     ok = azmp_emulator:inject(Emu, batch_usage_event, [{status, 503}]),
     hours_pass(3600 + 301),
-    true = emqx_azure_marketplace_meter:run_now(),
+    true = azmp_test_run:meter_pass(),
     show_ledger(<<"alice">>, H, H),
     check("hour billed", [done], lists:usort([S || #{hour := Hr, status := S} <- ledger(<<"alice">>, H, H), Hr =:= H])),
     tell("(the 503 was retried with the same x-ms-requestid; 100 session minutes are included per month)", []),
@@ -117,7 +117,7 @@ run() ->
 
     step("Alice moves to the premium plan in Azure: Azure's webhook reaches the plugin"),
     {ok, 200, _} = webhook(Emu, 'ChangePlan', AliceSub, #{plan_id => <<"payg-premium">>}),
-    {ok, #{<<"planId">> := NewPlan}} = ?C:get_subscription(emqx_azure_marketplace_app:client(), AliceSub),
+    {ok, #{<<"planId">> := NewPlan}} = ?C:get_subscription(emqx_azure_marketplace_azure:client(), AliceSub),
     tell("signed webhook verified, operation confirmed with Azure, accepted: plan is now ~ts", [NewPlan]),
     check("plan changed", <<"payg-premium">>, NewPlan),
 
@@ -143,7 +143,7 @@ run() ->
     tell("cancelled at ~ts, Azure's time: usage up to it still counts, even reported late", [hh(CancelledAt)]),
     ok = usage(<<"alice">>, <<"rule_actions">>, 300, CancelledAt - 60),
     hours_pass(H1 + 3600 + 301 - emqx_azure_marketplace_clock:now()),
-    true = emqx_azure_marketplace_meter:run_now(),
+    true = azmp_test_run:meter_pass(),
     tell("the hour in progress closed after its grace, like any other, and was billed:", []),
     show_ledger(<<"alice">>, H1, H1),
     check("cancelled hour billed", [done], lists:usort([S || #{status := S} <- ledger(<<"alice">>, H1, H1)])),
@@ -240,7 +240,7 @@ watch_status(Account, Seen, N) ->
 
 days(N) ->
     azmp_test_clock:advance(N * ?DAY),
-    emqx_azure_marketplace_deadlines:run_now(),
+    azmp_test_run:deadlines_pass(),
     say("~n  [day ~B]~n", [(emqx_azure_marketplace_clock:now() - get(t0)) div ?DAY]),
     show_deployments(<<"alice">>).
 

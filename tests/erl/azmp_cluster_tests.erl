@@ -34,7 +34,7 @@ cluster_test_() ->
                         {timeout, 30, fun() -> link_here_webhook_there(Cl) end}} end,
             fun(Cl) -> {"node 1 killed: node 2 answers gating and link status, runs the deadlines",
                         {timeout, 40, fun() -> survivor(Cl) end}} end,
-            fun(Cl) -> {"a deadline runs once in the cluster: run_now on both nodes at once",
+            fun(Cl) -> {"a deadline runs once in the cluster: a pass on both nodes at once",
                         {timeout, 30, fun() -> deadline_once(Cl) end}} end,
             fun(Cl) -> {"node killed in the middle of a link, the other node up: linked, activated once",
                         {timeout, 60, fun() -> crash_mid_link(Cl, with_node2) end}} end,
@@ -204,12 +204,12 @@ survivor(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     %% One day later nothing is due; three days later node 2 stops the trials (ended on day 2) and
     %% deletes the paid deployments.
     ok = rpc(N2, azmp_test_clock, advance, [?DAY]),
-    ?assertEqual(0, rpc(N2, emqx_azure_marketplace_deadlines, run_now, [])),
+    ?assertEqual(0, rpc(N2, azmp_test_run, deadlines_pass, [])),
     ?assertMatch(#{state := stopped}, deployment(A, <<A/binary, "-paid">>)),
     Calls = trace_mem(fun() ->
         ok = rpc(N2, azmp_test_clock, advance, [2 * ?DAY + 60]),
-        _ = rpc(N2, emqx_azure_marketplace_deadlines, run_now, []),
-        %% The tick may have run some of them first, run_now the others: all done when it returns.
+        _ = rpc(N2, azmp_test_run, deadlines_pass, []),
+        %% The tick may have run some of them first, the pass the others: all done when it returns.
         ?assert(lists:all(fun(X) -> deployment(X, <<X/binary, "-paid">>) =:= gone end, [A, B])),
         ?assert(lists:all(fun(X) -> maps:get(state, deployment(X, <<X/binary, "-trial">>)) =:= stopped end,
                           [A, B]))
@@ -242,7 +242,7 @@ deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Deployments = [{A, <<A/binary, S/binary>>} || A <- Accounts, S <- [<<"-paid">>, <<"-paid2">>, <<"-paid3">>]],
     ?assertEqual(12, length(Deployments)),
     [?assertMatch(#{state := stopped}, deployment(A, D)) || {A, D} <- Deployments],
-    %% Only run_now runs deadlines from here on (the pending tick fires within 200 ms, then not for
+    %% Only the passes run deadlines from here on (the pending tick fires within 200 ms, then not for
     %% 10 minutes), so that the two calls below race for all of them.
     [ok = rpc(N, application, set_env, [emqx_azure_marketplace, deadline_tick_ms, 600000]) || N <- Nodes],
     timer:sleep(500),
@@ -253,7 +253,7 @@ deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     ok = sys:suspend(Mem),
     Ran =
         try
-            Reqs = [{N, erpc:send_request(N, emqx_azure_marketplace_deadlines, run_now, [])} || N <- Nodes],
+            Reqs = [{N, erpc:send_request(N, azmp_test_run, deadlines_pass, [])} || N <- Nodes],
             true = azmp_test_env:wait_until(fun() ->
                 {messages, Ms} = process_info(Mem, messages),
                 lists:sort([node(P) || {'$gen_call', {P, _}, {deployment, delete, _, _}} <- Ms]) =:= lists:sort(Nodes)
@@ -273,9 +273,9 @@ deadline_once(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     [?assertEqual({N, A, 3, []}, {N, A, length(rpc(N, ?DEADLINES, deadlines_of, [A])),
                                    [D || D <- rpc(N, ?DEADLINES, deadlines_of, [A]), maps:get(done, D) =/= true]})
      || N <- Nodes, A <- Accounts],
-    [?assertEqual({N, 0}, {N, rpc(N, emqx_azure_marketplace_deadlines, run_now, [])}) || N <- Nodes],
+    [?assertEqual({N, 0}, {N, rpc(N, azmp_test_run, deadlines_pass, [])}) || N <- Nodes],
     ?assertEqual(12, length([x || {delete, A, _} <- ?MEM:log(), lists:member(A, Accounts)])),
-    io:format(user, "~n    deadline_once: 12 deletions due, run_now split ~p, 12 delete calls in the log~n",
+    io:format(user, "~n    deadline_once: 12 deletions due, passes split ~p, 12 delete calls in the log~n",
               [[{node_label(N, Nodes), R} || {N, R} <- Ran]]).
 
 %% Mode `with_node2': node 2 runs meanwhile and may take the job over once node 1's lease has run
@@ -456,7 +456,7 @@ metering_time_zone(#{n1 := N1, n2 := N2, emu := Emu, env := Env}) ->
         ok = record(N, A, <<"sessions">>, <<"2.5">>, (H0 + ?HOUR) * 1000 - 1),
         ok = record(N, A, <<"sessions">>, 4, (H0 + ?HOUR) * 1000),
         set_clock(N, H0 + 2 * ?HOUR + 301),
-        true = rpc(N, emqx_azure_marketplace_meter, run_now, []),
+        true = rpc(N, azmp_test_run, meter_pass, []),
         ?assertEqual([{H0, <<"sessions">>, 3.5}, {H0 + ?HOUR, <<"sessions">>, 4}], accepted(Emu, SubId)),
         Times = [T || #{resource_id := R, time := T} <- azmp_emulator:usage(Emu), R =:= SubId],
         ?assertEqual([H0, H0 + ?HOUR], lists:sort(Times))
@@ -527,7 +527,7 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
     [ok = record(N1, A, D, Q, H * 1000) || {D, Q} <- lists:zip(Dims, [1, <<"0.5">>, 7])],
     [set_clock(N, real_hour() + 60) || N <- [N1, N2], Mode =:= with_node2 orelse N =:= N1],
     ok = azmp_emulator:inject(Emu, batch_usage_event, [{lost_reply, 5000}]),
-    spawn(fun() -> catch erpc:call(N1, emqx_azure_marketplace_meter, run_now, [], 20000) end),
+    spawn(fun() -> catch erpc:call(N1, azmp_test_run, meter_pass, [], 20000) end),
     %% Azure has the three events; node 1 is still waiting for the answer.
     true = azmp_test_env:wait_until(fun() -> length(accepted(Emu, SubId)) =:= 3 end, 10000),
     ?assertEqual([submitting], lists:usort([S || #{status := S} <- rpc(N1, ?HISTORY, usage_rows, [SubId, H, H])])),
@@ -538,16 +538,16 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
                 %% Node 2 takes the emitter's lease once node 1's has run out (3 s), and the hours
                 %% node 1 had in flight once its calls have surely ended: the lease and 5 waves of
                 %% calls of at most 5 s (28 s); a minute on, on node 2's clock.
-                ?assertEqual(false, rpc(N2, emqx_azure_marketplace_meter, run_now, [])),
+                ?assertEqual(false, rpc(N2, azmp_test_run, meter_pass, [])),
                 set_clock(N2, real_hour() + 120),
                 true = azmp_test_env:wait_until(
-                         fun() -> rpc(N2, emqx_azure_marketplace_meter, run_now, []) end, 15000),
+                         fun() -> rpc(N2, azmp_test_run, meter_pass, []) end, 15000),
                 {N2, fun() -> ok end};
             alone ->
                 true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
                 Again = start_node(Name1, Dir1, Env, none),
                 set_clock(N1, real_hour() + 60),
-                true = rpc(N1, emqx_azure_marketplace_meter, run_now, []),
+                true = rpc(N1, azmp_test_run, meter_pass, []),
                 {N1, fun() -> catch peer:stop(maps:get(peer, Again)) end}
         end,
     try
@@ -579,14 +579,14 @@ two_emitters(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     ok = azmp_emulator:reset_stats(Emu),
     ok = azmp_emulator:inject(Emu, batch_usage_event, [{delay, 4500}]),
     Self = self(),
-    spawn(fun() -> Self ! {node1_tick, catch erpc:call(N1, emqx_azure_marketplace_meter, run_now, [], 30000)} end),
+    spawn(fun() -> Self ! {node1_tick, catch erpc:call(N1, azmp_test_run, meter_pass, [], 30000)} end),
     true = azmp_test_env:wait_until(
              fun() -> [submitting] =:= lists:usort([S || #{status := S} <- rpc(N1, ?HISTORY, usage_rows, [SubA, HA, HA])]) end,
              5000),
     %% Node 1's lease (3 s) runs out while Azure holds its call; node 2 takes it over and sends B's
     %% hour, closed since, but not A's, still in flight.
     set_clock(N2, T1 + 4),
-    true = azmp_test_env:wait_until(fun() -> rpc(N2, emqx_azure_marketplace_meter, run_now, []) end, 10000),
+    true = azmp_test_env:wait_until(fun() -> rpc(N2, azmp_test_run, meter_pass, []) end, 10000),
     ?assertEqual([{HB, <<"sessions">>, 2}], accepted(Emu, SubB)),
     receive {node1_tick, true} -> ok after 30000 -> error(node1_tick_did_not_end) end,
     ?assertEqual(2, length(accepted(Emu, SubA))),

@@ -71,7 +71,7 @@ accepted(Emu, SubId) ->
     lists:sort([{H, D, Q} || #{resource_id := R, dimension := D, hour := H, quantity := Q} <- azmp_emulator:usage(Emu),
                              R =:= SubId]).
 
-ticks(N) -> [true = ?METER:run_now() || _ <- lists:seq(1, N)], ok.
+ticks(N) -> [true = azmp_test_run:meter_pass() || _ <- lists:seq(1, N)], ok.
 
 %%--------------------------------------------------------------------
 

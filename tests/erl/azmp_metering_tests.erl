@@ -92,7 +92,7 @@ hours(Emu) ->
     ok = record(A, <<"session_minutes">>, <<"2.5">>, (H0 + ?H) * 1000 - 1),
     ok = record(A, <<"session_minutes">>, 4, (H0 + ?H) * 1000),
     set_clock(H0 + 2 * ?H + 301),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual([{H0, <<"session_minutes">>, 3.5}, {H0 + ?H, <<"session_minutes">>, 4}], accepted(Emu, SubId)),
     ?assertMatch(#{status := done, recorded := <<"3.5">>, reported := <<"3.5">>, event_id := <<_/binary>>},
                  row(A, <<"session_minutes">>, H0)),
@@ -198,7 +198,7 @@ sixty(Emu) ->
      end || I <- lists:seq(0, 19)],
     set_clock(real_hour() + 60),
     ok = azmp_emulator:reset_stats(Emu),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(3, batches(Emu)),
     ?assertEqual(60, length(accepted(Emu, SubId))),
     ?assertEqual(lists:sum([3 * (I + 1) || I <- lists:seq(0, 19)]),
@@ -221,13 +221,13 @@ every_answer(Emu) ->
     ok = record(A, <<"undeclared">>, 1, H * 1000),
     ok = record(B, <<"session_minutes">>, 1, H * 1000),
     %% An earlier reply was lost (Azure holds traffic_gb = 5, ours), and Azure holds 1 for rule_actions.
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     Ev = fun(D, Q) -> #{resource_id => SubA, dimension => D, quantity => Q, plan_id => <<"payg">>,
                         effective_start_time => iso(H)} end,
     {ok, _} = emqx_azure_marketplace_client:post_usage_batch(C, [Ev(<<"traffic_gb">>, 5), Ev(<<"rule_actions">>, 1)]),
     set_clock(real_hour() + 60),
     ok = azmp_emulator:reset_stats(Emu),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(1, batches(Emu)),
     Current = real_hour(),
     ?assertMatch(#{status := done, event_id := <<_/binary>>}, row(A, <<"session_minutes">>, H)),
@@ -250,12 +250,12 @@ every_answer(Emu) ->
     %% Nothing Accepted is sent again; B's hour waits for its back-off.
     Before = accepted(Emu, SubA),
     ok = azmp_emulator:reset_stats(Emu),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(Before, accepted(Emu, SubA)),
     ?assertEqual(0, batches(Emu)),
     %% After it, Azure says B is suspended: not gone, so the hour is sent again later, with back-off.
     set_clock(real_hour() + 60 + 61),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertMatch(#{status := pending, reason := 'ResourceNotActive', attempts := 2}, row(B, <<"session_minutes">>, H)),
     azmp_test_clock:reset().
 
@@ -279,11 +279,11 @@ cancel(Emu) ->
     %% 15:40: a sample of 15:15 arrives late: its hour is still open.
     set_clock(H + 40 * 60),
     ok = record(A, <<"session_minutes">>, 1, (Cancelled - 5 * 60) * 1000),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual([], accepted(Emu, SubId), "the hour closes after its grace, like any other"),
     %% 16:05 and a second: closed and sent, within Azure's window.
     set_clock(H + ?H + 301),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual([{H, <<"session_minutes">>, 8}], accepted(Emu, SubId)),
     ?assertMatch(#{status := done}, row(A, <<"session_minutes">>, H)),
     ?assertEqual({error, hour_closed}, record(A, <<"session_minutes">>, 1, (Cancelled - 60) * 1000)),
@@ -306,7 +306,7 @@ included(Emu) ->
          ok = record(A, Dim, Q, T * 1000)
      end || {K, Q} <- Samples],
     set_clock(real_hour() + 60),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     Rows = [{(H - Anniversary) div ?H, I, R} || #{dimension := Di, hour := H, included := I, reported := R}
                                                     <- report(A, Anniversary - 3 * ?H, Anniversary + ?H), Di =:= Dim],
     ?assertEqual([{-3, <<"6">>, <<"0">>}, {-2, <<"4">>, <<"2">>}, {-1, <<"0">>, <<"3">>},
@@ -326,7 +326,7 @@ outage(Emu) ->
         fun(I, Seen) ->
             At(S + I * ?H + 600),
             ok = record(A, <<"session_minutes">>, <<"1.25">>, (S + I * ?H + 300) * 1000),
-            true = ?METER:run_now(),
+            true = azmp_test_run:meter_pass(),
             Seen orelse maps:is_key(usage_unsent_12h, ?METER:alarms())
         end, false, lists:seq(0, 29)),
     ?assert(Alarmed),
@@ -335,7 +335,7 @@ outage(Emu) ->
     %% hours it answered are in doubt, so those now Expired are looked up in usageEvents before being
     %% carried (Azure holds none of them), and the carries go out with the next hour.
     ok = azmp_emulator:clear_faults(Emu, batch_usage_event),
-    [begin At(S + (30 + K) * ?H + 400), true = ?METER:run_now(), true = ?METER:run_now() end || K <- [0, 1, 2]],
+    [begin At(S + (30 + K) * ?H + 400), true = azmp_test_run:meter_pass(), true = azmp_test_run:meter_pass() end || K <- [0, 1, 2]],
     ?assert(lists:any(fun(#{reason := R}) -> R =:= 'Expired' end, report(A, S, S + 33 * ?H))),
     Rows = report(A, S, S + 33 * ?H),
     ?assert(lists:any(fun(#{status := St}) -> St =:= carried end, Rows)),
@@ -355,7 +355,7 @@ reconcile(Emu) ->
     set_clock(H + 60),
     ok = record(A, <<"traffic_gb">>, <<"0.75">>, H * 1000),
     set_clock(real_hour() + 60),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     Mine = fun({ok, Diffs}) -> [D || D = #{subscription_id := S} <- Diffs, S =:= SubId] end,
     ?assertEqual([], Mine(?M:reconcile_usage(Day))),
     ok = azmp_emulator:set_recon(Emu, #{resource_id => SubId, dimension => <<"traffic_gb">>, day => Day},

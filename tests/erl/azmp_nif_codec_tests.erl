@@ -8,11 +8,11 @@
 -define(NIF, emqx_azure_marketplace_nif).
 
 auth_base() ->
-    #{tenant_id => <<"t">>, audience => <<"c">>, login_url => <<"http://127.0.0.1:1">>}.
+    #{tenant_id => <<"t">>, audience => <<"c">>, login_url => <<"http://127.0.0.1:1">>, allow_insecure_loopback => true}.
 
 client_base() ->
     #{tenant_id => <<"t">>, client_id => <<"c">>, client_secret => <<"s">>,
-      login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>,
+      login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>, allow_insecure_loopback => true,
       retry => #{max_attempts => 1}, timeout_ms => 1000}.
 
 auth_new(Extra) -> ?NIF:webhook_auth_new(maps:merge(auth_base(), Extra)).

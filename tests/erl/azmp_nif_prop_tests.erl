@@ -34,10 +34,10 @@ nif_fuzz_test_() ->
          %% A client whose calls can only fail fast: nothing listens on port 1.
          {ok, {Client, _}} = ?NIF:client_new(#{
              tenant_id => <<"t">>, client_id => <<"c">>, client_secret => <<"s">>,
-             login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>,
+             login_url => <<"http://127.0.0.1:1">>, marketplace_url => <<"http://127.0.0.1:1/api">>, allow_insecure_loopback => true,
              retry => #{max_attempts => 1}, timeout_ms => 1000}),
          {ok, Auth} = ?NIF:webhook_auth_new(#{tenant_id => <<"t">>, audience => <<"c">>,
-                                              login_url => <<"http://127.0.0.1:1">>, timeout_ms => 1000}),
+                                              login_url => <<"http://127.0.0.1:1">>, allow_insecure_loopback => true, timeout_ms => 1000}),
          {Client, Auth}
      end,
      fun(_) -> flush() end,

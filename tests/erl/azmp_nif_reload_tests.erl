@@ -88,7 +88,7 @@ upgrade(Emu) ->
         C2 = azmp_test_env:client(Emu, #{transport => http}),
         ?assertMatch({ok, _}, ?C:get_subscription(C2, SubId)),
         %% The plugin's client and webhook authenticator are made again by the new version on use.
-        ?assertMatch({ok, _}, ?C:get_subscription(emqx_azure_marketplace_app:client(), SubId)),
+        ?assertMatch({ok, _}, ?C:get_subscription(emqx_azure_marketplace_azure:client(), SubId)),
         ?assertMatch({ok, 200, _}, azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Renew', SubId, #{})),
         Old ! {Self, go_on},
         receive

@@ -109,17 +109,17 @@ refused(Ctx) ->
 
 live_change(#{emu := Emu} = Ctx) ->
     {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),
-    OldClient = ?APP_MOD:client(),
+    OldClient = emqx_azure_marketplace_azure:client(),
     OldPort = ?APP_MOD:http_port(),
     {ok, _} = emqx_azure_marketplace_client:get_subscription(OldClient, SubId),
     ok = azmp_emulator:set_delay(Emu, 1000),
     Self = self(),
-    Pids = [spawn(fun() -> Self ! {self(), emqx_azure_marketplace_client:get_subscription(?APP_MOD:client(), SubId)} end)
+    Pids = [spawn(fun() -> Self ! {self(), emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), SubId)} end)
             || _ <- lists:seq(1, ?CALLS)],
     true = azmp_test_env:wait_until(fun() -> maps:get(in_flight, emqx_azure_marketplace_client:stats(OldClient)) =:= ?CALLS end, 20000),
     %% A new config (secret from a file, another timeout, the listener on a new port) while they wait.
     ?assertEqual(ok, ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"http">> => #{<<"ip">> => <<"127.0.0.1">>}}))),
-    NewClient = ?APP_MOD:client(),
+    NewClient = emqx_azure_marketplace_azure:client(),
     ?assertNotEqual(OldClient, NewClient),
     Results = [receive {P, R} -> R after 60000 -> no_reply end || P <- Pids],
     ok = azmp_emulator:set_delay(Emu, 0),
@@ -169,15 +169,18 @@ metering_live(#{emu := Emu} = Ctx) ->
 unreachable(#{emu := Emu} = Ctx) ->
     %% from a call that got its answer
     {ok, #{id := Sub0}} = azmp_emulator:add_subscription(Emu, #{}),
-    {ok, _} = emqx_azure_marketplace_client:get_subscription(?APP_MOD:client(), Sub0),
+    {ok, _} = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), Sub0),
     {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
     {ok, Closed} = inet:port(L),
     ok = gen_tcp:close(L),
     Dead = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Closed)]),
-    ok = ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"azure">> => #{<<"login_url">> => Dead,
-                                                                      <<"marketplace_url">> => <<Dead/binary, "/api">>}})),
+    DeadAzure = #{<<"login_url">> => Dead, <<"marketplace_url">> => <<Dead/binary, "/api">>},
+    %% plain http, even to loopback, only for a config that says it is a test endpoint
+    ?assertMatch({error, #{field := <<"azure.marketplace_url">>, reason := {insecure_endpoint, _}}},
+                 ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"azure">> => DeadAzure}))),
+    ok = ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"azure">> => DeadAzure#{<<"allow_insecure_loopback">> => true}})),
     ?assertEqual(ok, ?APP_MOD:on_health_check(#{})),
-    [{error, _} = emqx_azure_marketplace_client:get_subscription(?APP_MOD:client(), <<"sub-x">>) || _ <- lists:seq(1, 3)],
+    [{error, _} = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), <<"sub-x">>) || _ <- lists:seq(1, 3)],
     {Us, Health} = timer:tc(fun() -> ?APP_MOD:on_health_check(#{}) end),
     ?debugFmt("health check with Azure unreachable: ~p in ~p us", [Health, Us]),
     ?assertMatch({error, <<"Azure Marketplace APIs unreachable", _/binary>>}, Health),
@@ -189,7 +192,7 @@ unreachable(#{emu := Emu} = Ctx) ->
     %% Azure back: the next call that gets an answer clears it.
     ok = ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{})),
     {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),
-    {ok, _} = emqx_azure_marketplace_client:get_subscription(?APP_MOD:client(), SubId),
+    {ok, _} = emqx_azure_marketplace_client:get_subscription(emqx_azure_marketplace_azure:client(), SubId),
     ?assertEqual([], emqx_azure_marketplace_metrics:check()),
     ?assertEqual(ok, ?APP_MOD:on_health_check(#{})),
     Metrics = emqx_azure_marketplace_metrics:prometheus(),

@@ -187,7 +187,7 @@ p_uninstall(InstallDir, NameVsn) ->
 %% @doc Starts ?CALLS Azure calls on the running plugin's client, each in its own process; answers
 %% the collector's pid once they are all in flight.
 p_calls_start(SubId, _) ->
-    C = emqx_azure_marketplace_app:client(),
+    C = emqx_azure_marketplace_azure:client(),
     Self = self(),
     Collector = spawn(fun() ->
         Me = self(),
@@ -358,7 +358,8 @@ start_unreachable(Ctx) ->
     ok = gen_tcp:close(L),
     Dead = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Closed)]),
     Env = env(Ctx),
-    Azure = (maps:get(azure, Env))#{login_url := Dead, marketplace_url := <<Dead/binary, "/api">>},
+    Azure = (maps:get(azure, Env))#{login_url := Dead, marketplace_url := <<Dead/binary, "/api">>,
+                                    allow_insecure_loopback => true},
     {ok, Ms} = rpc(Ctx, p_start, [maps:get(app_dir, Info), '5.9', Env#{azure := Azure}]),
     ?debugFmt("start with Azure unreachable: ~p ms", [Ms]),
     ?assert(Ms < ?START_LIMIT_MS),
@@ -463,7 +464,7 @@ cycle(I, SubId, Token, #{emu := Emu} = Ctx) ->
     ?assertEqual(?CALLS, Ok),
     ?assertEqual(ok, rpc(Ctx, emqx_azure_marketplace_app, on_health_check, [#{}])),
     ?assertMatch({ok, _}, rpc(Ctx, emqx_azure_marketplace_client, get_subscription,
-                              [rpc(Ctx, emqx_azure_marketplace_app, client, []), SubId])),
+                              [rpc(Ctx, emqx_azure_marketplace_azure, client, []), SubId])),
     ?assertMatch(#{}, rpc(Ctx, emqx_azure_marketplace_store_landings, landing, [Landing1])),
     %% and out again
     uninstall(Ctx, v2),

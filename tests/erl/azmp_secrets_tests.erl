@@ -40,7 +40,7 @@ no_secret_anywhere(Emu) ->
         Status = iolist_to_binary(io_lib:format("~p", [[sys:get_status(P) || P <- [emqx_azure_marketplace_linker,
                                                                                     emqx_azure_marketplace_deadlines,
                                                                                     emqx_azure_marketplace_reconciler]]])),
-        ClientTerm = iolist_to_binary(io_lib:format("~p", [emqx_azure_marketplace_app:client()])),
+        ClientTerm = iolist_to_binary(io_lib:format("~p", [emqx_azure_marketplace_azure:client()])),
         [?assertEqual(nomatch, binary:match(Text, Secret)) || Text <- [Status, ClientTerm], Secret <- Secrets]
     after
         logger:remove_handler(azmp_capture)

@@ -214,13 +214,13 @@ check(N, Emu, Acks, Kills) ->
                                                              erlang:system_time(second)]),
                       ok = azmp_emulator:set_clock_offset(Emu, S)
             end,
-    [begin Shift(K * ?H), _ = rpc(N, emqx_azure_marketplace_meter, run_now, []) end || K <- lists:seq(1, 25)],
+    [begin Shift(K * ?H), _ = rpc(N, azmp_test_run, meter_pass, []) end || K <- lists:seq(1, 25)],
     ok = azmp_emulator:clear_faults(Emu, batch_usage_event),
     Ledger = fun() -> rpc(N, azmp_test_store, usage_all, []) end,
     Unfinished = fun() -> [R || R = #{status := S} <- Ledger(),
                                 lists:member(S, [open, pending, submitting, held, lookup, check])] end,
     Finish = fun(K) -> Shift(K * ?H + 400),
-                       true = azmp_test_env:wait_until(fun() -> _ = rpc(N, emqx_azure_marketplace_meter, run_now, []),
+                       true = azmp_test_env:wait_until(fun() -> _ = rpc(N, azmp_test_run, meter_pass, []),
                                                                 Unfinished() =:= [] end, 20000)
              end,
     %% (Retries back off up to an hour: a few more hours see everything out.)

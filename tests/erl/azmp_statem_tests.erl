@@ -125,7 +125,7 @@ create_deployment(N, Trial) ->
 
 pass_time(Seconds) ->
     azmp_test_clock:advance(Seconds),
-    emqx_azure_marketplace_deadlines:run_now().
+    azmp_test_run:deadlines_pass().
 
 %%--------------------------------------------------------------------
 %% Invariants, read from the system itself

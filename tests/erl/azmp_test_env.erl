@@ -33,7 +33,8 @@ client_config(Emu, #{transport := Transport} = Extra) ->
     WithCa =
         case Transport of
             https -> Base#{ca_file => iolist_to_binary(azmp_emulator:ca_file(Emu))};
-            http -> Base
+            %% the emulator's plain http endpoint: a test endpoint, said so
+            http -> Base#{allow_insecure_loopback => true}
         end,
     maps:merge(WithCa, maps:remove(transport, Extra)).
 

@@ -85,11 +85,11 @@ archived(Emu) ->
     ok = record(A, <<"traffic_gb">>, <<"0.000001">>, (H0 + 60) * 1000),
     ok = record(A, <<"session_minutes">>, 2, (H0 + ?H + 60) * 1000),
     %% Open hours are in RAM.
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(3, length(live(SubId))),
     %% Both hours' grace is past: billed, then out of RAM, in the day's table, on disc.
     at(Emu, H0 + 2 * ?H + 301),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual([], live(SubId)),
     Day = H0 - H0 rem ?D,
     ?assert(lists:member(Day, ?HISTORY:usage_history_days())),
@@ -124,7 +124,7 @@ days(Emu) ->
                        H = Start + Day * ?D + Hour * ?H,
                        at(Emu, H + 10),
                        [ok = record(A, D, <<"0.5">>, (H + 5) * 1000) || {A, _} <- Subs, D <- ?DIMS],
-                       true = ?METER:run_now()
+                       true = azmp_test_run:meter_pass()
                    end || Hour <- lists:seq(0, 23)],
                   {mnesia:table_info(azmp_usage, size), mnesia:table_info(azmp_usage, memory),
                    length([D || D <- ?HISTORY:usage_history_days(), D < Start + 12 * ?D])}
@@ -184,18 +184,18 @@ daily_retry(Emu) ->
     ok = azmp_emulator:inject(Emu, usage_events, lists:duplicate(100, {status, 503})),
     at(Emu, Day + ?D + ?H + 10),
     Q0 = Queries(),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     Q1 = Queries(),
     ?assert(Q1 > Q0),
     ok = azmp_emulator:clear_faults(Emu, usage_events),
     %% Not again at once...
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(Q1, Queries()),
     %% ...but an hour later: one query per dimension, and then done for that day.
     at(Emu, Day + ?D + 2 * ?H + 20),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(Q1 + length(?DIMS), Queries()),
     at(Emu, Day + ?D + 3 * ?H + 30),
-    true = ?METER:run_now(),
+    true = azmp_test_run:meter_pass(),
     ?assertEqual(Q1 + length(?DIMS), Queries()),
     reset(Emu).

@@ -59,7 +59,7 @@ change_plan(Emu, Plan, Accepted) ->
     ok = ?MEM:set_plans([<<"payg">>, <<"payg-premium">>]),
     {ok, 200, _} = send(Emu, 'ChangePlan', SubId, #{plan_id => Plan}),
     [#{operation_id := OpId}] = [W || W = #{subscription_id := S} <- azmp_emulator:webhooks(Emu), S =:= SubId],
-    {ok, Op} = emqx_azure_marketplace_client:get_operation(emqx_azure_marketplace_app:client(), SubId, OpId),
+    {ok, Op} = emqx_azure_marketplace_client:get_operation(emqx_azure_marketplace_azure:client(), SubId, OpId),
     Link = emqx_azure_marketplace_store_links:link(A),
     case Accepted of
         true ->
@@ -105,20 +105,20 @@ unsubscribe(Emu) ->
     ?assertEqual({error, subscription_cancelled}, ?M:can_create_deployment(A, #{trial => false})),
     %% One day later: nothing deleted yet, the trial still runs.
     azmp_test_clock:advance(?DAY),
-    emqx_azure_marketplace_deadlines:run_now(),
+    azmp_test_run:deadlines_pass(),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),
     %% Trial ends on day 2: stopped, and deleted 3 days after that.
     azmp_test_clock:advance(?DAY + 60),
-    emqx_azure_marketplace_deadlines:run_now(),
+    azmp_test_run:deadlines_pass(),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-trial">>)),
     %% Day 3: the paid deployment stopped at cancellation is deleted.
     azmp_test_clock:advance(?DAY),
-    emqx_azure_marketplace_deadlines:run_now(),
+    azmp_test_run:deadlines_pass(),
     ?assertEqual(gone, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := stopped}, deployment(A, <<"-trial">>)),
     azmp_test_clock:advance(2 * ?DAY),
-    emqx_azure_marketplace_deadlines:run_now(),
+    azmp_test_run:deadlines_pass(),
     ?assertEqual(gone, deployment(A, <<"-trial">>)),
     %% Each deletion ran once.
     Deletes = [D || {delete, Acc, D} <- ?MEM:log(), Acc =:= A],
@@ -133,7 +133,7 @@ resubscribe(Emu) ->
     ok = ?M:link(A, {token, Token}),
     azmp_test_env:await_linked(A),
     azmp_test_clock:advance(4 * ?DAY),
-    emqx_azure_marketplace_deadlines:run_now(),
+    azmp_test_run:deadlines_pass(),
     %% Kept (stopped, for the customer to start again), and nothing left to run.
     ?assertMatch(#{state := stopped}, deployment(A, <<"-paid">>)),
     ?assertMatch(#{state := running}, deployment(A, <<"-trial">>)),

@@ -83,7 +83,7 @@ errors_test_() ->
             {"a 401 forces one token refresh and one retry", fun() -> reauth(Emu) end},
             {"a retried request keeps its request id", fun() -> request_ids(Emu) end},
             {"batch of 26 refused before sending", fun() -> batch_limit(Emu) end},
-            {"plain http only to loopback", fun plain_http_policy/0},
+            {"plain http only to loopback, and only with allow_insecure_loopback", fun plain_http_policy/0},
             {"config errors name the field", fun config_errors/0},
             {"bad arguments name the field", fun() -> arg_errors(Emu) end},
             {"every page of the subscription list", fun() -> paging(Emu) end}
@@ -163,8 +163,20 @@ plain_http_policy() ->
                  ?C:new(Base#{marketplace_url => <<"http://marketplaceapi.microsoft.com/api">>})),
     ?assertEqual({error, {badarg, login_url}}, ?C:new(Base#{login_url => <<"http://10.0.0.1">>})),
     ?assertEqual({error, {badarg, marketplace_url}}, ?C:new(Base#{marketplace_url => <<"ftp://127.0.0.1/api">>})),
-    ?assertMatch({ok, _}, ?C:new(Base#{marketplace_url => <<"http://127.0.0.1:1/api">>})),
-    ?assertMatch({ok, _}, ?C:new(Base#{marketplace_url => <<"http://localhost:1/api">>})),
+    %% plain http to loopback: refused unless the config says it is a test endpoint, with what to do
+    {error, {insecure_endpoint, marketplace_url, Hint}} = ?C:new(Base#{marketplace_url => <<"http://127.0.0.1:1/api">>}),
+    ?assertMatch({_, _}, binary:match(Hint, <<"allow_insecure_loopback => true">>)),
+    ?assertMatch({_, _}, binary:match(Hint, <<"https">>)),
+    ?assertMatch({error, {insecure_endpoint, login_url, _}}, ?C:new(Base#{login_url => <<"http://localhost:1">>})),
+    ?assertMatch({error, {insecure_endpoint, login_url, _}},
+                 ?C:new(Base#{login_url => <<"http://[::1]:1">>, allow_insecure_loopback => false})),
+    Test = Base#{allow_insecure_loopback => true},
+    ?assertMatch({ok, _}, ?C:new(Test#{marketplace_url => <<"http://127.0.0.1:1/api">>})),
+    ?assertMatch({ok, _}, ?C:new(Test#{marketplace_url => <<"http://localhost:1/api">>})),
+    %% the flag lets nothing else through
+    ?assertEqual({error, {badarg, login_url}}, ?C:new(Test#{login_url => <<"http://10.0.0.1">>})),
+    ?assertEqual({error, {badarg, login_url}}, ?C:new(Test#{login_url => <<"http://127.0.0.1.example.com">>})),
+    ?assertEqual({error, {badarg, allow_insecure_loopback}}, ?C:new(Base#{allow_insecure_loopback => yes})),
     ?assertMatch({ok, _}, ?C:new(Base)).
 
 config_errors() ->

@@ -1,5 +1,5 @@
 // URLs from the network: an @nextLink judged against the marketplace base (same_origin), an
-// endpoint (endpoint_allowed), and the Operation-Location of a 202 (through interpret_response).
+// endpoint (check_endpoint, with and without allow_insecure_loopback), and the Operation-Location of a 202 (through interpret_response).
 // Input: first line a URL, the rest another.
 #include <cctype>
 #include <cstdint>
@@ -16,8 +16,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::Input in(data, size);
     const std::string a(in.line());
     const std::string b(in.rest());
-    (void)endpoint_allowed(a);
-    (void)endpoint_allowed(b);
+    // The flag only ever lets more through, and only plain http.
+    for (const std::string* u : {&a, &b}) {
+        const EndpointVerdict strict = check_endpoint(*u, false);
+        const EndpointVerdict test = check_endpoint(*u, true);
+        if (strict == EndpointVerdict::Allowed && test != EndpointVerdict::Allowed) std::abort();
+        if (test == EndpointVerdict::NeedsInsecureFlag) std::abort();
+    }
     (void)same_origin(a, b);
     // Against the real base: a link the check lets through must name the marketplace host (host
     // names compare case-insensitively; a %-escaped host is libcurl's to decode).

@@ -62,6 +62,7 @@ std::string outcome(const CallResult& r) {
         case ErrorKind::BadResponse: return "bad_response";
         case ErrorKind::Auth: return "auth " + e.detail;
         case ErrorKind::Badarg: return "badarg " + e.detail;
+        case ErrorKind::InsecureEndpoint: return "insecure_endpoint " + e.detail;
     }
     return "?";
 }
@@ -80,6 +81,7 @@ protected:
         ClientConfig c;
         c.credentials = {server.base_url(), "tenant-1", "client-1", "secret-1", TokenEndpoint::V2};
         c.marketplace_url = server.base_url() + "/api";
+        c.allow_insecure_loopback = true;  // the test server: plain http on loopback
         c.timeout_ms = 20000;
         c.retry = {4, 1, 10, 60000};  // quick backoff; Retry-After honoured up to a minute
         return c;
@@ -195,6 +197,7 @@ TEST_F(ClientTest, RetriesRetryableStatusesAndGivesUp) {
         auto cfg = config();
         cfg.credentials.login_url = s.base_url();
         cfg.marketplace_url = s.base_url() + "/api";
+        cfg.allow_insecure_loopback = true;  // the test server: plain http on loopback
         cfg.timeout_ms = 30000;
         auto client = make(cfg);
         EXPECT_EQ(run(*client, get_sub()), c.outcome);
@@ -244,6 +247,7 @@ TEST_F(ClientTest, Unauthorized401RefreshesTheTokenOnceAndRetriesOnce) {
         auto cfg = config();
         cfg.credentials.login_url = s.base_url();
         cfg.marketplace_url = s.base_url() + "/api";
+        cfg.allow_insecure_loopback = true;  // the test server: plain http on loopback
         auto client = make(cfg);
         EXPECT_EQ(run(*client, get_sub()), c.outcome);
         EXPECT_EQ(s.count("POST", kTokenPath), 2);
@@ -311,6 +315,7 @@ protected:
         auto cfg = config();
         cfg.credentials.login_url = s.base_url();
         cfg.marketplace_url = s.base_url() + "/api";
+        cfg.allow_insecure_loopback = true;  // the test server: plain http on loopback
         cfg.timeout_ms = 1000;
         cfg.retry.max_attempts = 100;
         auto client = make(cfg);
@@ -341,6 +346,7 @@ TEST_F(ClientTimeoutTest, WaitingCallsEndAtTheirOwnDeadlinesAndARetryServesTheRe
     auto cfg = config();
     cfg.credentials.login_url = s.base_url();
     cfg.marketplace_url = s.base_url() + "/api";
+    cfg.allow_insecure_loopback = true;  // the test server: plain http on loopback
     auto short_cfg = cfg;
     short_cfg.timeout_ms = 500;
     auto shorter = make(short_cfg);
@@ -376,6 +382,7 @@ TEST_F(ClientTest, CancelledCallNeverCallsBack) {
         auto cfg = config();
         cfg.credentials.login_url = s.base_url();
         cfg.marketplace_url = s.base_url() + "/api";
+        cfg.allow_insecure_loopback = true;  // the test server: plain http on loopback
         auto client = std::make_shared<Client>(cfg, eng);
         auto call = start(*client, get_sub());
         ASSERT_TRUE(s.wait_for_count(c.method, c.stalling_path, 1, kWait));

@@ -46,6 +46,7 @@ protected:
     WebhookAuthConfig config() const {
         WebhookAuthConfig c;
         c.login_url = server.base_url();
+        c.allow_insecure_loopback = true;  // the test server: plain http on loopback
         c.tenant_id = std::string(kTenant);
         c.audience = std::string(kAudience);
         c.timeout_ms = 5000;
@@ -209,6 +210,7 @@ TEST_F(WebhookAuthTest, UnreachableServerIsJwksUnavailable) {
     {
         test::TestHttpServer gone{std::string(kTenant)};
         cfg.login_url = gone.base_url();
+        cfg.allow_insecure_loopback = true;  // the test server: plain http on loopback
     }  // closed: nothing listens on that port any more
     auto a = make(cfg);
     EXPECT_EQ(auth(*a, bearer(sign_token(key_a(), entra_claims(unix_now())))), "jwks_unavailable");
@@ -333,9 +335,17 @@ TEST(WebhookAuthConfigTest, Validation) {
     bad([](WebhookAuthConfig& d) { d.timeout_ms = 0; }, "timeout_ms");
     bad([](WebhookAuthConfig& d) { d.min_refresh_interval_s = -1; }, "min_refresh_interval_s");
     bad([](WebhookAuthConfig& d) { d.skew_s = -5; }, "skew_s");
+    // Plain http to loopback: only a configuration that says it is a test endpoint.
     WebhookAuthConfig local = c;
     local.login_url = "http://127.0.0.1:8443";
+    auto err = validate_config(local);
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->kind, ErrorKind::InsecureEndpoint);
+    EXPECT_EQ(err->detail, "login_url");
+    local.allow_insecure_loopback = true;
     EXPECT_FALSE(validate_config(local));
+    bad([](WebhookAuthConfig& d) { d.login_url = "http://login.example.com"; d.allow_insecure_loopback = true; },
+        "login_url");
 }
 
 }  // namespace
