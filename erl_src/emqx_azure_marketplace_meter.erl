@@ -158,20 +158,20 @@ close_group(Keys) ->
     {_, TooLarge} =
         ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
                                                          late := Late}) ->
-                                     Link = maps:get(Sub, Links),
+                                     Link = link_facts(maps:get(Sub, Links)),
                                      Plan = plan_of(Link),
                                      [What] = ?NIF:usage_close([#{recorded => R, carried_in => C, counter => Counter,
                                                                   hour => Hour, included => ?METERING:included(Dim, Plan),
-                                                                  term => term_of(Link),
+                                                                  term => maps:get(term, Link, undefined),
                                                                   activated_at => activated_at(Link),
                                                                   late => Late}]),
                                      {What, Plan}
                                  end),
     TooLarge.
 
-term_of(#{term := #{<<"startDate">> := S, <<"endDate">> := E, <<"termUnit">> := U}})
-  when is_binary(S), is_binary(E), is_binary(U) -> {S, E, U};
-term_of(_) -> undefined.
+%% A link gone has no plan, term or activation to count with.
+link_facts(undefined) -> #{};
+link_facts(Link) -> Link.
 
 activated_at(#{activated_at := A}) -> A;
 activated_at(_) -> undefined.
@@ -277,9 +277,7 @@ answer(Step, Rows, Result, Now, Extra) ->
 
 event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, plan_id := Plan}) ->
     #{resource_id => Sub, dimension => Dim, quantity => ?METERING:quantity_json(Q),
-      effective_start_time => iso(Hour), plan_id => case Plan of undefined -> <<>>; _ -> Plan end}.
-
-iso(T) -> list_to_binary(calendar:system_time_to_rfc3339(T, [{unit, second}, {offset, "Z"}])).
+      effective_start_time => ?METERING:iso(Hour), plan_id => case Plan of undefined -> <<>>; _ -> Plan end}.
 
 chunks(L, N) -> emqx_azure_marketplace_lists:chunks(L, N).
 
@@ -307,7 +305,7 @@ step({Decisions, Unmatched}, From, Plan, S) ->
 lookup(Dim, {From, To}, Rows, Now) ->
     Result = emqx_azure_marketplace_client:get_usage_events(
                emqx_azure_marketplace_azure:client(),
-               #{usage_start_date => iso(From), usage_end_date => iso(To), dimension => Dim}),
+               #{usage_start_date => ?METERING:iso(From), usage_end_date => ?METERING:iso(To), dimension => Dim}),
     Day = [H || H = #{dimension := D} <- ?HISTORY:usage_between(From, To), D =:= Dim],
     answer(lookup, Rows, Result, Now, #{day => Day}).
 
@@ -365,39 +363,15 @@ daily(#{reconcile := Bounds = {Day, _}, retry_after := RetryAt}, S) ->
         {{error, _}, S1} -> S1#{reconcile_after := RetryAt}
     end.
 
-%% One query per dimension (configured, or in the day's ledger): with many subscriptions a day's
-%% rows are many, and Azure's answer for all dimensions at once is that many times larger.
-reconcile_day({From, To}, S) ->
-    Ledger = ?HISTORY:usage_between(From, To),
-    Dims = lists:usort([Id || #{id := Id} <- maps:get(dimensions, ?METERING:config(), [])] ++
-                       [D || #{dimension := D} <- Ledger]),
-    Filter = #{usage_start_date => iso(From), usage_end_date => iso(To)},
-    case reconcile_dims(Dims, Filter, Ledger, []) of
-        {ok, Diffs0} ->
-            Diffs = [D#{day => From, billed => ?METERING:format(B), processed => fmt_opt(P)}
-                     || D = #{billed := B, processed := P} <- Diffs0],
-            Diffs =/= [] andalso
-                ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_differences", day => From,
-                               differences => length(Diffs)}),
-            S1 = lists:foldl(fun(D = #{verdict := alarm}, Acc = #{alarms := A}) ->
-                                     Acc#{alarms := A#{{usage, reconcile} => D}};
-                                (_, Acc) -> Acc
-                             end, S, Diffs),
-            {{ok, Diffs}, S1};
-        {error, Reason} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_reconcile_failed", day => From, reason => emqx_azure_marketplace_client:redact(Reason)}),
-            {{error, emqx_azure_marketplace_client:redact(Reason)}, S}
+%% The day compared with Azure's usageEvents (emqx_azure_marketplace_usage_reconcile); a difference
+%% the core calls an alarm is raised.
+reconcile_day(Bounds, S) ->
+    case emqx_azure_marketplace_usage_reconcile:day(Bounds) of
+        {ok, Diffs} ->
+            {{ok, Diffs}, lists:foldl(fun(D = #{verdict := alarm}, Acc = #{alarms := A}) ->
+                                              Acc#{alarms := A#{{usage, reconcile} => D}};
+                                         (_, Acc) -> Acc
+                                      end, S, Diffs)};
+        Error ->
+            {Error, S}
     end.
-
-reconcile_dims([], _Filter, _Ledger, Acc) ->
-    {ok, lists:append(lists:reverse(Acc))};
-reconcile_dims([Dim | Dims], Filter, Ledger, Acc) ->
-    Result = emqx_azure_marketplace_client:get_usage_events(emqx_azure_marketplace_azure:client(),
-                                                            Filter#{dimension => Dim}),
-    case ?NIF:usage_reconcile_answer([H || H = #{dimension := D} <- Ledger, D =:= Dim], Result) of
-        {ok, Diffs} -> reconcile_dims(Dims, Filter, Ledger, [Diffs | Acc]);
-        retry -> {error, case Result of {error, Reason} -> Reason; _ -> bad_response end}
-    end.
-
-fmt_opt(undefined) -> undefined;
-fmt_opt(M) -> ?METERING:format(M).

@@ -16,8 +16,8 @@
 %% '''
 -module(emqx_azure_marketplace_metering).
 
--export([record_usage/2, usage_report/3]).
--export([config/0, configure/0, decider/1, dedupe_window_s/0, dimension/1, included/2, term_of/1, subscription_term/1,
+-export([record_usage/2, usage_report/3, iso/1]).
+-export([config/0, configure/0, decider/1, dedupe_window_s/0, dimension/1, included/2,
          quantity_json/1, format/1]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -112,6 +112,10 @@ fmt(Micros) -> ?NIF:usage_format(Micros).
 -spec format(integer()) -> binary().
 format(Micros) -> fmt(Micros).
 
+%% @doc A time (unix s) as Azure's metering API writes it: ISO 8601 in UTC.
+-spec iso(integer()) -> binary().
+iso(T) -> list_to_binary(calendar:system_time_to_rfc3339(T, [{unit, second}, {offset, "Z"}])).
+
 %%--------------------------------------------------------------------
 %% Configuration
 
@@ -180,34 +184,6 @@ included(Dim, Plan) ->
         _ ->
             0
     end.
-
-%% @doc The subscription's term as the core reads it: {StartUnixSeconds, Months}, from the term
-%% subscription_term/1 kept; without one, calendar months.
--spec term_of(map() | undefined) -> {integer(), pos_integer()}.
-term_of(#{<<"startDate">> := Start, <<"endDate">> := End, <<"termUnit">> := Unit}) ->
-    case ?NIF:usage_term(Start, End, Unit) of
-        {ok, From, Months} -> {From, Months};
-        error -> {0, 1}
-    end;
-term_of(_) ->
-    {0, 1}.
-
-%% @doc The subscription's term in an answer of Azure's (Resolve) or a webhook body
-%% (`#{<<"subscription">> := #{<<"term">> := ...}}'), reduced to the three fields the product reads
-%% (metering's term start and length), and only when the core reads them as a term; otherwise
-%% undefined. Nothing else of the body reaches the link record.
--spec subscription_term(term()) -> #{binary() => binary()} | undefined.
-subscription_term(#{<<"subscription">> := #{<<"term">> := #{<<"startDate">> := Start, <<"endDate">> := End,
-                                               <<"termUnit">> := Unit}}})
-  when is_binary(Start), is_binary(End), is_binary(Unit) ->
-    case ?NIF:usage_term(Start, End, Unit) of
-        %% copied: a sub-binary would keep the whole request body alive in the table
-        {ok, _, _} -> #{<<"startDate">> => binary:copy(Start), <<"endDate">> => binary:copy(End),
-                        <<"termUnit">> => binary:copy(Unit)};
-        error -> undefined
-    end;
-subscription_term(_) ->
-    undefined.
 
 %% @doc A quantity for Azure's JSON: an integer when whole, else the float closest to the decimal.
 -spec quantity_json(non_neg_integer()) -> number().

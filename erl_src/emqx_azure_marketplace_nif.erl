@@ -10,7 +10,7 @@
 -export([link_status_text/3, landing_error_text/1]).
 -export([plan_event/4, plan_enforce/2, plan_reconcile/1, plan_deadline/5, plan_webhook/1]).
 -export([gate_create/3, gate_deployment/5]).
--export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1, usage_term/3]).
+-export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1]).
 -export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
 -export([usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_settings/1]).
 -on_load(init/0).
@@ -230,11 +230,6 @@ usage_hour(_AtMs) -> erlang:nif_error(nif_not_loaded).
 %% hour closes, or a refusal.
 -spec usage_plan_record(map()) -> {ok, integer(), integer() | undefined, integer()} | {error, usage_refusal()}.
 usage_plan_record(_Facts) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc Azure's subscription term (startDate, endDate, termUnit) read: {ok, StartUnixSeconds, Months},
-%% or error unless the dates are dates and the unit is P<n>M or P<n>Y.
--spec usage_term(binary(), binary(), binary()) -> {ok, integer(), pos_integer()} | error.
-usage_term(_StartDate, _EndDate, _TermUnit) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc What Azure's answer to one of the meter's calls means for each hour it was about: the
 %% batchUsageEvent (step batch), the usageEvents lookup of an hour in doubt (lookup), the

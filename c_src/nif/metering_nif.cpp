@@ -106,19 +106,6 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     }
     return enif_make_tuple4(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from), encode(env, p.closes_at));
 }
-// usage_term(StartDate, EndDate, TermUnit) -> {ok, StartUnixS, Months} | error (Azure's term, read)
-ERL_NIF_TERM nif_usage_term(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 3) return enif_make_badarg(env);
-    Args a(env);
-    std::string_view start, end, unit;
-    a.read(argv[0], atoms::start_date, start);
-    a.read(argv[1], atoms::end_date, end);
-    a.read(argv[2], atoms::term_unit, unit);
-    if (!a.ok()) return a.raise();
-    const auto term = metering::parse_term(start, end, unit);
-    if (!term) return atoms::error;
-    return enif_make_tuple3(env, atoms::ok, encode(env, term->start), encode(env, std::int64_t{term->months}));
-}
 
 namespace {
 
@@ -129,6 +116,7 @@ bool read_positive(Args& a, ERL_NIF_TERM t, ERL_NIF_TERM field, std::int64_t& v)
 }
 
 }  // namespace
+
 // usage_dedupe_cutoff(Now, WindowS) -> the recorded-at time before which a source id has expired
 ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 2) return enif_make_badarg(env);

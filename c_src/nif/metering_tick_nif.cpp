@@ -1,7 +1,9 @@
 // Term conversion for the meter's tick, its closing hours and a day's reconciliation
 // (azmp/metering_tick.hpp). Decisions are the core's; this only converts.
 // NIF entry points for the meter's tick, closing hours and reconciliation (azmp/metering_tick.hpp).
+#include "azmp/azure_fields.hpp"
 #include "nifs.hpp"
+#include "terms.hpp"
 
 #include <cstdint>
 #include <iterator>
@@ -122,19 +124,14 @@ struct Codec<metering::CloseFacts> {
         if (auto counter = f.term(atoms::counter); !counter || !read_counter(env, *counter, c.counter))
             f.fail(atoms::counter);
         if (auto late = f.term(atoms::late); late && !read_late(env, *late, c.late)) f.fail(atoms::late);
-        // {StartDate, EndDate, TermUnit} as Azure wrote them, or undefined.
+        // The link's term as it keeps it (#{<<"startDate">>, <<"endDate">>, <<"termUnit">>}, Azure's
+        // spelling), or undefined. A term that does not read as one counts as none.
         if (auto term = f.term(atoms::term); term && !enif_is_identical(*term, atoms::undefined)) {
-            int arity;
-            const ERL_NIF_TERM* e;
-            std::optional<std::string_view> s, en, u;
-            if (enif_get_tuple(env, *term, &arity, &e) && arity == 3) {
-                s = nif::decode<std::string_view>(env, e[0]);
-                en = nif::decode<std::string_view>(env, e[1]);
-                u = nif::decode<std::string_view>(env, e[2]);
-            }
-            if (!s || !en || !u) f.fail(atoms::term);
-            // A term Azure wrote that does not read as one counts as none.
-            else c.term = metering::parse_term(*s, *en, *u);
+            JsonBudget budget{16, 1024};
+            const auto v = enif_is_map(env, *term) ? term_to_json(env, *term, budget) : std::nullopt;
+            if (!v) f.fail(atoms::term);
+            else if (const auto fields = read_term(&*v))
+                c.term = metering::parse_term(fields->start_date, fields->end_date, fields->term_unit);
         }
         if (f.error()) return std::nullopt;
         return c;
@@ -192,7 +189,7 @@ ERL_NIF_TERM nif_usage_tick(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[])
                {atoms::batch_size, encode(env, static_cast<std::int64_t>(p.batch_size))}}});
 }
 // usage_close([#{recorded, carried_in, included, counter := {TermStart, Used, PrevTermStart, PrevUsed}, hour,
-//                term := {StartDate, EndDate, TermUnit} | undefined, activated_at => S | undefined,
+//                term := #{<<"startDate">>, <<"endDate">>, <<"termUnit">>} | undefined, activated_at => S | undefined,
 //                late => [{FromHour, Micros}]}])
 //   -> [{Reported, Absorbed, Counter} | {too_large, Counter}]   (at most 1,000 hours a call)
 ERL_NIF_TERM nif_usage_close(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {

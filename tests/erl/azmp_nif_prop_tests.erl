@@ -229,8 +229,8 @@ metering_value(status) -> oneof([elements([open, pending, submitting, held, look
                                            dropped, rejected]), random_term()]);
 metering_value(counter) -> oneof([{time_arg(), time_arg()}, {time_arg(), time_arg(), time_arg(), time_arg()}, random_term()]);
 metering_value(late) -> oneof([list({time_arg(), time_arg()}), random_term()]);
-metering_value(term) -> oneof([exactly(undefined), {binary(), binary(), binary()},
-                               exactly({<<"2026-01-31">>, <<"2026-02-28">>, <<"P1M">>}), random_term()]);
+metering_value(term) -> oneof([exactly(undefined), #{<<"startDate">> => binary(), <<"endDate">> => binary(), <<"termUnit">> => binary()},
+                               exactly(#{<<"startDate">> => <<"2026-01-31">>, <<"endDate">> => <<"2026-02-28">>, <<"termUnit">> => <<"P1M">>}), random_term()]);
 metering_value(K) when K =:= outcome_unknown; K =:= dimension_known; K =:= bucket_open -> oneof([boolean(), random_term()]);
 metering_value(K) when K =:= subscription_id; K =:= dimension; K =:= plan_id -> oneof([binary(), random_term()]);
 metering_value(refused_as) -> oneof([elements(['BadArgument', 'ResourceNotFound', undefined]), random_term()]);
