@@ -13,11 +13,6 @@
 -include_lib("kernel/include/logger.hrl").
 
 -define(TAB, emqx_azure_marketplace_metrics).
-%% Consecutive calls that did not reach Azure before the alarm is raised (one is a blip).
--define(UNREACHABLE_AFTER, 3).
-%% Webhooks refused for their signature within the last minute that raise the alarm.
--define(SIGNATURE_FAILURES, 10).
--define(WINDOW_S, 60).
 -define(ALARM_UNREACHABLE, <<"azure_marketplace_azure_unreachable">>).
 -define(ALARM_SIGNATURES, <<"azure_marketplace_webhook_signature_failures">>).
 -define(ALARM_USAGE_UNSENT, <<"azure_marketplace_usage_unsent_12h">>).
@@ -70,7 +65,7 @@ webhook(Status) ->
               end,
     bump({webhook, Outcome}),
     case Outcome of
-        refused_signature -> safe(fun() -> ets:insert(?TAB, {{signature_failure, erlang:unique_integer()}, erlang:system_time(second)}) end);
+        refused_signature -> bump({signature_failure, erlang:system_time(second)});
         _ -> ok
     end.
 
@@ -110,12 +105,8 @@ reachability() ->
     Reached = Get(last_reached_at),
     Unreached = Get(last_unreachable_at),
     Streak = case Get(consecutive_unreachable) of undefined -> 0; N -> N end,
-    State = if
-                Streak >= ?UNREACHABLE_AFTER -> unreachable;
-                Reached =:= undefined, Unreached =:= undefined -> unknown;
-                Reached =:= undefined -> unreachable;
-                true -> reachable
-            end,
+    #{state := State} = health(#{last_reached_at => Reached, last_unreachable_at => Unreached,
+                                 consecutive_unreachable => Streak}),
     TokenAge = case client_stats() of
                    #{token_obtained_at := T} when T > 0 -> erlang:system_time(second) - T;
                    _ -> undefined
@@ -206,16 +197,17 @@ schedule() ->
     erlang:send_after(application:get_env(emqx_azure_marketplace, alarm_check_ms, 5000), self(), check).
 
 do_check() ->
-    Now = erlang:system_time(second),
-    %% forget the signature failures that left the window
-    Old = ets:select(?TAB, [{{{signature_failure, '$1'}, '$2'}, [{'<', '$2', Now - ?WINDOW_S}], ['$1']}]),
-    [ets:delete(?TAB, {signature_failure, K}) || K <- Old],
-    Failures = ets:select_count(?TAB, [{{{signature_failure, '_'}, '_'}, [], [true]}]),
     R = reachability(),
-    set(?ALARM_UNREACHABLE, maps:get(state, R) =:= unreachable,
+    Failures = ets:select(?TAB, [{{{signature_failure, '$1'}, '$2'}, [], [{{'$1', '$2'}}]}]),
+    #{signature_failures := InWindow, forget_before := Before, alarms := Alarms} =
+        health((maps:with([last_reached_at, last_unreachable_at, consecutive_unreachable], R))
+               #{signature_failures => Failures}),
+    %% forget the signature failures that left the window
+    [ets:delete(?TAB, {signature_failure, Sec}) || {Sec, _} <- Failures, Sec < Before],
+    set(?ALARM_UNREACHABLE, lists:member(unreachable, Alarms),
         #{consecutive_failures => maps:get(consecutive_unreachable, R), last_reached_at => maps:get(last_reached_at, R)},
         <<"Azure Marketplace APIs unreachable: linking and webhooks are retried until they answer">>),
-    set(?ALARM_SIGNATURES, Failures >= ?SIGNATURE_FAILURES, #{failures_last_minute => Failures},
+    set(?ALARM_SIGNATURES, lists:member(signatures, Alarms), #{failures_last_minute => InWindow},
         <<"Azure webhooks refused for their signature are piling up">>),
     Usage = case ets:lookup(?TAB, usage_alarms) of [{_, K}] -> K; [] -> [] end,
     set(?ALARM_USAGE_UNSENT, lists:member(usage_unsent_12h, Usage), #{},
@@ -225,6 +217,10 @@ do_check() ->
         <<"Azure's metering answered Duplicate with another quantity, Expired, Rejected or a reconciliation "
           "difference: see usage_report and the logs">>),
     alarms().
+
+%% The core's reading of the facts (thresholds and window are its).
+health(Facts) ->
+    emqx_azure_marketplace_nif:plan_health(Facts#{now => erlang:system_time(second)}).
 
 set(Name, Active, Details, Message) ->
     Raised = lists:member(Name, alarms()),

@@ -7,7 +7,7 @@
 -export([webhook_auth_new/1, webhook_authenticate/3]).
 -export([json_decode/1, json_encode/1]).
 -export([valid_id/1, plan_link/3, plan_link_step/1, plan_landing/1, landing_usable/2, marketplace_pays/1]).
--export([link_status_text/3, landing_error_text/1]).
+-export([link_status_text/3, landing_error_text/1, plan_health/1]).
 -export([plan_event/4, plan_enforce/2, plan_reconcile/1, plan_deadline/5, plan_webhook/1]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1]).
@@ -161,6 +161,16 @@ landing_usable(_ExpiresAt, _Now) -> erlang:nif_error(nif_not_loaded).
 -spec link_status_text(atom(), atom() | undefined, boolean()) ->
     #{reason := atom(), title := binary(), message := binary()} | undefined.
 link_status_text(_Status, _Refusal, _Retrying) -> erlang:nif_error(nif_not_loaded).
+
+%% @doc The plugin's health on the metrics' facts: Azure's reachability from the last calls, the
+%% webhooks refused for their signature within the window (per second before it may be forgotten)
+%% and the alarms to raise (3 unanswered calls in a row; 10 signature failures in a minute).
+-spec plan_health(#{now := integer(), consecutive_unreachable := non_neg_integer(),
+                    last_reached_at := integer() | undefined, last_unreachable_at := integer() | undefined,
+                    signature_failures => [{integer(), non_neg_integer()}]}) ->
+    #{state := reachable | unreachable | unknown, signature_failures := non_neg_integer(),
+      forget_before := integer(), alarms := [unreachable | signatures]}.
+plan_health(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The landing page's HTTP status and words for a landing that failed (the core's).
 -spec landing_error_text(atom()) ->
