@@ -56,7 +56,8 @@ run(#{key := Key, kind := Kind, account_id := A, deployment_id := D}, Now) ->
             #{state := S, cancelled_at := C, subscription_id := Sub} -> {S, C, Sub};
             undefined -> {emqx_azure_marketplace_lifecycle:link_state(A), undefined, undefined}
         end,
-    Effects = ?NIF:plan_deadline(Kind, D, State, CancelledAt, Now),
+    Effects = ?NIF:plan_deadline(#{kind => Kind, deployment_id => D, state => State, cancelled_at => CancelledAt,
+                                   now => Now}),
     ?LOG_INFO(#{msg => "azure_marketplace_deadline_due", account_id => A, deployment_id => D, kind => Kind,
                 effects => length(Effects)}),
     emqx_azure_marketplace_effects:perform(emqx_azure_marketplace_store_plans:finish_deadline(Key, SubId, Effects, Now)).

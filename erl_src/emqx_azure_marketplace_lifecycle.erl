@@ -38,7 +38,7 @@ apply_event(Account, Event, Info, Op) ->
     Now = emqx_azure_marketplace_clock:now(),
     Account1 = facts(Account),
     {OpRecord, OpAt} = case Op of {R, T} -> {R, T}; undefined -> {undefined, undefined} end,
-    Plan = fun(LinkFacts) -> ?NIF:plan_event(Event, maps:merge(Account1, LinkFacts), Now, OpAt) end,
+    Plan = fun(LinkFacts) -> ?NIF:plan_event((maps:merge(Account1, LinkFacts))#{event => Event, now => Now, op_at => OpAt}) end,
     case ?LINKS:transition(Account, Plan, Info, OpRecord, Now) of
         {changed, Old, #{state := New, subscription_id := SubId}, Key} ->
             ?LOG_INFO(#{msg => "azure_marketplace_subscription_event", account_id => Account, event => Event,
@@ -66,6 +66,7 @@ enforce_changed_since(Since) ->
 
 enforce(Account, Now) ->
     Facts = facts(Account),
-    {Changed, Key} = ?LINKS:enforce(Account, fun(LinkFacts) -> ?NIF:plan_enforce(maps:merge(Facts, LinkFacts), Now) end, Now),
+    Plan = fun(LinkFacts) -> ?NIF:plan_event((maps:merge(Facts, LinkFacts))#{event => enforce, now => Now}) end,
+    {Changed, Key} = ?LINKS:enforce(Account, Plan, Now),
     emqx_azure_marketplace_effects:perform(Key),
     Changed.

@@ -157,7 +157,7 @@ decide(J = #{account_id := A}, SubId, Status, Sub) ->
         end,
     Now = emqx_azure_marketplace_clock:now(),
     %% The decision and the claim on the subscription in one transaction: one account per subscription.
-    Decide = fun(Facts) -> ?NIF:plan_link(A, Profile, Facts) end,
+    Decide = fun(Facts) -> ?NIF:plan_link(maps:merge(Profile, Facts#{account_id => A})) end,
     case ?JOBS:decide_link(A, SubId, #{status => Status, subscription => Sub, now => Now}, Decide) of
         {link, Key} ->
             emqx_azure_marketplace_effects:perform(Key),

@@ -6,9 +6,9 @@
 -export([client_new/1, request/3, cancel/1, info/0, client_stats/1]).
 -export([webhook_auth_new/1, webhook_authenticate/3]).
 -export([json_decode/1, json_encode/1]).
--export([valid_id/1, plan_link/3, plan_link_step/1, plan_landing/1, landing_usable/2, marketplace_pays/1]).
+-export([valid_id/1, plan_link/1, plan_link_step/1, plan_landing/1, landing_usable/2, marketplace_pays/1]).
 -export([link_status_text/3, landing_error_text/1, plan_health/1]).
--export([plan_event/4, plan_enforce/2, plan_reconcile/1, plan_deadline/5, plan_webhook/1]).
+-export([plan_event/1, plan_reconcile/1, plan_deadline/1, plan_webhook/1]).
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1]).
 -export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
@@ -33,7 +33,7 @@
                 | {schedule_deadline, binary(), stop | delete, integer()}
                 | cancel_deadlines
                 | close_usage.
-%% What the store and the platform say of a linked account (plan_event/4, plan_enforce/2).
+%% What the store and the platform say of a linked account (plan_event/1).
 -type account_facts() :: #{state := link_state(), suspended := [binary()],
                            cancelled_at := integer() | undefined, last_op_at := integer() | undefined,
                            marketplace_pays := boolean(), deployments := [map()]}.
@@ -130,9 +130,13 @@ json_encode(_Term) -> erlang:nif_error(nif_not_loaded).
 -spec valid_id(term()) -> boolean().
 valid_id(_Id) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc May the account link the subscription, given the claim on it: the verdict and its effects.
--spec plan_link(binary(), map(), map()) -> {link | already_linked | {refuse, refusal()}, [effect()]}.
-plan_link(_AccountId, _Profile, _Facts) -> erlang:nif_error(nif_not_loaded).
+%% @doc May the account link the subscription, given its billing profile (the platform's) and the
+%% claim on the subscription (the store's, in the claiming transaction): the verdict and its effects.
+-spec plan_link(#{account_id := binary(), credit_card := boolean(), available_credits := boolean(),
+                  other_marketplace_link := boolean(), status := binary(), holder => binary() | undefined,
+                  seen_cancelled := boolean(), holds_other := boolean()}) ->
+    {link | already_linked | {refuse, refusal()}, [effect()]}.
+plan_link(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc One step of a linking job, planned on Azure's answer (`result', the client's): Resolve's
 %% (`resolved'), Get Subscription's before activating (`checked'), Activate's (`activated'), Get
@@ -182,13 +186,12 @@ landing_error_text(_Error) -> erlang:nif_error(nif_not_loaded).
 marketplace_pays(_State) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc An event applied to a link: its new state and the effects, or why it does not apply.
--spec plan_event(link_event(), account_facts(), integer(), integer() | undefined) ->
+%% `enforce': the effects of being in the link's state, again (reconciliation's catch-up).
+%% `op_at': Azure's time (ms) of the operation behind the event.
+-spec plan_event(account_facts() | #{event := link_event() | enforce, now := integer(),
+                                     op_at => integer() | undefined}) ->
     ignore | stale | {ok, link_change(), [effect()]}.
-plan_event(_Event, _Facts, _Now, _OpAt) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc The effects of being in the link's state, again (reconciliation's catch-up).
--spec plan_enforce(account_facts(), integer()) -> {ok, link_change(), [effect()]}.
-plan_enforce(_Facts, _Now) -> erlang:nif_error(nif_not_loaded).
+plan_event(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The reconciliation's step: Azure's list of subscriptions (`list'), or one subscription
 %% (`one', an operator's resync), against our links to the subscriptions it names (asked for with
@@ -204,8 +207,9 @@ plan_enforce(_Facts, _Now) -> erlang:nif_error(nif_not_loaded).
 plan_reconcile(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc A due deadline's effects (none: called off).
--spec plan_deadline(stop | delete, binary(), link_state(), integer() | undefined, integer()) -> [effect()].
-plan_deadline(_Kind, _DeploymentId, _State, _CancelledAt, _Now) -> erlang:nif_error(nif_not_loaded).
+-spec plan_deadline(#{kind := stop | delete, deployment_id := binary(), state := link_state(),
+                      cancelled_at := integer() | undefined, now := integer()}) -> [effect()].
+plan_deadline(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc One step of a webhook delivery, planned: the body read (`delivery'), Get Operation's answer
 %% (`operation'; `need' asks for the platform's `plan_known' first), our PATCH's answer (`answered').

@@ -115,32 +115,25 @@ ERL_NIF_TERM nif_valid_id(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     const auto id = decode<std::string_view>(env, argv[0]);
     return encode(env, id && valid_id(*id));
 }
-// plan_link(Account, #{credit_card, available_credits, other_marketplace_link},
-//           #{status := binary(), holder := binary() | undefined, seen_cancelled := boolean(),
-//             holds_other := boolean()})
+// plan_link(#{account_id, credit_card, available_credits, other_marketplace_link,     (the platform's)
+//             status := binary(), holder => binary() | undefined, seen_cancelled, holds_other})  (the claim's)
 //   -> {link | already_linked | {refuse, Reason}, Effects}
 ERL_NIF_TERM nif_plan_link(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 3) return enif_make_badarg(env);
-    Args a(env);
+    if (argc != 1) return enif_make_badarg(env);
+    MapFields f(env, argv[0], "facts");
     std::string_view account;
-    if (a.read<ShortBinary>(argv[0], atoms::account_id, account) && !valid_id(account)) a.fail(atoms::account_id);
-
+    if (f.require<ShortBinary>(atoms::account_id, account) && !valid_id(account)) f.fail(atoms::account_id);
     BillingProfile profile;
-    MapFields pf(env, argv[1], "credit_card");
-    pf.require(atoms::credit_card, profile.credit_card);
-    pf.require(atoms::available_credits, profile.available_credits);
-    pf.require(atoms::other_marketplace_link, profile.other_marketplace_link);
-    a.take(pf);
-
+    f.require(atoms::credit_card, profile.credit_card);
+    f.require(atoms::available_credits, profile.available_credits);
+    f.require(atoms::other_marketplace_link, profile.other_marketplace_link);
     LinkFacts facts;
     std::optional<ShortBinary> holder;
-    MapFields ff(env, argv[2], "status");
-    ff.require<ShortBinary>(atoms::status, facts.azure_status);
-    ff.get(atoms::holder, holder);
-    ff.require(atoms::seen_cancelled, facts.seen_cancelled);
-    ff.require(atoms::holds_other, facts.account_holds_other);
-    a.take(ff);
-    if (!a.ok()) return a.raise();
+    f.require<ShortBinary>(atoms::status, facts.azure_status);
+    f.get(atoms::holder, holder);
+    f.require(atoms::seen_cancelled, facts.seen_cancelled);
+    f.require(atoms::holds_other, facts.account_holds_other);
+    if (!f.ok()) return enif_raise_exception(env, encode(env, *f.error()));
     if (holder) facts.holder = holder->value;
 
     const LinkPlan plan = plan_link(account, profile, facts);
@@ -172,55 +165,48 @@ ERL_NIF_TERM nif_landing_usable(ErlNifEnv* env, int argc, const ERL_NIF_TERM arg
     if (!a.ok()) return a.raise();
     return encode(env, landing_usable(expires_at, now));
 }
-// plan_event(Event, Facts, Now, OpAt :: integer() | undefined)
-//   Facts :: #{state := State, suspended := [Id], cancelled_at := integer() | undefined,
-//              last_op_at := integer() | undefined, marketplace_pays := boolean(), deployments := [Deployment]}
+// plan_event(#{event := Event | enforce, now := integer(), op_at => integer() | undefined,
+//              state := State, suspended := [Id], cancelled_at := integer() | undefined,
+//              last_op_at := integer() | undefined, marketplace_pays := boolean(), deployments := [Deployment]})
 //   -> ignore | stale | {ok, #{state, suspended, cancelled_at, last_op_at, claim_cancelled}, Effects}
-// plan_enforce(Facts, Now) -> {ok, #{...}, Effects}
+//   (`enforce': the effects of being in the link's state, again, for reconciliation's catch-up)
 ERL_NIF_TERM nif_plan_event(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 4) return enif_make_badarg(env);
+    if (argc != 1) return enif_make_badarg(env);
     Args a(env);
-    LinkEvent event{};
-    AccountFacts facts;
+    MapFields f(env, argv[0], "facts");
+    std::optional<LinkEvent> event;
+    if (const auto e = f.term(atoms::event); !e) f.fail(atoms::event);
+    else if (!enif_is_identical(*e, atoms::enforce) && !(event = decode<LinkEvent>(env, *e))) f.fail(atoms::event);
     std::int64_t now = 0;
     std::optional<std::int64_t> op_at;
-    a.read(argv[0], atoms::event, event);
-    read_account(env, argv[1], facts, a);
-    a.read(argv[2], atoms::now, now);
-    a.read(argv[3], atoms::op_at, op_at);
+    f.require(atoms::now, now);
+    f.get(atoms::op_at, op_at);
+    a.take(f);
+    AccountFacts facts;
+    read_account(env, argv[0], facts, a);
     if (!a.ok()) return a.raise();
-
-    const EventPlan p = plan_event(event, facts, now, op_at);
+    if (!event) return encode_plan(env, plan_enforce(facts, now));
+    const EventPlan p = plan_event(*event, facts, now, op_at);
     if (p.stale) return atoms::stale;
     if (!p.applies) return atoms::ignore;
     return encode_plan(env, p);
 }
-
-ERL_NIF_TERM nif_plan_enforce(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return enif_make_badarg(env);
-    Args a(env);
-    AccountFacts facts;
-    std::int64_t now = 0;
-    read_account(env, argv[0], facts, a);
-    a.read(argv[1], atoms::now, now);
-    if (!a.ok()) return a.raise();
-    return encode_plan(env, plan_enforce(facts, now));
-}
-// plan_deadline(stop | delete, DeploymentId, State, CancelledAt | undefined, Now) -> Effects
+// plan_deadline(#{kind := stop | delete, deployment_id, state, cancelled_at := integer() | undefined, now})
+//   -> Effects
 ERL_NIF_TERM nif_plan_deadline(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 5) return enif_make_badarg(env);
-    Args a(env);
+    if (argc != 1) return enif_make_badarg(env);
+    MapFields f(env, argv[0], "facts");
     DeadlineKind kind{};
     std::string_view deployment_id;
     LinkState state{};
     std::optional<std::int64_t> cancelled_at;
     std::int64_t now = 0;
-    a.read(argv[0], atoms::kind, kind);
-    a.read<ShortBinary>(argv[1], atoms::deployment_id, deployment_id);
-    a.read(argv[2], atoms::state, state);
-    a.read(argv[3], atoms::cancelled_at, cancelled_at);
-    a.read(argv[4], atoms::now, now);
-    if (!a.ok()) return a.raise();
+    f.require(atoms::kind, kind);
+    f.require<ShortBinary>(atoms::deployment_id, deployment_id);
+    f.require(atoms::state, state);
+    f.require(atoms::cancelled_at, cancelled_at);
+    f.require(atoms::now, now);
+    if (!f.ok()) return enif_raise_exception(env, encode(env, *f.error()));
     return encode_list(env, plan_deadline(kind, deployment_id, state, cancelled_at, now));
 }
 // gate_create(State, Trial, PaysOtherwise :: boolean() | unknown)

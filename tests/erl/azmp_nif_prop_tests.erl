@@ -58,7 +58,10 @@ nif_fuzz_test_() ->
                  {json_encode, prop_one_arg(fun ?NIF:json_encode/1)},
                  {valid_id, prop_one_arg(fun ?NIF:valid_id/1)},
                  {plan_link, ?FORALL({A, P, F}, {oneof([binary(), random_term()]), decision_arg(), decision_arg()},
-                                     pure(fun() -> ?NIF:plan_link(A, P, F) end))},
+                                     pure(fun() -> ?NIF:plan_link(case {P, F} of
+                                                                      {#{}, #{}} -> (maps:merge(P, F))#{account_id => A};
+                                                                      _ -> P
+                                                                  end) end))},
                  {plan_link_step, ?FORALL(F, link_step_facts(), pure(fun() -> ?NIF:plan_link_step(F) end))},
                  {plan_landing, ?FORALL({R, N}, {oneof([call_result(), random_term()]), oneof([integer(), random_term()])},
                                         pure(fun() -> ?NIF:plan_landing(#{result => R, now => N}) end))},
@@ -66,12 +69,13 @@ nif_fuzz_test_() ->
                                    pure(fun() -> ?NIF:landing_usable(E, N) end))},
                  {marketplace_pays, ?FORALL(S, oneof([state(), random_term()]),
                                             pure(fun() -> ?NIF:marketplace_pays(S) end))},
-                 {plan_event, ?FORALL({E, F, N, T}, {oneof([event(), random_term()]), account_facts(),
+                 {plan_event, ?FORALL({E, F, N, T}, {oneof([event(), exactly(enforce), random_term()]), account_facts(),
                                                     oneof([integer(), random_term()]),
                                                     oneof([integer(), exactly(undefined), random_term()])},
-                                      pure(fun() -> ?NIF:plan_event(E, F, N, T) end))},
-                 {plan_enforce, ?FORALL({F, N}, {account_facts(), oneof([integer(), random_term()])},
-                                        pure(fun() -> ?NIF:plan_enforce(F, N) end))},
+                                      pure(fun() -> ?NIF:plan_event(case F of
+                                                                        #{} -> F#{event => E, now => N, op_at => T};
+                                                                        _ -> F
+                                                                    end) end))},
                  {plan_reconcile, ?FORALL(F, reconcile_facts(), pure(fun() -> ?NIF:plan_reconcile(F) end))},
                  {plan_health, ?FORALL({N, C, R, U, B, Drop},
                                        {oneof([time_arg(), random_term()]), oneof([time_arg(), random_term()]),
@@ -86,7 +90,8 @@ nif_fuzz_test_() ->
                  {plan_deadline, ?FORALL({K, D, S, C, N}, {oneof([elements([stop, delete]), random_term()]),
                                                           oneof([binary(), random_term()]), oneof([state(), random_term()]),
                                                           oneof([integer(), exactly(undefined)]), integer()},
-                                         pure(fun() -> ?NIF:plan_deadline(K, D, S, C, N) end))},
+                                         pure(fun() -> ?NIF:plan_deadline(#{kind => K, deployment_id => D, state => S,
+                                                                             cancelled_at => C, now => N}) end))},
                  {plan_webhook, ?FORALL(F, webhook_facts(), pure(fun() -> ?NIF:plan_webhook(F) end))},
                  {gate_create, ?FORALL({S, T, P}, {oneof([state(), random_term()]), oneof([boolean(), random_term()]),
                                                    oneof([boolean(), exactly(unknown), random_term()])},
