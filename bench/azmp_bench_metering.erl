@@ -42,6 +42,51 @@ main() ->
     after
         azmp_test_env:stop_plugin(Plugin),
         peer:stop(Peer)
+    end,
+    case os:getenv("AZMP_BENCH_METERING_SKIP_HOUR") of
+        false -> lean_hour(Paths);
+        _ -> ok
+    end.
+
+%% One hour of ?SUBS subscriptions x 3 dimensions closed and sent to a lean metering responder (on a
+%% node of its own, so that Azure's side is not the limit): the plugin's own CPU per event (this VM:
+%% every scheduler and the NIF's engine thread) and the hour's wall time.
+lean_hour(Paths) ->
+    S = ?SUBS,
+    io:format("~n== one hour of ~B subscriptions x 3 dimensions (~B events) sent to a lean responder~n", [S, 3 * S]),
+    {ok, Peer, Node} = peer:start(#{name => list_to_atom("azmp_bench_lean_" ++ os:getpid()),
+                                    args => ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
+    Port = erpc:call(Node, azmp_bench_lean_metering, start, []),
+    Url = iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port)]),
+    Azure = #{tenant_id => <<"tenant-1">>, client_id => <<"client-1">>, client_secret => <<"secret-1">>,
+              login_url => Url, marketplace_url => <<Url/binary, "/api">>, allow_insecure_loopback => true,
+              timeout_ms => 60000, retry => #{max_attempts => 2, base_delay_ms => 10, max_delay_ms => 50}},
+    %% The plugin's helpers want an emulator for their defaults; this one takes no call.
+    Emu = azmp_test_env:start_emulator(#{dimensions => ?DIMS}),
+    Metering = #{dimensions => [#{id => D, unit => <<"unit">>} || D <- ?DIMS], grace_s => 300,
+                 tick_ms => 3600000},
+    Plugin = azmp_test_env:start_plugin(Emu, #{http => disabled, metering => Metering, azure => Azure,
+                                               reconcile_interval_ms => 86400000}),
+    try
+        H = (erlang:system_time(second) div 86400 - 2) * 86400 + 10 * ?H,
+        at(Emu, H - ?H),
+        true = azmp_test_run:meter_pass(),
+        Accounts = accounts(<<"bench-lean-">>, S),
+        record_hour(Emu, Accounts, H),
+        at(Emu, H + 2 * ?H),
+        Cpu0 = azmp_bench_os:cpu_us(self),
+        T0 = erlang:monotonic_time(microsecond),
+        true = azmp_test_run:meter_pass(),
+        Wall = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+        Cpu = azmp_bench_os:cpu_us(self) - Cpu0,
+        Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
+        io:format("  hour sent in            ~.2f s (target < 60 s at 300,000 events), ~B events billed~n", [Wall, Sent]),
+        io:format("  plugin CPU per event    ~.1f us (target <= 20; this VM only, the responder on its own node)~n",
+                  [Cpu / max(1, Sent)])
+    after
+        azmp_test_env:stop_plugin(Plugin),
+        azmp_test_env:stop_emulator(Emu),
+        peer:stop(Peer)
     end.
 
 %% Links made through the store, as the linker makes them (no Azure call needed for recording),
