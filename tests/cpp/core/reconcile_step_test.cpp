@@ -115,7 +115,9 @@ TEST(ReconcileStep, ReadsAPage) {
         for (const auto& s : got.page.seen) ids += (ids.empty() ? "" : " ") + s.subscription_id;
         EXPECT_EQ(ids, r.ids) << r.sentence;
         EXPECT_EQ(got.page.continuation.has_value(), r.continuation != nullptr) << r.sentence;
-        if (got.page.continuation && r.continuation) EXPECT_EQ(*got.page.continuation, r.continuation) << r.sentence;
+        if (got.page.continuation && r.continuation) {
+            EXPECT_EQ(*got.page.continuation, r.continuation) << r.sentence;
+        }
     }
     const std::string too_long = R"({"@nextLink":"https://marketplaceapi.microsoft.com/api/)" + std::string(5000, 'x') + R"("})";
     const auto long_body = boost::json::parse(too_long);
