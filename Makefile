@@ -80,7 +80,7 @@ bench: deps
 	rebar3 as test compile
 	erl -noshell +P 2000000 -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
 	  _build/test/lib/emqx_azure_marketplace/tests/erl -pa _build/test/lib/emqx_azure_marketplace/bench \
-	  -eval 'azmp_bench:main(), azmp_bench_gating:main(), azmp_bench_metering:main(), azmp_bench_listener:main(), halt(0).'
+	  -eval 'azmp_bench:main(), azmp_bench_gating:main(), azmp_bench_metering:main(), azmp_bench_listener:main(), azmp_bench_recon:main(), halt(0).'
 	cmake --build $(BUILD_DIR) --target azmp_jwt_bench -j $(JOBS)
 	$(BUILD_DIR)/azmp_jwt_bench; rc=$$?; [ $$rc -le 1 ]  # 1: below target (reported), 2: could not measure
 

@@ -179,3 +179,31 @@
     node :: node(),
     until = 0 :: integer()
 }).
+
+%% The fulfillment reconciliation: where its pass stands (one row, `pass'), committed after each
+%% page's repairs so that a restart, or another node, resumes it; and the node that runs passes
+%% (a lease: one node at a time).
+-record(azmp_recon_pass, {
+    key = pass :: pass,
+    %% the next page to read: `first', or Azure's @nextLink of the page before
+    continuation = first :: first | binary(),
+    %% unix ms: when this pass's first page was read
+    started_ms = 0 :: integer(),
+    pages_done = 0 :: non_neg_integer(),
+    %% pages the last full pass read (0: none yet): the pass is paced by it
+    pages_last_pass = 0 :: non_neg_integer(),
+    %% unix ms: when the next call is due
+    next_at_ms = 0 :: integer(),
+    node :: node() | undefined,
+    lease_until_ms = 0 :: integer(),
+    %% ms: how long the last full pass took, first page to last
+    last_pass_ms = 0 :: non_neg_integer()
+}).
+
+%% A subscription whose state is in doubt (its webhook was deferred or failed, an operator flagged
+%% it, its suspension is recent): Get Subscription asks Azure before the next page.
+-record(azmp_recon_doubt, {
+    subscription_id :: binary(),
+    since :: integer(),
+    why :: atom()
+}).

@@ -16,6 +16,7 @@
     activate/4,
     get_subscription/2,
     list_subscriptions/1,
+    list_subscriptions_page/2,
     list_available_plans/2,
     change_plan/3,
     change_quantity/3,
@@ -128,6 +129,13 @@ get_subscription(C, SubId) -> call(C, get_subscription, #{subscription_id => Sub
 %% @doc Every subscription of the publisher, all pages followed.
 -spec list_subscriptions(client()) -> result([map()]).
 list_subscriptions(C) -> call(C, list_subscriptions, #{}).
+
+%% @doc One page of the publisher's subscriptions: the first (`undefined'), or the one a page's
+%% `@nextLink' names (refused, `{badarg, continuation}', unless it is at the configured
+%% marketplace_url's origin). The page as Azure answers it: `subscriptions' and `@nextLink'.
+-spec list_subscriptions_page(client(), binary() | undefined) -> result(map()).
+list_subscriptions_page(C, undefined) -> call(C, list_subscriptions_page, #{});
+list_subscriptions_page(C, Continuation) -> call(C, list_subscriptions_page, #{continuation => Continuation}).
 
 -spec list_available_plans(client(), binary()) -> result([map()]).
 list_available_plans(C, SubId) -> call(C, list_available_plans, #{subscription_id => SubId}).

@@ -193,17 +193,24 @@ marketplace_pays(_State) -> erlang:nif_error(nif_not_loaded).
     ignore | stale | {ok, link_change(), [effect()]}.
 plan_event(_Facts) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The reconciliation's step: Azure's list of subscriptions (`list'), or one subscription
-%% (`one', an operator's resync), against our links to the subscriptions it names (asked for with
-%% `need_links' when `links' is absent): the events that repair each link, and since when changed
-%% links get their effects planned again (`enforce_window_s', a week by default). On a dirty scheduler.
--spec plan_reconcile(#{step := list | one, subscription_id => binary(), result := {ok, term()} | {error, term()},
+%% @doc The reconciliation's step: Azure's list of subscriptions (`list'), one page of it (`page':
+%% its repairs, the continuation to go on with or `done', and when the next call is made, paced over
+%% `pace''s interval), or one subscription (`one', an operator's resync or a subscription in doubt),
+%% against our links to the subscriptions it names (asked for with `need_links' when `links' is
+%% absent): the events that repair each link, and since when changed links get their effects planned
+%% again (`enforce_window_s', a week by default). On a dirty scheduler.
+-spec plan_reconcile(#{step := list | one | page, subscription_id => binary(), result := {ok, term()} | {error, term()},
                        now := integer(), enforce_window_s => non_neg_integer() | undefined,
-                       links => #{binary() => #{account_id := binary(), state := link_state()}}}) ->
-    #{outcome := failed | bad_response}
+                       links => #{binary() => #{account_id := binary(), state := link_state()}},
+                       marketplace_url => binary() | undefined,
+                       pace => #{now_ms := integer(), started_ms := integer(), interval_ms := pos_integer(),
+                                 pages_done := non_neg_integer(), pages_last_pass := non_neg_integer(),
+                                 max_calls_per_s => number()}}) ->
+    #{outcome := failed | bad_response, next_in_ms => non_neg_integer(),
+      reason => unreadable | foreign_continuation}
     | #{outcome := need_links, subscription_ids := [binary()]}
     | #{outcome := repairs, repairs := [#{account_id := binary(), subscription_id := binary(), event := link_event()}],
-        enforce_changed_since := integer()}.
+        enforce_changed_since := integer(), continuation => binary() | done, next_in_ms => non_neg_integer()}.
 plan_reconcile(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc A due deadline's effects (none: called off).

@@ -11,6 +11,7 @@
 %%   emqx_azure_marketplace_store_usage        the hourly usage ledger, term counters, emitter's lease
 %%   emqx_azure_marketplace_store_usage_dedupe recording samples, each counted once
 %%   emqx_azure_marketplace_store_usage_history the ledger's history, a disc table per day
+%%   emqx_azure_marketplace_store_recon        the reconciliation's checkpoint, lease and doubts
 %% Callers see maps. The stores reach the database through emqx_azure_marketplace_db only. This
 %% module starts it: the tables created, or upgraded from an older version of the plugin.
 -module(emqx_azure_marketplace_store).
@@ -29,7 +30,8 @@ table_defs() ->
     emqx_azure_marketplace_store_links:tables() ++ emqx_azure_marketplace_store_jobs:tables()
         ++ emqx_azure_marketplace_store_landings:tables() ++ emqx_azure_marketplace_store_operations:tables()
         ++ emqx_azure_marketplace_store_deadlines:tables() ++ emqx_azure_marketplace_store_outbox:tables()
-        ++ emqx_azure_marketplace_store_usage:tables() ++ emqx_azure_marketplace_store_usage_dedupe:tables().
+        ++ emqx_azure_marketplace_store_usage:tables() ++ emqx_azure_marketplace_store_usage_dedupe:tables()
+        ++ emqx_azure_marketplace_store_recon:tables().
 
 %% @doc Mnesia running and the tables there (through emqx_azure_marketplace_db: Mria tables inside
 %% EMQX, Mnesia tables otherwise). A node already running Mnesia keeps its schema.

@@ -114,6 +114,8 @@ handle_operation(D = #{operation_id := OpId, subscription_id := SubId, action :=
             catch
                 Class:Reason ->
                     ok = ?OPERATIONS:release_operation(OpId),
+                    ok = emqx_azure_marketplace_store_recon:flag_doubt(SubId, webhook_failed,
+                                                                       emqx_azure_marketplace_clock:now()),
                     ?LOG_ERROR(#{msg => "azure_marketplace_webhook_failed", operation_id => OpId, class => Class,
                                  reason => Reason}),
                     reply({503, #{error => internal_error}})
@@ -161,9 +163,12 @@ perform(P = #{answer := Answer}, D = #{operation_id := OpId, subscription_id := 
         proceed -> perform(P#{answer := none}, D, C, Result);
         GiveUp -> perform(GiveUp, D, C, Result)
     end;
-perform(#{release := true, deferred := Deferred, reply := Reply}, #{operation_id := OpId}, _C, Result) ->
-    %% Not recorded: Azure delivers again and we answer then.
+perform(#{release := true, deferred := Deferred, reply := Reply}, #{operation_id := OpId, subscription_id := SubId},
+        _C, Result) ->
+    %% Not recorded: Azure delivers again and we answer then. Meanwhile the subscription's state is
+    %% in doubt: the reconciliation asks Azure for it first.
     ok = ?OPERATIONS:release_operation(OpId),
+    ok = emqx_azure_marketplace_store_recon:flag_doubt(SubId, webhook_deferred, emqx_azure_marketplace_clock:now()),
     Deferred andalso ?LOG_WARNING(#{msg => "azure_marketplace_webhook_deferred", operation_id => OpId,
                                     reason => failure_reason(Result)}),
     reply(Reply);

@@ -173,6 +173,11 @@ ClientStats Client::stats() const {
 
 std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
     if (auto err = validate(op)) return *err;
+    // A continuation (stored between pages) only ever goes where the marketplace is: our bearer
+    // token goes with it.
+    if (op.kind == OpKind::ListSubscriptionsPage && !op.continuation.empty() &&
+        !same_origin(op.continuation, cfg_.marketplace_url))
+        return Error::badarg("continuation");
     auto engine = this->engine();
     if (!engine) return Error::transport("the engine is stopped; reload the plugin");
     if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= cfg_.max_in_flight) {

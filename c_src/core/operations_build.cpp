@@ -27,6 +27,7 @@ std::string_view op_name(OpKind k) noexcept {
         case OpKind::PostUsage: return "post_usage";
         case OpKind::PostUsageBatch: return "post_usage_batch";
         case OpKind::GetUsageEvents: return "get_usage_events";
+        case OpKind::ListSubscriptionsPage: return "list_subscriptions_page";
     }
     return "unknown";
 }
@@ -83,6 +84,7 @@ std::optional<Error> validate_event(const UsageEvent& e) {
 
 std::optional<Error> validate(const Operation& op) {
     const bool needs_subscription = op.kind != OpKind::Resolve && op.kind != OpKind::ListSubscriptions &&
+                                    op.kind != OpKind::ListSubscriptionsPage &&
                                     op.kind != OpKind::PostUsage && op.kind != OpKind::PostUsageBatch &&
                                     op.kind != OpKind::GetUsageEvents;
     if (needs_subscription && op.subscription_id.empty()) return Error::badarg("subscription_id");
@@ -118,6 +120,10 @@ std::optional<Error> validate(const Operation& op) {
             break;
         case OpKind::GetUsageEvents:
             if (op.filter.usage_start_date.empty()) return Error::badarg("usage_start_date");
+            break;
+        case OpKind::ListSubscriptionsPage:
+            // Checked against the configured marketplace's origin by the client (Client::call).
+            if (op.continuation.size() > 4096 || !header_safe(op.continuation)) return Error::badarg("continuation");
             break;
         case OpKind::GetSubscription:
         case OpKind::ListSubscriptions:
@@ -238,6 +244,13 @@ HttpRequest build_request(const Operation& op, std::string_view marketplace_base
         }
         case OpKind::GetUsageEvents:
             path = "/usageEvents";
+            break;
+        case OpKind::ListSubscriptionsPage:
+            if (!op.continuation.empty()) {
+                req.url = op.continuation;  // Azure's @nextLink, api-version included
+                return req;
+            }
+            path = "/saas/subscriptions";
             break;
     }
     req.url.reserve(marketplace_base.size() + path.size() + 32);

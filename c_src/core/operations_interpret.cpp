@@ -109,6 +109,21 @@ Interpretation list_value(const Operation& op, const HttpResponse& resp, std::st
     return out;
 }
 
+// One page of a list, as Azure answered it: an object whose "subscriptions" is an array of objects
+// (or absent / null); "@nextLink" is left for the caller to judge.
+Result page_value(const Operation& op, const HttpResponse& resp) {
+    auto r = object_value(op, resp);
+    if (auto* v = std::get_if<OpValue>(&r)) {
+        const auto* items = v->value.get_object().if_contains("subscriptions");
+        if (items == nullptr || items->is_null()) return r;
+        if (!items->is_array()) return bad(op, "\"subscriptions\" is not an array", resp.body);
+        for (const auto& item : items->get_array()) {
+            if (!item.is_object()) return bad(op, "\"subscriptions\" holds a non-object", resp.body);
+        }
+    }
+    return r;
+}
+
 Result operation_id(const Operation& op, const HttpResponse& resp) {
     auto loc = resp.header("Operation-Location");
     if (!loc) return bad(op, "no Operation-Location header", {});
@@ -191,6 +206,7 @@ Interpretation interpret(const Operation& op, const HttpResponse& resp) {
         case OpKind::DeleteSubscription: return {operation_id(op, resp), std::nullopt};
         case OpKind::PostUsageBatch: return {batch(op, resp), std::nullopt};
         case OpKind::GetUsageEvents: return {usage_events(op, resp), std::nullopt};
+        case OpKind::ListSubscriptionsPage: return {page_value(op, resp), std::nullopt};
     }
     return {bad(op, "unknown operation", {}), std::nullopt};
 }

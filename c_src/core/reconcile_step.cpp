@@ -2,8 +2,13 @@
 #include "azmp/reconcile_step.hpp"
 
 #include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+
+#include <algorithm>
+#include <cmath>
 
 #include "azmp/azure_fields.hpp"
+#include "azmp/operations.hpp"
 #include "azmp/rules.hpp"
 
 namespace azmp::reconcile {
@@ -51,6 +56,80 @@ std::vector<Repair> plan_repairs(const std::vector<Seen>& seen, const std::unord
 std::int64_t enforce_changed_since(std::int64_t now, std::optional<std::int64_t> window_s) noexcept {
     const std::int64_t w = window_s && *window_s >= 0 ? *window_s : kDefaultEnforceWindowS;
     return now - w;
+}
+
+PageReading read_page(const CallReport& answer, std::string_view marketplace_base) {
+    PageReading out;
+    if (answer.kind != CallKind::Answered || !answer.body || !answer.body->is_object()) {
+        out.fault = PageFault::Unreadable;
+        return out;
+    }
+    const boost::json::object& obj = answer.body->get_object();
+    const boost::json::value* subs = obj.if_contains("subscriptions");
+    if (subs && !subs->is_null()) {
+        if (!subs->is_array()) {
+            out.fault = PageFault::Unreadable;
+            return out;
+        }
+        out.page.seen.reserve(subs->get_array().size());
+        for (const boost::json::value& sub : subs->get_array()) {
+            auto id = read_id(field(&sub, "id"));
+            auto status = status_of(&sub);
+            if (id && status) out.page.seen.push_back(Seen{std::move(*id), std::move(*status)});
+        }
+    }
+    const boost::json::value* next = obj.if_contains("@nextLink");
+    if (next && !next->is_null() && !(next->is_string() && next->get_string().empty())) {
+        if (!next->is_string() || next->get_string().size() > kMaxContinuationBytes ||
+            !same_origin(std::string_view(next->get_string().data(), next->get_string().size()), marketplace_base)) {
+            out.fault = PageFault::ForeignContinuation;
+            out.page = {};
+            return out;
+        }
+        out.page.continuation = std::string(next->get_string().data(), next->get_string().size());
+    }
+    return out;
+}
+
+namespace {
+
+// Facts come from outside: an interval past a month is a month; the rest is computed in doubles and
+// clamped, so that no time given (however far off) overflows.
+constexpr std::int64_t kMaxIntervalMs = 30LL * 24 * 3600 * 1000;
+
+std::int64_t interval_of(const Pace& p) noexcept { return std::clamp<std::int64_t>(p.interval_ms, 1, kMaxIntervalMs); }
+
+std::int64_t clamped(double v, std::int64_t lo, std::int64_t hi) noexcept {
+    if (!(v >= static_cast<double>(lo))) return lo;  // NaN too
+    if (v >= static_cast<double>(hi)) return hi;
+    return static_cast<std::int64_t>(v);
+}
+
+}  // namespace
+
+std::int64_t min_gap_ms(double max_calls_per_s) noexcept {
+    const double rate = std::isfinite(max_calls_per_s) && max_calls_per_s > 0 ? max_calls_per_s : kDefaultMaxCallsPerS;
+    return clamped(std::ceil(1000.0 / rate), 1, kMaxGapMs);
+}
+
+std::int64_t next_page_in_ms(const Pace& p) noexcept {
+    const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
+    if (p.pages_last_pass <= 0 || p.pages_done >= p.pages_last_pass) return floor_gap;
+    const double target_end = static_cast<double>(p.started_ms) + static_cast<double>(interval_of(p)) * kPassShare;
+    const double left = target_end - static_cast<double>(p.now_ms);
+    const double pages_left = static_cast<double>(p.pages_last_pass) - static_cast<double>(p.pages_done);
+    return clamped(std::floor(left / pages_left), floor_gap, std::max(floor_gap, kMaxGapMs));
+}
+
+std::int64_t next_pass_in_ms(const Pace& p) noexcept {
+    const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
+    const double left = static_cast<double>(p.started_ms) + static_cast<double>(interval_of(p)) - static_cast<double>(p.now_ms);
+    return clamped(left, floor_gap, std::max(floor_gap, interval_of(p)));
+}
+
+std::int64_t retry_page_in_ms(const Pace& p) noexcept {
+    const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
+    return std::clamp<std::int64_t>(kRetryPageMs, floor_gap, std::max(floor_gap, interval_of(p)));
 }
 
 }  // namespace azmp::reconcile

@@ -97,6 +97,11 @@ namespace azmp::nif {
     /* the reconciliation's step */                                                                 \
     X(list, "list") X(one, "one") X(links, "links") X(need_links, "need_links") X(repairs, "repairs")  \
     X(failed, "failed") X(subscription_ids, "subscription_ids")                                      \
+    X(list_subscriptions_page, "list_subscriptions_page") X(continuation, "continuation")            \
+    X(page, "page") X(next_in_ms, "next_in_ms") X(pace, "pace") X(now_ms, "now_ms")                  \
+    X(started_ms, "started_ms") X(interval_ms, "interval_ms") X(pages_done, "pages_done")            \
+    X(pages_last_pass, "pages_last_pass") X(max_calls_per_s, "max_calls_per_s")                      \
+    X(foreign_continuation, "foreign_continuation") X(unreadable, "unreadable")                      \
     X(enforce_window_s, "enforce_window_s") X(enforce_changed_since, "enforce_changed_since")        \
     X(claim_cancelled, "claim_cancelled") X(names_subscription, "names_subscription")                \
     /* health */                                                                                     \

@@ -32,6 +32,7 @@ struct EnumAtoms<OpKind> {
         {&atoms::post_usage, OpKind::PostUsage},
         {&atoms::post_usage_batch, OpKind::PostUsageBatch},
         {&atoms::get_usage_events, OpKind::GetUsageEvents},
+        {&atoms::list_subscriptions_page, OpKind::ListSubscriptionsPage},
     };
 };
 
@@ -285,6 +286,7 @@ std::variant<Operation, Error> operation_from_terms(ErlNifEnv* env, ERL_NIF_TERM
     f.get(atoms::plan_id, op.plan_id);
     f.get(atoms::operation_id, op.operation_id);
     f.get(atoms::token, op.marketplace_token);
+    f.get(atoms::continuation, op.continuation);
     f.get<Positive>(atoms::quantity, op.quantity);
     if (auto status = f.term(atoms::status)) {
         if (enif_is_identical(*status, atoms::success)) op.success = true;

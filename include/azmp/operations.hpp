@@ -32,6 +32,9 @@ enum class OpKind {
     PostUsage,
     PostUsageBatch,
     GetUsageEvents,
+    // One page of List Subscriptions (the first, or the one `continuation` names): the page as Azure
+    // answered it, its @nextLink not followed (the reconciliation reads a pass page by page).
+    ListSubscriptionsPage,
 };
 
 std::string_view op_name(OpKind k) noexcept;
@@ -62,6 +65,7 @@ struct Operation {
     bool success = true;            // UpdateOperation
     std::vector<UsageEvent> events; // PostUsage (exactly one), PostUsageBatch (1..25)
     UsageFilter filter;             // GetUsageEvents
+    std::string continuation;       // ListSubscriptionsPage: the @nextLink of the page before (empty: the first)
 };
 
 // Checks what Azure would refuse anyway (empty ids, batch size, time format) before sending.
@@ -94,7 +98,8 @@ struct Interpretation {
 // missing optional fields. A 2xx body that does not parse or lacks a required field is BadResponse;
 // a non-2xx is Http (except 409 on PostUsage: the already accepted event is returned as a Value).
 // List operations return Value holding a JSON array of the page's items (an absent list is an empty one).
-// Resolve requires a string "id"; its bodies never appear in errors. PostUsageBatch returns the object
+// ListSubscriptionsPage returns the page's object as it is ("subscriptions" checked to be an array
+// of objects, "@nextLink" kept). Resolve requires a string "id"; its bodies never appear in errors. PostUsageBatch returns the object
 // with its "result" array and an integer "count" (taken from the array when Azure omits it).
 Interpretation interpret_response(const Operation& op, const HttpResponse& resp);
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -44,5 +45,60 @@ std::vector<Repair> plan_repairs(const std::vector<Seen>& seen, const std::unord
 // (plan_enforce): what a crash or an operator undid is redone. A week unless configured.
 inline constexpr std::int64_t kDefaultEnforceWindowS = 7 * 24 * 3600;
 std::int64_t enforce_changed_since(std::int64_t now, std::optional<std::int64_t> window_s) noexcept;
+
+// ---- A pass in pages (List Subscriptions one page at a time, spread over the interval) ----------
+
+// A page of List Subscriptions as Azure answers it: {"subscriptions": [...], "@nextLink": URL}.
+struct Page {
+    std::vector<Seen> seen;
+    std::optional<std::string> continuation;  // the next page's URL; none: the last page
+};
+
+// A continuation longer than this is no continuation Azure would give (it is stored in Mnesia).
+inline constexpr std::size_t kMaxContinuationBytes = 4096;
+
+// Why a page cannot be read (the pass ends there; the next one starts from the first page).
+enum class PageFault { None, Unreadable, ForeignContinuation };
+
+// The page's subscriptions and continuation. A page is unreadable unless it is an object whose
+// "subscriptions" is an array (absent or null: an empty page); a "@nextLink" that is not a string,
+// is longer than kMaxContinuationBytes, or is not at `marketplace_base`'s scheme, host and port is
+// never followed (our bearer token goes with it): ForeignContinuation.
+struct PageReading {
+    PageFault fault = PageFault::None;
+    Page page;
+};
+PageReading read_page(const CallReport& answer, std::string_view marketplace_base);
+
+// Pacing: a pass is spread over its interval, at no more than max_calls_per_s calls (the ceiling)
+// and never slower than one page every kMaxGapMs (the floor). The pass aims to end at
+// kPassShare of its interval (slack for retries and for a list that grew).
+inline constexpr double kDefaultMaxCallsPerS = 10.0;
+inline constexpr std::int64_t kMaxGapMs = 60'000;
+inline constexpr double kPassShare = 0.8;
+// A page that failed (Azure unreachable, 5xx) is asked again after this (within the ceiling).
+inline constexpr std::int64_t kRetryPageMs = 5'000;
+
+struct Pace {
+    std::int64_t now_ms = 0;
+    std::int64_t started_ms = 0;       // when the pass's first page was asked for
+    std::int64_t interval_ms = 300'000;
+    std::int64_t pages_done = 0;       // pages of this pass read so far (this one included)
+    std::int64_t pages_last_pass = 0;  // 0: unknown (the first pass: at the ceiling)
+    double max_calls_per_s = kDefaultMaxCallsPerS;
+};
+
+// The least time between two calls: 1 / max_calls_per_s (a ceiling <= 0 or not finite: the default).
+std::int64_t min_gap_ms(double max_calls_per_s) noexcept;
+// When the next page is asked for: the time left to the pass's target end shared among the pages
+// still expected (from the last pass's count), between min_gap_ms and kMaxGapMs; at the ceiling
+// when the count is unknown or already passed (the list grew).
+std::int64_t next_page_in_ms(const Pace& pace) noexcept;
+// After the last page: when the next pass starts (one interval after this one started; at once,
+// but not before min_gap_ms, when the pass took longer than its interval).
+std::int64_t next_pass_in_ms(const Pace& pace) noexcept;
+// After a failed page: kRetryPageMs, but never sooner than the ceiling allows nor later than the
+// interval.
+std::int64_t retry_page_in_ms(const Pace& pace) noexcept;
 
 }  // namespace azmp::reconcile

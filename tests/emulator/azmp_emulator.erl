@@ -15,7 +15,7 @@
 -export([set_plan/3, set_answer_style/2, received/1]).
 -export([start/1, start_link/1, stop/1,
          http_url/1, https_url/1, ca_file/1, other_ca_file/1, jwks_url/1, info/1,
-         add_subscription/2, subscription/2, add_operation/3,
+         add_subscription/2, add_subscriptions/3, subscription/2, add_operation/3,
          inject/3, clear_faults/2, set_delay/2, expire_tokens/1,
          stats/1, reset_stats/1, sign_jwt/2,
          send_webhook/4, send_webhook/5, send_webhook_detailed/5, webhooks/1,
@@ -117,6 +117,14 @@ url(Scheme, Port) ->
 %% token, marketplace_token_ttl_s (86400; 0 = the token is already expired).
 -spec add_subscription(emu(), map()) -> {ok, #{id := binary(), token := binary()}}.
 add_subscription(Emu, Map) -> call(Emu, {add_subscription, Map}).
+
+%% @doc N subscriptions at once (a bench's or a test's 100,000), Opts as add_subscription/2's but
+%% for `id' and `token' (each gets its own): their ids, in creation (listing) order. To lose a
+%% webhook among them, add_operation/3 (a Suspend or an Unsubscribe applies in Azure at once and
+%% no webhook is sent unless send_webhook/4 is called).
+-spec add_subscriptions(emu(), pos_integer(), map()) -> {ok, [binary()]}.
+add_subscriptions(Emu, N, Opts) when is_integer(N), N > 0 ->
+    gen_server:call(Emu, {add_subscriptions, N, maps:without([id, token], Opts)}, infinity).
 
 %% @doc The emulator's own view: atom keys (id, status, plan_id, quantity,
 %% activations, token, operations, ...).
@@ -542,6 +550,13 @@ handle_call({add_subscription, Opts}, _From, State) ->
     {Sub, State1} = azmp_emulator_fulfillment:new_subscription(
                       Opts, azmp_emulator_util:now_s(State), State),
     {reply, {ok, maps:with([id, token], Sub)}, State1};
+handle_call({add_subscriptions, N, Opts}, _From, State) ->
+    NowS = azmp_emulator_util:now_s(State),
+    {Ids, State1} = lists:foldl(fun(_, {Acc, S0}) ->
+                                        {#{id := Id}, S1} = azmp_emulator_fulfillment:new_subscription(Opts, NowS, S0),
+                                        {[Id | Acc], S1}
+                                end, {[], State}, lists:seq(1, N)),
+    {reply, {ok, lists:reverse(Ids)}, State1};
 handle_call({subscription, Id}, _From, State) ->
     State1 = azmp_emulator_fulfillment:advance(azmp_emulator_util:now_ms(State), State),
     {reply, azmp_emulator_fulfillment:view(Id, State1), State1};

@@ -4,6 +4,7 @@
 %%
 %%   POST /_emulator/subscriptions   {planId, offerId, quantity, status, name,
 %%                                    email, isFreeTrial, id, token} -> {id, token}
+%%   POST /_emulator/subscriptions/bulk {count, status, planId}  -> {ids}
 %%   GET  /_emulator/subscriptions/{id}                          -> emulator view
 %%   POST /_emulator/operations      {subscriptionId, action, planId, quantity} -> {id}
 %%   POST /_emulator/faults          {op, faults: [{"status":503}, {"status":429,
@@ -56,6 +57,12 @@ route(<<"POST">>, [<<"subscriptions">>], In, Emu) ->
                         V <- [maps:get(JK, In, undefined)], V =/= undefined]),
     {ok, #{id := Id, token := Token}} = azmp_emulator:add_subscription(Emu, Opts),
     #{<<"id">> => Id, <<"token">> => Token};
+route(<<"POST">>, [<<"subscriptions">>, <<"bulk">>], In, Emu) ->
+    %% {count, status, planId}: that many subscriptions at once -> {ids}
+    Opts = maps:from_list([{K, V} || {JK, K} <- [{<<"planId">>, plan_id}, {<<"status">>, status}],
+                                     V <- [maps:get(JK, In, undefined)], V =/= undefined]),
+    {ok, Ids} = azmp_emulator:add_subscriptions(Emu, maps:get(<<"count">>, In), Opts),
+    #{<<"ids">> => Ids};
 route(<<"GET">>, [<<"subscriptions">>, Id], _In, Emu) ->
     case azmp_emulator:subscription(Emu, Id) of
         {ok, View} -> jsonable(View);

@@ -196,7 +196,7 @@ handle(list_subscriptions, _Args, Req, Ctx, State = #{subs := Subs, cfg := Cfg})
             %% The ids in creation order, sorted again only when subscriptions were added: a
             %% listing of N subscriptions in pages of 2 sorts once, not N / 2 times.
             {Ids, State1} = ordered_ids(State),
-            Page = [maps:get(Id, Subs) || Id <- lists:sublist(Ids, Offset + 1, PageSize)],
+            Page = [maps:get(element(I, Ids), Subs) || I <- lists:seq(Offset + 1, min(Offset + PageSize, tuple_size(Ids)))],
             Next = case map_size(Subs) > Offset + PageSize of
                        true ->
                            Tok = encode_continuation(Offset + PageSize),
@@ -483,10 +483,11 @@ iso(S) -> azmp_emulator_util:iso8601(S).
 
 %% The subscription ids in creation order (cached until subscriptions are added).
 ordered_ids(State = #{subs := Subs}) ->
-    case maps:get(ordered_ids, State, {-1, []}) of
+    case maps:get(ordered_ids, State, {-1, {}}) of
         {N, Ids} when N =:= map_size(Subs) ->
             {Ids, State};
         _ ->
-            Ids = [Id || {_, Id} <- lists:sort([{Seq, Id} || {Id, #{seq := Seq}} <- maps:to_list(Subs)])],
+            %% A tuple: a page at any offset is read in the time of its own size.
+            Ids = list_to_tuple([Id || {_, Id} <- lists:sort([{Seq, Id} || {Id, #{seq := Seq}} <- maps:to_list(Subs)])]),
             {Ids, State#{ordered_ids => {map_size(Subs), Ids}}}
     end.

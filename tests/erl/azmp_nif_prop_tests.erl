@@ -277,16 +277,34 @@ resolve_answer() ->
          maps:from_list(Pairs)).
 
 reconcile_facts() ->
-    ?LET({Step, Id, Result, Links, Now, Window, Drop},
-         {oneof([elements([list, one]), random_term()]), oneof([binary(), random_term()]),
-          oneof([call_result(), {ok, list(subscription())}, {ok, subscription()}]),
-          oneof([random_term(), ?LET(L, list({oneof([binary(), random_term()]),
-                                              oneof([#{account_id => binary(), state => state()}, random_term()])}),
-                                     maps:from_list(L))]),
-          oneof([time_arg(), random_term()]), oneof([time_arg(), exactly(undefined), random_term()]),
-          list(elements([step, subscription_id, result, links, now, enforce_window_s]))},
+    ?LET({{Step, Id, Result, Links, Now, Window, Drop}, {Url, Pace}},
+         {{oneof([elements([list, one, page]), random_term()]), oneof([binary(), random_term()]),
+           oneof([call_result(), {ok, list(subscription())}, {ok, subscription()}, {ok, page()}]),
+           oneof([random_term(), ?LET(L, list({oneof([binary(), random_term()]),
+                                               oneof([#{account_id => binary(), state => state()}, random_term()])}),
+                                      maps:from_list(L))]),
+           oneof([time_arg(), random_term()]), oneof([time_arg(), exactly(undefined), random_term()]),
+           list(elements([step, subscription_id, result, links, now, enforce_window_s, marketplace_url, pace]))},
+          {oneof([exactly(<<"https://marketplaceapi.microsoft.com/api">>), exactly(undefined), binary(), random_term()]),
+           oneof([pace(), random_term()])}},
          maps:without(Drop, #{step => Step, subscription_id => Id, result => Result, links => Links, now => Now,
-                              enforce_window_s => Window})).
+                              enforce_window_s => Window, marketplace_url => Url, pace => Pace})).
+
+%% A page of List Subscriptions: its subscriptions and a link, at the marketplace or elsewhere.
+page() ->
+    ?LET({Subs, Next}, {list(subscription()),
+                        oneof([exactly(null), exactly(<<>>), binary(), random_term(),
+                               exactly(<<"https://marketplaceapi.microsoft.com/api/saas/subscriptions?c=2">>),
+                               exactly(<<"https://evil.example/api/saas/subscriptions?c=2">>)])},
+         #{<<"subscriptions">> => Subs, <<"@nextLink">> => Next}).
+
+pace() ->
+    ?LET({N, S, I, D, L, M, Drop},
+         {time_arg(), time_arg(), oneof([time_arg(), random_term()]), oneof([time_arg(), random_term()]),
+          time_arg(), oneof([time_arg(), real(), random_term()]),
+          list(elements([now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s]))},
+         maps:without(Drop, #{now_ms => N, started_ms => S, interval_ms => I, pages_done => D, pages_last_pass => L,
+                              max_calls_per_s => M})).
 
 subscription() ->
     ?LET({Id, Status}, {oneof([binary(), random_term()]),

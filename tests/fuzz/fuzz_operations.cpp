@@ -16,7 +16,7 @@ constexpr long kStatuses[] = {200, 201, 202, 204, 400, 401, 403, 404, 409, 429, 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     fuzz::Input in(data, size);
     Operation op;
-    op.kind = static_cast<OpKind>(in.byte() % (static_cast<int>(OpKind::GetUsageEvents) + 1));
+    op.kind = static_cast<OpKind>(in.byte() % (static_cast<int>(OpKind::ListSubscriptionsPage) + 1));
     op.subscription_id = "sub";
     op.operation_id = "op";
     HttpResponse resp;
