@@ -228,11 +228,7 @@ can_create_deployment(Account, #{trial := Trial}) when is_boolean(Trial) ->
 -spec deployment_action(account_id(), emqx_azure_marketplace_platform:deployment(), integer()) ->
     keep | {stop, atom()} | {delete, integer()}.
 deployment_action(Account, Deployment, Now) when is_map(Deployment), is_integer(Now) ->
-    {State, CancelledAt} =
-        case ?LINKS:link(Account) of
-            #{state := S, cancelled_at := C} -> {S, C};
-            undefined -> {emqx_azure_marketplace_lifecycle:link_state(Account), undefined}
-        end,
+    {State, CancelledAt} = emqx_azure_marketplace_lifecycle:gate_facts(Account),
     case ?NIF:gate_deployment(State, Deployment, Now, CancelledAt, unknown) of
         need_payment_method -> ?NIF:gate_deployment(State, Deployment, Now, CancelledAt, pays_otherwise(Account));
         Action -> Action

@@ -3,7 +3,7 @@
 %% core plan the new state and the effects, commits both in one transaction, then performs the effects.
 -module(emqx_azure_marketplace_lifecycle).
 
--export([link_state/1, apply_event/4, enforce_changed_since/1]).
+-export([link_state/1, gate_facts/1, apply_event/4, enforce_changed_since/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -17,14 +17,20 @@
 
 %% @doc The account's link state as the core's rules take it: a link in progress is `pending'.
 -spec link_state(binary()) -> emqx_azure_marketplace_nif:link_state().
-link_state(Account) ->
-    case ?LINKS:link(Account) of
-        #{state := S} ->
-            S;
+link_state(Account) -> element(1, gate_facts(Account)).
+
+%% @doc What the gating rules take of the account's link: its state (as link_state/1) and when it
+%% was cancelled (undefined without a link).
+-spec gate_facts(binary()) -> {emqx_azure_marketplace_nif:link_state(), integer() | undefined}.
+gate_facts(Account) ->
+    case ?LINKS:gate_facts(Account) of
+        {_, _} = Facts ->
+            Facts;
         undefined ->
-            case ?JOBS:job(Account) of
-                #{phase := P} when P =/= failed -> pending;
-                _ -> none
+            case ?JOBS:job_phase(Account) of
+                undefined -> {none, undefined};
+                failed -> {none, undefined};
+                _InProgress -> {pending, undefined}
             end
     end.
 

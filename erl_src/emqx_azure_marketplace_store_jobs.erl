@@ -5,7 +5,7 @@
 -module(emqx_azure_marketplace_store_jobs).
 
 -export([tables/0, jobs_unfinished/0]).
--export([job/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
+-export([job/1, job_phase/1, jobs_ready/1, start_job/3, claim_job/3, resume_jobs_of/1, decide_link/4, commit_linked/5,
          commit_link_failed/4, retry_job/4, job_activating/2]).
 %% inside another store's transaction
 -export([new_job_tx/3]).
@@ -38,6 +38,14 @@ job_map(#azmp_job{} = J) ->
     #{account_id => J#azmp_job.account_id, phase => J#azmp_job.phase, reason => J#azmp_job.reason,
       work => J#azmp_job.work, subscription_id => J#azmp_job.subscription_id, owner => J#azmp_job.owner,
       lease_until => J#azmp_job.lease_until, attempts => J#azmp_job.attempts}.
+
+%% @doc The phase of the account's linking job, or undefined (no map built).
+-spec job_phase(binary()) -> resolving | activating | failed | undefined.
+job_phase(Account) ->
+    case ?DB:one(azmp_job, Account) of
+        #azmp_job{phase = P} -> P;
+        undefined -> undefined
+    end.
 
 %% @doc Jobs still to work on whose lease has run out at Now.
 -spec jobs_ready(integer()) -> [map()].

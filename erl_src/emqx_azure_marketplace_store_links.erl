@@ -7,7 +7,7 @@
 -module(emqx_azure_marketplace_store_links).
 
 -export([tables/0, claim_linked_subscriptions/0]).
--export([link/1, link_usage/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
+-export([link/1, gate_facts/1, link_usage/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
 %% inside another store's transaction
 -export([claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
 
@@ -39,6 +39,15 @@ claim_linked_subscriptions() ->
 %% @doc The account's link, or undefined.
 -spec link(binary()) -> map() | undefined.
 link(Account) -> link_map(?DB:one(azmp_link, Account)).
+
+%% @doc What gating a deployment needs of the account's link: its state and when it was cancelled
+%% (one read of the row; no map built).
+-spec gate_facts(binary()) -> {emqx_azure_marketplace_nif:link_state(), integer() | undefined} | undefined.
+gate_facts(Account) ->
+    case ?DB:one(azmp_link, Account) of
+        #azmp_link{state = S, cancelled_at = C} -> {S, C};
+        undefined -> undefined
+    end.
 
 %% @doc What recording a sample needs of the account's link (every sample reads it: no map built).
 -spec link_usage(binary()) ->

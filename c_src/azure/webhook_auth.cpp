@@ -67,7 +67,10 @@ struct WebhookAuthenticator::State : std::enable_shared_from_this<State> {
     };
 
     State(WebhookAuthConfig c, const std::shared_ptr<Engine>& e)
-        : cfg(std::move(c)), url(jwks_url(cfg)), engine(e) {}
+        : cfg(std::move(c)),
+          url(jwks_url(cfg)),
+          engine(e),
+          expect{cfg.audience, cfg.tenant_id, login_base(cfg.login_url), cfg.authorized_apps, 0, cfg.skew_s} {}
 
     const WebhookAuthConfig cfg;
     const std::string url;
@@ -81,10 +84,12 @@ struct WebhookAuthenticator::State : std::enable_shared_from_this<State> {
     std::optional<std::int64_t> last_fetch_ms;
     bool fetching = false;
     std::vector<Waiter> waiters;
+    // What a token must say, made once (not its strings copied for every token): only `now` changes.
+    JwtExpectations expect;
 
-    JwtExpectations expectations(std::int64_t now) const {
-        return JwtExpectations{cfg.audience, cfg.tenant_id, login_base(cfg.login_url), cfg.authorized_apps, now,
-                               cfg.skew_s};
+    const JwtExpectations& expectations(std::int64_t now) {
+        expect.now = now;
+        return expect;
     }
 
     bool may_fetch(std::int64_t now_ms) const {

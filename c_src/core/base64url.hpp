@@ -1,4 +1,4 @@
-// base64url (RFC 4648 §5, unpadded as JWS uses it) decoding via OpenSSL (not part of the public API).
+// base64url (RFC 4648 §5, unpadded as JWS uses it) decoding (not part of the public API).
 #pragma once
 
 #include <string>

@@ -32,11 +32,14 @@ bool finite_numbers(const json::value& v) {
 }  // namespace
 
 std::optional<json::value> parse_json(std::string_view body) {
-    json::error_code ec;
     // A monotonic arena per document: one allocation per block instead of one per string, array
     // and object (these documents are small, read once, and dropped whole).
-    json::value v = json::parse(json::string_view(body.data(), body.size()), ec,
-                                json::make_shared_resource<json::monotonic_resource>());
+    return parse_json(body, json::make_shared_resource<json::monotonic_resource>());
+}
+
+std::optional<json::value> parse_json(std::string_view body, json::storage_ptr sp) {
+    json::error_code ec;
+    json::value v = json::parse(json::string_view(body.data(), body.size()), ec, std::move(sp));
     if (ec || !finite_numbers(v)) return std::nullopt;
     return v;
 }

@@ -13,6 +13,8 @@ namespace azmp::detail {
 // Parses `body`; nothing when it is not one complete JSON text, or holds a number too large for a
 // double (1e999). Never throws on bad input.
 std::optional<boost::json::value> parse_json(std::string_view body);
+// The same, its storage from `sp` (a caller's arena for a document that does not outlive it).
+std::optional<boost::json::value> parse_json(std::string_view body, boost::json::storage_ptr sp);
 
 // Brings what Azure really sends to one shape, in place and recursively: status strings
 // (saasSubscriptionStatus, status, reconStatus) are trimmed; `quantity` given as a string becomes a

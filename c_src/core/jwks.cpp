@@ -44,6 +44,14 @@ const EVP_MD* sha256() {
     return md != nullptr ? md : EVP_sha256();
 }
 
+// SHA-256 of `in` with a context kept per thread (EVP_Digest allocates and sets up one per call).
+bool digest_sha256(const unsigned char* in, std::size_t len, unsigned char* out, unsigned int* out_len) {
+    thread_local const std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+    if (!ctx) return EVP_Digest(in, len, out, out_len, sha256(), nullptr) == 1;
+    return EVP_DigestInit_ex(ctx.get(), sha256(), nullptr) == 1 && EVP_DigestUpdate(ctx.get(), in, len) == 1 &&
+           EVP_DigestFinal_ex(ctx.get(), out, out_len) == 1;
+}
+
 class RsaPublicKey final : public PublicKey {
 public:
     // Takes ownership of `pkey`.
@@ -66,7 +74,7 @@ public:
             // about as much again as the RSA operation's setup.
             unsigned char digest[EVP_MAX_MD_SIZE];
             unsigned int digest_len = 0;
-            if (EVP_Digest(in, signing_input.size(), digest, &digest_len, sha256(), nullptr) == 1) {
+            if (digest_sha256(in, signing_input.size(), digest, &digest_len)) {
                 std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_dup(verify_template_));
                 ok = ctx && EVP_PKEY_verify(ctx.get(), sig, signature.size(), digest, digest_len) == 1;
             }

@@ -2,6 +2,8 @@
 // claims Entra puts in a token for the marketplace (aud, tid, azp / appid, exp, nbf).
 #include "azmp/jwt.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
+
 #include <algorithm>
 #include <cmath>
 
@@ -38,11 +40,11 @@ std::optional<Parts> split(std::string_view token) {
     return p;
 }
 
-// A base64url part holding a JSON object.
-std::optional<json::object> json_part(std::string_view b64) {
+// A base64url part holding a JSON object (its storage from `sp`).
+std::optional<json::object> json_part(std::string_view b64, json::storage_ptr sp) {
     std::string text;
     if (!detail::base64url_decode(b64, text)) return std::nullopt;
-    auto v = detail::parse_json(text);
+    auto v = detail::parse_json(text, std::move(sp));
     if (!v || !v->is_object()) return std::nullopt;
     return std::move(v->get_object());
 }
@@ -105,7 +107,11 @@ bool app_ok(const json::object& claims, const std::vector<std::string>& authoriz
 std::variant<json::object, JwtError> verify(std::string_view token, const KeySet& keys, const JwtExpectations& expect) {
     auto parts = split(token);
     if (!parts) return JwtError::Malformed;
-    auto header = json_part(parts->header_b64);
+    // The header is read here and dropped with this frame: its tree in an arena on the stack (the
+    // heap only if it is larger than Entra's).
+    unsigned char arena[2048];
+    json::monotonic_resource header_storage(arena, sizeof arena);
+    auto header = json_part(parts->header_b64, json::storage_ptr(&header_storage));
     if (!header) return JwtError::Malformed;
     // Only RS256, exactly: "none", HS256 (with the public key as the secret), RS384, PS256... all fail
     // here, before any key is looked at.
@@ -167,7 +173,7 @@ std::optional<std::string> jwt_kid(std::string_view token) {
     try {
         auto parts = split(token);
         if (!parts) return std::nullopt;
-        auto header = json_part(parts->header_b64);
+        auto header = json_part(parts->header_b64, json::make_shared_resource<json::monotonic_resource>());
         if (!header) return std::nullopt;
         auto kid = string_member(*header, "kid");
         if (!kid) return std::nullopt;

@@ -13,6 +13,10 @@
 -export([init/1, handle_call/3, handle_cast/2]).
 
 -define(NAME, {global, ?MODULE}).
+%% The accounts' payment methods, {Id, Method}, written by the instance before it answers the call
+%% that changed them: the node it runs on reads them without a call (the gating bench asks for them
+%% from 64 processes at once; a control plane serves such reads concurrently too).
+-define(METHODS, azmp_test_platform_methods).
 
 -type account() :: #{
     profile := emqx_azure_marketplace_platform:billing_profile(),
@@ -78,9 +82,15 @@ billing_profile(Id) ->
 
 -spec payment_method(binary()) -> emqx_azure_marketplace_platform:payment_method().
 payment_method(Id) ->
-    case account(Id) of
-        {ok, #{payment_method := M}} -> M;
-        {error, not_found} -> none
+    try ets:lookup(?METHODS, Id) of
+        [{_, M}] -> M;
+        [] -> none
+    catch
+        error:badarg ->  % the instance runs on another node
+            case account(Id) of
+                {ok, #{payment_method := M}} -> M;
+                {error, not_found} -> none
+            end
     end.
 
 -spec set_payment_method(binary(), azure_marketplace_subscription | none) -> ok.
@@ -113,10 +123,31 @@ notify(A, Notice) -> gen_server:call(?NAME, {notify, A, Notice}).
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
+    ?METHODS = ets:new(?METHODS, [named_table, protected, {read_concurrency, true}]),
     {ok, #{accounts => #{}, log => [], plans => [<<"payg">>, <<"payg-premium">>], hold => [], held => []}}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()} | {noreply, map()}.
-handle_call(Req, From, S = #{hold := Hold, held := H}) ->
+handle_call(Req, From, S) ->
+    Reply = handle(Req, From, S),
+    ok = methods_in_step(Req, element(tuple_size(Reply), Reply)),  % before the caller is answered
+    Reply.
+
+%% The only calls that change a payment method.
+methods_in_step(reset, _S) ->
+    true = ets:delete_all_objects(?METHODS),
+    ok;
+methods_in_step({add_account, Id, _}, S) -> method_in_step(Id, S);
+methods_in_step({set_payment_method, Id, _}, S) -> method_in_step(Id, S);
+methods_in_step(_, _S) -> ok.
+
+method_in_step(Id, #{accounts := As}) ->
+    true = case As of
+               #{Id := #{payment_method := M}} -> ets:insert(?METHODS, {Id, M});
+               _ -> ets:delete(?METHODS, Id)
+           end,
+    ok.
+
+handle(Req, From, S = #{hold := Hold, held := H}) ->
     case held_entry(Req) of
         {Kind, _, _} = Entry when Hold =/= [] ->
             case lists:member(Kind, Hold) of

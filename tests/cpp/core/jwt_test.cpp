@@ -97,6 +97,71 @@ TEST(Base64Url, OnlyCanonicalTextDecodes) {
     }
 }
 
+// The decoder as it was (the standard alphabet, padded, through EVP_DecodeBlock), kept as the
+// reference the one-pass decoder must agree with on every input.
+bool reference_decode(std::string_view in, std::string& out) {
+    out.clear();
+    if (in.size() % 4 == 1) return false;
+    if (in.empty()) return true;
+    std::string b64;
+    for (char c : in) {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) b64.push_back(c);
+        else if (c == '-') b64.push_back('+');
+        else if (c == '_') b64.push_back('/');
+        else return false;
+    }
+    auto sextet = [](char c) -> unsigned {
+        if (c >= 'A' && c <= 'Z') return static_cast<unsigned>(c - 'A');
+        if (c >= 'a' && c <= 'z') return static_cast<unsigned>(c - 'a') + 26;
+        if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0') + 52;
+        return c == '+' ? 62U : 63U;
+    };
+    if (const std::size_t tail = b64.size() % 4; tail != 0 && (sextet(b64.back()) & (tail == 2 ? 0x0fU : 0x03U)) != 0)
+        return false;
+    const std::size_t pad = (4 - b64.size() % 4) % 4;
+    b64.append(pad, '=');
+    out.resize(b64.size() / 4 * 3);
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < pad) {
+        out.clear();
+        return false;
+    }
+    out.resize(static_cast<std::size_t>(n) - pad);
+    return true;
+}
+
+TEST(Base64Url, AgreesWithTheReferenceDecoder) {
+    // Every text of up to 3 characters over an alphabet that includes the edges of each range and
+    // bytes outside base64url, then random texts of every length up to 64.
+    static constexpr char kChars[] = "AZaz09-_+/= .\x80\xff\x00" "Bb";
+    const std::string chars(kChars, sizeof kChars - 1);
+    auto check = [](const std::string& text) {
+        std::string got = "stale", want;
+        const bool ok = detail::base64url_decode(text, got);
+        ASSERT_EQ(ok, reference_decode(text, want)) << text;
+        ASSERT_EQ(got, want) << text;
+    };
+    std::string t;
+    check(t);
+    for (char a : chars) {
+        check(std::string{a});
+        for (char b : chars) {
+            check(std::string{a, b});
+            for (char c : chars) check(std::string{a, b, c});
+        }
+    }
+    std::uint32_t x = 12345;
+    auto next = [&x] { return x = x * 1103515245U + 12345U, (x >> 16) & 0x7fffU; };
+    const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < 20000; ++i) {
+        std::string text(next() % 65, 'A');
+        for (char& c : text) c = alphabet[next() % alphabet.size()];
+        if (!text.empty() && next() % 8 == 0) text[next() % text.size()] = chars[next() % chars.size()];
+        check(text);
+    }
+}
+
 TEST(Jwks, ParsesRsaSigningKeys) {
     auto ks = parse_jwks(jwks({&key_a(), &key_b()}));
     ASSERT_TRUE(ks);
