@@ -9,7 +9,8 @@
 %% AZMP_BENCH_METERING_SKIP_HOUR=1 runs only the first.
 -module(azmp_bench_metering).
 
--export([main/0]).
+-export([main/0, lean_hour/1]).
+%% lean_hour/1: that phase alone (AZMP_BENCH_EPROF=1 profiles the hour's close and send).
 
 -define(DIMS, [<<"session_minutes">>, <<"traffic_gb">>, <<"rule_actions">>]).
 -define(CALLERS, 256).
@@ -54,6 +55,7 @@ main() ->
 lean_hour(Paths) ->
     S = ?SUBS,
     io:format("~n== one hour of ~B subscriptions x 3 dimensions (~B events) sent to a lean responder~n", [S, 3 * S]),
+    _ = azmp_test_peer:ensure_distributed(),
     {ok, Peer, Node} = peer:start(#{name => list_to_atom("azmp_bench_lean_" ++ os:getpid()),
                                     args => ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
     Port = erpc:call(Node, azmp_bench_lean_metering, start, []),
@@ -76,7 +78,11 @@ lean_hour(Paths) ->
         at(Emu, H + 2 * ?H),
         Cpu0 = azmp_bench_os:cpu_us(self),
         T0 = erlang:monotonic_time(microsecond),
-        true = azmp_test_run:meter_pass(),
+        case os:getenv("AZMP_BENCH_EPROF") of
+            false -> true = azmp_test_run:meter_pass();
+            _ -> eprof:start(), eprof:start_profiling(processes()), true = azmp_test_run:meter_pass(),
+                 eprof:stop_profiling(), eprof:analyze(total, [{sort, time}, {filter, [{time, 20000}]}])
+        end,
         Wall = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
         Cpu = azmp_bench_os:cpu_us(self) - Cpu0,
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
