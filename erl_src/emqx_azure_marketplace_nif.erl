@@ -12,7 +12,7 @@
 -export([gate_create/3, gate_deployment/5]).
 -export([usage_quantity/1, usage_format/1, usage_hour/1, usage_plan_record/1]).
 -export([usage_tick/1, usage_close/1, usage_answer/2, usage_reconcile_answer/2]).
--export([usage_dedupe_cutoff/2, usage_sweep_interval_ms/1, usage_settings/1]).
+-export([usage_sweep/1, usage_settings/1]).
 -on_load(init/0).
 
 %% Must equal kAbiVersion in c_src/nif/library.cpp: the library refuses to load otherwise.
@@ -282,13 +282,11 @@ usage_close(_Hours) -> erlang:nif_error(nif_not_loaded).
 -spec usage_reconcile_answer([map()], {ok, term()} | {error, term()}) -> {ok, [map()]} | retry.
 usage_reconcile_answer(_Ledger, _Result) -> erlang:nif_error(nif_not_loaded).
 
-%% @doc The recorded-at time (unix s) before which a source id has expired (it counts once for WindowS).
--spec usage_dedupe_cutoff(integer(), pos_integer()) -> integer().
-usage_dedupe_cutoff(_Now, _WindowS) -> erlang:nif_error(nif_not_loaded).
-
-%% @doc How often expired source ids are swept for a dedupe window of WindowS: 1 to 60 s.
--spec usage_sweep_interval_ms(pos_integer()) -> 1000..60000.
-usage_sweep_interval_ms(_WindowS) -> erlang:nif_error(nif_not_loaded).
+%% @doc The recorder's sweep of source ids: those recorded before `expired_before' count no more
+%% (each counts once for the dedupe window), and the next sweep in `next_in_ms' (1 to 60 s).
+-spec usage_sweep(#{now := integer(), dedupe_window_s := pos_integer()}) ->
+    #{expired_before := integer(), next_in_ms := 1000..60000}.
+usage_sweep(_Facts) -> erlang:nif_error(nif_not_loaded).
 
 %% @doc The metering settings an operator gives (the application env `metering'), resolved: every
 %% timing the operator's where given and accepted, else the core's default (the one place the

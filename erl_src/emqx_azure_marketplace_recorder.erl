@@ -78,7 +78,7 @@ init(Policy = #{dedupe_window_s := Window}) ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_dedupe_events_unavailable", reason => Reason,
                            hint => "give this node a copy of azmp_usage_dedupe (a disc or RAM Mnesia node)"})
     end,
-    erlang:send_after(?NIF:usage_sweep_interval_ms(Window()), self(), sweep),
+    erlang:send_after(maps:get(next_in_ms, sweep_plan(Window())), self(), sweep),
     {ok, Policy, {continue, index}}.
 
 %% The index is built before any record call is served (they wait in the mailbox), after init:
@@ -112,7 +112,7 @@ handle_call({record, Sample}, From, S = #{decider := Decider}) ->
     reply(Froms, Results),
     {noreply, S};
 handle_call(sweep_now, _From, S = #{dedupe_window_s := Window}) ->
-    Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), Window()),
+    #{expired_before := Before} = sweep_plan(Window()),
     {Entries, Rows} = expired(Before),
     {reply, lists:sum([expire(Chunk) || Chunk <- Entries ++ Rows]), S};
 handle_call(_Req, _From, S) ->
@@ -125,14 +125,14 @@ handle_cast(_Msg, S) -> {noreply, S}.
 handle_info(sweep, S = #{dedupe_window_s := WindowNow}) ->
     %% a metering config changed in the application env is taken here at the latest
     Window = WindowNow(),
-    Before = ?NIF:usage_dedupe_cutoff(emqx_azure_marketplace_clock:now(), Window),
+    #{expired_before := Before} = sweep_plan(Window),
     %% The scans read every source id and row kept (~0.2 us each): in a process of its own, so that
     %% record calls do not wait for them; only the deletes are the recorder's.
     Self = self(),
     _ = spawn_link(fun() -> {Entries, Rows} = expired(Before), Self ! {sweep, Entries ++ Rows, Window} end),
     {noreply, S};
 handle_info({sweep, [], Window}, S) ->
-    erlang:send_after(?NIF:usage_sweep_interval_ms(Window), self(), sweep),
+    erlang:send_after(maps:get(next_in_ms, sweep_plan(Window)), self(), sweep),
     {noreply, S};
 handle_info({sweep, [Chunk | Rest], Window}, S) ->
     %% a chunk now; the rest after the record calls that came meanwhile
@@ -206,3 +206,6 @@ reply([F | Fs], [R | Rs]) ->
 reply([], []) ->
     ok.
 
+%% The core's plan for a sweep: what has expired now, and when to sweep next.
+sweep_plan(Window) ->
+    ?NIF:usage_sweep(#{now => emqx_azure_marketplace_clock:now(), dedupe_window_s => Window}).

@@ -109,6 +109,7 @@ namespace azmp::nif {
     X(consecutive_unreachable, "consecutive_unreachable") X(last_reached_at, "last_reached_at")      \
     X(last_unreachable_at, "last_unreachable_at") X(signature_failures, "signature_failures")        \
     X(forget_before, "forget_before") X(enforce, "enforce")                                          \
+    X(expired_before, "expired_before")                                                              \
     X(account_id, "account_id") X(step, "step") X(attempts, "attempts") X(base_s, "base_s")            \
     X(max_s, "max_s") X(now, "now") X(expires_at, "expires_at") X(op_at, "op_at")                      \
     X(deployment_id, "deployment_id") X(plan_known, "plan_known") X(pays_otherwise, "pays_otherwise")   \

@@ -107,34 +107,17 @@ ERL_NIF_TERM nif_usage_plan_record(ErlNifEnv* env, int argc, const ERL_NIF_TERM 
     return enif_make_tuple4(env, atoms::ok, encode(env, p.hour), encode(env, p.carried_from), encode(env, p.closes_at));
 }
 
-namespace {
-
-// A setting that is a count: at least 1.
-bool read_positive(Args& a, ERL_NIF_TERM t, ERL_NIF_TERM field, std::int64_t& v) {
-    if (a.read(t, field, v) && v < 1) a.fail(field);
-    return a.ok();
-}
-
-}  // namespace
-
-// usage_dedupe_cutoff(Now, WindowS) -> the recorded-at time before which a source id has expired
-ERL_NIF_TERM nif_usage_dedupe_cutoff(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
-    if (argc != 2) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t now = 0, window = 0;
-    a.read(argv[0], atoms::now, now);
-    read_positive(a, argv[1], atoms::dedupe_window_s, window);
-    if (!a.ok()) return a.raise();
-    return encode(env, metering::dedupe_cutoff(now, window));
-}
-// usage_sweep_interval_ms(WindowS) -> how often expired source ids are swept
-ERL_NIF_TERM nif_usage_sweep_interval_ms(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
+// usage_sweep(#{now := S, dedupe_window_s := S})
+//   -> #{expired_before := S (source ids recorded before then count no more), next_in_ms := Ms}
+ERL_NIF_TERM nif_usage_sweep(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
     if (argc != 1) return enif_make_badarg(env);
-    Args a(env);
-    std::int64_t window = 0;
-    read_positive(a, argv[0], atoms::dedupe_window_s, window);
-    if (!a.ok()) return a.raise();
-    return encode(env, metering::sweep_interval_ms(window));
+    MapFields f(env, argv[0], "facts");
+    std::int64_t now = 0, window = 0;
+    f.require(atoms::now, now);
+    if (f.require(atoms::dedupe_window_s, window) && window < 1) f.fail(atoms::dedupe_window_s);
+    if (!f.ok()) return enif_raise_exception(env, encode(env, *f.error()));
+    return make_map<2>(env, {{{atoms::expired_before, encode(env, metering::dedupe_cutoff(now, window))},
+                              {atoms::next_in_ms, encode(env, metering::sweep_interval_ms(window))}}});
 }
 // usage_settings(#{grace_s => _, lateness_s => _, lease_s => _, tick_ms => _, retry_base_s => _, retry_max_s => _,
 //                  history_days => _, dedupe_window_s => _, dimensions => _, ...})

@@ -111,9 +111,8 @@ nif_fuzz_test_() ->
                  {usage_reconcile_answer, ?FORALL({L, R}, {oneof([random_term(), list(metering_facts(?HOUR_KEYS))]),
                                                            call_result()},
                                                   pure(fun() -> ?NIF:usage_reconcile_answer(L, R) end))},
-                 {usage_dedupe, ?FORALL({N, W}, {time_arg(), time_arg()},
-                                        pure(fun() -> ?NIF:usage_sweep_interval_ms(W) end)
-                                        andalso pure(fun() -> ?NIF:usage_dedupe_cutoff(N, W) end))},
+                 {usage_sweep, ?FORALL({N, W}, {time_arg(), time_arg()},
+                                       pure(fun() -> ?NIF:usage_sweep(#{now => N, dedupe_window_s => W}) end))},
                  {usage_settings, ?FORALL(M, oneof([random_term(),
                                                           ?LET({H, W}, {time_arg(), time_arg()},
                                                                #{history_days => H, dedupe_window_s => W})]),
