@@ -45,19 +45,37 @@ double jitter01() {
 
 }  // namespace
 
-std::string new_guid() {
-    unsigned char b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
+namespace {
+
+void random_bytes(unsigned char* b, int n) {
+    if (RAND_bytes(b, n) != 1) {
         // Request ids are for tracing, not security: fall back to a PRNG rather than fail the call.
         thread_local std::mt19937_64 rng{std::random_device{}()};
-        for (auto& c : b) c = static_cast<unsigned char>(rng());
+        for (int i = 0; i < n; ++i) b[i] = static_cast<unsigned char>(rng());
     }
+}
+
+std::string guid_from(unsigned char* b) {
     b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
     b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-    char out[37];
-    std::snprintf(out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                  b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    // 8-4-4-4-12 lowercase hex (two GUIDs per call: no printf).
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out(36, '-');
+    std::size_t o = 0;
+    for (int i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) ++o;
+        out[o++] = kHex[b[i] >> 4];
+        out[o++] = kHex[b[i] & 0x0f];
+    }
     return out;
+}
+
+}  // namespace
+
+std::string new_guid() {
+    unsigned char b[16];
+    random_bytes(b, sizeof b);
+    return guid_from(b);
 }
 
 std::optional<Error> validate_config(const ClientConfig& cfg) {
@@ -100,6 +118,7 @@ struct Client::CallState {
 // the same credentials share it, and its single refresh in flight. Engine thread only.
 struct Client::TokenState {
     std::string access_token;  // empty: none
+    std::string authorization = "Bearer ";  // "Bearer " + access_token, made once per token
     std::int64_t obtained_at_s = 0;
     std::atomic<std::int64_t> obtained_unix_s{0};  // read by stats() from any thread
     std::int64_t expires_in_s = 0;
@@ -188,8 +207,10 @@ std::variant<Client::CallId, Error> Client::call(Operation op, CallDone done) {
     st->id = next_id_.fetch_add(1, std::memory_order_relaxed);
     st->op = std::move(op);
     st->done = std::move(done);
-    st->request_id = new_guid();
-    st->correlation_id = new_guid();
+    unsigned char ids[32];  // both ids from one call of the random generator
+    random_bytes(ids, sizeof ids);
+    st->request_id = guid_from(ids);
+    st->correlation_id = guid_from(ids + 16);
     st->deadline = Clock::now() + std::chrono::milliseconds(cfg_.timeout_ms);
     CallId id = st->id;
     auto self = shared_from_this();
@@ -327,6 +348,7 @@ void Client::on_token(TransferResult&& r) {
     auto* tok = std::get_if<Token>(&outcome);
     if (tok) {
         t.access_token = std::move(tok->access_token);
+        t.authorization = "Bearer " + t.access_token;
         t.expires_in_s = tok->expires_in_s;
         t.obtained_at_s = steady_s();
         t.obtained_unix_s.store(unix_s(), std::memory_order_relaxed);
@@ -368,7 +390,8 @@ void Client::send(const std::shared_ptr<CallState>& st) {
     } else {
         req = build_request(st->op, cfg_.marketplace_url);
     }
-    req.headers.emplace_back("Authorization", "Bearer " + token_->access_token);
+    req.headers.reserve(req.headers.size() + 4);
+    req.headers.emplace_back("Authorization", token_->authorization);
     req.headers.emplace_back("x-ms-requestid", st->request_id);
     req.headers.emplace_back("x-ms-correlationid", st->correlation_id);
     req.headers.emplace_back("Accept", "application/json");
@@ -403,7 +426,10 @@ void Client::on_response(const std::shared_ptr<CallState>& st, TransferResult&& 
     if (resp.status == 401 && !st->reauthenticated) {
         // Azure no longer accepts our token (revoked, clock skew): refresh once, then retry once.
         st->reauthenticated = true;
-        if (st->token_generation == token_->generation) token_->access_token.clear();
+        if (st->token_generation == token_->generation) {
+            token_->access_token.clear();
+            token_->authorization = "Bearer ";
+        }
         with_token(st);
         return;
     }

@@ -41,22 +41,67 @@ struct Timer {
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : seq > o.seq; }
 };
 
+// What an easy handle was set up for, beyond the options every transfer sets again: a reused handle
+// whose setup matches skips curl_easy_reset() and the options that stay the same (a reset frees and
+// re-makes every option string, and the setup is a dozen curl_easy_setopt calls per transfer).
+struct HandleSetup {
+    bool valid = false;  // false: reset before use (new, or left by a cancelled/failed transfer)
+    Method method = Method::Get;
+    std::string ca_file;
+    std::string proxy;
+
+    bool matches(Method m, const TransferOptions& o) const {
+        return valid && method == m && ca_file == o.ca_file && proxy == o.proxy;
+    }
+};
+
+struct PooledHandle {
+    CURL* easy = nullptr;
+    HandleSetup setup;
+};
+
 // One transfer: its request, what curl writes back, and (once admitted) its curl handle.
 struct Transfer {
     Engine::TransferId id = 0;
     CURL* easy = nullptr;
-    curl_slist* headers = nullptr;
+    HandleSetup setup;  // of `easy`, handed back with it
+    // The request headers as curl reads them: our own list nodes over one buffer of
+    // "Name: value\0" lines (two allocations, where curl_slist_append makes two per header).
+    std::string header_lines;
+    std::vector<curl_slist> header_nodes;
     HttpRequest request;  // owns the body curl reads from
     TransferOptions opts;
     Clock::time_point queued_at;
     TransferResult result;
     Engine::TransferDone done;
     char error_buf[CURL_ERROR_SIZE] = {0};
-
-    ~Transfer() {
-        if (headers) curl_slist_free_all(headers);
-    }
 };
+
+// Builds t.header_nodes / t.header_lines from the request's headers, plus "Expect:" (Azure does
+// not use 100-continue; waiting for it only adds a round trip).
+curl_slist* build_headers(Transfer& t) {
+    static constexpr std::string_view kExpect = "Expect:";
+    std::size_t size = kExpect.size() + 1;
+    for (const auto& [name, value] : t.request.headers) size += name.size() + 2 + value.size() + 1;
+    t.header_lines.clear();
+    t.header_lines.reserve(size);
+    for (const auto& [name, value] : t.request.headers)
+        t.header_lines.append(name).append(": ").append(value).push_back('\0');
+    t.header_lines.append(kExpect).push_back('\0');
+    // The buffer is complete (never reallocated from here): the nodes point into it.
+    const std::size_t n = t.request.headers.size() + 1;
+    t.header_nodes.assign(n, curl_slist{});
+    char* at = t.header_lines.data();
+    for (std::size_t i = 0; i < n; ++i) {
+        t.header_nodes[i].data = at;
+        t.header_nodes[i].next = i + 1 < n ? &t.header_nodes[i + 1] : nullptr;
+        if (i + 1 < n) {
+            const auto& [name, value] = t.request.headers[i];
+            at += name.size() + 2 + value.size() + 1;
+        }
+    }
+    return t.header_nodes.data();
+}
 
 std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
     auto* t = static_cast<Transfer*>(user);
@@ -92,11 +137,6 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
             t->result.response.headers.emplace_back(std::string(name), std::string(detail::trim(line.substr(colon + 1))));
     }
     return size * n;
-}
-
-int on_open_socket(void* user, curlsocktype, curl_sockaddr* addr) {
-    static_cast<std::atomic<std::uint64_t>*>(user)->fetch_add(1, std::memory_order_relaxed);
-    return static_cast<int>(::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol));
 }
 
 struct CurlGlobal {
@@ -139,7 +179,8 @@ struct Engine::Impl {
     std::thread::id thread_id;
 
     mutable std::mutex mu;  // guards `tasks`, `incoming_timers` and `stopping`
-    std::deque<Task> tasks;
+    std::vector<Task> tasks;
+    std::vector<Task> batch;  // engine thread only: the tasks being run (both keep their capacity)
     std::vector<Timer> incoming_timers;
     std::uint64_t timer_seq = 0;
     bool stopping = false;
@@ -149,7 +190,19 @@ struct Engine::Impl {
     std::unordered_map<TransferId, std::unique_ptr<Transfer>> transfers;  // waiting or active
     std::deque<TransferId> waiting;                                        // admission order
     std::size_t active = 0;
-    std::vector<CURL*> idle_handles;  // reset easy handles, reused
+    std::vector<PooledHandle> idle_handles;  // easy handles, reused (see HandleSetup)
+    // Per descriptor: the events it is registered for in epoll (0: not there), whether it is a
+    // connection socket we opened (and will hear closed: on_close_socket), and whether libcurl has
+    // stopped watching it (an idle keep-alive connection). Such a socket stays registered, parked,
+    // so that a connection reused by the next transfer costs no epoll_ctl at all; should it become
+    // ready while parked (the server closed it), it is removed then. Other descriptors libcurl
+    // watches (a resolver's) are closed by libcurl itself: they leave epoll when it stops watching.
+    struct FdState {
+        std::uint32_t events = 0;
+        bool ours = false;
+        bool parked = false;
+    };
+    std::vector<FdState> fds;
     std::optional<Clock::time_point> curl_deadline;
     TransferId next_id = 1;
 
@@ -166,8 +219,14 @@ struct Engine::Impl {
     void read_done();
     void fail_all(const std::string& why);
     int wait_ms();
-    CURL* take_handle();
-    void recycle(CURL* easy);
+    PooledHandle take_handle(Method m, const TransferOptions& o);
+    void recycle(CURL* easy, HandleSetup setup = {});
+    void watch(curl_socket_t s, std::uint32_t events);
+    void park(curl_socket_t s);
+    void forget(curl_socket_t s);
+    FdState* fd_state(curl_socket_t s, bool grow);
+    void opened_socket(curl_socket_t s);
+    void on_ready(int fd, std::uint32_t events, int& running);
     void release_curl();
 };
 
@@ -175,25 +234,24 @@ namespace {
 
 // libcurl tells which sockets to watch for what. Whether a socket is already in the epoll set is
 // kept as its curl_multi_assign() pointer, so each change is one epoll_ctl.
-int on_socket(CURL*, curl_socket_t s, int what, void* user, void* socketp) {
+int on_socket(CURL*, curl_socket_t s, int what, void*user, void*) {
     auto* impl = static_cast<Engine::Impl*>(user);
-    static char registered;
-    if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(impl->epfd, EPOLL_CTL_DEL, s, nullptr);
-        curl_multi_assign(impl->multi, s, nullptr);
-        return 0;
-    }
-    epoll_event ev{};
-    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-    ev.data.fd = s;
-    if (socketp) {
-        epoll_ctl(impl->epfd, EPOLL_CTL_MOD, s, &ev);
-    } else {
-        if (epoll_ctl(impl->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
-            epoll_ctl(impl->epfd, EPOLL_CTL_MOD, s, &ev);
-        curl_multi_assign(impl->multi, s, &registered);
-    }
+    if (what == CURL_POLL_REMOVE) impl->park(s);
+    else impl->watch(s, ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u));
     return 0;
+}
+
+int on_open_socket(void* user, curlsocktype, curl_sockaddr* addr) {
+    auto* impl = static_cast<Engine::Impl*>(user);
+    impl->opened.fetch_add(1, std::memory_order_relaxed);
+    int fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd >= 0) impl->opened_socket(fd);
+    return fd;
+}
+
+int on_close_socket(void* user, curl_socket_t s) {
+    static_cast<Engine::Impl*>(user)->forget(s);
+    return ::close(s);
 }
 
 int on_timer(CURLM*, long timeout_ms, void* user) {
@@ -321,23 +379,98 @@ void Engine::cancel_transfer(TransferId id) {
     impl_->admit();
 }
 
-CURL* Engine::Impl::take_handle() {
+// A handle set up for the same method, CA file and proxy keeps its options; any other is reset.
+PooledHandle Engine::Impl::take_handle(Method m, const TransferOptions& o) {
     if (!idle_handles.empty()) {
-        CURL* e = idle_handles.back();
+        PooledHandle h = std::move(idle_handles.back());
         idle_handles.pop_back();
-        return e;
+        if (!h.setup.matches(m, o)) {
+            curl_easy_reset(h.easy);
+            h.setup = HandleSetup{};
+        }
+        return h;
     }
-    return curl_easy_init();
+    return PooledHandle{curl_easy_init(), {}};
 }
 
-void Engine::Impl::recycle(CURL* easy) {
-    // A reset handle keeps its allocations (buffers, DNS and TLS session caches): cheaper than a new one.
+// A kept handle keeps its allocations (buffers, DNS and TLS session caches) and, with a valid
+// setup, its options: cheaper than a new one, and than a reset one.
+void Engine::Impl::recycle(CURL* easy, HandleSetup setup) {
     if (idle_handles.size() < cfg.max_active_transfers) {
-        curl_easy_reset(easy);
-        idle_handles.push_back(easy);
+        // No pointer into the transfer that owned it outlives that transfer.
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, nullptr);
+        idle_handles.push_back(PooledHandle{easy, std::move(setup)});
     } else {
         curl_easy_cleanup(easy);
     }
+}
+
+Engine::Impl::FdState* Engine::Impl::fd_state(curl_socket_t s, bool grow) {
+    if (s < 0) return nullptr;
+    const auto i = static_cast<std::size_t>(s);
+    if (i >= fds.size()) {
+        if (!grow) return nullptr;
+        fds.resize(i + 1024);
+    }
+    return &fds[i];
+}
+
+void Engine::Impl::opened_socket(curl_socket_t s) {
+    forget(s);  // a new socket: whatever had this number before is gone
+    if (FdState* f = fd_state(s, true)) f->ours = true;
+}
+
+void Engine::Impl::watch(curl_socket_t s, std::uint32_t events) {
+    FdState* f = fd_state(s, true);
+    if (!f) return;
+    f->parked = false;
+    if (f->events == events) return;  // a parked socket taken up again as it was
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = s;
+    if (f->events == 0) {
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST) epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev);
+    } else {
+        epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev);
+    }
+    f->events = events;
+}
+
+void Engine::Impl::park(curl_socket_t s) {
+    FdState* f = fd_state(s, false);
+    if (!f || f->events == 0) return;
+    // Not ours (closed without telling us), or always writable (it would wake the loop at once).
+    if (!f->ours || (f->events & EPOLLOUT)) {
+        bool ours = f->ours;
+        forget(s);
+        f->ours = ours;
+        return;
+    }
+    f->parked = true;
+}
+
+// Out of epoll and out of the table (the socket is closing, or new under a reused number).
+void Engine::Impl::forget(curl_socket_t s) {
+    FdState* f = fd_state(s, false);
+    if (!f) return;
+    if (f->events != 0) epoll_ctl(epfd, EPOLL_CTL_DEL, s, nullptr);
+    *f = FdState{};
+}
+
+void Engine::Impl::on_ready(int fd, std::uint32_t events, int& running) {
+    if (FdState* f = fd_state(fd, false); f && f->parked) {
+        // libcurl is not watching it: it notices when it next tries the connection.
+        bool ours = f->ours;
+        forget(fd);
+        f->ours = ours;
+        return;
+    }
+    int flags = 0;
+    if (events & EPOLLIN) flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(multi, fd, flags, &running);
 }
 
 // Moves waiting transfers into libcurl while fewer than max_active are there.
@@ -359,33 +492,41 @@ bool Engine::Impl::activate(Transfer& t) {
         complete(t.id, failure(CURLE_OPERATION_TIMEDOUT, "timed out waiting for a connection slot", true));
         return false;
     }
-    CURL* e = take_handle();
+    const HttpRequest& rq = t.request;
+    PooledHandle h = take_handle(rq.method, t.opts);
+    CURL* e = h.easy;
     if (!e) {
         complete(t.id, failure(CURLE_OUT_OF_MEMORY, "curl_easy_init failed"));
         return false;
     }
     t.easy = e;
-    const HttpRequest& rq = t.request;
+    t.setup = std::move(h.setup);
+    if (!t.setup.valid) {
+        // What stays the same for every transfer of this method, CA file and proxy.
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (!t.opts.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, t.opts.ca_file.c_str());
+        curl_easy_setopt(e, CURLOPT_PROXY, t.opts.proxy.c_str());  // "" = no proxy, and no env lookup
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
+        t.setup = HandleSetup{true, rq.method, t.opts.ca_file, t.opts.proxy};
+    }
     curl_easy_setopt(e, CURLOPT_URL, rq.url.c_str());
     curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!t.opts.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, t.opts.ca_file.c_str());
-    curl_easy_setopt(e, CURLOPT_PROXY, t.opts.proxy.c_str());  // "" = no proxy, and no env lookup
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min(t.opts.connect_timeout_ms, remaining));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, remaining);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error_buf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &opened);
     switch (rq.method) {
         case Method::Get: curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); break;
         case Method::Post: curl_easy_setopt(e, CURLOPT_POST, 1L); break;
@@ -398,13 +539,7 @@ bool Engine::Impl::activate(Transfer& t) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq.body.c_str());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(rq.body.size()));
     }
-    for (const auto& [name, value] : rq.headers) {
-        std::string line = name + ": " + value;
-        t.headers = curl_slist_append(t.headers, line.c_str());
-    }
-    // Azure does not use 100-continue; waiting for it only adds a round trip.
-    t.headers = curl_slist_append(t.headers, "Expect:");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t.headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, build_headers(t));
 
     if (CURLMcode mc = curl_multi_add_handle(multi, e); mc != CURLM_OK) {
         t.easy = nullptr;
@@ -442,7 +577,7 @@ void Engine::Impl::finish(CURL* easy, CURLcode code) {
         r.detail = t->error_buf[0] ? t->error_buf : curl_easy_strerror(code);
     }
     t->easy = nullptr;
-    recycle(easy);
+    recycle(easy, std::move(t->setup));
     complete(t->id, std::move(r));
 }
 
@@ -463,7 +598,6 @@ int Engine::Impl::wait_ms() {
 }
 
 void Engine::Impl::drain_tasks() {
-    std::deque<Task> batch;
     {
         std::lock_guard lk(mu);
         batch.swap(tasks);
@@ -471,6 +605,7 @@ void Engine::Impl::drain_tasks() {
         incoming_timers.clear();
     }
     for (auto& task : batch) task();
+    batch.clear();
 }
 
 void Engine::Impl::run_due_timers() {
@@ -523,11 +658,7 @@ void Engine::Impl::run() {
                 }
                 continue;
             }
-            int flags = 0;
-            if (events[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
-            if (events[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-            if (events[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
-            curl_multi_socket_action(multi, fd, flags, &running);
+            on_ready(fd, events[i].events, running);
         }
         if (curl_deadline && Clock::now() >= *curl_deadline) {
             curl_deadline.reset();
@@ -556,7 +687,7 @@ void Engine::Impl::run() {
 }
 
 void Engine::Impl::release_curl() {
-    for (CURL* e : idle_handles) curl_easy_cleanup(e);
+    for (auto& h : idle_handles) curl_easy_cleanup(h.easy);
     idle_handles.clear();
     idle_handles.shrink_to_fit();
     if (multi) curl_multi_cleanup(multi);

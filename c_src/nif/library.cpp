@@ -25,6 +25,20 @@ void release_call(ErlNifEnv* env, CallRes* call) {
     enif_release_resource(call);
 }
 
+ErlNifEnv* reply_env() noexcept {
+    // Replies are sent from the engine thread: its environment goes when the thread ends, which
+    // is before the library image is unloaded (unload joins it).
+    struct Holder {
+        ErlNifEnv* env = enif_alloc_env();
+        ~Holder() {
+            if (env) enif_free_env(env);
+        }
+    };
+    thread_local Holder holder;
+    if (!holder.env) holder.env = enif_alloc_env();
+    return holder.env;
+}
+
 NewCall new_call(ErlNifEnv* env) {
     NewCall c;
     ErlNifPid caller;

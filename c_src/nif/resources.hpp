@@ -77,6 +77,10 @@ ERL_NIF_TERM guarded(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {
 // `env` is the calling scheduler's env, or null on the engine thread.
 void release_call(ErlNifEnv* env, CallRes* call);
 
+// The sending thread's message environment, made once and cleared after each reply (an
+// environment per reply was an allocation and a heap set-up per call). Null if none can be made.
+ErlNifEnv* reply_env() noexcept;
+
 // Owns a call's resource reference from the NIF call until the reply is sent, or until the call is
 // dropped without one (cancelled): whichever happens, the reference is released exactly once.
 struct PendingReply {
@@ -97,7 +101,7 @@ struct PendingReply {
     void send(Build&& build) noexcept {
         sent = true;
         call->replied.store(true);
-        if (ErlNifEnv* msg_env = enif_alloc_env()) {
+        if (ErlNifEnv* msg_env = reply_env()) {
             ERL_NIF_TERM tag = atoms::azmp_reply;
             ERL_NIF_TERM ref = enif_make_resource(msg_env, call);
             ERL_NIF_TERM body;
@@ -107,7 +111,7 @@ struct PendingReply {
                 body = error_tuple(msg_env, enif_make_tuple2(msg_env, atoms::transport, atoms::reply_too_large));
             }
             enif_send(nullptr, &caller, msg_env, enif_make_tuple3(msg_env, tag, ref, body));
-            enif_free_env(msg_env);
+            enif_clear_env(msg_env);  // kept for the thread's next reply
         }
         release_call(nullptr, call);
     }

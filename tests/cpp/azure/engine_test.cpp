@@ -133,6 +133,35 @@ TEST_F(EngineTest, RequestGetsItsResponse) {
     EXPECT_EQ(posts[0].target, "/echo?q=1");
 }
 
+// Easy handles are reused, and one set up for the same method keeps its options: every transfer
+// still goes out with its own method, body, URL and headers, whatever ran on the handle before.
+TEST_F(EngineTest, ReusedHandlesSendEachTransferAsItIs) {
+    for (const char* m : {"GET", "POST", "PATCH", "DELETE"}) {
+        server.route(m, "/m", [](const test::Request& r) {
+            return test::Reply{200, {}, r.method + " " + r.target + " " + r.header("x-n").value_or("-") + " " + r.body,
+                               {}, false};
+        });
+    }
+    const std::vector<std::pair<Method, std::string>> seq = {
+        {Method::Post, "a"},   {Method::Post, "bb"}, {Method::Get, ""},     {Method::Get, ""},
+        {Method::Patch, "c"},  {Method::Patch, "dd"}, {Method::Delete, ""}, {Method::Delete, ""},
+        {Method::Get, ""},     {Method::Post, "e"},  {Method::Get, ""},
+    };
+    for (std::size_t i = 0; i < seq.size(); ++i) {
+        const auto& [method, body] = seq[i];
+        SCOPED_TRACE(i);
+        HttpRequest req = get(server.base_url() + "/m?i=" + std::to_string(i));
+        req.method = method;
+        req.body = body;
+        if (i % 2 == 0) req.headers = {{"x-n", std::to_string(i)}};  // every other one without
+        auto s = start(*engine, req);
+        TransferResult r = await(s.result);
+        ASSERT_EQ(r.curl_code, 0) << r.detail;
+        EXPECT_EQ(r.response.body, std::string(method_name(method)) + " /m?i=" + std::to_string(i) + " " +
+                                       (i % 2 == 0 ? std::to_string(i) : "-") + " " + body);
+    }
+}
+
 // Every transfer completes with its own answer, also when most of them wait for a slot; no more
 // than max_active_transfers reach the server at once.
 TEST_F(EngineTest, ManyConcurrentTransfersAllComplete) {
