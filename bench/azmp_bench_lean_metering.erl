@@ -17,17 +17,10 @@ start() ->
                                                  {reuseaddr, true}, {backlog, 1024}, {nodelay, true}]),
                     {ok, Port} = inet:port(L),
                     Parent ! {?NAME, Port},
-                    accept(L)
+                    azmp_test_http:accept_each(L, fun serve/1)
                 end),
     register(?NAME, Pid),
     receive {?NAME, Port} -> Port after 5000 -> error(lean_metering_not_started) end.
-
-accept(L) ->
-    {ok, S} = gen_tcp:accept(L),
-    Pid = spawn(fun() -> receive go -> serve(S) end end),
-    ok = gen_tcp:controlling_process(S, Pid),
-    Pid ! go,
-    accept(L).
 
 serve(S) ->
     case request(S, undefined, undefined, 0) of

@@ -20,7 +20,7 @@ start() ->
                                      {reuseaddr, true}]),
         {ok, Port} = inet:port(L),
         Self ! {console_port, self(), Port},
-        accept(L)
+        azmp_test_http:accept_each(L, fun serve/1)
     end),
     receive {console_port, Pid, Port} -> {ok, #{port => Port, pid => Pid}} end.
 
@@ -30,13 +30,6 @@ stop(#{pid := Pid}) -> exit(Pid, kill), ok.
 %% @doc The console's URL for Path.
 -spec url(#{port := inet:port_number()}) -> binary().
 url(#{port := Port}) -> iolist_to_binary(["http://127.0.0.1:", integer_to_list(Port)]).
-
-accept(L) ->
-    {ok, S} = gen_tcp:accept(L),
-    Pid = spawn(fun() -> receive go -> serve(S) end end),
-    ok = gen_tcp:controlling_process(S, Pid),
-    Pid ! go,
-    accept(L).
 
 serve(S) ->
     case gen_tcp:recv(S, 0, 5000) of

@@ -1,5 +1,5 @@
 %% The fulfillment reconciliation in pages, at a size CI can afford: 3,000 subscriptions in pages of
-%% 50 (60 pages), a 6 s interval, at most 40 calls/s. A full pass finishes within its interval at
+%% 50 (60 pages), a 12 s interval, at most 40 calls/s. A full pass finishes within its interval at
 %% the bounded rate; a lost webhook among them is repaired; a reconciler killed in the middle of a
 %% pass resumes it from its checkpoint; a subscription in doubt is checked before the pages.
 -module(azmp_recon_tests).
@@ -9,7 +9,9 @@
 -define(SUBS, 3000).
 -define(PAGE, 50).
 -define(PAGES, (?SUBS div ?PAGE)).
--define(INTERVAL_MS, 6000).
+%% Long enough that a loaded machine's slower page calls (up to ~100 ms each here) still fit a pass
+%% in its interval: a pass paced at 80 % of it, or at the ceiling, takes under it.
+-define(INTERVAL_MS, 12000).
 -define(MAX_RATE, 40).
 -define(STORE, emqx_azure_marketplace_store_recon).
 -define(MEM, azmp_test_platform).
@@ -71,13 +73,22 @@ account(Subs, N) ->
 state(A) -> maps:get(state, emqx_azure_marketplace_store_links:link(A)).
 
 %% Waits for the end of the pass under way (or the next one's): the checkpoint after it.
+%% The checkpoint as the pass that ends next left it, as seen then (the next pass may start at once):
+%% the first time it is back at the first page after being in the middle of a pass. (Paced passes
+%% take the same time to the millisecond: the end is told by the continuation, not the figures.)
 await_pass_end() ->
-    #{pages_last_pass := L0, started_ms := S0, last_pass_ms := P0} = ?STORE:checkpoint(),
-    true = azmp_test_env:wait_until(fun() ->
-        #{continuation := C, started_ms := S, pages_last_pass := L, last_pass_ms := P} = ?STORE:checkpoint(),
-        C =:= first andalso {S, L, P} =/= {S0, L0, P0} andalso L > 0
-    end, 3 * ?INTERVAL_MS + 20000),
-    ?STORE:checkpoint().
+    #{continuation := C0} = ?STORE:checkpoint(),
+    await_pass_end(C0 =/= first, erlang:monotonic_time(millisecond) + 3 * ?INTERVAL_MS + 20000).
+
+await_pass_end(InPass, Deadline) ->
+    Cp = #{continuation := C} = ?STORE:checkpoint(),
+    case {InPass, C} of
+        {true, first} -> Cp;
+        _ ->
+            ?assert(erlang:monotonic_time(millisecond) < Deadline),
+            timer:sleep(5),
+            await_pass_end(C =/= first, Deadline)
+    end.
 
 page_calls(Emu) -> maps:get(list_subscriptions, maps:get(by_op, azmp_emulator:stats(Emu)), 0).
 
@@ -112,7 +123,9 @@ deployment(A) ->
 
 resume(Emu) ->
     %% In the middle of a pass: kill the reconciler; its supervisor starts it again.
-    true = azmp_test_env:wait_until(fun() -> maps:get(pages_done, ?STORE:checkpoint()) >= ?PAGES div 3 end,
+    %% (a third through a pass, not at the end of one waiting for the next)
+    true = azmp_test_env:wait_until(fun() -> D = maps:get(pages_done, ?STORE:checkpoint()),
+                                             D >= ?PAGES div 3 andalso D =< ?PAGES div 2 end,
                                     2 * ?INTERVAL_MS + 10000),
     Old = whereis(emqx_azure_marketplace_reconciler),
     #{started_ms := Started, pages_done := Done} = ?STORE:checkpoint(),
@@ -146,7 +159,9 @@ doubt_first(Emu, Subs) ->
     #{pages_done := D} = ?STORE:checkpoint(),
     ?debugFmt("in doubt: checked with ~B of ~B pages read", [D, ?PAGES]),
     ?assert(D < ?PAGES - 5),
-    ?assertEqual([], ?STORE:doubts(10)).
+    %% Its doubt is settled once the repair is (another may have been added since: a pass flags
+    %% recent suspensions).
+    ?assert(azmp_test_env:wait_until(fun() -> not lists:member(Sub, ?STORE:doubts(10)) end, 5000)).
 
 operator_pass(Emu, Subs) ->
     {C, SubC} = account(Subs, 11),

@@ -3,7 +3,7 @@
 %% fixture that shares one emulator between a module's tests.
 -module(azmp_test_http).
 
--export([emulator_tests/1, url/2, sub_url/3, to_list/1, auth/1, token/1, v1_form/0, v2_form/0,
+-export([accept_each/2, emulator_tests/1, url/2, sub_url/3, to_list/1, auth/1, token/1, v1_form/0, v2_form/0,
          form/1, json/1, uuid/0, ssl_opts/1, req/4, req/5, catch_error/1, port_of/1, hdr/2, event/4,
          raw_get/2, raw_post/3, recv_all/2]).
 
@@ -141,3 +141,13 @@ parse_raw(Resp) ->
         Len -> {binary_to_integer(Code), Body};
         Got -> {truncated, Len, Got}
     end.
+
+%% @doc Accepts connections on L for ever, each served by Serve(Socket) in a process of its own
+%% (the small HTTP servers of the demo's console and the benches).
+-spec accept_each(gen_tcp:socket(), fun((gen_tcp:socket()) -> term())) -> no_return().
+accept_each(L, Serve) ->
+    {ok, S} = gen_tcp:accept(L),
+    Pid = spawn(fun() -> receive go -> Serve(S) end end),
+    ok = gen_tcp:controlling_process(S, Pid),
+    Pid ! go,
+    accept_each(L, Serve).
