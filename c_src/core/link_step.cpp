@@ -25,8 +25,9 @@ StepPlan refuse(LinkRefusal reason) {
     return p;
 }
 
-StepPlan failed(LinkStep step, const StepFacts& f) {
-    if (const auto refusal = classify_link_failure(step, failure_of(f.result))) return refuse(*refusal);
+// `call` failed (or answered nothing usable): a refusal, or the job's next attempt after its back-off.
+StepPlan failed(LinkStep step, const CallReport& call, const StepFacts& f) {
+    if (const auto refusal = classify_link_failure(step, failure_of(call))) return refuse(*refusal);
     StepPlan p;
     p.next = Next::Retry;
     p.attempts = f.attempts + 1;
@@ -64,11 +65,10 @@ StepPlan plan_link_step(const StepFacts& f) {
     switch (f.step) {
         case Step::Resolved: {
             const json::value* sub = answer(f.result);
-            if (f.result.kind != CallKind::Answered) return failed(LinkStep::Resolve, f);
+            if (f.result.kind != CallKind::Answered) return failed(LinkStep::Resolve, f.result, f);
             const auto id = read_id(field(sub, "id"));
             // An answer without the subscription it resolves to: Azure's fault, asked again later.
-            if (!id) return failed(LinkStep::Resolve, StepFacts{f.step, CallReport{CallKind::Unknown}, f.resolved,
-                                                                f.attempts, f.retry_base_s, f.retry_max_s, f.now});
+            if (!id) return failed(LinkStep::Resolve, CallReport{CallKind::Unknown}, f);
             StepPlan p;
             p.next = Next::Decide;
             p.subscription_id = *id;
@@ -95,7 +95,7 @@ StepPlan plan_link_step(const StepFacts& f) {
                 return p;
             }
             if (!f.job_current) return StepPlan{};  // Nothing: the job moved on meanwhile
-            return failed(LinkStep::Activate, f);
+            return failed(LinkStep::Activate, f.result, f);
         case Step::Confirmed: return linked(f, answer(f.result));
     }
     return StepPlan{};

@@ -3,6 +3,7 @@
 // NIF entry points for the meter's tick, closing hours and reconciliation (azmp/metering_tick.hpp).
 #include "azmp/azure_fields.hpp"
 #include "nifs.hpp"
+#include "rules_codec.hpp"
 #include "terms.hpp"
 
 #include <cstdint>
@@ -127,11 +128,10 @@ struct Codec<metering::CloseFacts> {
         // The link's term as it keeps it (#{<<"startDate">>, <<"endDate">>, <<"termUnit">>}, Azure's
         // spelling), or undefined. A term that does not read as one counts as none.
         if (auto term = f.term(atoms::term); term && !enif_is_identical(*term, atoms::undefined)) {
-            JsonBudget budget{16, 1024};
-            const auto v = enif_is_map(env, *term) ? term_to_json(env, *term, budget) : std::nullopt;
-            if (!v) f.fail(atoms::term);
-            else if (const auto fields = read_term(&*v))
-                c.term = metering::parse_term(fields->start_date, fields->end_date, fields->term_unit);
+            const StoredTerm stored = decode_term_fields(env, *term);
+            if (!stored.shaped) f.fail(atoms::term);
+            else if (stored.term)
+                c.term = metering::parse_term(stored.term->start_date, stored.term->end_date, stored.term->term_unit);
         }
         if (f.error()) return std::nullopt;
         return c;

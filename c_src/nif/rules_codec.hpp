@@ -10,6 +10,7 @@
 #include "azmp/azure_fields.hpp"
 #include "azmp/rules.hpp"
 #include "codec.hpp"
+#include "terms.hpp"
 
 namespace azmp::nif {
 // Lists the rules take (deployments of one account, suspended ids) stay far below this; a longer
@@ -173,6 +174,19 @@ inline ERL_NIF_TERM encode_term_fields(ErlNifEnv* env, const std::optional<TermF
     return make_map<3>(env, {{{encode(env, std::string_view("startDate")), encode(env, std::string_view(t->start_date))},
                               {encode(env, std::string_view("endDate")), encode(env, std::string_view(t->end_date))},
                               {encode(env, std::string_view("termUnit")), encode(env, std::string_view(t->term_unit))}}});
+}
+
+// A term as the link keeps it, read back: `shaped` false when `t` is not such a map; `term` empty
+// too when its dates do not read as a term (read_term's rule).
+struct StoredTerm {
+    bool shaped = false;
+    std::optional<TermFields> term;
+};
+inline StoredTerm decode_term_fields(ErlNifEnv* env, ERL_NIF_TERM t) {
+    JsonBudget budget{16, 1024};  // three short dates and a unit
+    const auto v = enif_is_map(env, t) ? term_to_json(env, t, budget) : std::nullopt;
+    if (!v) return StoredTerm{};
+    return StoredTerm{true, read_term(&*v)};
 }
 
 }  // namespace azmp::nif

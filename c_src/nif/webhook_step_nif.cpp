@@ -22,18 +22,6 @@ using webhook::Delivery;
 using webhook::Reply;
 using webhook::StepPlan;
 
-// A stored term is three short dates and a unit.
-constexpr std::size_t kMaxTermNodes = 16;
-constexpr std::size_t kMaxTermBytes = 1024;
-
-// A term the delivery step gave back: read again as strictly (absent when it is not one).
-std::optional<TermFields> decode_term(ErlNifEnv* env, ERL_NIF_TERM t) {
-    if (enif_is_identical(t, atoms::undefined)) return std::nullopt;
-    JsonBudget budget{kMaxTermNodes, kMaxTermBytes};
-    const auto v = term_to_json(env, t, budget);
-    return v ? read_term(&*v) : std::nullopt;
-}
-
 ERL_NIF_TERM encode_reply(ErlNifEnv* env, const Reply& r) {
     ERL_NIF_TERM k = atom_named(env, r.key), v = atom_named(env, r.reason);
     ERL_NIF_TERM body;
@@ -102,7 +90,7 @@ ERL_NIF_TERM operation_step(ErlNifEnv* env, MapFields& f) {
     std::optional<boost::json::value> json;
     if (f.ok() && (!result || !read_call_result(env, *result, AnswerSize::Small, report, json))) f.fail(atoms::result);
     if (!f.ok()) return enif_raise_exception(env, encode(env, *f.error()));
-    const Delivery d{std::string(op), std::string(sub), std::string(action), term ? decode_term(env, *term) : std::nullopt};
+    const Delivery d{std::string(op), std::string(sub), std::string(action), term ? decode_term_fields(env, *term).term : std::nullopt};
     return encode_plan(env, webhook::plan_operation(d, report, plan_known));
 }
 
