@@ -133,11 +133,13 @@
     plan_id :: binary() | undefined
 }).
 
-%% The ledger's history: the settled hours of one subscription and UTC day, in a table of that day
-%% (`azmp_usage_YYYYMMDD', disc_only_copies: on disc, not in RAM). `buckets' is the compressed
-%% external form of the day's #azmp_usage{} records, so that a day of 72 hours stays a few KB.
+%% The ledger's history: the settled hours of the subscriptions of one shard in one UTC hour, in a
+%% table of that hour's day (`azmp_usage_YYYYMMDD', disc_only_copies: on disc, not in RAM).
+%% `buckets' is the compressed external form of #{SubscriptionId => the external form of its
+%% #azmp_usage{} records of the hour}. Versions before kept a subscription's whole day in one row,
+%% under {SubscriptionId, DayStart}, `buckets' being the compressed external form of its records.
 -record(azmp_usage_day, {
-    key :: {binary(), integer()},  % {SubscriptionId, DayStart}
+    key :: {integer(), integer(), non_neg_integer()} | {binary(), integer()},  % {DayStart, HourStart, Shard}
     buckets = <<>> :: binary()
 }).
 

@@ -154,7 +154,7 @@ close(Keys, Plan, S) ->
 %% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
 %% one transaction, each hour seeing the term counter the one before it left.
 close_group(Keys) ->
-    Links = maps:from_list([{Sub, ?LINKS:link_by_subscription(Sub)} || Sub <- lists:usort([S || {S, _, _} <- Keys])]),
+    Links = links_of([S || {S, _, _} <- Keys]),
     {_, TooLarge} =
         ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
                                                          late := Late}) ->
@@ -234,8 +234,13 @@ into(#{current_hour := H, closes_at := C}) -> {H, C}.
 %% The rows with their subscription's link and its state now; an hour keeps the plan it closed
 %% with (or Azure's, after a mismatch), else the link's.
 with_links(Rows) ->
+    Links = links_of([Sub || #{subscription_id := Sub} <- Rows]),
     [R#{state => state_of(Link), plan_id => case P of undefined -> plan_of(Link); _ -> P end}
-     || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [?LINKS:link_by_subscription(Sub)]].
+     || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [maps:get(Sub, Links)]].
+
+%% The links of these subscriptions, each read once (an hour's rows are a few per subscription).
+links_of(Subs) ->
+    maps:from_list([{Sub, ?LINKS:link_by_subscription(Sub)} || Sub <- lists:usort(Subs)]).
 
 %% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
 parallel(F, Items, N) ->
@@ -258,8 +263,10 @@ parallel(F, Items, N, Running, Acc) ->
 
 %% One batch (its hours `submitting' already) sent: what the core makes of Azure's answer, per hour.
 send_batch(Rows, Now) ->
+    %% A batch's hours are mostly one hour: each hour's text made once.
+    Times = maps:from_list([{H, ?METERING:iso(H)} || H <- lists:usort([H || #{hour := H} <- Rows])]),
     Result = emqx_azure_marketplace_client:post_usage_batch(emqx_azure_marketplace_azure:client(),
-                                                             [event(R) || R <- Rows]),
+                                                             [event(R, Times) || R <- Rows]),
     case Result of
         {error, Reason} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_batch_failed", events => length(Rows),
@@ -275,9 +282,9 @@ answer(Step, Rows, Result, Now, Extra) ->
                                                                                      now => Now}), Result),
     {lists:zip([key(R) || R <- Rows], Decisions), Unmatched}.
 
-event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, plan_id := Plan}) ->
+event(#{subscription_id := Sub, dimension := Dim, hour := Hour, reported := Q, plan_id := Plan}, Times) ->
     #{resource_id => Sub, dimension => Dim, quantity => ?METERING:quantity_json(Q),
-      effective_start_time => ?METERING:iso(Hour), plan_id => case Plan of undefined -> <<>>; _ -> Plan end}.
+      effective_start_time => maps:get(Hour, Times), plan_id => case Plan of undefined -> <<>>; _ -> Plan end}.
 
 chunks(L, N) -> emqx_azure_marketplace_lists:chunks(L, N).
 

@@ -13,6 +13,7 @@
 -include("emqx_azure_marketplace.hrl").
 
 -define(DB, emqx_azure_marketplace_db).
+-define(ROWS, emqx_azure_marketplace_locked_rows).
 
 %% {SubId, Dimension, Hour}
 -type bucket_key() :: {binary(), binary(), integer()}.
@@ -44,36 +45,36 @@ usage_due(Now) ->
                                                                    | {too_large, term()}, binary() | undefined})) ->
           {non_neg_integer(), [bucket_key()]}.
 close_usage(Keys, Plan) ->
-    ?DB:tx_ok(fun() ->
-        Results = [{K, close_one(K, Plan)} || K <- Keys],
-        {length([x || {_, R} <- Results, R =/= not_open]), [K || {K, too_large} <- Results]}
+    ?DB:tx_ok_locked([azmp_usage, azmp_usage_term], fun() ->
+        {Results, Rows} = lists:mapfoldl(fun(K, Rows) -> close_one(K, Plan, Rows) end, ?ROWS:new(), Keys),
+        ok = ?ROWS:write_back(Rows),
+        {length([x || R <- Results, R =/= not_open]), [K || {K, too_large} <- lists:zip(Keys, Results)]}
     end).
 
-close_one(Key = {SubId, Dim, _}, Plan) ->
-    case ?DB:wread({azmp_usage, Key}) of
-        [B = #azmp_usage{status = open, recorded = R, carried_in = C, closes_at = ClosesAt}] ->
-            Counter = case ?DB:wread({azmp_usage_term, {SubId, Dim}}) of
-                          [#azmp_usage_term{term_start = T, used = U, prev_term_start = PT, prev_used = PU}] ->
-                              {T, U, PT, PU};
-                          [] -> {0, 0, 0, 0}
-                      end,
+close_one(Key = {SubId, Dim, _}, Plan, Rows0) ->
+    case ?ROWS:read(azmp_usage, Key, Rows0) of
+        {B = #azmp_usage{status = open, recorded = R, carried_in = C, closes_at = ClosesAt}, Rows1} ->
+            {Counter, Rows2} = case ?ROWS:read(azmp_usage_term, {SubId, Dim}, Rows1) of
+                                   {#azmp_usage_term{term_start = T, used = U, prev_term_start = PT, prev_used = PU}, Rs} ->
+                                       {{T, U, PT, PU}, Rs};
+                                   {none, Rs} ->
+                                       {{0, 0, 0, 0}, Rs}
+                               end,
             Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
             Late = [{From, Q} || {From, Q, late_sample} <- C],
             {What, PlanId} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter, late => Late}),
             B1 = B#azmp_usage{plan_id = PlanId, next_attempt_at = ClosesAt},
             case What of
                 {too_large, Counter1} ->
-                    ?DB:write(term_row({SubId, Dim}, Counter1)),
-                    ?DB:write(B1#azmp_usage{status = rejected, reason = hour_total_too_large}),
-                    too_large;
+                    Rows3 = ?ROWS:write(term_row({SubId, Dim}, Counter1), Rows2),
+                    {too_large, ?ROWS:write(B1#azmp_usage{status = rejected, reason = hour_total_too_large}, Rows3)};
                 {Reported, Absorbed, Counter1} ->
-                    ?DB:write(term_row({SubId, Dim}, Counter1)),
+                    Rows3 = ?ROWS:write(term_row({SubId, Dim}, Counter1), Rows2),
                     Status = case Reported > 0 of true -> pending; false -> done end,
-                    ?DB:write(B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}),
-                    closed
+                    {closed, ?ROWS:write(B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}, Rows3)}
             end;
-        _ ->
-            not_open
+        {_, Rows1} ->
+            {not_open, Rows1}
     end.
 
 term_row(Key, {T, U}) -> #azmp_usage_term{key = Key, term_start = T, used = U};
@@ -130,31 +131,37 @@ usage_with_status(Statuses) ->
 -spec mark_submitting([bucket_key()], {node(), integer(), integer(), integer()}) ->
           {ok, [{bucket_key(), boolean()}]} | {error, lost_lease}.
 mark_submitting(Keys, {Node, Now, LeaseUntil, InFlightUntil}) ->
-    ?DB:tx_ok(fun() ->
+    ?DB:tx_ok_locked([azmp_usage], fun() ->
         case ?DB:wread({azmp_usage_lease, emitter}) of
             [L = #azmp_usage_lease{node = Node, until = Held}] when Held >= Now ->
                 ?DB:write(L#azmp_usage_lease{until = max(Held, LeaseUntil)}),
-                {ok, [{K, Unknown} || K <- Keys, {true, Unknown} <- [mark_one(K, Now, InFlightUntil)]]};
+                {Marked, Rows} = lists:mapfoldl(fun(K, Rows) -> mark_one(K, Now, InFlightUntil, Rows) end,
+                                                ?ROWS:new(), Keys),
+                ok = ?ROWS:write_back(Rows),
+                {ok, [{K, Unknown} || {K, {true, Unknown}} <- lists:zip(Keys, Marked)]};
             _ ->
                 {error, lost_lease}
         end
     end).
 
-mark_one(K, Now, InFlightUntil) ->
-    case ?DB:wread({azmp_usage, K}) of
-        [B = #azmp_usage{status = S, next_attempt_at = At, outcome_unknown = U}]
+mark_one(K, Now, InFlightUntil, Rows) ->
+    case ?ROWS:read(azmp_usage, K, Rows) of
+        {B = #azmp_usage{status = S, next_attempt_at = At, outcome_unknown = U}, Rows1}
           when S =:= pending; S =:= submitting, At =< Now ->
             Unknown = U orelse S =:= submitting,
-            ?DB:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil, outcome_unknown = Unknown}),
-            {true, Unknown};
-        _ ->
-            false
+            {{true, Unknown},
+             ?ROWS:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil, outcome_unknown = Unknown},
+                         Rows1)};
+        {_, Rows1} ->
+            {false, Rows1}
     end.
 
 %% @doc These hours may not be billed now (suspended): held until the subscription may be again.
 -spec hold_usage([bucket_key()]) -> ok.
+hold_usage([]) ->
+    ok;
 hold_usage(Keys) ->
-    ?DB:tx_ok(fun() ->
+    ?DB:tx_ok_locked([azmp_usage], fun() ->
         _ = [?DB:write(B#azmp_usage{status = held, reason = not_billable_now})
              || K <- Keys, B = #azmp_usage{status = S} <- ?DB:wread({azmp_usage, K}),
                 S =:= pending orelse S =:= submitting],
@@ -168,13 +175,15 @@ hold_usage(Keys) ->
 -spec apply_usage_decisions([{bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
                             #{from := submitting | lookup | check, into := {integer(), integer()}}) -> ok.
 apply_usage_decisions(Decisions, Ctx) ->
-    ?DB:tx_ok(fun() ->
-        lists:foreach(fun({Key, D}) -> apply_decision(Key, D, Ctx) end, Decisions)
+    ?DB:tx_ok_locked([azmp_usage], fun() ->
+        ?ROWS:write_back(lists:foldl(fun({Key, D}, Rows) -> apply_decision(Key, D, Ctx, Rows) end, ?ROWS:new(),
+                                     Decisions))
     end).
 
-apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := From, into := {ToHour, ClosesAt}}) ->
-    case ?DB:wread({azmp_usage, Key}) of
-        [B = #azmp_usage{status = From}] ->
+apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := From, into := {ToHour, ClosesAt}},
+               Rows0) ->
+    case ?ROWS:read(azmp_usage, Key, Rows0) of
+        {B = #azmp_usage{status = From}, Rows1} ->
             Keep = fun(_Old, New) when New =/= undefined -> New; (Old, _) -> Old end,
             %% Sent again: it is `pending' until then.
             Status = case Outcome of
@@ -193,28 +202,29 @@ apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := Fr
                                                                      true -> 1;
                                                                      false -> 0
                                                                  end},
-            B3 = case maps:get(carry, D) of
-                     Q when Q > 0 ->
-                         Why = case maps:get(reason, D) of undefined -> carried; R -> R end,
-                         carried_out(B2, carry_into({SubId, Dim, ToHour}, B#azmp_usage.account_id, {Hour, Q, Why},
-                                                    ClosesAt), {ToHour, Q, Why});
-                     _ ->
-                         B2
-                 end,
-            ?DB:write(B3);
-        _ ->
-            ok  % answered already (another node took the hour over)
+            case maps:get(carry, D) of
+                Q when Q > 0 ->
+                    Why = case maps:get(reason, D) of undefined -> carried; R -> R end,
+                    {Into, Rows2} = carry_into({SubId, Dim, ToHour}, B#azmp_usage.account_id, {Hour, Q, Why}, ClosesAt,
+                                               Rows1),
+                    ?ROWS:write(carried_out(B2, Into, {ToHour, Q, Why}), Rows2);
+                _ ->
+                    ?ROWS:write(B2, Rows1)
+            end;
+        {_, Rows1} ->
+            Rows1  % answered already (another node took the hour over)
     end.
 
 %% `ok', or `closed' when the later hour takes nothing any more (its subscription was cancelled).
-carry_into(Key, Account, Entry, ClosesAt) ->
-    case ?DB:wread({azmp_usage, Key}) of
-        [B = #azmp_usage{status = open, carried_in = C}] ->
-            ?DB:write(B#azmp_usage{carried_in = C ++ [Entry]});
-        [] ->
-            ?DB:write(#azmp_usage{key = Key, account_id = Account, carried_in = [Entry], closes_at = ClosesAt});
-        [_Closed] ->
-            closed
+carry_into(Key, Account, Entry, ClosesAt, Rows0) ->
+    case ?ROWS:read(azmp_usage, Key, Rows0) of
+        {B = #azmp_usage{status = open, carried_in = C}, Rows1} ->
+            {ok, ?ROWS:write(B#azmp_usage{carried_in = C ++ [Entry]}, Rows1)};
+        {none, Rows1} ->
+            {ok, ?ROWS:write(#azmp_usage{key = Key, account_id = Account, carried_in = [Entry], closes_at = ClosesAt},
+                             Rows1)};
+        {_Closed, Rows1} ->
+            {closed, Rows1}
     end.
 
 %% The hour's quantity went on into a later hour, or nowhere (noted, not billed).
@@ -227,23 +237,23 @@ carried_out(B, closed, Out) -> B#azmp_usage{carried_out = Out, status = dropped,
 %% link is gone): dropped, `link_not_found'.
 -spec release_usage(bucket_key(), send | lookup | drop | {carry, integer(), integer()}, integer()) -> ok.
 release_usage(Key = {SubId, Dim, Hour}, How, Now) ->
-    ?DB:tx_ok(fun() ->
-        case ?DB:wread({azmp_usage, Key}) of
-            [B = #azmp_usage{status = held}] when How =:= send ->
-                ?DB:write(B#azmp_usage{status = pending, next_attempt_at = Now});
-            [B = #azmp_usage{status = held}] when How =:= lookup ->
-                ?DB:write(B#azmp_usage{status = lookup, reason = expired_while_held, next_attempt_at = Now});
-            [B = #azmp_usage{status = held}] when How =:= drop ->
-                ?DB:write(B#azmp_usage{status = dropped, reason = link_not_found});
-            [B = #azmp_usage{status = held, reported = Q, account_id = A}] ->
-                {carry, ToHour, ClosesAt} = How,
-                Out = {ToHour, Q, expired_while_held},
-                ?DB:write(carried_out(B#azmp_usage{status = carried},
-                                         carry_into({SubId, Dim, ToHour}, A, {Hour, Q, expired_while_held}, ClosesAt),
-                                         Out));
-            _ ->
-                ok
-        end
+    ?DB:tx_ok_locked([azmp_usage], fun() ->
+        ?ROWS:write_back(
+            case ?ROWS:read(azmp_usage, Key, ?ROWS:new()) of
+                {B = #azmp_usage{status = held}, Rows} when How =:= send ->
+                    ?ROWS:write(B#azmp_usage{status = pending, next_attempt_at = Now}, Rows);
+                {B = #azmp_usage{status = held}, Rows} when How =:= lookup ->
+                    ?ROWS:write(B#azmp_usage{status = lookup, reason = expired_while_held, next_attempt_at = Now}, Rows);
+                {B = #azmp_usage{status = held}, Rows} when How =:= drop ->
+                    ?ROWS:write(B#azmp_usage{status = dropped, reason = link_not_found}, Rows);
+                {B = #azmp_usage{status = held, reported = Q, account_id = A}, Rows} ->
+                    {carry, ToHour, ClosesAt} = How,
+                    Out = {ToHour, Q, expired_while_held},
+                    {Into, Rows1} = carry_into({SubId, Dim, ToHour}, A, {Hour, Q, expired_while_held}, ClosesAt, Rows),
+                    ?ROWS:write(carried_out(B#azmp_usage{status = carried}, Into, Out), Rows1);
+                {_, Rows} ->
+                    Rows
+            end)
     end).
 
 %% @doc A ledger row as callers see it.

@@ -1,9 +1,13 @@
 %% @doc The ledger's history, on disc. A settled hour (billed, carried on, rejected or dropped:
-%% nothing will change it again) leaves RAM once its hour has closed for good: it moves, in the
-%% transaction that deletes it from azmp_usage (the ledger store's table), into the day table of
-%% its UTC day (azmp_usage_YYYYMMDD, disc only), one row per subscription and day. RAM then holds
-%% the hours still in play (about two hours of usage), whatever the number of days kept; the
-%% history costs disc only, and a day is dropped as a whole. The ledger's reads over a time range
+%% nothing will change it again) leaves RAM once its hour has closed for good: a subscription's
+%% hour moves, once all of its dimensions are settled, in the transaction that deletes them from
+%% azmp_usage (the ledger store's table), into the day table of its UTC day (azmp_usage_YYYYMMDD,
+%% disc only). A row there holds one hour of the subscriptions of one shard (key {Day, Hour,
+%% Shard}): an hour of 100,000 subscriptions is ~1,000 rows written, not 100,000, and nothing of an
+%% earlier hour is read or rewritten. Versions before wrote one row per subscription and day (key
+%% {SubId, Day}), rewritten each hour; those rows are read as they are. RAM then holds the hours
+%% still in play (about two hours of usage), whatever the number of days kept; the history costs
+%% disc only, and a day is dropped as a whole. The ledger's reads over a time range
 %% (usage_rows/3, usage_between/2) are here: they read both.
 -module(emqx_azure_marketplace_store_usage_history).
 
@@ -14,6 +18,7 @@
 
 -define(DB, emqx_azure_marketplace_db).
 -define(USAGE, emqx_azure_marketplace_store_usage).
+-define(ROWS, emqx_azure_marketplace_locked_rows).
 
 %% @doc The ledger of a subscription's hours From..To (unix s), oldest first: the hours in RAM and
 %% those in the history's day tables.
@@ -21,7 +26,8 @@
 usage_rows(SubId, From, To) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.key, {SubId, '_', '$1'}}]),
     Live = ?DB:dirty_select(azmp_usage, [{Head, [{'>=', '$1', From}, {'=<', '$1', To}], ['$_']}]),
-    Archived = lists:append([day_buckets(?DB:dirty_read(T, {SubId, Day})) || {Day, T} <- history_tables(From, To)]),
+    Archived = day_buckets(SubId, lists:append([?DB:dirty_read(T, K) || {Day, T} <- history_tables(From, To),
+                                                                        K <- day_keys(SubId, Day, From, To)])),
     Rows = [B || B = #azmp_usage{key = {_, _, H}} <- Live ++ Archived, H >= From, H =< To],
     [?USAGE:usage_map(B) || B <- lists:sort(fun(#azmp_usage{key = {_, D1, H1}}, #azmp_usage{key = {_, D2, H2}}) ->
                                                     {H1, D1} =< {H2, D2}
@@ -40,39 +46,96 @@ usage_between(From, To) ->
 %% Moving settled hours into the history, and dropping old days
 
 -define(DAY_PREFIX, "azmp_usage_").
-%% Subscription-days moved per transaction.
--define(ARCHIVE_GROUP, 200).
+%% An hour's rows of the history are spread over ?SHARDS rows by subscription: a few rows written
+%% per hour rather than one per subscription (a row of a disc-only table costs ~50 us to write,
+%% more as the file grows), and a subscription's hour is read from one row of ~1/?SHARDS of them.
+-define(SHARDS, 1024).
+%% History rows written per transaction.
+-define(ARCHIVE_GROUP, 64).
+
+%% The keys a subscription's hours From..To of a day may be under: this version's, one per hour,
+%% and the day's of versions before.
+day_keys(SubId, Day, From, To) ->
+    First = max(Day, From - From rem 3600),
+    Last = min(Day + 86399, To),
+    Shard = shard(SubId),
+    [{SubId, Day} | [{Day, H, Shard} || First =< Last, H <- lists:seq(First, Last, 3600)]].
+
+shard(SubId) -> erlang:phash2(SubId, ?SHARDS).
 
 %% @doc Moves into the history the hours whose start is at most LastHour and whose status is one of
-%% Settled (the core says which: emqx_azure_marketplace_nif:usage_archivable/2): how many.
+%% Settled (the core says which: the tick's plan), a subscription's hour once all of its dimensions
+%% are: how many. (After LastHour no row of an hour appears any more: its samples go into a later
+%% hour. So a subscription's hour moves whole, once.)
 -spec archive_usage(integer(), [atom()]) -> non_neg_integer().
 archive_usage(LastHour, Settled) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}, {#azmp_usage.status, '$2'}]),
-    Guard = list_to_tuple(['orelse', false | [{'=:=', '$2', St} || St <- Settled]]),
-    Keys = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', LastHour}, Guard],
-                                          [{element, #azmp_usage.key, '$_'}]}]),
-    Groups = maps:groups_from_list(fun({Sub, _, H}) -> {Sub, day_of(H)} end, Keys),
-    lists:foreach(fun ensure_day_table/1, lists:usort([D || {_, D} <- maps:keys(Groups)])),
-    lists:sum([?DB:tx_ok(fun() -> lists:sum([archive_day(Sub, Day, Ks, Settled) || {{Sub, Day}, Ks} <- Chunk]) end)
-               || Chunk <- emqx_azure_marketplace_lists:chunks(maps:to_list(Groups), ?ARCHIVE_GROUP)]).
+    Rows = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', LastHour}], [{{{element, #azmp_usage.key, '$_'}, '$2'}}]}]),
+    IsSettled = maps:from_keys(Settled, true),
+    Hours = maps:groups_from_list(fun({{Sub, _, H}, _}) -> {Sub, H} end, Rows),
+    Ready = [{SubHour, [K || {K, _} <- KS]} || {SubHour, KS} <- maps:to_list(Hours),
+                                               lists:all(fun({_, St}) -> is_map_key(St, IsSettled) end, KS)],
+    Shards = maps:to_list(maps:groups_from_list(fun({{Sub, H}, _}) -> {H, shard(Sub)} end, Ready)),
+    Tables = maps:from_list([{D, ensure_day_table(D)} || D <- lists:usort([day_of(H) || {{H, _}, _} <- Shards])]),
+    lists:sum([?DB:tx_ok_locked([azmp_usage | maps:values(Tables)], fun() ->
+                   {Moved, Rs} = lists:foldl(fun(Shard, {N, Rs}) ->
+                                                     {M, Rs1} = archive_shard(Shard, IsSettled, Tables, Rs),
+                                                     {N + M, Rs1}
+                                             end, {0, ?ROWS:new()}, Chunk),
+                   ok = ?ROWS:write_back(Rs),
+                   Moved
+               end) || Chunk <- emqx_azure_marketplace_lists:chunks(Shards, ?ARCHIVE_GROUP)]).
 
-archive_day(Sub, Day, Keys, Settled) ->
-    %% Read again inside the transaction: only what is still settled moves.
-    case [B || K <- Keys, B = #azmp_usage{status = St} <- ?DB:wread({azmp_usage, K}), lists:member(St, Settled)] of
+%% The subscriptions' hours of one history row, read again inside the transaction: a
+%% subscription's hour moves only if every dimension is still settled. The row holds #{SubId =>
+%% the external form of its buckets}, so that a reader decodes its subscription's only.
+archive_shard({{Hour, Shard}, SubHours}, IsSettled, Tables, Rs0) ->
+    {Moving, Rs1} = lists:foldl(fun({{Sub, _}, Keys}, {Acc, Rs}) ->
+                                        {Bs, Rs1} = lists:mapfoldl(fun(K, R) -> ?ROWS:read(azmp_usage, K, R) end, Rs, Keys),
+                                        case lists:all(fun(#azmp_usage{status = St}) -> is_map_key(St, IsSettled);
+                                                          (none) -> false
+                                                       end, Bs) of
+                                            true -> {[{Sub, Bs} | Acc], lists:foldl(fun(K, R) -> ?ROWS:delete(azmp_usage, K, R) end, Rs1, Keys)};
+                                            false -> {Acc, Rs1}
+                                        end
+                                end, {[], Rs0}, SubHours),
+    case Moving of
         [] ->
-            0;
-        Moving ->
-            Tab = day_table(Day),
-            Kept = day_buckets(?DB:wread({Tab, {Sub, Day}})),
-            All = lists:ukeysort(#azmp_usage.key, Moving ++ Kept),
-            ok = ?DB:write(Tab, #azmp_usage_day{key = {Sub, Day}, buckets = term_to_binary(All, [compressed])}, write),
-            lists:foreach(fun(#azmp_usage{key = K}) -> ?DB:delete({azmp_usage, K}) end, Moving),
-            length(Moving)
+            {0, Rs1};
+        _ ->
+            Day = day_of(Hour),
+            Tab = maps:get(Day, Tables),
+            Key = {Day, Hour, Shard},
+            {Kept, Rs2} = case ?ROWS:read(Tab, Key, Rs1) of
+                              {#azmp_usage_day{buckets = Bin}, R} -> {binary_to_term(Bin), R};
+                              {none, R} -> {#{}, R}
+                          end,
+            Subs = lists:foldl(fun({Sub, Bs}, M) ->
+                                       Old = case M of #{Sub := Ext} -> binary_to_term(Ext); _ -> [] end,
+                                       M#{Sub => term_to_binary(lists:ukeysort(#azmp_usage.key, Bs ++ Old))}
+                               end, Kept, Moving),
+            Row = #azmp_usage_day{key = Key, buckets = term_to_binary(Subs, [compressed])},
+            {lists:sum([length(Bs) || {_, Bs} <- Moving]), ?ROWS:write(Tab, Row, Rs2)}
     end.
 
 day_rows(Tab) -> ?DB:dirty_select(Tab, [{'_', [], ['$_']}]).
 
-day_buckets(Rows) -> [current_usage(B) || #azmp_usage_day{buckets = Bin} <- Rows, B <- binary_to_term(Bin)].
+%% The buckets of history rows: every subscription's (SubId = all), or one's.
+day_buckets(Rows) -> day_buckets(all, Rows).
+
+day_buckets(SubId, Rows) ->
+    [current_usage(B) || Row <- Rows, B <- row_buckets(SubId, Row)].
+
+%% A row of this version holds many subscriptions' hours; one of a version before, one
+%% subscription's day.
+row_buckets(SubId, #azmp_usage_day{key = {_, _, _}, buckets = Bin}) ->
+    Subs = binary_to_term(Bin),
+    case SubId of
+        all -> lists:append([binary_to_term(Ext) || Ext <- maps:values(Subs)]);
+        _ -> case Subs of #{SubId := Ext} -> binary_to_term(Ext); _ -> [] end
+    end;
+row_buckets(_, #azmp_usage_day{buckets = Bin}) ->
+    binary_to_term(Bin).
 
 %% An hour archived by a version whose record had fewer fields: the new ones get their defaults.
 current_usage(B) when tuple_size(B) < tuple_size(#azmp_usage{}) ->
@@ -100,14 +163,16 @@ day_table(Day) ->
     {{Y, M, D}, _} = calendar:system_time_to_universal_time(Day, second),
     list_to_atom(lists:flatten(io_lib:format(?DAY_PREFIX "~4..0b~2..0b~2..0b", [Y, M, D]))).
 
+%% The day's table, created if needed.
 ensure_day_table(Day) ->
     Tab = day_table(Day),
     case lists:member(Tab, ?DB:system_info(tables)) of
         true ->
-            ok;
+            Tab;
         false ->
             ok = ?DB:create_disc_table(Tab, azmp_usage_day, record_info(fields, azmp_usage_day)),
-            ok = ?DB:wait_for_tables([Tab], 30000)
+            ok = ?DB:wait_for_tables([Tab], 30000),
+            Tab
     end.
 
 %% The history's day tables, [{DayStart, Table}] oldest first (From..To: the days that overlap).

@@ -36,6 +36,8 @@ history_test_() ->
            {timeout, 60, fun() -> archived(Emu) end}},
           {"8 archivers at once over the same settled hours: each hour moved once, none lost",
            {timeout, 60, fun() -> concurrent(Emu) end}},
+          {"a subscription's hour moves once all its dimensions are settled; two subscriptions of one history row read apart; a day written by the version before is read beside it",
+           {timeout, 60, fun() -> shards_and_upgrade() end}},
           {"the daily reconciliation: one query per dimension; when Azure fails it, tried again an hour later",
            {timeout, 60, fun() -> daily_retry(Emu) end}},
           {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
@@ -176,6 +178,47 @@ concurrent(Emu) ->
          ?assertEqual(3, length(report(A, H0, H0)))
      end || {A, SubId} <- Subs],
     reset(Emu).
+
+%% Through the store, without Azure: closed hours settled by hand (done) or held.
+shards_and_upgrade() ->
+    %% Two subscription ids whose hours share a row of the history (the row's shard, by phash2).
+    Ids = [<<"shard-", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 5000)],
+    ByShard = maps:groups_from_list(fun(Id) -> erlang:phash2(Id, 1024) end, Ids),
+    [SubA, SubB | _] = hd([G || G <- maps:values(ByShard), length(G) >= 2]),
+    H0 = (erlang:system_time(second) div ?D - 20) * ?D + 5 * ?H,
+    Day = H0 - H0 rem ?D,
+    Bucket = fun(Sub, Dim, Status) ->
+                 {azmp_usage, {Sub, Dim, H0}, <<"acc-", Sub/binary>>, Status, 1000000, [], undefined, H0 + ?H + 300,
+                  1000000, 0, <<"ev-", Sub/binary>>, undefined, undefined, undefined, 0, 0, false, <<"payg">>}
+             end,
+    [Ses, Traffic | _] = ?DIMS,
+    ok = mnesia:dirty_write(Bucket(SubA, Ses, done)),
+    ok = mnesia:dirty_write(Bucket(SubA, Traffic, held)),
+    ok = mnesia:dirty_write(Bucket(SubB, Ses, done)),
+    ArchiveAt = H0 + 2 * ?H,
+    %% SubA's hour has a dimension held: none of it moves. SubB's does.
+    ?assertEqual(1, archive(ArchiveAt)),
+    ?assertEqual(2, length(live(SubA))),
+    ?assertEqual([], live(SubB)),
+    %% Settled later: SubA's hour moves whole, into the row SubB's is in, which keeps SubB's.
+    ok = mnesia:dirty_write(Bucket(SubA, Traffic, done)),
+    ?assertEqual(2, archive(ArchiveAt)),
+    ?assertEqual([], live(SubA)),
+    Tab = day_table(Day),
+    ?assertEqual(1, mnesia:table_info(Tab, size)),
+    Rows = fun(Sub) -> [{D, St, E} || #{dimension := D, status := St, event_id := E} <- ?HISTORY:usage_rows(Sub, H0, H0)] end,
+    ?assertEqual([{Ses, done, <<"ev-", SubA/binary>>}, {Traffic, done, <<"ev-", SubA/binary>>}], lists:sort(Rows(SubA))),
+    ?assertEqual([{Ses, done, <<"ev-", SubB/binary>>}], Rows(SubB)),
+    %% The version before kept a subscription's day in one row under {SubId, Day}, its record
+    %% without the last field (plan_id): read beside this version's rows, the missing field defaulted.
+    Old = {azmp_usage, {SubA, Ses, H0 - ?H}, <<"acc">>, done, 2000000, [], undefined, H0 + 300, 2000000, 0,
+           <<"ev-old">>, undefined, undefined, undefined, 0, 0, false},
+    ok = mnesia:dirty_write(Tab, {azmp_usage_day, {SubA, Day}, term_to_binary([Old], [compressed])}),
+    ?assertMatch([#{hour := _, event_id := <<"ev-old">>, plan_id := undefined}, _, _],
+                 ?HISTORY:usage_rows(SubA, H0 - ?H, H0)),
+    ?assertEqual([<<"ev-old">>], [E || #{event_id := E} <- ?HISTORY:usage_rows(SubA, H0 - ?H, H0 - 1)]),
+    ?assertEqual(4, length([x || #{subscription_id := S} <- ?HISTORY:usage_between(Day, Day + ?D - 1),
+                                 S =:= SubA orelse S =:= SubB])).
 
 daily_retry(Emu) ->
     Queries = fun() -> length([x || #{op := usage_events} <- maps:get(requests, azmp_emulator:stats(Emu))]) end,
