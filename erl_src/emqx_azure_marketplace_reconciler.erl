@@ -126,9 +126,14 @@ page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}, S
 pace(Started, Done, #{pages_last_pass := Last}, Took) ->
     Pace = #{now_ms => now_ms(), started_ms => Started, interval_ms => interval(), pages_done => Done,
              pages_last_pass => Last, took_ms => Took},
+    %% (A value the config would refuse, set in the env directly: the core's default.)
     case application:get_env(emqx_azure_marketplace, reconcile_max_calls_per_s) of
-        {ok, Max} when is_number(Max) -> Pace#{max_calls_per_s => Max};
-        _ -> Pace
+        {ok, Max} ->
+            case emqx_azure_marketplace_config:valid_calls_per_s(Max) of
+                true -> Pace#{max_calls_per_s => Max};
+                false -> Pace
+            end;
+        undefined -> Pace
     end.
 
 %% Suspended links changed within the last interval: Azure may have reinstated or cancelled them
