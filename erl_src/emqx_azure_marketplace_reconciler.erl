@@ -37,9 +37,19 @@ start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 -spec reconcile() -> {ok, [{binary(), atom()}]} | {error, term()}.
 reconcile() -> gen_server:call(?MODULE, reconcile, 600000).
 
-%% @doc The subscription's state is in doubt: the next call of the pass checks it first.
--spec doubt(binary()) -> ok.
-doubt(SubId) -> ?STORE:flag_doubt(SubId, operator, emqx_azure_marketplace_clock:now()).
+%% @doc The subscription's state is in doubt (an operator's word): the next call of the pass checks
+%% it first, with Get Subscription. Refused for what cannot be a subscription id, and for a
+%% subscription no account is linked to (nothing of ours to repair: most likely a mistyped id).
+-spec doubt(binary()) -> ok | {error, {badarg, subscription_id} | not_linked}.
+doubt(SubId) ->
+    case emqx_azure_marketplace_nif:valid_id(SubId) of
+        false -> {error, {badarg, subscription_id}};
+        true ->
+            case emqx_azure_marketplace_store_links:link_by_subscription(SubId) of
+                undefined -> {error, not_linked};
+                #{} -> ?STORE:flag_doubt(SubId, operator, emqx_azure_marketplace_clock:now())
+            end
+    end.
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
