@@ -8,6 +8,7 @@
     "azure_marketplace status              Azure reachability, token age, backlog, alarms, counters\n"
     "azure_marketplace account <id>        An account's link and linking status\n"
     "azure_marketplace resync <sub_id>     Bring one subscription to Azure's state now\n"
+    "azure_marketplace doubt <sub_id>      Check one subscription first at the next reconciliation call\n"
     "azure_marketplace deadlines           Deadlines (trial stops, deletions) not done yet\n"
     "azure_marketplace usage <id>          Usage ledger of an account (last 48 hours)\n"
     "azure_marketplace metrics             Counters in the Prometheus text format\n").
@@ -63,6 +64,18 @@ do(["resync", SubId]) ->
         {ok, Applied} -> [io_lib:format("applied ~ts to account ~ts~n", [E, A]) || {A, E} <- Applied];
         {error, Reason} -> io_lib:format("error: Azure not asked successfully: ~0p~n", [Reason])
     end;
+do(["doubt", SubId]) ->
+    Sub = unicode:characters_to_binary(SubId),
+    case emqx_azure_marketplace_reconciler:doubt(Sub) of
+        ok ->
+            io_lib:format("~ts is in doubt: the reconciliation's next call~ts reads it with Get Subscription "
+                          "before any page, and applies what our state misses~n", [Sub, next_call()]);
+        {error, {badarg, subscription_id}} ->
+            "error: not a subscription id (1 to 1024 bytes of text): nothing flagged\n";
+        {error, not_linked} ->
+            io_lib:format("error: no account is linked to subscription ~ts: nothing flagged "
+                          "(check the id; `account <id>` shows an account's subscription)~n", [Sub])
+    end;
 do(["deadlines"]) ->
     case emqx_azure_marketplace_store_deadlines:deadlines_due(16#7fffffffffff) of
         [] -> "no deadline pending\n";
@@ -90,6 +103,14 @@ text(undefined) -> "-";
 text(V) when is_atom(V) -> atom_to_list(V);
 text(V) when is_integer(V) -> integer_to_list(V);
 text(V) -> V.
+
+%% When the reconciliation's next call is due, as its checkpoint says (none before a first pass).
+next_call() ->
+    case emqx_azure_marketplace_store_recon:checkpoint() of
+        #{next_at_ms := At} when At > 0 ->
+            [" (due at ", calendar:system_time_to_rfc3339(At, [{unit, millisecond}, {offset, "Z"}]), ")"];
+        _ -> ""
+    end.
 
 time(undefined) -> "-";
 time(T) when is_integer(T) -> calendar:system_time_to_rfc3339(T, [{offset, "Z"}]).

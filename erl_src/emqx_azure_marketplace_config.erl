@@ -6,12 +6,15 @@
 -module(emqx_azure_marketplace_config).
 
 -export([load/0, name_vsn/0, from_hocon/1, validate/1, validate_metering/1, apply_env/1, current/0,
-         webhook_auth_config/1, redirect_url/1]).
+         webhook_auth_config/1, redirect_url/1, valid_calls_per_s/1]).
 
 -define(APP, emqx_azure_marketplace).
 %% The settings that are plain positive integers (names as in config.hocon and the app env).
 -define(TIMINGS, [effects_sweep_ms, tick_ms, lease_s, retry_base_s, retry_max_s, deadline_tick_ms,
                   deadline_claim_s, reconcile_interval_ms, jwks_refresh_interval_s, enforce_window_s]).
+%% The reconciliation's ceiling of Azure calls per second: a positive number, not only an integer
+%% (0.5: one call every 2 s).
+-define(RATE, reconcile_max_calls_per_s).
 -define(AZURE_STRINGS, [tenant_id, client_id, client_secret, login_url, marketplace_url, ca_file, proxy]).
 -define(AZURE_INTS, [timeout_ms, connect_timeout_ms, max_in_flight]).
 %% Plain http to a loopback login_url / marketplace_url: test endpoints (an emulator) only.
@@ -90,7 +93,11 @@ convert(Hocon, Azure0) ->
                        end;
                    false -> #{}
                end,
-    Timings = maps:from_list([{K, int(Hocon, K, <<>>, K =/= jwks_refresh_interval_s)} || K <- ?TIMINGS, has(Hocon, K)]),
+    Timings0 = maps:from_list([{K, int(Hocon, K, <<>>, K =/= jwks_refresh_interval_s)} || K <- ?TIMINGS, has(Hocon, K)]),
+    Timings = case has(Hocon, ?RATE) of
+                  true -> Timings0#{?RATE => calls_per_s(get(Hocon, ?RATE))};
+                  false -> Timings0
+              end,
     Metering = case has(Hocon, metering) of
                    true -> #{metering => metering_env(section(Hocon, metering))};
                    false -> #{}
@@ -193,6 +200,12 @@ int(Map, Key, Prefix, Positive) ->
         _ -> throw({config_error, field(Prefix, Key), not_a_non_negative_integer})
     end.
 
+calls_per_s(V) ->
+    case valid_calls_per_s(V) of
+        true -> V;
+        false -> throw({config_error, atom_to_binary(?RATE), not_a_positive_number})
+    end.
+
 bool(Map, Key, Prefix) ->
     case get(Map, Key) of
         B when is_boolean(B) -> B;
@@ -235,7 +248,8 @@ http(Http) ->
 refusal(Field, Why) -> #{msg => <<"invalid_config">>, field => Field, reason => Why}.
 
 %% @doc Checks a configuration without touching the network: the platform module, the client
-%% config, the webhook authenticator config, the timings, the metering settings the core checks.
+%% config, the webhook authenticator config, the timings, the reconciliation's ceiling of calls per
+%% second, the metering settings the core checks.
 %% The client and the authenticator made here are dropped.
 -spec validate(config()) -> ok | {error, error()}.
 validate(Config) ->
@@ -250,6 +264,12 @@ validate(Config) ->
                        not valid_timing(K, maps:get(K, Config))] of
                 [] -> ok;
                 [K | _] -> {error, refusal(atom_to_binary(K), not_a_positive_integer)}
+            end
+        end,
+        fun() ->
+            case maps:is_key(?RATE, Config) andalso not valid_calls_per_s(maps:get(?RATE, Config)) of
+                true -> {error, refusal(atom_to_binary(?RATE), not_a_positive_number)};
+                false -> ok
             end
         end,
         fun() -> validate_metering(maps:get(metering, Config, #{})) end,
@@ -319,6 +339,13 @@ dimension(_, Field) ->
 %% A plan id (as the link records it: a binary) with a quantity the core reads (0 allowed).
 plan_quantity(Plan, Q) ->
     emqx_azure_marketplace_nif:valid_id(Plan) andalso emqx_azure_marketplace_nif:usage_quantity(Q) =/= error.
+
+%% @doc A ceiling of Azure calls per second the reconciliation can run with: a positive number
+%% (a float, or an integer the core reads: within 64 bits).
+-spec valid_calls_per_s(term()) -> boolean().
+valid_calls_per_s(V) when is_float(V) -> V > 0;
+valid_calls_per_s(V) when is_integer(V) -> V > 0 andalso V < 1 bsl 63;
+valid_calls_per_s(_) -> false.
 
 %% 0 for the JWKS refresh means: an unknown key id may refresh every time.
 valid_timing(jwks_refresh_interval_s, V) -> is_integer(V) andalso V >= 0;

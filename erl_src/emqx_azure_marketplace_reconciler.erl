@@ -4,7 +4,8 @@
 %% A pass reads the list one page at a time (never the whole list in memory), spread over
 %% `reconcile_interval_ms' (5 min) at no more than `reconcile_max_calls_per_s' calls (10 by
 %% default): the core plans each page (plan_reconcile, step `page': the repairs, the continuation,
-%% when the next call is made). After each page's repairs the checkpoint is committed
+%% when the next call is made, from call start to call start: it is told how long the step's calls
+%% took). After each page's repairs the checkpoint is committed
 %% (emqx_azure_marketplace_store_recon), fenced by a lease: one node runs passes; a restart, or
 %% another node once the lease has run out, resumes the pass where it stands. After the last page,
 %% the effects of recent state changes are planned again (lifecycle:enforce_changed_since/1).
@@ -36,9 +37,19 @@ start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 -spec reconcile() -> {ok, [{binary(), atom()}]} | {error, term()}.
 reconcile() -> gen_server:call(?MODULE, reconcile, 600000).
 
-%% @doc The subscription's state is in doubt: the next call of the pass checks it first.
--spec doubt(binary()) -> ok.
-doubt(SubId) -> ?STORE:flag_doubt(SubId, operator, emqx_azure_marketplace_clock:now()).
+%% @doc The subscription's state is in doubt (an operator's word): the next call of the pass checks
+%% it first, with Get Subscription. Refused for what cannot be a subscription id, and for a
+%% subscription no account is linked to (nothing of ours to repair: most likely a mistyped id).
+-spec doubt(binary()) -> ok | {error, {badarg, subscription_id} | not_linked}.
+doubt(SubId) ->
+    case emqx_azure_marketplace_nif:valid_id(SubId) of
+        false -> {error, {badarg, subscription_id}};
+        true ->
+            case emqx_azure_marketplace_store_links:link_by_subscription(SubId) of
+                undefined -> {error, not_linked};
+                #{} -> ?STORE:flag_doubt(SubId, operator, emqx_azure_marketplace_clock:now())
+            end
+    end.
 
 -spec init([]) -> {ok, map()}.
 init([]) ->
@@ -84,20 +95,23 @@ tick() ->
         {taken, Until} ->
             max(Until - NowMs, 1000);
         {ok, C} ->
+            %% The step's calls (the doubts', the page's) count in the wait for the next one.
+            StepStart = erlang:monotonic_time(millisecond),
             log(check_doubts()),
-            page(C)
+            page(C, StepStart)
     end.
 
 %% One page of the pass, its repairs applied, then where the pass stands committed: the time until
-%% the next call.
-page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}) ->
+%% the next call (StepStart: when this step's first call started, on the monotonic clock).
+page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}, StepStart) ->
     {Started, Done} = case Cont of
                           first -> flag_recent_changes(), {now_ms(), 0};
                           _ -> {Started0, Done0}
                       end,
     Result = ?CLIENT:list_subscriptions_page(emqx_azure_marketplace_azure:client(), arg(Cont)),
+    Took = erlang:monotonic_time(millisecond) - StepStart,
     Plan = plan(#{step => page, result => Result, marketplace_url => marketplace_url(),
-                  pace => pace(Started, Done + 1, C)}),
+                  pace => pace(Started, Done + 1, C, Took)}),
     #{next_in_ms := InMs} = Plan,
     NowMs = now_ms(),
     Next = case Plan of
@@ -119,12 +133,17 @@ page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}) -
     _ = ?STORE:save(node(), Next#{next_at_ms := NowMs + InMs}, NowMs + InMs + ?LEASE_SLACK_MS),
     InMs.
 
-pace(Started, Done, #{pages_last_pass := Last}) ->
+pace(Started, Done, #{pages_last_pass := Last}, Took) ->
     Pace = #{now_ms => now_ms(), started_ms => Started, interval_ms => interval(), pages_done => Done,
-             pages_last_pass => Last},
+             pages_last_pass => Last, took_ms => Took},
+    %% (A value the config would refuse, set in the env directly: the core's default.)
     case application:get_env(emqx_azure_marketplace, reconcile_max_calls_per_s) of
-        {ok, Max} when is_number(Max) -> Pace#{max_calls_per_s => Max};
-        _ -> Pace
+        {ok, Max} ->
+            case emqx_azure_marketplace_config:valid_calls_per_s(Max) of
+                true -> Pace#{max_calls_per_s => Max};
+                false -> Pace
+            end;
+        undefined -> Pace
     end.
 
 %% Suspended links changed within the last interval: Azure may have reinstated or cancelled them
@@ -149,7 +168,7 @@ full_pass() ->
 
 full_pass(Cont, Started, N, Acc) ->
     Result = ?CLIENT:list_subscriptions_page(emqx_azure_marketplace_azure:client(), arg(Cont)),
-    Pace = pace(Started, N, #{pages_last_pass => 0}),
+    Pace = pace(Started, N, #{pages_last_pass => 0}, 0),  % (not paced: its waits are not used)
     case plan(#{step => page, result => Result, marketplace_url => marketplace_url(), pace => Pace}) of
         #{outcome := repairs, repairs := Repairs, continuation := done, enforce_changed_since := Since} ->
             %% Then the effects of every recent suspension or cancellation, planned again, in case

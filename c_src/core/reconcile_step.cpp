@@ -105,6 +105,12 @@ std::int64_t clamped(double v, std::int64_t lo, std::int64_t hi) noexcept {
     return static_cast<std::int64_t>(v);
 }
 
+// This step's calls' time: none when negative, and at most a month (nothing overflows).
+std::int64_t took_of(const Pace& p) noexcept { return std::clamp<std::int64_t>(p.took_ms, 0, kMaxIntervalMs); }
+
+// The wait from now for a call `gap_ms` after this step's first call started.
+std::int64_t after_start(std::int64_t gap_ms, const Pace& p) noexcept { return std::max<std::int64_t>(0, gap_ms - took_of(p)); }
+
 }  // namespace
 
 std::int64_t min_gap_ms(double max_calls_per_s) noexcept {
@@ -114,22 +120,24 @@ std::int64_t min_gap_ms(double max_calls_per_s) noexcept {
 
 std::int64_t next_page_in_ms(const Pace& p) noexcept {
     const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
-    if (p.pages_last_pass <= 0 || p.pages_done >= p.pages_last_pass) return floor_gap;
+    if (p.pages_last_pass <= 0 || p.pages_done >= p.pages_last_pass) return after_start(floor_gap, p);
     const double target_end = static_cast<double>(p.started_ms) + static_cast<double>(interval_of(p)) * kPassShare;
-    const double left = target_end - static_cast<double>(p.now_ms);
+    const double step_start = static_cast<double>(p.now_ms) - static_cast<double>(took_of(p));
     const double pages_left = static_cast<double>(p.pages_last_pass) - static_cast<double>(p.pages_done);
-    return clamped(std::floor(left / pages_left), floor_gap, std::max(floor_gap, kMaxGapMs));
+    const std::int64_t gap =
+        clamped(std::floor((target_end - step_start) / pages_left), floor_gap, std::max(floor_gap, kMaxGapMs));
+    return after_start(gap, p);
 }
 
 std::int64_t next_pass_in_ms(const Pace& p) noexcept {
-    const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
+    const std::int64_t soonest = after_start(min_gap_ms(p.max_calls_per_s), p);
     const double left = static_cast<double>(p.started_ms) + static_cast<double>(interval_of(p)) - static_cast<double>(p.now_ms);
-    return clamped(left, floor_gap, std::max(floor_gap, interval_of(p)));
+    return clamped(left, soonest, std::max(soonest, interval_of(p)));
 }
 
 std::int64_t retry_page_in_ms(const Pace& p) noexcept {
-    const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
-    return std::clamp<std::int64_t>(kRetryPageMs, floor_gap, std::max(floor_gap, interval_of(p)));
+    const std::int64_t soonest = after_start(min_gap_ms(p.max_calls_per_s), p);
+    return std::clamp<std::int64_t>(kRetryPageMs, soonest, std::max(soonest, interval_of(p)));
 }
 
 }  // namespace azmp::reconcile

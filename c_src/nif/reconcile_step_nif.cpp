@@ -53,7 +53,8 @@ bool read_links(ErlNifEnv* env, ERL_NIF_TERM t, std::unordered_map<std::string, 
     return ok;
 }
 
-// pace := #{now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s => N}
+// pace := #{now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s => N,
+//           took_ms => Ms}
 bool read_pace(ErlNifEnv* env, ERL_NIF_TERM t, reconcile::Pace& pace) {
     MapFields pf(env, t, "pace");
     pf.require(atoms::now_ms, pace.now_ms);
@@ -62,6 +63,7 @@ bool read_pace(ErlNifEnv* env, ERL_NIF_TERM t, reconcile::Pace& pace) {
     pf.require(atoms::pages_done, pace.pages_done);
     pf.require(atoms::pages_last_pass, pace.pages_last_pass);
     pf.get<double>(atoms::max_calls_per_s, pace.max_calls_per_s);
+    pf.get(atoms::took_ms, pace.took_ms);
     return pf.ok();
 }
 
@@ -161,13 +163,15 @@ ERL_NIF_TERM reconcile_now(ErlNifEnv* env, int, const ERL_NIF_TERM argv[]) {
 // plan_reconcile(#{step := page, result := Result, now := S, enforce_window_s => S | undefined,
 //                  links => ..., marketplace_url => binary() | undefined (Azure's),
 //                  pace := #{now_ms, started_ms, interval_ms, pages_done (this page included),
-//                            pages_last_pass (0: unknown), max_calls_per_s => number()}})
+//                            pages_last_pass (0: unknown), max_calls_per_s => number(),
+//                            took_ms => Ms (how long this step's calls took, up to now_ms)}})
 //   -> #{outcome := failed, next_in_ms := Ms}                   (ask for the same page again then)
 //    | #{outcome := bad_response, reason := unreadable | foreign_continuation, next_in_ms := Ms}
 //                                                               (the pass ends; the next starts then)
 //    | #{outcome := need_links, subscription_ids := [SubId]}
 //    | #{outcome := repairs, repairs, enforce_changed_since, continuation := binary() | done,
 //        next_in_ms := Ms}   (the next page then; done: the pass is over, the next pass starts then)
+// next_in_ms counts from now_ms: gaps are between call starts, so it is the gap less took_ms.
 // Result: the client's answer to list_subscriptions (step list), list_subscriptions_page (page) or
 // get_subscription (one). On a dirty CPU scheduler: a list holds every subscription of the offer.
 ERL_NIF_TERM nif_plan_reconcile(ErlNifEnv* env, int argc, const ERL_NIF_TERM argv[]) {

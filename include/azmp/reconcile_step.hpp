@@ -72,7 +72,9 @@ PageReading read_page(const CallReport& answer, std::string_view marketplace_bas
 
 // Pacing: a pass is spread over its interval, at no more than max_calls_per_s calls (the ceiling)
 // and never slower than one page every kMaxGapMs (the floor). The pass aims to end at
-// kPassShare of its interval (slack for retries and for a list that grew).
+// kPassShare of its interval (slack for retries and for a list that grew). Gaps are between call
+// starts: a step's calls take time (took_ms), and the wait after them is the gap less that time, so
+// a slow Azure does not stretch the pass (nor a fast one exceed the ceiling).
 inline constexpr double kDefaultMaxCallsPerS = 10.0;
 inline constexpr std::int64_t kMaxGapMs = 60'000;
 inline constexpr double kPassShare = 0.8;
@@ -86,19 +88,24 @@ struct Pace {
     std::int64_t pages_done = 0;       // pages of this pass read so far (this one included)
     std::int64_t pages_last_pass = 0;  // 0: unknown (the first pass: at the ceiling)
     double max_calls_per_s = kDefaultMaxCallsPerS;
+    // How long this step's calls took, from the first one's start to now_ms (the page's, and the
+    // subscriptions in doubt read before it). Negative (a clock that stepped back): none.
+    std::int64_t took_ms = 0;
 };
 
 // The least time between two calls: 1 / max_calls_per_s (a ceiling <= 0 or not finite: the default).
 std::int64_t min_gap_ms(double max_calls_per_s) noexcept;
-// When the next page is asked for: the time left to the pass's target end shared among the pages
-// still expected (from the last pass's count), between min_gap_ms and kMaxGapMs; at the ceiling
-// when the count is unknown or already passed (the list grew).
+// The wait from now_ms before the next page is asked for. The gap from this step's start to the
+// next: the time from that start to the pass's target end shared among the pages still expected
+// (from the last pass's count), between min_gap_ms and kMaxGapMs; at the ceiling when the count is
+// unknown or already passed (the list grew). The wait is that gap less took_ms, and never
+// negative: calls slower than the pace follow one another at once.
 std::int64_t next_page_in_ms(const Pace& pace) noexcept;
 // After the last page: when the next pass starts (one interval after this one started; at once,
-// but not before min_gap_ms, when the pass took longer than its interval).
+// but not before min_gap_ms after this step's start, when the pass took longer than its interval).
 std::int64_t next_pass_in_ms(const Pace& pace) noexcept;
-// After a failed page: kRetryPageMs, but never sooner than the ceiling allows nor later than the
-// interval.
+// After a failed page: kRetryPageMs after the failure, but never sooner than the ceiling allows
+// (min_gap_ms after this step's start) nor later than the interval.
 std::int64_t retry_page_in_ms(const Pace& pace) noexcept;
 
 }  // namespace azmp::reconcile

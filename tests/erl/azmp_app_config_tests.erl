@@ -1,7 +1,8 @@
 %% The application refuses to start without the control plane's platform module, saying so, or with
 %% a metering config that is refused; a configuration with a metering setting refused (by the core's
-%% rules or for its type) is refused, naming it; the default config.hocon, read as EMQX hands it
-%% over, is the demo's dimensions and the metering defaults.
+%% rules or for its type) is refused, naming it, and so is a reconciliation ceiling that is not a
+%% positive number; the default config.hocon, read as EMQX hands it over, is the demo's dimensions,
+%% the metering defaults and a ceiling of 10 calls/s.
 -module(azmp_app_config_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -101,6 +102,36 @@ metering_settings_test() ->
 
 dim(Id) -> #{id => Id, unit => <<"unit">>, included => #{}}.
 
+%% The reconciliation's ceiling of calls per second: any positive number (the core reads a float or
+%% a 64-bit integer), refused otherwise by its name, in the application env's shape (validate/1)
+%% and as EMQX hands it over (from_hocon/1).
+reconcile_calls_per_s_test() ->
+    Config = #{azure => #{tenant_id => <<"t">>, client_id => <<"c">>, client_secret => <<"s">>},
+               platform => azmp_test_platform, http => disabled},
+    Refused = {<<"reconcile_max_calls_per_s">>, not_a_positive_number},
+    Check = fun(V) ->
+                case emqx_azure_marketplace_config:validate(Config#{reconcile_max_calls_per_s => V}) of
+                    ok -> ok;
+                    {error, #{msg := <<"invalid_config">>, field := F, reason := R}} -> {F, R}
+                end
+            end,
+    FromHocon = fun(V) ->
+                    case emqx_azure_marketplace_config:from_hocon(#{<<"reconcile_max_calls_per_s">> => V}) of
+                        {ok, #{reconcile_max_calls_per_s := Got}} -> {ok, Got};
+                        {error, #{msg := <<"invalid_config">>, field := F, reason := R}} -> {F, R}
+                    end
+                end,
+    Rows = [{10, ok}, {1, ok}, {0.5, ok}, {10.0, ok}, {1000, ok}, {1.0e-3, ok}, {(1 bsl 63) - 1, ok},
+            {0, Refused}, {0.0, Refused}, {-1, Refused}, {-0.5, Refused}, {1 bsl 63, Refused},
+            {<<"10">>, Refused}, {"10", Refused}, {infinity, Refused}, {undefined, Refused}],
+    [?assertEqual({V, Expected}, {V, Check(V)}) || {V, Expected} <- Rows],
+    [?assertEqual({V, case Expected of ok -> {ok, V}; _ -> Expected end}, {V, FromHocon(V)})
+     || {V, Expected} <- Rows, V =/= undefined],
+    %% not given: the reconciler's default (the core's, 10)
+    ?assertEqual(ok, emqx_azure_marketplace_config:validate(Config)),
+    ?assertEqual(false, maps:is_key(reconcile_max_calls_per_s,
+                                    element(2, emqx_azure_marketplace_config:from_hocon(#{})))).
+
 %% The start checks the metering config it runs with, outside EMQX too (the application env).
 metering_refused_at_start_test_() ->
     {setup,
@@ -140,6 +171,7 @@ default_config_hocon_test() ->
                    grace_s => 300, lateness_s => 86100, tick_ms => 5000, lease_s => 30, retry_base_s => 60,
                    retry_max_s => 3600, history_days => 40, dedupe_window_s => 3600},
                  maps:get(metering, Config)),
+    ?assertEqual(10, maps:get(reconcile_max_calls_per_s, Config)),
     {ok, AvscBin} = file:read_file("priv/config_schema.avsc"),
     {ok, Avsc} = emqx_azure_marketplace_nif:json_decode(AvscBin),
     Defaults = maps:from_list([{N, D} || #{<<"name">> := N, <<"default">> := D} <- maps:get(<<"fields">>, Avsc)]),

@@ -298,12 +298,12 @@ page() ->
          #{<<"subscriptions">> => Subs, <<"@nextLink">> => Next}).
 
 pace() ->
-    ?LET({N, S, I, D, L, M, Drop},
+    ?LET({N, S, I, D, L, M, T, Drop},
          {time_arg(), time_arg(), oneof([time_arg(), random_term()]), oneof([time_arg(), random_term()]),
-          time_arg(), oneof([time_arg(), real(), random_term()]),
-          list(elements([now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s]))},
+          time_arg(), oneof([time_arg(), real(), random_term()]), oneof([time_arg(), random_term()]),
+          list(elements([now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s, took_ms]))},
          maps:without(Drop, #{now_ms => N, started_ms => S, interval_ms => I, pages_done => D, pages_last_pass => L,
-                              max_calls_per_s => M})).
+                              max_calls_per_s => M, took_ms => T})).
 
 subscription() ->
     ?LET({Id, Status}, {oneof([binary(), random_term()]),

@@ -1,6 +1,8 @@
 %% The operator's CLI on a running plugin (no EMQX: run/1 answers the text emqx_ctl would print):
 %% status, account, resync (a webhook lost: the subscription suspended in Azure only), deadlines,
-%% usage; and the webhook signature alarm raised by forged webhooks piling up, cleared at stop.
+%% usage; doubt (a webhook lost: the reconciliation's next call repairs it first; a bad or unknown
+%% id refused, nothing flagged); and the webhook signature alarm raised by forged webhooks piling
+%% up, cleared at stop.
 -module(azmp_plugin_cli_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -10,6 +12,7 @@
 cli_test_() ->
     azmp_test_env:with_plugin(fun(Emu) ->
         [{timeout, 60, {"status, account, resync, deadlines, usage", fun() -> commands(Emu) end}},
+         {timeout, 60, {"doubt: the reconciliation's next call checks the subscription first", fun() -> doubt(Emu) end}},
          {timeout, 60, {"forged webhooks piling up raise the signature alarm", fun() -> signature_alarm(Emu) end}}]
     end).
 
@@ -41,6 +44,46 @@ commands(Emu) ->
     ?assertEqual(<<"not linked\n">>, ?CLI:run(["usage", "nobody"])),
     ?assert(has(?CLI:run(["resync", "no-such-sub"]), <<"error: Azure not asked successfully">>)),
     ?assert(has(?CLI:run(["metrics"]), <<"emqx_azure_marketplace_links_total{outcome=\"linked\"} 1">>)).
+
+doubt(Emu) ->
+    Account = <<"acct-cli-doubt">>,
+    ok = azmp_test_platform:add_account(Account, #{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = emqx_azure_marketplace:link(Account, {token, Token}),
+    azmp_test_env:await_linked(Account),
+    Sub = binary_to_list(SubId),
+    %% Suspended in Azure, the webhook lost; the operator says so.
+    {ok, _} = azmp_emulator:add_operation(Emu, SubId, #{action => <<"Suspend">>}),
+    Out = ?CLI:run(["doubt", Sub]),
+    ?assertEqual(<<SubId/binary, " is in doubt: the reconciliation's next call reads it with Get Subscription "
+                   "before any page, and applies what our state misses\n">>, Out),
+    ?assert(lists:member(SubId, emqx_azure_marketplace_store_recon:doubts(10))),
+    ?assertMatch(#{state := linked}, emqx_azure_marketplace_store_links:link(Account)),
+    %% The reconciliation's next call, now (its timer is minutes away): the doubt checked first, the
+    %% suspension applied, then the page read (the doubt stays: a pass's first page flags the
+    %% suspensions of its last interval, so this one is read again at the next call).
+    ok = azmp_emulator:reset_stats(Emu),
+    emqx_azure_marketplace_reconciler ! tick,
+    ?assert(azmp_test_env:wait_until(fun() ->
+        maps:get(state, emqx_azure_marketplace_store_links:link(Account)) =:= suspended andalso
+            maps:get(next_at_ms, emqx_azure_marketplace_store_recon:checkpoint()) > 0 end, 10000)),
+    %% Azure was asked for it (Get Subscription) before the page (List Subscriptions).
+    #{requests := Requests} = azmp_emulator:stats(Emu),
+    ?assertMatch([get_subscription, list_subscriptions | _],
+                 [Op || #{op := Op} <- Requests, Op =/= token]),
+    %% Once a call has been made, the output says when the next one is due.
+    ?assertMatch({match, _}, re:run(?CLI:run(["doubt", Sub]), <<"^", SubId/binary, " is in doubt: the reconciliation's "
+                                                                "next call \\(due at 20[0-9-]+T[0-9:.]+Z\\) reads it">>)),
+    %% What cannot be a subscription id, or one no account is linked to: refused, nothing flagged.
+    Before = emqx_azure_marketplace_store_recon:doubts(100),
+    ?assertEqual(<<"error: not a subscription id (1 to 1024 bytes of text): nothing flagged\n">>, ?CLI:run(["doubt", ""])),
+    ?assertEqual(<<"error: not a subscription id (1 to 1024 bytes of text): nothing flagged\n">>,
+                 ?CLI:run(["doubt", lists:duplicate(1025, $x)])),
+    ?assertEqual(<<"error: no account is linked to subscription no-such-sub: nothing flagged "
+                   "(check the id; `account <id>` shows an account's subscription)\n">>, ?CLI:run(["doubt", "no-such-sub"])),
+    ?assertEqual(Before, emqx_azure_marketplace_store_recon:doubts(100)),
+    %% Without an id: the usage, which names the command.
+    ?assert(has(?CLI:run(["doubt"]), <<"azure_marketplace doubt <sub_id>">>)).
 
 signature_alarm(Emu) ->
     {ok, #{id := SubId}} = azmp_emulator:add_subscription(Emu, #{}),

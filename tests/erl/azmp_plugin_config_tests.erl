@@ -39,6 +39,8 @@ config_test_() ->
      fun(Ctx) ->
          [{"a bad config is refused, naming the setting", fun() -> refused(Ctx) end},
           {timeout, 120, {"a config change with 1,000 calls in flight loses no reply", fun() -> live_change(Ctx) end}},
+          {"the reconciliation's ceiling of calls per second applies live; a bad one is refused, naming it",
+           fun() -> calls_per_s_live(Ctx) end},
           {timeout, 60, {"a metering change applies live: a new dimension recorded, included quantities read",
                          fun() -> metering_live(Ctx) end}},
           {timeout, 60, {"Azure unreachable: health, alarm, CLI; cleared when it answers again", fun() -> unreachable(Ctx) end}},
@@ -88,6 +90,10 @@ refused(Ctx) ->
              {#{<<"http">> => #{<<"ip">> => <<"not-an-ip">>}}, <<"http.ip">>},
              {#{<<"platform_module">> => <<"no_such_platform_module">>}, <<"platform_module">>},
              {#{<<"tick_ms">> => 0}, <<"tick_ms">>},
+             %% the reconciliation's ceiling of calls per second: a positive number
+             {#{<<"reconcile_max_calls_per_s">> => 0}, <<"reconcile_max_calls_per_s">>},
+             {#{<<"reconcile_max_calls_per_s">> => -2.5}, <<"reconcile_max_calls_per_s">>},
+             {#{<<"reconcile_max_calls_per_s">> => <<"10">>}, <<"reconcile_max_calls_per_s">>},
              %% the metering section: each field refused by its name
              {metering(#{<<"dimensions">> => [dim(<<"a">>), dim(<<>>)]}), <<"metering.dimensions[2].id">>},
              {metering(#{<<"dimensions">> => [dim(<<"a">>), dim(<<"b">>), dim(<<"a">>)]}), <<"metering.dimensions[3].id">>},
@@ -133,6 +139,21 @@ live_change(#{emu := Emu} = Ctx) ->
     ?debugFmt("listener moved from port ~p to ~p; ~p of ~p replies delivered", [OldPort, NewPort, length(Results), ?CALLS]),
     {ok, 200, _} = azmp_emulator:send_webhook(Emu, azmp_test_env:webhook_url(), 'Suspend', SubId, #{}),
     ?assertEqual(30000, maps:get(timeout_ms, application:get_env(emqx_azure_marketplace, azure, #{}))).
+
+%% The reconciler reads it from the env at each page: what on_config_changed applies is what the
+%% next page is paced with.
+calls_per_s_live(Ctx) ->
+    Rate = fun() -> application:get_env(emqx_azure_marketplace, reconcile_max_calls_per_s) end,
+    ?assertEqual(ok, ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"reconcile_max_calls_per_s">> => 2.5}))),
+    ?assertEqual({ok, 2.5}, Rate()),
+    ?assertEqual(ok, ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"reconcile_max_calls_per_s">> => 20}))),
+    ?assertEqual({ok, 20}, Rate()),
+    ?assertEqual({error, #{msg => <<"invalid_config">>, field => <<"reconcile_max_calls_per_s">>,
+                           reason => not_a_positive_number}},
+                 ?APP_MOD:on_config_changed(#{}, hocon(Ctx, #{<<"reconcile_max_calls_per_s">> => 0.0}))),
+    ?assertEqual({ok, 20}, Rate()),
+    %% the reconciler goes on with it
+    ?assert(is_process_alive(whereis(emqx_azure_marketplace_reconciler))).
 
 metering(M) -> #{<<"metering">> => M}.
 

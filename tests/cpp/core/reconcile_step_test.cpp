@@ -3,6 +3,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -136,7 +138,7 @@ TEST(ReconcileStep, PacesAPassOverItsInterval) {
         Pace pace;
         std::int64_t next_page, next_pass, retry;
     };
-    // now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s
+    // now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s, took_ms (0 when not given)
     const Row rows[] = {
         {"the first pass (no count yet) goes at the ceiling: 10 calls/s", {1'000, 0, 300'000, 1, 0, 10.0}, 100, 299'000,
          5'000},
@@ -155,6 +157,26 @@ TEST(ReconcileStep, PacesAPassOverItsInterval) {
          2'000},
         {"no ceiling given (0, negative): the default", {0, 0, 300'000, 0, 0, 0.0}, 100, 300'000, 5'000},
         {"a ceiling under one call a minute: one a minute", {0, 0, 300'000, 0, 0, 0.001}, 60'000, 300'000, 60'000},
+        // The call's own time counts: gaps are from call start to call start.
+        {"on time, a call of 200 ms: the next starts 240 ms after this one started (40 ms after it ended)",
+         {120'000, 0, 300'000, 500, 1'000, 10.0, 200}, 40, 180'000, 5'000},
+        {"calls slower than the pace: the next at once, the pass still ends at 80 % (one call at a time)",
+         {120'000, 0, 300'000, 500, 1'000, 10.0, 300}, 0, 180'000, 5'000},
+        {"at the ceiling, a call of 60 ms: the next 40 ms after it (10 call starts a second)",
+         {1'000, 0, 300'000, 1, 0, 10.0, 60}, 40, 299'000, 5'000},
+        {"at the ceiling, a call slower than 1/ceiling: at once", {1'000, 0, 300'000, 1, 0, 10.0, 150}, 0, 299'000, 5'000},
+        {"a few pages over a long interval, a call of 5 s: one a minute from start to start",
+         {0, 0, 3'600'000, 0, 2, 10.0, 5'000}, 55'000, 3'600'000, 5'000},
+        {"a pass that outran its interval, its last call slow: the next pass at once",
+         {400'000, 0, 300'000, 1'000, 1'000, 10.0, 500}, 0, 0, 5'000},
+        {"a page that failed after its whole timeout (30 s): asked again 5 s after the failure",
+         {30'000, 0, 300'000, 1, 0, 10.0, 30'000}, 0, 270'000, 5'000},
+        {"a ceiling under one call a minute, a failed call of 30 s: again a minute after it started",
+         {0, 0, 300'000, 0, 0, 0.001, 30'000}, 30'000, 300'000, 30'000},
+        {"a clock that stepped back (a negative duration): as if the call took no time",
+         {120'000, 0, 300'000, 500, 1'000, 10.0, -5'000}, 240, 180'000, 5'000},
+        {"a duration past any interval: at once, nothing overflows",
+         {120'000, 0, 300'000, 500, 1'000, 10.0, std::numeric_limits<std::int64_t>::max()}, 0, 180'000, 5'000},
     };
     for (const auto& r : rows) {
         EXPECT_EQ(next_page_in_ms(r.pace), r.next_page) << r.sentence;
