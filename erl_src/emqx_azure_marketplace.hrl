@@ -165,14 +165,13 @@
     at = 0 :: integer()
 }).
 
-%% Usage of the current term per subscription and dimension (the included quantity's counter).
--record(azmp_usage_term, {
-    key :: {binary(), binary()},  % {SubscriptionId, Dimension}
-    term_start = 0 :: integer(),
-    used = 0 :: non_neg_integer(),
-    %% the term before, kept for the late samples of its last hours
-    prev_term_start = 0 :: integer(),
-    prev_used = 0 :: non_neg_integer()
+%% The included quantity's counters of the subscriptions of one shard (emqx_azure_marketplace_usage_terms
+%% says which, and how they are packed): per subscription and dimension, the usage of the current
+%% term and of the term before. (Versions before kept a row per subscription and dimension, in
+%% `azmp_usage_term'; emqx_azure_marketplace_store_usage:move_term_counters/0 moves them here.)
+-record(azmp_usage_terms, {
+    shard :: non_neg_integer(),
+    counters = <<>> :: binary()
 }).
 
 %% The one node that closes and sends hours, until a time (a lease).

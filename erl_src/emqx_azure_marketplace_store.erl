@@ -70,6 +70,7 @@ upgrade_tables() ->
     case [E || {error, _} = E <- Results] of
         [] ->
             _ = emqx_azure_marketplace_store_usage_dedupe:move_usage_sources(),
+            _ = emqx_azure_marketplace_store_usage:move_term_counters(),
             emqx_azure_marketplace_store_links:claim_linked_subscriptions();
         [E | _] -> E
     end.
@@ -97,7 +98,5 @@ added_default(azmp_link, last_op_at) -> undefined;
 added_default(azmp_link, activated_at) -> undefined;
 added_default(azmp_usage, outcome_unknown) -> false;
 added_default(azmp_usage, plan_id) -> undefined;
-added_default(azmp_usage_term, prev_term_start) -> 0;
-added_default(azmp_usage_term, prev_used) -> 0;
 added_default(azmp_operation, state) -> done;
 added_default(azmp_operation, claimed_until) -> 0.

@@ -1,19 +1,22 @@
 %% @doc The hourly ledger (azmp_usage: a bucket per subscription, dimension and hour), the
-%% included quantity's counter per term (azmp_usage_term) and the emitter's lease
+%% included quantity's counters per term (azmp_usage_terms, a row per shard of subscriptions:
+%% emqx_azure_marketplace_usage_terms) and the emitter's lease
 %% (azmp_usage_lease): an hour is closed, sent (by the node that holds the lease), answered, held,
 %% released or carried into a later hour here. Samples are recorded into it by
 %% emqx_azure_marketplace_store_usage_dedupe, and settled hours move into the day tables of
 %% emqx_azure_marketplace_store_usage_history.
 -module(emqx_azure_marketplace_store_usage).
 
--export([tables/0, usage_map/1]).
+-export([tables/0, usage_map/1, move_term_counters/0]).
 -export([usage_due/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
          mark_submitting/2, apply_usage_decisions/2, release_usage/3, usage_late/1, take_lease/3]).
 
 -include("emqx_azure_marketplace.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 -define(DB, emqx_azure_marketplace_db).
 -define(ROWS, emqx_azure_marketplace_locked_rows).
+-define(TERMS, emqx_azure_marketplace_usage_terms).
 
 %% {SubId, Dimension, Hour}
 -type bucket_key() :: {binary(), binary(), integer()}.
@@ -23,15 +26,16 @@
 -spec tables() -> [{atom(), [atom()], [atom()]}].
 tables() ->
     [{azmp_usage, record_info(fields, azmp_usage), []},
-     {azmp_usage_term, record_info(fields, azmp_usage_term), []},
+     {azmp_usage_terms, record_info(fields, azmp_usage_terms), []},
      {azmp_usage_lease, record_info(fields, azmp_usage_lease), []}].
 
-%% @doc Open buckets whose hour has closed at Now, oldest hour first.
+%% @doc Open buckets whose hour has closed at Now, oldest hour first; within an hour, by shard of
+%% their subscription (hours closed together then share their counters' rows).
 -spec usage_due(integer()) -> [bucket_key()].
 usage_due(Now) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, open}, {#azmp_usage.closes_at, '$1'}]),
     Keys = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
-    lists:sort(fun({_, _, H1}, {_, _, H2}) -> H1 =< H2 end, Keys).
+    [K || {_, K} <- lists:sort([{{H, ?TERMS:shard(S), S, D}, K} || K = {S, D, H} <- Keys])].
 
 %% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter, late})
 %% (late: [{FromHour, Micros}], the late samples in `recorded'; counter: {TermStart, Used,
@@ -45,40 +49,89 @@ usage_due(Now) ->
                                                                    | {too_large, term()}, binary() | undefined})) ->
           {non_neg_integer(), [bucket_key()]}.
 close_usage(Keys, Plan) ->
-    ?DB:tx_ok_locked([azmp_usage, azmp_usage_term], fun() ->
-        {Results, Rows} = lists:mapfoldl(fun(K, Rows) -> close_one(K, Plan, Rows) end, ?ROWS:new(), Keys),
-        ok = ?ROWS:write_back(Rows),
+    ?DB:tx_ok_locked([azmp_usage, azmp_usage_terms], fun() ->
+        {Results, {Rows, Terms}} = lists:mapfoldl(fun(K, Acc) -> close_one(K, Plan, Acc) end, {?ROWS:new(), #{}}, Keys),
+        ok = ?ROWS:write_back(maps:fold(fun(Shard, Counters, Rs) ->
+                                                ?ROWS:write(#azmp_usage_terms{shard = Shard, counters = ?TERMS:encode(Counters)}, Rs)
+                                        end, Rows, Terms)),
         {length([x || R <- Results, R =/= not_open]), [K || {K, too_large} <- lists:zip(Keys, Results)]}
     end).
 
-close_one(Key = {SubId, Dim, _}, Plan, Rows0) ->
+%% Acc: {the rows, #{Shard => its counters decoded}}.
+close_one(Key = {SubId, Dim, _}, Plan, {Rows0, Terms0}) ->
     case ?ROWS:read(azmp_usage, Key, Rows0) of
         {B = #azmp_usage{status = open, recorded = R, carried_in = C, closes_at = ClosesAt}, Rows1} ->
-            {Counter, Rows2} = case ?ROWS:read(azmp_usage_term, {SubId, Dim}, Rows1) of
-                                   {#azmp_usage_term{term_start = T, used = U, prev_term_start = PT, prev_used = PU}, Rs} ->
-                                       {{T, U, PT, PU}, Rs};
-                                   {none, Rs} ->
-                                       {{0, 0, 0, 0}, Rs}
-                               end,
+            {Shard, Counters, Rows2} = shard_counters(SubId, Terms0, Rows1),
+            Counter = ?TERMS:get(SubId, Dim, Counters),
             Billable = lists:sum([Q || {_, Q, Why} <- C, Why =/= late_sample]),
             Late = [{From, Q} || {From, Q, late_sample} <- C],
             {What, PlanId} = Plan(Key, #{recorded => R, carried_in => Billable, counter => Counter, late => Late}),
             B1 = B#azmp_usage{plan_id = PlanId, next_attempt_at = ClosesAt},
-            case What of
-                {too_large, Counter1} ->
-                    Rows3 = ?ROWS:write(term_row({SubId, Dim}, Counter1), Rows2),
-                    {too_large, ?ROWS:write(B1#azmp_usage{status = rejected, reason = hour_total_too_large}, Rows3)};
-                {Reported, Absorbed, Counter1} ->
-                    Rows3 = ?ROWS:write(term_row({SubId, Dim}, Counter1), Rows2),
-                    Status = case Reported > 0 of true -> pending; false -> done end,
-                    {closed, ?ROWS:write(B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}, Rows3)}
-            end;
+            {Result, B2, Counter1} =
+                case What of
+                    {too_large, C1} ->
+                        {too_large, B1#azmp_usage{status = rejected, reason = hour_total_too_large}, C1};
+                    {Reported, Absorbed, C1} ->
+                        Status = case Reported > 0 of true -> pending; false -> done end,
+                        {closed, B1#azmp_usage{status = Status, reported = Reported, absorbed = Absorbed}, C1}
+                end,
+            Terms1 = Terms0#{Shard => ?TERMS:put(SubId, Dim, counter(Counter1), Counters)},
+            {Result, {?ROWS:write(B2, Rows2), Terms1}};
         {_, Rows1} ->
-            {not_open, Rows1}
+            {not_open, {Rows1, Terms0}}
     end.
 
-term_row(Key, {T, U}) -> #azmp_usage_term{key = Key, term_start = T, used = U};
-term_row(Key, {T, U, PT, PU}) -> #azmp_usage_term{key = Key, term_start = T, used = U, prev_term_start = PT, prev_used = PU}.
+%% The counters of the subscription's shard, decoded once per transaction.
+shard_counters(SubId, Terms, Rows) ->
+    Shard = ?TERMS:shard(SubId),
+    case Terms of
+        #{Shard := Counters} ->
+            {Shard, Counters, Rows};
+        _ ->
+            case ?ROWS:read(azmp_usage_terms, Shard, Rows) of
+                {#azmp_usage_terms{counters = Bin}, Rows1} -> {Shard, ?TERMS:decode(Bin), Rows1};
+                {none, Rows1} -> {Shard, #{}, Rows1}
+            end
+    end.
+
+%% The core gives a counter without the term before when there is none.
+counter({T, U}) -> {T, U, 0, 0};
+counter({_, _, _, _} = C) -> C.
+
+%% @doc A table upgrade: the counters a previous version kept a row per subscription and dimension
+%% (`azmp_usage_term', {Key, TermStart, Used[, PrevTermStart, PrevUsed]}) move into the shards'
+%% rows, and that table is deleted. A counter in both (a node of the previous version closed an
+%% hour meanwhile) keeps the later: a term's usage only grows, and a later term is later.
+-spec move_term_counters() -> ok | {error, term()}.
+move_term_counters() ->
+    Old = azmp_usage_term,
+    case lists:member(Old, ?DB:system_info(tables)) andalso ?DB:wait_for_tables([Old], 30000) =:= ok of
+        false ->
+            ok;
+        true ->
+            Rows = lists:append([?DB:dirty_read(Old, K) || K <- ?DB:dirty_all_keys(Old)]),
+            ByShard = maps:groups_from_list(fun(Row) -> ?TERMS:shard(element(1, element(2, Row))) end, Rows),
+            ?DB:tx_ok_locked([azmp_usage_terms], fun() ->
+                maps:foreach(fun(Shard, Olds) ->
+                                     Now = case ?DB:wread({azmp_usage_terms, Shard}) of
+                                               [#azmp_usage_terms{counters = Bin}] -> ?TERMS:decode(Bin);
+                                               [] -> #{}
+                                           end,
+                                     Merged = lists:foldl(fun(Row, Acc) ->
+                                                                  {Sub, Dim} = element(2, Row),
+                                                                  C = old_counter(Row),
+                                                                  ?TERMS:put(Sub, Dim, max(C, ?TERMS:get(Sub, Dim, Acc)), Acc)
+                                                          end, Now, Olds),
+                                     ?DB:write(#azmp_usage_terms{shard = Shard, counters = ?TERMS:encode(Merged)})
+                             end, ByShard)
+            end),
+            ?LOG_INFO(#{msg => "azure_marketplace_usage_term_counters_moved", counters => length(Rows)}),
+            ?DB:delete_table(Old)
+    end.
+
+%% A row of the previous versions' table; the oldest had no term before.
+old_counter({_, _, T, U}) -> {T, U, 0, 0};
+old_counter({_, _, T, U, PT, PU}) -> {T, U, PT, PU}.
 
 %% @doc The closed hours to send (again) at Now: pending ones due, and those sent whose answer was
 %% not recorded once their sender's time is up (a crash, or another node's lost lease). Their keys

@@ -46,10 +46,10 @@ usage_between(From, To) ->
 %% Moving settled hours into the history, and dropping old days
 
 -define(DAY_PREFIX, "azmp_usage_").
-%% An hour's rows of the history are spread over ?SHARDS rows by subscription: a few rows written
-%% per hour rather than one per subscription (a row of a disc-only table costs ~50 us to write,
-%% more as the file grows), and a subscription's hour is read from one row of ~1/?SHARDS of them.
--define(SHARDS, 1024).
+%% An hour's rows of the history are spread over a row per shard of subscriptions (the shards of the
+%% term counters, emqx_azure_marketplace_usage_terms:shard/1): a few rows written per hour rather
+%% than one per subscription (a row of a disc-only table costs ~50 us to write, more as the file
+%% grows), and a subscription's hour is read from one row holding ~1/1024 of the subscriptions.
 %% History rows written per transaction.
 -define(ARCHIVE_GROUP, 64).
 
@@ -61,7 +61,7 @@ day_keys(SubId, Day, From, To) ->
     Shard = shard(SubId),
     [{SubId, Day} | [{Day, H, Shard} || First =< Last, H <- lists:seq(First, Last, 3600)]].
 
-shard(SubId) -> erlang:phash2(SubId, ?SHARDS).
+shard(SubId) -> emqx_azure_marketplace_usage_terms:shard(SubId).
 
 %% @doc Moves into the history the hours whose start is at most LastHour and whose status is one of
 %% Settled (the core says which: the tick's plan), a subscription's hour once all of its dimensions

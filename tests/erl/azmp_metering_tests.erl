@@ -49,6 +49,9 @@ metering_test_() ->
            {timeout, 60, fun() -> cancel(Emu) end}},
           {"included quantities: only the excess is reported; they reset at the term's anniversary",
            {timeout, 60, fun() -> included(Emu) end}},
+          {"the term counters a previous version kept (a row per subscription and dimension) are moved at start: "
+           "the included quantity used before the upgrade stays used, the later of two copies kept",
+           {timeout, 60, fun() -> old_term_counters(Emu) end}},
           {"daily reconciliation: a clean day has no difference; Azure's Mismatch is one, with an alarm",
            {timeout, 60, fun() -> reconcile(Emu) end}},
           {"a 30-hour Azure outage: expired hours carried forward, nothing lost, the 12 h alarm raised",
@@ -314,6 +317,56 @@ included(Emu) ->
     %% Nothing is sent for an hour whose amount is zero.
     ?assertEqual([{Anniversary - 2 * ?H, Dim, 2}, {Anniversary - ?H, Dim, 3}, {Anniversary + ?H, Dim, 2}],
                  accepted(Emu, SubId)),
+    azmp_test_clock:reset().
+
+%% Hours of a dimension with 10 included per term: 6 used before the upgrade; the previous version's
+%% table says 9 (a node of that version closed another hour meanwhile), and holds another
+%% subscription's counter; then the oldest versions' table shape.
+old_term_counters(Emu) ->
+    Anniversary = real_hour() - 10 * ?H,
+    {{Y, Mo, D}, Time} = calendar:system_time_to_universal_time(Anniversary, second),
+    {Y1, Mo1} = case Mo of 1 -> {Y - 1, 12}; _ -> {Y, Mo - 1} end,
+    Start = calendar:datetime_to_gregorian_seconds({{Y1, Mo1, min(D, calendar:last_day_of_the_month(Y1, Mo1))}, Time})
+            - 62167219200,
+    {A, SubId} = linked(Emu, #{term => #{term_unit => <<"P1M">>, start_date => Start, end_date => Anniversary}}),
+    Dim = <<"included_10">>,
+    Counter = fun(Sub) ->
+                  Shard = emqx_azure_marketplace_usage_terms:shard(Sub),
+                  [{azmp_usage_terms, Shard, Bin}] = mnesia:dirty_read(azmp_usage_terms, Shard),
+                  emqx_azure_marketplace_usage_terms:get(Sub, Dim, emqx_azure_marketplace_usage_terms:decode(Bin))
+              end,
+    set_clock(Anniversary + ?H + 60),
+    ok = record(A, Dim, 6, (Anniversary + ?H) * 1000),
+    set_clock(Anniversary + 2 * ?H + 400),
+    true = azmp_test_run:meter_pass(),
+    ?assertMatch({Anniversary, 6000000, _, _}, Counter(SubId)),
+    {atomic, ok} = mnesia:create_table(azmp_usage_term, [{disc_copies, [node()]},
+                                                         {attributes, [key, term_start, used, prev_term_start, prev_used]}]),
+    ok = mnesia:dirty_write({azmp_usage_term, {SubId, Dim}, Anniversary, 9000000, 0, 0}),
+    Other = <<"other-subscription">>,
+    ok = mnesia:dirty_write({azmp_usage_term, {Other, Dim}, Anniversary, 2000000, Anniversary - 30 * 86400, 7}),
+    Restart = fun() ->
+                  ok = application:stop(emqx_azure_marketplace),
+                  {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+                  ?assertNot(lists:member(azmp_usage_term, mnesia:system_info(tables)))
+              end,
+    Restart(),
+    ?assertEqual({Anniversary, 9000000, 0, 0}, Counter(SubId)),
+    ?assertEqual({Anniversary, 2000000, Anniversary - 30 * 86400, 7}, Counter(Other)),
+    %% The oldest versions' table, never given the term before.
+    Oldest = <<"oldest-subscription">>,
+    {atomic, ok} = mnesia:create_table(azmp_usage_term, [{disc_copies, [node()]}, {attributes, [key, term_start, used]}]),
+    ok = mnesia:dirty_write({azmp_usage_term, {Oldest, Dim}, Anniversary, 5}),
+    Restart(),
+    ?assertEqual({Anniversary, 5, 0, 0}, Counter(Oldest)),
+    ?assertEqual({Anniversary, 9000000, 0, 0}, Counter(SubId)),
+    %% 9 of 10 used: of the next hour's 4, 1 is included, 3 reported.
+    set_clock(Anniversary + 2 * ?H + 500),
+    ok = record(A, Dim, 4, (Anniversary + 2 * ?H + 60) * 1000),
+    set_clock(Anniversary + 3 * ?H + 400),
+    true = azmp_test_run:meter_pass(),
+    ?assertMatch([#{included := <<"1">>, reported := <<"3">>}],
+                 [R || R = #{dimension := Di} <- report(A, Anniversary + 2 * ?H, Anniversary + 2 * ?H), Di =:= Dim]),
     azmp_test_clock:reset().
 
 %% Azure's metering answers 503 for 30 hours (both clocks move: the plugin's and the emulator's).
