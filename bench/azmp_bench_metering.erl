@@ -67,12 +67,18 @@ lean_hour(Paths, Label, Flags) ->
     {ok, Peer, Node} = peer:start(#{name => list_to_atom("azmp_bench_plugin_" ++ os:getpid()),
                                     args => Flags ++ ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
     try erpc:call(Node, ?MODULE, lean_run, [Paths], infinity) of
-        #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine} ->
+        #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine, ram := Ram} ->
             io:format("  ~-11s hour sent in ~.2f s (target < 60 s at 300,000 events), ~B events billed~n",
                       [Label, Wall, Sent]),
             io:format("  ~-11s plugin CPU per event ~.1f us (target <= 20; the plugin's VM, the responder on its own)"
                       "; schedulers busy ~.1f us, engine thread ~.1f us~n",
-                      [Label, Cpu / max(1, Sent), Busy / max(1, Sent), Engine / max(1, Sent)])
+                      [Label, Cpu / max(1, Sent), Busy / max(1, Sent), Engine / max(1, Sent)]),
+            %% The ledger's RAM once the hour is out (its hours moved to the history on disc): what
+            %% every subscription keeps. Per-shard rows are spread thin below ~100,000 subscriptions.
+            Subs = ?SUBS,
+            io:format("  ~-11s ledger RAM per subscription ~B bytes (target <= 200 at 100,000): ~ts~n",
+                      [Label, lists:sum([B || {_, B} <- Ram]) div Subs,
+                       lists:join(", ", [io_lib:format("~s ~B", [T, B div Subs]) || {T, B} <- Ram, B div Subs > 0])])
     after
         peer:stop(Peer)
     end.
@@ -119,7 +125,7 @@ lean_run(Paths) ->
         Engine = engine_cpu_us(Threads0, azmp_bench_os:threads_cpu_us(self)),
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
         #{wall_s => WallUs / 1.0e6, cpu_us => Cpu, sent => Sent, sched_busy_us => SchedBusy + DirtyCpuBusy,
-          engine_us => Engine}
+          engine_us => Engine, ram => ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}]}
     after
         azmp_test_env:stop_plugin(Plugin),
         azmp_test_env:stop_emulator(Emu),
@@ -290,6 +296,13 @@ ledger_ram() -> lists:sum([B || {_, B} <- ledger_ram_by_table()]).
 ledger_ram_by_table() ->
     [{T, erlang:system_info(wordsize) * mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables()] ++
         [{azmp_usage_dedupe_index, erlang:system_info(wordsize) * ets:info(azmp_usage_dedupe_index, memory)}].
+
+%% Bytes of the binaries of more than 64 bytes the ledger's rows hold (kept outside their tables,
+%% not counted by Mnesia's table_info(memory)): the term counters' shards and the packed source ids.
+off_heap_bytes() ->
+    lists:sum([byte_size(B) || {azmp_usage_terms, _, B} <- ets:tab2list(azmp_usage_terms), byte_size(B) > 64])
+        + emqx_azure_marketplace_store_usage_dedupe:usage_dedupe_bytes()
+        - erlang:system_info(wordsize) * mnesia:table_info(azmp_usage_dedupe, memory).
 
 %% Bytes on disc of the history's day tables.
 history_disc() ->

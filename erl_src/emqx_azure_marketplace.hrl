@@ -151,7 +151,7 @@
 -record(azmp_usage_dedupe, {
     key :: {node(), integer(), pos_integer()},  % {Node, SystemTimeUs, Unique}: one recorder's group
     at = 0 :: integer(),  % when the group was recorded (unix s, the plugin's clock)
-    %% the source ids, packed (see emqx_azure_marketplace_store_usage_dedupe:dedupe_keys/1): one binary
+    %% the source ids' 16-byte keys, packed (see emqx_azure_marketplace_store_usage_dedupe:dedupe_keys/1): one binary
     %% rather than a list of terms takes a third of the RAM, and is shared, not copied, by the
     %% table events the other nodes' recorders get
     sources = <<>> :: binary()

@@ -27,7 +27,7 @@
 
 -define(DEDUPE, emqx_azure_marketplace_store_usage_dedupe).
 -define(NIF, emqx_azure_marketplace_nif).
-%% The index: {DedupeKey, RecordedAt} (emqx_azure_marketplace_store_usage_dedupe:dedupe_key/2).
+%% The index: {DedupeKey, RecordedAt} (emqx_azure_marketplace_store_usage_dedupe:dedupe_key/2: 16 bytes).
 -define(INDEX, azmp_usage_dedupe_index).
 %% The most samples one transaction takes (a bound on its time and on the callers it keeps waiting).
 -define(MAX_GROUP, 512).

@@ -135,18 +135,29 @@ record_samples([{Account, SourceId, {SubId, Dim, SampleHour}, Q, Facts} | Rest],
             end
     end.
 
+%% The keys packed after a zero length (no key of the versions before has one: they began with the
+%% account's length, two bytes).
 dedupe_row(At, Keys) ->
     #azmp_usage_dedupe{key = {node(), erlang:system_time(microsecond), erlang:unique_integer([positive])},
-                       at = At, sources = << <<(byte_size(K)):16, K/binary>> || K <- Keys >>}.
+                       at = At, sources = iolist_to_binary([<<0:16>> | Keys])}.
 
-%% A source id as deduplication knows it: one binary (the account's length first, so that no two
-%% pairs give the same key), a third of the RAM of the {Account, SourceId} tuple.
+%% A source id as deduplication knows it: the first 16 bytes of the SHA-256 of the account and the
+%% source id (the account's length first, so that no two pairs give the same input). 16 bytes,
+%% whatever the ids' length, kept in the table's row (and so in the ETS table itself, not apart as
+%% a binary of more than 64 bytes would be): the recorder's index takes about a third of the RAM
+%% it took with the ids. Two source ids sharing a key would need 2^64 tries to find.
 -spec dedupe_key(binary(), binary()) -> binary().
-dedupe_key(Account, SourceId) -> <<(byte_size(Account)):16, Account/binary, SourceId/binary>>.
+dedupe_key(Account, SourceId) -> digest(<<(byte_size(Account)):16, Account/binary, SourceId/binary>>).
 
-%% @doc The dedupe keys packed in a row's `sources'.
+digest(Id) ->
+    <<Key:16/binary, _/binary>> = crypto:hash(sha256, Id),
+    Key.
+
+%% @doc The dedupe keys packed in a row's `sources'. A row of a version before holds the ids
+%% themselves (each after its length): their keys are made here.
 -spec dedupe_keys(binary()) -> [binary()].
-dedupe_keys(Packed) -> [K || <<Len:16, K:Len/binary>> <= Packed].
+dedupe_keys(<<0:16, Keys/binary>>) -> [K || <<K:16/binary>> <= Keys];
+dedupe_keys(Packed) -> [digest(Id) || <<Len:16, Id:Len/binary>> <= Packed].
 
 %% A bucket as this transaction sees it: {Row | absent, CarriedInToAddReversed, Changed}.
 bucket(Key, Buckets) ->

@@ -39,8 +39,8 @@ metering_test_() ->
            {timeout, 120, fun() -> dedupe_window(Emu) end}},
           {"200 concurrent copies of one sample count once, beside 200 distinct samples",
            {timeout, 60, fun() -> concurrent_copies(Emu) end}},
-          {"the source ids a previous version kept (a row per sample) are moved at start: a retry of a "
-           "sample recorded before the upgrade counts once, the old table is gone",
+          {"the source ids previous versions kept (a row per sample; ids packed in rows) are read at start: a "
+           "retry of a sample recorded before the upgrade counts once, the oldest table is gone",
            {timeout, 60, fun() -> old_sources(Emu) end}},
           {"60 pending events go out as 3 batches (25 + 25 + 10)", {timeout, 60, fun() -> sixty(Emu) end}},
           {"one batch, every answer: Accepted, Duplicate (same / other quantity), Expired, ResourceNotActive, "
@@ -183,11 +183,15 @@ old_sources(Emu) ->
     ok = ?M:record_usage(A, Sample(<<"before-upgrade">>)),
     {atomic, ok} = mnesia:create_table(azmp_usage_source, [{disc_copies, [node()]}, {attributes, [key, bucket, at]}]),
     ok = mnesia:dirty_write({azmp_usage_source, {A, <<"old-version">>}, undefined, Now}),
+    %% The version before packed the ids themselves in the rows of azmp_usage_dedupe (its row for a
+    %% sample whose quantity is in the ledger already, here the one recorded before the upgrade).
+    OldKey = <<(byte_size(A)):16, A/binary, "row-of-version-before">>,
+    ok = mnesia:dirty_write({azmp_usage_dedupe, {node(), 1, 1}, Now, <<(byte_size(OldKey)):16, OldKey/binary>>}),
     ok = application:stop(emqx_azure_marketplace),
     {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
     ?assertNot(lists:member(azmp_usage_source, mnesia:system_info(tables))),
     %% counted before: once (the old table's row, and a row of this version read back at start)
-    [ok = ?M:record_usage(A, Sample(Id)) || Id <- [<<"old-version">>, <<"before-upgrade">>]],
+    [ok = ?M:record_usage(A, Sample(Id)) || Id <- [<<"old-version">>, <<"before-upgrade">>, <<"row-of-version-before">>]],
     ?assertMatch(#{recorded := <<"1">>}, row(A, <<"session_minutes">>, Now - Now rem ?H)),
     ok = ?M:record_usage(A, Sample(<<"after-upgrade">>)),
     ?assertMatch(#{recorded := <<"2">>}, row(A, <<"session_minutes">>, Now - Now rem ?H)).
