@@ -297,12 +297,17 @@ ledger_ram_by_table() ->
     [{T, erlang:system_info(wordsize) * mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables()] ++
         [{azmp_usage_dedupe_index, erlang:system_info(wordsize) * ets:info(azmp_usage_dedupe_index, memory)}].
 
-%% Bytes of the binaries of more than 64 bytes the ledger's rows hold (kept outside their tables,
-%% not counted by Mnesia's table_info(memory)): the term counters' shards and the packed source ids.
+%% Bytes of the binaries of more than 64 bytes the plugin's rows hold (kept outside their tables,
+%% not counted by Mnesia's table_info(memory)): the term counters' shards, packed source ids, long ids.
 off_heap_bytes() ->
-    lists:sum([byte_size(B) || {azmp_usage_terms, _, B} <- ets:tab2list(azmp_usage_terms), byte_size(B) > 64])
-        + emqx_azure_marketplace_store_usage_dedupe:usage_dedupe_bytes()
-        - erlang:system_info(wordsize) * mnesia:table_info(azmp_usage_dedupe, memory).
+    lists:sum([ets:foldl(fun(Row, N) -> N + off_heap(Row) end, 0, T)
+               || T <- emqx_azure_marketplace_store:tables(), ets:info(T, size) =/= undefined]).
+
+off_heap(B) when is_binary(B), byte_size(B) > 64 -> byte_size(B);
+off_heap(T) when is_tuple(T) -> off_heap(tuple_to_list(T));
+off_heap([H | T]) -> off_heap(H) + off_heap(T);
+off_heap(M) when is_map(M) -> off_heap(maps:to_list(M));
+off_heap(_) -> 0.
 
 %% Bytes on disc of the history's day tables.
 history_disc() ->
