@@ -67,7 +67,8 @@ lean_hour(Paths, Label, Flags) ->
     {ok, Peer, Node} = peer:start(#{name => list_to_atom("azmp_bench_plugin_" ++ os:getpid()),
                                     args => Flags ++ ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
     try erpc:call(Node, ?MODULE, lean_run, [Paths], infinity) of
-        #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine, ram := Ram} ->
+        #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine, ram := Ram,
+          disc := Disc} ->
             io:format("  ~-11s hour sent in ~.2f s (target < 60 s at 300,000 events), ~B events billed~n",
                       [Label, Wall, Sent]),
             io:format("  ~-11s plugin CPU per event ~.1f us (target <= 20; the plugin's VM, the responder on its own)"
@@ -78,7 +79,8 @@ lean_hour(Paths, Label, Flags) ->
             Subs = ?SUBS,
             io:format("  ~-11s ledger RAM per subscription ~B bytes (target <= 200 at 100,000): ~ts~n",
                       [Label, lists:sum([B || {_, B} <- Ram]) div Subs,
-                       lists:join(", ", [io_lib:format("~s ~B", [T, B div Subs]) || {T, B} <- Ram, B div Subs > 0])])
+                       lists:join(", ", [io_lib:format("~s ~B", [T, B div Subs]) || {T, B} <- Ram, B div Subs > 0])]),
+            io:format("  ~-11s history on disc ~B bytes per billed hour~n", [Label, Disc div max(1, Sent)])
     after
         peer:stop(Peer)
     end.
@@ -125,7 +127,8 @@ lean_run(Paths) ->
         Engine = engine_cpu_us(Threads0, azmp_bench_os:threads_cpu_us(self)),
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
         #{wall_s => WallUs / 1.0e6, cpu_us => Cpu, sent => Sent, sched_busy_us => SchedBusy + DirtyCpuBusy,
-          engine_us => Engine, ram => ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}]}
+          engine_us => Engine, ram => ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}],
+          disc => history_disc()}
     after
         azmp_test_env:stop_plugin(Plugin),
         azmp_test_env:stop_emulator(Emu),

@@ -6,7 +6,7 @@
 -module(emqx_azure_marketplace_db).
 
 -export([start/0, create_table/3, wait_for_tables/2, backend/0]).
--export([create_disc_table/3, delete_table/1, sync_transaction/1]).
+-export([create_disc_table/3, delete_table/1, sync_transaction/1, old_table_rows/1]).
 %% transactions as the stores run them, and their shared reads
 -export([tx_ok/1, tx_ok_locked/2, tx_or/2, one/2, dirty_all/1, pattern/2]).
 %% Mnesia's reads and writes
@@ -98,6 +98,15 @@ create_disc_table(Name, RecordName, Fields) ->
                 {aborted, {already_exists, Name}} -> ok;
                 {aborted, Reason} -> {error, {Name, Reason}}
             end
+    end.
+
+%% @doc Every row of a table a previous version of the plugin kept, if it is still there (a table
+%% upgrade moves them, then deletes it): {ok, Rows}, or none.
+-spec old_table_rows(atom()) -> {ok, [tuple()]} | none.
+old_table_rows(Old) ->
+    case lists:member(Old, mnesia:system_info(tables)) andalso wait_for_tables([Old], 30000) =:= ok of
+        true -> {ok, lists:append([mnesia:dirty_read(Old, K) || K <- mnesia:dirty_all_keys(Old)])};
+        false -> none
     end.
 
 %% @doc Deletes a table and its rows on every node (the ledger's history past its retention). Mria's

@@ -105,11 +105,10 @@ counter({_, _, _, _} = C) -> C.
 -spec move_term_counters() -> ok | {error, term()}.
 move_term_counters() ->
     Old = azmp_usage_term,
-    case lists:member(Old, ?DB:system_info(tables)) andalso ?DB:wait_for_tables([Old], 30000) =:= ok of
-        false ->
+    case ?DB:old_table_rows(Old) of
+        none ->
             ok;
-        true ->
-            Rows = lists:append([?DB:dirty_read(Old, K) || K <- ?DB:dirty_all_keys(Old)]),
+        {ok, Rows} ->
             ByShard = maps:groups_from_list(fun(Row) -> ?TERMS:shard(element(1, element(2, Row))) end, Rows),
             ?DB:tx_ok_locked([azmp_usage_terms], fun() ->
                 maps:foreach(fun(Shard, Olds) ->

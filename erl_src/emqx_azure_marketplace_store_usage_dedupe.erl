@@ -26,14 +26,13 @@ tables() -> [{azmp_usage_dedupe, record_info(fields, azmp_usage_dedupe), []}].
 -spec move_usage_sources() -> ok | {error, term()}.
 move_usage_sources() ->
     Old = azmp_usage_source,
-    case lists:member(Old, ?DB:system_info(tables)) andalso ?DB:wait_for_tables([Old], 30000) =:= ok of
-        false ->
+    case ?DB:old_table_rows(Old) of
+        none ->
             ok;
-        true ->
+        {ok, Rows} ->
             Now = emqx_azure_marketplace_clock:now(),
             %% very old rows have no `at': kept a window from now
             At = fun(Row) when tuple_size(Row) >= 4 -> element(4, Row); (_) -> Now end,
-            Rows = lists:append([?DB:dirty_read(Old, K) || K <- ?DB:dirty_all_keys(Old)]),
             BySecond = maps:groups_from_list(At, fun(Row) -> {A, S} = element(2, Row), dedupe_key(A, S) end, Rows),
             ?DB:tx_ok(fun() ->
                 maps:foreach(fun(T, Sources) -> ?DB:write(dedupe_row(T, Sources)) end, BySecond)
