@@ -43,7 +43,10 @@ edges_test_() ->
            {timeout, 60, fun() -> link_gone(Emu) end}},
           {"9. a late sample of a term's last hour, arriving in the next term, is billed against its own "
            "term (used up), not absorbed by the new term's included quantity",
-           {timeout, 60, fun() -> late_sample_own_term(Emu) end}}]
+           {timeout, 60, fun() -> late_sample_own_term(Emu) end}},
+          {"10. 16 callers record into the current hour while the meter closes, sends and archives the one "
+           "before (both lock the ledger's tables): every sample acknowledged counts once, both hours billed "
+           "exactly", {timeout, 120, fun() -> record_while_closing(Emu) end}}]
      end}.
 
 %%--------------------------------------------------------------------
@@ -215,3 +218,47 @@ late_sample_own_term(Emu) ->
     ?assertMatch(#{reported := <<"5">>, included := <<"0">>,
                    carried_in := [#{from_hour := _, quantity := <<"5">>, why := late_sample}]}, row(A, Dim, T + ?H)),
     reset(Emu).
+
+%% The meter's transactions lock the ledger's tables whole, as recording does: they queue behind
+%% each other. Nothing acknowledged may be lost or counted twice while they do.
+record_while_closing(Emu) ->
+    Subs = [azmp_test_usage:linked(Emu) || _ <- lists:seq(1, 20)],
+    H0 = real_hour() - 3 * ?H,
+    at(Emu, H0 + 60),
+    [ok = record(A, D, 1, (H0 + 30) * 1000) || {A, _} <- Subs, D <- ?DIMS],
+    H1 = H0 + ?H,
+    at(Emu, H1 + 301),
+    Self = self(),
+    Callers = [spawn_link(fun() ->
+                              rand:seed(exsss, {I, 7, 11}),
+                              Acked = [{A, D} || _ <- lists:seq(1, 150),
+                                                 {A, _} <- [lists:nth(rand:uniform(length(Subs)), Subs)],
+                                                 D <- [lists:nth(rand:uniform(length(?DIMS)), ?DIMS)],
+                                                 record(A, D, 1, (H1 + 400) * 1000) =:= ok],
+                              Self ! {acked, self(), Acked}
+                          end) || I <- lists:seq(1, 16)],
+    %% meter passes for as long as they record: H0 is closed, sent and archived meanwhile
+    {Passes, Acked} = passes_until_acked(Callers, [], []),
+    ?debugFmt("meter passes while recording: ~p", [length(Passes)]),
+    ?assertEqual([true], lists:usort(Passes)),
+    ?assertEqual(16 * 150, length(Acked)),
+    %% H0 billed once per subscription and dimension, 1 each
+    [?assertEqual([{H0, D, 1} || D <- lists:sort(?DIMS)], [X || X = {H, _, _} <- accepted(Emu, S), H =:= H0])
+     || {_, S} <- Subs],
+    %% H1, once closed: each subscription and dimension billed what was acknowledged for it
+    Want = maps:groups_from_list(fun(X) -> X end, Acked),
+    at(Emu, H1 + ?H + 301),
+    ticks(2),
+    [?assertEqual(lists:sort([{H1, D, length(maps:get({A, D}, Want, []))} || D <- ?DIMS, is_map_key({A, D}, Want)]),
+                  [X || X = {H, _, _} <- accepted(Emu, S), H =:= H1])
+     || {A, S} <- Subs],
+    reset(Emu).
+
+passes_until_acked([], Passes, Acked) ->
+    {Passes, Acked};
+passes_until_acked(Callers, Passes, Acked) ->
+    receive
+        {acked, P, L} -> passes_until_acked(lists:delete(P, Callers), Passes, L ++ Acked)
+    after 0 ->
+        passes_until_acked(Callers, [azmp_test_run:meter_pass() | Passes], Acked)
+    end.
