@@ -9,6 +9,7 @@
     "azure_marketplace account <id>        An account's link and linking status\n"
     "azure_marketplace resync <sub_id>     Bring one subscription to Azure's state now\n"
     "azure_marketplace doubt <sub_id>      Check one subscription first at the next reconciliation call\n"
+    "azure_marketplace reconcile           Read every subscription from Azure now, apply what we miss\n"
     "azure_marketplace deadlines           Deadlines (trial stops, deletions) not done yet\n"
     "azure_marketplace usage <id>          Usage ledger of an account (last 48 hours)\n"
     "azure_marketplace metrics             Counters in the Prometheus text format\n").
@@ -63,6 +64,13 @@ do(["resync", SubId]) ->
         {ok, []} -> "in step with Azure: nothing to apply\n";
         {ok, Applied} -> [io_lib:format("applied ~ts to account ~ts~n", [E, A]) || {A, E} <- Applied];
         {error, Reason} -> io_lib:format("error: Azure not asked successfully: ~0p~n", [Reason])
+    end;
+do(["reconcile"]) ->
+    case emqx_azure_marketplace_reconciler:reconcile() of
+        {ok, []} -> "every subscription in step with Azure: nothing to apply\n";
+        {ok, Applied} -> [io_lib:format("applied ~ts to subscription ~ts~n", [E, S]) || {S, E} <- Applied];
+        {error, Reason} -> io_lib:format("error: Azure's list of subscriptions not read: ~0p (nothing applied "
+                                         "past the pages read; the periodic pass goes on)~n", [Reason])
     end;
 do(["doubt", SubId]) ->
     Sub = unicode:characters_to_binary(SubId),

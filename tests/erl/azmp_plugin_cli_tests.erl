@@ -13,6 +13,7 @@ cli_test_() ->
     azmp_test_env:with_plugin(fun(Emu) ->
         [{timeout, 60, {"status, account, resync, deadlines, usage", fun() -> commands(Emu) end}},
          {timeout, 60, {"doubt: the reconciliation's next call checks the subscription first", fun() -> doubt(Emu) end}},
+         {timeout, 60, {"reconcile: every subscription read now, a lost Suspend applied", fun() -> reconcile(Emu) end}},
          {timeout, 60, {"forged webhooks piling up raise the signature alarm", fun() -> signature_alarm(Emu) end}}]
     end).
 
@@ -44,6 +45,22 @@ commands(Emu) ->
     ?assertEqual(<<"not linked\n">>, ?CLI:run(["usage", "nobody"])),
     ?assert(has(?CLI:run(["resync", "no-such-sub"]), <<"error: Azure not asked successfully">>)),
     ?assert(has(?CLI:run(["metrics"]), <<"emqx_azure_marketplace_links_total{outcome=\"linked\"} 1">>)).
+
+reconcile(Emu) ->
+    Account = <<"acct-cli-reconcile">>,
+    ok = azmp_test_platform:add_account(Account, #{}),
+    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
+    ok = emqx_azure_marketplace:link(Account, {token, Token}),
+    azmp_test_env:await_linked(Account),
+    %% Suspended in Azure, the webhook lost: a full pass finds and applies it, once.
+    {ok, _} = azmp_emulator:add_operation(Emu, SubId, #{action => <<"Suspend">>}),
+    ?assert(has(?CLI:run(["reconcile"]), <<"applied suspend to subscription ", SubId/binary>>)),
+    ?assert(has(?CLI:run(["account", binary_to_list(Account)]), <<"suspended">>)),
+    ?assertNot(has(?CLI:run(["reconcile"]), SubId)),
+    %% Azure failing the list: said so, nothing else.
+    ok = azmp_emulator:inject(Emu, list_subscriptions, lists:duplicate(10, {status, 503})),
+    ?assert(has(?CLI:run(["reconcile"]), <<"error: Azure's list of subscriptions not read">>)),
+    ok = azmp_emulator:clear_faults(Emu, list_subscriptions).
 
 doubt(Emu) ->
     Account = <<"acct-cli-doubt">>,
