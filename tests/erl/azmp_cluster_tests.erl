@@ -546,7 +546,10 @@ metering_killed_mid_batch(#{n1 := #{node := N1, name := Name1, dir := Dir1}, n2 
             alone ->
                 true = azmp_test_env:wait_until(fun() -> not epmd_has(Name1) end, 5000),
                 Again = start_node(Name1, Dir1, Env, none),
-                set_clock(N1, real_hour() + 60),
+                %% Past the time its hours in flight were marked for (the lease and 5 waves of calls
+                %% of at most 5 s, 28 s after the pass at +60): the restarted node's first tick runs
+                %% on the real clock, which is before that in the first 88 s of an hour.
+                set_clock(N1, real_hour() + 120),
                 true = rpc(N1, azmp_test_run, meter_pass, []),
                 {N1, fun() -> catch peer:stop(maps:get(peer, Again)) end}
         end,
