@@ -196,7 +196,7 @@ plan_event(_Facts) -> erlang:nif_error(nif_not_loaded).
 %% @doc The reconciliation's step: Azure's list of subscriptions (`list'), one page of it (`page':
 %% its repairs, the continuation to go on with or `done', and when the next call is made, paced over
 %% `pace''s interval from call start to call start: `took_ms', this step's calls' time, is
-%% counted), or one subscription (`one', an operator's resync or a subscription in doubt),
+%% counted, and the ceiling holds over the step's `calls'), or one subscription (`one', an operator's resync or a subscription in doubt),
 %% against our links to the subscriptions it names (asked for with `need_links' when `links' is
 %% absent): the events that repair each link, and since when changed links get their effects planned
 %% again (`enforce_window_s', a week by default). On a dirty scheduler.
@@ -206,7 +206,8 @@ plan_event(_Facts) -> erlang:nif_error(nif_not_loaded).
                        marketplace_url => binary() | undefined,
                        pace => #{now_ms := integer(), started_ms := integer(), interval_ms := pos_integer(),
                                  pages_done := non_neg_integer(), pages_last_pass := non_neg_integer(),
-                                 max_calls_per_s => number(), took_ms => integer()}}) ->
+                                 max_calls_per_s => number(), took_ms => integer(),
+                                 calls => pos_integer()}}) ->
     #{outcome := failed | bad_response, next_in_ms => non_neg_integer(),
       reason => unreadable | foreign_continuation}
     | #{outcome := need_links, subscription_ids := [binary()]}

@@ -95,15 +95,18 @@ tick() ->
         {taken, Until} ->
             max(Until - NowMs, 1000);
         {ok, C} ->
-            %% The step's calls (the doubts', the page's) count in the wait for the next one.
+            %% The step's calls (the doubts', the page's) count in the wait for the next one: their
+            %% time, and their number.
             StepStart = erlang:monotonic_time(millisecond),
-            log(check_doubts()),
-            page(C, StepStart)
+            {Read, Applied} = check_doubts(),
+            log(Applied),
+            page(C, {StepStart, Read + 1})
     end.
 
 %% One page of the pass, its repairs applied, then where the pass stands committed: the time until
-%% the next call (StepStart: when this step's first call started, on the monotonic clock).
-page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}, StepStart) ->
+%% the next call (StepStart: when this step's first call started, on the monotonic clock; Calls:
+%% the calls it makes, this page's included).
+page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}, {StepStart, Calls}) ->
     {Started, Done} = case Cont of
                           first -> flag_recent_changes(), {now_ms(), 0};
                           _ -> {Started0, Done0}
@@ -111,7 +114,7 @@ page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}, S
     Result = ?CLIENT:list_subscriptions_page(emqx_azure_marketplace_azure:client(), arg(Cont)),
     Took = erlang:monotonic_time(millisecond) - StepStart,
     Plan = plan(#{step => page, result => Result, marketplace_url => marketplace_url(),
-                  pace => pace(Started, Done + 1, C, Took)}),
+                  pace => pace(Started, Done + 1, C, Took, Calls)}),
     #{next_in_ms := InMs} = Plan,
     NowMs = now_ms(),
     Next = case Plan of
@@ -133,9 +136,9 @@ page(C = #{continuation := Cont, started_ms := Started0, pages_done := Done0}, S
     _ = ?STORE:save(node(), Next#{next_at_ms := NowMs + InMs}, NowMs + InMs + ?LEASE_SLACK_MS),
     InMs.
 
-pace(Started, Done, #{pages_last_pass := Last}, Took) ->
+pace(Started, Done, #{pages_last_pass := Last}, Took, Calls) ->
     Pace = #{now_ms => now_ms(), started_ms => Started, interval_ms => interval(), pages_done => Done,
-             pages_last_pass => Last, took_ms => Took},
+             pages_last_pass => Last, took_ms => Took, calls => Calls},
     %% (A value the config would refuse, set in the env directly: the core's default.)
     case application:get_env(emqx_azure_marketplace, reconcile_max_calls_per_s) of
         {ok, Max} ->
@@ -168,7 +171,7 @@ full_pass() ->
 
 full_pass(Cont, Started, N, Acc) ->
     Result = ?CLIENT:list_subscriptions_page(emqx_azure_marketplace_azure:client(), arg(Cont)),
-    Pace = pace(Started, N, #{pages_last_pass => 0}, 0),  % (not paced: its waits are not used)
+    Pace = pace(Started, N, #{pages_last_pass => 0}, 0, 1),  % (not paced: its waits are not used)
     case plan(#{step => page, result => Result, marketplace_url => marketplace_url(), pace => Pace}) of
         #{outcome := repairs, repairs := Repairs, continuation := done, enforce_changed_since := Since} ->
             %% Then the effects of every recent suspension or cancellation, planned again, in case
@@ -184,21 +187,23 @@ full_pass(Cont, Started, N, Acc) ->
 
 check_all_doubts(Acc) ->
     case check_doubts() of
-        [] -> Acc;
-        Applied -> check_all_doubts(Acc ++ Applied)
+        {_, []} -> Acc;
+        {_, Applied} -> check_all_doubts(Acc ++ Applied)
     end.
 
 %%--------------------------------------------------------------------
 %% Subscriptions in doubt, and the operator's resync
 
-%% Up to ?DOUBTS_PER_CALL subscriptions in doubt, each read with Get Subscription and repaired: what
-%% was applied, by subscription. A doubt stays while Azure cannot be asked (its answer is unknown).
+%% Up to ?DOUBTS_PER_CALL subscriptions in doubt, each read with Get Subscription and repaired: how
+%% many were read (a call each) and what was applied, by subscription. A doubt stays while Azure
+%% cannot be asked (its answer is unknown).
 check_doubts() ->
-    lists:append([begin
-                      {Settled, Applied} = check(Sub),
-                      _ = Settled andalso ?STORE:clear_doubt(Sub) =:= ok,
-                      [{Sub, E} || {_, E} <- Applied]
-                  end || Sub <- ?STORE:doubts(?DOUBTS_PER_CALL)]).
+    Subs = ?STORE:doubts(?DOUBTS_PER_CALL),
+    {length(Subs), lists:append([begin
+                                     {Settled, Applied} = check(Sub),
+                                     _ = Settled andalso ?STORE:clear_doubt(Sub) =:= ok,
+                                     [{Sub, E} || {_, E} <- Applied]
+                                 end || Sub <- Subs])}.
 
 check(SubId) ->
     case resync(SubId) of

@@ -118,8 +118,14 @@ std::int64_t min_gap_ms(double max_calls_per_s) noexcept {
     return clamped(std::ceil(1000.0 / rate), 1, kMaxGapMs);
 }
 
+std::int64_t step_gap_ms(const Pace& p) noexcept {
+    // At most a batch of doubts and a page a step; the product stays far inside 64 bits.
+    const std::int64_t calls = std::clamp<std::int64_t>(p.calls, 1, 1'000);
+    return std::min<std::int64_t>(min_gap_ms(p.max_calls_per_s) * calls, kMaxIntervalMs);
+}
+
 std::int64_t next_page_in_ms(const Pace& p) noexcept {
-    const std::int64_t floor_gap = min_gap_ms(p.max_calls_per_s);
+    const std::int64_t floor_gap = step_gap_ms(p);
     if (p.pages_last_pass <= 0 || p.pages_done >= p.pages_last_pass) return after_start(floor_gap, p);
     const double target_end = static_cast<double>(p.started_ms) + static_cast<double>(interval_of(p)) * kPassShare;
     const double step_start = static_cast<double>(p.now_ms) - static_cast<double>(took_of(p));
@@ -130,13 +136,13 @@ std::int64_t next_page_in_ms(const Pace& p) noexcept {
 }
 
 std::int64_t next_pass_in_ms(const Pace& p) noexcept {
-    const std::int64_t soonest = after_start(min_gap_ms(p.max_calls_per_s), p);
+    const std::int64_t soonest = after_start(step_gap_ms(p), p);
     const double left = static_cast<double>(p.started_ms) + static_cast<double>(interval_of(p)) - static_cast<double>(p.now_ms);
     return clamped(left, soonest, std::max(soonest, interval_of(p)));
 }
 
 std::int64_t retry_page_in_ms(const Pace& p) noexcept {
-    const std::int64_t soonest = after_start(min_gap_ms(p.max_calls_per_s), p);
+    const std::int64_t soonest = after_start(step_gap_ms(p), p);
     return std::clamp<std::int64_t>(kRetryPageMs, soonest, std::max(soonest, interval_of(p)));
 }
 

@@ -101,7 +101,7 @@ namespace azmp::nif {
     X(page, "page") X(next_in_ms, "next_in_ms") X(pace, "pace") X(now_ms, "now_ms")                  \
     X(started_ms, "started_ms") X(interval_ms, "interval_ms") X(pages_done, "pages_done")            \
     X(pages_last_pass, "pages_last_pass") X(max_calls_per_s, "max_calls_per_s")                      \
-    X(took_ms, "took_ms")                                                                            \
+    X(took_ms, "took_ms") X(calls, "calls")                                                                            \
     X(foreign_continuation, "foreign_continuation") X(unreadable, "unreadable")                      \
     X(enforce_window_s, "enforce_window_s") X(enforce_changed_since, "enforce_changed_since")        \
     X(claim_cancelled, "claim_cancelled") X(names_subscription, "names_subscription")                \

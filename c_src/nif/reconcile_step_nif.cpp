@@ -54,7 +54,7 @@ bool read_links(ErlNifEnv* env, ERL_NIF_TERM t, std::unordered_map<std::string, 
 }
 
 // pace := #{now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s => N,
-//           took_ms => Ms}
+//           took_ms => Ms, calls => N}
 bool read_pace(ErlNifEnv* env, ERL_NIF_TERM t, reconcile::Pace& pace) {
     MapFields pf(env, t, "pace");
     pf.require(atoms::now_ms, pace.now_ms);
@@ -64,6 +64,7 @@ bool read_pace(ErlNifEnv* env, ERL_NIF_TERM t, reconcile::Pace& pace) {
     pf.require(atoms::pages_last_pass, pace.pages_last_pass);
     pf.get<double>(atoms::max_calls_per_s, pace.max_calls_per_s);
     pf.get(atoms::took_ms, pace.took_ms);
+    pf.get(atoms::calls, pace.calls);
     return pf.ok();
 }
 

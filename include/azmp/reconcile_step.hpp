@@ -91,21 +91,27 @@ struct Pace {
     // How long this step's calls took, from the first one's start to now_ms (the page's, and the
     // subscriptions in doubt read before it). Negative (a clock that stepped back): none.
     std::int64_t took_ms = 0;
+    // How many calls this step made (the subscriptions in doubt read, and the page): the ceiling
+    // holds over the step and the wait after it, so the next call waits that many gaps from the
+    // step's start. Less than 1: 1.
+    std::int64_t calls = 1;
 };
 
 // The least time between two calls: 1 / max_calls_per_s (a ceiling <= 0 or not finite: the default).
 std::int64_t min_gap_ms(double max_calls_per_s) noexcept;
+// The least time from a step's start to the next call: min_gap_ms for each of the step's calls.
+std::int64_t step_gap_ms(const Pace& pace) noexcept;
 // The wait from now_ms before the next page is asked for. The gap from this step's start to the
 // next: the time from that start to the pass's target end shared among the pages still expected
-// (from the last pass's count), between min_gap_ms and kMaxGapMs; at the ceiling when the count is
+// (from the last pass's count), between step_gap_ms and kMaxGapMs; at the ceiling when the count is
 // unknown or already passed (the list grew). The wait is that gap less took_ms, and never
 // negative: calls slower than the pace follow one another at once.
 std::int64_t next_page_in_ms(const Pace& pace) noexcept;
 // After the last page: when the next pass starts (one interval after this one started; at once,
-// but not before min_gap_ms after this step's start, when the pass took longer than its interval).
+// but not before step_gap_ms after this step's start, when the pass took longer than its interval).
 std::int64_t next_pass_in_ms(const Pace& pace) noexcept;
 // After a failed page: kRetryPageMs after the failure, but never sooner than the ceiling allows
-// (min_gap_ms after this step's start) nor later than the interval.
+// (step_gap_ms after this step's start) nor later than the interval.
 std::int64_t retry_page_in_ms(const Pace& pace) noexcept;
 
 }  // namespace azmp::reconcile

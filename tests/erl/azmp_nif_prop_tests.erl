@@ -298,12 +298,14 @@ page() ->
          #{<<"subscriptions">> => Subs, <<"@nextLink">> => Next}).
 
 pace() ->
-    ?LET({N, S, I, D, L, M, T, Drop},
+    ?LET({N, S, I, D, L, M, T, C, Drop},
          {time_arg(), time_arg(), oneof([time_arg(), random_term()]), oneof([time_arg(), random_term()]),
           time_arg(), oneof([time_arg(), real(), random_term()]), oneof([time_arg(), random_term()]),
-          list(elements([now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s, took_ms]))},
+          oneof([time_arg(), random_term()]),
+          list(elements([now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s, took_ms,
+                         calls]))},
          maps:without(Drop, #{now_ms => N, started_ms => S, interval_ms => I, pages_done => D, pages_last_pass => L,
-                              max_calls_per_s => M, took_ms => T})).
+                              max_calls_per_s => M, took_ms => T, calls => C})).
 
 subscription() ->
     ?LET({Id, Status}, {oneof([binary(), random_term()]),

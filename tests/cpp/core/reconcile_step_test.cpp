@@ -138,7 +138,8 @@ TEST(ReconcileStep, PacesAPassOverItsInterval) {
         Pace pace;
         std::int64_t next_page, next_pass, retry;
     };
-    // now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s, took_ms (0 when not given)
+    // now_ms, started_ms, interval_ms, pages_done, pages_last_pass, max_calls_per_s, took_ms (0 when not
+    // given), calls (1 when not given)
     const Row rows[] = {
         {"the first pass (no count yet) goes at the ceiling: 10 calls/s", {1'000, 0, 300'000, 1, 0, 10.0}, 100, 299'000,
          5'000},
@@ -177,6 +178,19 @@ TEST(ReconcileStep, PacesAPassOverItsInterval) {
          {120'000, 0, 300'000, 500, 1'000, 10.0, -5'000}, 240, 180'000, 5'000},
         {"a duration past any interval: at once, nothing overflows",
          {120'000, 0, 300'000, 500, 1'000, 10.0, std::numeric_limits<std::int64_t>::max()}, 0, 180'000, 5'000},
+        // The ceiling holds over a step's calls (the subscriptions in doubt read before the page).
+        {"at the ceiling, 10 doubts and the page in 300 ms: the next 11 gaps (1.1 s) after the step's start",
+         {1'000, 0, 300'000, 1, 0, 10.0, 300, 11}, 800, 299'000, 5'000},
+        {"on time, 3 calls in 100 ms: the pass's gap (240 ms) is under 3 x 100 ms: 200 ms after them",
+         {120'000, 0, 300'000, 500, 1'000, 10.0, 100, 3}, 200, 180'000, 5'000},
+        {"ahead of time, 2 calls: the pass's gap (360 ms) is over 2 x 100 ms: kept",
+         {60'000, 0, 300'000, 500, 1'000, 10.0, 0, 2}, 360, 240'000, 5'000},
+        {"a pass that outran its interval, 5 calls: the next pass 500 ms after the step's start",
+         {400'000, 0, 300'000, 1'000, 1'000, 10.0, 100, 5}, 400, 400, 5'000},
+        {"0 or fewer calls count as 1", {1'000, 0, 300'000, 1, 0, 10.0, 0, -3}, 100, 299'000, 5'000},
+        {"calls past any count: 1,000 at most (a minute each at this ceiling), nothing overflows",
+         {0, 0, 300'000, 0, 0, 0.001, 0, std::numeric_limits<std::int64_t>::max()}, 60'000'000, 60'000'000,
+         60'000'000},
     };
     for (const auto& r : rows) {
         EXPECT_EQ(next_page_in_ms(r.pace), r.next_page) << r.sentence;
