@@ -46,12 +46,17 @@ commands(Emu) ->
     ?assert(has(?CLI:run(["resync", "no-such-sub"]), <<"error: Azure not asked successfully">>)),
     ?assert(has(?CLI:run(["metrics"]), <<"emqx_azure_marketplace_links_total{outcome=\"linked\"} 1">>)).
 
-reconcile(Emu) ->
-    Account = <<"acct-cli-reconcile">>,
+%% A new account linked to a new subscription of the emulator's: the subscription id.
+linked(Emu, Account) ->
     ok = azmp_test_platform:add_account(Account, #{}),
     {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
     ok = emqx_azure_marketplace:link(Account, {token, Token}),
     azmp_test_env:await_linked(Account),
+    SubId.
+
+reconcile(Emu) ->
+    Account = <<"acct-cli-reconcile">>,
+    SubId = linked(Emu, Account),
     %% Suspended in Azure, the webhook lost: a full pass finds and applies it, once.
     {ok, _} = azmp_emulator:add_operation(Emu, SubId, #{action => <<"Suspend">>}),
     ?assert(has(?CLI:run(["reconcile"]), <<"applied suspend to subscription ", SubId/binary>>)),
@@ -64,10 +69,7 @@ reconcile(Emu) ->
 
 doubt(Emu) ->
     Account = <<"acct-cli-doubt">>,
-    ok = azmp_test_platform:add_account(Account, #{}),
-    {ok, #{id := SubId, token := Token}} = azmp_emulator:add_subscription(Emu, #{}),
-    ok = emqx_azure_marketplace:link(Account, {token, Token}),
-    azmp_test_env:await_linked(Account),
+    SubId = linked(Emu, Account),
     Sub = binary_to_list(SubId),
     %% Suspended in Azure, the webhook lost; the operator says so.
     {ok, _} = azmp_emulator:add_operation(Emu, SubId, #{action => <<"Suspend">>}),
