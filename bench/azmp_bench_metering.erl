@@ -68,7 +68,7 @@ lean_hour(Paths, Label, Flags) ->
                                     args => Flags ++ ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
     try erpc:call(Node, ?MODULE, lean_run, [Paths], infinity) of
         #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine, ram := Ram,
-          disc := Disc} ->
+          disc := Disc, on_disc := OnDisc, ram_with_sources := RamSources} ->
             io:format("  ~-11s hour sent in ~.2f s (target < 60 s at 300,000 events), ~B events billed~n",
                       [Label, Wall, Sent]),
             io:format("  ~-11s plugin CPU per event ~.1f us (target <= 20; the plugin's VM, the responder on its own)"
@@ -77,9 +77,15 @@ lean_hour(Paths, Label, Flags) ->
             %% The ledger's RAM once the hour is out (its hours moved to the history on disc): what
             %% every subscription keeps. Per-shard rows are spread thin below ~100,000 subscriptions.
             Subs = ?SUBS,
+            %% The hour's source ids are kept for deduplication until dedupe_window_s after they were
+            %% recorded (then the recorder's sweep deletes them): RAM per sample, not per subscription.
+            PerSub = fun(R) -> lists:join(", ", [io_lib:format("~s ~B", [T, B div Subs]) || {T, B} <- R, B div Subs > 0]) end,
             io:format("  ~-11s ledger RAM per subscription ~B bytes (target <= 200 at 100,000): ~ts~n",
-                      [Label, lists:sum([B || {_, B} <- Ram]) div Subs,
-                       lists:join(", ", [io_lib:format("~s ~B", [T, B div Subs]) || {T, B} <- Ram, B div Subs > 0])]),
+                      [Label, lists:sum([B || {_, B} <- Ram]) div Subs, PerSub(Ram)]),
+            io:format("  ~-11s   before the hour's source ids expired (3 samples a subscription): ~B bytes: ~ts~n",
+                      [Label, lists:sum([B || {_, B} <- RamSources]) div Subs, PerSub(RamSources)]),
+            io:format("  ~-11s on disc only, per subscription: ~ts~n",
+                      [Label, lists:join(", ", [io_lib:format("~s ~B bytes", [T, B div Subs]) || {T, B} <- OnDisc])]),
             io:format("  ~-11s history on disc ~B bytes per billed hour~n", [Label, Disc div max(1, Sent)])
     after
         peer:stop(Peer)
@@ -126,8 +132,12 @@ lean_run(Paths) ->
         {SchedBusy, DirtyCpuBusy} = azmp_bench_load:sched_busy_us(Sched0, azmp_bench_load:sched_snapshot(), WallUs),
         Engine = engine_cpu_us(Threads0, azmp_bench_os:threads_cpu_us(self)),
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
+        RamSources = ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}],
+        _ = emqx_azure_marketplace_recorder:sweep_now(),
+        Ram = ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}],
         #{wall_s => WallUs / 1.0e6, cpu_us => Cpu, sent => Sent, sched_busy_us => SchedBusy + DirtyCpuBusy,
-          engine_us => Engine, ram => ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}],
+          engine_us => Engine, ram_with_sources => RamSources, ram => Ram,
+          on_disc => ledger_disc_by_table(),
           disc => history_disc()}
     after
         azmp_test_env:stop_plugin(Plugin),
@@ -296,9 +306,21 @@ at(Emu, T) ->
 %% Bytes of RAM the plugin's Mnesia tables take.
 ledger_ram() -> lists:sum([B || {_, B} <- ledger_ram_by_table()]).
 
+%% The tables held in RAM here (a table on disc only keeps none of its rows in RAM: Mnesia's
+%% table_info(memory) is then its file's size), with their secondary indexes (tables of their own,
+%% which table_info(memory) does not count), and the recorder's index of source ids.
 ledger_ram_by_table() ->
-    [{T, erlang:system_info(wordsize) * mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables()] ++
-        [{azmp_usage_dedupe_index, erlang:system_info(wordsize) * ets:info(azmp_usage_dedupe_index, memory)}].
+    W = erlang:system_info(wordsize),
+    InRam = [T || T <- emqx_azure_marketplace_store:tables(), lists:member(mnesia:table_info(T, storage_type), [ram_copies, disc_copies])],
+    [{T, W * mnesia:table_info(T, memory)} || T <- InRam] ++
+        [{list_to_atom(atom_to_list(T) ++ "_index"), W * lists:sum([ets:info(Ixt, memory) || {_, {ram, Ixt}} <- Indexes])}
+         || T <- InRam, {index, _, Indexes} <- [mnesia:table_info(T, index_info)], Indexes =/= []] ++
+        [{azmp_usage_dedupe_index, W * ets:info(azmp_usage_dedupe_index, memory)}].
+
+%% Bytes on disc of the tables kept on disc only (but the history's).
+ledger_disc_by_table() ->
+    [{T, mnesia:table_info(T, memory)} || T <- emqx_azure_marketplace_store:tables(),
+                                           mnesia:table_info(T, storage_type) =:= disc_only_copies].
 
 %% Bytes of the binaries of more than 64 bytes the plugin's rows hold (kept outside their tables,
 %% not counted by Mnesia's table_info(memory)): the term counters' shards, packed source ids, long ids.

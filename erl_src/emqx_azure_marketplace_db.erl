@@ -5,7 +5,7 @@
 %% Mnesia's, in a transaction or dirty as Mnesia's are.
 -module(emqx_azure_marketplace_db).
 
--export([start/0, create_table/3, wait_for_tables/2, backend/0]).
+-export([start/0, create_table/4, wait_for_tables/2, backend/0, ensure_layout/3]).
 -export([create_disc_table/3, delete_table/1, sync_transaction/1, old_table_rows/1]).
 %% transactions as the stores run them, and their shared reads
 -export([tx_ok/1, tx_ok_locked/2, tx_or/2, one/2, dirty_all/1, pattern/2]).
@@ -55,20 +55,23 @@ start() ->
     end.
 
 %% @doc Creates a table of records named Name (fields Fields, secondary indexes Index) if missing;
-%% with Mnesia, makes sure this node holds a copy when another node created it.
--spec create_table(atom(), [atom()], [atom()]) -> ok | {error, term()}.
-create_table(Name, Fields, Index) ->
+%% with Mnesia, makes sure this node holds a copy when another node created it. Where its rows are:
+%% `in_ram' (disc_copies: in RAM, and on disc), or `on_disc' (disc_only_copies: on disc only, for a
+%% table no frequent call reads: each read is a file read).
+-spec create_table(atom(), [atom()], [atom()], in_ram | on_disc) -> ok | {error, term()}.
+create_table(Name, Fields, Index, Where) ->
     case backend() of
         mria ->
             emqx_azure_marketplace_emqx:mria_create_table(Name, [
-                {type, set}, {rlog_shard, ?SHARD}, {storage, disc_copies}, {record_name, Name},
+                {type, set}, {rlog_shard, ?SHARD}, {storage, disc_storage(Where)}, {record_name, Name},
                 {attributes, Fields}, {index, Index}]);
         mnesia ->
-            Opts = [{attributes, Fields}, {storage(), [node()]}, {index, Index}, {record_name, Name}],
+            Storage = storage(Where),
+            Opts = [{attributes, Fields}, {Storage, [node()]}, {index, Index}, {record_name, Name}],
             case mnesia:create_table(Name, Opts) of
                 {atomic, ok} -> ok;
                 {aborted, {already_exists, Name}} ->
-                    case mnesia:add_table_copy(Name, node(), storage()) of
+                    case mnesia:add_table_copy(Name, node(), Storage) of
                         {atomic, ok} -> ok;
                         {aborted, {already_exists, Name, _}} -> ok;
                         {aborted, Reason} -> {error, {Name, Reason}}
@@ -76,6 +79,27 @@ create_table(Name, Fields, Index) ->
                 {aborted, Reason} -> {error, {Name, Reason}}
             end
     end.
+
+%% @doc A table made by a previous version laid out as this one makes it, on this node: its copy
+%% moved to disc only when it was in RAM and is now `on_disc', and the secondary indexes this
+%% version no longer keeps dropped (an index is a table in RAM). Each is done once: a schema change
+%% of Mnesia's (on Mria's core nodes too, whose tables are Mnesia's), replicated to the other nodes.
+-spec ensure_layout(atom(), [atom()], in_ram | on_disc) -> ok | {error, term()}.
+ensure_layout(Name, Index, Where) ->
+    Wanted = [P || F <- Index, P <- [field_position(Name, F)]],
+    Dropped = [P || P <- mnesia:table_info(Name, index), not lists:member(P, Wanted)],
+    Moves = case {Where, mnesia:table_info(Name, storage_type)} of
+                {on_disc, disc_copies} -> [fun() -> mnesia:change_table_copy_type(Name, node(), disc_only_copies) end];
+                _ -> []
+            end,
+    Results = [F() || F <- [fun() -> mnesia:del_table_index(Name, P) end || P <- Dropped] ++ Moves],
+    case [R || {aborted, R} <- Results] of
+        [] -> ok;
+        [Reason | _] -> {error, {Name, Reason}}
+    end.
+
+field_position(Name, Field) ->
+    length(lists:takewhile(fun(F) -> F =/= Field end, mnesia:table_info(Name, attributes))) + 2.
 
 %% @doc Creates a table kept on disc only (`disc_only_copies': its rows are not held in RAM) of
 %% records named RecordName, if missing, with a copy on every node that has a disc copy of the
@@ -119,13 +143,16 @@ delete_table(Name) ->
         {aborted, Reason} -> {error, {Name, Reason}}
     end.
 
-%% disc_copies where this node has a disc schema (the durable case); a node running Mnesia without one
-%% (a RAM-only node of the control plane) gets RAM copies and relies on its disc peers.
-storage() ->
+%% A disc storage where this node has a disc schema (the durable case); a node running Mnesia without
+%% one (a RAM-only node of the control plane) gets RAM copies and relies on its disc peers.
+storage(Where) ->
     case mnesia:table_info(schema, storage_type) of
-        disc_copies -> disc_copies;
+        disc_copies -> disc_storage(Where);
         _ -> ram_copies
     end.
+
+disc_storage(in_ram) -> disc_copies;
+disc_storage(on_disc) -> disc_only_copies.
 
 -spec wait_for_tables([atom()], timeout()) -> ok | {error, term()}.
 wait_for_tables(Tabs, Timeout) ->

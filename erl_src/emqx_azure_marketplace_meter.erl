@@ -133,30 +133,31 @@ retry_settings() ->
 %% Closing hours
 
 close_due(Now, Plan, S) ->
-    lists:foldl(fun(Keys, Acc) -> close(Keys, Plan, Acc) end, S, chunks(?USAGE:usage_due(Now), ?CLOSE_GROUP)).
+    lists:foldl(fun(Due, Acc) -> close(Due, Plan, Acc) end, S, chunks(?USAGE:usage_due(Now), ?CLOSE_GROUP)).
 
 %% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
 %% that one hour that cannot close (an alarm) holds up no one else's.
-close(Keys, Plan, S) ->
-    try close_group(Keys) of
+%% Due: [{Key, the account that recorded it}].
+close(Due, Plan, S) ->
+    try close_group(Due) of
         TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
     catch
-        Class:Reason when length(Keys) > 1 ->
+        Class:Reason when length(Due) > 1 ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
-                           hours => length(Keys)}),
-            lists:foldl(fun(K, A) -> close([K], Plan, A) end, S, Keys);
+                           hours => length(Due)}),
+            lists:foldl(fun(KA, A) -> close([KA], Plan, A) end, S, Due);
         Class:Reason ->
-            [K] = Keys,
+            [{K, _}] = Due,
             ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
             alarm(close_failed, K, #{reason => close_failed}, S)
     end.
 
 %% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
 %% one transaction, each hour seeing the term counter the one before it left.
-close_group(Keys) ->
-    Links = links_of([S || {S, _, _} <- Keys]),
+close_group(Due) ->
+    Links = links_of([{S, A} || {{S, _, _}, A} <- Due]),
     {_, TooLarge} =
-        ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
+        ?USAGE:close_usage([K || {K, _} <- Due], fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
                                                          late := Late}) ->
                                      Link = link_facts(maps:get(Sub, Links)),
                                      Plan = plan_of(Link),
@@ -234,13 +235,14 @@ into(#{current_hour := H, closes_at := C}) -> {H, C}.
 %% The rows with their subscription's link and its state now; an hour keeps the plan it closed
 %% with (or Azure's, after a mismatch), else the link's.
 with_links(Rows) ->
-    Links = links_of([Sub || #{subscription_id := Sub} <- Rows]),
+    Links = links_of([{Sub, Account} || #{subscription_id := Sub, account_id := Account} <- Rows]),
     [R#{state => state_of(Link), plan_id => case P of undefined -> plan_of(Link); _ -> P end}
      || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [maps:get(Sub, Links)]].
 
-%% The links of these subscriptions, each read once (an hour's rows are a few per subscription).
-links_of(Subs) ->
-    maps:from_list([{Sub, ?LINKS:link_by_subscription(Sub)} || Sub <- lists:usort(Subs)]).
+%% The links of these subscriptions, each read once (an hour's rows are a few per subscription),
+%% through the account that recorded the usage (a read in RAM, where by subscription is on disc).
+links_of(SubAccounts) ->
+    maps:from_list([{Sub, ?LINKS:link_of(Account, Sub)} || {Sub, Account} <- lists:ukeysort(1, SubAccounts)]).
 
 %% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
 parallel(F, Items, N) ->

@@ -17,21 +17,29 @@
 -module(emqx_azure_marketplace_store).
 
 -export([start/0, tables/0, backlog/0, added_default/2]).
+-export_type([table_def/0]).
+
+%% A table's name, fields and secondary indexes, and where its rows are (in_ram when not given;
+%% see emqx_azure_marketplace_db:create_table/4).
+-type table_def() :: {atom(), [atom()], [atom()]} | {atom(), [atom()], [atom()], in_ram | on_disc}.
 
 -define(DB, emqx_azure_marketplace_db).
 
 %% @doc The plugin's tables (but the history's day tables).
 -spec tables() -> [atom()].
-tables() -> [T || {T, _, _} <- table_defs()].
+tables() -> [T || {T, _, _, _} <- table_defs()].
 
-%% {Name, Fields, Indexes} of every table, from the stores that own them (the history makes its day
-%% tables as it goes).
+%% {Name, Fields, Indexes, Where} of every table, from the stores that own them. The history makes
+%% its day tables as it goes.
 table_defs() ->
-    emqx_azure_marketplace_store_links:tables() ++ emqx_azure_marketplace_store_jobs:tables()
-        ++ emqx_azure_marketplace_store_landings:tables() ++ emqx_azure_marketplace_store_operations:tables()
-        ++ emqx_azure_marketplace_store_deadlines:tables() ++ emqx_azure_marketplace_store_outbox:tables()
-        ++ emqx_azure_marketplace_store_usage:tables() ++ emqx_azure_marketplace_store_usage_dedupe:tables()
-        ++ emqx_azure_marketplace_store_recon:tables().
+    [case D of
+         {Name, Fields, Index} -> {Name, Fields, Index, in_ram};
+         {_, _, _, _} -> D
+     end || D <- emqx_azure_marketplace_store_links:tables() ++ emqx_azure_marketplace_store_jobs:tables()
+                ++ emqx_azure_marketplace_store_landings:tables() ++ emqx_azure_marketplace_store_operations:tables()
+                ++ emqx_azure_marketplace_store_deadlines:tables() ++ emqx_azure_marketplace_store_outbox:tables()
+                ++ emqx_azure_marketplace_store_usage:tables() ++ emqx_azure_marketplace_store_usage_dedupe:tables()
+                ++ emqx_azure_marketplace_store_recon:tables()].
 
 %% @doc Mnesia running and the tables there (through emqx_azure_marketplace_db: Mria tables inside
 %% EMQX, Mnesia tables otherwise). A node already running Mnesia keeps its schema.
@@ -45,7 +53,7 @@ start() ->
 %% Creates the tables (disc_copies on this node) if missing, and waits for them; a table written by
 %% an older version of the plugin gets the new fields, with their defaults.
 ensure_tables() ->
-    Results = [?DB:create_table(Name, Fields, Index) || {Name, Fields, Index} <- table_defs()],
+    Results = [?DB:create_table(Name, Fields, Index, Where) || {Name, Fields, Index, Where} <- table_defs()],
     case [E || {error, _} = E <- Results] of
         [] ->
             case ?DB:wait_for_tables(tables(), 30000) of
@@ -64,9 +72,13 @@ backlog() ->
     Deadlines = emqx_azure_marketplace_store_deadlines:deadlines_pending(),
     #{linking_jobs => Jobs, effects => emqx_azure_marketplace_store_outbox:effects_pending(), deadlines => Deadlines}.
 
-%% Fields are only ever appended: an old row is the new record cut short.
+%% Fields are only ever appended: an old row is the new record cut short. A table's copy here, and
+%% its indexes, are as this version lays them out.
 upgrade_tables() ->
-    Results = [upgrade_table(Name, Fields) || {Name, Fields, _} <- table_defs()],
+    Results = [case upgrade_table(Name, Fields) of
+                   ok -> ?DB:ensure_layout(Name, Index, Where);
+                   Error -> Error
+               end || {Name, Fields, Index, Where} <- table_defs()],
     case [E || {error, _} = E <- Results] of
         [] ->
             _ = emqx_azure_marketplace_store_usage_dedupe:move_usage_sources(),

@@ -1,13 +1,16 @@
-%% @doc Links and claims: an account's link to its Azure subscription (azmp_link, indexed by
-%% subscription) and the claim on a subscription (azmp_claim: one account per subscription, and a
-%% cancelled subscription stays cancelled for linking's sake). A state change and the effects it
+%% @doc Links and claims: an account's link to its Azure subscription (azmp_link, in RAM: gating and
+%% recording read one per call) and the claim on a subscription (azmp_claim, on disc only: one
+%% account per subscription, and a cancelled subscription stays cancelled for linking's sake). A
+%% link's subscription is always claimed by its account (written in the link's transaction, and
+%% given back only when not linked): the claim is the link's index by subscription. A state change and the effects it
 %% plans are committed in one transaction: the decision is passed in as a fun (it calls the C++
 %% core) and runs inside it, on facts read in it. The linking job's transactions read and write
 %% links and claims through the *_tx functions, inside their own transaction.
 -module(emqx_azure_marketplace_store_links).
 
 -export([tables/0, claim_linked_subscriptions/0]).
--export([link/1, gate_facts/1, link_usage/1, link_by_subscription/1, links_changed_since/1, transition/5, enforce/3]).
+-export([link/1, gate_facts/1, link_usage/1, link_by_subscription/1, link_of/2, links_changed_since/1, transition/5,
+         enforce/3]).
 %% inside another store's transaction
 -export([claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
 
@@ -20,21 +23,28 @@
 -type effect_key() :: ?OUTBOX:effect_key().
 -type plan() :: {ok, emqx_azure_marketplace_nif:link_change(), [?OUTBOX:effect()]} | ignore | stale.
 
-%% @doc The tables of links and claims: {Name, Fields, Indexes}.
--spec tables() -> [{atom(), [atom()], [atom()]}].
+%% @doc The tables of links and claims (see emqx_azure_marketplace_store:table_defs/0).
+-spec tables() -> [emqx_azure_marketplace_store:table_def()].
 tables() ->
-    [{azmp_link, record_info(fields, azmp_link), [subscription_id]},
-     {azmp_claim, record_info(fields, azmp_claim), []}].
+    [{azmp_link, record_info(fields, azmp_link), []},
+     {azmp_claim, record_info(fields, azmp_claim), [], on_disc}].
 
-%% @doc Links made before claims existed hold their subscriptions too (a table upgrade).
+%% @doc Links made before claims existed hold their subscriptions too (a table upgrade). The claims'
+%% keys are read in one pass over their file, not a read per link.
 -spec claim_linked_subscriptions() -> ok.
 claim_linked_subscriptions() ->
-    ?DB:tx_ok(fun() ->
-        [?DB:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = St =:= unsubscribed})
-         || #azmp_link{subscription_id = S, account_id = A, state = St} <- ?DB:match_object(?DB:table_info(azmp_link, wild_pattern)),
-            ?DB:read(azmp_claim, S) =:= []],
-        ok
-    end).
+    Claimed = maps:from_keys(?DB:dirty_all_keys(azmp_claim), true),
+    case [L || L = #azmp_link{subscription_id = S} <- ?DB:dirty_all(azmp_link), not is_map_key(S, Claimed)] of
+        [] ->
+            ok;
+        Unclaimed ->
+            ?DB:tx_ok(fun() ->
+                [?DB:write(#azmp_claim{subscription_id = S, account_id = A, cancelled = St =:= unsubscribed})
+                 || #azmp_link{subscription_id = S, account_id = A, state = St} <- Unclaimed,
+                    ?DB:read(azmp_claim, S) =:= []],
+                ok
+            end)
+    end.
 
 %% @doc The account's link, or undefined.
 -spec link(binary()) -> map() | undefined.
@@ -58,12 +68,28 @@ link_usage(Account) ->
         undefined -> undefined
     end.
 
-%% @doc The link of a subscription, or undefined.
+%% @doc The link of a subscription, or undefined: the link of the account that claims it (a read
+%% on disc), when that link is to this subscription.
 -spec link_by_subscription(binary()) -> map() | undefined.
 link_by_subscription(SubId) ->
-    case ?DB:dirty_index_read(azmp_link, SubId, #azmp_link.subscription_id) of
-        [L | _] -> link_map(L);
+    case ?DB:dirty_read(azmp_claim, SubId) of
+        [#azmp_claim{account_id = Account}] -> account_link(Account, SubId);
         [] -> undefined
+    end.
+
+%% @doc The link of a subscription, Account being the one most likely linked to it (the one that
+%% recorded its usage): read in RAM when it is, else as link_by_subscription/1.
+-spec link_of(binary(), binary()) -> map() | undefined.
+link_of(Account, SubId) ->
+    case account_link(Account, SubId) of
+        undefined -> link_by_subscription(SubId);
+        Link -> Link
+    end.
+
+account_link(Account, SubId) ->
+    case ?DB:one(azmp_link, Account) of
+        L = #azmp_link{subscription_id = SubId} -> link_map(L);
+        _ -> undefined
     end.
 
 %% @doc Links in State changed at or after Since (unix seconds).

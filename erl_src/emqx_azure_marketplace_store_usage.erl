@@ -22,20 +22,23 @@
 -type bucket_key() :: {binary(), binary(), integer()}.
 -export_type([bucket_key/0]).
 
-%% @doc The ledger's tables: {Name, Fields, Indexes}.
--spec tables() -> [{atom(), [atom()], [atom()]}].
+%% @doc The ledger's tables (see emqx_azure_marketplace_store:table_defs/0). The term counters are
+%% on disc only: an hour's close reads and writes each shard's row once.
+-spec tables() -> [emqx_azure_marketplace_store:table_def()].
 tables() ->
     [{azmp_usage, record_info(fields, azmp_usage), []},
-     {azmp_usage_terms, record_info(fields, azmp_usage_terms), []},
+     {azmp_usage_terms, record_info(fields, azmp_usage_terms), [], on_disc},
      {azmp_usage_lease, record_info(fields, azmp_usage_lease), []}].
 
-%% @doc Open buckets whose hour has closed at Now, oldest hour first; within an hour, by shard of
-%% their subscription (hours closed together then share their counters' rows).
--spec usage_due(integer()) -> [bucket_key()].
+%% @doc Open buckets whose hour has closed at Now, with the account that recorded each, oldest hour
+%% first; within an hour, by shard of their subscription (hours closed together then share their
+%% counters' rows).
+-spec usage_due(integer()) -> [{bucket_key(), binary()}].
 usage_due(Now) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, open}, {#azmp_usage.closes_at, '$1'}]),
-    Keys = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
-    [K || {_, K} <- lists:sort([{{H, ?TERMS:shard(S), S, D}, K} || K = {S, D, H} <- Keys])].
+    Due = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}],
+                                         [{{{element, #azmp_usage.key, '$_'}, {element, #azmp_usage.account_id, '$_'}}}]}]),
+    [KA || {_, KA} <- lists:sort([{{H, ?TERMS:shard(S), S, D}, KA} || KA = {{S, D, H}, _} <- Due])].
 
 %% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter, late})
 %% (late: [{FromHour, Micros}], the late samples in `recorded'; counter: {TermStart, Used,

@@ -52,6 +52,9 @@ metering_test_() ->
           {"the term counters a previous version kept (a row per subscription and dimension) are moved at start: "
            "the included quantity used before the upgrade stays used, the later of two copies kept",
            {timeout, 60, fun() -> old_term_counters(Emu) end}},
+          {"the previous version's layout (claims and term counters in RAM, links indexed by subscription) is "
+           "changed at start: every row kept, both tables on disc only, the index dropped; the link is still "
+           "found by its subscription, and the next hour counts on the counter", {timeout, 60, fun() -> old_layout(Emu) end}},
           {"daily reconciliation: a clean day has no difference; Azure's Mismatch is one, with an alarm",
            {timeout, 60, fun() -> reconcile(Emu) end}},
           {"a 30-hour Azure outage: expired hours carried forward, nothing lost, the 12 h alarm raised",
@@ -371,6 +374,40 @@ old_term_counters(Emu) ->
     true = azmp_test_run:meter_pass(),
     ?assertMatch([#{included := <<"1">>, reported := <<"3">>}],
                  [R || R = #{dimension := Di} <- report(A, Anniversary + 2 * ?H, Anniversary + 2 * ?H), Di =:= Dim]),
+    azmp_test_clock:reset().
+
+%% A node of the previous version kept claims and term counters in RAM (disc_copies) and links with
+%% an index by subscription; it restarts with this version.
+old_layout(Emu) ->
+    H0 = real_hour() - 6 * ?H,
+    {A, SubId} = linked(Emu, #{term => #{term_unit => <<"P1M">>, start_date => H0 - 86400, end_date => H0 + 29 * 86400}}),
+    Dim = <<"included_10">>,
+    set_clock(H0 + 60),
+    ok = record(A, Dim, 7, (H0 + 30) * 1000),
+    set_clock(H0 + ?H + 400),
+    true = azmp_test_run:meter_pass(),
+    {atomic, ok} = mnesia:change_table_copy_type(azmp_claim, node(), disc_copies),
+    {atomic, ok} = mnesia:change_table_copy_type(azmp_usage_terms, node(), disc_copies),
+    {atomic, ok} = mnesia:add_table_index(azmp_link, subscription_id),
+    Claims = lists:sort(ets:tab2list(azmp_claim)),
+    Counters = lists:sort(ets:tab2list(azmp_usage_terms)),
+    ?assert(lists:keymember(SubId, 2, Claims)),
+    ok = application:stop(emqx_azure_marketplace),
+    {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+    ?assertEqual(disc_only_copies, mnesia:table_info(azmp_claim, storage_type)),
+    ?assertEqual(disc_only_copies, mnesia:table_info(azmp_usage_terms, storage_type)),
+    ?assertEqual([], mnesia:table_info(azmp_link, index)),
+    ?assertEqual(Claims, lists:sort(mnesia:dirty_match_object(mnesia:table_info(azmp_claim, wild_pattern)))),
+    ?assertEqual(Counters, lists:sort(mnesia:dirty_match_object(mnesia:table_info(azmp_usage_terms, wild_pattern)))),
+    ?assertMatch(#{account_id := A, subscription_id := SubId},
+                 emqx_azure_marketplace_store_links:link_by_subscription(SubId)),
+    %% 7 of 10 used: of the next hour's 5, 3 are included, 2 reported.
+    set_clock(H0 + ?H + 500),
+    ok = record(A, Dim, 5, (H0 + ?H + 60) * 1000),
+    set_clock(H0 + 2 * ?H + 400),
+    true = azmp_test_run:meter_pass(),
+    ?assertMatch([#{included := <<"3">>, reported := <<"2">>}],
+                 [R || R = #{dimension := Di} <- report(A, H0 + ?H, H0 + ?H), Di =:= Dim]),
     azmp_test_clock:reset().
 
 %% Azure's metering answers 503 for 30 hours (both clocks move: the plugin's and the emulator's).
