@@ -653,9 +653,9 @@ void Engine::Impl::run() {
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (fd == wakefd) {
+                // One read takes the whole counter (not EFD_SEMAPHORE): a second one only fails with EAGAIN.
                 std::uint64_t count;
-                while (::read(wakefd, &count, sizeof count) > 0) {
-                }
+                [[maybe_unused]] auto got = ::read(wakefd, &count, sizeof count);  // level-triggered: a failed read is retried
                 continue;
             }
             on_ready(fd, events[i].events, running);
