@@ -7,6 +7,8 @@ APP_VSN := $(shell sed -n 's/.*{vsn, "\(.*\)"}.*/\1/p' erl_src/emqx_azure_market
 PLUGIN_VSN ?= $(APP_VSN)
 PLUGIN_DIR ?= _build/plugin
 PORT ?= 8480
+# rebar3's build directory (REBAR_BASE_DIR when set, as for a second checkout's own build).
+REBAR_BUILD := $(or $(REBAR_BASE_DIR),_build)
 
 DEB_PACKAGES := cmake make g++ erlang-nox erlang-dev erlang-eunit erlang-inets erlang-ssl \
   erlang-crypto erlang-public-key erlang-tools erlang-runtime-tools erlang-mnesia rebar3 \
@@ -67,13 +69,13 @@ test: deps browser-deps
 # cycle between its modules (also an EUnit test: azmp_module_cycles_tests).
 dialyzer: deps
 	rebar3 dialyzer
-	escript scripts/check_cycles.escript _build/default/lib/emqx_azure_marketplace/ebin
+	escript scripts/check_cycles.escript $(REBAR_BUILD)/default/lib/emqx_azure_marketplace/ebin
 
 # CONSOLE=1: afterwards the plugin and the stand-in console stay up for a browser (URLs printed).
 demo: deps
 	rebar3 as test compile
-	AZMP_DEMO_CONSOLE=$(CONSOLE) erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
-	  _build/test/lib/emqx_azure_marketplace/tests/erl _build/test/lib/emqx_azure_marketplace/tests/demo \
+	AZMP_DEMO_CONSOLE=$(CONSOLE) erl -noshell -pa $(REBAR_BUILD)/test/lib/*/ebin $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator \
+	  $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/erl $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/demo \
 	  -eval "azmp_demo:main()"
 
 # The bench's own baselines (not needed by `make test'): nginx as the fast server, wrk as the C
@@ -82,8 +84,8 @@ BENCH_PACKAGES := nginx-light wrk erlang-jiffy
 bench: deps
 	@$(MAKE) -s deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	rebar3 as test compile
-	erl -noshell +P 2000000 -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
-	  _build/test/lib/emqx_azure_marketplace/tests/erl -pa _build/test/lib/emqx_azure_marketplace/bench \
+	erl -noshell +P 2000000 -pa $(REBAR_BUILD)/test/lib/*/ebin $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator \
+	  $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/erl -pa $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/bench \
 	  -eval 'azmp_bench_engine:main(), azmp_bench:main(), azmp_bench_gating:main(), azmp_bench_metering:main(), azmp_bench_listener:main(), azmp_bench_recon:main(), halt(0).'
 	cmake --build $(BUILD_DIR) --target azmp_jwt_bench -j $(JOBS)
 	$(BUILD_DIR)/azmp_jwt_bench; rc=$$?; [ $$rc -le 1 ]  # 1: below target (reported), 2: could not measure
@@ -125,21 +127,21 @@ ASAN_EUNIT_APP := $(ASAN_EUNIT)/lib/emqx_azure_marketplace
 # Checks that the VM takes the library from there, then runs every suite of tests/erl.
 ASAN_EUNIT_EVAL := os:unsetenv("LD_PRELOAD"), \
   true = lists:prefix(filename:absname("$(ASAN_EUNIT_APP)"), filename:absname(code:priv_dir(emqx_azure_marketplace))), \
-  R = eunit:test({dir, "_build/test/lib/emqx_azure_marketplace/tests/erl"}, [verbose]), \
+  R = eunit:test({dir, "$(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/erl"}, [verbose]), \
   halt(case R of ok -> 0; _ -> 1 end).
 sanitize-eunit: deps
 	cmake -S . -B $(ASAN_DIR) $(SAN_CMAKE) -DAZMP_SANITIZE=address,undefined >/dev/null
 	cmake --build $(ASAN_DIR) --target emqx_azure_marketplace_nif -j $(JOBS)
 	rebar3 as test compile
 	rm -rf $(ASAN_EUNIT) && mkdir -p $(ASAN_EUNIT_APP)/priv $(ASAN_EUNIT)/bin
-	ln -s $(CURDIR)/_build/test/lib/emqx_azure_marketplace/ebin $(ASAN_EUNIT_APP)/ebin
+	ln -s $(abspath $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/ebin) $(ASAN_EUNIT_APP)/ebin
 	cp $(ASAN_DIR)/emqx_azure_marketplace_nif.so $(ASAN_EUNIT_APP)/priv/
 	printf '#!/bin/sh\nLD_PRELOAD=%s exec %s "$$@"\n' "$$(g++ -print-file-name=libasan.so)" "$$(command -v erl)" \
 	  > $(ASAN_EUNIT)/bin/erl && chmod +x $(ASAN_EUNIT)/bin/erl
 	PATH=$(CURDIR)/$(ASAN_EUNIT)/bin:$$PATH ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  erl -noshell -pa $(ASAN_EUNIT_APP)/ebin -pz _build/test/lib/*/ebin \
-	  _build/test/lib/emqx_azure_marketplace/tests/emulator _build/test/lib/emqx_azure_marketplace/tests/erl \
+	  erl -noshell -pa $(ASAN_EUNIT_APP)/ebin -pz $(REBAR_BUILD)/test/lib/*/ebin \
+	  $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/erl \
 	  -eval '$(ASAN_EUNIT_EVAL)'
 
 # libFuzzer targets (tests/fuzz/fuzz_*.cpp, built with clang, ASan and UBSan), each run FUZZ_SECONDS
@@ -172,13 +174,13 @@ fuzz: fuzz-build
 soak: deps
 	AZMP_STATEM_NUMTESTS=$${AZMP_STATEM_NUMTESTS:-1000} rebar3 eunit --module=azmp_statem_tests
 	rebar3 as test compile
-	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
-	  _build/test/lib/emqx_azure_marketplace/tests/erl -eval 'azmp_soak:main()'
+	erl -noshell -pa $(REBAR_BUILD)/test/lib/*/ebin $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator \
+	  $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/erl -eval 'azmp_soak:main()'
 
 # A standalone emulator: HTTP on PORT, HTTPS on PORT+1.
 emulator: deps
 	rebar3 as test compile
-	erl -noshell -pa _build/test/lib/*/ebin _build/test/lib/emqx_azure_marketplace/tests/emulator \
+	erl -noshell -pa $(REBAR_BUILD)/test/lib/*/ebin $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator \
 	  -eval 'azmp_emulator:standalone(["$(PORT)"])'
 
 clean:

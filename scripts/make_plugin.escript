@@ -9,7 +9,8 @@
 -mode(compile).
 
 -define(APP, "emqx_azure_marketplace").
--define(EBIN, "_build/default/lib/emqx_azure_marketplace/ebin").
+%% rebar3's build directory: REBAR_BASE_DIR when set.
+-define(EBIN, filename:join(os:getenv("REBAR_BASE_DIR", "_build"), "default/lib/emqx_azure_marketplace/ebin")).
 -define(NIF, "priv/emqx_azure_marketplace_nif.so").
 -define(CONFIG_FILES, ["config.hocon", "config_schema.avsc", "config_i18n.json"]).
 
