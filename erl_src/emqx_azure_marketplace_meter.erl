@@ -133,31 +133,30 @@ retry_settings() ->
 %% Closing hours
 
 close_due(Now, Plan, S) ->
-    lists:foldl(fun(Due, Acc) -> close(Due, Plan, Acc) end, S, chunks(?USAGE:usage_due(Now), ?CLOSE_GROUP)).
+    lists:foldl(fun(Keys, Acc) -> close(Keys, Plan, Acc) end, S, chunks(?USAGE:usage_due(Now), ?CLOSE_GROUP)).
 
 %% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
 %% that one hour that cannot close (an alarm) holds up no one else's.
-%% Due: [{Key, the account that recorded it}].
-close(Due, Plan, S) ->
-    try close_group(Due) of
+close(Keys, Plan, S) ->
+    try close_group(Keys) of
         TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
     catch
-        Class:Reason when length(Due) > 1 ->
+        Class:Reason when length(Keys) > 1 ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
-                           hours => length(Due)}),
-            lists:foldl(fun(KA, A) -> close([KA], Plan, A) end, S, Due);
+                           hours => length(Keys)}),
+            lists:foldl(fun(K, A) -> close([K], Plan, A) end, S, Keys);
         Class:Reason ->
-            [{K, _}] = Due,
+            [K] = Keys,
             ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
             alarm(close_failed, K, #{reason => close_failed}, S)
     end.
 
 %% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
 %% one transaction, each hour seeing the term counter the one before it left.
-close_group(Due) ->
-    Links = links_of([{S, A} || {{S, _, _}, A} <- Due]),
+close_group(Keys) ->
+    Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)]),
     {_, TooLarge} =
-        ?USAGE:close_usage([K || {K, _} <- Due], fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
+        ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
                                                          late := Late}) ->
                                      Link = link_facts(maps:get(Sub, Links)),
                                      Plan = plan_of(Link),
