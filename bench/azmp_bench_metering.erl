@@ -138,7 +138,7 @@ lean_run(Paths) ->
         Engine = engine_cpu_us(Threads0, azmp_bench_os:threads_cpu_us(self)),
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
         Ram = ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}],
-        RamSources = [TB || TB = {_, B} <- Ram, B > 0] ++ Sources,
+        RamSources = [TB || TB = {T, _} <- Ram, not lists:keymember(T, 1, Sources)] ++ Sources,
         #{wall_s => WallUs / 1.0e6, cpu_us => Cpu, sent => Sent, sched_busy_us => SchedBusy + DirtyCpuBusy,
           engine_us => Engine, ram_with_sources => RamSources, ram => Ram,
           on_disc => ledger_disc_by_table(),
