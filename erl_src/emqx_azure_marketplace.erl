@@ -143,14 +143,14 @@ link_status(Account) ->
 status_of(Account) ->
     case ?JOBS:job(Account) of
         #{phase := failed, reason := R} ->
-            case ?LINKS:link(Account) of
+            case ?LINKS:link_state(Account) of
                 #{} = L -> link_map(L);
                 undefined -> {#{status => failed, reason => R}, false}
             end;
         #{phase := P, subscription_id := SubId, attempts := N} ->
             {with_sub(#{status => P}, SubId), N > 0};
         undefined ->
-            case ?LINKS:link(Account) of
+            case ?LINKS:link_state(Account) of
                 #{} = L -> link_map(L);
                 undefined -> {#{status => none}, false}
             end
@@ -172,7 +172,7 @@ with_sub(M, SubId) -> M#{subscription_id => SubId}.
 %% ends as after a cancellation in Azure.
 -spec unlink(account_id()) -> ok | {error, not_linked | term()}.
 unlink(Account) ->
-    case ?LINKS:link(Account) of
+    case ?LINKS:link_state(Account) of
         #{state := S, subscription_id := SubId} ->
             case ?NIF:marketplace_pays(S) of
                 true -> unlink(Account, SubId);
@@ -200,7 +200,7 @@ unlink(Account, SubId) ->
 %% @doc The account's payment method: the marketplace while its link is live, otherwise the platform's.
 -spec payment_method(account_id()) -> emqx_azure_marketplace_platform:payment_method().
 payment_method(Account) ->
-    case ?LINKS:link(Account) of
+    case ?LINKS:link_state(Account) of
         #{state := S} ->
             case ?NIF:marketplace_pays(S) of
                 true -> azure_marketplace_subscription;

@@ -119,7 +119,7 @@ create_disc_table(Name, RecordName, Fields) ->
                 {attributes, Fields}]);
         mnesia ->
             %% A cluster without a disc node (tests of RAM-only nodes) keeps it in RAM.
-            Copies = case mnesia:table_info(azmp_link, disc_copies) of
+            Copies = case mnesia:table_info(azmp_link, disc_copies) ++ mnesia:table_info(azmp_link, disc_only_copies) of
                          [] -> {ram_copies, [node()]};
                          DiscNodes -> {disc_only_copies, DiscNodes}
                      end,

@@ -52,7 +52,7 @@ run_due() ->
 %% the deadline is finished and its effects committed together, then performed.
 run(#{key := Key, kind := Kind, account_id := A, deployment_id := D}, Now) ->
     {State, CancelledAt, SubId} =
-        case ?LINKS:link(A) of
+        case ?LINKS:link_state(A) of
             #{state := S, cancelled_at := C, subscription_id := Sub} -> {S, C, Sub};
             undefined -> {emqx_azure_marketplace_lifecycle:link_state(A), undefined, undefined}
         end,

@@ -231,12 +231,14 @@ submit_window(Keys, Now, Plan = #{submit_states := Billable, batch_size := Batch
 
 into(#{current_hour := H, closes_at := C}) -> {H, C}.
 
-%% The rows with their subscription's link and its state now; an hour keeps the plan it closed
-%% with (or Azure's, after a mismatch), else the link's.
+%% The rows with their subscription's link's state now (read in RAM); an hour keeps the plan it
+%% closed with (or Azure's, after a mismatch), else the link's (read on disc).
 with_links(Rows) ->
-    Links = links_of([{Sub, Account} || #{subscription_id := Sub, account_id := Account} <- Rows]),
-    [R#{state => state_of(Link), plan_id => case P of undefined -> plan_of(Link); _ -> P end}
-     || R = #{subscription_id := Sub, plan_id := P} <- Rows, Link <- [maps:get(Sub, Links)]].
+    States = maps:from_list([{Sub, ?LINKS:link_state_of(Account, Sub)}
+                             || {Sub, Account} <- lists:ukeysort(1, [{Sub, A} || #{subscription_id := Sub, account_id := A} <- Rows])]),
+    [R#{state => state_of(maps:get(Sub, States)),
+        plan_id => case P of undefined -> plan_of(?LINKS:link_of(A, Sub)); _ -> P end}
+     || R = #{subscription_id := Sub, account_id := A, plan_id := P} <- Rows].
 
 %% The links of these subscriptions, each read once (an hour's rows are a few per subscription),
 %% through the account that recorded the usage (a read in RAM, where by subscription is on disc).

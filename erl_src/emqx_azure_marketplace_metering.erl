@@ -91,7 +91,7 @@ decider(Now) ->
 %% whether an attempt's outcome is still unknown). Quantities are exact decimal binaries.
 -spec usage_report(binary(), integer(), integer()) -> {ok, [map()]} | {error, not_linked}.
 usage_report(Account, From, To) when is_integer(From), is_integer(To) ->
-    case ?LINKS:link(Account) of
+    case ?LINKS:link_state(Account) of
         #{subscription_id := SubId} -> {ok, [row(R) || R <- ?HISTORY:usage_rows(SubId, From, To)]};
         undefined -> {error, not_linked}
     end.

@@ -2,7 +2,7 @@
 %% the plugin), kept by one store module per aggregate, each of which owns its tables and their
 %% transactions (a transaction that spans aggregates is run by the store of the state it changes,
 %% which calls the others' *_tx functions inside it):
-%%   emqx_azure_marketplace_store_links        links and claims on subscriptions
+%%   emqx_azure_marketplace_store_links        links, their state rows and claims on subscriptions
 %%   emqx_azure_marketplace_store_jobs         linking jobs
 %%   emqx_azure_marketplace_store_landings     landings and their tokens
 %%   emqx_azure_marketplace_store_operations   webhook operations
@@ -83,7 +83,8 @@ upgrade_tables() ->
         [] ->
             _ = emqx_azure_marketplace_store_usage_dedupe:move_usage_sources(),
             _ = emqx_azure_marketplace_store_usage:move_term_counters(),
-            emqx_azure_marketplace_store_links:claim_linked_subscriptions();
+            ok = emqx_azure_marketplace_store_links:claim_linked_subscriptions(),
+            emqx_azure_marketplace_store_links:derive_link_states();
         [E | _] -> E
     end.
 

@@ -1,6 +1,8 @@
-%% @doc Links and claims: an account's link to its Azure subscription (azmp_link, in RAM: gating and
-%% recording read one per call) and the claim on a subscription (azmp_claim, on disc only: one
-%% account per subscription, and a cancelled subscription stays cancelled for linking's sake). A
+%% @doc Links and claims: an account's link to its Azure subscription (azmp_link, on disc only; its
+%% state row azmp_link_state, what gating and recording read on every call, in RAM) and the claim on
+%% a subscription (azmp_claim, on disc only: one account per subscription, and a cancelled
+%% subscription stays cancelled for linking's sake). A link and its state row are written in one
+%% transaction, and the rows are derived from the links again when the plugin starts. A
 %% link's subscription is always claimed by its account (written in the link's transaction, and
 %% given back only when not linked): the claim is the link's index by subscription. A state change and the effects it
 %% plans are committed in one transaction: the decision is passed in as a fun (it calls the C++
@@ -8,8 +10,9 @@
 %% links and claims through the *_tx functions, inside their own transaction.
 -module(emqx_azure_marketplace_store_links).
 
--export([tables/0, claim_linked_subscriptions/0]).
--export([link/1, gate_facts/1, link_usage/1, link_by_subscription/1, link_of/2, links_changed_since/1, transition/5,
+-export([tables/0, claim_linked_subscriptions/0, derive_link_states/0]).
+-export([link/1, link_state/1, gate_facts/1, link_usage/1, link_by_subscription/1, link_of/2, link_state_of/2,
+         links_changed_since/1, transition/5,
          enforce/3]).
 %% inside another store's transaction
 -export([claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
@@ -26,7 +29,8 @@
 %% @doc The tables of links and claims (see emqx_azure_marketplace_store:table_defs/0).
 -spec tables() -> [emqx_azure_marketplace_store:table_def()].
 tables() ->
-    [{azmp_link, record_info(fields, azmp_link), []},
+    [{azmp_link, record_info(fields, azmp_link), [], on_disc},
+     {azmp_link_state, record_info(fields, azmp_link_state), []},
      {azmp_claim, record_info(fields, azmp_claim), [], on_disc}].
 
 %% @doc Links made before claims existed hold their subscriptions too (a table upgrade). The claims'
@@ -46,50 +50,114 @@ claim_linked_subscriptions() ->
             end)
     end.
 
-%% @doc The account's link, or undefined.
+%% @doc Links written by a previous version (which kept no state rows), or by one rolled back to,
+%% get their state rows: each link's row as the link says, written where it differs (and a row
+%% whose link is gone deleted). One pass over the links' file, reading only the rows' fields; when
+%% anything differs, again in one transaction that locks both tables, so that no link changes
+%% between the reading and the writing.
+-spec derive_link_states() -> ok.
+derive_link_states() ->
+    case link_state_changes() of
+        {[], []} ->
+            ok;
+        _ ->
+            ?DB:tx_ok_locked([azmp_link, azmp_link_state], fun() ->
+                {Write, Delete} = link_state_changes(),
+                lists:foreach(fun ?DB:write/1, Write),
+                lists:foreach(fun(A) -> ?DB:delete({azmp_link_state, A}) end, Delete)
+            end)
+    end.
+
+link_state_changes() ->
+    Have = maps:from_list([{A, R} || R = #azmp_link_state{account_id = A} <- ?DB:dirty_all(azmp_link_state)]),
+    Fields = [#azmp_link.account_id, #azmp_link.subscription_id, #azmp_link.state, #azmp_link.cancelled_at,
+              #azmp_link.activated_at],
+    Vars = ['$1', '$2', '$3', '$4', '$5'],
+    %% The state row's fields, in its record's order (a tuple in a match spec's body is in braces).
+    Want = ?DB:dirty_select(azmp_link, [{?DB:pattern(azmp_link, lists:zip(Fields, Vars)), [],
+                                         [{list_to_tuple([azmp_link_state | Vars])}]}]),
+    Write = [R || R = #azmp_link_state{account_id = A} <- Want, maps:get(A, Have, none) =/= R],
+    {Write, maps:keys(maps:without([A || #azmp_link_state{account_id = A} <- Want], Have))}.
+
+%% The part of a link its state row holds.
+state_row(#azmp_link{account_id = A, subscription_id = S, state = St, cancelled_at = C, activated_at = T}) ->
+    #azmp_link_state{account_id = A, subscription_id = S, state = St, cancelled_at = C, activated_at = T}.
+
+%% Inside a transaction: the link New (which was Old, or none) and, when its part changed, its state row.
+write_link_tx(Old, New) ->
+    ok = ?DB:write(New),
+    Row = state_row(New),
+    case Old =/= undefined andalso state_row(Old) =:= Row of
+        true -> ok;
+        false -> ?DB:write(Row)
+    end.
+
+%% @doc The account's link, or undefined (a read on disc).
 -spec link(binary()) -> map() | undefined.
 link(Account) -> link_map(?DB:one(azmp_link, Account)).
 
+%% @doc The account's link's state and subscription (read in RAM), or undefined.
+-spec link_state(binary()) -> #{account_id := binary(), subscription_id := binary(),
+                                state := emqx_azure_marketplace_nif:link_state(),
+                                cancelled_at := integer() | undefined, activated_at := integer() | undefined}
+                              | undefined.
+link_state(Account) ->
+    case ?DB:one(azmp_link_state, Account) of
+        #azmp_link_state{subscription_id = Sub, state = S, cancelled_at = C, activated_at = T} ->
+            #{account_id => Account, subscription_id => Sub, state => S, cancelled_at => C, activated_at => T};
+        undefined ->
+            undefined
+    end.
+
 %% @doc What gating a deployment needs of the account's link: its state and when it was cancelled
-%% (one read of the row; no map built).
+%% (one read of the row in RAM; no map built).
 -spec gate_facts(binary()) -> {emqx_azure_marketplace_nif:link_state(), integer() | undefined} | undefined.
 gate_facts(Account) ->
-    case ?DB:one(azmp_link, Account) of
-        #azmp_link{state = S, cancelled_at = C} -> {S, C};
+    case ?DB:one(azmp_link_state, Account) of
+        #azmp_link_state{state = S, cancelled_at = C} -> {S, C};
         undefined -> undefined
     end.
 
-%% @doc What recording a sample needs of the account's link (every sample reads it: no map built).
+%% @doc What recording a sample needs of the account's link (every sample reads it, in RAM: no map built).
 -spec link_usage(binary()) ->
           {emqx_azure_marketplace_nif:link_state(), integer() | undefined, binary(), integer() | undefined} | undefined.
 link_usage(Account) ->
-    case ?DB:one(azmp_link, Account) of
-        #azmp_link{state = S, cancelled_at = C, subscription_id = Sub, activated_at = A} -> {S, C, Sub, A};
+    case ?DB:one(azmp_link_state, Account) of
+        #azmp_link_state{state = S, cancelled_at = C, subscription_id = Sub, activated_at = A} -> {S, C, Sub, A};
         undefined -> undefined
     end.
 
 %% @doc The link of a subscription, or undefined: the link of the account that claims it (a read
 %% on disc), when that link is to this subscription.
 -spec link_by_subscription(binary()) -> map() | undefined.
-link_by_subscription(SubId) ->
-    case ?DB:dirty_read(azmp_claim, SubId) of
-        [#azmp_claim{account_id = Account}] -> account_link(Account, SubId);
-        [] -> undefined
-    end.
+link_by_subscription(SubId) -> claimed(SubId, fun link/1).
 
 %% @doc The link of a subscription, Account being the one most likely linked to it (the one that
-%% recorded its usage): read in RAM when it is, else as link_by_subscription/1.
+%% recorded its usage): one read when it is, else as link_by_subscription/1.
 -spec link_of(binary(), binary()) -> map() | undefined.
-link_of(Account, SubId) ->
-    case account_link(Account, SubId) of
-        undefined -> link_by_subscription(SubId);
-        Link -> Link
+link_of(Account, SubId) -> of_subscription(Account, SubId, fun link/1).
+
+%% @doc The state of a subscription's link (as link_state/1), Account being the one most likely
+%% linked to it: a read in RAM when it is, else through the subscription's claim.
+-spec link_state_of(binary(), binary()) -> map() | undefined.
+link_state_of(Account, SubId) -> of_subscription(Account, SubId, fun link_state/1).
+
+of_subscription(Account, SubId, Read) ->
+    case Read(Account) of
+        #{subscription_id := SubId} = L -> L;
+        _ -> claimed(SubId, Read)
     end.
 
-account_link(Account, SubId) ->
-    case ?DB:one(azmp_link, Account) of
-        L = #azmp_link{subscription_id = SubId} -> link_map(L);
-        _ -> undefined
+%% Read(Account) of the account that claims the subscription, when it is linked to it.
+claimed(SubId, Read) ->
+    case ?DB:dirty_read(azmp_claim, SubId) of
+        [#azmp_claim{account_id = Account}] ->
+            case Read(Account) of
+                #{subscription_id := SubId} = L -> L;
+                _ -> undefined
+            end;
+        [] ->
+            undefined
     end.
 
 %% @doc Links in State changed at or after Since (unix seconds).
@@ -105,7 +173,7 @@ link_map(#azmp_link{} = L) ->
       state => L#azmp_link.state, plan_id => L#azmp_link.plan_id, quantity => L#azmp_link.quantity,
       term => L#azmp_link.term, suspended => L#azmp_link.suspended_deployments,
       updated_at => L#azmp_link.updated_at, cancelled_at => L#azmp_link.cancelled_at,
-      last_op_at => L#azmp_link.last_op_at}.
+      last_op_at => L#azmp_link.last_op_at, activated_at => L#azmp_link.activated_at}.
 
 %% The link's part of the facts the rules take.
 link_facts(#azmp_link{state = S, suspended_deployments = Ids, cancelled_at = C, last_op_at = T}) ->
@@ -123,7 +191,7 @@ transition(Account, Plan, Info, Op, Now) ->
                 case Plan(link_facts(L)) of
                     {ok, Change, Effects} ->
                         L1 = apply_change(L, Change, Info, Now),
-                        ?DB:write(L1),
+                        write_link_tx(L, L1),
                         mark_claim(L1, Change),
                         Key = emqx_azure_marketplace_store_plans:effects_tx(Account, L1#azmp_link.subscription_id, Effects, Now),
                         ?OPERATIONS:record_operation_tx(Op, applied, Now),
@@ -162,7 +230,7 @@ enforce(Account, Plan, Now) ->
             [L] ->
                 {ok, #{suspended := Ids}, Effects} = Plan(link_facts(L)),
                 Ids =/= L#azmp_link.suspended_deployments andalso
-                    ?DB:write(L#azmp_link{suspended_deployments = Ids}),
+                    write_link_tx(L, L#azmp_link{suspended_deployments = Ids}),
                 emqx_azure_marketplace_store_plans:enforce_effects_tx(Account, L#azmp_link.subscription_id, Effects, Now);
             [] ->
                 {unchanged, none}
@@ -198,9 +266,9 @@ write_claim_tx(SubId, Account) ->
 %% @doc Inside a transaction: the account is linked to the subscription it claims, from Now.
 -spec write_linked_tx(binary(), binary(), map(), integer()) -> ok.
 write_linked_tx(Account, SubId, Fields = #{plan_id := Plan, quantity := Q}, Now) ->
-    ?DB:write(#azmp_link{account_id = Account, subscription_id = SubId, state = linked, plan_id = Plan,
-                         quantity = Q, term = maps:get(term, Fields, undefined), updated_at = Now,
-                         activated_at = Now}),
+    write_link_tx(undefined, #azmp_link{account_id = Account, subscription_id = SubId, state = linked,
+                                        plan_id = Plan, quantity = Q, term = maps:get(term, Fields, undefined),
+                                        updated_at = Now, activated_at = Now}),
     write_claim_tx(SubId, Account).
 
 %% @doc Inside a transaction: the account's claim on SubId (if any, not cancelled, and the account

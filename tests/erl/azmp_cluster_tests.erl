@@ -115,15 +115,16 @@ stop_cluster(#{n1 := N1, n2 := N2}) ->
 one_cluster(#{n1 := #{node := N1}, n2 := #{node := N2}, emu := Emu}) ->
     Both = lists:sort([N1, N2]),
     Tables = emqx_azure_marketplace_store:tables(),
-    %% links, jobs, landings (and their tokens), operations, deadlines, claims, effects still to perform; usage hours,
-    %% usage dedupe rows, usage term counters, the emitter's lease; the reconciliation's checkpoint and doubts
-    ?assertEqual(14, length(Tables)),
+    %% links and their state rows, jobs, landings (and their tokens), operations, deadlines, claims, effects still
+    %% to perform; usage hours, usage dedupe rows, usage term counters, the emitter's lease; the reconciliation's
+    %% checkpoint and doubts
+    ?assertEqual(15, length(Tables)),
     [begin
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, system_info, [running_db_nodes]))}),
          ?assertEqual({N, Both}, {N, lists:sort(rpc(N, mnesia, table_info, [schema, disc_copies]))}),
-         %% claims and term counters are on disc only
+         %% links, claims and term counters are on disc only
          [?assertEqual({N, T, Both}, {N, T, lists:sort(rpc(N, mnesia, table_info, [T, Storage]))})
-          || T <- Tables, Storage <- [case lists:member(T, [azmp_claim, azmp_usage_terms]) of
+          || T <- Tables, Storage <- [case lists:member(T, [azmp_link, azmp_claim, azmp_usage_terms]) of
                                           true -> disc_only_copies;
                                           false -> disc_copies
                                       end]],

@@ -1,4 +1,4 @@
-%% Gating reads the link from this node's Mnesia copy directly (emqx_azure_marketplace_db:one/2):
+%% Gating reads the link's state row from this node's Mnesia copy directly (emqx_azure_marketplace_db:one/2):
 %% a change acknowledged is what the next decision sees, the decisions are the core's on the link's
 %% facts, and a table this node holds no ETS copy of is read through Mnesia.
 -module(azmp_gating_read_tests).
@@ -82,10 +82,11 @@ expected_action(State, D, Now, CancelledAt) ->
 same_as_dirty_read() ->
     A = linked(account()),
     ok = move(A, suspended, undefined),
-    [L] = mnesia:dirty_read(azmp_link, A),
-    ?assertEqual(L, ?DB:one(azmp_link, A)),
-    ?assertEqual([], mnesia:dirty_read(azmp_link, <<"gate-none">>)),
-    ?assertEqual(undefined, ?DB:one(azmp_link, <<"gate-none">>)).
+    [L] = mnesia:dirty_read(azmp_link_state, A),
+    ?assertEqual(suspended, element(4, L)),
+    ?assertEqual(L, ?DB:one(azmp_link_state, A)),
+    ?assertEqual([], mnesia:dirty_read(azmp_link_state, <<"gate-none">>)),
+    ?assertEqual(undefined, ?DB:one(azmp_link_state, <<"gate-none">>)).
 
 not_in_ets() ->
     Tab = azmp_gating_read_disc,

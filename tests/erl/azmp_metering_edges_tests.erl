@@ -184,7 +184,7 @@ link_gone(Emu) ->
     H = real_hour() - 2 * ?H,
     at(Emu, H + 600),
     ok = record(A, <<"session_minutes">>, 2, (H + 60) * 1000),
-    {atomic, ok} = mnesia:transaction(fun() -> mnesia:delete({azmp_link, A}) end),
+    {atomic, ok} = mnesia:transaction(fun() -> mnesia:delete({azmp_link, A}), mnesia:delete({azmp_link_state, A}) end),
     at(Emu, H + ?H + 301),
     ticks(2),
     [Row] = [R || R = #{subscription_id := S, hour := Hr} <- ?HISTORY:usage_between(H, H), S =:= SubId, Hr =:= H],

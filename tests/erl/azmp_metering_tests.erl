@@ -52,9 +52,13 @@ metering_test_() ->
           {"the term counters a previous version kept (a row per subscription and dimension) are moved at start: "
            "the included quantity used before the upgrade stays used, the later of two copies kept",
            {timeout, 60, fun() -> old_term_counters(Emu) end}},
-          {"the previous version's layout (claims and term counters in RAM, links indexed by subscription) is "
-           "changed at start: every row kept, both tables on disc only, the index dropped; the link is still "
-           "found by its subscription, and the next hour counts on the counter", {timeout, 60, fun() -> old_layout(Emu) end}},
+          {"the previous version's layout (links, claims and term counters in RAM, links indexed by subscription, "
+           "no state rows) is changed at start: every row kept, the three tables on disc only, the index dropped, "
+           "the links' state rows derived; the link is still found by its subscription and gates, and the next "
+           "hour counts on the counter", {timeout, 60, fun() -> old_layout(Emu) end}},
+          {"after a rollback (links written without their state rows, a state row left without its link), the "
+           "next start derives the rows again: gating and recording see the link as it was last written",
+           {timeout, 60, fun() -> rolled_back(Emu) end}},
           {"daily reconciliation: a clean day has no difference; Azure's Mismatch is one, with an alarm",
            {timeout, 60, fun() -> reconcile(Emu) end}},
           {"a 30-hour Azure outage: expired hours carried forward, nothing lost, the 12 h alarm raised",
@@ -388,7 +392,10 @@ old_layout(Emu) ->
     true = azmp_test_run:meter_pass(),
     {atomic, ok} = mnesia:change_table_copy_type(azmp_claim, node(), disc_copies),
     {atomic, ok} = mnesia:change_table_copy_type(azmp_usage_terms, node(), disc_copies),
+    {atomic, ok} = mnesia:change_table_copy_type(azmp_link, node(), disc_copies),
     {atomic, ok} = mnesia:add_table_index(azmp_link, subscription_id),
+    {atomic, ok} = mnesia:delete_table(azmp_link_state),
+    Links = lists:sort(ets:tab2list(azmp_link)),
     Claims = lists:sort(ets:tab2list(azmp_claim)),
     Counters = lists:sort(ets:tab2list(azmp_usage_terms)),
     ?assert(lists:keymember(SubId, 2, Claims)),
@@ -396,7 +403,13 @@ old_layout(Emu) ->
     {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
     ?assertEqual(disc_only_copies, mnesia:table_info(azmp_claim, storage_type)),
     ?assertEqual(disc_only_copies, mnesia:table_info(azmp_usage_terms, storage_type)),
+    ?assertEqual(disc_only_copies, mnesia:table_info(azmp_link, storage_type)),
+    ?assertEqual(disc_copies, mnesia:table_info(azmp_link_state, storage_type)),
     ?assertEqual([], mnesia:table_info(azmp_link, index)),
+    ?assertEqual(Links, lists:sort(mnesia:dirty_match_object(mnesia:table_info(azmp_link, wild_pattern)))),
+    ?assertEqual(length(Links), mnesia:table_info(azmp_link_state, size)),
+    ?assertEqual(linked, emqx_azure_marketplace_lifecycle:link_state(A)),
+    ?assertMatch(#{status := linked, subscription_id := SubId}, emqx_azure_marketplace:link_status(A)),
     ?assertEqual(Claims, lists:sort(mnesia:dirty_match_object(mnesia:table_info(azmp_claim, wild_pattern)))),
     ?assertEqual(Counters, lists:sort(mnesia:dirty_match_object(mnesia:table_info(azmp_usage_terms, wild_pattern)))),
     ?assertMatch(#{account_id := A, subscription_id := SubId},
@@ -409,6 +422,32 @@ old_layout(Emu) ->
     ?assertMatch([#{included := <<"3">>, reported := <<"2">>}],
                  [R || R = #{dimension := Di} <- report(A, H0 + ?H, H0 + ?H), Di =:= Dim]),
     azmp_test_clock:reset().
+
+%% A previous version, rolled back to, wrote links and no state rows: one link cancelled 10 minutes
+%% ago, and one state row whose link it deleted (as a test would: no version deletes links).
+rolled_back(Emu) ->
+    {A, SubId} = linked(Emu),
+    {B, _} = linked(Emu),
+    Now = emqx_azure_marketplace_clock:now(),
+    ok = application:stop(emqx_azure_marketplace),
+    [L] = mnesia:dirty_read(azmp_link, A),
+    {atomic, ok} = mnesia:transaction(fun() ->
+        %% #azmp_link.state, #azmp_link.cancelled_at
+        mnesia:write(setelement(10, setelement(4, L, unsubscribed), Now - 600)),
+        mnesia:delete({azmp_link, B})
+    end),
+    ?assertMatch([_], mnesia:dirty_read(azmp_link_state, B)),
+    {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+    ?assertEqual([], mnesia:dirty_read(azmp_link_state, B)),
+    ?assertEqual(unsubscribed, emqx_azure_marketplace_lifecycle:link_state(A)),
+    ?assertMatch(#{status := unsubscribed, subscription_id := SubId}, emqx_azure_marketplace:link_status(A)),
+    ?assertEqual(none, emqx_azure_marketplace_lifecycle:link_state(B)),
+    %% Usage after the cancellation is refused, as the link says.
+    ?assertMatch({error, _}, record(A, <<"session_minutes">>, 1, Now * 1000)),
+    %% Every state row is its link's.
+    States = lists:sort(ets:tab2list(azmp_link_state)),
+    ?assertEqual(length(States), mnesia:table_info(azmp_link, size)),
+    [?assertMatch([_], mnesia:dirty_read(azmp_link, Acc)) || {azmp_link_state, Acc, _, _, _, _} <- States].
 
 %% Azure's metering answers 503 for 30 hours (both clocks move: the plugin's and the emulator's).
 outage(Emu) ->
