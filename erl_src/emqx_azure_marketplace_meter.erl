@@ -133,18 +133,23 @@ retry_settings() ->
 %% Closing hours
 
 close_due(Now, Plan, S) ->
-    lists:foldl(fun(Keys, Acc) -> close(Keys, Plan, Acc) end, S, chunks(?USAGE:usage_due(Now), ?CLOSE_GROUP)).
+    Due = ?USAGE:usage_due(Now),
+    %% An hour's rows are a row per dimension of a few subscriptions each: about this many links.
+    Links = length(Due) div max(1, length(maps:get(dimensions, ?METERING:config(), []))),
+    ?LINKS:reading_links(Links, fun(Read) ->
+        lists:foldl(fun(Keys, Acc) -> close(Keys, Read, Plan, Acc) end, S, chunks(Due, ?CLOSE_GROUP))
+    end).
 
 %% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
 %% that one hour that cannot close (an alarm) holds up no one else's.
-close(Keys, Plan, S) ->
-    try close_group(Keys) of
+close(Keys, Read, Plan, S) ->
+    try close_group(Keys, Read) of
         TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
     catch
         Class:Reason when length(Keys) > 1 ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
                            hours => length(Keys)}),
-            lists:foldl(fun(K, A) -> close([K], Plan, A) end, S, Keys);
+            lists:foldl(fun(K, A) -> close([K], Read, Plan, A) end, S, Keys);
         Class:Reason ->
             [K] = Keys,
             ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
@@ -153,8 +158,8 @@ close(Keys, Plan, S) ->
 
 %% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
 %% one transaction, each hour seeing the term counter the one before it left.
-close_group(Keys) ->
-    Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)]),
+close_group(Keys, Read) ->
+    Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)], Read),
     {_, TooLarge} =
         ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
                                                          late := Late}) ->
@@ -241,9 +246,9 @@ with_links(Rows) ->
      || R = #{subscription_id := Sub, account_id := A, plan_id := P} <- Rows].
 
 %% The links of these subscriptions, each read once (an hour's rows are a few per subscription),
-%% through the account that recorded the usage (a read in RAM, where by subscription is on disc).
-links_of(SubAccounts) ->
-    maps:from_list([{Sub, ?LINKS:link_of(Account, Sub)} || {Sub, Account} <- lists:ukeysort(1, SubAccounts)]).
+%% through the account that recorded the usage (see store_links:reading_links/2).
+links_of(SubAccounts, Read) ->
+    maps:from_list([{Sub, Read(Account, Sub)} || {Sub, Account} <- lists:ukeysort(1, SubAccounts)]).
 
 %% F over Items, at most N at a time, in processes of their own (each batch is an Azure call).
 parallel(F, Items, N) ->

@@ -12,7 +12,7 @@
 
 -export([tables/0, claim_linked_subscriptions/0, derive_link_states/0]).
 -export([link/1, link_state/1, gate_facts/1, link_usage/1, link_by_subscription/1, link_of/2, link_state_of/2,
-         links_changed_since/1, transition/5,
+         reading_links/2, links_changed_since/1, transition/5,
          enforce/3]).
 %% inside another store's transaction
 -export([claim_facts_tx/2, write_claim_tx/2, write_linked_tx/4, release_claim_tx/2]).
@@ -141,6 +141,35 @@ link_of(Account, SubId) -> of_subscription(Account, SubId, fun link/1).
 %% linked to it: a read in RAM when it is, else through the subscription's claim.
 -spec link_state_of(binary(), binary()) -> map() | undefined.
 link_state_of(Account, SubId) -> of_subscription(Account, SubId, fun link_state/1).
+
+%% @doc Fun(Read) for a pass that reads about N links, Read(Account, SubId) answering as link_of/2
+%% (an hour's close reads a link per subscription). When N is at least a quarter of the links, all
+%% are read first in one pass over their file, into a table that lives while Fun runs, and Read
+%% answers from there (a link the pass missed is read on disc; one changed since reads as it was,
+%% as any read before the close's transaction may): at 100,000 links the pass takes
+%% 0.32 s, where a read each takes ~13 us of CPU (measured). The pass runs in a process of its own:
+%% the caller's heap never holds every link (a long-lived heap that large costs its owner every
+%% collection).
+-spec reading_links(non_neg_integer(), fun((fun((binary(), binary()) -> map() | undefined)) -> T)) -> T.
+reading_links(N, Fun) ->
+    case N * 4 >= ?DB:table_info(azmp_link, size) andalso N > 0 of
+        false ->
+            Fun(fun link_of/2);
+        true ->
+            Tab = ets:new(azmp_links_read, [set, public, {keypos, #azmp_link.account_id}]),
+            try
+                {Pid, Ref} = spawn_monitor(fun() -> ets:insert(Tab, ?DB:dirty_all(azmp_link)) end),
+                receive {'DOWN', Ref, process, Pid, _} -> ok end,
+                Fun(fun(Account, SubId) ->
+                        case ets:lookup(Tab, Account) of
+                            [L = #azmp_link{subscription_id = SubId}] -> link_map(L);
+                            _ -> link_of(Account, SubId)
+                        end
+                    end)
+            after
+                ets:delete(Tab)
+            end
+    end.
 
 of_subscription(Account, SubId, Read) ->
     case Read(Account) of

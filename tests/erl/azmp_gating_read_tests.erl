@@ -15,7 +15,9 @@ gating_read_test_() ->
         [{"a change acknowledged is what the next gating call sees", fun acknowledged_is_seen/0},
          {"the API decides as the core does on the link's facts", fun same_decisions/0},
          {"one/2 reads what Mnesia's dirty read reads, present or not", fun same_as_dirty_read/0},
-         {"a table without an ETS copy here is read through Mnesia", fun not_in_ets/0}]
+         {"a table without an ETS copy here is read through Mnesia", fun not_in_ets/0},
+         {"reading_links/2 answers as link_of/2, from one pass over the links or a read each; a link made "
+          "during the pass is read on disc", fun reading_links/0}]
     end).
 
 account() -> list_to_binary("gate-" ++ integer_to_list(erlang:unique_integer([positive]))).
@@ -100,3 +102,22 @@ not_in_ets() ->
     after
         ok = ?DB:delete_table(Tab)
     end.
+
+reading_links() ->
+    As = [linked(account()) || _ <- lists:seq(1, 20)],
+    ok = move(hd(As), suspended, undefined),
+    Links = ?LINKS:links_changed_since(0),
+    Pairs = [{A, S} || #{account_id := A, subscription_id := S} <- Links],
+    Expected = [?LINKS:link_of(A, S) || {A, S} <- Pairs],
+    ?assert(lists:all(fun is_map/1, Expected)),
+    ?assertMatch(#{state := suspended}, ?LINKS:link_of(hd(As), <<"sub-", (hd(As))/binary>>)),
+    %% A pass (every link), then a read each (none).
+    [?assertEqual(Expected, ?LINKS:reading_links(N, fun(Read) -> [Read(A, S) || {A, S} <- Pairs] end))
+     || N <- [length(Pairs), 0]],
+    ?assertEqual(Expected, ?LINKS:reading_links(length(Pairs), fun(Read) -> [Read(A, S) || {A, S} <- Pairs] end)),
+    Late = account(),
+    ?assertMatch({#{subscription_id := _}, undefined, undefined},
+                 ?LINKS:reading_links(length(Pairs), fun(Read) ->
+                     linked(Late),
+                     {Read(Late, <<"sub-", Late/binary>>), Read(Late, <<"sub-other">>), Read(<<"gate-none">>, <<"sub-x">>)}
+                 end)).
