@@ -12,7 +12,8 @@
     "azure_marketplace reconcile           Read every subscription from Azure now, apply what we miss\n"
     "azure_marketplace deadlines           Deadlines (trial stops, deletions) not done yet\n"
     "azure_marketplace usage <id>          Usage ledger of an account (last 48 hours)\n"
-    "azure_marketplace metrics             Counters in the Prometheus text format\n").
+    "azure_marketplace metrics             Counters in the Prometheus text format\n"
+    "azure_marketplace prepare-rollback    Lay the tables out for a build before 2026-12-06 (run once, then roll back)\n").
 
 %% @doc emqx_ctl's callback: prints what run/1 answers.
 -spec cmd([string()]) -> ok.
@@ -102,6 +103,12 @@ do(["usage", Id]) ->
     end;
 do(["metrics"]) ->
     emqx_azure_marketplace_metrics:prometheus();
+do(["prepare-rollback"]) ->
+    case emqx_azure_marketplace_store:prepare_rollback() of
+        {ok, []} -> "the tables are laid out for an earlier build already\n";
+        {ok, Done} -> [[D, "\n"] || D <- Done] ++ ["the tables are laid out for an earlier build: roll back now\n"];
+        {error, {What, Reason}} -> io_lib:format("failed: ~ts: ~0p (run it again)~n", [What, Reason])
+    end;
 do(_) ->
     ?USAGE.
 

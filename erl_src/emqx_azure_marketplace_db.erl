@@ -5,7 +5,7 @@
 %% Mnesia's, in a transaction or dirty as Mnesia's are.
 -module(emqx_azure_marketplace_db).
 
--export([start/0, create_table/4, wait_for_tables/2, backend/0, ensure_layout/3]).
+-export([start/0, create_table/4, wait_for_tables/2, backend/0, ensure_layout/3, restore_layout/2]).
 -export([create_disc_table/3, delete_table/1, sync_transaction/1, old_table_rows/1]).
 %% transactions as the stores run them, and their shared reads
 -export([tx_ok/1, tx_ok_locked/2, tx_or/2, one/2, dirty_all/1, pattern/2]).
@@ -103,6 +103,24 @@ ensure_layout(Name, Index, Where) ->
         [] -> ok;
         [Reason | _] -> {error, {Name, Reason}}
     end.
+
+%% @doc The opposite of ensure_layout/3, for a rollback: each table of Tables back in RAM
+%% (disc_copies) on every node that holds it on disc only, and each index of Indexes ({Table,
+%% Field}) back. The changes made, as text.
+-spec restore_layout([atom()], [{atom(), atom()}]) -> {ok, [iolist()]} | {error, term()}.
+restore_layout(Tables, Indexes) ->
+    Moves = [{io_lib:format("~s moved to RAM on ~s", [T, N]),
+              fun() -> mnesia:change_table_copy_type(T, N, disc_copies) end}
+             || T <- Tables, N <- mnesia:table_info(T, disc_only_copies)],
+    Added = [{io_lib:format("index on ~s.~s added", [T, F]), fun() -> mnesia:add_table_index(T, F) end}
+             || {T, F} <- Indexes, not lists:member(field_position(T, F), mnesia:table_info(T, index))],
+    lists:foldl(fun({What, F}, {ok, Done}) ->
+                        case F() of
+                            {atomic, ok} -> {ok, Done ++ [What]};
+                            {aborted, Reason} -> {error, {What, Reason}}
+                        end;
+                   (_, Error) -> Error
+                end, {ok, []}, Moves ++ Added).
 
 field_position(Name, Field) ->
     length(lists:takewhile(fun(F) -> F =/= Field end, mnesia:table_info(Name, attributes))) + 2.

@@ -16,7 +16,7 @@
 %% module starts it: the tables created, or upgraded from an older version of the plugin.
 -module(emqx_azure_marketplace_store).
 
--export([start/0, tables/0, backlog/0, added_default/2]).
+-export([start/0, tables/0, backlog/0, added_default/2, prepare_rollback/0]).
 -export_type([table_def/0]).
 
 %% A table's name, fields and secondary indexes, and where its rows are (in_ram when not given;
@@ -62,6 +62,15 @@ ensure_tables() ->
             end;
         [E | _] -> E
     end.
+
+%% @doc The tables laid out as builds before 2026-12-06 read them fastest, for a rollback to one:
+%% every table this version keeps on disc only back in RAM on every node, and the index on
+%% azmp_link.subscription_id back (those builds find a subscription's link through it; without it
+%% they fail to). An earlier build reads the tables in either layout; the next start of this one
+%% lays them out again as it does (ensure_layout/3).
+-spec prepare_rollback() -> {ok, [iolist()]} | {error, term()}.
+prepare_rollback() ->
+    ?DB:restore_layout([T || {T, _, _, on_disc} <- table_defs()], [{azmp_link, subscription_id}]).
 
 %% @doc What is waiting: linking jobs not finished, effects not performed yet, deadlines not done
 %% (local reads: the health check calls it).

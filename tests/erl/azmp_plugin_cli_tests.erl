@@ -2,7 +2,7 @@
 %% status, account, resync (a webhook lost: the subscription suspended in Azure only), deadlines,
 %% usage; doubt (a webhook lost: the reconciliation's next call repairs it first; a bad or unknown
 %% id refused, nothing flagged); and the webhook signature alarm raised by forged webhooks piling
-%% up, cleared at stop.
+%% up, cleared at stop; prepare-rollback (the tables laid out for an earlier build).
 -module(azmp_plugin_cli_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -14,7 +14,9 @@ cli_test_() ->
         [{timeout, 60, {"status, account, resync, deadlines, usage", fun() -> commands(Emu) end}},
          {timeout, 60, {"doubt: the reconciliation's next call checks the subscription first", fun() -> doubt(Emu) end}},
          {timeout, 60, {"reconcile: every subscription read now, a lost Suspend applied", fun() -> reconcile(Emu) end}},
-         {timeout, 60, {"forged webhooks piling up raise the signature alarm", fun() -> signature_alarm(Emu) end}}]
+         {timeout, 60, {"forged webhooks piling up raise the signature alarm", fun() -> signature_alarm(Emu) end}},
+         {timeout, 60, {"prepare-rollback: the tables on disc only back in RAM, the links' index back; the next "
+                        "start lays them out again", fun prepare_rollback/0}}]
     end).
 
 has(Text, Part) -> binary:match(Text, Part) =/= nomatch.
@@ -114,3 +116,16 @@ signature_alarm(Emu) ->
     ok = supervisor:terminate_child(emqx_azure_marketplace_sup, emqx_azure_marketplace_metrics),
     ?assertEqual([], emqx_azure_marketplace_metrics:alarms()),
     {ok, _} = supervisor:restart_child(emqx_azure_marketplace_sup, emqx_azure_marketplace_metrics).
+
+prepare_rollback() ->
+    OnDisc = [azmp_link, azmp_claim, azmp_usage_terms],
+    Out = ?CLI:run(["prepare-rollback"]),
+    [?assert(has(Out, iolist_to_binary([atom_to_list(T), " moved to RAM on ", atom_to_list(node())]))) || T <- OnDisc],
+    ?assert(has(Out, <<"index on azmp_link.subscription_id added">>)),
+    [?assertEqual({T, disc_copies}, {T, mnesia:table_info(T, storage_type)}) || T <- OnDisc],
+    ?assertNotEqual([], mnesia:table_info(azmp_link, index)),
+    ?assertEqual(<<"the tables are laid out for an earlier build already\n">>, ?CLI:run(["prepare-rollback"])),
+    ok = application:stop(emqx_azure_marketplace),
+    {ok, _} = application:ensure_all_started(emqx_azure_marketplace),
+    [?assertEqual({T, disc_only_copies}, {T, mnesia:table_info(T, storage_type)}) || T <- OnDisc],
+    ?assertEqual([], mnesia:table_info(azmp_link, index)).
