@@ -59,6 +59,8 @@ metering_test_() ->
           {"after a rollback (links written without their state rows, a state row left without its link), the "
            "next start derives the rows again: gating and recording see the link as it was last written",
            {timeout, 60, fun() -> rolled_back(Emu) end}},
+          {"a subscription Azure gives no term: its included quantities renew monthly from its activation",
+           {timeout, 60, fun() -> no_term(Emu) end}},
           {"daily reconciliation: a clean day has no difference; Azure's Mismatch is one, with an alarm",
            {timeout, 60, fun() -> reconcile(Emu) end}},
           {"a 30-hour Azure outage: expired hours carried forward, nothing lost, the 12 h alarm raised",
@@ -448,6 +450,39 @@ rolled_back(Emu) ->
     States = lists:sort(ets:tab2list(azmp_link_state)),
     ?assertEqual(length(States), mnesia:table_info(azmp_link, size)),
     [?assertMatch([_], mnesia:dirty_read(azmp_link, Acc)) || {azmp_link_state, Acc, _, _, _, _} <- States].
+
+%% A link without Azure's term (as a version before terms were kept wrote it), activated a month
+%% before Anniversary, which is not a calendar month's start: the hour after Anniversary opens a
+%% new term, counted from the activation (monthly), not from the 1st of the month.
+no_term(Emu) ->
+    Anniversary = case real_hour() - 10 * ?H of
+                      T0 -> case calendar:system_time_to_universal_time(T0, second) of
+                                {{_, _, 1}, {0, _, _}} -> T0 + ?H;
+                                _ -> T0
+                            end
+                  end,
+    {{Y, Mo, D}, Time} = calendar:system_time_to_universal_time(Anniversary, second),
+    {Y1, Mo1} = case Mo of 1 -> {Y - 1, 12}; _ -> {Y, Mo - 1} end,
+    Activated = calendar:datetime_to_gregorian_seconds({{Y1, Mo1, min(D, calendar:last_day_of_the_month(Y1, Mo1))}, Time})
+                - 62167219200,
+    {A, SubId} = linked(Emu),
+    [L] = mnesia:dirty_read(azmp_link, A),
+    [St] = mnesia:dirty_read(azmp_link_state, A),
+    {atomic, ok} = mnesia:transaction(fun() ->
+        %% #azmp_link.term, #azmp_link.activated_at; #azmp_link_state.activated_at
+        mnesia:write(setelement(12, setelement(7, L, undefined), Activated)),
+        mnesia:write(setelement(6, St, Activated))
+    end),
+    Dim = <<"included_10">>,
+    set_clock(Anniversary + ?H + 60),
+    ok = record(A, Dim, 6, (Anniversary + ?H) * 1000),
+    set_clock(Anniversary + 2 * ?H + 400),
+    true = azmp_test_run:meter_pass(),
+    Shard = emqx_azure_marketplace_usage_terms:shard(SubId),
+    [{azmp_usage_terms, Shard, Bin}] = mnesia:dirty_read(azmp_usage_terms, Shard),
+    ?assertMatch({Anniversary, 6000000, _, _},
+                 emqx_azure_marketplace_usage_terms:get(SubId, Dim, emqx_azure_marketplace_usage_terms:decode(Bin))),
+    azmp_test_clock:reset().
 
 %% Azure's metering answers 503 for 30 hours (both clocks move: the plugin's and the emulator's).
 outage(Emu) ->
