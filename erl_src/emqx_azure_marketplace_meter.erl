@@ -239,14 +239,15 @@ into(#{current_hour := H, closes_at := C}) -> {H, C}.
 %% The rows with their subscription's link's state now (read in RAM); an hour keeps the plan it
 %% closed with (or Azure's, after a mismatch), else the link's (read on disc).
 with_links(Rows) ->
-    States = maps:from_list([{Sub, ?LINKS:link_state_of(Account, Sub)}
-                             || {Sub, Account} <- lists:ukeysort(1, [{Sub, A} || #{subscription_id := Sub, account_id := A} <- Rows])]),
+    States = links_of([{Sub, A} || #{subscription_id := Sub, account_id := A} <- Rows], fun ?LINKS:link_state_of/2),
+    Links = links_of([{Sub, A} || #{subscription_id := Sub, account_id := A, plan_id := undefined} <- Rows],
+                     fun ?LINKS:link_of/2),
     [R#{state => state_of(maps:get(Sub, States)),
-        plan_id => case P of undefined -> plan_of(?LINKS:link_of(A, Sub)); _ -> P end}
-     || R = #{subscription_id := Sub, account_id := A, plan_id := P} <- Rows].
+        plan_id => case P of undefined -> plan_of(maps:get(Sub, Links)); _ -> P end}
+     || R = #{subscription_id := Sub, plan_id := P} <- Rows].
 
-%% The links of these subscriptions, each read once (an hour's rows are a few per subscription),
-%% through the account that recorded the usage (see store_links:reading_links/2).
+%% Read(Account, Sub) of these subscriptions, each read once (an hour's rows are a few per
+%% subscription), through the account that recorded the usage (see store_links:reading_links/2).
 links_of(SubAccounts, Read) ->
     maps:from_list([{Sub, Read(Account, Sub)} || {Sub, Account} <- lists:ukeysort(1, SubAccounts)]).
 

@@ -160,12 +160,13 @@ reading_links(N, Fun) ->
             try
                 {Pid, Ref} = spawn_monitor(fun() -> ets:insert(Tab, ?DB:dirty_all(azmp_link)) end),
                 receive {'DOWN', Ref, process, Pid, _} -> ok end,
-                Fun(fun(Account, SubId) ->
-                        case ets:lookup(Tab, Account) of
-                            [L = #azmp_link{subscription_id = SubId}] -> link_map(L);
-                            _ -> link_of(Account, SubId)
-                        end
-                    end)
+                Read = fun(A) ->
+                           case ets:lookup(Tab, A) of
+                               [L] -> link_map(L);
+                               [] -> link_map(?DB:one(azmp_link, A))
+                           end
+                       end,
+                Fun(fun(Account, SubId) -> of_subscription(Account, SubId, Read) end)
             after
                 ets:delete(Tab)
             end
