@@ -9,7 +9,8 @@
 %%   3. held hours released (sent, carried, or looked up first when an earlier attempt may be billed);
 %%   4. sending closed hours in batchUsageEvent calls: each batch's hours are marked `submitting'
 %%      with their exact quantity in a transaction that holds the lease (fenced), then Azure's answer
-%%      is read by the core item by item and applied;
+%%      is read by the core item by item and applied, the hours it settled moved to the history in
+%%      the same transaction;
 %%   5. the steps an answer asked for: usageEvents looked up for an hour whose earlier send has an
 %%      unknown outcome before it is billed anew, the subscription read after a refusal;
 %%   6. an alarm for an hour still unsettled 12 h after it closed; once a day, the day before
@@ -227,7 +228,8 @@ submit_window(Keys, Now, Plan = #{submit_states := Billable, batch_size := Batch
             ByKey = maps:from_list([{key(R), R} || R <- Sendable]),
             Batches = chunks([(maps:get(K, ByKey))#{outcome_unknown => U} || {K, U} <- Marked], Batch),
             Answers = parallel(fun(B) -> send_batch(B, Now) end, Batches, ?IN_FLIGHT),
-            ok = ?USAGE:apply_usage_decisions(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)}),
+            ok = ?HISTORY:apply_and_archive(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)},
+                                            archive_of(Plan)),
             lists:foldl(fun({Decisions, Unmatched}, A) -> alarms(Decisions, unmatched(Unmatched, A)) end, S, Answers);
         {error, lost_lease} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_lease_lost", node => node()}),
@@ -235,6 +237,10 @@ submit_window(Keys, Now, Plan = #{submit_states := Billable, batch_size := Batch
     end.
 
 into(#{current_hour := H, closes_at := C}) -> {H, C}.
+
+%% What the history takes of the hours an answer settles, as at the end of the tick (archive/1).
+archive_of(#{archive_last_hour := LastHour, settled := Settled}) ->
+    {LastHour, Settled, [Id || #{id := Id} <- maps:get(dimensions, ?METERING:config(), [])]}.
 
 %% The rows with their subscription's link's state now (read in RAM); an hour keeps the plan it
 %% closed with (or Azure's, after a mismatch), else the link's (read on disc).

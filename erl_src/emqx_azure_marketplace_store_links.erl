@@ -10,7 +10,7 @@
 %% links and claims through the *_tx functions, inside their own transaction.
 -module(emqx_azure_marketplace_store_links).
 
--export([tables/0, claim_linked_subscriptions/0, derive_link_states/0]).
+-export([tables/0, claim_linked_subscriptions/0, derive_link_states/0, sync_link_state/2]).
 -export([link/1, link_state/1, gate_facts/1, link_usage/1, link_by_subscription/1, link_of/2, link_state_of/2,
          reading_links/2, links_changed_since/1, transition/5,
          enforce/3]).
@@ -78,6 +78,34 @@ link_state_changes() ->
                                          [{list_to_tuple([azmp_link_state | Vars])}]}]),
     Write = [R || R = #azmp_link_state{account_id = A} <- Want, maps:get(A, Have, none) =/= R],
     {Write, maps:keys(maps:without([A || #azmp_link_state{account_id = A} <- Want], Have))}.
+
+%% @doc The account's state row made to say what its link says, where it does not: a link written
+%% by a node of a build before state rows, in a rolling upgrade (emqx_azure_marketplace_link_state_sync
+%% follows the links' changes). Seen: the link as the change left it, or undefined (gone, or not
+%% known): compared first with the row in RAM, and only when they differ read again, with the row,
+%% in a transaction that writes (or deletes) the row.
+-spec sync_link_state(binary(), tuple() | undefined) -> ok.
+sync_link_state(Account, Seen) ->
+    case state_of(Seen) =:= ?DB:one(azmp_link_state, Account) of
+        true ->
+            ok;
+        false ->
+            ?DB:tx_ok(fun() ->
+                Want = case ?DB:wread({azmp_link, Account}) of
+                           [Link] -> state_row(Link);
+                           [] -> undefined
+                       end,
+                case {Want, ?DB:wread({azmp_link_state, Account})} of
+                    {undefined, []} -> ok;
+                    {undefined, [_]} -> ?DB:delete({azmp_link_state, Account});
+                    {Row, [Row]} -> ok;
+                    {Row, _} -> ?DB:write(Row)
+                end
+            end)
+    end.
+
+state_of(L = #azmp_link{}) -> state_row(L);
+state_of(_) -> undefined.
 
 %% The part of a link its state row holds.
 state_row(#azmp_link{account_id = A, subscription_id = S, state = St, cancelled_at = C, activated_at = T}) ->

@@ -9,7 +9,8 @@
 
 -export([tables/0, usage_map/1, move_term_counters/0]).
 -export([usage_due/1, usage_accounts/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
-         mark_submitting/2, apply_usage_decisions/2, release_usage/3, usage_late/1, take_lease/3]).
+         mark_submitting/2, apply_usage_decisions/2, apply_usage_decisions/4, release_usage/3, usage_late/1,
+         take_lease/3]).
 
 -include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -35,7 +36,12 @@ tables() ->
 -spec usage_due(integer()) -> [bucket_key()].
 usage_due(Now) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, open}, {#azmp_usage.closes_at, '$1'}]),
-    Keys = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}]),
+    by_shard(?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}])).
+
+%% Oldest hour first; within an hour, by shard of their subscription: the order of the term
+%% counters' rows and of the history's (emqx_azure_marketplace_store_usage_history), so that hours
+%% handled together share those rows.
+by_shard(Keys) ->
     [K || {_, K} <- lists:sort([{{H, ?TERMS:shard(S), S, D}, K} || K = {S, D, H} <- Keys])].
 
 %% @doc The account that recorded each of these hours (a dirty read of each), for those still there.
@@ -140,8 +146,8 @@ old_counter({_, _, T, U, PT, PU}) -> {T, U, PT, PU}.
 
 %% @doc The closed hours to send (again) at Now: pending ones due, and those sent whose answer was
 %% not recorded once their sender's time is up (a crash, or another node's lost lease). Their keys
-%% only: the meter reads them a window at a time, so that an hour of many subscriptions is never
-%% all in memory at once.
+%% only, in the history's order (a window's answers settle whole rows of it): the meter reads them
+%% a window at a time, so that an hour of many subscriptions is never all in memory at once.
 -spec usage_to_send(integer()) -> [bucket_key()].
 usage_to_send(Now) -> usage_due_in([pending, submitting], Now).
 
@@ -152,7 +158,7 @@ usage_steps(Now) -> usage_due_in([lookup, check], Now).
 
 usage_due_in(Statuses, Now) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, '$1'}, {#azmp_usage.next_attempt_at, '$2'}]),
-    lists:sort(lists:append(
+    by_shard(lists:append(
         [?DB:dirty_select(azmp_usage, [{Head, [{'=:=', '$1', S}, {'=<', '$2', Now}], [{element, #azmp_usage.key, '$_'}]}])
          || S <- Statuses])).
 
@@ -233,9 +239,18 @@ hold_usage(Keys) ->
 -spec apply_usage_decisions([{bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
                             #{from := submitting | lookup | check, into := {integer(), integer()}}) -> ok.
 apply_usage_decisions(Decisions, Ctx) ->
-    ?DB:tx_ok_locked([azmp_usage], fun() ->
-        ?ROWS:write_back(lists:foldl(fun({Key, D}, Rows) -> apply_decision(Key, D, Ctx, Rows) end, ?ROWS:new(),
-                                     Decisions))
+    apply_usage_decisions(Decisions, Ctx, [], fun(Rows) -> Rows end).
+
+%% @doc apply_usage_decisions/2, and in the same transaction Then(Rows): what else becomes of the
+%% rows once the decisions are applied (the history takes the hours they settled), with the
+%% tables Then writes besides azmp_usage (Tabs) locked too.
+-spec apply_usage_decisions([{bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
+                            #{from := submitting | lookup | check, into := {integer(), integer()}}, [atom()],
+                            fun((emqx_azure_marketplace_locked_rows:rows()) -> emqx_azure_marketplace_locked_rows:rows())) -> ok.
+apply_usage_decisions(Decisions, Ctx, Tabs, Then) ->
+    ?DB:tx_ok_locked([azmp_usage | Tabs], fun() ->
+        ?ROWS:write_back(Then(lists:foldl(fun({Key, D}, Rows) -> apply_decision(Key, D, Ctx, Rows) end, ?ROWS:new(),
+                                          Decisions)))
     end).
 
 apply_decision(Key = {SubId, Dim, Hour}, D = #{outcome := Outcome}, #{from := From, into := {ToHour, ClosesAt}},

@@ -1,9 +1,10 @@
 %% @doc The ledger's history, on disc. A settled hour (billed, carried on, rejected or dropped:
 %% nothing will change it again) leaves RAM once its hour has closed for good: a subscription's
-%% hour moves, once all of its dimensions are settled, in the transaction that deletes them from
-%% azmp_usage (the ledger store's table), into the day table of its UTC day (azmp_usage_YYYYMMDD,
-%% disc only). A row there holds one hour of the subscriptions of one shard (key {Day, Hour,
-%% Shard}): an hour of 100,000 subscriptions is ~1,000 rows written, not 100,000, and nothing of an
+%% hour moves, once all of its dimensions are settled, out of azmp_usage (the ledger store's
+%% table) into the day table of its UTC day (azmp_usage_YYYYMMDD, disc only), in the transaction
+%% that applies the answer settling the last of them, or at the end of the tick (archive_usage/2,
+%% every other way an hour settles). A row there holds one hour of the subscriptions of one
+%% shard (key {Day, Hour, Shard}): an hour of 100,000 subscriptions is ~1,000 rows written, not 100,000, and nothing of an
 %% earlier hour is read or rewritten. Versions before wrote one row per subscription and day (key
 %% {SubId, Day}), rewritten each hour; those rows are read as they are. RAM then holds the hours
 %% still in play (about two hours of usage), whatever the number of days kept; the history costs
@@ -12,9 +13,10 @@
 -module(emqx_azure_marketplace_store_usage_history).
 
 -export([usage_rows/3, usage_between/2]).
--export([archive_usage/2, usage_history_days/0, drop_usage_history/1]).
+-export([archive_usage/2, apply_and_archive/3, usage_history_days/0, drop_usage_history/1]).
 
 -include("emqx_azure_marketplace.hrl").
+-include_lib("kernel/include/logger.hrl").
 
 -define(DB, emqx_azure_marketplace_db).
 -define(USAGE, emqx_azure_marketplace_store_usage).
@@ -66,7 +68,8 @@ shard(SubId) -> emqx_azure_marketplace_usage_terms:shard(SubId).
 %% @doc Moves into the history the hours whose start is at most LastHour and whose status is one of
 %% Settled (the core says which: the tick's plan), a subscription's hour once all of its dimensions
 %% are: how many. (After LastHour no row of an hour appears any more: its samples go into a later
-%% hour. So a subscription's hour moves whole, once.)
+%% hour. So a subscription's hour moves once, whole, unless some of its rows moved before:
+%% apply_and_archive/3.)
 -spec archive_usage(integer(), [atom()]) -> non_neg_integer().
 archive_usage(LastHour, Settled) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.key, {'_', '_', '$1'}}, {#azmp_usage.status, '$2'}]),
@@ -75,27 +78,69 @@ archive_usage(LastHour, Settled) ->
     Hours = maps:groups_from_list(fun({{Sub, _, H}, _}) -> {Sub, H} end, Rows),
     Ready = [{SubHour, [K || {K, _} <- KS]} || {SubHour, KS} <- maps:to_list(Hours),
                                                lists:all(fun({_, St}) -> is_map_key(St, IsSettled) end, KS)],
-    Shards = maps:to_list(maps:groups_from_list(fun({{Sub, H}, _}) -> {H, shard(Sub)} end, Ready)),
-    Tables = maps:from_list([{D, ensure_day_table(D)} || D <- lists:usort([day_of(H) || {{H, _}, _} <- Shards])]),
+    {Shards, Tables} = history_rows(Ready),
     lists:sum([?DB:tx_ok_locked([azmp_usage | maps:values(Tables)], fun() ->
-                   {Moved, Rs} = lists:foldl(fun(Shard, {N, Rs}) ->
-                                                     {M, Rs1} = archive_shard(Shard, IsSettled, Tables, Rs),
-                                                     {N + M, Rs1}
-                                             end, {0, ?ROWS:new()}, Chunk),
+                   {Moved, Rs} = archive_shards(Chunk, IsSettled, Tables, ?ROWS:new()),
                    ok = ?ROWS:write_back(Rs),
                    Moved
                end) || Chunk <- emqx_azure_marketplace_lists:chunks(Shards, ?ARCHIVE_GROUP)]).
 
+%% @doc Azure's answers applied (emqx_azure_marketplace_store_usage:apply_usage_decisions/2), and in
+%% the same transaction the subscriptions' hours they settled moved into the history, as
+%% archive_usage/2 would at the end of the tick: each row is then written once (deleted) rather
+%% than settled, selected and deleted. Archive: {LastHour, Settled, Dimensions}, the tick's
+%% plan's and the dimensions configured (a subscription's hour's rows are those of the decisions
+%% and of these; a row of a dimension no longer configured keeps its hour in RAM, and
+%% archive_usage/2 moves it later, beside the rest).
+-spec apply_and_archive([{emqx_azure_marketplace_store_usage:bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
+                        map(), {integer(), [atom()], [binary()]}) -> ok.
+apply_and_archive(Decisions, Ctx, Archive) ->
+    try
+        apply_archiving(Decisions, Ctx, Archive)
+    catch
+        Class:Reason ->
+            %% The history may not be written now (its day table is not loaded: a node restarted
+            %% while the others are down). Azure's answers are recorded all the same; their hours
+            %% move at a later tick (archive_usage/2).
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", class => Class, reason => Reason,
+                           hours => length(Decisions)}),
+            ?USAGE:apply_usage_decisions(Decisions, Ctx)
+    end.
+
+apply_archiving(Decisions, Ctx, {LastHour, Settled, Dims}) ->
+    IsSettled = maps:from_keys(Settled, true),
+    Settling = maps:groups_from_list(fun({Sub, _, H}) -> {Sub, H} end,
+                                     [K || {K = {_, _, H}, #{outcome := O}} <- Decisions, H =< LastHour,
+                                           is_map_key(O, IsSettled)]),
+    SubHours = [{{Sub, H}, lists:usort(Keys ++ [{Sub, D, H} || D <- Dims])} || {{Sub, H}, Keys} <- maps:to_list(Settling)],
+    {Shards, Tables} = history_rows(SubHours),
+    ?USAGE:apply_usage_decisions(Decisions, Ctx, maps:values(Tables),
+                                 fun(Rows) -> element(2, archive_shards(Shards, IsSettled, Tables, Rows)) end).
+
+%% Subscriptions' hours [{{SubId, Hour}, Keys}] by the history row they go in, [{{Hour, Shard},
+%% SubHours}], and the day tables of those rows (created when needed: not in a transaction).
+history_rows(SubHours) ->
+    Shards = maps:to_list(maps:groups_from_list(fun({{Sub, H}, _}) -> {H, shard(Sub)} end, SubHours)),
+    {Shards, maps:from_list([{D, ensure_day_table(D)} || D <- lists:usort([day_of(H) || {{H, _}, _} <- Shards])])}.
+
+archive_shards(Shards, IsSettled, Tables, Rows) ->
+    lists:foldl(fun(Shard, {N, Rs}) ->
+                        {M, Rs1} = archive_shard(Shard, IsSettled, Tables, Rs),
+                        {N + M, Rs1}
+                end, {0, Rows}, Shards).
+
 %% The subscriptions' hours of one history row, read again inside the transaction: a
-%% subscription's hour moves only if every dimension is still settled. The row holds #{SubId =>
-%% the external form of its buckets}, so that a reader decodes its subscription's only.
+%% subscription's hour moves only if every row of it there is still settled. The row holds
+%% #{SubId => the external form of its buckets}, so that a reader decodes its subscription's only;
+%% a subscription's rows already there stay beside those moving.
 archive_shard({{Hour, Shard}, SubHours}, IsSettled, Tables, Rs0) ->
     {Moving, Rs1} = lists:foldl(fun({{Sub, _}, Keys}, {Acc, Rs}) ->
-                                        {Bs, Rs1} = lists:mapfoldl(fun(K, R) -> ?ROWS:read(azmp_usage, K, R) end, Rs, Keys),
-                                        case lists:all(fun(#azmp_usage{status = St}) -> is_map_key(St, IsSettled);
-                                                          (none) -> false
-                                                       end, Bs) of
-                                            true -> {[{Sub, Bs} | Acc], lists:foldl(fun(K, R) -> ?ROWS:delete(azmp_usage, K, R) end, Rs1, Keys)};
+                                        {Found, Rs1} = lists:mapfoldl(fun(K, R) -> ?ROWS:read(azmp_usage, K, R) end, Rs, Keys),
+                                        Bs = [B || B = #azmp_usage{} <- Found],
+                                        case Bs =/= [] andalso
+                                                 lists:all(fun(#azmp_usage{status = St}) -> is_map_key(St, IsSettled) end, Bs) of
+                                            true -> {[{Sub, Bs} | Acc],
+                                                     lists:foldl(fun(#azmp_usage{key = K}, R) -> ?ROWS:delete(azmp_usage, K, R) end, Rs1, Bs)};
                                             false -> {Acc, Rs1}
                                         end
                                 end, {[], Rs0}, SubHours),

@@ -1,4 +1,4 @@
-%% @doc Supervises the effects performer, the linking jobs runner, the usage meter, the deadlines runner, the reconciliation and, when
+%% @doc Supervises the links' state rows' follower, the effects performer, the linking jobs runner, the usage meter, the deadlines runner, the reconciliation and, when
 %% configured (`http' env: `#{port => P, ip => IP}'), the HTTP endpoints.
 -module(emqx_azure_marketplace_sup).
 
@@ -14,6 +14,8 @@ start_link(Sources) -> supervisor:start_link({local, ?MODULE}, ?MODULE, Sources)
 -spec init(emqx_azure_marketplace_metrics:sources()) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init(Sources) ->
     Workers = [
+        %% first: the links' state rows follow links an earlier build writes, for what reads them
+        worker(emqx_azure_marketplace_link_state_sync),
         worker(emqx_azure_marketplace_metrics, [Sources]),
         worker(emqx_azure_marketplace_effects),
         worker(emqx_azure_marketplace_linker),

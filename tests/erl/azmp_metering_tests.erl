@@ -59,6 +59,9 @@ metering_test_() ->
           {"after a rollback (links written without their state rows, a state row left without its link), the "
            "next start derives the rows again: gating and recording see the link as it was last written",
            {timeout, 60, fun() -> rolled_back(Emu) end}},
+          {"in a rolling upgrade, a link a node of an earlier build writes or deletes alone (no state row) is "
+           "followed by its state row on the upgraded nodes while they run: gating and recording see it",
+           {timeout, 60, fun() -> old_node_writes(Emu) end}},
           {"a subscription Azure gives no term: its included quantities renew monthly from its activation",
            {timeout, 60, fun() -> no_term(Emu) end}},
           {"daily reconciliation: a clean day has no difference; Azure's Mismatch is one, with an alarm",
@@ -450,6 +453,32 @@ rolled_back(Emu) ->
     States = lists:sort(ets:tab2list(azmp_link_state)),
     ?assertEqual(length(States), mnesia:table_info(azmp_link, size)),
     [?assertMatch([_], mnesia:dirty_read(azmp_link, Acc)) || {azmp_link_state, Acc, _, _, _, _} <- States].
+
+old_node_writes(Emu) ->
+    {A, _} = linked(Emu),
+    {B, _} = linked(Emu),
+    Now = emqx_azure_marketplace_clock:now(),
+    ?assertEqual(linked, emqx_azure_marketplace_lifecycle:link_state(A)),
+    [L] = mnesia:dirty_read(azmp_link, A),
+    %% What a node of a build before state rows does: the link alone, in its own transaction.
+    {atomic, ok} = mnesia:transaction(fun() ->
+        mnesia:write(setelement(10, setelement(4, L, unsubscribed), Now - 600)),  % state, cancelled_at
+        mnesia:delete({azmp_link, B})
+    end),
+    ok = wait(fun() -> emqx_azure_marketplace_lifecycle:link_state(A) =:= unsubscribed end),
+    ok = wait(fun() -> mnesia:dirty_read(azmp_link_state, B) =:= [] end),
+    ?assertEqual(none, emqx_azure_marketplace_lifecycle:link_state(B)),
+    ?assertMatch({error, _}, record(A, <<"session_minutes">>, 1, Now * 1000)),
+    ?assertMatch([{azmp_link_state, A, _, unsubscribed, _, _}], mnesia:dirty_read(azmp_link_state, A)).
+
+wait(F) -> wait(F, 100).
+
+wait(F, 0) -> error({not_true, F});
+wait(F, N) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(50), wait(F, N - 1)
+    end.
 
 %% A link without Azure's term (as a version before terms were kept wrote it), activated a month
 %% before Anniversary, which is not a calendar month's start: the hour after Anniversary opens a
