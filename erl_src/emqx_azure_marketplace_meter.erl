@@ -137,37 +137,39 @@ close_due(Now, Plan, S) ->
     Due = ?USAGE:usage_due(Now),
     %% An hour's rows are a row per dimension of a few subscriptions each: about this many links.
     Links = length(Due) div max(1, length(maps:get(dimensions, ?METERING:config(), []))),
+    Included = ?METERING:includes(),
     ?LINKS:reading_links(Links, fun(Read) ->
-        lists:foldl(fun(Keys, Acc) -> close(Keys, Read, Plan, Acc) end, S, chunks(Due, ?CLOSE_GROUP))
+        lists:foldl(fun(Group, Acc) -> close(Group, {Read, Included}, Plan, Acc) end, S, chunks(Due, ?CLOSE_GROUP))
     end).
 
-%% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
-%% that one hour that cannot close (an alarm) holds up no one else's.
-close(Keys, Read, Plan, S) ->
-    try close_group(Keys, Read) of
+%% A group's hours (each with the account that recorded it) close in one transaction. Should it
+%% fail, each hour is closed on its own, so that one hour that cannot close (an alarm) holds up no
+%% one else's. Facts: {Read, Included}, how a link is read and what a plan includes.
+close(Group, Facts, Plan, S) ->
+    try close_group(Group, Facts) of
         TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
     catch
-        Class:Reason when length(Keys) > 1 ->
+        Class:Reason when length(Group) > 1 ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
-                           hours => length(Keys)}),
-            lists:foldl(fun(K, A) -> close([K], Read, Plan, A) end, S, Keys);
+                           hours => length(Group)}),
+            lists:foldl(fun(KA, A) -> close([KA], Facts, Plan, A) end, S, Group);
         Class:Reason ->
-            [K] = Keys,
+            [{K, _}] = Group,
             ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
             alarm(close_failed, K, #{reason => close_failed}, S)
     end.
 
 %% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
 %% one transaction, each hour seeing the term counter the one before it left.
-close_group(Keys, Read) ->
-    Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)], Read),
+close_group(Group, {Read, Included}) ->
+    Links = links_of([{S, A} || {{S, _, _}, A} <- Group], Read),
     {_, TooLarge} =
-        ?USAGE:close_usage(Keys, fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter,
-                                                         late := Late}) ->
+        ?USAGE:close_usage([K || {K, _} <- Group],
+                           fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter, late := Late}) ->
                                      Link = link_facts(maps:get(Sub, Links)),
                                      Plan = plan_of(Link),
                                      [What] = ?NIF:usage_close([#{recorded => R, carried_in => C, counter => Counter,
-                                                                  hour => Hour, included => ?METERING:included(Dim, Plan),
+                                                                  hour => Hour, included => Included(Dim, Plan),
                                                                   term => maps:get(term, Link, undefined),
                                                                   activated_at => activated_at(Link),
                                                                   late => Late}]),

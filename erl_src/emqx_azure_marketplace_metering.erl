@@ -17,7 +17,7 @@
 -module(emqx_azure_marketplace_metering).
 
 -export([record_usage/2, usage_report/3, iso/1]).
--export([config/0, configure/0, decider/1, dedupe_window_s/0, dimension/1, included/2,
+-export([config/0, configure/0, decider/1, dedupe_window_s/0, dimension/1, included/2, includes/0,
          quantity_json/1, format/1]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -176,13 +176,22 @@ dimension(Id) ->
 
 %% @doc The quantity of Dimension included in Plan's fee per term, in micro-units (0 by default).
 -spec included(binary(), binary() | undefined) -> non_neg_integer().
-included(Dim, Plan) ->
-    case dimension(Dim) of
-        #{included := #{Plan := Q}} ->
-            {ok, M} = ?NIF:usage_quantity(Q),
-            M;
-        _ ->
-            0
+included(Dim, Plan) -> (includes())(Dim, Plan).
+
+%% @doc included/2 for many hours (an hour's close): the config read once.
+-spec includes() -> fun((binary(), binary() | undefined) -> non_neg_integer()).
+includes() ->
+    %% The first dimension of an id counts, as in dimension/1.
+    Table = maps:from_list(lists:reverse([{Id, maps:get(included, D, #{})}
+                                          || D = #{id := Id} <- maps:get(dimensions, config(), [])])),
+    fun(Dim, Plan) ->
+        case Table of
+            #{Dim := #{Plan := Q}} ->
+                {ok, M} = ?NIF:usage_quantity(Q),
+                M;
+            _ ->
+                0
+        end
     end.
 
 %% @doc A quantity for Azure's JSON: an integer when whole, else the float closest to the decimal.

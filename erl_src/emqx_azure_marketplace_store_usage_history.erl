@@ -3,13 +3,13 @@
 %% hour moves, once all of its dimensions are settled, out of azmp_usage (the ledger store's
 %% table) into the day table of its UTC day (azmp_usage_YYYYMMDD, disc only), in the transaction
 %% that applies the answer settling the last of them, or at the end of the tick (archive_usage/2,
-%% every other way an hour settles). A row there holds one hour of the subscriptions of one
-%% shard (key {Day, Hour, Shard}): an hour of 100,000 subscriptions is ~1,000 rows written, not 100,000, and nothing of an
-%% earlier hour is read or rewritten. Versions before wrote one row per subscription and day (key
-%% {SubId, Day}), rewritten each hour; those rows are read as they are. RAM then holds the hours
-%% still in play (about two hours of usage), whatever the number of days kept; the history costs
-%% disc only, and a day is dropped as a whole. The ledger's reads over a time range
-%% (usage_rows/3, usage_between/2) are here: they read both.
+%% every other way an hour settles). A row there holds one hour of the subscriptions of one shard
+%% (key {Day, Hour, Shard}): an hour of 100,000 subscriptions is ~1,000 rows written, not 100,000,
+%% and nothing of an earlier hour is read or rewritten. Versions before wrote one row per
+%% subscription and day (key {SubId, Day}), rewritten each hour; those rows are read as they are.
+%% RAM then holds the hours still in play (about two hours of usage), whatever the number of days
+%% kept; the history costs disc only, and a day is dropped as a whole. The ledger's reads over a
+%% time range (usage_rows/3, usage_between/2) are here: they read both.
 -module(emqx_azure_marketplace_store_usage_history).
 
 -export([usage_rows/3, usage_between/2]).

@@ -155,7 +155,7 @@ concurrent(Emu) ->
     at(Emu, H0 + 600),
     [ok = record(A, D, 1, (H0 + 60) * 1000) || {A, _} <- Subs, D <- ?DIMS],
     %% Closed and billed through the store (the meter would archive them in the same tick).
-    Keys = [K || K = {S, _, _} <- ?USAGE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
+    Keys = [K || {K = {S, _, _}, _} <- ?USAGE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
     60 = length(Keys),
     {60, []} = ?USAGE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {{R, 0, C}, <<"payg">>} end),
     Now = H0 + ?H + 300,
