@@ -68,12 +68,16 @@ lean_hour(Paths, Label, Flags) ->
                                     args => Flags ++ ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
     try erpc:call(Node, ?MODULE, lean_run, [Paths], infinity) of
         #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine, ram := Ram,
-          disc := Disc, on_disc := OnDisc, ram_with_sources := RamSources, derive_s := {Check, Full}} ->
+          disc := Disc, on_disc := OnDisc, ram_with_sources := RamSources, derive_s := {Check, Full},
+          row_cost := #{new := New, again := Again, delete := Delete}} ->
             io:format("  ~-11s hour sent in ~.2f s (target < 60 s at 300,000 events), ~B events billed~n",
                       [Label, Wall, Sent]),
             io:format("  ~-11s plugin CPU per event ~.1f us (target <= 20; the plugin's VM, the responder on its own)"
                       "; schedulers busy ~.1f us, engine thread ~.1f us~n",
                       [Label, Cpu / max(1, Sent), Busy / max(1, Sent), Engine / max(1, Sent)]),
+            io:format("  ~-11s   Mnesia's own CPU per ledger row (1,000 a transaction, log and dumps included): "
+                      "written ~.1f us, written again ~.1f us, deleted ~.1f us; an event's 2 writes again and "
+                      "1 delete: ~.1f us~n", [Label, New, Again, Delete, 2 * Again + Delete]),
             %% The ledger's RAM once the hour is out (its hours moved to the history on disc): what
             %% every subscription keeps. Per-shard rows are spread thin below ~100,000 subscriptions.
             Subs = ?SUBS,
@@ -142,15 +146,56 @@ lean_run(Paths) ->
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
         Ram = ledger_ram_by_table() ++ [{binaries, off_heap_bytes()}],
         RamSources = [TB || TB = {T, _} <- Ram, not lists:keymember(T, 1, Sources)] ++ Sources,
+        Floor = row_cost(),
         #{wall_s => WallUs / 1.0e6, cpu_us => Cpu, sent => Sent, sched_busy_us => SchedBusy + DirtyCpuBusy,
           engine_us => Engine, ram_with_sources => RamSources, ram => Ram,
           on_disc => ledger_disc_by_table(), derive_s => Derive,
-          disc => history_disc()}
+          disc => history_disc(), row_cost => Floor}
     after
         azmp_test_env:stop_plugin(Plugin),
         azmp_test_env:stop_emulator(Emu),
         peer:stop(Peer)
     end.
+
+%% The floor under the hour's CPU: what Mnesia itself costs per ledger row, measured on this node
+%% after the hour (its Mnesia, its disc) on a table of its own laid out as the ledger's
+%% (disc_copies, rows of azmp_usage's shape), in transactions as the meter's (1,000 rows, the table
+%% locked first): the VM's CPU per row written anew, written again and deleted, the log and its
+%% dump to the table's files included. An event's row is written again twice (closed, marked) and
+%% deleted once (answered and archived) after recording wrote it.
+row_cost() ->
+    Tab = azmp_bench_row_cost,
+    Attrs = mnesia:table_info(azmp_usage, attributes),
+    {atomic, ok} = mnesia:create_table(Tab, [{disc_copies, [node()]}, {record_name, azmp_usage},
+                                             {attributes, Attrs}]),
+    N = 100000,
+    Row = fun(I, Status) -> list_to_tuple([azmp_usage, {guid(<<"row-cost">>, I), <<"traffic_gb">>, 1765000800}
+                                           | [row_field(A, Status) || A <- tl(Attrs)]]) end,
+    Pass = fun(F) ->
+               Cpu0 = azmp_bench_os:cpu_us(self),
+               [{atomic, ok} = mnesia:transaction(fun() -> ok = mnesia:write_lock_table(Tab),
+                                                           lists:foreach(F, lists:seq(B, B + 999))
+                                                  end) || B <- lists:seq(1, N, 1000)],
+               dumped = mnesia:dump_log(),
+               (azmp_bench_os:cpu_us(self) - Cpu0) / N
+           end,
+    try
+        New = Pass(fun(I) -> mnesia:write(Tab, Row(I, pending), write) end),
+        Again = Pass(fun(I) -> mnesia:write(Tab, Row(I, submitting), write) end),
+        Delete = Pass(fun(I) -> mnesia:delete(Tab, element(2, Row(I, done)), write) end),
+        #{new => New, again => Again, delete => Delete}
+    after
+        mnesia:delete_table(Tab)
+    end.
+
+row_field(account_id, _) -> <<"bench-lean-12345">>;
+row_field(status, S) -> S;
+row_field(event_id, _) -> guid(<<"event">>, 1);
+row_field(message_time, _) -> <<"2026-12-06T10:00:00Z">>;
+row_field(plan_id, _) -> <<"payg">>;
+row_field(carried_in, _) -> [];
+row_field(outcome_unknown, _) -> false;
+row_field(_, _) -> 1765000800.
 
 %% CPU of the threads started after the VM's own (the NIF's engine thread) between two readings.
 engine_cpu_us(Before, After) ->

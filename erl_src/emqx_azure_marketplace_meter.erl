@@ -139,32 +139,34 @@ close_due(Now, Plan, S) ->
     Links = length(Due) div max(1, length(maps:get(dimensions, ?METERING:config(), []))),
     Included = ?METERING:includes(),
     ?LINKS:reading_links(Links, fun(Read) ->
-        lists:foldl(fun(Group, Acc) -> close(Group, {Read, Included}, Plan, Acc) end, S, chunks(Due, ?CLOSE_GROUP))
+        lists:foldl(fun(Keys, Acc) -> close(Keys, {Read, Included}, Plan, Acc) end, S, chunks(Due, ?CLOSE_GROUP))
     end).
 
-%% A group's hours (each with the account that recorded it) close in one transaction. Should it
-%% fail, each hour is closed on its own, so that one hour that cannot close (an alarm) holds up no
-%% one else's. Facts: {Read, Included}, how a link is read and what a plan includes.
-close(Group, Facts, Plan, S) ->
-    try close_group(Group, Facts) of
+%% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
+%% that one hour that cannot close (an alarm) holds up no one else's. Facts: {Read, Included}, how
+%% a link is read and what a plan includes.
+close(Keys, Facts, Plan, S) ->
+    try close_group(Keys, Facts) of
         TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
     catch
-        Class:Reason when length(Group) > 1 ->
+        Class:Reason when length(Keys) > 1 ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
-                           hours => length(Group)}),
-            lists:foldl(fun(KA, A) -> close([KA], Facts, Plan, A) end, S, Group);
+                           hours => length(Keys)}),
+            lists:foldl(fun(K, A) -> close([K], Facts, Plan, A) end, S, Keys);
         Class:Reason ->
-            [{K, _}] = Group,
+            [K] = Keys,
             ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
             alarm(close_failed, K, #{reason => close_failed}, S)
     end.
 
-%% The facts of each hour (its subscription's plan, term and activation) read first; the closes in
-%% one transaction, each hour seeing the term counter the one before it left.
-close_group(Group, {Read, Included}) ->
-    Links = links_of([{S, A} || {{S, _, _}, A} <- Group], Read),
+%% The facts of each hour (its subscription's plan, term and activation) read first, the accounts
+%% a group at a time (selected with the hour's keys, they stayed on the meter's heap through the
+%% close and made each event dearer: measured); the closes in one transaction, each hour seeing
+%% the term counter the one before it left.
+close_group(Keys, {Read, Included}) ->
+    Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)], Read),
     {_, TooLarge} =
-        ?USAGE:close_usage([K || {K, _} <- Group],
+        ?USAGE:close_usage(Keys,
                            fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter, late := Late}) ->
                                      Link = link_facts(maps:get(Sub, Links)),
                                      Plan = plan_of(Link),

@@ -8,7 +8,7 @@
 -module(emqx_azure_marketplace_store_usage).
 
 -export([tables/0, usage_map/1, move_term_counters/0]).
--export([usage_due/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
+-export([usage_due/1, usage_accounts/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
          mark_submitting/2, apply_usage_decisions/2, apply_usage_decisions/4, release_usage/3, usage_late/1,
          take_lease/3]).
 
@@ -31,21 +31,23 @@ tables() ->
      {azmp_usage_terms, record_info(fields, azmp_usage_terms), [], on_disc},
      {azmp_usage_lease, record_info(fields, azmp_usage_lease), []}].
 
-%% @doc Open buckets whose hour has closed at Now, each with the account that recorded it, oldest
-%% hour first; within an hour, by shard of their subscription (hours closed together then share
-%% their counters' rows).
--spec usage_due(integer()) -> [{bucket_key(), binary()}].
+%% @doc Open buckets whose hour has closed at Now, oldest hour first; within an hour, by shard of
+%% their subscription (hours closed together then share their counters' rows).
+-spec usage_due(integer()) -> [bucket_key()].
 usage_due(Now) ->
     Head = ?DB:pattern(azmp_usage, [{#azmp_usage.status, open}, {#azmp_usage.closes_at, '$1'}]),
-    Due = ?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}],
-                                         [{{{element, #azmp_usage.key, '$_'}, {element, #azmp_usage.account_id, '$_'}}}]}]),
-    [D || {_, D} <- lists:sort([{{H, ?TERMS:shard(S), S, Dim}, D} || D = {{S, Dim, H}, _} <- Due])].
+    by_shard(?DB:dirty_select(azmp_usage, [{Head, [{'=<', '$1', Now}], [{element, #azmp_usage.key, '$_'}]}])).
 
 %% Oldest hour first; within an hour, by shard of their subscription: the order of the term
-%% counters' rows (usage_due/1) and of the history's (emqx_azure_marketplace_store_usage_history),
-%% so that hours handled together share those rows.
+%% counters' rows and of the history's (emqx_azure_marketplace_store_usage_history), so that hours
+%% handled together share those rows.
 by_shard(Keys) ->
     [K || {_, K} <- lists:sort([{{H, ?TERMS:shard(S), S, D}, K} || K = {S, D, H} <- Keys])].
+
+%% @doc The account that recorded each of these hours (a dirty read of each), for those still there.
+-spec usage_accounts([bucket_key()]) -> [{bucket_key(), binary()}].
+usage_accounts(Keys) ->
+    [{K, A} || K <- Keys, #azmp_usage{account_id = A} <- [?DB:one(azmp_usage, K)]].
 
 %% @doc Closes open buckets, in one transaction: Plan(Key, #{recorded, carried_in, counter, late})
 %% (late: [{FromHour, Micros}], the late samples in `recorded'; counter: {TermStart, Used,

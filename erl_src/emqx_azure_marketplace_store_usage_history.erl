@@ -89,9 +89,9 @@ archive_usage(LastHour, Settled) ->
 %% the same transaction the subscriptions' hours they settled moved into the history, as
 %% archive_usage/2 would at the end of the tick: each row is then written once (deleted) rather
 %% than settled, selected and deleted. Archive: {LastHour, Settled, Dimensions}, the tick's
-%% plan's and the dimensions configured (a subscription's hour's rows are those of the decisions
-%% and of these; a row of a dimension no longer configured keeps its hour in RAM, and
-%% archive_usage/2 moves it later, beside the rest).
+%% plan's and the dimensions configured (a subscription's hour's rows are looked for among those
+%% of the decisions and of these: a row of a dimension no longer configured is not waited for,
+%% and moves beside the rest through archive_usage/2 once it settles).
 -spec apply_and_archive([{emqx_azure_marketplace_store_usage:bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
                         map(), {integer(), [atom()], [binary()]}) -> ok.
 apply_and_archive(Decisions, Ctx, Archive) ->

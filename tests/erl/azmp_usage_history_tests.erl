@@ -38,6 +38,10 @@ history_test_() ->
            {timeout, 60, fun() -> concurrent(Emu) end}},
           {"a subscription's hour moves once all its dimensions are settled; two subscriptions of one history row read apart; a day written by the version before is read beside it",
            {timeout, 60, fun() -> shards_and_upgrade() end}},
+          {"answers applied and archived in one transaction: a subscription's hour moves with the answer "
+           "settling its last dimension, not before (another still to send, or sent again); a row of a "
+           "dimension no longer configured follows when it settles",
+           {timeout, 60, fun() -> answered_and_archived() end}},
           {"the daily reconciliation: one query per dimension; when Azure fails it, tried again an hour later",
            {timeout, 60, fun() -> daily_retry(Emu) end}},
           {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
@@ -155,7 +159,7 @@ concurrent(Emu) ->
     at(Emu, H0 + 600),
     [ok = record(A, D, 1, (H0 + 60) * 1000) || {A, _} <- Subs, D <- ?DIMS],
     %% Closed and billed through the store (the meter would archive them in the same tick).
-    Keys = [K || {K = {S, _, _}, _} <- ?USAGE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
+    Keys = [K || K = {S, _, _} <- ?USAGE:usage_due(H0 + ?H + 300), lists:keymember(S, 2, Subs)],
     60 = length(Keys),
     {60, []} = ?USAGE:close_usage(Keys, fun(_, #{recorded := R, counter := C}) -> {{R, 0, C}, <<"payg">>} end),
     Now = H0 + ?H + 300,
@@ -219,6 +223,50 @@ shards_and_upgrade() ->
     ?assertEqual([<<"ev-old">>], [E || #{event_id := E} <- ?HISTORY:usage_rows(SubA, H0 - ?H, H0 - 1)]),
     ?assertEqual(4, length([x || #{subscription_id := S} <- ?HISTORY:usage_between(Day, Day + ?D - 1),
                                  S =:= SubA orelse S =:= SubB])).
+
+%% Through the store, without Azure: a subscription's hour sent, its answers applied in three goes.
+answered_and_archived() ->
+    Sub = <<"answered-archived-1">>,
+    H0 = (erlang:system_time(second) div ?D - 21) * ?D + 7 * ?H,
+    [Ses, Traffic, Rules] = ?DIMS,
+    Retired = <<"retired_dimension">>,
+    Bucket = fun(Dim) ->
+                 {azmp_usage, {Sub, Dim, H0}, <<"acc-aa">>, submitting, 1000000, [], undefined, H0 + ?H + 300,
+                  1000000, 0, undefined, undefined, undefined, undefined, 0, H0 + 2 * ?H, false, <<"payg">>}
+             end,
+    [ok = mnesia:dirty_write(Bucket(D)) || D <- [Ses, Traffic, Rules, Retired]],
+    Now = H0 + 2 * ?H,
+    #{archive_last_hour := LastHour, settled := Settled} =
+        emqx_azure_marketplace_nif:usage_tick(#{now => Now, grace_s => 300, lease_s => 30, call_timeout_ms => 30000,
+                                                history_days => 40, last_reconciled => 0, retry_after => 0,
+                                                window_waves => 1, held => [], lookups => []}),
+    Done = #{outcome => done, reason => undefined, carry => 0, alarm => false, next_attempt_at => 0,
+             outcome_unknown => false, attempt_failed => false, plan_id => undefined, event_id => <<"ev">>,
+             message_time => undefined, azure_quantity => undefined},
+    Retry = Done#{outcome => retry, event_id => undefined, next_attempt_at => Now + 60, attempt_failed => true},
+    Answer = fun(Decisions) ->
+                 ?HISTORY:apply_and_archive([{{Sub, D, H0}, Dec} || {D, Dec} <- Decisions],
+                                            #{from => submitting, into => {Now, Now + ?H}}, {LastHour, Settled, ?DIMS})
+             end,
+    Statuses = fun() -> lists:sort([{D, St} || #{dimension := D, status := St} <- ?HISTORY:usage_rows(Sub, H0, H0)]) end,
+    %% Two dimensions answered, one of them to be sent again: nothing moves.
+    ok = Answer([{Ses, Done}, {Traffic, Retry}]),
+    ?assertEqual(4, length(live(Sub))),
+    ?assertEqual([{Retired, submitting}, {Rules, submitting}, {Ses, done}, {Traffic, pending}], Statuses()),
+    %% Sent again (marked), then both answered: the configured dimensions move in that transaction.
+    true = ?USAGE:take_lease(node(), Now + 60, Now + 90),
+    {ok, [_]} = ?USAGE:mark_submitting([{Sub, Traffic, H0}], {node(), Now + 60, Now + 90, Now + 120}),
+    ok = Answer([{Traffic, Done}, {Rules, Done}]),
+    ?assertEqual([{Sub, Retired, H0}], live(Sub)),
+    Tab = day_table(H0 - H0 rem ?D),
+    ?assertEqual(1, mnesia:table_info(Tab, size)),
+    ?assertEqual([{Retired, submitting}, {Rules, done}, {Ses, done}, {Traffic, done}], Statuses()),
+    %% The retired dimension's row, answered, follows at the end of a tick, beside the rest.
+    ok = ?USAGE:apply_usage_decisions([{{Sub, Retired, H0}, Done}], #{from => submitting, into => {Now, Now + ?H}}),
+    ?assertEqual(1, ?HISTORY:archive_usage(LastHour, Settled)),
+    ?assertEqual([], live(Sub)),
+    ?assertEqual(1, mnesia:table_info(Tab, size)),
+    ?assertEqual([{Retired, done}, {Rules, done}, {Ses, done}, {Traffic, done}], Statuses()).
 
 daily_retry(Emu) ->
     Queries = fun() -> length([x || #{op := usage_events} <- maps:get(requests, azmp_emulator:stats(Emu))]) end,
