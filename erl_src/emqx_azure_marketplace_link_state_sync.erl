@@ -1,16 +1,18 @@
 %% @doc Keeps each link's state row (azmp_link_state: what gating and recording read) as its link
-%% says while nodes of a build before state rows (before 2026-12-06) still write links, in a rolling
-%% upgrade: such a node writes a link alone, and without this the upgraded nodes would gate and
-%% record on the link's old state until their next start (which derives every row again:
-%% emqx_azure_marketplace_store_links:derive_link_states/0). It follows the changes of the links'
-%% copy on this node (Mnesia's table events, an old node's writes included); a link this build
-%% writes has its row already, which costs the event a read in RAM.
+%% says. At start, once it follows the changes of the links' copy on this node (Mnesia's table
+%% events), it derives every row from the links (emqx_azure_marketplace_store_links:
+%% derive_link_states/0): a build before state rows (before 2026-12-06), or one rolled back to,
+%% wrote links without them. Then, while nodes of such a build still write links (a rolling
+%% upgrade: their writes reach this node's copy), it writes the row each change left behind;
+%% without it the upgraded nodes would gate and record on a link's old state until their next
+%% start. A link this build writes has its row already, which costs the event a read in RAM. It is
+%% the supervisor's first child: the rows are there before anything that reads them runs.
 -module(emqx_azure_marketplace_link_state_sync).
 
 -behaviour(gen_server).
 
 -export([start_link/0]).
--export([init/1, handle_continue/2, handle_call/3, handle_cast/2, handle_info/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -include("emqx_azure_marketplace.hrl").
 -include_lib("kernel/include/logger.hrl").
@@ -20,23 +22,18 @@
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
--spec init([]) -> {ok, map()} | {ok, map(), {continue, catch_up}}.
+-spec init([]) -> {ok, map()}.
 init([]) ->
     case emqx_azure_marketplace_db:subscribe({table, azmp_link, simple}) of
         {ok, _} ->
-            {ok, #{}, {continue, catch_up}};
+            ok;
         {error, Reason} ->
             %% No copy of the links here to follow (a node that reads them from others): its rows
             %% are derived at its start only.
-            ?LOG_WARNING(#{msg => "azure_marketplace_link_changes_not_followed", reason => Reason}),
-            {ok, #{}}
-    end.
-
-%% A link an earlier build wrote between this start's derivation of the rows and the subscription.
--spec handle_continue(catch_up, map()) -> {noreply, map()}.
-handle_continue(catch_up, S) ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_link_changes_not_followed", reason => Reason})
+    end,
     ok = ?LINKS:derive_link_states(),
-    {noreply, S}.
+    {ok, #{}}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, {error, unknown_call}, map()}.
 handle_call(_Req, _From, S) -> {reply, {error, unknown_call}, S}.

@@ -92,8 +92,9 @@ upgrade_tables() ->
         [] ->
             _ = emqx_azure_marketplace_store_usage_dedupe:move_usage_sources(),
             _ = emqx_azure_marketplace_store_usage:move_term_counters(),
-            ok = emqx_azure_marketplace_store_links:claim_linked_subscriptions(),
-            emqx_azure_marketplace_store_links:derive_link_states();
+            %% The links' state rows are derived by emqx_azure_marketplace_link_state_sync, once it
+            %% follows the links' changes: no link changes unseen between the two.
+            emqx_azure_marketplace_store_links:claim_linked_subscriptions();
         [E | _] -> E
     end.
 
