@@ -84,7 +84,8 @@ BENCH_PACKAGES := nginx-light wrk erlang-jiffy
 bench: deps
 	@$(MAKE) -s deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	rebar3 as test compile
-	erl -noshell +P 2000000 -pa $(REBAR_BUILD)/test/lib/*/ebin $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator \
+	cmake --build $(BUILD_DIR) --target azmp_curl_multi_floor -j $(JOBS)
+	AZMP_CURL_FLOOR=$(BUILD_DIR)/azmp_curl_multi_floor erl -noshell +P 2000000 -pa $(REBAR_BUILD)/test/lib/*/ebin $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/emulator \
 	  $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/tests/erl -pa $(REBAR_BUILD)/test/lib/emqx_azure_marketplace/bench \
 	  -eval 'azmp_bench_engine:main(), azmp_bench:main(), azmp_bench_gating:main(), azmp_bench_metering:main(), azmp_bench_listener:main(), azmp_bench_recon:main(), halt(0).'
 	cmake --build $(BUILD_DIR) --target azmp_jwt_bench -j $(JOBS)

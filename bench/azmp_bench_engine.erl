@@ -4,7 +4,10 @@
 %%   - the NIF client (emqx_azure_marketplace_client:get_subscription/2, 64 callers),
 %%   - OTP httpc + jiffy (Debian `erlang-jiffy') doing the same call and decoding the body to a map,
 %%   - `wrk' (Debian `wrk', 2 threads, the same 64 connections, the same request headers): the C
-%%     ceiling; its CPU is the rusage of the wrk process (bash's `times' for its child).
+%%     ceiling; its CPU is the rusage of the wrk process (bash's `times' for its child);
+%%   - when `make bench' built it (AZMP_CURL_FLOOR), a bare libcurl multi loop in C++
+%%     (bench/curl_multi_floor.cpp) doing the same GET on the same 64 connections: libcurl's own
+%%     cost, the floor under any client built on it.
 %% Client CPU is utime+stime of this whole VM (/proc/self/stat) per call, as in azmp_bench.
 %% Targets: NIF / httpc+jiffy <= 0.33, NIF / wrk <= 3.
 -module(azmp_bench_engine).
@@ -66,9 +69,9 @@ measure_all(#{url := Url, master := Master} = Nginx, RoundCalls, Rounds) ->
     ok = azmp_bench_load:httpc_setup(?PROFILE, ?CONCURRENCY, 1),
     Nif = azmp_bench_load:nif_call(C, ?SUB_ID),
     Httpc = httpc_jiffy_call(?PROFILE, binary_to_list(SubUrl), Token),
-    Kinds = [{nif, Nif}, {httpc, Httpc}, {wrk, wrk}],
+    Kinds = [{nif, Nif}, {httpc, Httpc}, {wrk, wrk}] ++ [{curl, Floor} || Floor <- curl_floor()],
     Conns0 = conns(),
-    _ = [run_kind(K, F, ?WARMUP_CALLS, Nginx, SubUrl, Token) || {K, F} <- Kinds, K =/= wrk],
+    _ = [run_kind(K, F, ?WARMUP_CALLS, Nginx, SubUrl, Token) || {K, F} <- Kinds, K =/= wrk, K =/= curl],
     PerRound = [[{K, run_kind(K, F, RoundCalls, Nginx, SubUrl, Token)} || {K, F} <- rotate(Kinds, R)]
                 || R <- lists:seq(0, Rounds - 1)],
     ConnsMeasured = conns() - Conns0,
@@ -84,6 +87,8 @@ rotate([H | T], N) -> rotate(T ++ [H], N - 1).
 %% One round of one client: #{calls, errors, cpu_us, wall_us, srv_cpu_us}.
 run_kind(wrk, wrk, _Calls, Nginx, SubUrl, Token) ->
     run_wrk(Nginx, SubUrl, Token);
+run_kind(curl, Floor, Calls, Nginx, SubUrl, Token) ->
+    run_curl_floor(Floor, Calls, Nginx, SubUrl, Token);
 run_kind(_K, F, Calls, Nginx, _SubUrl, _Token) ->
     garbage_collect(),
     S0 = nginx_cpu_us(Nginx),
@@ -125,6 +130,30 @@ run_wrk(Nginx, SubUrl, Token) ->
     Errors > 0 andalso io:format("  !! wrk: ~b non-2xx responses~n", [Errors]),
     #{calls => Requests, errors => Errors, cpu_us => Cpu, wall_us => W1 - W0, srv_cpu_us => S1 - S0}.
 
+%% libcurl's own floor (bench/curl_multi_floor.cpp, built by `make bench', named by
+%% AZMP_CURL_FLOOR): the path, when there is one.
+curl_floor() ->
+    case os:getenv("AZMP_CURL_FLOOR") of
+        false -> [];
+        Path -> [Path || filelib:is_regular(Path)]
+    end.
+
+%% The bare libcurl multi loop: the same GET, calls and connections; its CPU is its own rusage.
+run_curl_floor(Floor, Calls, Nginx, SubUrl, Token) ->
+    S0 = nginx_cpu_us(Nginx),
+    Out = os:cmd(lists:flatten(io_lib:format("'~s' '~s' '~s' ~b ~b 2>&1", [Floor, SubUrl, Token, ?CONCURRENCY, Calls]))),
+    S1 = nginx_cpu_us(Nginx),
+    case re:run(Out, "calls=([0-9]+) errors=([0-9]+) cpu_us=([0-9]+) wall_us=([0-9]+)",
+                [{capture, all_but_first, list}]) of
+        {match, [N, E, C, W]} ->
+            Errors = list_to_integer(E),
+            Errors > 0 andalso io:format("  !! libcurl floor: ~b failed calls~n", [Errors]),
+            #{calls => list_to_integer(N), errors => Errors, cpu_us => list_to_integer(C),
+              wall_us => list_to_integer(W), srv_cpu_us => S1 - S0};
+        nomatch ->
+            error({curl_floor_output, Out})
+    end.
+
 escape_dq(S) -> lists:flatmap(fun($") -> "\\\""; ($$) -> "\\$"; (Ch) -> [Ch] end, S).
 
 sum(Ms) ->
@@ -138,7 +167,8 @@ ratio(A, B) -> per_call(A) / max(1.0e-9, per_call(B)).
 
 label(nif) -> "NIF (emqx_azure_marketplace_client)";
 label(httpc) -> "httpc + jiffy (baseline)";
-label(wrk) -> "wrk -t 2 -c 64 (C ceiling)".
+label(wrk) -> "wrk -t 2 -c 64 (C ceiling)";
+label(curl) -> "bare libcurl multi (no VM: its floor)".
 
 print(Sum, PerRound, Rounds, RoundCalls, ConnsMeasured) ->
     io:format("  ~b rounds alternating (NIF and httpc ~b calls a round, wrk ~b s a round), ~b connections~n",
@@ -152,7 +182,7 @@ print(Sum, PerRound, Rounds, RoundCalls, ConnsMeasured) ->
          io:format("  ~-38s ~8b ~6b ~8.2f ~9b ~11.1f ~11.1f ~11.2f~n",
                    [label(K), N, E, W / 1.0e6, round(N / max(1.0e-9, W / 1.0e6)), per_call(M),
                     S / max(1, N), S / max(1, W)])
-     end || K <- [nif, httpc, wrk]],
+     end || K <- [nif, httpc, wrk, curl], is_map_key(K, Sum)],
     #{nif := Nif, httpc := H, wrk := Wrk} = Sum,
     RH = ratio(Nif, H),
     RW = ratio(Nif, Wrk),
@@ -165,6 +195,17 @@ print(Sum, PerRound, Rounds, RoundCalls, ConnsMeasured) ->
                             || R <- PerRound], ", "),
                string:join([io_lib:format("~.2f", [ratio(proplists:get_value(nif, R), proplists:get_value(wrk, R))])
                             || R <- PerRound], ", ")]),
+    case Sum of
+        #{curl := Curl} ->
+            RC = ratio(Curl, Wrk),
+            io:format("  >> client CPU per call, bare libcurl / wrk = ~.2f   (the floor under NIF / wrk with libcurl;"
+                      " NIF / bare libcurl = ~.2f)~n     per round, bare libcurl / wrk: ~s~n",
+                      [RC, ratio(Nif, Curl),
+                       string:join([io_lib:format("~.2f", [ratio(proplists:get_value(curl, R), proplists:get_value(wrk, R))])
+                                    || R <- PerRound], ", ")]);
+        _ ->
+            io:format("  (bare libcurl floor not measured: AZMP_CURL_FLOOR names no file; make bench builds it)~n")
+    end,
     io:format("     NIF connections opened from the warm-up on: ~b (~b measured calls)~n",
               [ConnsMeasured, Rounds * RoundCalls]),
     io:format("~n  Summary (engine): CPU/call NIF ~.1f us, httpc+jiffy ~.1f us, wrk ~.1f us;"
