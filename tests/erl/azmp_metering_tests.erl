@@ -465,20 +465,11 @@ old_node_writes(Emu) ->
         mnesia:write(setelement(10, setelement(4, L, unsubscribed), Now - 600)),  % state, cancelled_at
         mnesia:delete({azmp_link, B})
     end),
-    ok = wait(fun() -> emqx_azure_marketplace_lifecycle:link_state(A) =:= unsubscribed end),
-    ok = wait(fun() -> mnesia:dirty_read(azmp_link_state, B) =:= [] end),
+    true = azmp_test_env:wait_until(fun() -> emqx_azure_marketplace_lifecycle:link_state(A) =:= unsubscribed end, 5000),
+    true = azmp_test_env:wait_until(fun() -> mnesia:dirty_read(azmp_link_state, B) =:= [] end, 5000),
     ?assertEqual(none, emqx_azure_marketplace_lifecycle:link_state(B)),
     ?assertMatch({error, _}, record(A, <<"session_minutes">>, 1, Now * 1000)),
     ?assertMatch([{azmp_link_state, A, _, unsubscribed, _, _}], mnesia:dirty_read(azmp_link_state, A)).
-
-wait(F) -> wait(F, 100).
-
-wait(F, 0) -> error({not_true, F});
-wait(F, N) ->
-    case F() of
-        true -> ok;
-        false -> timer:sleep(50), wait(F, N - 1)
-    end.
 
 %% A link without Azure's term (as a version before terms were kept wrote it), activated a month
 %% before Anniversary, which is not a calendar month's start: the hour after Anniversary opens a
