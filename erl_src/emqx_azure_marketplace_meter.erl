@@ -5,10 +5,13 @@
 %% the facts gathered here, committed in one transaction, then performed:
 %%   1. the tick's plan: the lease, when hours in flight may be taken over, where carries go, what
 %%      leaves RAM, which day to reconcile, which hours are overdue, what becomes of held hours;
-%%   2. closing the hours due: what each reports above the plan's included quantity for its term;
+%%   2. closing the hours due, a window at a time: what each reports above the plan's included
+%%      quantity for its term; in the same transaction, the hours to send marked `submitting' with
+%%      their exact quantity when this node holds the lease (fenced), those that may not be billed
+%%      now held; the window then sent as in 4;
 %%   3. held hours released (sent, carried, or looked up first when an earlier attempt may be billed);
-%%   4. sending closed hours in batchUsageEvent calls: each batch's hours are marked `submitting'
-%%      with their exact quantity in a transaction that holds the lease (fenced), then Azure's answer
+%%   4. sending the other closed hours (sent again, released) in batchUsageEvent calls: each
+%%      window's hours are marked `submitting' in a fenced transaction, then Azure's answer
 %%      is read by the core item by item and applied, the hours it settled moved to the history in
 %%      the same transaction;
 %%   5. the steps an answer asked for: usageEvents looked up for an hour whose earlier send has an
@@ -30,11 +33,10 @@
 -define(USAGE, emqx_azure_marketplace_store_usage).
 -define(HISTORY, emqx_azure_marketplace_store_usage_history).
 -define(METERING, emqx_azure_marketplace_metering).
-%% Batches sent at once; batches marked together (their answers applied together: two syncs of
-%% Mnesia's log per window rather than per batch); hours closed per transaction.
+%% Batches sent at once; batches closed or marked together (their answers applied together: two
+%% syncs of Mnesia's log per window rather than per batch).
 -define(IN_FLIGHT, 8).
 -define(WINDOW, 40).
--define(CLOSE_GROUP, 500).
 
 -spec start_link() -> {ok, pid()} | {error, term()}.
 start_link() -> gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
@@ -133,51 +135,78 @@ retry_settings() ->
 %%--------------------------------------------------------------------
 %% Closing hours
 
-close_due(Now, Plan, S) ->
+close_due(Now, Plan = #{batch_size := Batch, submit_states := Billable}, S) ->
     Due = ?USAGE:usage_due(Now),
     %% An hour's rows are a row per dimension of a few subscriptions each: about this many links.
     Links = length(Due) div max(1, length(maps:get(dimensions, ?METERING:config(), []))),
-    Included = ?METERING:includes(),
+    Facts = #{included => ?METERING:includes(), fence => fence(Now, Plan), billable => Billable},
     ?LINKS:reading_links(Links, fun(Read) ->
-        lists:foldl(fun(Keys, Acc) -> close(Keys, {Read, Included}, Plan, Acc) end, S, chunks(Due, ?CLOSE_GROUP))
+        lists:foldl(fun(Keys, Acc) -> close(Keys, Facts#{read => Read}, Now, Plan, Acc) end, S,
+                    chunks(Due, Batch * ?WINDOW))
     end).
 
-%% A group's hours close in one transaction. Should it fail, each hour is closed on its own, so
-%% that one hour that cannot close (an alarm) holds up no one else's. Facts: {Read, Included}, how
-%% a link is read and what a plan includes.
-close(Keys, Facts, Plan, S) ->
-    try close_group(Keys, Facts) of
-        TooLarge -> lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, TooLarge)
+%% A window's hours close in one transaction, which marks those to send (or holds them), and are
+%% sent. Should it fail, each hour is closed on its own and left to the send of the hours pending
+%% (submit/3), so that one hour that cannot close (an alarm) holds up no one else's. Facts: how a
+%% link is read, what a plan includes, the lease's fence and the link states that may be billed.
+close(Keys, Facts, Now, Plan, S) ->
+    try close_group(Keys, Facts, send) of
+        {TooLarge, {ok, Marked}} ->
+            send_marked(Marked, Now, Plan, too_large(TooLarge, S));
+        {TooLarge, {error, lost_lease}} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_lease_lost", node => node()}),
+            too_large(TooLarge, S)
     catch
-        Class:Reason when length(Keys) > 1 ->
+        Class:Reason ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_close_group_failed", class => Class, reason => Reason,
                            hours => length(Keys)}),
-            lists:foldl(fun(K, A) -> close([K], Facts, Plan, A) end, S, Keys);
-        Class:Reason ->
-            [K] = Keys,
-            ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
-            alarm(close_failed, K, #{reason => close_failed}, S)
+            lists:foldl(fun(K, A) -> close_alone(K, Facts, A) end, S, Keys)
     end.
+
+close_alone(Key, Facts, S) ->
+    try close_group([Key], Facts, none) of
+        {TooLarge, _} -> too_large(TooLarge, S)
+    catch
+        Class:Reason ->
+            ?LOG_ERROR(#{msg => "azure_marketplace_usage_close_failed", class => Class, reason => Reason}),
+            alarm(close_failed, Key, #{reason => close_failed}, S)
+    end.
+
+too_large(Keys, S) ->
+    lists:foldl(fun(K, A) -> alarm(too_large, K, #{reason => hour_total_too_large}, A) end, S, Keys).
 
 %% The facts of each hour (its subscription's plan, term and activation) read first, the accounts
 %% a group at a time (selected with the hour's keys, they stayed on the meter's heap through the
 %% close and made each event dearer: measured); the closes in one transaction, each hour seeing
-%% the term counter the one before it left.
-close_group(Keys, {Read, Included}) ->
+%% the term counter the one before it left; with Send = send, the hours closed then marked or held
+%% there too. {TooLarge, {ok, Marked} | {error, lost_lease}}: Marked are the rows to send, with
+%% their link's state.
+close_group(Keys, #{read := Read, included := Included} = Facts, Send) ->
     Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)], Read),
-    {_, TooLarge} =
-        ?USAGE:close_usage(Keys,
-                           fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter, late := Late}) ->
-                                     Link = link_facts(maps:get(Sub, Links)),
-                                     Plan = plan_of(Link),
-                                     [What] = ?NIF:usage_close([#{recorded => R, carried_in => C, counter => Counter,
-                                                                  hour => Hour, included => Included(Dim, Plan),
-                                                                  term => maps:get(term, Link, undefined),
-                                                                  activated_at => activated_at(Link),
-                                                                  late => Late}]),
-                                     {What, Plan}
-                                 end),
-    TooLarge.
+    Close = fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter, late := Late}) ->
+                    Link = link_facts(maps:get(Sub, Links)),
+                    Plan = plan_of(Link),
+                    [What] = ?NIF:usage_close([#{recorded => R, carried_in => C, counter => Counter,
+                                                 hour => Hour, included => Included(Dim, Plan),
+                                                 term => maps:get(term, Link, undefined),
+                                                 activated_at => activated_at(Link), late => Late}]),
+                    {What, Plan}
+            end,
+    State = fun(Sub) -> state_of(maps:get(Sub, Links)) end,
+    case Send of
+        none ->
+            {_, TooLarge} = ?USAGE:close_usage(Keys, Close),
+            {TooLarge, {ok, []}};
+        send ->
+            #{fence := Fence, billable := Billable} = Facts,
+            case ?USAGE:close_usage(Keys, Close, #{fence => Fence,
+                                                   billable => fun(Sub) -> lists:member(State(Sub), Billable) end}) of
+                {_, TooLarge, {ok, Marked}} ->
+                    {TooLarge, {ok, [R#{state => State(Sub)} || R = #{subscription_id := Sub} <- Marked]}};
+                {_, TooLarge, Lost} ->
+                    {TooLarge, Lost}
+            end
+    end.
 
 %% A link gone has no plan, term or activation to count with.
 link_facts(undefined) -> #{};
@@ -219,26 +248,32 @@ submit(Now, Plan = #{batch_size := Batch}, S) ->
 
 %% What may not be billed now (suspended) is held until the subscription may be again. The rest is
 %% marked `submitting' in one transaction that checks and renews this node's lease (another node
-%% that took it over sends nothing this node has marked before that is over), sent up to
-%% ?IN_FLIGHT batches at a time, and Azure's answers applied in one transaction.
-submit_window(Keys, Now, Plan = #{submit_states := Billable, batch_size := Batch}, S) ->
+%% that took it over sends nothing this node has marked before that is over), then sent.
+submit_window(Keys, Now, Plan = #{submit_states := Billable}, S) ->
     Rows = with_links(?USAGE:usage_of(Keys)),
     {Sendable, Hold} = lists:partition(fun(#{state := St}) -> lists:member(St, Billable) end,
                                        [R || R = #{status := St} <- Rows, St =:= pending orelse St =:= submitting]),
     ok = ?USAGE:hold_usage([key(R) || R <- Hold]),
-    Fence = {node(), Now, maps:get(lease_until, Plan), maps:get(in_flight_until, Plan)},
-    case ?USAGE:mark_submitting([key(R) || R <- Sendable], Fence) of
+    case ?USAGE:mark_submitting([key(R) || R <- Sendable], fence(Now, Plan)) of
         {ok, Marked} ->
             ByKey = maps:from_list([{key(R), R} || R <- Sendable]),
-            Batches = chunks([(maps:get(K, ByKey))#{outcome_unknown => U} || {K, U} <- Marked], Batch),
-            Answers = parallel(fun(B) -> send_batch(B, Now) end, Batches, ?IN_FLIGHT),
-            ok = ?HISTORY:apply_and_archive(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)},
-                                            archive_of(Plan)),
-            lists:foldl(fun({Decisions, Unmatched}, A) -> alarms(Decisions, unmatched(Unmatched, A)) end, S, Answers);
+            send_marked([(maps:get(K, ByKey))#{outcome_unknown => U} || {K, U} <- Marked], Now, Plan, S);
         {error, lost_lease} ->
             ?LOG_WARNING(#{msg => "azure_marketplace_usage_lease_lost", node => node()}),
             S
     end.
+
+%% The lease's fence for a tick (see store_usage:mark_submitting/2).
+fence(Now, #{lease_until := LeaseUntil, in_flight_until := InFlightUntil}) ->
+    {node(), Now, LeaseUntil, InFlightUntil}.
+
+%% Hours marked `submitting' sent, up to ?IN_FLIGHT batches at a time, and Azure's answers applied
+%% in one transaction.
+send_marked(Rows, Now, Plan = #{batch_size := Batch}, S) ->
+    Answers = parallel(fun(B) -> send_batch(B, Now) end, chunks(Rows, Batch), ?IN_FLIGHT),
+    ok = ?HISTORY:apply_and_archive(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)},
+                                    archive_of(Plan)),
+    lists:foldl(fun({Decisions, Unmatched}, A) -> alarms(Decisions, unmatched(Unmatched, A)) end, S, Answers).
 
 into(#{current_hour := H, closes_at := C}) -> {H, C}.
 

@@ -8,7 +8,7 @@
 -module(emqx_azure_marketplace_store_usage).
 
 -export([tables/0, usage_map/1, move_term_counters/0]).
--export([usage_due/1, usage_accounts/1, close_usage/2, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
+-export([usage_due/1, usage_accounts/1, close_usage/2, close_usage/3, usage_to_send/1, usage_steps/1, usage_of/1, usage_held/0, hold_usage/1,
          mark_submitting/2, apply_usage_decisions/2, apply_usage_decisions/4, release_usage/3, usage_late/1,
          take_lease/3]).
 
@@ -62,12 +62,49 @@ usage_accounts(Keys) ->
           {non_neg_integer(), [bucket_key()]}.
 close_usage(Keys, Plan) ->
     ?DB:tx_ok_locked([azmp_usage, azmp_usage_terms], fun() ->
-        {Results, {Rows, Terms}} = lists:mapfoldl(fun(K, Acc) -> close_one(K, Plan, Acc) end, {?ROWS:new(), #{}}, Keys),
-        ok = ?ROWS:write_back(maps:fold(fun(Shard, Counters, Rs) ->
-                                                ?ROWS:write(#azmp_usage_terms{shard = Shard, counters = ?TERMS:encode(Counters)}, Rs)
-                                        end, Rows, Terms)),
-        {length([x || R <- Results, R =/= not_open]), [K || {K, too_large} <- lists:zip(Keys, Results)]}
+        {Closed, TooLarge, Rows} = close_rows(Keys, Plan),
+        ok = ?ROWS:write_back(Rows),
+        {Closed, TooLarge}
     end).
+
+%% @doc close_usage/2, and in the same transaction what becomes of the hours closed with something
+%% to report, as the meter's send would do next (hold_usage/1, mark_submitting/2): each row is then
+%% written once, not twice. Send: #{fence := Fence (as mark_submitting/2's), billable :=
+%% fun((SubId) -> boolean())}. An hour of a subscription that may not be billed now is held; the
+%% others are marked `submitting' when this node still holds the lease, else left pending (for
+%% whichever node holds it). Returns {Closed, TooLarge, {ok, Marked} | {error, lost_lease}}, Marked
+%% being what a send needs of each hour marked (sent_map/1), in the keys' order.
+-spec close_usage([bucket_key()], fun((bucket_key(), map()) -> {{non_neg_integer(), non_neg_integer(), term()}
+                                                                   | {too_large, term()}, binary() | undefined}),
+                  #{fence := {node(), integer(), integer(), integer()}, billable := fun((binary()) -> boolean())}) ->
+          {non_neg_integer(), [bucket_key()], {ok, [map()]} | {error, lost_lease}}.
+close_usage(Keys, Plan, #{fence := Fence = {_, Now, _, InFlightUntil}, billable := Billable}) ->
+    ?DB:tx_ok_locked([azmp_usage, azmp_usage_terms], fun() ->
+        {Closed, TooLarge, Rows} = close_rows(Keys, Plan),
+        Pending = [B || K <- Keys, {B = #azmp_usage{status = pending}, _} <- [?ROWS:read(azmp_usage, K, Rows)]],
+        {Send, Hold} = lists:partition(fun(#azmp_usage{key = {Sub, _, _}}) -> Billable(Sub) end, Pending),
+        Rows1 = lists:foldl(fun(B, Rs) -> ?ROWS:write(B#azmp_usage{status = held, reason = not_billable_now}, Rs) end,
+                            Rows, Hold),
+        {Marked, Rows2} =
+            fenced(Fence,
+                   fun() ->
+                           {Ms, Rs} = lists:mapfoldl(fun(#azmp_usage{key = K}, Rs0) ->
+                                                             mark_one(K, Now, InFlightUntil, Rs0)
+                                                     end, Rows1, Send),
+                           {{ok, [sent_map(B) || {true, B} <- Ms]}, Rs}
+                   end,
+                   {{error, lost_lease}, Rows1}),
+        ok = ?ROWS:write_back(Rows2),
+        {Closed, TooLarge, Marked}
+    end).
+
+%% The hours closed (in Rows, not written yet), counted, and those set apart as too large.
+close_rows(Keys, Plan) ->
+    {Results, {Rows, Terms}} = lists:mapfoldl(fun(K, Acc) -> close_one(K, Plan, Acc) end, {?ROWS:new(), #{}}, Keys),
+    Rows1 = maps:fold(fun(Shard, Counters, Rs) ->
+                              ?ROWS:write(#azmp_usage_terms{shard = Shard, counters = ?TERMS:encode(Counters)}, Rs)
+                      end, Rows, Terms),
+    {length([x || R <- Results, R =/= not_open]), [K || {K, too_large} <- lists:zip(Keys, Results)], Rows1}.
 
 %% Acc: {the rows, #{Shard => its counters decoded}}.
 close_one(Key = {SubId, Dim, _}, Plan, {Rows0, Terms0}) ->
@@ -194,28 +231,37 @@ usage_with_status(Statuses) ->
 %% (nothing is marked: nothing is sent).
 -spec mark_submitting([bucket_key()], {node(), integer(), integer(), integer()}) ->
           {ok, [{bucket_key(), boolean()}]} | {error, lost_lease}.
-mark_submitting(Keys, {Node, Now, LeaseUntil, InFlightUntil}) ->
+mark_submitting(Keys, Fence = {_, Now, _, InFlightUntil}) ->
     ?DB:tx_ok_locked([azmp_usage], fun() ->
-        case ?DB:wread({azmp_usage_lease, emitter}) of
-            [L = #azmp_usage_lease{node = Node, until = Held}] when Held >= Now ->
-                ?DB:write(L#azmp_usage_lease{until = max(Held, LeaseUntil)}),
-                {Marked, Rows} = lists:mapfoldl(fun(K, Rows) -> mark_one(K, Now, InFlightUntil, Rows) end,
-                                                ?ROWS:new(), Keys),
-                ok = ?ROWS:write_back(Rows),
-                {ok, [{K, Unknown} || {K, {true, Unknown}} <- lists:zip(Keys, Marked)]};
-            _ ->
-                {error, lost_lease}
-        end
+        fenced(Fence,
+               fun() ->
+                       {Marked, Rows} = lists:mapfoldl(fun(K, Rows) -> mark_one(K, Now, InFlightUntil, Rows) end,
+                                                       ?ROWS:new(), Keys),
+                       ok = ?ROWS:write_back(Rows),
+                       {ok, [{K, U} || {K, {true, #azmp_usage{outcome_unknown = U}}} <- lists:zip(Keys, Marked)]}
+               end,
+               {error, lost_lease})
     end).
 
+%% In a transaction: Then() when this node (Fence: {Node, Now, LeaseUntil, _}) holds the emitter's
+%% lease at Now, the lease renewed until LeaseUntil; else Else.
+fenced({Node, Now, LeaseUntil, _}, Then, Else) ->
+    case ?DB:wread({azmp_usage_lease, emitter}) of
+        [L = #azmp_usage_lease{node = Node, until = Held}] when Held >= Now ->
+            ?DB:write(L#azmp_usage_lease{until = max(Held, LeaseUntil)}),
+            Then();
+        _ ->
+            Else
+    end.
+
+%% {true, the row marked} or false, and the rows.
 mark_one(K, Now, InFlightUntil, Rows) ->
     case ?ROWS:read(azmp_usage, K, Rows) of
         {B = #azmp_usage{status = S, next_attempt_at = At, outcome_unknown = U}, Rows1}
           when S =:= pending; S =:= submitting, At =< Now ->
-            Unknown = U orelse S =:= submitting,
-            {{true, Unknown},
-             ?ROWS:write(B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil, outcome_unknown = Unknown},
-                         Rows1)};
+            B1 = B#azmp_usage{status = submitting, next_attempt_at = InFlightUntil,
+                              outcome_unknown = U orelse S =:= submitting},
+            {{true, B1}, ?ROWS:write(B1, Rows1)};
         {_, Rows1} ->
             {false, Rows1}
     end.
@@ -340,6 +386,13 @@ usage_map(#azmp_usage{key = {S, D, H}} = B) ->
       reason => B#azmp_usage.reason, attempts => B#azmp_usage.attempts,
       outcome_unknown => B#azmp_usage.outcome_unknown, plan_id => B#azmp_usage.plan_id,
       next_attempt_at => B#azmp_usage.next_attempt_at}.
+
+%% What sending an hour needs of its row (emqx_azure_marketplace_nif:usage_answer/2's hours, with
+%% the link's state added), no more: a window's rows are copied into each batch's process.
+sent_map(#azmp_usage{key = {S, D, H}} = B) ->
+    #{subscription_id => S, dimension => D, hour => H, account_id => B#azmp_usage.account_id,
+      reported => B#azmp_usage.reported, plan_id => B#azmp_usage.plan_id, attempts => B#azmp_usage.attempts,
+      outcome_unknown => B#azmp_usage.outcome_unknown}.
 
 %% @doc Takes (or keeps) the emitter's lease for this node until Until: true when this node holds it.
 -spec take_lease(node(), integer(), integer()) -> boolean().

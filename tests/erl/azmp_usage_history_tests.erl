@@ -42,6 +42,9 @@ history_test_() ->
            "settling its last dimension, not before (another still to send, or sent again); a row of a "
            "dimension no longer configured follows when it settles",
            {timeout, 60, fun() -> answered_and_archived() end}},
+          {"closed and, in the same transaction, marked `submitting' (what a send needs returned) or held; "
+           "nothing to report is done; with the lease another node's, closed and left pending",
+           {timeout, 60, fun() -> closed_and_marked() end}},
           {"the daily reconciliation: one query per dimension; when Azure fails it, tried again an hour later",
            {timeout, 60, fun() -> daily_retry(Emu) end}},
           {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
@@ -267,6 +270,48 @@ answered_and_archived() ->
     ?assertEqual([], live(Sub)),
     ?assertEqual(1, mnesia:table_info(Tab, size)),
     ?assertEqual([{Retired, done}, {Rules, done}, {Ses, done}, {Traffic, done}], Statuses()).
+
+%% Through the store, without Azure (store_usage:close_usage/3).
+closed_and_marked() ->
+    H0 = (erlang:system_time(second) div ?D - 22) * ?D + 7 * ?H,
+    [Ses, Traffic, _] = ?DIMS,
+    Open = fun({Sub, Dim, H}) ->
+               {azmp_usage, {Sub, Dim, H}, <<"acc-", Sub/binary>>, open, 1000000, [], undefined, H + ?H + 300,
+                0, 0, undefined, undefined, undefined, undefined, 0, 0, false, undefined}
+           end,
+    Billed = <<"cm-billed">>,
+    Suspended = <<"cm-suspended">>,
+    Keys = [{S, D, H0} || S <- [Billed, Suspended], D <- [Ses, Traffic]],
+    [ok = mnesia:dirty_write(Open(K)) || K <- Keys],
+    Now = H0 + ?H + 300,
+    %% Session minutes report what was recorded; traffic's is absorbed by what the plan includes.
+    Close = fun({_, D, _}, #{recorded := R, counter := C}) when D =:= Ses -> {{R, 0, C}, <<"payg">>};
+               (_, #{recorded := R, counter := C}) -> {{0, R, C}, <<"payg">>}
+            end,
+    Billable = fun(S) -> S =:= Billed end,
+    true = ?USAGE:take_lease(node(), Now, Now + 30),
+    {4, [], {ok, Marked}} = ?USAGE:close_usage(Keys, Close, #{fence => {node(), Now, Now + 30, Now + 60},
+                                                               billable => Billable}),
+    ?assertEqual([#{subscription_id => Billed, dimension => Ses, hour => H0, account_id => <<"acc-cm-billed">>,
+                    reported => 1000000, plan_id => <<"payg">>, attempts => 0, outcome_unknown => false}], Marked),
+    Row = fun(K) -> [B] = mnesia:dirty_read(azmp_usage, K), ?USAGE:usage_map(B) end,
+    ?assertMatch(#{status := submitting, next_attempt_at := N, outcome_unknown := false, plan_id := <<"payg">>}
+                   when N =:= Now + 60, Row({Billed, Ses, H0})),
+    ?assertMatch(#{status := held, reason := not_billable_now, reported := 1000000}, Row({Suspended, Ses, H0})),
+    ?assertMatch(#{status := done, reported := 0, absorbed := 1000000}, Row({Billed, Traffic, H0})),
+    ?assertMatch(#{status := done, absorbed := 1000000}, Row({Suspended, Traffic, H0})),
+    %% Another node holds the lease: the next hour closes and stays pending, the lease is not renewed.
+    Next = {Billed, Ses, H0 + ?H},
+    ok = mnesia:dirty_write(Open(Next)),
+    true = ?USAGE:take_lease('other@host', Now + 31, Now + 90),
+    ?assertEqual({1, [], {error, lost_lease}},
+                 ?USAGE:close_usage([Next], Close, #{fence => {node(), Now + 40, Now + 70, Now + 100},
+                                                     billable => Billable})),
+    ?assertMatch(#{status := pending, reported := 1000000}, Row(Next)),
+    ?assertMatch([{azmp_usage_lease, emitter, 'other@host', U}] when U =:= Now + 90,
+                 mnesia:dirty_read(azmp_usage_lease, emitter)),
+    true = ?USAGE:take_lease(node(), Now + 91, Now + 92),
+    [ok = mnesia:dirty_delete(azmp_usage, K) || K <- [Next | Keys]].
 
 daily_retry(Emu) ->
     Queries = fun() -> length([x || #{op := usage_events} <- maps:get(requests, azmp_emulator:stats(Emu))]) end,
