@@ -182,7 +182,8 @@ too_large(Keys, S) ->
 %% there too. {TooLarge, {ok, Marked} | {error, lost_lease}}: Marked are the rows to send, with
 %% their link's state.
 close_group(Keys, #{read := Read, included := Included} = Facts, Send) ->
-    Links = links_of([{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)], Read),
+    SubAccounts = [{S, A} || {{S, _, _}, A} <- ?USAGE:usage_accounts(Keys)],
+    Links = links_of(SubAccounts, Read),
     Close = fun({Sub, Dim, Hour}, #{recorded := R, carried_in := C, counter := Counter, late := Late}) ->
                     Link = link_facts(maps:get(Sub, Links)),
                     Plan = plan_of(Link),
@@ -192,13 +193,16 @@ close_group(Keys, #{read := Read, included := Included} = Facts, Send) ->
                                                  activated_at => activated_at(Link), late => Late}]),
                     {What, Plan}
             end,
-    State = fun(Sub) -> state_of(maps:get(Sub, Links)) end,
     case Send of
         none ->
             {_, TooLarge} = ?USAGE:close_usage(Keys, Close),
             {TooLarge, {ok, []}};
         send ->
             #{fence := Fence, billable := Billable} = Facts,
+            %% Whether to send or hold: the link's state now (its row in RAM), not as the close's
+            %% pass over the links read it, maybe seconds before.
+            States = links_of(SubAccounts, fun ?LINKS:link_state_of/2),
+            State = fun(Sub) -> state_of(maps:get(Sub, States)) end,
             case ?USAGE:close_usage(Keys, Close, #{fence => Fence,
                                                    billable => fun(Sub) -> lists:member(State(Sub), Billable) end}) of
                 {_, TooLarge, {ok, Marked}} ->
