@@ -76,8 +76,9 @@ lean_hour(Paths, Label, Flags) ->
                       "; schedulers busy ~.1f us, engine thread ~.1f us~n",
                       [Label, Cpu / max(1, Sent), Busy / max(1, Sent), Engine / max(1, Sent)]),
             io:format("  ~-11s   Mnesia's own CPU per ledger row (1,000 a transaction, log and dumps included): "
-                      "written ~.1f us, written again ~.1f us, deleted ~.1f us; an event's 2 writes again and "
-                      "1 delete: ~.1f us~n", [Label, New, Again, Delete, 2 * Again + Delete]),
+                      "written ~.1f us, written again ~.1f us, deleted ~.1f us; an event's row written again once "
+                      "(closed and marked) and deleted once (answered and archived): ~.1f us~n",
+                      [Label, New, Again, Delete, Again + Delete]),
             %% The ledger's RAM once the hour is out (its hours moved to the history on disc): what
             %% every subscription keeps. Per-shard rows are spread thin below ~100,000 subscriptions.
             Subs = ?SUBS,
