@@ -64,8 +64,11 @@ lean_hour(Paths) ->
     ok.
 
 lean_hour(Paths, Label, Flags) ->
+    %% AZMP_BENCH_PERF: Linux perf samples the plugin's VM through the close and send, its JIT's
+    %% code named (+JPperf), and the report is printed.
+    Perf = case os:getenv("AZMP_BENCH_PERF") of false -> []; _ -> ["+JPperf", "true"] end,
     {ok, Peer, Node} = peer:start(#{name => list_to_atom("azmp_bench_plugin_" ++ os:getpid()),
-                                    args => Flags ++ ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
+                                    args => Perf ++ Flags ++ ["+P", "2000000", "-pa" | Paths], wait_boot => 30000}),
     try erpc:call(Node, ?MODULE, lean_run, [Paths], infinity) of
         #{wall_s := Wall, cpu_us := Cpu, sent := Sent, sched_busy_us := Busy, engine_us := Engine, ram := Ram,
           disc := Disc, on_disc := OnDisc, ram_with_sources := RamSources, derive_s := {Check, Full},
@@ -135,6 +138,7 @@ lean_run(Paths) ->
         Threads0 = azmp_bench_os:threads_cpu_us(self),
         Cpu0 = azmp_bench_os:cpu_us(self),
         T0 = erlang:monotonic_time(microsecond),
+        Perf = perf_start(),
         case os:getenv("AZMP_BENCH_EPROF") of
             false -> true = azmp_test_run:meter_pass();
             _ -> eprof:start(), eprof:start_profiling(processes()), true = azmp_test_run:meter_pass(),
@@ -142,6 +146,7 @@ lean_run(Paths) ->
         end,
         WallUs = erlang:monotonic_time(microsecond) - T0,
         Cpu = azmp_bench_os:cpu_us(self) - Cpu0,
+        perf_stop(Perf),
         {SchedBusy, DirtyCpuBusy} = azmp_bench_load:sched_busy_us(Sched0, azmp_bench_load:sched_snapshot(), WallUs),
         Engine = engine_cpu_us(Threads0, azmp_bench_os:threads_cpu_us(self)),
         Sent = length([x || #{status := done} <- emqx_azure_marketplace_store_usage_history:usage_between(H, H)]),
@@ -455,3 +460,36 @@ sample(Parent, Peak) ->
     after 10 ->
         sample(Parent, max(Peak, erlang:memory(total)))
     end.
+
+%% `perf record' of this VM until perf_stop/1 (AZMP_BENCH_PERF set), else nothing.
+perf_start() ->
+    case os:getenv("AZMP_BENCH_PERF") of
+        false ->
+            undefined;
+        _ ->
+            case os:find_executable("perf") of
+                false ->
+                    io:format("  AZMP_BENCH_PERF: no perf here (Debian's linux-perf); not profiled~n"),
+                    undefined;
+                Exe ->
+                    File = "/tmp/azmp_bench_lean_" ++ os:getpid() ++ ".perf",
+                    Port = open_port({spawn_executable, Exe},
+                                     [{args, ["record", "-F", "999", "-g", "-p", os:getpid(), "-o", File]},
+                                      exit_status, stderr_to_stdout]),
+                    timer:sleep(1000),  % perf attached
+                    {Port, File}
+            end
+    end.
+
+perf_stop(undefined) ->
+    ok;
+perf_stop({Port, File}) ->
+    {os_pid, Pid} = erlang:port_info(Port, os_pid),
+    _ = os:cmd("kill -INT " ++ integer_to_list(Pid)),
+    receive {Port, {exit_status, _}} -> ok after 60000 -> ok end,
+    Report = fun(Sort, Lines) ->
+                     os:cmd("perf report -i " ++ File ++ " --no-children -g none --sort " ++ Sort ++
+                            " --stdio 2>/dev/null | grep '%' | head -" ++ integer_to_list(Lines))
+             end,
+    io:format("  perf of the close and send (~s), by library, by thread, by symbol:~n~s~s~s",
+              [File, Report("dso", 12), Report("comm", 12), Report("dso,sym", 40)]).
