@@ -201,8 +201,7 @@ close_group(Keys, #{read := Read, included := Included} = Facts, Send) ->
             #{fence := Fence, billable := Billable} = Facts,
             %% Whether to send or hold: the link's state now (its row in RAM), not as the close's
             %% pass over the links read it, maybe seconds before.
-            States = links_of(SubAccounts, fun ?LINKS:link_state_of/2),
-            State = fun(Sub) -> state_of(maps:get(Sub, States)) end,
+            State = states_of(SubAccounts),
             case ?USAGE:close_usage(Keys, Close, #{fence => Fence,
                                                    billable => fun(Sub) -> lists:member(State(Sub), Billable) end}) of
                 {_, TooLarge, {ok, Marked}} ->
@@ -237,6 +236,11 @@ release_held(Held, #{releases := Releases, current_hour := ToHour, closes_at := 
             end
         end,
         S, lists:zip(Held, Releases)).
+
+%% The state of these subscriptions' links now (each read once, in RAM), as a fun of the subscription.
+states_of(SubAccounts) ->
+    States = links_of(SubAccounts, fun ?LINKS:link_state_of/2),
+    fun(Sub) -> state_of(maps:get(Sub, States)) end.
 
 state_of(SubId) when is_binary(SubId) -> state_of(?LINKS:link_by_subscription(SubId));
 state_of(#{state := S}) -> S;
@@ -288,10 +292,10 @@ archive_of(#{archive_last_hour := LastHour, settled := Settled}) ->
 %% The rows with their subscription's link's state now (read in RAM); an hour keeps the plan it
 %% closed with (or Azure's, after a mismatch), else the link's (read on disc).
 with_links(Rows) ->
-    States = links_of([{Sub, A} || #{subscription_id := Sub, account_id := A} <- Rows], fun ?LINKS:link_state_of/2),
+    State = states_of([{Sub, A} || #{subscription_id := Sub, account_id := A} <- Rows]),
     Links = links_of([{Sub, A} || #{subscription_id := Sub, account_id := A, plan_id := undefined} <- Rows],
                      fun ?LINKS:link_of/2),
-    [R#{state => state_of(maps:get(Sub, States)),
+    [R#{state => State(Sub),
         plan_id => case P of undefined -> plan_of(maps:get(Sub, Links)); _ -> P end}
      || R = #{subscription_id := Sub, plan_id := P} <- Rows].
 
