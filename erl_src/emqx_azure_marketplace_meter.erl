@@ -413,8 +413,14 @@ overdue(#{overdue_before := Before}, S = #{alarms := A}) ->
 %%--------------------------------------------------------------------
 %% The history
 
+%% A history that may not be written now (a day table not loaded: a node restarted while the
+%% others are down) leaves the settled hours in RAM until a later tick; the tick's alarms stand.
 archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := FirstKept}) ->
-    _ = ?HISTORY:archive_usage(LastHour, Settled),
+    try ?HISTORY:archive_usage(LastHour, Settled)
+    catch
+        Class:Reason ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", class => Class, reason => Reason})
+    end,
     case ?HISTORY:drop_usage_history(FirstKept) of
         [] -> ok;
         Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})

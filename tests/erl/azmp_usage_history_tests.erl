@@ -45,6 +45,9 @@ history_test_() ->
           {"closed and, in the same transaction, marked `submitting' (what a send needs returned) or held; "
            "nothing to report is done; with the lease another node's, closed and left pending",
            {timeout, 60, fun() -> closed_and_marked() end}},
+          {"the history cannot be written (its day table read-only, as while it is not loaded): Azure's answers "
+           "are recorded all the same and the tick goes on; the hours move at a tick once it can be",
+           {timeout, 60, fun() -> history_unwritable(Emu) end}},
           {"the daily reconciliation: one query per dimension; when Azure fails it, tried again an hour later",
            {timeout, 60, fun() -> daily_retry(Emu) end}},
           {"twelve days of hours: RAM holds the hours in play, the history the days kept (5), older days dropped",
@@ -270,6 +273,49 @@ answered_and_archived() ->
     ?assertEqual([], live(Sub)),
     ?assertEqual(1, mnesia:table_info(Tab, size)),
     ?assertEqual([{Retired, done}, {Rules, done}, {Ses, done}, {Traffic, done}], Statuses()).
+
+history_unwritable(Emu) ->
+    Day = (erlang:system_time(second) div ?D - 1) * ?D,
+    {A, Sub} = azmp_test_usage:linked_at(Emu, Day),
+    Tab = day_table(Day),
+    Hour = fun(H) ->
+               at(Emu, H + 60),
+               ok = record(A, <<"session_minutes">>, 2, (H + 30) * 1000),
+               ok = record(A, <<"traffic_gb">>, 3, (H + 30) * 1000),
+               at(Emu, H + ?H + 400)
+           end,
+    Moved = fun(H) -> lists:sort([{D, St} || #{dimension := D, status := St} <- ?HISTORY:usage_rows(Sub, H, H)]) end,
+    %% An hour billed and archived: the day's table is there.
+    H1 = Day + 2 * ?H,
+    Hour(H1),
+    true = azmp_test_run:meter_pass(),
+    ?assertEqual([], live(Sub)),
+    ?assertEqual([{<<"session_minutes">>, done}, {<<"traffic_gb">>, done}], Moved(H1)),
+    %% The next hour's answers come while the table may not be written.
+    H2 = Day + 4 * ?H,
+    Hour(H2),
+    ok = azmp_log_capture:start(),
+    ok = logger:add_handler(azmp_history_capture, azmp_log_capture, #{level => all}),
+    {atomic, ok} = mnesia:change_table_access_mode(Tab, read_only),
+    try
+        true = azmp_test_run:meter_pass(),
+        %% Billed (the emulator holds each hour once) and recorded, in RAM still.
+        ?assertEqual([{<<"session_minutes">>, done}, {<<"traffic_gb">>, done}],
+                     lists:sort([{D, St} || #{dimension := D, hour := H, status := St} <- report(A, H2, H2), H =:= H2])),
+        ?assertEqual(2, length(live(Sub))),
+        Logged = azmp_log_capture:events(),
+        ?assertNotEqual([], [E || E <- Logged, binary:match(E, <<"azure_marketplace_usage_not_archived">>) =/= nomatch]),
+        %% The tick went on to its end: nothing of it failed.
+        ?assertEqual([], [E || E <- Logged, binary:match(E, <<"azure_marketplace_meter_failed">>) =/= nomatch])
+    after
+        ok = logger:remove_handler(azmp_history_capture),
+        {atomic, ok} = mnesia:change_table_access_mode(Tab, read_write)
+    end,
+    true = azmp_test_run:meter_pass(),
+    ?assertEqual([], live(Sub)),
+    ?assertEqual([{<<"session_minutes">>, done}, {<<"traffic_gb">>, done}], Moved(H2)),
+    %% Sent once each: recording the answers did not wait for the history.
+    ?assertEqual(2, length([x || #{resource_id := R, hour := H} <- azmp_emulator:usage(Emu), R =:= Sub, H =:= H2])).
 
 %% Through the store, without Azure (store_usage:close_usage/3).
 closed_and_marked() ->
