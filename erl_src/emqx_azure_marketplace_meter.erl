@@ -111,9 +111,7 @@ tick(Now, S) ->
     S1 = release_held(Held, Plan, Now, close_due(Now, Plan, S)),
     S2 = submit(Now, Plan, S1),
     S3 = steps(Steps, Now, Plan, S2),
-    S4 = daily(Plan, overdue(Plan, S3)),
-    archive(Plan),
-    S4.
+    archive(Plan, daily(Plan, overdue(Plan, S3))).
 
 %% The core's plan for this tick, on its facts.
 tick_plan(Now, Held, Steps, #{reconciled := Last, reconcile_after := RetryAfter}) ->
@@ -279,9 +277,12 @@ fence(Now, #{lease_until := LeaseUntil, in_flight_until := InFlightUntil}) ->
 %% in one transaction.
 send_marked(Rows, Now, Plan = #{batch_size := Batch}, S) ->
     Answers = parallel(fun(B) -> send_batch(B, Now) end, chunks(Rows, Batch), ?IN_FLIGHT),
-    ok = ?HISTORY:apply_and_archive(lists:append([D || {D, _} <- Answers]), #{from => submitting, into => into(Plan)},
-                                    archive_of(Plan)),
-    lists:foldl(fun({Decisions, Unmatched}, A) -> alarms(Decisions, unmatched(Unmatched, A)) end, S, Answers).
+    Decisions = lists:append([D || {D, _} <- Answers]),
+    S1 = case ?HISTORY:apply_and_archive(Decisions, #{from => submitting, into => into(Plan)}, archive_of(Plan)) of
+             ok -> S;
+             {not_archived, Why} -> not_archived(length(Decisions), Why, S)
+         end,
+    lists:foldl(fun({Ds, Unmatched}, A) -> alarms(Ds, unmatched(Unmatched, A)) end, S1, Answers).
 
 into(#{current_hour := H, closes_at := C}) -> {H, C}.
 
@@ -414,17 +415,31 @@ overdue(#{overdue_before := Before}, S = #{alarms := A}) ->
 %% The history
 
 %% A history that may not be written now (a day table not loaded: a node restarted while the
-%% others are down) leaves the settled hours in RAM until a later tick; the tick's alarms stand.
-archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := FirstKept}) ->
-    try ?HISTORY:archive_usage(LastHour, Settled)
-    catch
-        Class:Reason ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", class => Class, reason => Reason})
-    end,
+%% others are down) leaves the settled hours in RAM until a later tick; the tick's alarms stand. It
+%% is logged once a tick, with the hours answered meanwhile that stayed in RAM (send_marked/4).
+archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := FirstKept}, S) ->
+    S1 = try ?HISTORY:archive_usage(LastHour, Settled) of
+             _ -> S
+         catch
+             Class:Reason -> not_archived(0, {Class, Reason}, S)
+         end,
     case ?HISTORY:drop_usage_history(FirstKept) of
         [] -> ok;
         Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})
+    end,
+    case maps:take(not_archived, S1) of
+        {{Hours, Why}, S2} ->
+            ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", reason => Why, answered_in_ram => Hours}),
+            S2;
+        error ->
+            S1
     end.
+
+%% The history could not take hours this tick: how many answered hours stayed in RAM, and the last
+%% reason.
+not_archived(Hours, Why, S) ->
+    {Before, _} = maps:get(not_archived, S, {0, none}),
+    S#{not_archived => {Before + Hours, Why}}.
 
 %%--------------------------------------------------------------------
 %% Daily reconciliation (the day before, once its hours are all out: after 01:00 UTC)

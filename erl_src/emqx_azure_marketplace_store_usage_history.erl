@@ -91,20 +91,19 @@ archive_usage(LastHour, Settled) ->
 %% than settled, selected and deleted. Archive: {LastHour, Settled, Dimensions}, the tick's
 %% plan's and the dimensions configured (a subscription's hour's rows are looked for among those
 %% of the decisions and of these: a row of a dimension no longer configured is not waited for,
-%% and moves beside the rest through archive_usage/2 once it settles).
+%% and moves beside the rest through archive_usage/2 once it settles). When the history may not be
+%% written now (its day table is not loaded: a node restarted while the others are down), Azure's
+%% answers are recorded all the same and their hours move at a later tick (archive_usage/2):
+%% {not_archived, Reason}, for the caller to report (once a tick, not once a window).
 -spec apply_and_archive([{emqx_azure_marketplace_store_usage:bucket_key(), emqx_azure_marketplace_nif:usage_decision()}],
-                        map(), {integer(), [atom()], [binary()]}) -> ok.
+                        map(), {integer(), [atom()], [binary()]}) -> ok | {not_archived, term()}.
 apply_and_archive(Decisions, Ctx, Archive) ->
     try
         apply_archiving(Decisions, Ctx, Archive)
     catch
         Class:Reason ->
-            %% The history may not be written now (its day table is not loaded: a node restarted
-            %% while the others are down). Azure's answers are recorded all the same; their hours
-            %% move at a later tick (archive_usage/2).
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", class => Class, reason => Reason,
-                           hours => length(Decisions)}),
-            ?USAGE:apply_usage_decisions(Decisions, Ctx)
+            ok = ?USAGE:apply_usage_decisions(Decisions, Ctx),
+            {not_archived, {Class, Reason}}
     end.
 
 apply_archiving(Decisions, Ctx, {LastHour, Settled, Dims}) ->
