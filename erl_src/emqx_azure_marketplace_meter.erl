@@ -423,17 +423,18 @@ archive(#{archive_last_hour := LastHour, settled := Settled, first_kept_day := F
          catch
              Class:Reason -> not_archived(0, {Class, Reason}, S)
          end,
+    S2 = case maps:take(not_archived, S1) of
+             {{Hours, Why}, S0} ->
+                 ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", reason => Why, answered_in_ram => Hours}),
+                 S0;
+             error ->
+                 S1
+         end,
     case ?HISTORY:drop_usage_history(FirstKept) of
         [] -> ok;
         Days -> ?LOG_INFO(#{msg => "azure_marketplace_usage_history_dropped", days => Days})
     end,
-    case maps:take(not_archived, S1) of
-        {{Hours, Why}, S2} ->
-            ?LOG_WARNING(#{msg => "azure_marketplace_usage_not_archived", reason => Why, answered_in_ram => Hours}),
-            S2;
-        error ->
-            S1
-    end.
+    S2.
 
 %% The history could not take hours this tick: how many answered hours stayed in RAM, and the last
 %% reason.
