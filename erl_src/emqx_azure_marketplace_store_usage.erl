@@ -83,8 +83,7 @@ close_usage(Keys, Plan, #{fence := Fence = {_, Now, _, InFlightUntil}, billable 
         {Closed, TooLarge, Rows} = close_rows(Keys, Plan),
         Pending = [B || K <- Keys, {B = #azmp_usage{status = pending}, _} <- [?ROWS:read(azmp_usage, K, Rows)]],
         {Send, Hold} = lists:partition(fun(#azmp_usage{key = {Sub, _, _}}) -> Billable(Sub) end, Pending),
-        Rows1 = lists:foldl(fun(B, Rs) -> ?ROWS:write(B#azmp_usage{status = held, reason = not_billable_now}, Rs) end,
-                            Rows, Hold),
+        Rows1 = lists:foldl(fun(B, Rs) -> ?ROWS:write(held(B), Rs) end, Rows, Hold),
         {Marked, Rows2} =
             fenced(Fence,
                    fun() ->
@@ -272,11 +271,14 @@ hold_usage([]) ->
     ok;
 hold_usage(Keys) ->
     ?DB:tx_ok_locked([azmp_usage], fun() ->
-        _ = [?DB:write(B#azmp_usage{status = held, reason = not_billable_now})
+        _ = [?DB:write(held(B))
              || K <- Keys, B = #azmp_usage{status = S} <- ?DB:wread({azmp_usage, K}),
                 S =:= pending orelse S =:= submitting],
         ok
     end).
+
+%% An hour held: not billable now, until its subscription may be billed again (release_usage/3).
+held(B) -> B#azmp_usage{status = held, reason = not_billable_now}.
 
 %% @doc What the core decided of each hour after an answer (emqx_azure_marketplace_nif:usage_answer/2),
 %% applied in one transaction to the hours still at the step answered (From: submitting, lookup or
